@@ -1,0 +1,203 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { loadAndValidatePlan, loadPlan, PlanFileError, PlanInvalidError } from '../../client/plan-file';
+import { validatePlan } from '../../workflows/plan';
+import { PRESETS } from '../../workflows/presets';
+
+const PRESET_LIST = 'default, progressive, quick, gpu-model';
+
+const YAML_PLAN = `# The plan from the README
+name: my-plan
+analysis:
+  interval: 1m
+  failureLimit: 2
+  checks:
+    - name: error-rate
+      metric: error-rate
+      max: 1
+    - name: p95
+      query: 'histogram_quantile(0.95, sum(rate(x[1m])) by (le))'
+      max: 500
+stages:
+  - weight: 5
+    hold: 1h
+  - weight: 25
+    hold: PT20H
+    gate: approval
+  - weight: 50
+    hold: 24h
+    gate: {type: approval, timeout: 2h, onTimeout: abort}
+  - weight: 100
+promotion:
+  cleanupDelay: 0s
+`;
+
+const JSON_PLAN = {
+  name: 'my-plan',
+  analysis: {
+    interval: '1m',
+    failureLimit: 2,
+    checks: [
+      { name: 'error-rate', metric: 'error-rate', max: 1 },
+      { name: 'p95', query: 'histogram_quantile(0.95, sum(rate(x[1m])) by (le))', max: 500 },
+    ],
+  },
+  stages: [
+    { weight: 5, hold: '1h' },
+    { weight: 25, hold: 'PT20H', gate: 'approval' },
+    { weight: 50, hold: '24h', gate: { type: 'approval', timeout: '2h', onTimeout: 'abort' } },
+    { weight: 100 },
+  ],
+  promotion: { cleanupDelay: '0s' },
+};
+
+let dir: string;
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plan-file-'));
+});
+
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function write(name: string, text: string): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+function errorOf(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected an error');
+}
+
+describe('loadPlan', () => {
+  test('returns a preset by name, as a copy', () => {
+    const loaded = loadPlan('default');
+    expect(loaded).toEqual({ spec: PRESETS.default, source: 'preset "default"' });
+    loaded.spec.stages.pop();
+    expect(PRESETS.default.stages).toHaveLength(5);
+  });
+
+  test('YAML and JSON files give the same spec and the same plan', () => {
+    const yaml = loadPlan(write('plan.yaml', YAML_PLAN));
+    const yml = loadPlan(write('plan.yml', YAML_PLAN));
+    const json = loadPlan(write('plan.json', JSON.stringify(JSON_PLAN, null, 2)));
+    expect(yaml.spec).toEqual(JSON_PLAN);
+    expect(yml.spec).toEqual(JSON_PLAN);
+    expect(json.spec).toEqual(JSON_PLAN);
+    expect(json.source).toBe(path.join(dir, 'plan.json'));
+    expect(validatePlan(yaml.spec)).toEqual(validatePlan(json.spec));
+  });
+
+  test('other extensions are read as YAML, which also covers JSON', () => {
+    expect(loadPlan(write('plan.txt', YAML_PLAN)).spec).toEqual(JSON_PLAN);
+    expect(loadPlan(write('plan.conf', JSON.stringify(JSON_PLAN))).spec).toEqual(JSON_PLAN);
+  });
+
+  test('does not validate', () => {
+    expect(loadPlan(write('invalid.yaml', 'stages: []\nextra: 1\n')).spec).toEqual({ stages: [], extra: 1 });
+  });
+
+  test('a missing file names the presets as alternatives', () => {
+    const error = errorOf(() => loadPlan('fast'));
+    expect(error).toBeInstanceOf(PlanFileError);
+    expect(error.message).toBe(`plan file "fast" not found; give a plan file or a preset (${PRESET_LIST})`);
+    const file = path.join(dir, 'nope.yaml');
+    expect(errorOf(() => loadPlan(file)).message).toBe(
+      `plan file "${file}" not found; give a plan file or a preset (${PRESET_LIST})`,
+    );
+  });
+
+  test('a directory is unreadable', () => {
+    const error = errorOf(() => loadPlan(dir));
+    expect(error).toBeInstanceOf(PlanFileError);
+    expect(error.message).toBe(`cannot read plan file "${dir}": it is a directory`);
+  });
+
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  (root ? test.skip : test)('a file without read permission is unreadable', () => {
+    const file = write('secret.yaml', YAML_PLAN);
+    fs.chmodSync(file, 0o000);
+    expect(errorOf(() => loadPlan(file)).message).toBe(`cannot read plan file "${file}": permission denied`);
+  });
+
+  test('a YAML syntax error names the line', () => {
+    const file = write('broken.yaml', 'stages:\n  - weight: 5\n    hold: 1h\n   gate: approval\n');
+    const error = errorOf(() => loadPlan(file));
+    expect(error).toBeInstanceOf(PlanFileError);
+    expect(error.message).toBe(
+      `plan file "${file}" has a YAML syntax error at line 4, column 1: Sequence item without - indicator`,
+    );
+  });
+
+  test('a JSON syntax error names the line', () => {
+    const file = write('broken.json', '{\n  "stages": [\n    {"weight": 5 "hold": "1h"}\n  ]\n}\n');
+    expect(errorOf(() => loadPlan(file)).message).toBe(
+      `plan file "${file}" has a JSON syntax error at line 3, column 16: Block collections are not allowed within flow collections`,
+    );
+  });
+
+  test('duplicate keys are a syntax error, not a silent override', () => {
+    const file = write('dup.yaml', 'stages:\n  - weight: 5\n    weight: 10\n');
+    expect(errorOf(() => loadPlan(file)).message).toBe(
+      `plan file "${file}" has a YAML syntax error at line 3, column 5: Map keys must be unique`,
+    );
+  });
+
+  test('an empty file', () => {
+    const file = write('empty.yaml', '# nothing yet\n');
+    expect(errorOf(() => loadPlan(file)).message).toBe(`plan file "${file}" is empty`);
+  });
+});
+
+describe('loadAndValidatePlan', () => {
+  test('returns spec, plan and source', () => {
+    const file = write('ok.yaml', YAML_PLAN);
+    const loaded = loadAndValidatePlan(file);
+    expect(loaded.source).toBe(file);
+    expect(loaded.spec).toEqual(JSON_PLAN);
+    expect(loaded.plan.stages.map((s) => [s.weight, s.holdMs])).toEqual([
+      [5, 3_600_000],
+      [25, 72_000_000],
+      [50, 86_400_000],
+      [100, 0],
+    ]);
+    expect(loaded.plan.stages[2].gate).toEqual({
+      type: 'approval',
+      timeoutMs: 7_200_000,
+      onTimeout: 'abort',
+    });
+  });
+
+  test('validates presets', () => {
+    expect(loadAndValidatePlan('quick').plan.stages).toHaveLength(4);
+  });
+
+  test('an invalid plan lists every problem', () => {
+    const file = write('bad.yaml', 'stages:\n  - weight: 5\n    hold: 90\n  - weight: 50\n    holdd: 1h\n');
+    const error = errorOf(() => loadAndValidatePlan(file));
+    expect(error).toBeInstanceOf(PlanInvalidError);
+    const invalid = error as PlanInvalidError;
+    expect(invalid.source).toBe(file);
+    expect(invalid.problems).toHaveLength(3);
+    expect(invalid.message).toBe(
+      [
+        'plan is invalid (3 problems):',
+        '  - stages[0].hold: invalid duration "90": missing unit; use 90s, 15m, 1h30m or ISO-8601 like PT1H30M',
+        '  - stages[1].weight: the last stage must have weight 100 (full promotion), got 50',
+        '  - stages[1].holdd: unknown field "holdd" (did you mean "hold"?)',
+      ].join('\n'),
+    );
+  });
+
+  test('file errors pass through', () => {
+    expect(() => loadAndValidatePlan(path.join(dir, 'missing.yml'))).toThrow(PlanFileError);
+  });
+});

@@ -1,0 +1,80 @@
+// The rollout workflow's public surface: input, messages, and ids. Imported by the workflow and the client.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { ApprovalRecord, RolloutStatus, RolloutTarget } from './types';
+import type { PlanSpec } from './plan';
+
+export const WORKFLOW_TYPE = 'canaryRollout';
+export const DEFAULT_TASK_QUEUE = 'canary-rollouts';
+
+export interface RolloutInput {
+  target: RolloutTarget;
+  version: string;
+  image?: string;
+  /** The plan as written (durations as text); the workflow validates it exactly as the client did. */
+  plan: PlanSpec;
+  requestedBy: string;
+  /** Tuning that tests and benchmarks use; production leaves it unset. */
+  options?: {
+    /** Continue-as-new once a run's history passes this many events (default 4000). */
+    continueAsNewAfterEvents?: number;
+  };
+  /** Set only by continue-as-new: where the previous run stopped. */
+  carried?: unknown;
+}
+
+export interface ApproveRequest {
+  /** 1-based stage number the approver means; refused when another stage is waiting. */
+  stage?: number;
+  comment?: string;
+  identity: string;
+}
+
+export interface AbortRequest {
+  reason: string;
+  identity: string;
+}
+
+export interface PauseRequest {
+  identity: string;
+  reason?: string;
+}
+
+export interface PromoteRequest {
+  identity: string;
+  comment?: string;
+}
+
+export interface PromoteAck {
+  /** The stage the rollout jumps from. */
+  fromStage: number;
+  acceptedAt: string;
+}
+
+export const approveUpdate = defineUpdate<ApprovalRecord, [ApproveRequest]>('approve');
+export const promoteUpdate = defineUpdate<PromoteAck, [PromoteRequest]>('promote');
+export const abortSignal = defineSignal<[AbortRequest]>('abort');
+export const pauseSignal = defineSignal<[PauseRequest]>('pause');
+export const resumeSignal = defineSignal<[PauseRequest]>('resume');
+export const statusQuery = defineQuery<RolloutStatus>('status');
+
+// Custom search attributes shown (and filterable) in the Temporal Web UI.
+export const SA_APP = defineSearchAttributeKey('CanaryApp', SearchAttributeType.KEYWORD);
+export const SA_VERSION = defineSearchAttributeKey('CanaryVersion', SearchAttributeType.KEYWORD);
+export const SA_PHASE = defineSearchAttributeKey('CanaryPhase', SearchAttributeType.KEYWORD);
+export const SA_STAGE = defineSearchAttributeKey('CanaryStage', SearchAttributeType.INT);
+export const SA_WEIGHT = defineSearchAttributeKey('CanaryWeight', SearchAttributeType.INT);
+
+/** `name=Type` pairs, as `temporal server start-dev --search-attribute` and `operator search-attribute create` take them. */
+export const SEARCH_ATTRIBUTES: ReadonlyArray<readonly [string, 'Keyword' | 'Int']> = [
+  ['CanaryApp', 'Keyword'],
+  ['CanaryVersion', 'Keyword'],
+  ['CanaryPhase', 'Keyword'],
+  ['CanaryStage', 'Int'],
+  ['CanaryWeight', 'Int'],
+];
+
+/** One rollout per target at a time: the workflow id derives from namespace and app. */
+export function rolloutWorkflowId(target: RolloutTarget): string {
+  return `canary-${target.namespace}-${target.app}`;
+}

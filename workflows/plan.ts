@@ -1,0 +1,529 @@
+// The rollout plan as written in a file (PlanSpec) and its validation into the normalised Plan.
+// Imported by the workflow sandbox and the client: deterministic, no Node modules.
+import { z } from 'zod';
+import { DurationError, formatDuration, parseDuration } from './duration';
+import type { AnalysisSettings, Check, Gate, Plan, Stage } from './types';
+
+/** The longest duration a plan may use anywhere: 30 days. */
+export const MAX_DURATION_MS = 30 * 24 * 3_600_000;
+
+/** Named metric templates a check may use instead of a raw query. */
+export const METRIC_TEMPLATES = [
+  'error-rate',
+  'latency-p50',
+  'latency-p95',
+  'latency-p99',
+  'request-rate',
+] as const;
+
+export const PLAN_DEFAULTS = {
+  interval: '1m',
+  failureLimit: 1,
+  inconclusiveLimit: 3,
+  cleanupDelay: '10m',
+} as const;
+
+export type GateSpec =
+  'auto' | 'approval' | { type: 'auto' | 'approval'; timeout?: string; onTimeout?: 'abort' | 'proceed' };
+
+export interface CheckSpec {
+  name: string;
+  metric?: string;
+  query?: string;
+  max?: number;
+  min?: number;
+}
+
+export interface StageSpec {
+  /** Percent of traffic, (0, 100]. */
+  weight: number;
+  /** Duration text; optional only on the final 100 % stage. */
+  hold?: string;
+  gate?: GateSpec;
+}
+
+export interface AnalysisSpec {
+  interval?: string;
+  failureLimit?: number;
+  inconclusiveLimit?: number;
+  checks?: CheckSpec[];
+}
+
+export interface PromotionSpec {
+  cleanupDelay?: string;
+}
+
+/** A plan as written in a YAML/JSON file or a preset: durations are text. */
+export interface PlanSpec {
+  name?: string;
+  analysis?: AnalysisSpec;
+  stages: StageSpec[];
+  promotion?: PromotionSpec;
+}
+
+export interface PlanProblem {
+  /** Where in the plan, e.g. `stages[2].weight`; empty for the plan itself. */
+  path: string;
+  message: string;
+}
+
+export type PlanValidation = { ok: true; plan: Plan } | { ok: false; problems: PlanProblem[] };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Messages
+
+const DURATION_FORMS = '90s, 15m, 1h30m or ISO-8601 like PT1H30M';
+const METRIC_LIST = 'error-rate, latency-p50, latency-p95, latency-p99 or request-rate';
+const GATE_FORMS = 'auto, approval or {type: approval, timeout: 2h, onTimeout: abort|proceed}';
+
+/** How a value is shown after "got". */
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return JSON.stringify(value);
+  return String(value);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Structure (zod): strict objects and primitive types. Every message is ours; semantics are checked by hand below.
+
+interface IssueLike {
+  code?: string;
+  input?: unknown;
+}
+
+/** `must be <what>, got <value>`, or `required` when the field is absent. */
+function typeError(what: string, required = 'is required') {
+  return {
+    error: (issue: IssueLike) =>
+      issue.input === undefined ? required : `must be ${what}, got ${describe(issue.input)}`,
+  };
+}
+
+/** Validated by hand (durations, gates): anything passes the structural stage. */
+function byHand<T>() {
+  return z.custom<T>(() => true);
+}
+
+const gateObjectSchema = z.strictObject(
+  {
+    type: z.string(typeError('auto or approval', 'is required: auto or approval')),
+    timeout: byHand<string>().optional(),
+    onTimeout: z.string(typeError('abort or proceed')).optional(),
+  },
+  typeError(GATE_FORMS),
+);
+
+const stageSchema = z.strictObject(
+  {
+    weight: z.number(
+      typeError(
+        'a number (percent of traffic, e.g. 25)',
+        'is required: the percent of traffic for this stage, e.g. 25',
+      ),
+    ),
+    hold: byHand<string>().optional(),
+    gate: byHand<GateSpec>().optional(),
+  },
+  typeError('an object with weight, hold and gate'),
+);
+
+const wholeNumber = typeError('a whole number of at least 1');
+
+const checkSchema = z.strictObject(
+  {
+    name: z.string(typeError('a string', 'is required: every check needs a unique name')),
+    metric: z.string(typeError(`a metric name (${METRIC_LIST})`)).optional(),
+    query: z.string(typeError('a query string')).optional(),
+    max: z.number(typeError('a number')).optional(),
+    min: z.number(typeError('a number')).optional(),
+  },
+  typeError('an object with name, metric or query, and max and/or min'),
+);
+
+const analysisSchema = z.strictObject(
+  {
+    interval: byHand<string>().optional(),
+    failureLimit: z.number(wholeNumber).optional(),
+    inconclusiveLimit: z.number(wholeNumber).optional(),
+    checks: z.array(checkSchema, typeError('a list of checks')).optional(),
+  },
+  typeError('an object with interval, failureLimit, inconclusiveLimit and checks'),
+);
+
+const promotionSchema = z.strictObject(
+  { cleanupDelay: byHand<string>().optional() },
+  typeError('an object with cleanupDelay'),
+);
+
+const planSchema = z.strictObject({
+  name: z.string(typeError('a string')).optional(),
+  analysis: analysisSchema.optional(),
+  stages: z.array(
+    stageSchema,
+    typeError('a list of stages', 'is required: list at least one stage; the last one must have weight 100'),
+  ),
+  promotion: promotionSchema.optional(),
+});
+
+/** Known fields per object, by path pattern (indexes as `*`), for "did you mean". */
+const KNOWN_FIELDS: Record<string, readonly string[]> = {
+  '': Object.keys(planSchema.shape),
+  analysis: Object.keys(analysisSchema.shape),
+  'analysis.checks.*': Object.keys(checkSchema.shape),
+  'stages.*': Object.keys(stageSchema.shape),
+  'stages.*.gate': Object.keys(gateObjectSchema.shape),
+  promotion: Object.keys(promotionSchema.shape),
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validation
+
+type Segment = string | number;
+
+interface Problem {
+  path: Segment[];
+  message: string;
+}
+
+type Obj = Record<string, unknown>;
+
+function isObject(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+class Collector {
+  readonly problems: Problem[] = [];
+
+  add(path: Segment[], message: string): void {
+    this.problems.push({ path, message });
+  }
+
+  /** Runs a strict zod schema and records its issues under `prefix`. */
+  structure(schema: z.ZodType, value: unknown, prefix: Segment[] = []): void {
+    const result = schema.safeParse(value, { reportInput: true });
+    if (result.success) return;
+    for (const issue of result.error.issues) {
+      const path = [...prefix, ...issue.path.map((s) => (typeof s === 'number' ? s : String(s)))];
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) this.add([...path, key], unknownField(path, key));
+      } else {
+        this.add(path, issue.message);
+      }
+    }
+  }
+}
+
+function unknownField(parent: Segment[], key: string): string {
+  const pattern = parent.map((s) => (typeof s === 'number' ? '*' : s)).join('.');
+  const known = KNOWN_FIELDS[pattern] ?? [];
+  const limit = Math.max(1, Math.min(2, Math.floor(key.length / 3)));
+  const close = known.find((k) => distance(k.toLowerCase(), key.toLowerCase()) <= limit);
+  if (close) return `unknown field "${key}" (did you mean "${close}"?)`;
+  return known.length > 0
+    ? `unknown field "${key}" (known fields: ${known.join(', ')})`
+    : `unknown field "${key}"`;
+}
+
+/** Levenshtein distance, for typo suggestions. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length];
+}
+
+interface DurationRules {
+  allowZero?: boolean;
+  /** Appended to the "must be more than 0s" message. */
+  zeroHint?: string;
+}
+
+/** Checks a duration field that is present; returns ms when valid. */
+function checkDuration(
+  c: Collector,
+  value: unknown,
+  path: Segment[],
+  rules: DurationRules = {},
+): number | undefined {
+  if (typeof value !== 'string' && typeof value !== 'number') {
+    c.add(path, `must be a duration like ${DURATION_FORMS}, got ${describe(value)}`);
+    return undefined;
+  }
+  const text = String(value);
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (e) {
+    if (!(e instanceof DurationError)) throw e;
+    if (e.kind === 'negative') c.add(path, `must not be negative, got ${describe(value)}`);
+    else if (e.kind === 'calendar') c.add(path, e.message);
+    else c.add(path, `${e.message}; use ${DURATION_FORMS}`);
+    return undefined;
+  }
+  if (ms === 0 && !rules.allowZero) {
+    c.add(path, `must be more than 0s${rules.zeroHint ?? ''}`);
+    return undefined;
+  }
+  if (ms > MAX_DURATION_MS) {
+    c.add(path, `must be at most 30 days (720h), got ${describe(value)}`);
+    return undefined;
+  }
+  return ms;
+}
+
+function checkLimit(c: Collector, value: unknown, path: Segment[], fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value === 'number' && Number.isFinite(value) && !(Number.isInteger(value) && value >= 1)) {
+    c.add(path, `must be a whole number of at least 1, got ${value}`);
+  }
+  return value as number;
+}
+
+function checkGate(c: Collector, value: unknown, path: Segment[]): Gate | undefined {
+  if (value === undefined || value === 'auto') return { type: 'auto' };
+  if (value === 'approval') return { type: 'approval' };
+  if (typeof value === 'string') {
+    c.add(path, `unknown gate type ${describe(value)}; use ${GATE_FORMS}`);
+    return undefined;
+  }
+  if (!isObject(value)) {
+    c.add(path, `must be ${GATE_FORMS}, got ${describe(value)}`);
+    return undefined;
+  }
+  c.structure(gateObjectSchema, value, path);
+  const { type, timeout, onTimeout } = value;
+  if (typeof type === 'string' && type !== 'auto' && type !== 'approval') {
+    c.add([...path, 'type'], `unknown gate type ${describe(type)}; use auto or approval`);
+  }
+  const timeoutMs =
+    timeout === undefined
+      ? undefined
+      : checkDuration(c, timeout, [...path, 'timeout'], { zeroHint: '; leave timeout out to wait forever' });
+  if (typeof onTimeout === 'string' && onTimeout !== 'abort' && onTimeout !== 'proceed') {
+    c.add([...path, 'onTimeout'], `must be abort or proceed, got ${describe(onTimeout)}`);
+  }
+  if (type === 'auto') {
+    if (timeout !== undefined) c.add([...path, 'timeout'], 'only applies to approval gates');
+    if (onTimeout !== undefined) c.add([...path, 'onTimeout'], 'only applies to approval gates');
+    return { type: 'auto' };
+  }
+  if (timeout !== undefined && onTimeout === undefined) {
+    c.add([...path, 'onTimeout'], 'is required when timeout is set: abort or proceed');
+  }
+  if (timeout === undefined && onTimeout !== undefined) {
+    c.add(
+      [...path, 'timeout'],
+      'is required when onTimeout is set, e.g. 2h (without a timeout the gate waits forever)',
+    );
+  }
+  if (timeoutMs === undefined) return { type: 'approval' };
+  return { type: 'approval', timeoutMs, onTimeout: onTimeout as 'abort' | 'proceed' };
+}
+
+function checkStages(c: Collector, stages: unknown[]): Stage[] {
+  if (stages.length === 0) {
+    c.add(['stages'], 'must list at least one stage; the last one must have weight 100');
+  }
+  const out: Stage[] = [];
+  let previous: { weight: number; index: number } | undefined;
+  stages.forEach((stage, index) => {
+    if (!isObject(stage)) return;
+    const path: Segment[] = ['stages', index];
+    const final = index === stages.length - 1;
+    const { weight, hold, gate } = stage;
+    if (typeof weight === 'number' && Number.isFinite(weight)) {
+      if (!(weight > 0 && weight <= 100)) {
+        c.add([...path, 'weight'], `must be more than 0 and at most 100 (percent of traffic), got ${weight}`);
+      } else {
+        if (previous && weight <= previous.weight) {
+          c.add(
+            [...path, 'weight'],
+            `must be greater than ${previous.weight}, the weight of stages[${previous.index}] (weights must strictly increase)`,
+          );
+        }
+        if (final && weight !== 100) {
+          c.add([...path, 'weight'], `the last stage must have weight 100 (full promotion), got ${weight}`);
+        }
+      }
+      previous = weight > 0 && weight <= 100 ? { weight, index } : undefined;
+    } else {
+      previous = undefined;
+    }
+    let holdMs: number | undefined = 0;
+    if (hold === undefined) {
+      if (!final)
+        c.add([...path, 'hold'], 'is required on every stage except the final 100% stage, e.g. 15m or 1h');
+    } else {
+      holdMs = checkDuration(c, hold, [...path, 'hold'], {
+        zeroHint: final ? '; leave hold out to promote at once' : '',
+      });
+    }
+    const normalisedGate = checkGate(c, gate, [...path, 'gate']);
+    if (typeof weight === 'number' && holdMs !== undefined && normalisedGate) {
+      out.push({ weight, holdMs, gate: normalisedGate });
+    }
+  });
+  return out;
+}
+
+function checkChecks(c: Collector, checks: unknown[]): Check[] {
+  const seen = new Map<string, number>();
+  const out: Check[] = [];
+  checks.forEach((check, index) => {
+    if (!isObject(check)) return;
+    const path: Segment[] = ['analysis', 'checks', index];
+    const { name, metric, query, max, min } = check;
+    if (typeof name === 'string') {
+      const first = seen.get(name);
+      if (name.trim() === '') c.add([...path, 'name'], 'must not be empty');
+      else if (first !== undefined) {
+        c.add([...path, 'name'], `duplicate check name "${name}" (also used by analysis.checks[${first}])`);
+      } else seen.set(name, index);
+    }
+    if (metric === undefined && query === undefined) {
+      c.add(path, `needs a metric (${METRIC_LIST}) or a query`);
+    } else if (metric !== undefined && query !== undefined) {
+      c.add(path, 'has both metric and query; keep exactly one');
+    }
+    if (typeof metric === 'string' && !(METRIC_TEMPLATES as readonly string[]).includes(metric)) {
+      c.add([...path, 'metric'], `unknown metric ${describe(metric)}; use ${METRIC_LIST}, or a raw query`);
+    }
+    if (typeof query === 'string' && query.trim() === '') c.add([...path, 'query'], 'must not be empty');
+    if (max === undefined && min === undefined) {
+      c.add(path, 'needs a threshold: max, min or both');
+    } else if (typeof max === 'number' && typeof min === 'number' && min > max) {
+      c.add(path, `min (${min}) is greater than max (${max}), so every value would fail`);
+    }
+    const normalised: Check = { name: name as string };
+    if (metric !== undefined) normalised.metric = metric as string;
+    if (query !== undefined) normalised.query = query as string;
+    if (max !== undefined) normalised.max = max as number;
+    if (min !== undefined) normalised.min = min as number;
+    out.push(normalised);
+  });
+  return out;
+}
+
+function checkAnalysis(c: Collector, analysis: Obj): AnalysisSettings {
+  const interval = analysis.interval ?? PLAN_DEFAULTS.interval;
+  const intervalMs = checkDuration(c, interval, ['analysis', 'interval']) ?? 0;
+  return {
+    intervalMs,
+    failureLimit: checkLimit(
+      c,
+      analysis.failureLimit,
+      ['analysis', 'failureLimit'],
+      PLAN_DEFAULTS.failureLimit,
+    ),
+    inconclusiveLimit: checkLimit(
+      c,
+      analysis.inconclusiveLimit,
+      ['analysis', 'inconclusiveLimit'],
+      PLAN_DEFAULTS.inconclusiveLimit,
+    ),
+    checks: Array.isArray(analysis.checks) ? checkChecks(c, analysis.checks) : [],
+  };
+}
+
+/** Sort key: the position of each path segment in the input, so problems come out in document order. */
+function documentRank(root: unknown, path: Segment[]): number[] {
+  const rank: number[] = [];
+  let node = root;
+  for (const segment of path) {
+    if (Array.isArray(node) && typeof segment === 'number') {
+      rank.push(segment);
+      node = node[segment];
+    } else if (isObject(node)) {
+      const keys = Object.keys(node);
+      const at = keys.indexOf(String(segment));
+      rank.push(at < 0 ? keys.length : at);
+      node = at < 0 ? undefined : node[String(segment)];
+    } else {
+      rank.push(0);
+      node = undefined;
+    }
+  }
+  return rank;
+}
+
+function compareRanks(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] !== b[i]) return a[i] - b[i];
+  }
+  return a.length - b.length;
+}
+
+function formatPath(path: readonly Segment[]): string {
+  return path.reduce<string>(
+    (out, s) => (typeof s === 'number' ? `${out}[${s}]` : out === '' ? s : `${out}.${s}`),
+    '',
+  );
+}
+
+/** Validates a plan as written and normalises it (durations in ms, defaults filled in). Lists every problem. */
+export function validatePlan(spec: unknown): PlanValidation {
+  if (!isObject(spec)) {
+    return {
+      ok: false,
+      problems: [
+        { path: '', message: `a plan must be an object with a "stages" list, got ${describe(spec)}` },
+      ],
+    };
+  }
+  const c = new Collector();
+  c.structure(planSchema, spec);
+
+  const stages = Array.isArray(spec.stages) ? checkStages(c, spec.stages) : [];
+  const analysis = checkAnalysis(c, isObject(spec.analysis) ? spec.analysis : {});
+  const promotion = isObject(spec.promotion) ? spec.promotion : {};
+  const cleanupDelayMs =
+    checkDuration(c, promotion.cleanupDelay ?? PLAN_DEFAULTS.cleanupDelay, ['promotion', 'cleanupDelay'], {
+      allowZero: true,
+    }) ?? 0;
+
+  if (c.problems.length > 0) {
+    const ranked = c.problems.map((p) => ({ p, rank: documentRank(spec, p.path) }));
+    ranked.sort((a, b) => compareRanks(a.rank, b.rank));
+    return { ok: false, problems: ranked.map(({ p }) => ({ path: formatPath(p.path), message: p.message })) };
+  }
+  const plan: Plan = { stages, analysis, promotion: { cleanupDelayMs } };
+  if (typeof spec.name === 'string') plan.name = spec.name;
+  return { ok: true, plan };
+}
+
+/** `plan is invalid (N problems):` followed by one `  - path: message` line per problem. */
+export function formatProblems(problems: PlanProblem[]): string {
+  const header = `plan is invalid (${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}):`;
+  const lines = problems.map((p) => `  - ${p.path === '' ? '' : `${p.path}: `}${p.message}`);
+  return [header, ...lines].join('\n');
+}
+
+/** The sum of all stage holds: the earliest promotion time, gate waits excluded. */
+export function totalHoldMs(plan: Plan): number {
+  return plan.stages.reduce((sum, stage) => sum + stage.holdMs, 0);
+}
+
+/** One line, e.g. `5% 1h → 10% 3h → [approval] 25% 20h → 100%` (a gate is passed before its stage's shift). */
+export function describePlan(plan: Plan): string {
+  return plan.stages
+    .map((stage) => {
+      const gate = stage.gate;
+      let prefix = '';
+      if (gate.type === 'approval') {
+        prefix =
+          gate.timeoutMs === undefined
+            ? '[approval] '
+            : `[approval within ${formatDuration(gate.timeoutMs)}, else ${gate.onTimeout}] `;
+      }
+      const hold = stage.holdMs > 0 ? ` ${formatDuration(stage.holdMs)}` : '';
+      return `${prefix}${stage.weight}%${hold}`;
+    })
+    .join(' → ');
+}

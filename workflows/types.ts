@@ -1,0 +1,156 @@
+// Shared vocabulary of a rollout. Pure types only: imported by the workflow, the activities and the client.
+
+/** What a rollout changes: one application in one namespace. */
+export interface RolloutTarget {
+  app: string;
+  namespace: string;
+}
+
+/** A gate decides whether a stage may be entered. */
+export type Gate =
+  | { type: 'auto' }
+  | {
+      type: 'approval';
+      /** How long to wait for an approval, in ms; absent means wait forever. */
+      timeoutMs?: number;
+      /** What happens when the timeout expires (required when timeoutMs is set). */
+      onTimeout?: 'abort' | 'proceed';
+    };
+
+/** A metric check evaluated every analysis interval against the canary. */
+export interface Check {
+  name: string;
+  /**
+   * A named metric template (`error-rate` in percent, `latency-p50|p95|p99` in ms, `request-rate` in
+   * requests per second) or, for providers that take raw queries, a query string in `query`.
+   */
+  metric?: string;
+  query?: string;
+  /** The check fails when the value is above max or below min. */
+  max?: number;
+  min?: number;
+}
+
+export interface Stage {
+  /** Canary traffic weight in percent, (0, 100]. */
+  weight: number;
+  /** How long the stage holds before the next one, in ms. Optional (0) only on the final 100 % stage. */
+  holdMs: number;
+  gate: Gate;
+}
+
+export interface AnalysisSettings {
+  /** Time between two analyses, in ms. Also the metric window each analysis looks at. */
+  intervalMs: number;
+  /** Consecutive failing analyses that trigger a rollback. */
+  failureLimit: number;
+  /** Consecutive analyses without data that trigger a rollback (no evidence is never healthy). */
+  inconclusiveLimit: number;
+  checks: Check[];
+}
+
+export interface PromotionSettings {
+  /** Time between promotion and removal of the canary workload, in ms. */
+  cleanupDelayMs: number;
+}
+
+/** A validated, normalised plan: every duration is in ms. */
+export interface Plan {
+  name?: string;
+  stages: Stage[];
+  analysis: AnalysisSettings;
+  promotion: PromotionSettings;
+}
+
+export type Phase =
+  'progressing' | 'waiting_approval' | 'paused' | 'rolling_back' | 'rolled_back' | 'promoted' | 'failed';
+
+export const TERMINAL_PHASES: readonly Phase[] = ['rolled_back', 'promoted', 'failed'];
+
+export interface CheckResult {
+  name: string;
+  /** null when the provider had no data for the window. */
+  value: number | null;
+  /** Set when the provider could not be queried. */
+  error?: string;
+  outcome: 'pass' | 'fail' | 'no_data';
+}
+
+export type Verdict = 'pass' | 'fail' | 'inconclusive';
+
+export interface AnalysisRecord {
+  /** 1-based stage number the analysis ran in. */
+  stage: number;
+  weight: number;
+  at: string;
+  verdict: Verdict;
+  checks: CheckResult[];
+}
+
+export interface ApprovalRecord {
+  stage: number;
+  by: string;
+  at: string;
+  comment?: string;
+  /** `approved` by a person, or `timeout-proceed` when a gate timed out with onTimeout: proceed. */
+  kind: 'approved' | 'timeout-proceed';
+}
+
+export interface GateWait {
+  stage: number;
+  since: string;
+  /** ISO time the gate times out, absent when it waits forever. */
+  timeoutAt?: string;
+  onTimeout?: 'abort' | 'proceed';
+}
+
+export interface StageView {
+  stage: number;
+  weight: number;
+  holdMs: number;
+  gate: Gate['type'];
+  state: 'done' | 'current' | 'pending';
+}
+
+/** The answer of the `status` query. Stage numbers are 1-based everywhere a person sees them. */
+export interface RolloutStatus {
+  workflowId: string;
+  app: string;
+  namespace: string;
+  version: string;
+  image?: string;
+  planName?: string;
+  requestedBy: string;
+  phase: Phase;
+  stage: number;
+  stageCount: number;
+  weight: number;
+  stageStartedAt?: string;
+  /** When the current stage's hold ends at the earliest (absent while paused or waiting at a gate). */
+  stageEndsAt?: string;
+  /** Hold time left in the current stage, paused time excluded. */
+  stageTimeLeftMs: number;
+  /** Hold time left in the whole plan (current stage plus all later holds), gate waits excluded. */
+  planTimeLeftMs: number;
+  pausedSince?: string;
+  pausedBy?: string;
+  gate?: GateWait;
+  analyses: AnalysisRecord[];
+  lastVerdict?: Verdict;
+  approvals: ApprovalRecord[];
+  rollbackReason?: string;
+  promotedAt?: string;
+  stages: StageView[];
+  /** Which run of the workflow this is (continue-as-new increments it). */
+  run: number;
+}
+
+export interface RolloutResult {
+  outcome: 'promoted' | 'rolled_back';
+  app: string;
+  namespace: string;
+  version: string;
+  reason?: string;
+  finalWeight: number;
+  approvals: ApprovalRecord[];
+}
