@@ -1,0 +1,667 @@
+// The rollout workflow: walks a stage plan, shifting traffic, analysing the canary on a schedule, waiting at
+// approval gates, and rolling back on its own. Only deterministic code: every wait is a Temporal timer.
+import {
+  ApplicationFailure,
+  CancellationScope,
+  ContinueAsNew,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { RolloutActivities } from '../activities/rollout-activities';
+import type { AlertEvent, AlertSeverity } from '../activities/types';
+import {
+  SA_PHASE,
+  SA_STAGE,
+  SA_WEIGHT,
+  abortSignal,
+  approveUpdate,
+  pauseSignal,
+  promoteUpdate,
+  resumeSignal,
+  statusQuery,
+  type RolloutInput,
+} from './api';
+import { formatDuration } from './duration';
+import { describeResults, judge } from './judge';
+import { describePlan, formatProblems, validatePlan } from './plan';
+import { renderDetails } from './details';
+import type {
+  AnalysisRecord,
+  ApprovalRecord,
+  Phase,
+  Plan,
+  RolloutResult,
+  RolloutStatus,
+  Stage,
+  Verdict,
+} from './types';
+
+const MAX_ANALYSES_KEPT = 10;
+const MAX_APPROVALS_KEPT = 50;
+const DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS = 4000;
+
+const acts = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 10,
+  },
+});
+const analysisActs = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3 },
+});
+// Rollback never gives up: traffic must go back to stable whatever it takes.
+const rollbackActs = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds' },
+});
+const alertActs = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3 },
+});
+
+/** Everything a run needs to resume where the previous one stopped (carried through continue-as-new). */
+interface RolloutState {
+  run: number;
+  /** Base phase; `paused` and `waiting_approval` are derived. */
+  phase: 'progressing' | 'rolling_back' | 'rolled_back' | 'promoted' | 'failed';
+  canaryReady: boolean;
+  /** 0-based index of the current stage. */
+  stageIndex: number;
+  /** Whether the current stage's traffic shift happened (false while its gate waits). */
+  stageEntered: boolean;
+  weight: number;
+  /** Start of the current wait (a gate or a hold), in workflow time. */
+  waitStartedAt?: number;
+  /** Paused time accumulated during the current wait; it does not count toward holds or gate timeouts. */
+  pausedMsInWait: number;
+  pausedSince?: number;
+  pausedBy?: string;
+  approvedStage?: number;
+  lastAnalysisAt?: number;
+  passedInStage: boolean;
+  consecutiveFailures: number;
+  consecutiveInconclusive: number;
+  lastVerdict?: Verdict;
+  analyses: AnalysisRecord[];
+  approvals: ApprovalRecord[];
+  promoteRequest?: { by: string; at: number; fromStage: number };
+  abortRequest?: { by: string; reason: string };
+  rollbackReason?: string;
+  finalizing: boolean;
+  promotedAt?: number;
+}
+
+/** Thrown inside the walk to stop it and roll back; never leaves the workflow. */
+class RollbackRequired extends Error {
+  constructor(public readonly reason: string) {
+    super(reason);
+  }
+}
+
+export async function canaryRollout(input: RolloutInput): Promise<RolloutResult> {
+  const validation = validatePlan(input.plan);
+  if (!validation.ok) {
+    // The client validates first; this guards direct starts. Nothing has been touched yet.
+    throw ApplicationFailure.nonRetryable(formatProblems(validation.problems), 'InvalidPlan');
+  }
+  const plan = validation.plan;
+  const { target, version, image } = input;
+  const info = workflowInfo();
+  const s: RolloutState = (input.carried as RolloutState | undefined) ?? {
+    run: 1,
+    phase: 'progressing',
+    canaryReady: false,
+    stageIndex: 0,
+    stageEntered: false,
+    weight: 0,
+    pausedMsInWait: 0,
+    passedInStage: false,
+    consecutiveFailures: 0,
+    consecutiveInconclusive: 0,
+    analyses: [],
+    approvals: [],
+    finalizing: false,
+  };
+  const walkScope = new CancellationScope();
+  // Bumped by every message so the waiting loop re-evaluates at once.
+  let messages = 0;
+  let published = { phase: '', stage: -1, weight: -1 };
+
+  // ---------- derived views ----------
+  const stage = (): Stage => plan.stages[s.stageIndex];
+  const gateWaiting = (): boolean =>
+    s.phase === 'progressing' && !s.finalizing && !s.stageEntered && stage().gate.type === 'approval';
+  const phase = (): Phase => {
+    if (s.phase !== 'progressing') return s.phase;
+    if (s.pausedSince !== undefined) return 'paused';
+    return gateWaiting() ? 'waiting_approval' : 'progressing';
+  };
+  const pausedMs = (now: number): number =>
+    s.pausedMsInWait + (s.pausedSince !== undefined ? now - s.pausedSince : 0);
+  /** Hold time already served in the current stage (paused time excluded). */
+  const heldMs = (now: number): number =>
+    s.stageEntered && s.waitStartedAt !== undefined ? now - s.waitStartedAt - pausedMs(now) : 0;
+  const stageTimeLeft = (now: number): number =>
+    s.phase !== 'progressing' || s.finalizing
+      ? 0
+      : s.stageEntered
+        ? Math.max(0, stage().holdMs - heldMs(now))
+        : stage().holdMs;
+  const planTimeLeft = (now: number): number =>
+    s.phase !== 'progressing' || s.finalizing
+      ? 0
+      : stageTimeLeft(now) + plan.stages.slice(s.stageIndex + 1).reduce((sum, st) => sum + st.holdMs, 0);
+
+  const status = (): RolloutStatus => {
+    const now = Date.now();
+    const g = stage().gate;
+    const gate =
+      gateWaiting() && s.waitStartedAt !== undefined
+        ? {
+            stage: s.stageIndex + 1,
+            since: iso(s.waitStartedAt),
+            ...(g.type === 'approval' && g.timeoutMs !== undefined
+              ? { timeoutAt: iso(s.waitStartedAt + pausedMs(now) + g.timeoutMs), onTimeout: g.onTimeout }
+              : {}),
+          }
+        : undefined;
+    const ends =
+      s.phase === 'progressing' && s.stageEntered && s.pausedSince === undefined && !s.finalizing
+        ? iso(now + stageTimeLeft(now))
+        : undefined;
+    return {
+      workflowId: info.workflowId,
+      app: target.app,
+      namespace: target.namespace,
+      version,
+      ...(image ? { image } : {}),
+      ...(plan.name ? { planName: plan.name } : {}),
+      requestedBy: input.requestedBy,
+      phase: phase(),
+      stage: s.stageIndex + 1,
+      stageCount: plan.stages.length,
+      weight: s.weight,
+      ...(s.stageEntered && s.waitStartedAt !== undefined ? { stageStartedAt: iso(s.waitStartedAt) } : {}),
+      ...(ends ? { stageEndsAt: ends } : {}),
+      stageTimeLeftMs: stageTimeLeft(now),
+      planTimeLeftMs: planTimeLeft(now),
+      ...(s.pausedSince !== undefined ? { pausedSince: iso(s.pausedSince), pausedBy: s.pausedBy } : {}),
+      ...(gate ? { gate } : {}),
+      analyses: s.analyses,
+      ...(s.lastVerdict ? { lastVerdict: s.lastVerdict } : {}),
+      approvals: s.approvals,
+      ...(s.rollbackReason ? { rollbackReason: s.rollbackReason } : {}),
+      ...(s.promotedAt !== undefined ? { promotedAt: iso(s.promotedAt) } : {}),
+      stages: plan.stages.map((st, i) => ({
+        stage: i + 1,
+        weight: st.weight,
+        holdMs: st.holdMs,
+        gate: st.gate.type,
+        state:
+          s.phase === 'promoted' || i < s.stageIndex
+            ? 'done'
+            : i === s.stageIndex && s.phase === 'progressing'
+              ? 'current'
+              : 'pending',
+      })),
+      run: s.run,
+    };
+  };
+
+  /** Search attributes and current details: what the Web UI shows. Upserts only on change (each is a history event). */
+  const publish = (): void => {
+    const p = phase();
+    const st = s.stageIndex + 1;
+    if (p !== published.phase || st !== published.stage || s.weight !== published.weight) {
+      upsertSearchAttributes([
+        { key: SA_PHASE, value: p },
+        { key: SA_STAGE, value: st },
+        { key: SA_WEIGHT, value: s.weight },
+      ]);
+      published = { phase: p, stage: st, weight: s.weight };
+    }
+    setCurrentDetails(renderDetails(status(), plan));
+  };
+
+  /** Sends an alert; from the walk a cancellation still stops the walk, from handlers nothing propagates. */
+  const alert = async (
+    event: string,
+    severity: AlertSeverity,
+    message: string,
+    fromHandler = false,
+  ): Promise<void> => {
+    const e: AlertEvent = {
+      event,
+      severity,
+      target,
+      version,
+      workflowId: info.workflowId,
+      message,
+      stage: s.stageIndex + 1,
+      weight: s.weight,
+      at: iso(Date.now()),
+    };
+    try {
+      await alertActs.sendAlert.executeWithOptions({ summary: `alert: ${event}` }, [e]);
+    } catch (err) {
+      if (!fromHandler && isCancellation(err)) throw err;
+      // An alert that cannot be delivered never blocks the rollout, and never blocks a rollback.
+      log.warn('alert not delivered', { event, error: String(err) });
+    }
+  };
+
+  // ---------- messages ----------
+  setHandler(statusQuery, status);
+
+  setHandler(
+    approveUpdate,
+    (req) => {
+      const record: ApprovalRecord = {
+        stage: s.stageIndex + 1,
+        by: req.identity,
+        at: iso(Date.now()),
+        kind: 'approved',
+        ...(req.comment ? { comment: req.comment } : {}),
+      };
+      s.approvedStage = s.stageIndex;
+      pushBounded(s.approvals, record, MAX_APPROVALS_KEPT);
+      messages++;
+      return record;
+    },
+    {
+      validator: (req) => {
+        if (!gateWaiting()) {
+          throw new Error(
+            `no approval gate is waiting: the rollout is ${phase()} at stage ${s.stageIndex + 1}/${plan.stages.length}`,
+          );
+        }
+        if (req.stage !== undefined && req.stage !== s.stageIndex + 1) {
+          throw new Error(`stage ${req.stage} is not waiting for approval; stage ${s.stageIndex + 1} is`);
+        }
+        if (s.approvedStage === s.stageIndex)
+          throw new Error(`stage ${s.stageIndex + 1} is already approved`);
+      },
+    },
+  );
+
+  setHandler(
+    promoteUpdate,
+    (req) => {
+      s.promoteRequest = { by: req.identity, at: Date.now(), fromStage: s.stageIndex + 1 };
+      pushBounded(
+        s.approvals,
+        {
+          stage: s.stageIndex + 1,
+          by: req.identity,
+          at: iso(Date.now()),
+          kind: 'approved',
+          comment: `promote${req.comment ? `: ${req.comment}` : ''}`,
+        },
+        MAX_APPROVALS_KEPT,
+      );
+      messages++;
+      return { fromStage: s.stageIndex + 1, acceptedAt: iso(Date.now()) };
+    },
+    {
+      validator: (_req) => {
+        if (s.phase !== 'progressing') throw new Error(`cannot promote: the rollout is ${s.phase}`);
+        if (s.pausedSince !== undefined)
+          throw new Error('cannot promote: the rollout is paused; resume it first');
+        if (s.promoteRequest || s.finalizing) throw new Error('promotion is already under way');
+      },
+    },
+  );
+
+  setHandler(abortSignal, async (req) => {
+    // Idempotent: only the first abort counts, and a promotion under way is not undone.
+    if (s.abortRequest || s.phase !== 'progressing' || s.finalizing) return;
+    s.abortRequest = { by: req.identity, reason: req.reason };
+    messages++;
+    walkScope.cancel();
+  });
+
+  setHandler(pauseSignal, async (req) => {
+    if (s.pausedSince !== undefined || s.phase !== 'progressing' || s.finalizing) return;
+    s.pausedSince = Date.now();
+    s.pausedBy = req.identity;
+    messages++;
+    publish();
+    await alert(
+      'paused',
+      'info',
+      `${label()} paused by ${req.identity}${req.reason ? `: ${req.reason}` : ''}`,
+      true,
+    );
+  });
+
+  setHandler(resumeSignal, async (req) => {
+    if (s.pausedSince === undefined) return;
+    s.pausedMsInWait += Date.now() - s.pausedSince;
+    s.pausedSince = undefined;
+    s.pausedBy = undefined;
+    messages++;
+    publish();
+    await alert('resumed', 'info', `${label()} resumed by ${req.identity}`, true);
+  });
+
+  const label = (): string => `${target.namespace}/${target.app} ${version}`;
+
+  // ---------- the walk ----------
+  const analysisActive = (): boolean => plan.analysis.checks.length > 0 && s.canaryReady && s.weight > 0;
+
+  const analyse = async (): Promise<void> => {
+    const measurements = await analysisActs.runAnalysis.executeWithOptions(
+      { summary: `analyse canary at ${s.weight}% (${plan.analysis.checks.map((c) => c.name).join(', ')})` },
+      [{ target, checks: plan.analysis.checks, windowSeconds: Math.round(plan.analysis.intervalMs / 1000) }],
+    );
+    const { verdict, checks } = judge(plan.analysis.checks, measurements);
+    s.lastAnalysisAt = Date.now();
+    s.lastVerdict = verdict;
+    pushBounded(
+      s.analyses,
+      { stage: s.stageIndex + 1, weight: s.weight, at: iso(s.lastAnalysisAt), verdict, checks },
+      MAX_ANALYSES_KEPT,
+    );
+    const summary = describeResults(plan.analysis.checks, checks);
+    if (verdict === 'pass') {
+      s.consecutiveFailures = 0;
+      s.consecutiveInconclusive = 0;
+      if (s.stageEntered) s.passedInStage = true;
+    } else if (verdict === 'fail') {
+      s.consecutiveFailures++;
+      s.consecutiveInconclusive = 0;
+      if (s.consecutiveFailures >= plan.analysis.failureLimit) {
+        throw new RollbackRequired(
+          `analysis failed ${s.consecutiveFailures} time(s) in a row at ${s.weight}%: ${summary}`,
+        );
+      }
+    } else {
+      s.consecutiveInconclusive++;
+      if (s.consecutiveInconclusive >= plan.analysis.inconclusiveLimit) {
+        throw new RollbackRequired(
+          `no metric evidence for ${s.consecutiveInconclusive} analyses in a row at ${s.weight}%: ${summary}`,
+        );
+      }
+    }
+    publish();
+  };
+
+  const historyLimit = input.options?.continueAsNewAfterEvents ?? DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS;
+  const maybeContinueAsNew = async (): Promise<void> => {
+    const i = workflowInfo();
+    if (!i.continueAsNewSuggested && i.historyLength < historyLimit) return;
+    // Let in-flight handlers (alerts from pause/resume) finish so nothing is lost across runs.
+    await condition(allHandlersFinished);
+    const carried: RolloutState = { ...s, run: s.run + 1 };
+    await continueAsNew<typeof canaryRollout>({ ...input, carried });
+  };
+
+  /**
+   * Runs the analysis schedule until `done()` holds. `deadline()` is the caller's own next point in time
+   * (a hold's end or a gate's timeout), undefined when only a message or an analysis can change things.
+   */
+  const watch = async (
+    done: () => boolean,
+    deadline: () => number | undefined,
+    what: string,
+  ): Promise<void> => {
+    for (;;) {
+      if (done()) return;
+      const now = Date.now();
+      const analysisDue = analysisActive() ? (s.lastAnalysisAt ?? now) + plan.analysis.intervalMs : undefined;
+      if (analysisDue !== undefined && now >= analysisDue) {
+        await analyse();
+        continue;
+      }
+      await maybeContinueAsNew();
+      const d = deadline();
+      const wakeAt = Math.min(analysisDue ?? Infinity, d !== undefined && d > now ? d : Infinity);
+      const seen = messages;
+      if (wakeAt === Infinity) {
+        await condition(() => messages !== seen);
+      } else {
+        const next = analysisDue === wakeAt ? 'next analysis' : what;
+        await condition(() => messages !== seen, Math.max(1, wakeAt - now), { summary: next });
+      }
+    }
+  };
+
+  const passGate = async (): Promise<void> => {
+    const g = stage().gate;
+    if (g.type !== 'approval') return;
+    const n = s.stageIndex + 1;
+    if (s.waitStartedAt === undefined) {
+      s.waitStartedAt = Date.now();
+      s.pausedMsInWait = 0;
+      publish();
+      await alert(
+        'approval_needed',
+        'warning',
+        `${label()} waits for approval to enter stage ${n} (${stage().weight}%): canary approve ${info.workflowId} --stage ${n}`,
+      );
+    }
+    const timeoutAt = (): number | undefined =>
+      g.timeoutMs !== undefined && s.waitStartedAt !== undefined && s.pausedSince === undefined
+        ? s.waitStartedAt + pausedMs(Date.now()) + g.timeoutMs
+        : undefined;
+    const timedOut = (): boolean => {
+      const t = timeoutAt();
+      return t !== undefined && Date.now() >= t;
+    };
+    await watch(
+      () =>
+        s.pausedSince === undefined &&
+        (s.approvedStage === s.stageIndex || s.promoteRequest !== undefined || timedOut()),
+      timeoutAt,
+      `approval gate of stage ${n}`,
+    );
+    if (s.approvedStage === s.stageIndex || s.promoteRequest) return;
+    if (g.onTimeout === 'proceed') {
+      pushBounded(
+        s.approvals,
+        { stage: n, by: 'gate timeout', at: iso(Date.now()), kind: 'timeout-proceed' },
+        MAX_APPROVALS_KEPT,
+      );
+      return;
+    }
+    throw new RollbackRequired(`approval for stage ${n} timed out after ${formatDuration(g.timeoutMs ?? 0)}`);
+  };
+
+  const shift = async (weight: number, why: string): Promise<void> => {
+    await acts.setCanaryWeight.executeWithOptions({ summary: `${why}: canary ${s.weight}% → ${weight}%` }, [
+      { target, weight },
+    ]);
+    s.weight = weight;
+  };
+
+  const enterStage = async (): Promise<void> => {
+    await shift(stage().weight, `stage ${s.stageIndex + 1}/${plan.stages.length}`);
+    s.stageEntered = true;
+    s.waitStartedAt = Date.now();
+    s.pausedMsInWait = 0;
+    s.lastAnalysisAt = s.waitStartedAt;
+    s.passedInStage = false;
+    publish();
+    await alert(
+      'stage_advanced',
+      'info',
+      `${label()} entered stage ${s.stageIndex + 1}/${plan.stages.length}: canary at ${s.weight}% for ${formatDuration(stage().holdMs)}`,
+    );
+  };
+
+  const hold = async (): Promise<void> => {
+    // A stage advances only on evidence: with checks, its latest analysis must have passed.
+    // A zero hold (the final stage by default) promotes at once.
+    const evidence = (): boolean =>
+      plan.analysis.checks.length === 0 ||
+      stage().holdMs === 0 ||
+      (s.passedInStage && s.lastVerdict === 'pass');
+    const end = (): number | undefined =>
+      s.pausedSince === undefined && s.waitStartedAt !== undefined
+        ? s.waitStartedAt + s.pausedMsInWait + stage().holdMs
+        : undefined;
+    await watch(
+      () =>
+        s.promoteRequest !== undefined ||
+        (s.pausedSince === undefined && heldMs(Date.now()) >= stage().holdMs && evidence()),
+      end,
+      `hold of stage ${s.stageIndex + 1} at ${stage().weight}%`,
+    );
+  };
+
+  const walk = async (): Promise<void> => {
+    if (!s.canaryReady) {
+      publish();
+      await alert(
+        'rollout_started',
+        'info',
+        `${label()} rollout started by ${input.requestedBy}: ${describePlan(plan)}`,
+      );
+      await acts.prepareCanary.executeWithOptions({ summary: `deploy canary ${version}` }, [
+        { target, version, image },
+      ]);
+      s.canaryReady = true;
+    }
+    for (;;) {
+      if (!s.stageEntered) {
+        await passGate();
+        if (s.promoteRequest) return;
+        await enterStage();
+      }
+      await hold();
+      if (s.promoteRequest || s.stageIndex === plan.stages.length - 1) return;
+      s.stageIndex++;
+      s.stageEntered = false;
+      s.waitStartedAt = undefined;
+      s.pausedMsInWait = 0;
+      s.approvedStage = undefined;
+      publish();
+    }
+  };
+
+  // Promotion: canary takes all traffic, stable takes the new version, traffic returns to stable, the canary goes.
+  const promote = async (): Promise<void> => {
+    s.finalizing = true;
+    try {
+      if (s.weight !== 100) await shift(100, 'promotion');
+      s.stageIndex = plan.stages.length - 1;
+      s.stageEntered = true;
+      await acts.promoteStable.executeWithOptions({ summary: `stable takes ${version}` }, [
+        { target, version, image },
+      ]);
+    } catch (err) {
+      // Stable still runs the old version: rolling back is safe and right.
+      s.finalizing = false;
+      throw new RollbackRequired(`promotion failed: ${errorMessage(err)}`);
+    }
+    // From here stable runs the new version; sending traffic back to it must not give up.
+    await rollbackActs.setCanaryWeight.executeWithOptions(
+      { summary: `promotion: canary ${s.weight}% → 0%, stable serves ${version}` },
+      [{ target, weight: 0 }],
+    );
+    s.weight = 0;
+    s.phase = 'promoted';
+    s.promotedAt = Date.now();
+    publish();
+    await alert('promoted', 'info', `${label()} promoted: stable now runs ${version}`);
+  };
+
+  const rollback = async (reason: string): Promise<void> => {
+    s.phase = 'rolling_back';
+    s.rollbackReason = reason;
+    s.pausedSince = undefined;
+    publish();
+    // Traffic first: nothing (not even an alert) may delay it.
+    await rollbackActs.setCanaryWeight.executeWithOptions({ summary: `rollback: canary ${s.weight}% → 0%` }, [
+      { target, weight: 0 },
+    ]);
+    s.weight = 0;
+    publish();
+    await rollbackActs.scaleDownCanary.executeWithOptions({ summary: 'rollback: scale canary down' }, [
+      { target },
+    ]);
+    s.phase = 'rolled_back';
+    publish();
+    await alert('rolled_back', 'critical', `${label()} rolled back: ${reason}`);
+  };
+
+  const result = (outcome: RolloutResult['outcome']): RolloutResult => ({
+    outcome,
+    app: target.app,
+    namespace: target.namespace,
+    version,
+    ...(s.rollbackReason ? { reason: s.rollbackReason } : {}),
+    finalWeight: s.weight,
+    approvals: s.approvals,
+  });
+
+  // ---------- main ----------
+  publish();
+  if (s.phase === 'progressing') {
+    try {
+      await walkScope.run(walk);
+      // Once stable runs the new version there is nothing to roll back to: promotion is not cancellable.
+      await CancellationScope.nonCancellable(promote);
+    } catch (err) {
+      if (err instanceof ContinueAsNew) throw err;
+      const reason =
+        err instanceof RollbackRequired
+          ? err.reason
+          : s.abortRequest
+            ? `aborted by ${s.abortRequest.by}: ${s.abortRequest.reason}`
+            : isCancellation(err)
+              ? 'workflow cancelled (Temporal UI or API)'
+              : `rollout step failed: ${errorMessage(err)}`;
+      // Rollback cannot be skipped: not by a cancel, a timeout or a failing alert sink.
+      await CancellationScope.nonCancellable(async () => {
+        await rollback(reason);
+        await condition(allHandlersFinished);
+      });
+      return result('rolled_back');
+    }
+  }
+  try {
+    // The canary lingers for the cleanup delay (a soak before the old capacity is gone); a cancel only shortens it.
+    await walkScope.run(() =>
+      condition(() => false, plan.promotion.cleanupDelayMs, { summary: 'cleanup delay' }),
+    );
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+  }
+  await CancellationScope.nonCancellable(async () => {
+    await acts.cleanupCanary.executeWithOptions({ summary: 'remove canary workload' }, [{ target }]);
+    await condition(allHandlersFinished);
+  });
+  return result('promoted');
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function pushBounded<T>(list: T[], item: T, max: number): void {
+  list.push(item);
+  if (list.length > max) list.splice(0, list.length - max);
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as { cause?: unknown }).cause;
+    return cause instanceof Error ? `${err.message}: ${cause.message}` : err.message;
+  }
+  return String(err);
+}
+
+export type { Plan };
