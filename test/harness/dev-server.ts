@@ -1,0 +1,206 @@
+// Starts a real Temporal dev server (`temporal server start-dev`) on loopback for tests and demos, with the
+// rollout's search attributes registered, and stops it by its process id.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as net from 'node:net';
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTES } from '../../workflows/api';
+import { findTemporalCli, TEMPORAL_CLI_HINT } from './temporal-bin';
+
+export interface DevServerOptions {
+  /** gRPC port; a free one when not given. */
+  port?: number;
+  /** Web UI port; a free one when not given (and the UI is on). */
+  uiPort?: number;
+  /** Serve the Web UI (default false: `--headless`). */
+  ui?: boolean;
+  /** SQLite file: state survives a restart on the same file. In memory when not given. */
+  dbFile?: string;
+  /** A namespace to create at start besides `default`. */
+  namespace?: string;
+  /** How long to wait for the server to answer (default 30 s). */
+  readyTimeoutMs?: number;
+}
+
+export interface DevServer {
+  /** `127.0.0.1:port` */
+  address: string;
+  /** `http://127.0.0.1:uiPort` when the UI is on. */
+  uiUrl?: string;
+  /** The namespace tests should use (`default` unless one was asked for). */
+  namespace: string;
+  pid: number;
+  /** SIGTERM, SIGKILL after a grace period; resolves once the process has exited. */
+  stop(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+const STOP_GRACE_MS = 10_000;
+const OUTPUT_TAIL_CHARS = 8_000;
+
+export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
+  const cli = findTemporalCli();
+  if (!cli) {
+    throw new Error(`Temporal CLI (temporal) not found: ${TEMPORAL_CLI_HINT}`);
+  }
+  const port = opts.port ?? (await freePort());
+  const ui = opts.ui ?? false;
+  const uiPort = ui ? (opts.uiPort ?? (await freePort())) : undefined;
+  const namespace = opts.namespace ?? 'default';
+
+  const args = ['server', 'start-dev', '--ip', HOST, '--port', String(port), '--log-level', 'warn'];
+  if (uiPort !== undefined) args.push('--ui-port', String(uiPort), '--ui-disable-news-fetch');
+  else args.push('--headless');
+  for (const [name, type] of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${name}=${type}`);
+  if (opts.dbFile) args.push('--db-filename', opts.dbFile);
+  if (namespace !== 'default') args.push('--namespace', namespace);
+
+  const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = collectTail(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const spawned = await new Promise<Error | undefined>((resolve) => {
+    child.once('spawn', () => resolve(undefined));
+    child.once('error', (err) => resolve(err));
+  });
+  if (spawned || child.pid === undefined) {
+    throw new Error(`cannot run ${cli}: ${spawned?.message ?? 'no process id'}`);
+  }
+  const pid = child.pid;
+  const watchdog = startWatchdog(pid);
+  child.once('exit', () => watchdog.kill());
+  // A server left running must not keep this process alive; the watchdog stops it once this process is gone.
+  child.unref();
+  for (const stream of [child.stdout, child.stderr]) (stream as net.Socket | null)?.unref();
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.ref(); // keep this process alive until the server has exited
+        signal(pid, 'SIGTERM');
+        const timer = setTimeout(() => signal(pid, 'SIGKILL'), STOP_GRACE_MS);
+        await exited;
+        clearTimeout(timer);
+      }
+    })();
+    return stopping;
+  };
+
+  const address = `${HOST}:${port}`;
+  const uiUrl = uiPort !== undefined ? `http://${HOST}:${uiPort}` : undefined;
+  try {
+    await waitUntilReady(address, uiUrl, exited, opts.readyTimeoutMs ?? 30_000);
+  } catch (err) {
+    await stop();
+    throw new Error(
+      `Temporal dev server (${cli} ${args.join(' ')}) did not become ready: ${(err as Error).message}\n` +
+        `--- server output (tail) ---\n${output() || '(none)'}`,
+    );
+  }
+  return { address, uiUrl, namespace, pid, stop };
+}
+
+/** A TCP port that was free a moment ago (bound to port 0, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, HOST, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitUntilReady(
+  address: string,
+  uiUrl: string | undefined,
+  exited: Promise<void>,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let dead = false;
+  void exited.then(() => (dead = true));
+  let lastError = 'no attempt made';
+
+  const retry = async (attempt: () => Promise<void>, what: string): Promise<void> => {
+    for (;;) {
+      if (dead) throw new Error(`the server process exited while waiting for ${what}`);
+      try {
+        await attempt();
+        return;
+      } catch (err) {
+        lastError = (err as Error).message;
+      }
+      if (Date.now() >= deadline) throw new Error(`${what} not ready after ${timeoutMs} ms (${lastError})`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  await retry(async () => {
+    const remaining = Math.max(1_000, deadline - Date.now());
+    const connection = await Connection.connect({ address, connectTimeout: Math.min(remaining, 5_000) });
+    try {
+      await connection.workflowService.getSystemInfo({});
+    } finally {
+      await connection.close();
+    }
+  }, `gRPC at ${address}`);
+
+  if (uiUrl) {
+    await retry(async () => {
+      const res = await fetch(uiUrl, { signal: AbortSignal.timeout(5_000) });
+      await res.arrayBuffer();
+    }, `Web UI at ${uiUrl}`);
+  }
+}
+
+function collectTail(child: ChildProcess): () => string {
+  let tail = '';
+  const append = (chunk: Buffer): void => {
+    tail = (tail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_CHARS);
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  return () => tail.trim();
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+// A server must not outlive the process that started it, however that process ends (a normal exit, a signal, or
+// SIGKILL of a jest worker). Jest gives each test file a copy of `process` whose 'exit' listeners never fire, so an
+// exit handler is not enough: a small watchdog process holds a pipe from this one, and when the pipe closes (this
+// process is gone) it stops the server: SIGTERM, then SIGKILL after the grace period.
+const WATCHDOG_SCRIPT = `
+const pid = Number(process.argv[1]);
+const grace = Number(process.argv[2]);
+const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const kill = (sig) => { try { process.kill(pid, sig); } catch {} };
+process.stdin.on('data', () => {});
+process.stdin.on('end', () => {
+  kill('SIGTERM');
+  const started = Date.now();
+  setInterval(() => {
+    if (!alive()) process.exit(0);
+    if (Date.now() - started > grace) { kill('SIGKILL'); process.exit(0); }
+  }, 100);
+});
+process.stdin.resume();
+`;
+
+function startWatchdog(pid: number): ChildProcess {
+  const watchdog = spawn(process.execPath, ['-e', WATCHDOG_SCRIPT, String(pid), String(STOP_GRACE_MS)], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  watchdog.on('error', () => undefined);
+  watchdog.stdin?.on('error', () => undefined);
+  watchdog.unref();
+  (watchdog.stdin as unknown as net.Socket | null)?.unref();
+  return watchdog;
+}

@@ -1,0 +1,43 @@
+// The workflow code a Worker runs: a bundle prebuilt by `npm run build` (dist/workflow-bundle.js) when running
+// compiled code, else the workflows' sources, bundled by the Worker at start (dev and tests under jest).
+// Run as a script (`node dist/worker/bundle.js`), it writes that prebuilt bundle.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+
+export type WorkflowSource = { workflowBundle: { codePath: string } } | { workflowsPath: string };
+
+/** dist/workflow-bundle.js, beside the compiled folders. */
+export const WORKFLOW_BUNDLE_PATH = path.resolve(__dirname, '..', 'workflow-bundle.js');
+
+export function workflowsPath(): string {
+  return require.resolve('../workflows');
+}
+
+export function workflowSource(): WorkflowSource {
+  // Only compiled code (this file is .js) uses the prebuilt bundle: from the TS sources it would be stale.
+  const compiled = path.extname(__filename) === '.js';
+  if (compiled && fs.existsSync(WORKFLOW_BUNDLE_PATH))
+    return { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } };
+  return { workflowsPath: workflowsPath() };
+}
+
+export async function buildWorkflowBundle(outFile: string = WORKFLOW_BUNDLE_PATH): Promise<string> {
+  const { code } = await bundleWorkflowCode({ workflowsPath: workflowsPath() });
+  await fs.promises.mkdir(path.dirname(outFile), { recursive: true });
+  // Written beside, then renamed: a worker starting meanwhile never reads half a bundle.
+  const tmp = `${outFile}.${process.pid}.tmp`;
+  await fs.promises.writeFile(tmp, code);
+  await fs.promises.rename(tmp, outFile);
+  return outFile;
+}
+
+if (require.main === module) {
+  buildWorkflowBundle().then(
+    (file) => console.log(`workflow bundle written to ${path.relative(process.cwd(), file)}`),
+    (err: unknown) => {
+      console.error(`cannot build the workflow bundle: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    },
+  );
+}

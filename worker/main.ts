@@ -1,0 +1,124 @@
+// The worker process: configuration from the environment, the Temporal connection, the activities over the
+// configured providers, and a graceful shutdown on SIGTERM/SIGINT.
+// Exit codes: 0 after a clean shutdown, 1 on an unexpected failure, 2 on a configuration error, 3 when Temporal
+// cannot be reached (or does not know the namespace).
+import { Runtime } from '@temporalio/worker';
+import { buildActivities, providerConfigFromEnv } from '../activities/factory';
+import { ConfigError, describeConfig, loadWorkerConfig, type WorkerConfig } from './config';
+import { ConnectError, connectNative } from './connection';
+import { createRolloutWorker } from './worker';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_CONFIG = 2;
+export const EXIT_UNREACHABLE = 3;
+
+export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let config: WorkerConfig;
+  let activities: object;
+  try {
+    config = loadWorkerConfig(env);
+  } catch (err) {
+    return fail(err, isConfigError(err) ? EXIT_CONFIG : EXIT_FAILURE);
+  }
+  try {
+    // Provider names and settings come from the environment too: an error here is a configuration error.
+    activities = buildActivities(env);
+  } catch (err) {
+    return fail(new Error(`cannot build the activities: ${errorMessage(err)}`), EXIT_CONFIG);
+  }
+
+  // This process handles the signals itself (below), so the SDK's own hook is off.
+  Runtime.install({ shutdownSignals: [] });
+
+  let connection;
+  try {
+    connection = await connectNative(config);
+  } catch (err) {
+    return fail(err, err instanceof ConnectError ? EXIT_UNREACHABLE : EXIT_FAILURE);
+  }
+
+  try {
+    let worker;
+    try {
+      worker = await createRolloutWorker({
+        connection,
+        namespace: config.namespace,
+        taskQueue: config.taskQueue,
+        activities,
+        shutdownGraceTime: config.shutdownGraceTimeMs,
+      });
+    } catch (err) {
+      if (/namespace/i.test(errorMessage(err)) && /not.?found/i.test(errorMessage(err))) {
+        return fail(
+          new Error(
+            `Temporal at ${config.address} has no namespace "${config.namespace}": create it ` +
+              `(temporal operator namespace create --namespace ${config.namespace}) or fix TEMPORAL_NAMESPACE ` +
+              `(${errorMessage(err)})`,
+          ),
+          EXIT_UNREACHABLE,
+        );
+      }
+      throw err;
+    }
+
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals += 1;
+      if (signals > 1) {
+        console.error(`canary worker: ${signal} again, exiting without waiting for in-flight activities`);
+        process.exit(EXIT_FAILURE);
+      }
+      console.log(
+        `canary worker: ${signal} received, shutting down (in-flight activities get up to ${config.shutdownGraceTimeMs / 1000} s)`,
+      );
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+
+    console.log(`canary worker started: ${describeConfig(config)} ${describeProviders(env)}`);
+    try {
+      await worker.run();
+    } finally {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    }
+    console.log('canary worker stopped');
+    return EXIT_OK;
+  } catch (err) {
+    return fail(err, EXIT_FAILURE);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+/** `router=local workloads=local metrics=local alerts=log,webhook` (names only: the webhook URL is a secret). */
+export function describeProviders(env: NodeJS.ProcessEnv): string {
+  const p = providerConfigFromEnv(env);
+  const alerts = ['log', ...(p.alertWebhookUrl ? ['webhook'] : [])];
+  return `router=${p.router} workloads=${p.workloads} metrics=${p.metrics} alerts=${alerts.join(',')}`;
+}
+
+function isConfigError(err: unknown): boolean {
+  return err instanceof ConfigError || (err instanceof Error && err.name === 'ConfigError');
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function fail(err: unknown, code: number): number {
+  console.error(`canary worker: ${errorMessage(err)}`);
+  return code;
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(EXIT_FAILURE);
+    },
+  );
+}
