@@ -1,0 +1,552 @@
+#!/usr/bin/env node
+// The `canary` command line: start, follow and steer rollouts from CI or a terminal.
+import { Command, CommanderError, Option } from 'commander';
+import { DurationError, formatDuration, parseDuration } from '../workflows/duration';
+import { describePlan, totalHoldMs } from '../workflows/plan';
+import type { Phase, RolloutStatus } from '../workflows/types';
+import { ConfigError, loadWorkerConfig } from '../worker/config';
+import { PlanFileError, PlanInvalidError, loadAndValidatePlan } from './plan-file';
+import { describeIdentity, resolveIdentity } from './identity';
+import {
+  InfrastructureError,
+  RolloutClient,
+  RolloutConflictError,
+  RolloutInputError,
+  RolloutNotFoundError,
+  RolloutRejectedError,
+  resolveRolloutId,
+  type WorkerConfig,
+} from './index';
+import { progressLines, renderList, renderStatus } from './render';
+
+/** Success; with `--wait`, the rollout was promoted. */
+export const EXIT_OK = 0;
+/** With `--wait`: the rollout was rolled back (failed analysis, abort, gate timeout). */
+export const EXIT_ROLLED_BACK = 1;
+/** Bad input: unknown flag, missing option, invalid plan, update rejected, conflict, unknown rollout id. */
+export const EXIT_BAD_INPUT = 2;
+/** Temporal cannot be reached, a call timed out, or the workflow ended without an outcome. */
+export const EXIT_INFRASTRUCTURE = 3;
+
+export const EXIT_CODES = {
+  ok: EXIT_OK,
+  rolledBack: EXIT_ROLLED_BACK,
+  badInput: EXIT_BAD_INPUT,
+  infrastructure: EXIT_INFRASTRUCTURE,
+} as const;
+
+const PHASES: Phase[] = [
+  'progressing',
+  'waiting_approval',
+  'paused',
+  'rolling_back',
+  'rolled_back',
+  'promoted',
+  'failed',
+];
+
+/** Something the user typed is wrong; nothing was sent. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface OutputStream {
+  write(chunk: string): unknown;
+  isTTY?: boolean;
+}
+
+export interface CliOptions {
+  stdout?: OutputStream;
+  stderr?: OutputStream;
+  /** Environment for TEMPORAL_*, CANARY_UI_URL, identity variables. Default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Replaces RolloutClient.connect (tests, embedding). */
+  connect?: (config: WorkerConfig) => Promise<RolloutClient>;
+  now?: () => Date;
+}
+
+interface GlobalOptions {
+  connectTimeout?: string;
+  address?: string;
+  temporalNamespace?: string;
+  taskQueue?: string;
+  as?: string;
+}
+
+type OutputFormat = 'text' | 'json';
+
+/**
+ * `registry/app:1.4.2` → `1.4.2`; `app:1.4.2@sha256:…` → `1.4.2`; `app@sha256:abcdef…` → `sha256-abcdef012345`.
+ * An image without tag or digest has no version: pass --version.
+ */
+export function versionFromImage(image: string): string {
+  const trimmed = image.trim();
+  const at = trimmed.indexOf('@');
+  const name = at >= 0 ? trimmed.slice(0, at) : trimmed;
+  const digest = at >= 0 ? trimmed.slice(at + 1) : '';
+  const colon = name.lastIndexOf(':');
+  if (colon > name.lastIndexOf('/')) {
+    const tag = name.slice(colon + 1);
+    if (tag !== '') return tag;
+  }
+  const m = /^([a-z0-9]+):([a-f0-9]{12,})$/i.exec(digest);
+  if (m) return `${m[1].toLowerCase()}-${m[2].slice(0, 12).toLowerCase()}`;
+  throw new UsageError(
+    `cannot derive a version from image "${image}": it has no tag; tag the image (app:1.4.2) or pass --version`,
+  );
+}
+
+function parseDurationOption(option: string, text: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    if (err instanceof DurationError) throw new UsageError(`${option}: ${err.message}`);
+    throw err;
+  }
+  if (ms < 100) throw new UsageError(`${option} must be at least 100ms, got "${text}"`);
+  return ms;
+}
+
+function parseInterval(text: string): number {
+  return parseDurationOption('--interval', text);
+}
+
+function parseStage(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(`--stage must be a stage number (1, 2, ...), got "${text}"`);
+  }
+  return n;
+}
+
+function outputOption(): Option {
+  return new Option('--output <format>', 'output format').choices(['text', 'json']).default('text');
+}
+
+function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+/** Exit code of a finished rollout as `--wait` reports it. */
+export function exitCodeForStatus(status: RolloutStatus): number {
+  if (status.phase === 'promoted') return EXIT_OK;
+  if (status.phase === 'rolled_back') return EXIT_ROLLED_BACK;
+  return EXIT_INFRASTRUCTURE;
+}
+
+/** Runs the CLI with `argv` (arguments only, no node/script) and returns the exit code. Never exits. */
+export async function main(argv: string[], options: CliOptions = {}): Promise<number> {
+  const stdout: OutputStream = options.stdout ?? process.stdout;
+  const stderr: OutputStream = options.stderr ?? process.stderr;
+  const env = options.env ?? process.env;
+  const now = options.now ?? ((): Date => new Date());
+  const color = Boolean(stdout.isTTY) && env.NO_COLOR === undefined && env.TERM !== 'dumb';
+  const out = (text: string): void => {
+    stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  };
+  const err = (text: string): void => {
+    stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+  };
+
+  let exitCode = EXIT_OK;
+  let client: RolloutClient | undefined;
+
+  const program = new Command('canary');
+  program
+    .description('Durable canary rollouts on Temporal')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => stdout.write(s),
+      writeErr: (s) => stderr.write(s),
+      outputError: (s, write) => write(`canary: ${s}`),
+    })
+    .showHelpAfterError('(run the command with --help for its usage)')
+    .addHelpText(
+      'after',
+      `
+IDs: a workflow id (canary-prod-checkout) or namespace/app (prod/checkout).
+Exit codes: ${EXIT_OK} success (with --wait: promoted), ${EXIT_ROLLED_BACK} rolled back (with --wait),
+  ${EXIT_BAD_INPUT} bad input (flags, plan, rejected request, conflict, unknown rollout),
+  ${EXIT_INFRASTRUCTURE} Temporal unreachable or other infrastructure failure.
+Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/API key settings),
+  CANARY_UI_URL (Temporal Web UI base URL for links), CANARY_IDENTITY, CANARY_CONNECT_TIMEOUT.`,
+    )
+    .option('--address <host:port>', 'Temporal frontend address (overrides TEMPORAL_ADDRESS)')
+    .option('--temporal-namespace <namespace>', 'Temporal namespace (overrides TEMPORAL_NAMESPACE)')
+    .option('--task-queue <queue>', 'task queue of the canary workers (overrides TEMPORAL_TASK_QUEUE)')
+    .option(
+      '--connect-timeout <duration>',
+      'how long to try to reach Temporal (default CANARY_CONNECT_TIMEOUT or 10s)',
+    )
+    .option(
+      '--as <name>',
+      'who is acting (default: CANARY_IDENTITY, then the CI actor: GITHUB_ACTOR, GITLAB_USER_LOGIN, ..., then the OS user)',
+    );
+
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+
+  const workerConfig = (): WorkerConfig => {
+    const g = globals();
+    const overlay: NodeJS.ProcessEnv = { ...env };
+    if (g.address !== undefined) overlay.TEMPORAL_ADDRESS = g.address;
+    if (g.temporalNamespace !== undefined) overlay.TEMPORAL_NAMESPACE = g.temporalNamespace;
+    if (g.taskQueue !== undefined) overlay.TEMPORAL_TASK_QUEUE = g.taskQueue;
+    return loadWorkerConfig(overlay);
+  };
+
+  const connect = async (): Promise<RolloutClient> => {
+    const config = workerConfig();
+    const timeoutText = globals().connectTimeout ?? env.CANARY_CONNECT_TIMEOUT?.trim();
+    const connectTimeoutMs = timeoutText ? parseDurationOption('--connect-timeout', timeoutText) : undefined;
+    client = options.connect
+      ? await options.connect(config)
+      : await RolloutClient.connect(config, connectTimeoutMs === undefined ? {} : { connectTimeoutMs });
+    return client;
+  };
+
+  const identity = () => resolveIdentity({ as: globals().as, env });
+
+  const follow = async (
+    c: RolloutClient,
+    workflowId: string,
+    pollMs: number,
+    format: OutputFormat,
+  ): Promise<RolloutStatus> => {
+    // With JSON output, stdout carries only the final status and stderr stays quiet.
+    let prev: RolloutStatus | undefined;
+    const final = await c.waitForOutcome(workflowId, {
+      pollMs,
+      onStatus: (status) => {
+        if (format === 'text') for (const line of progressLines(prev, status, now())) out(line);
+        prev = status;
+      },
+    });
+    if (format === 'json') out(json(final));
+    else out(`\n${renderStatus(final, now(), { color })}`);
+    return final;
+  };
+
+  // ------------------------------------------------------------------------------------------- start
+  program
+    .command('start')
+    .description('start a rollout (idempotent: the same version already rolling out is not started twice)')
+    .requiredOption('--app <name>', 'application to roll out')
+    .option('--namespace <namespace>', 'target namespace of the application', 'default')
+    .option('--version <version>', 'version to roll out (default: the tag of --image)')
+    .option('--image <image>', 'container image of the new version')
+    .option('--plan <file|preset>', 'plan file (YAML/JSON) or preset name', 'default')
+    .option('--wait', 'wait for the outcome: exit 0 when promoted, 1 when rolled back')
+    .option('--interval <duration>', 'poll interval with --wait', '2s')
+    .addOption(outputOption())
+    .action(
+      async (opts: {
+        app: string;
+        namespace: string;
+        version?: string;
+        image?: string;
+        plan: string;
+        wait?: boolean;
+        interval: string;
+        output: OutputFormat;
+      }) => {
+        // Everything that can be checked locally is checked before Temporal is contacted.
+        const version = opts.version?.trim() || (opts.image ? versionFromImage(opts.image) : undefined);
+        if (!version)
+          throw new UsageError('start needs --version or --image (the version is then the image tag)');
+        const pollMs = parseInterval(opts.interval);
+        const who = identity();
+        const loaded = loadAndValidatePlan(opts.plan);
+        const c = await connect();
+        const started = await c.start({
+          app: opts.app,
+          namespace: opts.namespace,
+          version,
+          ...(opts.image ? { image: opts.image } : {}),
+          plan: loaded.spec,
+          requestedBy: who.name,
+        });
+        const ui = c.uiUrl(started.workflowId, env);
+        const ref = `${opts.namespace}/${opts.app}`;
+        if (opts.output === 'json' && !opts.wait) {
+          out(
+            json({
+              ...started,
+              app: opts.app,
+              namespace: opts.namespace,
+              ...(opts.image ? { image: opts.image } : {}),
+              plan: loaded.source,
+              requestedBy: who.name,
+              ...(ui ? { uiUrl: ui } : {}),
+            }),
+          );
+        } else if (opts.output === 'text') {
+          out(
+            started.started
+              ? `Started rollout of ${version} to ${ref} (workflow ${started.workflowId}, run ${started.runId})`
+              : `A rollout of ${version} to ${ref} is already running (workflow ${started.workflowId}, run ${started.runId}); not started again`,
+          );
+          out(`  Plan:         ${loaded.source}: ${describePlan(loaded.plan)}`);
+          out(`  Holds total:  ${formatDuration(totalHoldMs(loaded.plan))} (approval waits not included)`);
+          out(`  Requested by: ${describeIdentity(who)}`);
+          if (ui) out(`  Temporal UI:  ${ui}`);
+          if (!opts.wait) out(`  Follow:       canary status ${ref} --watch`);
+        }
+        if (opts.wait) {
+          const final = await follow(c, started.workflowId, pollMs, opts.output);
+          exitCode = exitCodeForStatus(final);
+        }
+      },
+    );
+
+  // ------------------------------------------------------------------------------------------ status
+  program
+    .command('status')
+    .description('show a rollout (ID is the workflow id or namespace/app)')
+    .argument('<id>', 'workflow id or namespace/app')
+    .option('--watch', 'keep showing the status until the rollout finishes')
+    .option('--interval <duration>', 'refresh interval with --watch', '2s')
+    .addOption(outputOption())
+    .action(async (ref: string, opts: { watch?: boolean; interval: string; output: OutputFormat }) => {
+      const workflowId = resolveRolloutId(ref);
+      const pollMs = parseInterval(opts.interval);
+      const c = await connect();
+      if (!opts.watch) {
+        const status = await c.status(workflowId);
+        out(opts.output === 'json' ? json(status) : renderStatus(status, now(), { color }));
+        return;
+      }
+      let prev: RolloutStatus | undefined;
+      await c.waitForOutcome(workflowId, {
+        pollMs,
+        onStatus: (status) => {
+          if (opts.output === 'json') {
+            // One JSON document per line, only when something changed.
+            if (JSON.stringify(prev) !== JSON.stringify(status)) out(JSON.stringify(status));
+          } else if (stdout.isTTY) {
+            stdout.write(`\u001b[2J\u001b[H${renderStatus(status, now(), { color })}\n`);
+          } else if (!prev) {
+            out(renderStatus(status, now()));
+          } else {
+            for (const line of progressLines(prev, status, now())) out(line);
+          }
+          prev = status;
+        },
+      });
+    });
+
+  // ----------------------------------------------------------------------------------------- approve
+  program
+    .command('approve')
+    .description('approve the approval gate the rollout waits at')
+    .argument('<id>', 'workflow id or namespace/app')
+    .option('--stage <n>', 'the stage you approve (refused when another stage is waiting)')
+    .option('--comment <text>', 'recorded with the approval')
+    .addOption(outputOption())
+    .action(async (ref: string, opts: { stage?: string; comment?: string; output: OutputFormat }) => {
+      const workflowId = resolveRolloutId(ref);
+      const stage = opts.stage !== undefined ? parseStage(opts.stage) : undefined;
+      const who = identity();
+      const c = await connect();
+      const record = await c.approve(workflowId, {
+        identity: who.name,
+        ...(stage !== undefined ? { stage } : {}),
+        ...(opts.comment ? { comment: opts.comment } : {}),
+      });
+      out(
+        opts.output === 'json'
+          ? json(record)
+          : `Approved stage ${record.stage} of ${workflowId} as ${record.by}`,
+      );
+    });
+
+  // ------------------------------------------------------------------------------------------- abort
+  program
+    .command('abort')
+    .description('roll back now: traffic returns to stable and the canary is scaled down')
+    .argument('<id>', 'workflow id or namespace/app')
+    .requiredOption('--reason <text>', 'why (recorded and alerted)')
+    .addOption(outputOption())
+    .action(async (ref: string, opts: { reason: string; output: OutputFormat }) => {
+      const workflowId = resolveRolloutId(ref);
+      if (opts.reason.trim() === '') throw new UsageError('--reason must not be empty');
+      const who = identity();
+      const c = await connect();
+      const result = await c.abort(workflowId, { reason: opts.reason, identity: who.name });
+      out(
+        opts.output === 'json'
+          ? json({ ...result, by: who.name, reason: opts.reason })
+          : result.state === 'already_rolled_back'
+            ? `${workflowId} is already rolled back; nothing to abort`
+            : `Abort requested for ${workflowId} by ${who.name}; it rolls back to stable. Follow: canary status ${workflowId} --watch`,
+      );
+    });
+
+  // ------------------------------------------------------------------------------------------- pause
+  program
+    .command('pause')
+    .description('stop the hold timers (traffic stays where it is)')
+    .argument('<id>', 'workflow id or namespace/app')
+    .option('--reason <text>', 'why (alerted)')
+    .addOption(outputOption())
+    .action(async (ref: string, opts: { reason?: string; output: OutputFormat }) => {
+      const workflowId = resolveRolloutId(ref);
+      const who = identity();
+      const c = await connect();
+      await c.pause(workflowId, { identity: who.name, ...(opts.reason ? { reason: opts.reason } : {}) });
+      out(
+        opts.output === 'json'
+          ? json({
+              workflowId,
+              requested: 'pause',
+              by: who.name,
+              ...(opts.reason ? { reason: opts.reason } : {}),
+            })
+          : `Pause requested for ${workflowId} by ${who.name}. Resume: canary resume ${workflowId}`,
+      );
+    });
+
+  // ------------------------------------------------------------------------------------------ resume
+  program
+    .command('resume')
+    .description('resume a paused rollout')
+    .argument('<id>', 'workflow id or namespace/app')
+    .addOption(outputOption())
+    .action(async (ref: string, opts: { output: OutputFormat }) => {
+      const workflowId = resolveRolloutId(ref);
+      const who = identity();
+      const c = await connect();
+      await c.resume(workflowId, { identity: who.name });
+      out(
+        opts.output === 'json'
+          ? json({ workflowId, requested: 'resume', by: who.name })
+          : `Resume requested for ${workflowId} by ${who.name}`,
+      );
+    });
+
+  // ----------------------------------------------------------------------------------------- promote
+  program
+    .command('promote')
+    .description('skip the remaining stages and promote now')
+    .argument('<id>', 'workflow id or namespace/app')
+    .option('--comment <text>', 'recorded with the promotion')
+    .addOption(outputOption())
+    .action(async (ref: string, opts: { comment?: string; output: OutputFormat }) => {
+      const workflowId = resolveRolloutId(ref);
+      const who = identity();
+      const c = await connect();
+      const ack = await c.promote(workflowId, {
+        identity: who.name,
+        ...(opts.comment ? { comment: opts.comment } : {}),
+      });
+      out(
+        opts.output === 'json'
+          ? json({ workflowId, ...ack, by: who.name })
+          : `Promotion of ${workflowId} accepted from stage ${ack.fromStage} (by ${who.name}). Follow: canary status ${workflowId} --watch`,
+      );
+    });
+
+  // -------------------------------------------------------------------------------------------- list
+  program
+    .command('list')
+    .description('list rollouts, newest first')
+    .option('--app <name>', 'only this application')
+    .option('--namespace <namespace>', 'only this target namespace')
+    .addOption(new Option('--phase <phase>', 'only rollouts in this phase').choices(PHASES))
+    .option('--running', 'only running rollouts')
+    .option('--limit <n>', 'at most this many rows', '50')
+    .addOption(outputOption())
+    .action(
+      async (opts: {
+        app?: string;
+        namespace?: string;
+        phase?: Phase;
+        running?: boolean;
+        limit: string;
+        output: OutputFormat;
+      }) => {
+        const limit = Number(opts.limit);
+        if (!Number.isSafeInteger(limit) || limit < 1) {
+          throw new UsageError(`--limit must be a positive integer, got "${opts.limit}"`);
+        }
+        const c = await connect();
+        const rows = await c.list({
+          ...(opts.app ? { app: opts.app } : {}),
+          ...(opts.namespace ? { namespace: opts.namespace } : {}),
+          ...(opts.phase ? { phase: opts.phase } : {}),
+          ...(opts.running ? { running: true } : {}),
+          limit,
+        });
+        out(opts.output === 'json' ? json(rows) : renderList(rows, now()));
+      },
+    );
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (e) {
+    return reportError(e, err);
+  } finally {
+    if (client) await client.close().catch(() => undefined);
+  }
+}
+
+/** Prints what went wrong and how to fix it; returns the exit code. */
+export function reportError(e: unknown, err: (text: string) => void): number {
+  if (e instanceof CommanderError) {
+    // Commander already printed its message (and the help hint) through configureOutput.
+    return e.exitCode === 0 ? EXIT_OK : EXIT_BAD_INPUT;
+  }
+  if (e instanceof PlanInvalidError) {
+    err(`canary: error: ${e.source}: ${e.message}`);
+    return EXIT_BAD_INPUT;
+  }
+  if (e instanceof PlanFileError || e instanceof UsageError || e instanceof RolloutInputError) {
+    err(`canary: error: ${e.message}`);
+    return EXIT_BAD_INPUT;
+  }
+  if (e instanceof RolloutNotFoundError || e instanceof RolloutConflictError) {
+    err(`canary: error: ${e.message}`);
+    return EXIT_BAD_INPUT;
+  }
+  if (e instanceof RolloutRejectedError) {
+    err(`canary: error: ${e.operation} rejected by ${e.workflowId}: ${e.reason}`);
+    return EXIT_BAD_INPUT;
+  }
+  if (e instanceof ConfigError) {
+    err(
+      `canary: error: ${e.message}\n(set the TEMPORAL_* variables, or pass --address, --temporal-namespace, --task-queue)`,
+    );
+    return EXIT_BAD_INPUT;
+  }
+  if (e instanceof InfrastructureError) {
+    err(`canary: error: ${e.message}`);
+    return EXIT_INFRASTRUCTURE;
+  }
+  const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  err(`canary: unexpected error: ${message}`);
+  return EXIT_INFRASTRUCTURE;
+}
+
+function flush(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write('', () => resolve()));
+}
+
+if (require.main === module) {
+  void (async () => {
+    let code: number;
+    try {
+      code = await main(process.argv.slice(2));
+    } catch (e) {
+      process.stderr.write(`canary: unexpected error: ${String(e)}\n`);
+      code = EXIT_INFRASTRUCTURE;
+    }
+    process.exitCode = code;
+    // Exit even if a library left a handle open (a gRPC channel retrying a dead address...).
+    await Promise.all([flush(process.stdout), flush(process.stderr)]);
+    process.exit(code);
+  })();
+}

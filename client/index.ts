@@ -1,0 +1,852 @@
+// The typed client CI scripts import: `import { RolloutClient } from 'temporal-canary'`.
+// Every method takes either a workflow id (`canary-prod-checkout`) or a target (`prod/checkout`).
+import {
+  Client,
+  Connection,
+  NamespaceNotFoundError,
+  QueryNotRegisteredError,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type WorkflowExecutionDescription,
+  type WorkflowExecutionInfo,
+} from '@temporalio/client';
+import {
+  DEFAULT_TASK_QUEUE,
+  SA_APP,
+  SA_PHASE,
+  SA_STAGE,
+  SA_VERSION,
+  SA_WEIGHT,
+  WORKFLOW_TYPE,
+  abortSignal,
+  approveUpdate,
+  pauseSignal,
+  promoteUpdate,
+  resumeSignal,
+  rolloutWorkflowId,
+  statusQuery,
+  type RolloutInput,
+} from '../workflows/api';
+import { TERMINAL_PHASES } from '../workflows/types';
+import type { ApprovalRecord, Phase, RolloutResult, RolloutStatus, RolloutTarget } from '../workflows/types';
+import type { PlanSpec } from '../workflows/plan';
+import { validatePlan } from '../workflows/plan';
+import { loadAndValidatePlan, PlanInvalidError } from './plan-file';
+import { loadWorkerConfig, type WorkerConfig } from '../worker/config';
+import { ConnectError, connectClient, connectionOptions } from '../worker/connection';
+
+export type {
+  AbortRequest,
+  ApproveRequest,
+  PauseRequest,
+  PromoteAck,
+  PromoteRequest,
+  RolloutInput,
+} from '../workflows/api';
+export { DEFAULT_TASK_QUEUE, WORKFLOW_TYPE, rolloutWorkflowId } from '../workflows/api';
+export type {
+  AnalysisRecord,
+  ApprovalRecord,
+  CheckResult,
+  GateWait,
+  Phase,
+  Plan,
+  RolloutResult,
+  RolloutStatus,
+  RolloutTarget,
+  StageView,
+  Verdict,
+} from '../workflows/types';
+export { TERMINAL_PHASES } from '../workflows/types';
+export type { PlanSpec } from '../workflows/plan';
+export { PlanFileError, PlanInvalidError, loadAndValidatePlan } from './plan-file';
+export { resolveIdentity, type Identity } from './identity';
+export { renderList, renderStatus } from './render';
+
+export type { WorkerConfig } from '../worker/config';
+export { ConfigError } from '../worker/config';
+
+/** How long a single call (query, update, start) may take before it counts as an infrastructure failure. */
+export const DEFAULT_RPC_TIMEOUT_MS = 30_000;
+export const DEFAULT_POLL_MS = 2_000;
+
+// ---------------------------------------------------------------------------------------------- errors
+
+/** Base class of every error this client throws on purpose. */
+export class RolloutError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad arguments (empty app, malformed `namespace/app`, missing reason...). Nothing was sent. */
+export class RolloutInputError extends RolloutError {}
+
+/** No rollout with that id exists (or the workflow is not a canary rollout). */
+export class RolloutNotFoundError extends RolloutError {
+  constructor(
+    readonly workflowId: string,
+    message = `no rollout with id "${workflowId}" exists in this Temporal namespace; list rollouts with \`canary list\``,
+  ) {
+    super(message);
+  }
+}
+
+/** Another version is already rolling out to the same target. */
+export class RolloutConflictError extends RolloutError {
+  constructor(
+    readonly workflowId: string,
+    readonly runId: string,
+    readonly runningVersion: string,
+    readonly requestedVersion: string,
+  ) {
+    super(
+      `a rollout of version ${runningVersion} is already running as ${workflowId}; ` +
+        `abort it (canary abort ${workflowId} --reason ...) or wait for it to finish before rolling out ${requestedVersion}`,
+    );
+  }
+}
+
+/** The workflow refused the request (update validator, or the rollout has already finished). */
+export class RolloutRejectedError extends RolloutError {
+  constructor(
+    readonly workflowId: string,
+    readonly operation: 'approve' | 'promote' | 'abort' | 'pause' | 'resume',
+    /** The workflow's reason, verbatim; also the message. */
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+/** Temporal cannot be reached, a call timed out, no worker answers, or the workflow ended without an outcome. */
+export class InfrastructureError extends RolloutError {
+  constructor(
+    message: string,
+    options: {
+      cause?: unknown;
+      /** Worth retrying: the server or the network was unavailable or slow. */
+      transient?: boolean;
+      /** Execution status of the workflow when it ended without an outcome (FAILED, TERMINATED...). */
+      workflowStatus?: string;
+    } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.transient = options.transient ?? false;
+    this.workflowStatus = options.workflowStatus;
+  }
+  readonly transient: boolean;
+  readonly workflowStatus?: string;
+}
+
+// ----------------------------------------------------------------------------------------------- types
+
+export interface StartRolloutRequest {
+  app: string;
+  /** The target namespace (Kubernetes or equivalent), not the Temporal namespace. */
+  namespace: string;
+  version: string;
+  image?: string;
+  /** A plan object, or a plan file path or preset name (resolved and validated before Temporal is contacted). */
+  plan: PlanSpec | string;
+  requestedBy: string;
+}
+
+export interface StartRolloutResult {
+  workflowId: string;
+  runId: string;
+  /** false when the same version was already rolling out to this target (nothing new started). */
+  started: boolean;
+  version: string;
+}
+
+export interface AbortResult {
+  workflowId: string;
+  /** `requested`: the signal was delivered (the workflow ignores it once promotion is under way). */
+  state: 'requested' | 'already_rolled_back';
+}
+
+export interface ListFilter {
+  app?: string;
+  phase?: Phase;
+  /** Target namespace; filtered client-side (it is part of the workflow id, not a search attribute). */
+  namespace?: string;
+  /** Only running rollouts. */
+  running?: boolean;
+  /** At most this many rows, newest first. Default 100. */
+  limit?: number;
+}
+
+export interface RolloutSummary {
+  workflowId: string;
+  runId: string;
+  app?: string;
+  namespace?: string;
+  version?: string;
+  /** As last published by the workflow (search attribute). */
+  phase?: string;
+  stage?: number;
+  weight?: number;
+  /** Temporal execution status: RUNNING, COMPLETED, FAILED, TERMINATED, ... */
+  status: string;
+  startTime: Date;
+  closeTime?: Date;
+}
+
+export interface WaitOptions {
+  /** Time between two polls. Default 2 s. */
+  pollMs?: number;
+  /** Called with every polled status (also the final one). */
+  onStatus?: (status: RolloutStatus) => void | Promise<void>;
+  /** How long transient failures (server restart, network blip) are tolerated in a row. Default 60 s. */
+  toleranceMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface RolloutClientOptions {
+  /** Temporal namespace; must be the one `client` was created for (default: the client's). */
+  namespace?: string;
+  /** Task queue new rollouts are started on. Default `canary-rollouts`. */
+  taskQueue?: string;
+  /** Server address, used in error messages and UI links only. */
+  address?: string;
+  rpcTimeoutMs?: number;
+  /** Close the client's connection in `close()` (set by `connect`). */
+  ownsConnection?: boolean;
+}
+
+// ----------------------------------------------------------------------------------------------- helpers
+
+const TARGET_PART = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+
+function checkTargetPart(what: 'app' | 'namespace', value: string | undefined): string {
+  const v = value?.trim() ?? '';
+  if (v === '') throw new RolloutInputError(`${what} is empty`);
+  if (!TARGET_PART.test(v) || v.length > 253) {
+    throw new RolloutInputError(
+      `${what} "${v}" is not a valid name: use letters, digits, ".", "_" and "-", starting and ending with a letter or digit`,
+    );
+  }
+  return v;
+}
+
+/** `prod/checkout` → `canary-prod-checkout`; anything without a slash is taken as a workflow id. */
+export function resolveRolloutId(ref: string): string {
+  const trimmed = (ref ?? '').trim();
+  if (trimmed === '') throw new RolloutInputError('rollout id is empty: pass a workflow id or namespace/app');
+  const slash = trimmed.indexOf('/');
+  if (slash < 0) return trimmed;
+  const namespace = trimmed.slice(0, slash);
+  const app = trimmed.slice(slash + 1);
+  if (namespace === '' || app === '' || app.includes('/')) {
+    throw new RolloutInputError(`"${ref}" is neither a workflow id nor namespace/app (e.g. prod/checkout)`);
+  }
+  return rolloutWorkflowId({
+    namespace: checkTargetPart('namespace', namespace),
+    app: checkTargetPart('app', app),
+  });
+}
+
+/** The Temporal Web UI page of a rollout: `CANARY_UI_URL` (base URL or template), or derived from the address. */
+export function rolloutUiUrl(
+  workflowId: string,
+  options: { address?: string; namespace: string; env?: NodeJS.ProcessEnv },
+): string | undefined {
+  const env = options.env ?? process.env;
+  const configured = env.CANARY_UI_URL?.trim();
+  const id = encodeURIComponent(workflowId);
+  const ns = encodeURIComponent(options.namespace);
+  if (configured) {
+    if (configured.includes('{workflowId}')) {
+      return configured.replaceAll('{workflowId}', id).replaceAll('{namespace}', ns);
+    }
+    return `${configured.replace(/\/+$/, '')}/namespaces/${ns}/workflows/${id}`;
+  }
+  const address = options.address?.trim();
+  if (!address) return undefined;
+  const hostPort = address.replace(/^[a-z]+:\/\//, '');
+  const portMatch = /:(\d+)$/.exec(hostPort);
+  const host = portMatch ? hostPort.slice(0, portMatch.index) : hostPort;
+  const port = portMatch ? portMatch[1] : '7233';
+  const local = host === 'localhost' || host === '127.0.0.1' || host === '[::1]';
+  if (local && port === '7233') {
+    // `temporal server start-dev` serves the UI on 8233 next to the frontend on its default 7233.
+    return `http://localhost:8233/namespaces/${ns}/workflows/${id}`;
+  }
+  if (host.endsWith('.tmprl.cloud')) return `https://cloud.temporal.io/namespaces/${ns}/workflows/${id}`;
+  return undefined;
+}
+
+function grpcCode(err: unknown): number | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'number' && typeof (e as { details?: unknown }).details === 'string') return code;
+  }
+  return undefined;
+}
+
+function innermostMessage(err: unknown): string {
+  let message = err instanceof Error ? err.message : String(err);
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const details = (e as { details?: unknown }).details;
+    if (typeof details === 'string' && details !== '') message = details;
+    else if (e.message) message = e.message;
+  }
+  return message;
+}
+
+const GRPC_CANCELLED = 1;
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_RESOURCE_EXHAUSTED = 8;
+const GRPC_FAILED_PRECONDITION = 9;
+const GRPC_UNAVAILABLE = 14;
+const GRPC_INVALID_ARGUMENT = 3;
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason ?? new Error('aborted'));
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason ?? new Error('aborted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function queryValue(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** A status for a completed workflow whose query could not be answered (no worker left to replay it). */
+function statusFromResult(workflowId: string, result: RolloutResult): RolloutStatus {
+  return {
+    workflowId,
+    app: result.app,
+    namespace: result.namespace,
+    version: result.version,
+    requestedBy: '',
+    phase: result.outcome === 'promoted' ? 'promoted' : 'rolled_back',
+    stage: 0,
+    stageCount: 0,
+    weight: result.finalWeight,
+    stageTimeLeftMs: 0,
+    planTimeLeftMs: 0,
+    analyses: [],
+    approvals: result.approvals,
+    ...(result.reason ? { rollbackReason: result.reason } : {}),
+    stages: [],
+    run: 0,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ client
+
+export class RolloutClient {
+  readonly namespace: string;
+  readonly taskQueue: string;
+  readonly address?: string;
+  private readonly rpcTimeoutMs: number;
+  private readonly ownsConnection: boolean;
+
+  constructor(
+    readonly client: Client,
+    options: RolloutClientOptions = {},
+  ) {
+    const clientNamespace = client.options.namespace;
+    if (options.namespace !== undefined && options.namespace !== clientNamespace) {
+      throw new RolloutInputError(
+        `namespace "${options.namespace}" differs from the client's namespace "${clientNamespace}"`,
+      );
+    }
+    this.namespace = clientNamespace;
+    this.taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
+    this.address = options.address;
+    this.rpcTimeoutMs = options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
+    this.ownsConnection = options.ownsConnection ?? false;
+  }
+
+  /** Connects with the worker's configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TLS...). */
+  static async connect(
+    config: WorkerConfig = loadWorkerConfig(process.env),
+    options: Pick<RolloutClientOptions, 'rpcTimeoutMs'> & {
+      /** How long to try to reach the server (default: connectClient's, 10 s). */
+      connectTimeoutMs?: number;
+    } = {},
+  ): Promise<RolloutClient> {
+    const { connectTimeoutMs, ...rest } = options;
+    let client: Client;
+    try {
+      if (connectTimeoutMs === undefined) {
+        client = await connectClient(config);
+      } else {
+        // Same options as connectClient, only the timeout differs.
+        const connection = await Connection.connect({
+          ...connectionOptions(config),
+          connectTimeout: connectTimeoutMs,
+        }).catch((err: unknown) => {
+          throw new ConnectError(config.address, err);
+        });
+        client = new Client({ connection, namespace: config.namespace });
+      }
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new InfrastructureError(
+        err instanceof ConnectError || message.includes(config.address)
+          ? message
+          : `cannot reach Temporal at ${config.address}: ${message}`,
+        { cause: err, transient: true },
+      );
+    }
+    return new RolloutClient(client, {
+      namespace: config.namespace,
+      taskQueue: config.taskQueue,
+      address: config.address,
+      ownsConnection: true,
+      ...rest,
+    });
+  }
+
+  /** Closes the connection when this object opened it. */
+  async close(): Promise<void> {
+    if (this.ownsConnection) await this.client.connection.close();
+  }
+
+  uiUrl(ref: string, env?: NodeJS.ProcessEnv): string | undefined {
+    return rolloutUiUrl(resolveRolloutId(ref), { address: this.address, namespace: this.namespace, env });
+  }
+
+  // ------------------------------------------------------------------------------------------- start
+
+  /**
+   * Starts a rollout, idempotently per target: the same version already running is returned with
+   * `started: false`; another version running throws {@link RolloutConflictError}. The plan is
+   * resolved and validated first; nothing is sent to Temporal when it is invalid.
+   */
+  async start(request: StartRolloutRequest): Promise<StartRolloutResult> {
+    const target: RolloutTarget = {
+      namespace: checkTargetPart('namespace', request.namespace),
+      app: checkTargetPart('app', request.app),
+    };
+    const version = request.version?.trim() ?? '';
+    if (version === '') throw new RolloutInputError('version is empty');
+    const requestedBy = request.requestedBy?.trim() ?? '';
+    if (requestedBy === '') throw new RolloutInputError('requestedBy is empty');
+    const plan = resolvePlan(request.plan);
+    const workflowId = rolloutWorkflowId(target);
+    const input: RolloutInput = {
+      target,
+      version,
+      ...(request.image ? { image: request.image } : {}),
+      plan,
+      requestedBy,
+    };
+
+    // Two attempts: the running rollout may finish between the failed start and the describe.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const handle = await this.rpc(() =>
+          this.client.workflow.start(WORKFLOW_TYPE, {
+            workflowId,
+            taskQueue: this.taskQueue,
+            args: [input],
+            typedSearchAttributes: [
+              { key: SA_APP, value: target.app },
+              { key: SA_VERSION, value: version },
+              { key: SA_PHASE, value: 'progressing' },
+              { key: SA_STAGE, value: 0 },
+              { key: SA_WEIGHT, value: 0 },
+            ],
+            workflowIdConflictPolicy: 'FAIL',
+            workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+          }),
+        );
+        return { workflowId, runId: handle.firstExecutionRunId, started: true, version };
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError))
+          throw this.wrap(err, `start rollout ${workflowId}`);
+      }
+      const running = await this.runningRollout(workflowId);
+      if (running) {
+        if (running.version === version) return { workflowId, runId: running.runId, started: false, version };
+        throw new RolloutConflictError(workflowId, running.runId, running.version, version);
+      }
+      if (attempt >= 3) {
+        throw new InfrastructureError(
+          `could not start ${workflowId}: it keeps being reported as already started`,
+          {
+            transient: true,
+          },
+        );
+      }
+    }
+  }
+
+  /** The version and run of the running rollout with that id, or undefined when none runs. */
+  private async runningRollout(workflowId: string): Promise<{ runId: string; version: string } | undefined> {
+    let info: WorkflowExecutionDescription;
+    try {
+      info = await this.rpc(() => this.client.workflow.getHandle(workflowId).describe());
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw this.wrap(err, `describe rollout ${workflowId}`);
+    }
+    if (info.status.name !== 'RUNNING') return undefined;
+    const version = info.typedSearchAttributes.get(SA_VERSION) ?? (await this.status(workflowId)).version;
+    return { runId: info.runId, version };
+  }
+
+  // ------------------------------------------------------------------------------------------- reads
+
+  /** The `status` query's answer. A completed rollout with no worker left still gets a (reduced) status. */
+  async status(ref: string): Promise<RolloutStatus> {
+    const workflowId = resolveRolloutId(ref);
+    try {
+      return await this.rpc(() => this.client.workflow.getHandle(workflowId).query(statusQuery));
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new RolloutNotFoundError(workflowId);
+      if (err instanceof QueryNotRegisteredError) {
+        throw new RolloutNotFoundError(
+          workflowId,
+          `workflow "${workflowId}" exists but is not a canary rollout`,
+        );
+      }
+      const wrapped = this.wrap(err, `query the status of ${workflowId}`);
+      if (grpcCode(err) === GRPC_UNAVAILABLE) throw wrapped;
+      // Closed workflows are answered by replay on a worker; without one, fall back to the result.
+      const closed = await this.closedStatus(workflowId).catch(() => undefined);
+      if (closed) return closed;
+      throw wrapped;
+    }
+  }
+
+  /** A status built from the workflow's result when it completed, undefined while it runs. */
+  private async closedStatus(workflowId: string): Promise<RolloutStatus | undefined> {
+    const handle = this.client.workflow.getHandle(workflowId);
+    const info = await this.rpc(() => handle.describe());
+    if (info.status.name !== 'COMPLETED') return undefined;
+    const result = (await this.rpc(() => handle.result())) as RolloutResult;
+    return statusFromResult(workflowId, result);
+  }
+
+  /** Rollouts, newest first, from the visibility store (eventually consistent: a second or so behind). */
+  async list(filter: ListFilter = {}): Promise<RolloutSummary[]> {
+    const clauses = [`WorkflowType = ${queryValue(WORKFLOW_TYPE)}`];
+    if (filter.app) clauses.push(`${SA_APP.name} = ${queryValue(filter.app)}`);
+    if (filter.phase) clauses.push(`${SA_PHASE.name} = ${queryValue(filter.phase)}`);
+    if (filter.running) clauses.push(`ExecutionStatus = 'Running'`);
+    const query = clauses.join(' AND ');
+    const limit = filter.limit ?? 100;
+    const rows: RolloutSummary[] = [];
+    try {
+      await this.rpc(async () => {
+        for await (const info of this.client.workflow.list({ query })) {
+          const row = summarize(info);
+          if (filter.namespace !== undefined && row.namespace !== filter.namespace) continue;
+          rows.push(row);
+          if (rows.length >= limit) break;
+        }
+      });
+    } catch (err) {
+      const wrapped = this.wrap(err, 'list rollouts');
+      if (grpcCode(err) === GRPC_INVALID_ARGUMENT) {
+        throw new InfrastructureError(
+          `${wrapped.message}; are the search attributes (CanaryApp, CanaryPhase, ...) registered in namespace "${this.namespace}"? \`npm run setup\` registers them on a dev server`,
+          { cause: err },
+        );
+      }
+      throw wrapped;
+    }
+    return rows.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
+  }
+
+  /**
+   * Polls until the rollout reaches a terminal phase (`promoted`, `rolled_back`, `failed`) or its workflow
+   * closes. A workflow that fails, is terminated, cancelled or times out throws {@link InfrastructureError}.
+   */
+  async waitForOutcome(ref: string, options: WaitOptions = {}): Promise<RolloutStatus> {
+    const workflowId = resolveRolloutId(ref);
+    const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
+    const toleranceMs = options.toleranceMs ?? 60_000;
+    const handle = this.client.workflow.getHandle(workflowId);
+    let failingSince: number | undefined;
+    for (;;) {
+      try {
+        let info: WorkflowExecutionDescription;
+        try {
+          info = await this.rpc(() => handle.describe());
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) throw new RolloutNotFoundError(workflowId);
+          throw err;
+        }
+        const state = info.status.name;
+        if (state === 'RUNNING') {
+          const status = await this.status(workflowId);
+          failingSince = undefined;
+          await options.onStatus?.(status);
+          if (TERMINAL_PHASES.includes(status.phase)) return status;
+        } else if (state === 'COMPLETED') {
+          const result = (await this.rpc(() => handle.result())) as RolloutResult;
+          let status: RolloutStatus;
+          try {
+            // Answered by replay on a worker: do not wait long when none is left.
+            status = await this.rpc(() => handle.query(statusQuery), 5_000);
+            if (!TERMINAL_PHASES.includes(status.phase)) {
+              status = { ...status, phase: result.outcome === 'promoted' ? 'promoted' : 'rolled_back' };
+            }
+          } catch {
+            status = statusFromResult(workflowId, result);
+          }
+          await options.onStatus?.(status);
+          return status;
+        } else if (state !== 'CONTINUED_AS_NEW') {
+          throw await this.endedWithoutOutcome(workflowId, state);
+        }
+      } catch (err) {
+        const wrapped = err instanceof RolloutError ? err : this.wrap(err, `follow rollout ${workflowId}`);
+        if (!(wrapped instanceof InfrastructureError && wrapped.transient)) throw wrapped;
+        failingSince ??= Date.now();
+        if (Date.now() - failingSince > toleranceMs) throw wrapped;
+      }
+      await sleep(pollMs, options.signal);
+    }
+  }
+
+  private async endedWithoutOutcome(workflowId: string, state: string): Promise<InfrastructureError> {
+    let detail = '';
+    if (state === 'FAILED') {
+      try {
+        await this.client.workflow.getHandle(workflowId).result();
+      } catch (err) {
+        if (err instanceof WorkflowFailedError) detail = `: ${innermostMessage(err.cause ?? err)}`;
+      }
+    }
+    return new InfrastructureError(
+      `rollout ${workflowId} ended without an outcome: its workflow is ${state}${detail}. ` +
+        `Check the traffic weight of the target by hand and look at the workflow's history in the Temporal UI`,
+      { workflowStatus: state },
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------- actions
+
+  /** Approves the waiting gate. The workflow's refusal reason surfaces as {@link RolloutRejectedError}. */
+  async approve(
+    ref: string,
+    request: { stage?: number; comment?: string; identity: string },
+  ): Promise<ApprovalRecord> {
+    const workflowId = resolveRolloutId(ref);
+    if (request.stage !== undefined && (!Number.isInteger(request.stage) || request.stage < 1)) {
+      throw new RolloutInputError(`stage must be a positive integer (1-based), got ${request.stage}`);
+    }
+    return this.update(workflowId, 'approve', () =>
+      this.client.workflow.getHandle(workflowId).executeUpdate(approveUpdate, {
+        args: [
+          {
+            identity: identityOf(request.identity),
+            ...(request.stage !== undefined ? { stage: request.stage } : {}),
+            ...(request.comment ? { comment: request.comment } : {}),
+          },
+        ],
+      }),
+    );
+  }
+
+  /** Skips the remaining stages and promotes now. */
+  async promote(ref: string, request: { identity: string; comment?: string }) {
+    const workflowId = resolveRolloutId(ref);
+    return this.update(workflowId, 'promote', () =>
+      this.client.workflow.getHandle(workflowId).executeUpdate(promoteUpdate, {
+        args: [
+          {
+            identity: identityOf(request.identity),
+            ...(request.comment ? { comment: request.comment } : {}),
+          },
+        ],
+      }),
+    );
+  }
+
+  /**
+   * Asks the rollout to roll back (a durable signal: accepted even while no worker runs). Idempotent: a
+   * rollout that is already rolled back answers `already_rolled_back`; one that was promoted and has
+   * finished is refused with {@link RolloutRejectedError}.
+   */
+  async abort(ref: string, request: { reason: string; identity: string }): Promise<AbortResult> {
+    const workflowId = resolveRolloutId(ref);
+    const reason = request.reason?.trim() ?? '';
+    if (reason === '') throw new RolloutInputError('an abort needs a reason');
+    const identity = identityOf(request.identity);
+    const handle = this.client.workflow.getHandle(workflowId);
+    try {
+      await this.rpc(() => handle.signal(abortSignal, { reason, identity }));
+      return { workflowId, state: 'requested' };
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) {
+        const closed = await this.closedStatus(workflowId).catch(() => undefined);
+        if (closed?.phase === 'rolled_back') return { workflowId, state: 'already_rolled_back' };
+      }
+      throw await this.notRunning(err, workflowId, 'abort', `send abort to ${workflowId}`);
+    }
+  }
+
+  async pause(ref: string, request: { identity: string; reason?: string }): Promise<void> {
+    const workflowId = resolveRolloutId(ref);
+    await this.signal(workflowId, 'pause', () =>
+      this.client.workflow.getHandle(workflowId).signal(pauseSignal, {
+        identity: identityOf(request.identity),
+        ...(request.reason ? { reason: request.reason } : {}),
+      }),
+    );
+  }
+
+  async resume(ref: string, request: { identity: string; reason?: string }): Promise<void> {
+    const workflowId = resolveRolloutId(ref);
+    await this.signal(workflowId, 'resume', () =>
+      this.client.workflow.getHandle(workflowId).signal(resumeSignal, {
+        identity: identityOf(request.identity),
+        ...(request.reason ? { reason: request.reason } : {}),
+      }),
+    );
+  }
+
+  // -------------------------------------------------------------------------------------- plumbing
+
+  private async update<R>(
+    workflowId: string,
+    operation: 'approve' | 'promote',
+    call: () => Promise<R>,
+  ): Promise<R> {
+    try {
+      return await this.rpc(call);
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) {
+        throw new RolloutRejectedError(workflowId, operation, innermostMessage(err.cause ?? err));
+      }
+      throw await this.notRunning(err, workflowId, operation, `${operation} ${workflowId}`);
+    }
+  }
+
+  private async signal(
+    workflowId: string,
+    operation: 'abort' | 'pause' | 'resume',
+    call: () => Promise<void>,
+  ): Promise<void> {
+    try {
+      await this.rpc(call);
+    } catch (err) {
+      throw await this.notRunning(err, workflowId, operation, `send ${operation} to ${workflowId}`);
+    }
+  }
+
+  /** Not found: either no such rollout, or it has finished (messages need a running workflow). */
+  private async notRunning(
+    err: unknown,
+    workflowId: string,
+    operation: RolloutRejectedError['operation'],
+    what: string,
+  ): Promise<Error> {
+    if (!(err instanceof WorkflowNotFoundError)) return this.wrap(err, what);
+    try {
+      const info = await this.rpc(() => this.client.workflow.getHandle(workflowId).describe());
+      return new RolloutRejectedError(
+        workflowId,
+        operation,
+        `cannot ${operation}: rollout ${workflowId} has already finished (workflow ${info.status.name.toLowerCase()})`,
+      );
+    } catch {
+      return new RolloutNotFoundError(workflowId);
+    }
+  }
+
+  /** Runs one call under the RPC deadline. */
+  private rpc<R>(fn: () => Promise<R>, timeoutMs = this.rpcTimeoutMs): Promise<R> {
+    return this.client.withDeadline(Date.now() + timeoutMs, fn);
+  }
+
+  /** Turns SDK and gRPC errors into this client's typed errors; keeps the SDK's typed "not found". */
+  private wrap(err: unknown, what: string): Error {
+    if (err instanceof RolloutError || err instanceof WorkflowNotFoundError) return err;
+    const at = this.address ? ` at ${this.address}` : '';
+    if (err instanceof NamespaceNotFoundError) {
+      return new InfrastructureError(
+        `cannot ${what}: Temporal namespace "${err.namespace}" does not exist${at}; set TEMPORAL_NAMESPACE or --temporal-namespace`,
+        { cause: err },
+      );
+    }
+    const detail = innermostMessage(err);
+    const code = grpcCode(err);
+    if (
+      err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
+      code === GRPC_DEADLINE_EXCEEDED ||
+      code === GRPC_CANCELLED
+    ) {
+      return new InfrastructureError(
+        `cannot ${what}: no answer within ${Math.round(this.rpcTimeoutMs / 1000)}s from Temporal${at}. ` +
+          `Queries and updates need a running canary worker polling task queue "${this.taskQueue}" in namespace "${this.namespace}"`,
+        { cause: err, transient: true },
+      );
+    }
+    if (code === GRPC_UNAVAILABLE || code === GRPC_RESOURCE_EXHAUSTED) {
+      return new InfrastructureError(`cannot ${what}: Temporal${at} is unavailable (${detail})`, {
+        cause: err,
+        transient: true,
+      });
+    }
+    if (/workflow task in failed state/i.test(detail)) {
+      return new InfrastructureError(
+        `cannot ${what}: the rollout's workflow task keeps failing on the worker, so the rollout is stuck; check the worker's logs`,
+        { cause: err, transient: true },
+      );
+    }
+    if (code === GRPC_FAILED_PRECONDITION) {
+      return new InfrastructureError(
+        `cannot ${what}: ${detail}. Is a canary worker polling task queue "${this.taskQueue}"?`,
+        { cause: err, transient: true },
+      );
+    }
+    return new InfrastructureError(`cannot ${what}: ${detail}`, { cause: err });
+  }
+}
+
+function identityOf(identity: string): string {
+  const v = identity?.trim() ?? '';
+  if (v === '') throw new RolloutInputError('identity is empty: say who is acting');
+  return v;
+}
+
+function resolvePlan(plan: PlanSpec | string): PlanSpec {
+  if (typeof plan === 'string') return loadAndValidatePlan(plan).spec;
+  const validation = validatePlan(plan);
+  if (!validation.ok) throw new PlanInvalidError(validation.problems, 'plan object');
+  return plan;
+}
+
+function summarize(info: WorkflowExecutionInfo): RolloutSummary {
+  const sa = info.typedSearchAttributes;
+  const app = sa.get(SA_APP);
+  let namespace: string | undefined;
+  if (app && info.workflowId.startsWith('canary-') && info.workflowId.endsWith(`-${app}`)) {
+    namespace = info.workflowId.slice('canary-'.length, info.workflowId.length - app.length - 1) || undefined;
+  }
+  return {
+    workflowId: info.workflowId,
+    runId: info.runId,
+    ...(app !== undefined ? { app } : {}),
+    ...(namespace !== undefined ? { namespace } : {}),
+    ...(sa.get(SA_VERSION) !== undefined ? { version: sa.get(SA_VERSION) } : {}),
+    ...(sa.get(SA_PHASE) !== undefined ? { phase: sa.get(SA_PHASE) } : {}),
+    ...(sa.get(SA_STAGE) !== undefined ? { stage: sa.get(SA_STAGE) } : {}),
+    ...(sa.get(SA_WEIGHT) !== undefined ? { weight: sa.get(SA_WEIGHT) } : {}),
+    status: info.status.name,
+    startTime: info.startTime,
+    ...(info.closeTime ? { closeTime: info.closeTime } : {}),
+  };
+}

@@ -1,0 +1,367 @@
+// Pure text rendering of a rollout's status and of rollout lists. No I/O; colour only when asked for.
+import type { AnalysisRecord, Phase, RolloutStatus, StageView, Verdict } from '../workflows/types';
+import { formatDuration } from '../workflows/duration';
+import type { RolloutSummary } from './index';
+
+export interface RenderOptions {
+  /** ANSI colours; the CLI sets it only when stdout is a TTY and NO_COLOR is unset. Default false. */
+  color?: boolean;
+  /** The CLI's name in hints (`canary approve ...`). */
+  cliName?: string;
+  /** How many analyses to show, newest last. Default 5. */
+  maxAnalyses?: number;
+  /** Width of the progress bars in cells. Default 20. */
+  barWidth?: number;
+}
+
+const ANSI = {
+  bold: '\u001b[1m',
+  dim: '\u001b[2m',
+  red: '\u001b[31m',
+  green: '\u001b[32m',
+  yellow: '\u001b[33m',
+  cyan: '\u001b[36m',
+  reset: '\u001b[0m',
+} as const;
+
+type Style = keyof typeof ANSI;
+
+function paint(text: string, style: Style | undefined, color: boolean): string {
+  return color && style ? `${ANSI[style]}${text}${ANSI.reset}` : text;
+}
+
+const PHASE_STYLE: Record<Phase, Style> = {
+  progressing: 'cyan',
+  waiting_approval: 'yellow',
+  paused: 'yellow',
+  rolling_back: 'red',
+  rolled_back: 'red',
+  promoted: 'green',
+  failed: 'red',
+};
+
+const VERDICT_STYLE: Record<Verdict, Style> = { pass: 'green', fail: 'red', inconclusive: 'yellow' };
+
+/**
+ * `[██████░░░░]  60%` — fraction is clamped to [0, 1]. Any progress shows at least one cell, and the bar
+ * is full only when done.
+ */
+export function progressBar(fraction: number, width = 20): string {
+  const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
+  const filled = f === 0 ? 0 : f === 1 ? width : Math.min(width - 1, Math.max(1, Math.round(f * width)));
+  const percent = Math.floor(f * 100);
+  return `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${String(percent).padStart(3)}%`;
+}
+
+function pad2(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+/** `12:03:04Z` when on the same UTC day as `now`, `2025-01-31 12:03:04Z` otherwise. */
+export function formatTime(iso: string | Date, now: Date): string {
+  const d = iso instanceof Date ? iso : new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const time = `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}Z`;
+  const day = `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())}`;
+  const today = `${now.getUTCFullYear()}-${pad2(now.getUTCMonth() + 1)}-${pad2(now.getUTCDate())}`;
+  return day === today ? time : `${day} ${time}`;
+}
+
+function ago(iso: string, now: Date): string {
+  const ms = now.getTime() - Date.parse(iso);
+  return Number.isFinite(ms) ? `${formatDuration(Math.max(0, ms))} ago` : '';
+}
+
+function formatValue(value: number | null): string {
+  if (value === null) return 'no data';
+  if (Number.isInteger(value)) return String(value);
+  return String(Number(value.toFixed(3)));
+}
+
+/** The current stage's hold time left, corrected for the time elapsed since the query was answered. */
+export function liveStageTimeLeftMs(status: RolloutStatus, now: Date): number {
+  let left = Math.max(0, status.stageTimeLeftMs);
+  if (status.stageEndsAt && status.phase === 'progressing') {
+    const untilEnd = Date.parse(status.stageEndsAt) - now.getTime();
+    if (Number.isFinite(untilEnd)) left = Math.min(left, Math.max(0, untilEnd));
+  }
+  return left;
+}
+
+/** The whole plan's hold time left (gate waits excluded), corrected like {@link liveStageTimeLeftMs}. */
+export function livePlanTimeLeftMs(status: RolloutStatus, now: Date): number {
+  const drift = Math.max(0, status.stageTimeLeftMs) - liveStageTimeLeftMs(status, now);
+  return Math.max(0, status.planTimeLeftMs - drift);
+}
+
+function currentStage(status: RolloutStatus): StageView | undefined {
+  return status.stages.find((s) => s.stage === status.stage);
+}
+
+function stageStrip(status: RolloutStatus, color: boolean): string {
+  return status.stages
+    .map((s) => {
+      const mark = s.state === 'done' ? '✓' : s.state === 'current' ? '▶' : '·';
+      const gate = s.gate === 'approval' ? ' (approval)' : '';
+      const text = `${mark} ${s.weight}%${gate}`;
+      return s.state === 'current' ? paint(text, 'bold', color) : text;
+    })
+    .join('  ');
+}
+
+function renderChecks(a: AnalysisRecord): string {
+  if (a.checks.length === 0) return '(no checks)';
+  return a.checks
+    .map((c) => {
+      const outcome = c.outcome === 'pass' ? 'ok' : c.outcome === 'fail' ? 'FAIL' : 'NO DATA';
+      const error = c.error ? ` (error: ${c.error})` : '';
+      return `${c.name}=${formatValue(c.value)} ${outcome}${error}`;
+    })
+    .join(', ');
+}
+
+/** Aligns `label  value` pairs. */
+function fields(rows: Array<[string, string | undefined]>, indent = '  '): string[] {
+  const shown = rows.filter((r): r is [string, string] => r[1] !== undefined && r[1] !== '');
+  const width = Math.max(0, ...shown.map(([label]) => label.length));
+  return shown.map(([label, value]) => `${indent}${label.padEnd(width)}  ${value}`);
+}
+
+/** A plain aligned table (no borders, no colours), safe for CI logs. */
+export function renderTable(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+/**
+ * A human summary of the `status` query answer: identity of the rollout, stage and weight, hold
+ * progress bars with time left, gate and pause information with the command that unblocks it, the
+ * latest analyses, the approvals log and the rollback reason.
+ */
+export function renderStatus(status: RolloutStatus, now: Date, options: RenderOptions = {}): string {
+  const color = options.color ?? false;
+  const cli = options.cliName ?? 'canary';
+  const width = options.barWidth ?? 20;
+  const maxAnalyses = options.maxAnalyses ?? 5;
+  const ref = `${status.namespace}/${status.app}`;
+  const out: string[] = [];
+
+  out.push(paint(`Rollout ${ref} → ${status.version}`, 'bold', color));
+  const stage = currentStage(status);
+  const stageText =
+    status.stage > 0
+      ? `${status.stage}/${status.stageCount}${stage?.gate === 'approval' ? ' (approval gate)' : ''}`
+      : `0/${status.stageCount} (not started)`;
+  const stageLeft = liveStageTimeLeftMs(status, now);
+  const planLeft = livePlanTimeLeftMs(status, now);
+  const totalHold = status.stages.reduce((sum, s) => sum + s.holdMs, 0);
+
+  const stopped =
+    status.phase === 'rolling_back' || status.phase === 'rolled_back' || status.phase === 'failed';
+  let stageBar: string | undefined;
+  if (stage && !stopped && status.phase !== 'promoted') {
+    if (stage.holdMs > 0) {
+      const fraction = (stage.holdMs - stageLeft) / stage.holdMs;
+      const suffix =
+        status.phase === 'waiting_approval'
+          ? `${formatDuration(stage.holdMs)} hold starts after approval`
+          : `${formatDuration(stageLeft)} left of ${formatDuration(stage.holdMs)}${status.phase === 'paused' ? ' (paused)' : ''}`;
+      stageBar = `${progressBar(fraction, width)}  ${suffix}`;
+    } else {
+      stageBar = 'no hold';
+    }
+  }
+  let planBar: string | undefined;
+  if (status.phase === 'promoted') {
+    planBar = `${progressBar(1, width)}  done`;
+  } else if (totalHold > 0 && stopped) {
+    // Time left is zero once a rollback starts: show how far the plan got instead.
+    const served = status.stages.filter((s) => s.state === 'done').reduce((sum, s) => sum + s.holdMs, 0);
+    planBar = `${progressBar(served / totalHold, width)}  stopped`;
+  } else if (totalHold > 0) {
+    const gatesAhead = status.stages.some(
+      (s) => s.gate === 'approval' && (s.state === 'pending' || status.phase === 'waiting_approval'),
+    );
+    planBar =
+      `${progressBar((totalHold - planLeft) / totalHold, width)}  ` +
+      `${formatDuration(planLeft)} left of ${formatDuration(totalHold)}${gatesAhead ? ' (+ approval waits)' : ''}`;
+  }
+
+  out.push(
+    ...fields([
+      ['Workflow', `${status.workflowId}${status.run > 1 ? ` (run ${status.run})` : ''}`],
+      ['Image', status.image],
+      ['Plan', status.planName],
+      ['Requested by', status.requestedBy],
+      ['Phase', paint(status.phase, PHASE_STYLE[status.phase], color)],
+      ['Stage', stageText],
+      ['Weight', `${status.weight}% canary`],
+      ['Stages', status.stages.length > 0 ? stageStrip(status, color) : undefined],
+      ['Stage hold', stageBar],
+      ['Plan hold', planBar],
+      [
+        'Last verdict',
+        status.lastVerdict ? paint(status.lastVerdict, VERDICT_STYLE[status.lastVerdict], color) : undefined,
+      ],
+      ['Promoted at', status.promotedAt ? formatTime(status.promotedAt, now) : undefined],
+    ]),
+  );
+
+  if (status.gate && status.phase === 'waiting_approval') {
+    const g = status.gate;
+    const target = status.stages.find((s) => s.stage === g.stage);
+    let line = `Waiting for approval to enter stage ${g.stage}/${status.stageCount}`;
+    if (target) line += ` (${target.weight}%)`;
+    line += ` since ${formatTime(g.since, now)} (${ago(g.since, now)})`;
+    if (g.timeoutAt) {
+      const left = Math.max(0, Date.parse(g.timeoutAt) - now.getTime());
+      line += `; times out in ${formatDuration(left)}, then ${g.onTimeout === 'proceed' ? 'proceeds' : 'aborts'}`;
+    }
+    out.push('', paint(line, 'yellow', color));
+    out.push(`  Approve: ${cli} approve ${ref} --stage ${g.stage} [--comment TEXT]`);
+    out.push(`  Reject:  ${cli} abort ${ref} --reason TEXT`);
+  }
+
+  if (status.phase === 'paused') {
+    let line = 'Paused';
+    if (status.pausedSince)
+      line += ` since ${formatTime(status.pausedSince, now)} (${ago(status.pausedSince, now)})`;
+    if (status.pausedBy) line += ` by ${status.pausedBy}`;
+    line += '; the stage hold timer is stopped.';
+    out.push('', paint(line, 'yellow', color));
+    out.push(`  Resume: ${cli} resume ${ref}`);
+  }
+
+  if (status.rollbackReason) {
+    const label = status.phase === 'rolling_back' ? 'Rolling back' : 'Rollback reason';
+    out.push('', paint(`${label}: ${status.rollbackReason}`, 'red', color));
+  }
+
+  if (status.analyses.length > 0) {
+    const shown = status.analyses.slice(-maxAnalyses);
+    const title =
+      shown.length < status.analyses.length
+        ? `Analyses (last ${shown.length} of ${status.analyses.length})`
+        : `Analyses (${shown.length})`;
+    out.push('', title);
+    for (const a of shown) {
+      const verdict = paint(a.verdict.padEnd(12), VERDICT_STYLE[a.verdict], color);
+      out.push(
+        `  ${formatTime(a.at, now)}  stage ${a.stage} ${`${a.weight}%`.padStart(4)}  ${verdict}  ${renderChecks(a)}`,
+      );
+    }
+  }
+
+  if (status.approvals.length > 0) {
+    out.push('', 'Approvals');
+    for (const a of status.approvals) {
+      const what = a.kind === 'timeout-proceed' ? 'gate timed out, proceeded' : `approved by ${a.by}`;
+      const comment = a.comment ? `  "${a.comment}"` : '';
+      out.push(`  ${formatTime(a.at, now)}  stage ${a.stage}  ${what}${comment}`);
+    }
+  }
+
+  return out.join('\n');
+}
+
+/** One line per rollout, newest first as given. */
+export function renderList(rows: RolloutSummary[], now: Date = new Date()): string {
+  if (rows.length === 0) return 'No rollouts found.';
+  return renderTable(
+    ['WORKFLOW ID', 'APP', 'VERSION', 'PHASE', 'STAGE', 'WEIGHT', 'STATUS', 'STARTED'],
+    rows.map((r) => [
+      r.workflowId,
+      r.namespace && r.app ? `${r.namespace}/${r.app}` : (r.app ?? '-'),
+      r.version ?? '-',
+      r.phase ?? '-',
+      r.stage === undefined ? '-' : String(r.stage),
+      r.weight === undefined ? '-' : `${r.weight}%`,
+      r.status,
+      formatTime(r.startTime, now),
+    ]),
+  );
+}
+
+/**
+ * What changed between two polled statuses, one line each (stage changes, gates, pauses, verdicts,
+ * approvals, rollback): the `--wait` progress log. `prev` undefined means the first poll.
+ */
+export function progressLines(prev: RolloutStatus | undefined, next: RolloutStatus, now: Date): string[] {
+  const ref = `${next.namespace}/${next.app}`;
+  const lines: string[] = [];
+  const stamp = `[${formatTime(now.toISOString(), now)}]`;
+  const say = (text: string): void => {
+    lines.push(`${stamp} ${text}`);
+  };
+
+  if (!prev) {
+    say(
+      `${ref} ${next.version}: ${next.phase}, stage ${next.stage}/${next.stageCount}, canary at ${next.weight}%` +
+        (next.planTimeLeftMs > 0 ? `, ${formatDuration(next.planTimeLeftMs)} of holds left` : ''),
+    );
+  } else if (prev.stage !== next.stage || prev.weight !== next.weight) {
+    const st = next.stages.find((s) => s.stage === next.stage);
+    const hold =
+      st && st.holdMs > 0 && next.phase === 'progressing' ? `, holding ${formatDuration(st.holdMs)}` : '';
+    say(`stage ${next.stage}/${next.stageCount}: canary at ${next.weight}%${hold}`);
+  }
+
+  const prevAnalyses = prev?.analyses ?? [];
+  const lastSeen = prevAnalyses.length > 0 ? prevAnalyses[prevAnalyses.length - 1].at : undefined;
+  const fresh = prev ? next.analyses.filter((a) => lastSeen === undefined || a.at > lastSeen) : [];
+  for (const a of fresh) say(`analysis at ${a.weight}%: ${a.verdict} (${renderChecks(a)})`);
+
+  const prevApprovals = prev?.approvals ?? [];
+  const lastApproval = prevApprovals.length > 0 ? prevApprovals[prevApprovals.length - 1].at : undefined;
+  const newApprovals = prev
+    ? next.approvals.filter((a) => lastApproval === undefined || a.at > lastApproval)
+    : [];
+  for (const a of newApprovals) {
+    say(
+      a.kind === 'timeout-proceed'
+        ? `stage ${a.stage}: approval gate timed out, proceeding`
+        : `stage ${a.stage}: ${a.comment?.startsWith('promote') ? 'promotion requested' : 'approved'} by ${a.by}${a.comment && !a.comment.startsWith('promote') ? ` ("${a.comment}")` : ''}`,
+    );
+  }
+
+  if (prev?.phase !== next.phase || (next.gate && prev?.gate?.stage !== next.gate.stage)) {
+    switch (next.phase) {
+      case 'waiting_approval':
+        if (next.gate) {
+          const timeout = next.gate.timeoutAt
+            ? `; times out in ${formatDuration(Math.max(0, Date.parse(next.gate.timeoutAt) - now.getTime()))}, then ${next.gate.onTimeout === 'proceed' ? 'proceeds' : 'aborts'}`
+            : '';
+          say(
+            `stage ${next.gate.stage} waits for approval: canary approve ${ref} --stage ${next.gate.stage}${timeout}`,
+          );
+        } else {
+          say('waiting for approval');
+        }
+        break;
+      case 'paused':
+        say(`paused${next.pausedBy ? ` by ${next.pausedBy}` : ''}: canary resume ${ref}`);
+        break;
+      case 'progressing':
+        if (prev) say(prev.phase === 'paused' ? 'resumed' : 'progressing');
+        break;
+      case 'rolling_back':
+        say(`rolling back: ${next.rollbackReason ?? 'no reason given'}`);
+        break;
+      case 'rolled_back':
+        say(`rolled back: ${next.rollbackReason ?? 'no reason given'}`);
+        break;
+      case 'promoted':
+        say(`promoted: stable now runs ${next.version}`);
+        break;
+      case 'failed':
+        say('failed');
+        break;
+    }
+  }
+  return lines;
+}

@@ -1,0 +1,313 @@
+import {
+  formatTime,
+  livePlanTimeLeftMs,
+  liveStageTimeLeftMs,
+  progressBar,
+  progressLines,
+  renderList,
+  renderStatus,
+} from '../../client/render';
+import type { RolloutSummary } from '../../client/index';
+import type { RolloutStatus, StageView } from '../../workflows/types';
+
+const H = 3_600_000;
+const M = 60_000;
+const NOW = new Date('2025-03-01T12:30:00.000Z');
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b\[/;
+
+function stages(current: number, state: 'done' | 'current' | 'pending' = 'current'): StageView[] {
+  const plan: Array<[number, number, 'auto' | 'approval']> = [
+    [5, 1 * H, 'auto'],
+    [10, 3 * H, 'auto'],
+    [25, 20 * H, 'approval'],
+    [50, 24 * H, 'auto'],
+    [100, 0, 'auto'],
+  ];
+  return plan.map(([weight, holdMs, gate], i) => ({
+    stage: i + 1,
+    weight,
+    holdMs,
+    gate,
+    state: i + 1 < current ? 'done' : i + 1 === current ? state : 'pending',
+  }));
+}
+
+/** Stage 2 (10 %, 3 h hold) entered at 11:00; the query was answered at 12:29 (workflow time), it is now 12:30. */
+function progressing(): RolloutStatus {
+  return {
+    workflowId: 'canary-prod-checkout',
+    app: 'checkout',
+    namespace: 'prod',
+    version: '1.4.2',
+    image: 'registry.example.com/checkout:1.4.2',
+    planName: 'default',
+    requestedBy: 'alice',
+    phase: 'progressing',
+    stage: 2,
+    stageCount: 5,
+    weight: 10,
+    stageStartedAt: '2025-03-01T11:00:00.000Z',
+    stageEndsAt: '2025-03-01T14:00:00.000Z',
+    stageTimeLeftMs: 1 * H + 31 * M,
+    planTimeLeftMs: 45 * H + 31 * M,
+    analyses: [
+      {
+        stage: 1,
+        weight: 5,
+        at: '2025-03-01T10:59:00.000Z',
+        verdict: 'pass',
+        checks: [
+          { name: 'error-rate', value: 0.12, outcome: 'pass' },
+          { name: 'latency-p95', value: 231.456789, outcome: 'pass' },
+        ],
+      },
+      {
+        stage: 2,
+        weight: 10,
+        at: '2025-03-01T12:29:00.000Z',
+        verdict: 'fail',
+        checks: [
+          { name: 'error-rate', value: 1.7, outcome: 'fail' },
+          { name: 'latency-p95', value: null, outcome: 'no_data', error: 'prometheus: timeout' },
+        ],
+      },
+    ],
+    lastVerdict: 'fail',
+    approvals: [],
+    stages: stages(2),
+    run: 1,
+  };
+}
+
+describe('progressBar', () => {
+  it('draws filled and empty cells and a percentage', () => {
+    expect(progressBar(0.6, 10)).toBe('[██████░░░░]  60%');
+    expect(progressBar(0, 4)).toBe('[░░░░]   0%');
+    expect(progressBar(1.5, 4)).toBe('[████] 100%');
+    expect(progressBar(Number.NaN, 4)).toBe('[░░░░]   0%');
+    // A started hold shows a sliver; an unfinished one is never full.
+    expect(progressBar(0.001, 10)).toBe('[█░░░░░░░░░]   0%');
+    expect(progressBar(0.999, 10)).toBe('[█████████░]  99%');
+  });
+});
+
+describe('renderStatus', () => {
+  it('shows the rollout, stage, weight and both progress bars with the time left', () => {
+    const text = renderStatus(progressing(), NOW);
+    expect(text).toContain('Rollout prod/checkout → 1.4.2');
+    expect(text).toMatch(/Stage\s+2\/5\n/);
+    expect(text).toMatch(/Weight\s+10% canary/);
+    expect(text).toMatch(/Phase\s+progressing/);
+    expect(text).toContain('Requested by  alice');
+    // 1h30m of 3h served (corrected with stageEndsAt: the query is a minute old).
+    expect(text).toContain(`Stage hold    ${progressBar(0.5)}  1h30m left of 3h`);
+    // 2h30m of 48h of holds served.
+    expect(text).toContain(`Plan hold     ${progressBar(2.5 / 48)}  45h30m left of 48h (+ approval waits)`);
+    expect(text).toContain('✓ 5%  ▶ 10%  · 25% (approval)  · 50%  · 100%');
+  });
+
+  it('lists the latest analyses with verdicts and check values', () => {
+    const text = renderStatus(progressing(), NOW);
+    expect(text).toContain('Analyses (2)');
+    expect(text).toMatch(/10:59:00Z {2}stage 1 {3}5% {2}pass +error-rate=0\.12 ok, latency-p95=231\.457 ok/);
+    expect(text).toContain('error-rate=1.7 FAIL, latency-p95=no data NO DATA (error: prometheus: timeout)');
+    expect(text).toMatch(/Last verdict\s+fail/);
+    const few = renderStatus(progressing(), NOW, { maxAnalyses: 1 });
+    expect(few).toContain('Analyses (last 1 of 2)');
+    expect(few).not.toContain('10:59:00Z');
+  });
+
+  it('explains a waiting gate and gives the command that approves it', () => {
+    const s: RolloutStatus = {
+      ...progressing(),
+      phase: 'waiting_approval',
+      stage: 3,
+      weight: 10,
+      stageStartedAt: undefined,
+      stageEndsAt: undefined,
+      stageTimeLeftMs: 20 * H,
+      planTimeLeftMs: 44 * H,
+      gate: {
+        stage: 3,
+        since: '2025-03-01T12:00:00.000Z',
+        timeoutAt: '2025-03-01T13:00:00.000Z',
+        onTimeout: 'abort',
+      },
+      stages: stages(3),
+    };
+    const text = renderStatus(s, NOW);
+    expect(text).toContain(
+      'Waiting for approval to enter stage 3/5 (25%) since 12:00:00Z (30m ago); times out in 30m, then aborts',
+    );
+    expect(text).toContain('Approve: canary approve prod/checkout --stage 3');
+    expect(text).toContain('canary abort prod/checkout --reason');
+    expect(text).toContain('20h hold starts after approval');
+  });
+
+  it('shows pause information', () => {
+    const s: RolloutStatus = {
+      ...progressing(),
+      phase: 'paused',
+      stageEndsAt: undefined,
+      pausedSince: '2025-03-01T12:10:00.000Z',
+      pausedBy: 'bob',
+    };
+    const text = renderStatus(s, NOW);
+    expect(text).toContain('Paused since 12:10:00Z (20m ago) by bob');
+    expect(text).toContain('canary resume prod/checkout');
+    expect(text).toContain('1h31m left of 3h (paused)');
+  });
+
+  it('shows the rollback reason and how far the plan got', () => {
+    const s: RolloutStatus = {
+      ...progressing(),
+      phase: 'rolled_back',
+      weight: 0,
+      stageEndsAt: undefined,
+      stageTimeLeftMs: 0,
+      planTimeLeftMs: 0,
+      rollbackReason: 'analysis failed 1 time(s) in a row at 10%: error-rate 1.7 > max 1',
+      stages: stages(2, 'pending'),
+    };
+    const text = renderStatus(s, NOW);
+    expect(text).toContain(
+      'Rollback reason: analysis failed 1 time(s) in a row at 10%: error-rate 1.7 > max 1',
+    );
+    expect(text).toContain(`Plan hold     ${progressBar(1 / 48)}  stopped`);
+    expect(text).not.toContain('Stage hold');
+    expect(text).not.toContain('left of');
+  });
+
+  it('shows the approvals log', () => {
+    const s: RolloutStatus = {
+      ...progressing(),
+      approvals: [
+        {
+          stage: 3,
+          by: 'carol',
+          at: '2025-03-01T12:05:00.000Z',
+          kind: 'approved',
+          comment: 'dashboards look fine',
+        },
+        { stage: 4, by: 'gate timeout', at: '2025-02-28T23:00:00.000Z', kind: 'timeout-proceed' },
+      ],
+    };
+    const text = renderStatus(s, NOW);
+    expect(text).toContain('Approvals');
+    expect(text).toContain('12:05:00Z  stage 3  approved by carol  "dashboards look fine"');
+    expect(text).toContain('2025-02-28 23:00:00Z  stage 4  gate timed out, proceeded');
+  });
+
+  it('marks a promoted rollout as done', () => {
+    const s: RolloutStatus = {
+      ...progressing(),
+      phase: 'promoted',
+      stage: 5,
+      weight: 0,
+      stageEndsAt: undefined,
+      stageTimeLeftMs: 0,
+      planTimeLeftMs: 0,
+      promotedAt: '2025-03-01T12:20:00.000Z',
+      stages: stages(6),
+    };
+    const text = renderStatus(s, NOW);
+    expect(text).toContain(`Plan hold     ${progressBar(1)}  done`);
+    expect(text).toMatch(/Promoted at\s+12:20:00Z/);
+  });
+
+  it('uses no ANSI escapes unless colour is asked for', () => {
+    expect(renderStatus(progressing(), NOW)).not.toMatch(ANSI);
+    expect(renderStatus(progressing(), NOW, { color: false })).not.toMatch(ANSI);
+    expect(renderStatus(progressing(), NOW, { color: true })).toMatch(ANSI);
+  });
+});
+
+describe('live time left', () => {
+  it('corrects the query-time values with stageEndsAt', () => {
+    expect(liveStageTimeLeftMs(progressing(), NOW)).toBe(1 * H + 30 * M);
+    expect(livePlanTimeLeftMs(progressing(), NOW)).toBe(45 * H + 30 * M);
+    const later = new Date('2025-03-01T15:00:00.000Z');
+    expect(liveStageTimeLeftMs(progressing(), later)).toBe(0);
+  });
+});
+
+describe('progressLines', () => {
+  it('reports the first poll, then only what changed', () => {
+    const first = progressLines(undefined, progressing(), NOW);
+    expect(first).toEqual([
+      '[12:30:00Z] prod/checkout 1.4.2: progressing, stage 2/5, canary at 10%, 45h31m of holds left',
+    ]);
+    expect(progressLines(progressing(), progressing(), NOW)).toEqual([]);
+
+    const gated: RolloutStatus = {
+      ...progressing(),
+      phase: 'waiting_approval',
+      stage: 3,
+      gate: { stage: 3, since: '2025-03-01T12:30:00.000Z' },
+      analyses: [
+        ...progressing().analyses,
+        { stage: 2, weight: 10, at: '2025-03-01T12:30:00.000Z', verdict: 'pass', checks: [] },
+      ],
+    };
+    expect(progressLines(progressing(), gated, NOW)).toEqual([
+      '[12:30:00Z] stage 3/5: canary at 10%',
+      '[12:30:00Z] analysis at 10%: pass ((no checks))',
+      '[12:30:00Z] stage 3 waits for approval: canary approve prod/checkout --stage 3',
+    ]);
+
+    const rolled: RolloutStatus = {
+      ...gated,
+      phase: 'rolled_back',
+      rollbackReason: 'aborted by bob: bad',
+      gate: undefined,
+    };
+    expect(progressLines(gated, rolled, NOW)).toEqual(['[12:30:00Z] rolled back: aborted by bob: bad']);
+  });
+});
+
+describe('renderList', () => {
+  it('renders aligned rows and a placeholder when empty', () => {
+    const rows: RolloutSummary[] = [
+      {
+        workflowId: 'canary-prod-checkout',
+        runId: 'r1',
+        app: 'checkout',
+        namespace: 'prod',
+        version: '1.4.2',
+        phase: 'progressing',
+        stage: 2,
+        weight: 10,
+        status: 'RUNNING',
+        startTime: new Date('2025-03-01T11:00:00.000Z'),
+      },
+      {
+        workflowId: 'canary-staging-cart',
+        runId: 'r2',
+        app: 'cart',
+        status: 'TERMINATED',
+        startTime: new Date('2025-02-27T08:00:00.000Z'),
+      },
+    ];
+    const lines = renderList(rows, NOW).split('\n');
+    expect(lines[0]).toMatch(/^WORKFLOW ID\s+APP\s+VERSION\s+PHASE\s+STAGE\s+WEIGHT\s+STATUS\s+STARTED$/);
+    expect(lines[1]).toMatch(
+      /^canary-prod-checkout\s+prod\/checkout\s+1\.4\.2\s+progressing\s+2\s+10%\s+RUNNING\s+11:00:00Z$/,
+    );
+    expect(lines[2]).toMatch(
+      /^canary-staging-cart\s+cart\s+-\s+-\s+-\s+-\s+TERMINATED\s+2025-02-27 08:00:00Z$/,
+    );
+    // Columns line up.
+    expect(lines[1].indexOf('prod/checkout')).toBe(lines[0].indexOf('APP'));
+    expect(renderList([], NOW)).toBe('No rollouts found.');
+    expect(renderList(rows, NOW)).not.toMatch(ANSI);
+  });
+});
+
+describe('formatTime', () => {
+  it('omits the date on the same UTC day', () => {
+    expect(formatTime('2025-03-01T01:02:03.000Z', NOW)).toBe('01:02:03Z');
+    expect(formatTime('2025-02-01T01:02:03.000Z', NOW)).toBe('2025-02-01 01:02:03Z');
+    expect(formatTime('not a date', NOW)).toBe('not a date');
+  });
+});
