@@ -1,0 +1,71 @@
+// Records full rollout histories as replay fixtures (test/fixtures/*.history.json). Run it when the
+// workflow changes on purpose and old histories no longer matter; otherwise guard changes with patched().
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { abortSignal, approveUpdate, pauseSignal, resumeSignal } from '../workflows/api';
+import type { PlanSpec } from '../workflows/plan';
+import { HOUR, MINUTE, RolloutBench } from '../test/harness/rollout-env';
+
+const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures');
+
+// Exercises every path a recorded history should pin down: analyses, a gate, pause/resume, promotion.
+const plan: PlanSpec = {
+  name: 'fixture',
+  analysis: {
+    interval: '10m',
+    checks: [
+      { name: 'error-rate', metric: 'error-rate', max: 5 },
+      { name: 'latency-p95', metric: 'latency-p95', max: 1000 },
+    ],
+  },
+  stages: [
+    { weight: 5, hold: '1h' },
+    { weight: 25, hold: '1h', gate: 'approval' },
+    { weight: 50, hold: '30m' },
+    { weight: 100 },
+  ],
+  promotion: { cleanupDelay: '15m' },
+};
+
+async function main(): Promise<void> {
+  const bench = await RolloutBench.start({ faults: { 'v-bad': { errorRate: 0.5 } } });
+  try {
+    fs.mkdirSync(FIXTURES, { recursive: true });
+    const save = async (name: string, workflowId: string, runId: string) => {
+      const history = await bench.env.client.workflow.getHandle(workflowId, runId).fetchHistory();
+      const file = path.join(FIXTURES, `${name}.history.json`);
+      fs.writeFileSync(file, historyToJSON(history));
+      console.log(`wrote ${file} (${history.events?.length} events)`);
+    };
+
+    const promoted = await bench.startRollout('fixture-promoted', 'v2', plan);
+    await bench.env.sleep(30 * MINUTE);
+    await promoted.signal(pauseSignal, { identity: 'fixture', reason: 'look closer' });
+    await bench.env.sleep(20 * MINUTE);
+    await promoted.signal(resumeSignal, { identity: 'fixture' });
+    await bench.env.sleep(2 * HOUR);
+    await promoted.executeUpdate(approveUpdate, { args: [{ identity: 'fixture', stage: 2, comment: 'ok' }] });
+    await promoted.result();
+    await save('promoted', promoted.workflowId, promoted.firstExecutionRunId);
+
+    await bench.reset();
+    const faulty = await bench.startRollout('fixture-faulty', 'v-bad', plan);
+    await faulty.result();
+    await save('rolled-back-by-analysis', faulty.workflowId, faulty.firstExecutionRunId);
+
+    await bench.reset();
+    const aborted = await bench.startRollout('fixture-aborted', 'v2', plan);
+    await bench.env.sleep(HOUR + 30 * MINUTE);
+    await aborted.signal(abortSignal, { identity: 'fixture', reason: 'recorded abort' });
+    await aborted.result();
+    await save('aborted-at-gate', aborted.workflowId, aborted.firstExecutionRunId);
+  } finally {
+    await bench.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

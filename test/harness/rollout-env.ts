@@ -1,0 +1,158 @@
+// A rollout test bench on real components: the time-skipping Temporal test server, the real local stack
+// (weighted proxy + demo services) with live traffic, and a worker wired with the real `local` providers.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import {
+  DefaultLogger,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+
+// Worker state chatter drowns test output; warnings and errors still show.
+try {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+} catch {
+  // Already installed by another harness in this process.
+}
+import { createActivities } from '../../activities/rollout-activities';
+import { providersFromEnv } from '../../activities/factory';
+import { startLocalStack, type Fault, type LocalStack } from '../../activities/local/stack';
+import { startTrafficGenerator } from '../../activities/local/traffic-generator';
+import type { AlertEvent } from '../../activities/types';
+import { rolloutWorkflowId, type RolloutInput } from '../../workflows/api';
+import type { PlanSpec } from '../../workflows/plan';
+import type { RolloutResult } from '../../workflows/types';
+import type { canaryRollout } from '../../workflows';
+import { createTimeSkippingEnv } from './time-skipping';
+
+export const STABLE_VERSION = 'v1';
+
+let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflow bundle is built once per test file (webpack takes seconds). */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundlePromise ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: quietLogger,
+  });
+  return bundlePromise;
+}
+
+const quietLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: (m: string) => console.error(m),
+};
+
+export interface LiveState {
+  weight: number;
+  stable: { version: string; url: string };
+  canary: { version: string; url: string } | null;
+}
+
+export class RolloutBench {
+  private constructor(
+    readonly env: TestWorkflowEnvironment,
+    readonly stack: LocalStack,
+    readonly alertLog: string,
+    readonly taskQueue: string,
+    private readonly worker: Worker,
+    private readonly workerRun: Promise<void>,
+    private readonly stopTraffic: () => unknown,
+  ) {}
+
+  static async start(opts: { faults?: Record<string, Fault> } = {}): Promise<RolloutBench> {
+    const env = await createTimeSkippingEnv();
+    const stack = await startLocalStack({ stableVersion: STABLE_VERSION, faults: opts.faults });
+    // Live traffic, so every analysis window holds real requests.
+    const traffic = startTrafficGenerator({ url: stack.proxyUrl, rps: 150 });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-bench-'));
+    const alertLog = path.join(dir, 'alerts.jsonl');
+    const activities = createActivities(
+      providersFromEnv({ CANARY_LOCAL_CONTROL_URL: stack.controlUrl, CANARY_ALERT_LOG: alertLog }),
+    );
+    const taskQueue = `rollouts-${Math.random().toString(36).slice(2, 8)}`;
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: await workflowBundle(),
+      activities,
+    });
+    const workerRun = worker.run();
+    return new RolloutBench(env, stack, alertLog, taskQueue, worker, workerRun, () => traffic.stop());
+  }
+
+  async startRollout(
+    app: string,
+    version: string,
+    plan: PlanSpec,
+    options?: RolloutInput['options'],
+  ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof canaryRollout>> {
+    const target = { app, namespace: 'test' };
+    const input: RolloutInput = {
+      target,
+      version,
+      plan,
+      requestedBy: 'jest',
+      ...(options ? { options } : {}),
+    };
+    return this.env.client.workflow.start<typeof canaryRollout>('canaryRollout', {
+      workflowId: rolloutWorkflowId(target),
+      taskQueue: this.taskQueue,
+      args: [input],
+    });
+  }
+
+  /** Alert events of one rollout, in order; `offsetMs` is workflow time since its rollout_started. */
+  alerts(workflowId: string): Array<AlertEvent & { offsetMs: number }> {
+    if (!fs.existsSync(this.alertLog)) return [];
+    const events = fs
+      .readFileSync(this.alertLog, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AlertEvent)
+      .filter((e) => e.workflowId === workflowId);
+    const t0 = Date.parse(events.find((e) => e.event === 'rollout_started')?.at ?? events[0]?.at ?? '0');
+    return events.map((e) => ({ ...e, offsetMs: Date.parse(e.at) - t0 }));
+  }
+
+  async live(): Promise<LiveState> {
+    const res = await fetch(`${this.stack.controlUrl}/state`);
+    return (await res.json()) as LiveState;
+  }
+
+  /** Puts the stack back to stable v1 with no canary, between tests. */
+  async reset(): Promise<void> {
+    const put = (p: string, body: unknown, method = 'PUT') =>
+      fetch(`${this.stack.controlUrl}${p}`, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    await put('/weight', { weight: 0 });
+    await fetch(`${this.stack.controlUrl}/canary`, { method: 'DELETE' });
+    await put('/promote', { version: STABLE_VERSION }, 'POST');
+  }
+
+  async result(handle: WorkflowHandle<typeof canaryRollout>): Promise<RolloutResult> {
+    return handle.result();
+  }
+
+  async close(): Promise<void> {
+    this.worker.shutdown();
+    await this.workerRun;
+    await this.stopTraffic();
+    await this.stack.close();
+    await this.env.teardown();
+  }
+}
+
+export const HOUR = 3_600_000;
+export const MINUTE = 60_000;

@@ -1,0 +1,308 @@
+// The real CLI and the real worker process against a real Temporal dev server and the real local stack.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startLocalStack, type LocalStack } from '../../activities/local/stack';
+import { startTrafficGenerator } from '../../activities/local/traffic-generator';
+import type { RolloutStatus } from '../../workflows/types';
+import { startDevServer, type DevServer } from '../harness/dev-server';
+import { eventually, killAll, runCli, startWorkerProcess, type WorkerProcess } from '../harness/processes';
+
+let server: DevServer;
+let stack: LocalStack;
+let traffic: { stop(): unknown };
+let worker: WorkerProcess;
+let env: Record<string, string>;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-cli-'));
+
+function planFile(name: string, body: string): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, body);
+  return file;
+}
+
+// Seconds-long holds: the dev server runs in real time.
+const fastPlan = planFile(
+  'fast.yaml',
+  `analysis:
+  interval: 1s
+  checks:
+    - { name: error-rate, metric: error-rate, max: 5 }
+stages:
+  - { weight: 10, hold: 2s }
+  - { weight: 50, hold: 2s }
+  - { weight: 100 }
+promotion: { cleanupDelay: 0s }
+`,
+);
+const gatedPlan = planFile(
+  'gated.yaml',
+  `analysis:
+  interval: 1s
+  checks:
+    - { name: error-rate, metric: error-rate, max: 5 }
+stages:
+  - { weight: 10, hold: 1s }
+  - { weight: 50, hold: 1h, gate: approval }
+  - { weight: 100 }
+promotion: { cleanupDelay: 0s }
+`,
+);
+const longPlan = planFile(
+  'long.json',
+  JSON.stringify({
+    analysis: { interval: '1s', checks: [{ name: 'error-rate', metric: 'error-rate', max: 5 }] },
+    stages: [{ weight: 10, hold: '1h' }, { weight: 100 }],
+    promotion: { cleanupDelay: '0s' },
+  }),
+);
+
+const canary = (...args: string[]) => runCli(args, env);
+async function status(id: string): Promise<RolloutStatus> {
+  const r = await canary('status', id, '--output', 'json');
+  expect(r.code).toBe(0);
+  return JSON.parse(r.stdout) as RolloutStatus;
+}
+
+beforeAll(async () => {
+  server = await startDevServer({ ui: false });
+  stack = await startLocalStack({ stableVersion: 'v1', faults: { 'v-bad': { errorRate: 0.5 } } });
+  traffic = startTrafficGenerator({ url: stack.proxyUrl, rps: 40 });
+  env = {
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_TASK_QUEUE: 'cli-test',
+    CANARY_LOCAL_CONTROL_URL: stack.controlUrl,
+    CANARY_ALERT_LOG: path.join(dir, 'alerts.jsonl'),
+    GITHUB_ACTOR: '',
+  };
+  worker = await startWorkerProcess(env);
+}, 120_000);
+
+afterAll(async () => {
+  await worker?.kill('SIGTERM');
+  killAll();
+  await traffic?.stop();
+  await stack?.close();
+  await server?.stop();
+});
+
+test('start --wait promotes and exits 0; status and list show it', async () => {
+  const r = await canary(
+    'start',
+    '--app',
+    'web',
+    '--namespace',
+    'it',
+    '--version',
+    'v2',
+    '--plan',
+    fastPlan,
+    '--wait',
+    '--output',
+    'json',
+  );
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  const final = JSON.parse(r.stdout) as RolloutStatus;
+  expect(final).toMatchObject({ phase: 'promoted', app: 'web', namespace: 'it', version: 'v2' });
+  expect(await fetch(`${stack.controlUrl}/state`).then((x) => x.json())).toMatchObject({
+    weight: 0,
+    stable: { version: 'v2' },
+  });
+
+  const text = await canary('status', 'it/web');
+  expect(text.code).toBe(0);
+  expect(text.stdout).toContain('promoted');
+  expect(text.stdout).toContain('v2');
+
+  const list = await canary('list', '--app', 'web', '--output', 'json');
+  expect(list.code).toBe(0);
+  expect(JSON.parse(list.stdout)).toEqual(
+    expect.arrayContaining([expect.objectContaining({ app: 'web', version: 'v2' })]),
+  );
+}, 120_000);
+
+test('start is idempotent per target: same version returns the running one, another version is refused', async () => {
+  const first = await canary(
+    'start',
+    '--app',
+    'api',
+    '--namespace',
+    'it',
+    '--version',
+    'v3',
+    '--plan',
+    longPlan,
+    '--output',
+    'json',
+  );
+  expect(first.code).toBe(0);
+  const { workflowId } = JSON.parse(first.stdout) as { workflowId: string };
+  expect(workflowId).toBe('canary-it-api');
+
+  const again = await canary(
+    'start',
+    '--app',
+    'api',
+    '--namespace',
+    'it',
+    '--version',
+    'v3',
+    '--plan',
+    longPlan,
+    '--output',
+    'json',
+  );
+  expect(again.code).toBe(0);
+  expect(JSON.parse(again.stdout)).toMatchObject({ workflowId, started: false });
+
+  const other = await canary(
+    'start',
+    '--app',
+    'api',
+    '--namespace',
+    'it',
+    '--version',
+    'v4',
+    '--plan',
+    longPlan,
+  );
+  expect(other.code).toBe(2);
+  expect(other.stderr).toContain('canary-it-api');
+  expect(other.stderr).toContain('v3');
+
+  // status text: stage, weight and progress bars
+  await eventually(async () => (await status(workflowId)).weight === 10, 30_000, 'stage 1');
+  const text = await canary('status', workflowId);
+  expect(text.stdout).toMatch(/1\/2/);
+  expect(text.stdout).toMatch(/10 ?%/);
+  expect(text.stdout).toMatch(/[█#]/);
+
+  // pause, promote refused while paused, resume, promote
+  expect((await canary('pause', workflowId, '--reason', 'lunch')).code).toBe(0);
+  await eventually(async () => (await status(workflowId)).phase === 'paused', 10_000, 'paused');
+  const refused = await canary('promote', workflowId);
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toContain('cannot promote: the rollout is paused; resume it first');
+  expect((await canary('resume', workflowId)).code).toBe(0);
+  await eventually(async () => (await status(workflowId)).phase === 'progressing', 10_000, 'resumed');
+  expect((await canary('promote', workflowId, '--comment', 'ship it', '--as', 'erin')).code).toBe(0);
+  const done = await eventually(
+    async () => {
+      const st = await status(workflowId);
+      return st.phase === 'promoted' ? st : undefined;
+    },
+    30_000,
+    'promoted',
+  );
+  expect(done.approvals).toEqual([expect.objectContaining({ by: 'erin' })]);
+}, 120_000);
+
+test('approve: refused with the reason when the stage is wrong, accepted with identity and comment', async () => {
+  const start = await canary(
+    'start',
+    '--app',
+    'gated',
+    '--namespace',
+    'it',
+    '--version',
+    'v2',
+    '--plan',
+    gatedPlan,
+    '--output',
+    'json',
+  );
+  expect(start.code).toBe(0);
+  const id = 'it/gated';
+  await eventually(async () => (await status(id)).phase === 'waiting_approval', 30_000, 'the gate');
+  const wrong = await canary('approve', id, '--stage', '3');
+  expect(wrong.code).toBe(2);
+  expect(wrong.stderr).toContain('stage 3 is not waiting for approval; stage 2 is');
+  const ok = await canary('approve', id, '--stage', '2', '--comment', 'looks good', '--as', 'alice');
+  expect(ok.code).toBe(0);
+  const st = await eventually(
+    async () => {
+      const s = await status(id);
+      return s.weight === 50 ? s : undefined;
+    },
+    30_000,
+    'stage 2',
+  );
+  expect(st.approvals).toEqual([expect.objectContaining({ stage: 2, by: 'alice', comment: 'looks good' })]);
+  expect((await canary('abort', id, '--reason', 'test over')).code).toBe(0);
+  await eventually(async () => (await status(id)).phase === 'rolled_back', 30_000, 'rolled back');
+}, 120_000);
+
+test('abort while another CI job waits: the waiting start exits 1, weight back to 0', async () => {
+  const waiting = canary(
+    'start',
+    '--app',
+    'pay',
+    '--namespace',
+    'it',
+    '--version',
+    'v2',
+    '--plan',
+    longPlan,
+    '--wait',
+  );
+  await eventually(
+    async () => (await status('it/pay').catch(() => undefined))?.weight === 10,
+    30_000,
+    'stage 1',
+  );
+  const abort = await canary('abort', 'it/pay', '--reason', 'bad dashboards', '--as', 'bob');
+  expect(abort.code).toBe(0);
+  const again = await canary('abort', 'it/pay', '--reason', 'idempotent');
+  expect(again.code).toBe(0);
+  const r = await waiting;
+  expect(r.code).toBe(1);
+  const st = await status('it/pay');
+  expect(st).toMatchObject({
+    phase: 'rolled_back',
+    rollbackReason: 'aborted by bob: bad dashboards',
+    weight: 0,
+  });
+  expect(await fetch(`${stack.controlUrl}/state`).then((x) => x.json())).toMatchObject({
+    weight: 0,
+    canary: null,
+  });
+}, 120_000);
+
+test('a faulty canary rolls back by itself: start --wait exits 1', async () => {
+  const r = await canary(
+    'start',
+    '--app',
+    'faulty',
+    '--namespace',
+    'it',
+    '--version',
+    'v-bad',
+    '--plan',
+    fastPlan,
+    '--wait',
+  );
+  expect(r.code).toBe(1);
+  const st = await status('it/faulty');
+  expect(st.phase).toBe('rolled_back');
+  expect(st.rollbackReason).toContain('error-rate');
+}, 120_000);
+
+test('bad input exits 2 and starts nothing; an unknown rollout exits 2', async () => {
+  const bad = planFile('bad.yaml', 'stages:\n  - { weight: 50, hold: 0s }\n  - { weight: 40, hold: 1h }\n');
+  const r = await canary('start', '--app', 'never', '--namespace', 'it', '--version', 'v2', '--plan', bad);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain('stages[0].hold');
+  expect(r.stderr).toContain('stages[1].weight');
+  const list = await canary('list', '--app', 'never', '--output', 'json');
+  expect(JSON.parse(list.stdout)).toEqual([]);
+  const unknown = await canary('status', 'it/nothing-here');
+  expect(unknown.code).toBe(2);
+  expect(unknown.stderr).toContain('canary-it-nothing-here');
+});
+
+test('an unreachable Temporal exits 3 naming the address', async () => {
+  const r = await runCli(['status', 'it/web'], { ...env, TEMPORAL_ADDRESS: '127.0.0.1:1' });
+  expect(r.code).toBe(3);
+  expect(r.stderr).toContain('127.0.0.1:1');
+});

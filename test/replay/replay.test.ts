@@ -1,0 +1,31 @@
+// Replays recorded rollout histories against today's workflow code: a change that would break rollouts
+// already in flight fails here. Record new fixtures with `npm run record-fixtures`.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { workflowBundle } from '../harness/rollout-env';
+
+const FIXTURES = path.join(__dirname, '..', 'fixtures');
+const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.history.json'));
+
+test('fixtures exist', () => {
+  expect(files).toEqual(
+    expect.arrayContaining([
+      'promoted.history.json',
+      'rolled-back-by-analysis.history.json',
+      'aborted-at-gate.history.json',
+    ]),
+  );
+});
+
+test.each(files)(
+  '%s replays without non-determinism',
+  async (file) => {
+    const history = historyFromJSON(JSON.parse(fs.readFileSync(path.join(FIXTURES, file), 'utf8')));
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, `replay-${file}`),
+    ).resolves.toBeUndefined();
+  },
+  120_000,
+);
