@@ -364,7 +364,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   const analyse = async (): Promise<void> => {
     const measurements = await analysisActs.runAnalysis.executeWithOptions(
       { summary: `analyse canary at ${s.weight}% (${plan.analysis.checks.map((c) => c.name).join(', ')})` },
-      [{ target, checks: plan.analysis.checks, windowSeconds: Math.round(plan.analysis.intervalMs / 1000) }],
+      [{ target, checks: plan.analysis.checks, windowSeconds: analysisWindowSeconds(plan) }],
     );
     const { verdict, checks } = judge(plan.analysis.checks, measurements);
     s.lastAnalysisAt = Date.now();
@@ -645,6 +645,11 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     await condition(allHandlersFinished);
   });
   return result('promoted');
+}
+
+/** Each analysis reads the last interval of metrics, but never less than 30 s: short windows hold too few requests. */
+export function analysisWindowSeconds(plan: Plan): number {
+  return Math.max(30, Math.round(plan.analysis.intervalMs / 1000));
 }
 
 function iso(ms: number): string {

@@ -67,7 +67,7 @@ async function status(id: string): Promise<RolloutStatus> {
 beforeAll(async () => {
   server = await startDevServer({ ui: false });
   stack = await startLocalStack({ stableVersion: 'v1', faults: { 'v-bad': { errorRate: 0.5 } } });
-  traffic = startTrafficGenerator({ url: stack.proxyUrl, rps: 40 });
+  traffic = startTrafficGenerator({ url: stack.proxyUrl, rps: 100 });
   env = {
     TEMPORAL_ADDRESS: server.address,
     TEMPORAL_TASK_QUEUE: 'cli-test',
