@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { abortSignal, approveUpdate, pauseSignal, resumeSignal } from '../workflows/api';
 import type { PlanSpec } from '../workflows/plan';
+import { runHistories } from '../test/harness/history';
 import { HOUR, MINUTE, RolloutBench } from '../test/harness/rollout-env';
 
 const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures');
@@ -60,6 +61,19 @@ async function main(): Promise<void> {
     await aborted.signal(abortSignal, { identity: 'fixture', reason: 'recorded abort' });
     await aborted.result();
     await save('aborted-at-gate', aborted.workflowId, aborted.firstExecutionRunId);
+
+    // A run that starts from carried state: continue-as-new must resume, not restart, the plan.
+    await bench.reset();
+    const long = await bench.startRollout(
+      'fixture-continued',
+      'v2',
+      { ...plan, stages: plan.stages.map((st) => ({ ...st, gate: undefined })) },
+      { continueAsNewAfterEvents: 150 },
+    );
+    await long.result();
+    const runs = await runHistories(bench.env.client, long.workflowId, long.firstExecutionRunId);
+    if (runs.length < 2) throw new Error('expected the rollout to continue as new');
+    await save('continued-as-new-run-2', long.workflowId, runs[1].runId);
   } finally {
     await bench.close();
   }

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
 import { workflowBundle } from '../harness/rollout-env';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures');
@@ -15,6 +16,7 @@ test('fixtures exist', () => {
       'promoted.history.json',
       'rolled-back-by-analysis.history.json',
       'aborted-at-gate.history.json',
+      'continued-as-new-run-2.history.json',
     ]),
   );
 });
@@ -29,3 +31,16 @@ test.each(files)(
   },
   120_000,
 );
+
+test('a workflow change that alters commands is caught as non-determinism', async () => {
+  const history = historyFromJSON(
+    JSON.parse(fs.readFileSync(path.join(FIXTURES, 'promoted.history.json'), 'utf8')),
+  );
+  await expect(
+    Worker.runReplayHistory(
+      { workflowsPath: require.resolve('./diverged-workflow') },
+      history,
+      'replay-diverged',
+    ),
+  ).rejects.toThrow(DeterminismViolationError);
+}, 120_000);
