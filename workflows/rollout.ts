@@ -18,7 +18,9 @@ import {
 import type { RolloutActivities } from '../activities/rollout-activities';
 import type { AlertEvent, AlertSeverity } from '../activities/types';
 import {
+  SA_APP,
   SA_PHASE,
+  SA_VERSION,
   SA_STAGE,
   SA_WEIGHT,
   abortSignal,
@@ -226,6 +228,13 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     const st = s.stageIndex + 1;
     if (p !== published.phase || st !== published.stage || s.weight !== published.weight) {
       upsertSearchAttributes([
+        // App and version ride along with the first upsert of a run, for rollouts not started by our client.
+        ...(published.stage === -1
+          ? [
+              { key: SA_APP, value: target.app },
+              { key: SA_VERSION, value: version },
+            ]
+          : []),
         { key: SA_PHASE, value: p },
         { key: SA_STAGE, value: st },
         { key: SA_WEIGHT, value: s.weight },
