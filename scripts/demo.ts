@@ -231,7 +231,7 @@ export function demoPlan(o: Pick<DemoOptions, 'hold' | 'interval' | 'cleanupDela
   };
 }
 
-/** Resolves when nothing listens on HOST:port and we could bind it; else says who is in the way. */
+/** True when HOST:port can be bound (nothing listens there, on it or on the wildcard address). */
 function portFree(p: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();
