@@ -304,7 +304,11 @@ export function progressLines(prev: RolloutStatus | undefined, next: RolloutStat
       `${ref} ${next.version}: ${next.phase}, stage ${next.stage}/${next.stageCount}, canary at ${next.weight}%` +
         (next.planTimeLeftMs > 0 ? `, ${formatDuration(next.planTimeLeftMs)} of holds left` : ''),
     );
-  } else if (prev.stage !== next.stage || prev.weight !== next.weight) {
+  } else if (
+    (prev.stage !== next.stage || prev.weight !== next.weight) &&
+    (next.phase === 'progressing' || next.phase === 'waiting_approval' || next.phase === 'paused')
+  ) {
+    // Weight changes during a rollback or a promotion are told by their own lines, not as stages.
     const st = next.stages.find((s) => s.stage === next.stage);
     const hold =
       st && st.holdMs > 0 && next.phase === 'progressing' ? `, holding ${formatDuration(st.holdMs)}` : '';

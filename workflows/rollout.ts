@@ -506,7 +506,8 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     await alert(
       'stage_advanced',
       'info',
-      `${label()} entered stage ${s.stageIndex + 1}/${plan.stages.length}: canary at ${s.weight}% for ${formatDuration(stage().holdMs)}`,
+      `${label()} entered stage ${s.stageIndex + 1}/${plan.stages.length}: canary at ${s.weight}%` +
+        (stage().holdMs > 0 ? ` for ${formatDuration(stage().holdMs)}` : ''),
     );
   };
 
