@@ -28,6 +28,7 @@ import { rolloutWorkflowId, type RolloutInput } from '../../workflows/api';
 import type { PlanSpec } from '../../workflows/plan';
 import type { RolloutResult } from '../../workflows/types';
 import type { canaryRollout } from '../../workflows';
+import { readAlerts } from './alerts';
 import { createTimeSkippingEnv } from './time-skipping';
 
 export const STABLE_VERSION = 'v1';
@@ -112,15 +113,7 @@ export class RolloutBench {
 
   /** Alert events of one rollout, in order; `offsetMs` is workflow time since its rollout_started. */
   alerts(workflowId: string): Array<AlertEvent & { offsetMs: number }> {
-    if (!fs.existsSync(this.alertLog)) return [];
-    const events = fs
-      .readFileSync(this.alertLog, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as AlertEvent)
-      .filter((e) => e.workflowId === workflowId);
-    const t0 = Date.parse(events.find((e) => e.event === 'rollout_started')?.at ?? events[0]?.at ?? '0');
-    return events.map((e) => ({ ...e, offsetMs: Date.parse(e.at) - t0 }));
+    return readAlerts(this.alertLog, workflowId);
   }
 
   async live(): Promise<LiveState> {

@@ -6,9 +6,9 @@ import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { startLocalStack, type LocalStack } from '../../activities/local/stack';
 import { startTrafficGenerator } from '../../activities/local/traffic-generator';
-import type { AlertEvent } from '../../activities/types';
 import { rolloutWorkflowId, statusQuery, type RolloutInput } from '../../workflows/api';
 import type { canaryRollout } from '../../workflows';
+import { readAlerts } from '../harness/alerts';
 import { startDevServer, type DevServer } from '../harness/dev-server';
 import { eventually, killAll, startWorkerProcess } from '../harness/processes';
 
@@ -37,16 +37,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-function alerts(workflowId: string): Array<AlertEvent & { offsetMs: number }> {
-  const events = fs
-    .readFileSync(alertLog, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as AlertEvent)
-    .filter((e) => e.workflowId === workflowId);
-  const t0 = Date.parse(events[0].at);
-  return events.map((e) => ({ ...e, offsetMs: Date.parse(e.at) - t0 }));
-}
+const alerts = (workflowId: string) => readAlerts(alertLog, workflowId);
 
 test('SIGKILL mid-stage, restart: the rollout finishes on time with every stage once', async () => {
   const env = {

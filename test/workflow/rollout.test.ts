@@ -2,6 +2,11 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import {
+  SA_APP,
+  SA_PHASE,
+  SA_STAGE,
+  SA_VERSION,
+  SA_WEIGHT,
   abortSignal,
   approveUpdate,
   pauseSignal,
@@ -106,6 +111,14 @@ test('an approval gate waits, refuses the wrong stage, and records who approved'
   expect(st.gate?.stage).toBe(2);
   expect(st.weight).toBe(5);
   expect((await bench.live()).weight).toBe(5);
+  // What the Web UI shows: search attributes and the current details.
+  const sa = (await h.describe()).typedSearchAttributes;
+  expect([sa.get(SA_APP), sa.get(SA_VERSION), sa.get(SA_PHASE), sa.get(SA_STAGE), sa.get(SA_WEIGHT)]).toEqual(
+    ['gate', 'v2', 'waiting_approval', 2, 5],
+  );
+  const meta = await h.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+  expect(meta.currentDetails).toContain('**waiting_approval** · stage 2/3 · canary weight **5%**');
+  expect(meta.currentDetails).toContain('| **2** | 25% | 1h | approval | current |');
   expect(await rejection(h.executeUpdate(approveUpdate, { args: [{ identity: 'alice', stage: 3 }] }))).toBe(
     'stage 3 is not waiting for approval; stage 2 is',
   );
@@ -211,6 +224,16 @@ test('pause lengthens the stage by exactly the paused time, and promote is refus
   expect(events).toEqual(expect.arrayContaining(['paused', 'resumed']));
   await h.signal(abortSignal, { identity: 'dave', reason: 'done testing' });
   expect((await h.result()).outcome).toBe('rolled_back');
+}, 300_000);
+
+test('analysis keeps running while paused: a failing verdict still rolls back', async () => {
+  const h = await bench.startRollout('faulty-paused', 'v-bad', PRESETS.default);
+  await h.signal(pauseSignal, { identity: 'dave' });
+  const result = await h.result();
+  expect(result.outcome).toBe('rolled_back');
+  expect(result.reason).toMatch(/error-rate/);
+  expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
+  expect(bench.alerts(h.workflowId).map((e) => e.event)).toContain('paused');
 }, 300_000);
 
 test('a failing check rolls back on its own, weight back to 0, critical alert', async () => {
