@@ -64,6 +64,24 @@ async function status(id: string): Promise<RolloutStatus> {
   return JSON.parse(r.stdout) as RolloutStatus;
 }
 
+/**
+ * The local stack serves one app whatever the target, so a rollout's tail (its canary cleanup after promotion)
+ * must be over before the next test starts another: in production the one-rollout-per-target rule does this.
+ */
+afterEach(async () => {
+  await eventually(
+    async () => {
+      const live = (await fetch(`${stack.controlUrl}/state`).then((x) => x.json())) as {
+        weight: number;
+        canary: unknown;
+      };
+      return live.weight === 0 && live.canary === null;
+    },
+    30_000,
+    'the local stack to settle (weight 0, no canary)',
+  );
+});
+
 beforeAll(async () => {
   server = await startDevServer({ ui: false });
   stack = await startLocalStack({ stableVersion: 'v1', faults: { 'v-bad': { errorRate: 0.5 } } });
@@ -214,7 +232,14 @@ test('approve: refused with the reason when the stage is wrong, accepted with id
   );
   expect(start.code).toBe(0);
   const id = 'it/gated';
-  await eventually(async () => (await status(id)).phase === 'waiting_approval', 30_000, 'the gate');
+  let seen: RolloutStatus | undefined;
+  await eventually(
+    async () => (seen = await status(id)).phase === 'waiting_approval',
+    30_000,
+    'the gate',
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last status: ${JSON.stringify(seen)}`);
+  });
   const wrong = await canary('approve', id, '--stage', '3');
   expect(wrong.code).toBe(2);
   expect(wrong.stderr).toContain('stage 3 is not waiting for approval; stage 2 is');
