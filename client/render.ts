@@ -260,7 +260,12 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
   if (status.approvals.length > 0) {
     out.push('', 'Approvals');
     for (const a of status.approvals) {
-      const what = a.kind === 'timeout-proceed' ? 'gate timed out, proceeded' : `approved by ${a.by}`;
+      const what =
+        a.kind === 'timeout-proceed'
+          ? 'gate timed out, proceeded'
+          : a.kind === 'promote'
+            ? `promotion requested by ${a.by}`
+            : `approved by ${a.by}`;
       const comment = a.comment ? `  "${a.comment}"` : '';
       out.push(`  ${formatTime(a.at, now)}  stage ${a.stage}  ${what}${comment}`);
     }
@@ -329,7 +334,7 @@ export function progressLines(prev: RolloutStatus | undefined, next: RolloutStat
     say(
       a.kind === 'timeout-proceed'
         ? `stage ${a.stage}: approval gate timed out, proceeding`
-        : `stage ${a.stage}: ${a.comment?.startsWith('promote') ? 'promotion requested' : 'approved'} by ${a.by}${a.comment && !a.comment.startsWith('promote') ? ` ("${a.comment}")` : ''}`,
+        : `stage ${a.stage}: ${a.kind === 'promote' ? 'promotion requested' : 'approved'} by ${a.by}${a.comment ? ` ("${a.comment}")` : ''}`,
     );
   }
 

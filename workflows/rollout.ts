@@ -315,8 +315,8 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
           stage: s.stageIndex + 1,
           by: req.identity,
           at: iso(Date.now()),
-          kind: 'approved',
-          comment: `promote${req.comment ? `: ${req.comment}` : ''}`,
+          kind: 'promote',
+          ...(req.comment ? { comment: req.comment } : {}),
         },
         MAX_APPROVALS_KEPT,
       );

@@ -92,8 +92,11 @@ export interface ApprovalRecord {
   by: string;
   at: string;
   comment?: string;
-  /** `approved` by a person, or `timeout-proceed` when a gate timed out with onTimeout: proceed. */
-  kind: 'approved' | 'timeout-proceed';
+  /**
+   * `approved`: a person approved a gate; `promote`: a person asked to skip the remaining holds;
+   * `timeout-proceed`: a gate timed out with onTimeout: proceed.
+   */
+  kind: 'approved' | 'promote' | 'timeout-proceed';
 }
 
 export interface GateWait {

@@ -204,6 +204,7 @@ test('start is idempotent per target: same version returns the running one, anot
   expect(refused.stderr).toContain('cannot promote: the rollout is paused; resume it first');
   expect((await canary('resume', workflowId)).code).toBe(0);
   await eventually(async () => (await status(workflowId)).phase === 'progressing', 10_000, 'resumed');
+  const watching = canary('status', workflowId, '--watch', '--interval', '500ms');
   expect((await canary('promote', workflowId, '--comment', 'ship it', '--as', 'erin')).code).toBe(0);
   const done = await eventually(
     async () => {
@@ -213,7 +214,15 @@ test('start is idempotent per target: same version returns the running one, anot
     30_000,
     'promoted',
   );
-  expect(done.approvals).toEqual([expect.objectContaining({ by: 'erin' })]);
+  expect(done.approvals).toEqual([
+    expect.objectContaining({ by: 'erin', kind: 'promote', comment: 'ship it' }),
+  ]);
+  // status --watch follows the rollout and ends with it
+  const watched = await watching;
+  expect(watched.code).toBe(0);
+  // (it may start before or after the promotion lands: either way it shows who asked and ends promoted)
+  expect(watched.stdout).toContain('promotion requested by erin');
+  expect(watched.stdout).toMatch(/Phase\s+promoted|promoted: stable now runs v3/);
 }, 120_000);
 
 test('approve: refused with the reason when the stage is wrong, accepted with identity and comment', async () => {
