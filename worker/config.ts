@@ -2,6 +2,7 @@
 // misconfigured deployment reports every mistake in one go.
 import * as fs from 'node:fs';
 import { DEFAULT_TASK_QUEUE } from '../workflows/api';
+import { parseDuration } from '../workflows/duration';
 
 export interface TlsSettings {
   /** Client certificate and key (mTLS), both or neither. */
@@ -133,12 +134,12 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   }
 
   const graceText = get('WORKER_SHUTDOWN_GRACE_TIME') ?? DEFAULT_SHUTDOWN_GRACE_TIME;
-  const shutdownGraceTimeMs = parseDuration(graceText);
-  if (shutdownGraceTimeMs === undefined) {
-    problems.push({
-      variable: 'WORKER_SHUTDOWN_GRACE_TIME',
-      problem: `"${graceText}" is not a duration with a unit; use e.g. 30s, 2m or 500ms`,
-    });
+  let shutdownGraceTimeMs: number | undefined;
+  try {
+    shutdownGraceTimeMs = parseDuration(graceText);
+  } catch (err) {
+    // The same duration syntax as plans: 30s, 2m, 1m30s, PT30S.
+    problems.push({ variable: 'WORKER_SHUTDOWN_GRACE_TIME', problem: (err as Error).message });
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -192,13 +193,6 @@ function checkReadableFile(file: string): string | undefined {
     const code = (err as NodeJS.ErrnoException).code;
     return code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'not readable' : (err as Error).message;
   }
-}
-
-function parseDuration(text: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/.exec(text);
-  if (!match) return undefined;
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
-  return Math.round(Number(match[1]) * unit);
 }
 
 function parseBool(value: string): boolean | undefined {

@@ -8,7 +8,7 @@ const ROOT = path.resolve(__dirname, '..', '..');
 export const WORKER_MAIN = path.join(ROOT, 'dist', 'worker', 'main.js');
 export const CLI_MAIN = path.join(ROOT, 'dist', 'client', 'cli.js');
 
-function requireBuilt(file: string): void {
+export function requireBuilt(file: string): void {
   if (!fs.existsSync(file)) {
     throw new Error(`${path.relative(ROOT, file)} is missing: run npm run build (npm test does it first)`);
   }

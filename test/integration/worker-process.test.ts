@@ -1,0 +1,38 @@
+// The worker entry point refuses bad configuration (exit 2) and an unreachable Temporal (exit 3) with messages
+// that say what to fix, before it polls anything.
+import { spawn } from 'node:child_process';
+import { WORKER_MAIN, requireBuilt } from '../harness/processes';
+import { freePort } from '../harness/dev-server';
+
+function runWorker(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  requireBuilt(WORKER_MAIN);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [WORKER_MAIN], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code, stderr }));
+  });
+}
+
+test('bad configuration: exit 2, every problem named', async () => {
+  const r = await runWorker({ TEMPORAL_TLS_CERT: '/nowhere/client.pem', CANARY_ROUTER: 'local' });
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain('TEMPORAL_TLS_CERT: /nowhere/client.pem: no such file');
+  expect(r.stderr).toContain('TEMPORAL_TLS_KEY: is not set but TEMPORAL_TLS_CERT is');
+});
+
+test('an unknown provider: exit 2, naming the variable and the known providers', async () => {
+  const r = await runWorker({ CANARY_ROUTER: 'linkerd' });
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain('unknown traffic router "linkerd" (CANARY_ROUTER)');
+});
+
+test('Temporal unreachable: exit 3, naming the address', async () => {
+  const address = `127.0.0.1:${await freePort()}`;
+  const r = await runWorker({ TEMPORAL_ADDRESS: address });
+  expect(r.code).toBe(3);
+  expect(r.stderr).toContain(`cannot reach Temporal at ${address}`);
+}, 60_000);
