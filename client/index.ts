@@ -31,9 +31,16 @@ import {
   type RolloutInput,
 } from '../workflows/api';
 import { TERMINAL_PHASES } from '../workflows/types';
-import type { ApprovalRecord, Phase, RolloutResult, RolloutStatus, RolloutTarget } from '../workflows/types';
+import type {
+  ApprovalRecord,
+  Phase,
+  Plan,
+  RolloutResult,
+  RolloutStatus,
+  RolloutTarget,
+} from '../workflows/types';
 import type { PlanSpec } from '../workflows/plan';
-import { validatePlan } from '../workflows/plan';
+import { describePlan, validatePlan } from '../workflows/plan';
 import { loadAndValidatePlan, PlanInvalidError } from './plan-file';
 import { loadWorkerConfig, type WorkerConfig } from '../worker/config';
 import { ConnectError, connectClient, connectionOptions } from '../worker/connection';
@@ -439,15 +446,18 @@ export class RolloutClient {
     if (version === '') throw new RolloutInputError('version is empty');
     const requestedBy = request.requestedBy?.trim() ?? '';
     if (requestedBy === '') throw new RolloutInputError('requestedBy is empty');
-    const plan = resolvePlan(request.plan);
+    const { spec, plan } = resolvePlan(request.plan);
     const workflowId = rolloutWorkflowId(target);
     const input: RolloutInput = {
       target,
       version,
       ...(request.image ? { image: request.image } : {}),
-      plan,
+      plan: spec,
       requestedBy,
     };
+    // What the Web UI shows as the workflow's summary and details.
+    const staticSummary = `${target.namespace}/${target.app} → ${version}${plan.name ? ` (plan ${plan.name})` : ''}, by ${requestedBy}`;
+    const staticDetails = `Plan: ${describePlan(plan)}${request.image ? `\n\nImage: ${request.image}` : ''}`;
 
     // Two attempts: the running rollout may finish between the failed start and the describe.
     for (let attempt = 1; ; attempt++) {
@@ -466,6 +476,8 @@ export class RolloutClient {
             ],
             workflowIdConflictPolicy: 'FAIL',
             workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+            staticSummary,
+            staticDetails,
           }),
         );
         return { workflowId, runId: handle.firstExecutionRunId, started: true, version };
@@ -822,11 +834,11 @@ function identityOf(identity: string): string {
   return v;
 }
 
-function resolvePlan(plan: PlanSpec | string): PlanSpec {
-  if (typeof plan === 'string') return loadAndValidatePlan(plan).spec;
+function resolvePlan(plan: PlanSpec | string): { spec: PlanSpec; plan: Plan } {
+  if (typeof plan === 'string') return loadAndValidatePlan(plan);
   const validation = validatePlan(plan);
   if (!validation.ok) throw new PlanInvalidError(validation.problems, 'plan object');
-  return plan;
+  return { spec: plan, plan: validation.plan };
 }
 
 function summarize(info: WorkflowExecutionInfo): RolloutSummary {

@@ -3,30 +3,38 @@ import { formatDuration } from './duration';
 import type { Plan, RolloutStatus } from './types';
 
 export function renderDetails(st: RolloutStatus, plan: Plan): string {
-  const rows = st.stages.map(
-    (s) =>
-      `| ${s.state === 'current' ? `**${s.stage}**` : s.stage} | ${s.weight}% | ${s.holdMs ? formatDuration(s.holdMs) : '-'} | ${s.gate} | ${s.state} |`,
-  );
+  // A list, not a table: the Web UI renders markdown tables without spacing.
+  const mark = { done: '✓', current: '▶', pending: '·' } as const;
+  const rows = st.stages.map((s) => {
+    const text = `stage ${s.stage}: ${s.weight}%${s.holdMs ? ` for ${formatDuration(s.holdMs)}` : ''}${s.gate === 'approval' ? ', approval gate' : ''}`;
+    return `- ${mark[s.state]} ${s.state === 'current' ? `**${text}**` : text}`;
+  });
   const lines = [
     `### ${st.namespace}/${st.app} → ${st.version}`,
     `**${st.phase}** · stage ${st.stage}/${st.stageCount} · canary weight **${st.weight}%**`,
     '',
-    '| stage | weight | hold | gate | state |',
-    '| --- | --- | --- | --- | --- |',
     ...rows,
     '',
   ];
+  const notes: string[] = [];
   if (st.stageEndsAt)
-    lines.push(`Next transition: ${st.stageEndsAt} (plan time left ${formatDuration(st.planTimeLeftMs)})`);
-  if (st.pausedSince) lines.push(`Paused since ${st.pausedSince} by ${st.pausedBy}`);
-  if (st.gate) lines.push(`Waiting for approval of stage ${st.gate.stage} since ${st.gate.since}`);
+    notes.push(`Next transition: ${st.stageEndsAt} (plan time left ${formatDuration(st.planTimeLeftMs)})`);
+  if (st.pausedSince) notes.push(`**Paused** since ${st.pausedSince} by ${st.pausedBy}`);
+  if (st.gate) {
+    notes.push(
+      `**Waiting for approval** of stage ${st.gate.stage} since ${st.gate.since}: ` +
+        `\`canary approve ${st.workflowId} --stage ${st.gate.stage}\``,
+    );
+  }
   const last = st.analyses[st.analyses.length - 1];
   if (last) {
     const checks = last.checks.map((c) => `${c.name}=${c.value ?? 'no data'} (${c.outcome})`).join(', ');
-    lines.push(`Last verdict: **${last.verdict}** at ${last.at}: ${checks}`);
+    notes.push(`Last verdict: **${last.verdict}** at ${last.at}: ${checks}`);
   } else if (plan.analysis.checks.length === 0) {
-    lines.push('No analysis checks in this plan.');
+    notes.push('No analysis checks in this plan.');
   }
-  if (st.rollbackReason) lines.push(`Rollback reason: ${st.rollbackReason}`);
+  if (st.rollbackReason) notes.push(`**Rollback reason:** ${st.rollbackReason}`);
+  // Separate paragraphs: single newlines would run together in markdown.
+  lines.push(...notes.flatMap((n) => [n, '']));
   return lines.join('\n');
 }

@@ -1,5 +1,6 @@
 // The real CLI and the real worker process against a real Temporal dev server and the real local stack.
 import * as fs from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startLocalStack, type LocalStack } from '../../activities/local/stack';
@@ -92,6 +93,7 @@ beforeAll(async () => {
     CANARY_LOCAL_CONTROL_URL: stack.controlUrl,
     CANARY_ALERT_LOG: path.join(dir, 'alerts.jsonl'),
     GITHUB_ACTOR: '',
+    CANARY_IDENTITY: 'ci-bot',
   };
   worker = await startWorkerProcess(env);
 }, 120_000);
@@ -127,6 +129,16 @@ test('start --wait promotes and exits 0; status and list show it', async () => {
     weight: 0,
     stable: { version: 'v2' },
   });
+
+  // The Web UI's summary and details of the rollout, set by the client at start.
+  const connection = await Connection.connect({ address: server.address });
+  try {
+    const described = await new Client({ connection }).workflow.getHandle('canary-it-web').describe();
+    expect(await described.staticSummary()).toBe('it/web → v2, by ci-bot');
+    expect(await described.staticDetails()).toBe('Plan: 10% 2s → 50% 2s → 100%');
+  } finally {
+    await connection.close();
+  }
 
   const text = await canary('status', 'it/web');
   expect(text.code).toBe(0);

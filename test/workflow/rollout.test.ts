@@ -118,7 +118,8 @@ test('an approval gate waits, refuses the wrong stage, and records who approved'
   );
   const meta = await h.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
   expect(meta.currentDetails).toContain('**waiting_approval** · stage 2/3 · canary weight **5%**');
-  expect(meta.currentDetails).toContain('| **2** | 25% | 1h | approval | current |');
+  expect(meta.currentDetails).toContain('- ▶ **stage 2: 25% for 1h, approval gate**');
+  expect(meta.currentDetails).toContain('- ✓ stage 1: 5% for 1h');
   expect(await rejection(h.executeUpdate(approveUpdate, { args: [{ identity: 'alice', stage: 3 }] }))).toBe(
     'stage 3 is not waiting for approval; stage 2 is',
   );
