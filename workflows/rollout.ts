@@ -679,4 +679,3 @@ function errorMessage(err: unknown): string {
   return String(err);
 }
 
-export type { Plan };
