@@ -678,4 +678,3 @@ function errorMessage(err: unknown): string {
   }
   return String(err);
 }
-
