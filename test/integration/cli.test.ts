@@ -59,6 +59,9 @@ const longPlan = planFile(
 );
 
 const canary = (...args: string[]) => runCli(args, env);
+/** `canary start` for app APP in namespace `it`. */
+const start = (app: string, version: string, plan: string, ...extra: string[]) =>
+  canary('start', '--app', app, '--namespace', 'it', '--version', version, '--plan', plan, ...extra);
 async function status(id: string): Promise<RolloutStatus> {
   const r = await canary('status', id, '--output', 'json');
   expect(r.code).toBe(0);
@@ -107,20 +110,7 @@ afterAll(async () => {
 });
 
 test('start --wait promotes and exits 0; status and list show it', async () => {
-  const r = await canary(
-    'start',
-    '--app',
-    'web',
-    '--namespace',
-    'it',
-    '--version',
-    'v2',
-    '--plan',
-    fastPlan,
-    '--wait',
-    '--output',
-    'json',
-  );
+  const r = await start('web', 'v2', fastPlan, '--wait', '--output', 'json');
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   const final = JSON.parse(r.stdout) as RolloutStatus;
@@ -153,50 +143,16 @@ test('start --wait promotes and exits 0; status and list show it', async () => {
 }, 120_000);
 
 test('start is idempotent per target: same version returns the running one, another version is refused', async () => {
-  const first = await canary(
-    'start',
-    '--app',
-    'api',
-    '--namespace',
-    'it',
-    '--version',
-    'v3',
-    '--plan',
-    longPlan,
-    '--output',
-    'json',
-  );
+  const first = await start('api', 'v3', longPlan, '--output', 'json');
   expect(first.code).toBe(0);
   const { workflowId } = JSON.parse(first.stdout) as { workflowId: string };
   expect(workflowId).toBe('canary-it-api');
 
-  const again = await canary(
-    'start',
-    '--app',
-    'api',
-    '--namespace',
-    'it',
-    '--version',
-    'v3',
-    '--plan',
-    longPlan,
-    '--output',
-    'json',
-  );
+  const again = await start('api', 'v3', longPlan, '--output', 'json');
   expect(again.code).toBe(0);
   expect(JSON.parse(again.stdout)).toMatchObject({ workflowId, started: false });
 
-  const other = await canary(
-    'start',
-    '--app',
-    'api',
-    '--namespace',
-    'it',
-    '--version',
-    'v4',
-    '--plan',
-    longPlan,
-  );
+  const other = await start('api', 'v4', longPlan);
   expect(other.code).toBe(2);
   expect(other.stderr).toContain('canary-it-api');
   expect(other.stderr).toContain('v3');
@@ -238,20 +194,8 @@ test('start is idempotent per target: same version returns the running one, anot
 }, 120_000);
 
 test('approve: refused with the reason when the stage is wrong, accepted with identity and comment', async () => {
-  const start = await canary(
-    'start',
-    '--app',
-    'gated',
-    '--namespace',
-    'it',
-    '--version',
-    'v2',
-    '--plan',
-    gatedPlan,
-    '--output',
-    'json',
-  );
-  expect(start.code).toBe(0);
+  const started = await start('gated', 'v2', gatedPlan, '--output', 'json');
+  expect(started.code).toBe(0);
   const id = 'it/gated';
   let seen: RolloutStatus | undefined;
   await eventually(
@@ -280,18 +224,7 @@ test('approve: refused with the reason when the stage is wrong, accepted with id
 }, 120_000);
 
 test('abort while another CI job waits: the waiting start exits 1, weight back to 0', async () => {
-  const waiting = canary(
-    'start',
-    '--app',
-    'pay',
-    '--namespace',
-    'it',
-    '--version',
-    'v2',
-    '--plan',
-    longPlan,
-    '--wait',
-  );
+  const waiting = start('pay', 'v2', longPlan, '--wait');
   await eventually(
     async () => (await status('it/pay').catch(() => undefined))?.weight === 10,
     30_000,
@@ -316,18 +249,7 @@ test('abort while another CI job waits: the waiting start exits 1, weight back t
 }, 120_000);
 
 test('a faulty canary rolls back by itself: start --wait exits 1', async () => {
-  const r = await canary(
-    'start',
-    '--app',
-    'faulty',
-    '--namespace',
-    'it',
-    '--version',
-    'v-bad',
-    '--plan',
-    fastPlan,
-    '--wait',
-  );
+  const r = await start('faulty', 'v-bad', fastPlan, '--wait');
   expect(r.code).toBe(1);
   const st = await status('it/faulty');
   expect(st.phase).toBe('rolled_back');
@@ -336,7 +258,7 @@ test('a faulty canary rolls back by itself: start --wait exits 1', async () => {
 
 test('bad input exits 2 and starts nothing; an unknown rollout exits 2', async () => {
   const bad = planFile('bad.yaml', 'stages:\n  - { weight: 50, hold: 0s }\n  - { weight: 40, hold: 1h }\n');
-  const r = await canary('start', '--app', 'never', '--namespace', 'it', '--version', 'v2', '--plan', bad);
+  const r = await start('never', 'v2', bad);
   expect(r.code).toBe(2);
   expect(r.stderr).toContain('stages[0].hold');
   expect(r.stderr).toContain('stages[1].weight');
