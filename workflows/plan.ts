@@ -1,11 +1,23 @@
 // The rollout plan as written in a file (PlanSpec) and its validation into the normalised Plan.
 // Imported by the workflow sandbox and the client: deterministic, no Node modules.
 import { z } from 'zod';
-import { DurationError, formatDuration, parseDuration } from './duration';
+import { formatDuration } from './duration';
+import {
+  Collector,
+  MAX_DURATION_MS,
+  byHand,
+  checkDuration,
+  describe,
+  isObject,
+  sortedProblems,
+  typeError,
+  type InputProblem,
+  type Obj,
+  type Segment,
+} from './problems';
 import type { AnalysisSettings, Check, Gate, Plan, Stage } from './types';
 
-/** The longest duration a plan may use anywhere: 30 days. */
-export const MAX_DURATION_MS = 30 * 24 * 3_600_000;
+export { MAX_DURATION_MS };
 
 /** Named metric templates a check may use instead of a raw query. */
 export const METRIC_TEMPLATES = [
@@ -61,50 +73,19 @@ export interface PlanSpec {
   promotion?: PromotionSpec;
 }
 
-export interface PlanProblem {
-  /** Where in the plan, e.g. `stages[2].weight`; empty for the plan itself. */
-  path: string;
-  message: string;
-}
+/** Where in the plan (e.g. `stages[2].weight`; empty for the plan itself) and what is wrong. */
+export type PlanProblem = InputProblem;
 
 export type PlanValidation = { ok: true; plan: Plan } | { ok: false; problems: PlanProblem[] };
 
 // ---------------------------------------------------------------------------------------------------------------
 // Messages
 
-const DURATION_FORMS = '90s, 15m, 1h30m or ISO-8601 like PT1H30M';
 const METRIC_LIST = 'error-rate, latency-p50, latency-p95, latency-p99 or request-rate';
 const GATE_FORMS = 'auto, approval or {type: approval, timeout: 2h, onTimeout: abort|proceed}';
 
-/** How a value is shown after "got". */
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return JSON.stringify(value);
-  return String(value);
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Structure (zod): strict objects and primitive types. Every message is ours; semantics are checked by hand below.
-
-interface IssueLike {
-  code?: string;
-  input?: unknown;
-}
-
-/** `must be <what>, got <value>`, or `required` when the field is absent. */
-function typeError(what: string, required = 'is required') {
-  return {
-    error: (issue: IssueLike) =>
-      issue.input === undefined ? required : `must be ${what}, got ${describe(issue.input)}`,
-  };
-}
-
-/** Validated by hand (durations, gates): anything passes the structural stage. */
-function byHand<T>() {
-  return z.custom<T>(() => true);
-}
 
 const gateObjectSchema = z.strictObject(
   {
@@ -179,104 +160,6 @@ const KNOWN_FIELDS: Record<string, readonly string[]> = {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Validation
-
-type Segment = string | number;
-
-interface Problem {
-  path: Segment[];
-  message: string;
-}
-
-type Obj = Record<string, unknown>;
-
-function isObject(value: unknown): value is Obj {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-class Collector {
-  readonly problems: Problem[] = [];
-
-  add(path: Segment[], message: string): void {
-    this.problems.push({ path, message });
-  }
-
-  /** Runs a strict zod schema and records its issues under `prefix`. */
-  structure(schema: z.ZodType, value: unknown, prefix: Segment[] = []): void {
-    const result = schema.safeParse(value, { reportInput: true });
-    if (result.success) return;
-    for (const issue of result.error.issues) {
-      const path = [...prefix, ...issue.path.map((s) => (typeof s === 'number' ? s : String(s)))];
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) this.add([...path, key], unknownField(path, key));
-      } else {
-        this.add(path, issue.message);
-      }
-    }
-  }
-}
-
-function unknownField(parent: Segment[], key: string): string {
-  const pattern = parent.map((s) => (typeof s === 'number' ? '*' : s)).join('.');
-  const known = KNOWN_FIELDS[pattern] ?? [];
-  const limit = Math.max(1, Math.min(2, Math.floor(key.length / 3)));
-  const close = known.find((k) => distance(k.toLowerCase(), key.toLowerCase()) <= limit);
-  if (close) return `unknown field "${key}" (did you mean "${close}"?)`;
-  return known.length > 0
-    ? `unknown field "${key}" (known fields: ${known.join(', ')})`
-    : `unknown field "${key}"`;
-}
-
-/** Levenshtein distance, for typo suggestions. */
-function distance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    row = next;
-  }
-  return row[b.length];
-}
-
-interface DurationRules {
-  allowZero?: boolean;
-  /** Appended to the "must be more than 0s" message. */
-  zeroHint?: string;
-}
-
-/** Checks a duration field that is present; returns ms when valid. */
-function checkDuration(
-  c: Collector,
-  value: unknown,
-  path: Segment[],
-  rules: DurationRules = {},
-): number | undefined {
-  if (typeof value !== 'string' && typeof value !== 'number') {
-    c.add(path, `must be a duration like ${DURATION_FORMS}, got ${describe(value)}`);
-    return undefined;
-  }
-  const text = String(value);
-  let ms: number;
-  try {
-    ms = parseDuration(text);
-  } catch (e) {
-    if (!(e instanceof DurationError)) throw e;
-    if (e.kind === 'negative') c.add(path, `must not be negative, got ${describe(value)}`);
-    else if (e.kind === 'calendar') c.add(path, e.message);
-    else c.add(path, `${e.message}; use ${DURATION_FORMS}`);
-    return undefined;
-  }
-  if (ms === 0 && !rules.allowZero) {
-    c.add(path, `must be more than 0s${rules.zeroHint ?? ''}`);
-    return undefined;
-  }
-  if (ms > MAX_DURATION_MS) {
-    c.add(path, `must be at most 30 days (720h), got ${describe(value)}`);
-    return undefined;
-  }
-  return ms;
-}
 
 function checkLimit(c: Collector, value: unknown, path: Segment[], fallback: number): number {
   if (value === undefined) return fallback;
@@ -432,41 +315,6 @@ function checkAnalysis(c: Collector, analysis: Obj): AnalysisSettings {
   };
 }
 
-/** Sort key: the position of each path segment in the input, so problems come out in document order. */
-function documentRank(root: unknown, path: Segment[]): number[] {
-  const rank: number[] = [];
-  let node = root;
-  for (const segment of path) {
-    if (Array.isArray(node) && typeof segment === 'number') {
-      rank.push(segment);
-      node = node[segment];
-    } else if (isObject(node)) {
-      const keys = Object.keys(node);
-      const at = keys.indexOf(String(segment));
-      rank.push(at < 0 ? keys.length : at);
-      node = at < 0 ? undefined : node[String(segment)];
-    } else {
-      rank.push(0);
-      node = undefined;
-    }
-  }
-  return rank;
-}
-
-function compareRanks(a: number[], b: number[]): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    if (a[i] !== b[i]) return a[i] - b[i];
-  }
-  return a.length - b.length;
-}
-
-function formatPath(path: readonly Segment[]): string {
-  return path.reduce<string>(
-    (out, s) => (typeof s === 'number' ? `${out}[${s}]` : out === '' ? s : `${out}.${s}`),
-    '',
-  );
-}
-
 /** Validates a plan as written and normalises it (durations in ms, defaults filled in). Lists every problem. */
 export function validatePlan(spec: unknown): PlanValidation {
   if (!isObject(spec)) {
@@ -477,7 +325,7 @@ export function validatePlan(spec: unknown): PlanValidation {
       ],
     };
   }
-  const c = new Collector();
+  const c = new Collector(KNOWN_FIELDS);
   c.structure(planSchema, spec);
 
   const stages = Array.isArray(spec.stages) ? checkStages(c, spec.stages) : [];
@@ -489,9 +337,7 @@ export function validatePlan(spec: unknown): PlanValidation {
     }) ?? 0;
 
   if (c.problems.length > 0) {
-    const ranked = c.problems.map((p) => ({ p, rank: documentRank(spec, p.path) }));
-    ranked.sort((a, b) => compareRanks(a.rank, b.rank));
-    return { ok: false, problems: ranked.map(({ p }) => ({ path: formatPath(p.path), message: p.message })) };
+    return { ok: false, problems: sortedProblems(spec, c.problems) };
   }
   const plan: Plan = { stages, analysis, promotion: { cleanupDelayMs } };
   if (typeof spec.name === 'string') plan.name = spec.name;
