@@ -5,7 +5,14 @@ import { DurationError, formatDuration, parseDuration } from '../workflows/durat
 import { describePlan, totalHoldMs } from '../workflows/plan';
 import type { Phase, RolloutStatus } from '../workflows/types';
 import { ConfigError, loadWorkerConfig } from '../worker/config';
-import { PlanFileError, PlanInvalidError, loadAndValidatePlan } from './plan-file';
+import {
+  PlanFileError,
+  PlanInvalidError,
+  TargetInvalidError,
+  loadAndValidatePlan,
+  loadTargetFile,
+} from './plan-file';
+import { ROUTER_TYPES, describeTarget, validateTarget, type TargetSpec } from '../workflows/target';
 import { describeIdentity, resolveIdentity } from './identity';
 import {
   InfrastructureError,
@@ -234,8 +241,24 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
   program
     .command('start')
     .description('start a rollout (idempotent: the same version already rolling out is not started twice)')
-    .requiredOption('--app <name>', 'application to roll out')
-    .option('--namespace <namespace>', 'target namespace of the application', 'default')
+    .option('--app <name>', "application to roll out (default: the target's app, else its workload name)")
+    .option(
+      '--namespace <namespace>',
+      "target namespace of the application (default: the target's, else default)",
+    )
+    .option('--target <file>', 'target file (YAML/JSON): workload, traffic router and its settings, metrics')
+    .option('--workload <name>', 'the stable Deployment (the canary is derived from it)')
+    .option('--container <name>', 'the container that takes the new image (default: the first)')
+    .addOption(
+      new Option('--router <type>', "traffic router (default: the target's, else the worker's)").choices([
+        ...ROUTER_TYPES,
+      ]),
+    )
+    .option(
+      '--router-opt <key=value>',
+      'a router setting, e.g. virtualService=checkout or routes=primary,secondary (repeatable)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .option('--version <version>', 'version to roll out (default: the tag of --image)')
     .option('--image <image>', 'container image of the new version')
     .option('--plan <file|preset>', 'plan file (YAML/JSON) or preset name', 'default')
@@ -244,8 +267,13 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .addOption(outputOption())
     .action(
       async (opts: {
-        app: string;
-        namespace: string;
+        app?: string;
+        namespace?: string;
+        target?: string;
+        workload?: string;
+        container?: string;
+        router?: string;
+        routerOpt?: string[];
         version?: string;
         image?: string;
         plan: string;
@@ -260,23 +288,27 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
         const pollMs = parseInterval(opts.interval);
         const who = identity();
         const loaded = loadAndValidatePlan(opts.plan);
+        const targetSpec = targetFromOptions(opts, loaded.target);
+        const checked = validateTarget(targetSpec);
+        if (!checked.ok) throw new TargetInvalidError(checked.problems, opts.target ?? loaded.source);
+        const { app, namespace } = checked.target;
         const c = await connect();
         const started = await c.start({
-          app: opts.app,
-          namespace: opts.namespace,
+          target: targetSpec,
           version,
           ...(opts.image ? { image: opts.image } : {}),
           plan: loaded.spec,
           requestedBy: who.name,
         });
         const ui = c.uiUrl(started.workflowId, env);
-        const ref = `${opts.namespace}/${opts.app}`;
+        const ref = `${namespace}/${app}`;
         if (opts.output === 'json' && !opts.wait) {
           out(
             json({
               ...started,
-              app: opts.app,
-              namespace: opts.namespace,
+              app,
+              namespace,
+              target: checked.target,
               ...(opts.image ? { image: opts.image } : {}),
               plan: loaded.source,
               requestedBy: who.name,
@@ -290,6 +322,7 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
               : `A rollout of ${version} to ${ref} is already running (workflow ${started.workflowId}, run ${started.runId}); not started again`,
           );
           out(`  Plan:         ${loaded.source}: ${describePlan(loaded.plan)}`);
+          out(`  Target:       ${describeTarget(checked.target)}`);
           out(`  Holds total:  ${formatDuration(totalHoldMs(loaded.plan))} (approval waits not included)`);
           out(`  Requested by: ${describeIdentity(who)}`);
           if (ui) out(`  Temporal UI:  ${ui}`);
@@ -494,6 +527,66 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
   }
 }
 
+/**
+ * The target from, in rising precedence: a `target:` in the plan file, `--target FILE`, then the flags.
+ * `--router` replaces the router; `--router-opt key=value` sets one of its settings (comma lists for `routes`).
+ */
+export function targetFromOptions(
+  opts: {
+    app?: string;
+    namespace?: string;
+    target?: string;
+    workload?: string;
+    container?: string;
+    router?: string;
+    routerOpt?: string[];
+  },
+  fromPlan?: TargetSpec,
+): TargetSpec {
+  const base: TargetSpec = structuredClone(opts.target ? loadTargetFile(opts.target) : (fromPlan ?? {}));
+  if (typeof base !== 'object' || base === null || Array.isArray(base)) return base;
+  const t: TargetSpec = { ...base };
+  if (opts.app !== undefined) t.app = opts.app.trim();
+  if (opts.namespace !== undefined) t.namespace = opts.namespace.trim();
+  if (opts.workload !== undefined || opts.container !== undefined) {
+    t.workload = {
+      ...(t.workload ?? {}),
+      ...(opts.workload !== undefined ? { name: opts.workload.trim() } : {}),
+      ...(opts.container !== undefined ? { container: opts.container.trim() } : {}),
+    };
+  }
+  if (opts.router !== undefined) t.traffic = { [opts.router]: {} };
+  if (opts.routerOpt?.length) {
+    const keys = Object.keys(t.traffic ?? {});
+    if (keys.length !== 1) {
+      throw new UsageError('--router-opt needs a router: pass --router, or a target that names one');
+    }
+    const settings: Record<string, unknown> = { ...((t.traffic![keys[0]] as object | undefined) ?? {}) };
+    for (const pair of opts.routerOpt) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new UsageError(`--router-opt takes key=value, got "${pair}"`);
+      const key = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      settings[key] = routerOptValue(key, value);
+    }
+    t.traffic = { [keys[0]]: settings };
+  }
+  return t;
+}
+
+/** Flag text to the setting's type: lists for routes, numbers for rule and port, {name, value} for header. */
+function routerOptValue(key: string, value: string): unknown {
+  if (key === 'routes') return value === '' ? [] : value.split(',').map((r) => r.trim());
+  if (key === 'rule' || key === 'port') return /^\d+$/.test(value) ? Number(value) : value;
+  if (key === 'header') {
+    const colon = value.indexOf(':');
+    return colon < 0
+      ? { name: value }
+      : { name: value.slice(0, colon).trim(), value: value.slice(colon + 1).trim() };
+  }
+  return value;
+}
+
 /** Prints what went wrong and how to fix it; returns the exit code. */
 export function reportError(e: unknown, err: (text: string) => void): number {
   if (e instanceof CommanderError) {
@@ -504,7 +597,12 @@ export function reportError(e: unknown, err: (text: string) => void): number {
     err(`canary: error: ${e.source}: ${e.message}`);
     return EXIT_BAD_INPUT;
   }
-  if (e instanceof PlanFileError || e instanceof UsageError || e instanceof RolloutInputError) {
+  if (
+    e instanceof PlanFileError ||
+    e instanceof UsageError ||
+    e instanceof RolloutInputError ||
+    e instanceof TargetInvalidError
+  ) {
     err(`canary: error: ${e.message}`);
     return EXIT_BAD_INPUT;
   }

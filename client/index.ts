@@ -41,7 +41,8 @@ import type {
 } from '../workflows/types';
 import type { PlanSpec } from '../workflows/plan';
 import { describePlan, validatePlan } from '../workflows/plan';
-import { loadAndValidatePlan, PlanInvalidError } from './plan-file';
+import { describeTarget, validateTarget, type TargetSpec } from '../workflows/target';
+import { loadAndValidatePlan, PlanInvalidError, TargetInvalidError } from './plan-file';
 import { loadWorkerConfig, type WorkerConfig } from '../worker/config';
 import { ConnectError, connectClient, connectionOptions } from '../worker/connection';
 
@@ -69,7 +70,14 @@ export type {
 } from '../workflows/types';
 export { TERMINAL_PHASES } from '../workflows/types';
 export type { PlanSpec } from '../workflows/plan';
-export { PlanFileError, PlanInvalidError, loadAndValidatePlan } from './plan-file';
+export {
+  PlanFileError,
+  PlanInvalidError,
+  TargetInvalidError,
+  loadAndValidatePlan,
+  loadTargetFile,
+} from './plan-file';
+export type { Target, TargetSpec } from '../workflows/target';
 export { resolveIdentity, type Identity } from './identity';
 export { renderList, renderStatus } from './render';
 
@@ -153,9 +161,15 @@ export class InfrastructureError extends RolloutError {
 // ----------------------------------------------------------------------------------------------- types
 
 export interface StartRolloutRequest {
-  app: string;
-  /** The target namespace (Kubernetes or equivalent), not the Temporal namespace. */
-  namespace: string;
+  /** The application; may instead come from `target.app` (or its workload name). */
+  app?: string;
+  /** The target namespace (Kubernetes or equivalent), not the Temporal namespace. Default `default`. */
+  namespace?: string;
+  /**
+   * Where the rollout points: workload, traffic router with its settings, metrics. Parts left out use the
+   * worker's defaults. A `target:` inside a plan file is used when this is absent. `app` and `namespace` win.
+   */
+  target?: TargetSpec;
   version: string;
   image?: string;
   /** A plan object, or a plan file path or preset name (resolved and validated before Temporal is contacted). */
@@ -438,18 +452,21 @@ export class RolloutClient {
    * resolved and validated first; nothing is sent to Temporal when it is invalid.
    */
   async start(request: StartRolloutRequest): Promise<StartRolloutResult> {
-    const target: RolloutTarget = {
-      namespace: checkTargetPart('namespace', request.namespace),
-      app: checkTargetPart('app', request.app),
-    };
+    const resolved = resolvePlan(request.plan);
+    const { spec, plan } = resolved;
+    const targetSpec: TargetSpec = { ...(request.target ?? resolved.target ?? {}) };
+    if (request.app !== undefined) targetSpec.app = request.app.trim();
+    if (request.namespace !== undefined) targetSpec.namespace = request.namespace.trim();
+    const checked = validateTarget(targetSpec);
+    if (!checked.ok) throw new TargetInvalidError(checked.problems, 'target');
+    const target: RolloutTarget = { app: checked.target.app, namespace: checked.target.namespace };
     const version = request.version?.trim() ?? '';
     if (version === '') throw new RolloutInputError('version is empty');
     const requestedBy = request.requestedBy?.trim() ?? '';
     if (requestedBy === '') throw new RolloutInputError('requestedBy is empty');
-    const { spec, plan } = resolvePlan(request.plan);
     const workflowId = rolloutWorkflowId(target);
     const input: RolloutInput = {
-      target,
+      target: { ...targetSpec, ...target },
       version,
       ...(request.image ? { image: request.image } : {}),
       plan: spec,
@@ -457,7 +474,9 @@ export class RolloutClient {
     };
     // What the Web UI shows as the workflow's summary and details.
     const staticSummary = `${target.namespace}/${target.app} → ${version}${plan.name ? ` (plan ${plan.name})` : ''}, by ${requestedBy}`;
-    const staticDetails = `Plan: ${describePlan(plan)}${request.image ? `\n\nImage: ${request.image}` : ''}`;
+    const staticDetails =
+      `Plan: ${describePlan(plan)}\n\nTarget: ${describeTarget(checked.target)}` +
+      (request.image ? `\n\nImage: ${request.image}` : '');
 
     // Two attempts: the running rollout may finish between the failed start and the describe.
     for (let attempt = 1; ; attempt++) {
@@ -834,7 +853,7 @@ function identityOf(identity: string): string {
   return v;
 }
 
-function resolvePlan(plan: PlanSpec | string): { spec: PlanSpec; plan: Plan } {
+function resolvePlan(plan: PlanSpec | string): { spec: PlanSpec; plan: Plan; target?: TargetSpec } {
   if (typeof plan === 'string') return loadAndValidatePlan(plan);
   const validation = validatePlan(plan);
   if (!validation.ok) throw new PlanInvalidError(validation.problems, 'plan object');

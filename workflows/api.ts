@@ -3,12 +3,17 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { ApprovalRecord, RolloutStatus, RolloutTarget } from './types';
 import type { PlanSpec } from './plan';
+import type { TargetSpec } from './target';
 
 export const WORKFLOW_TYPE = 'canaryRollout';
 export const DEFAULT_TASK_QUEUE = 'canary-rollouts';
 
 export interface RolloutInput {
-  target: RolloutTarget;
+  /**
+   * Where the rollout points, as written (validated by the workflow exactly as the client did): app and
+   * namespace, and optionally its workload, traffic router and metrics source. Never a secret.
+   */
+  target: RolloutTarget & TargetSpec;
   version: string;
   image?: string;
   /** The plan as written (durations as text); the workflow validates it exactly as the client did. */

@@ -97,7 +97,10 @@ describe('canary CLI: bad input exits 2', () => {
   it('missing --app', async () => {
     const r = await run(['start', '--version', '1.0.0'], { spyConnect: true });
     expect(r.code).toBe(EXIT_BAD_INPUT);
-    expect(r.stderr).toMatch(/required option '--app <name>' not specified/);
+    expect(r.stderr).toContain('target is invalid (1 problem):');
+    expect(r.stderr).toContain(
+      '  - target.app: is required: the application to roll out (or give workload.name)',
+    );
     expect(r.connects).toBe(0);
   });
 
