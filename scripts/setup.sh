@@ -81,3 +81,9 @@ fi
 cli_version="$("$cli" --version 2>/dev/null | head -n1)" || die "$cli does not run"
 echo "setup: temporal:             $cli ($cli_version)"
 echo "setup: temporal-test-server: $test_server"
+
+# The Kubernetes pieces the integration tests run (kube-apiserver, built once into a cache outside the repo; etcd;
+# CRDs). The demo does not need them: `npm run demo` sets CANARY_SKIP_KUBE=1.
+if [[ -z "${CANARY_SKIP_KUBE:-}" ]]; then
+  bash "$ROOT/scripts/kube-assets.sh" >/dev/null
+fi
