@@ -1,30 +1,88 @@
-// One small interface per concern; one file per provider implements it. Nothing here knows about stages.
+// One small interface per concern; one file (or folder) per provider implements it. Nothing here knows about
+// stages. A provider instance is built for one rollout target (its settings are bound at construction) and
+// cached by the activities' provider registry, the way Argo Rollouts builds a router from each rollout's spec.
 import type { RolloutTarget } from '../workflows/types';
+
+/** Which versions the routing must point at: the stable side and the canary side. */
+export interface RoutingVersions {
+  /** The version the stable workload runs (unknown when the workload manager could not tell). */
+  stable?: string;
+  canary: string;
+}
+
+/** What a weight change did. */
+export interface WeightChange {
+  /** The live canary weight before the call. */
+  previous: number;
+  /** Whether anything was written (false: the live object already matched). */
+  changed: boolean;
+  /** The weight the router could actually achieve, when it differs from the one asked (replica ratios). */
+  achieved?: number;
+  /** A person-readable remark, e.g. why the requested weight cannot be met exactly. */
+  note?: string;
+}
+
+/**
+ * The result of reading a weight back: `verified` true when the live object carries the weight, false
+ * when it carries another one, null when this router cannot verify (Argo Rollouts' "not supported").
+ */
+export type WeightVerification =
+  | { verified: true; weight: number }
+  | { verified: false; weight: number; reason: string }
+  | { verified: null; reason: string };
 
 /** Shifts traffic between stable and canary (Istio, NGINX, Gateway API, SMI, replica ratio, local proxy). */
 export interface TrafficRouter {
   readonly type: string;
+  /**
+   * Creates or updates what the routing needs before traffic moves (a canary Ingress, DestinationRule
+   * subsets, a canary backendRef...), pointing at these versions. Idempotent; also called after promotion
+   * with both versions equal, so the stable side follows the new version.
+   */
+  setup(versions: RoutingVersions): Promise<void>;
   /** Reads the live canary weight (percent). */
-  getWeight(target: RolloutTarget): Promise<number>;
-  /** Sets the canary weight (percent); must be a no-op when the live weight already matches. */
-  setWeight(target: RolloutTarget, weight: number): Promise<void>;
+  getWeight(): Promise<number>;
+  /**
+   * Sets the canary weight (percent): reads the live object, changes only what differs, and on a conflict
+   * retries with a fresh read.
+   */
+  setWeight(weight: number): Promise<WeightChange>;
+  /** Reads the weight back. */
+  verifyWeight(weight: number): Promise<WeightVerification>;
+  /** Removes what setup created, leaving all traffic on stable. Idempotent. Called after promotion or rollback. */
+  teardown(): Promise<void>;
+}
+
+/** What the workload manager knows about the two sides after preparing the canary. */
+export interface CanaryInfo {
+  /** The version the stable workload runs, when it can tell. */
+  stableVersion?: string;
 }
 
 /** Creates, scales, promotes and removes the canary workload. */
 export interface WorkloadManager {
   readonly type: string;
-  /** Makes sure a canary running `version` exists and is ready to take traffic. Idempotent. */
-  ensureCanary(target: RolloutTarget, version: string, image?: string): Promise<void>;
-  /** The stable workload takes `version`; returns once it is ready. Idempotent. */
-  promoteStable(target: RolloutTarget, version: string, image?: string): Promise<void>;
+  /**
+   * Makes sure a canary running `version` exists and is available to take traffic, within the target's
+   * progress deadline (a missed deadline is a {@link ProviderError} of kind `deadline`). Idempotent.
+   */
+  ensureCanary(version: string, image?: string): Promise<CanaryInfo>;
+  /** Scales the canary for a stage's weight, where the router needs that. Idempotent. */
+  scaleCanary?(weight: number): Promise<void>;
+  /** The stable workload takes `version`; returns once its rollout is complete. Idempotent. */
+  promoteStable(version: string, image?: string): Promise<void>;
+  /**
+   * Before traffic goes back to stable: makes sure stable has the capacity it had before the rollout (an
+   * autoscaler may have shrunk it while the canary carried traffic). Returns a remark when it had to act.
+   */
+  ensureStableCapacity?(): Promise<string | undefined>;
   /** Scales the canary to zero (rollback). Idempotent. */
-  scaleDownCanary(target: RolloutTarget): Promise<void>;
+  scaleDownCanary(): Promise<void>;
   /** Removes the canary workload after promotion. Idempotent. */
-  cleanupCanary(target: RolloutTarget): Promise<void>;
+  cleanupCanary(): Promise<void>;
 }
 
 export interface MetricQuery {
-  target: RolloutTarget;
   /** Which side the query measures. */
   side: 'canary' | 'stable';
   /** A named template (`error-rate`, `latency-p95`, ...) or a provider-specific raw query. */
@@ -42,10 +100,31 @@ export interface MetricsProvider {
   isOnline(): Promise<boolean>;
 }
 
+/**
+ * A failure a provider can name precisely. `forbidden` and `not_found` are permanent: a forward step fails
+ * fast on them, a rollback keeps retrying (someone may fix the permission). `deadline`: the canary did not
+ * become available in time. `conflict`: the object kept changing under us.
+ */
+export class ProviderError extends Error {
+  constructor(
+    readonly kind: 'forbidden' | 'not_found' | 'deadline' | 'conflict' | 'invalid',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ProviderError';
+  }
+
+  /** Retrying cannot help without someone changing the cluster or the target. */
+  get permanent(): boolean {
+    return this.kind !== 'conflict';
+  }
+}
+
 export type AlertSeverity = 'info' | 'warning' | 'critical';
 
 export interface AlertEvent {
-  /** Machine-readable kind: rollout_started, stage_advanced, approval_needed, paused, resumed, rollback_started, rolled_back, promoted, ... */
+  /** Machine-readable kind: rollout_started, stage_advanced, approval_needed, paused, resumed, rollback_started, rolled_back, promoted, drift_detected, ... */
   event: string;
   severity: AlertSeverity;
   target: RolloutTarget;
@@ -61,11 +140,4 @@ export interface AlertEvent {
 export interface AlertSink {
   readonly type: string;
   send(event: AlertEvent): Promise<void>;
-}
-
-export interface Providers {
-  router: TrafficRouter;
-  workloads: WorkloadManager;
-  metrics: MetricsProvider;
-  alerts: AlertSink[];
 }

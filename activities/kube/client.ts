@@ -1,0 +1,289 @@
+// What every Kubernetes provider shares: the worker's cluster credentials (kubeconfig, in-cluster service
+// account, an explicit context), API clients, and the translation of API errors into ProviderErrors that name
+// the verb, resource and namespace a worker's account lacks, or the missing object or CRD.
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  NetworkingV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import { ProviderError } from '../types';
+
+export interface KubeSettings {
+  /** A kubeconfig file (CANARY_KUBECONFIG, else KUBECONFIG, else ~/.kube/config, else in-cluster). */
+  kubeconfig?: string;
+  /** The kubeconfig context to use (CANARY_KUBE_CONTEXT); default: the file's current context. */
+  context?: string;
+}
+
+export interface KubeClients {
+  config: KubeConfig;
+  core: CoreV1Api;
+  apps: AppsV1Api;
+  networking: NetworkingV1Api;
+  custom: CustomObjectsApi;
+  /** `https://host:port` of the API server, for messages. */
+  server: string;
+  /** Who the worker acts as, for messages (`user "canary" in context "prod"`). */
+  identity: string;
+}
+
+/** Loads credentials the usual way: an explicit file, KUBECONFIG, ~/.kube/config, or the pod's service account. */
+export function loadKubeConfig(settings: KubeSettings = {}): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (settings.kubeconfig) kc.loadFromFile(settings.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new ProviderError(
+      'invalid',
+      `cannot load the Kubernetes configuration${settings.kubeconfig ? ` from ${settings.kubeconfig}` : ''}: ${errorText(err)}`,
+    );
+  }
+  if (settings.context) {
+    if (!kc.getContexts().some((c) => c.name === settings.context)) {
+      const known = kc.getContexts().map((c) => c.name);
+      throw new ProviderError(
+        'invalid',
+        `Kubernetes context "${settings.context}" is not in the kubeconfig (CANARY_KUBE_CONTEXT); known: ${known.join(', ') || 'none'}`,
+      );
+    }
+    kc.setCurrentContext(settings.context);
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new ProviderError(
+      'invalid',
+      'no Kubernetes cluster configured: set KUBECONFIG (or CANARY_KUBECONFIG) to a kubeconfig file, or run the worker in a pod with a service account',
+    );
+  }
+  return kc;
+}
+
+export function kubeClients(kc: KubeConfig): KubeClients {
+  const context = kc.getCurrentContext();
+  const user = kc.getCurrentUser()?.name ?? 'unknown user';
+  return {
+    config: kc,
+    core: kc.makeApiClient(CoreV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
+    networking: kc.makeApiClient(NetworkingV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    server: kc.getCurrentCluster()?.server ?? 'unknown server',
+    identity: `user "${user}"${context ? ` in context "${context}"` : ''}`,
+  };
+}
+
+/** Request options for merge patches: client-node 1.4 sends JSON-patch unless told otherwise. */
+export const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** What an API call was about, so an error can name it. */
+export interface KubeCall {
+  /** The RBAC verb: get, list, create, update, patch, delete. */
+  verb: string;
+  /** The resource with its group, e.g. `virtualservices.networking.istio.io` or `deployments.apps`. */
+  resource: string;
+  namespace: string;
+  name?: string;
+}
+
+export function httpStatus(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+function apiMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body = err.body as unknown;
+    const parsed = typeof body === 'string' ? safeJson(body) : body;
+    const m = (parsed as { message?: unknown } | undefined)?.message;
+    if (typeof m === 'string') return m;
+  }
+  return errorText(err);
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message.split('\n')[0] : String(err);
+}
+
+/**
+ * Turns an API failure into an error that says what to do. 403 and 404 are permanent ProviderErrors; 409 a
+ * `conflict`; anything else (5xx, connection refused) stays a plain, retryable error with the server named.
+ */
+export function kubeError(
+  err: unknown,
+  call: KubeCall,
+  clients?: Pick<KubeClients, 'identity' | 'server'>,
+): Error {
+  if (err instanceof ProviderError) return err;
+  const status = httpStatus(err);
+  const where = `in namespace "${call.namespace}"`;
+  const object = call.name ? `${call.resource} "${call.name}"` : call.resource;
+  const who = clients ? ` (${clients.identity})` : '';
+  if (status === 403) {
+    return new ProviderError(
+      'forbidden',
+      `the worker's Kubernetes account${who} may not ${call.verb} ${call.resource} ${where}: grant the verb "${call.verb}" on "${call.resource}" to it (see deploy/rbac.yaml); API server said: ${apiMessage(err)}`,
+      { cause: err },
+    );
+  }
+  if (status === 404) {
+    const message = apiMessage(err);
+    // A missing CRD answers with a bare 404 ("the server could not find the requested resource").
+    const crdMissing =
+      call.name === undefined ||
+      !/not found/i.test(message) ||
+      /could not find the requested resource/i.test(message);
+    return new ProviderError(
+      'not_found',
+      crdMissing
+        ? `the API server has no ${call.resource}: is its CRD installed? (${message})`
+        : `${object} does not exist ${where}: create it or fix the rollout's target`,
+      { cause: err },
+    );
+  }
+  if (status === 409) {
+    return new ProviderError('conflict', `${object} ${where} was changed concurrently: ${apiMessage(err)}`, {
+      cause: err,
+    });
+  }
+  if (status === 422 || status === 400) {
+    return new ProviderError(
+      'invalid',
+      `the API server refused to ${call.verb} ${object} ${where}: ${apiMessage(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const server = clients ? ` at ${clients.server}` : '';
+  return new Error(
+    `cannot ${call.verb} ${object} ${where}${server}: ${status ? `HTTP ${status}: ` : ''}${apiMessage(err)}`,
+    { cause: err },
+  );
+}
+
+/** Runs `fn`, translating its failure with kubeError. */
+export async function kubeCall<T>(
+  call: KubeCall,
+  clients: KubeClients | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw kubeError(err, call, clients);
+  }
+}
+
+/**
+ * Read-modify-write with optimistic concurrency: `attempt` reads the live object and writes with its
+ * resourceVersion; a 409 conflict means someone else wrote in between, so it runs again on a fresh read.
+ */
+export async function retryOnConflict<T>(attempt: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const conflict = (err instanceof ProviderError && err.kind === 'conflict') || httpStatus(err) === 409;
+      if (!conflict || i >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, 20 * i));
+    }
+  }
+}
+
+/** A custom resource kind, addressed the way CustomObjectsApi wants it. */
+export interface CustomKind {
+  group: string;
+  version: string;
+  plural: string;
+}
+
+export function resourceName(kind: CustomKind): string {
+  return `${kind.plural}.${kind.group}`;
+}
+
+/** A custom object as read from the API server (only what routers need). */
+export interface CustomObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    resourceVersion?: string;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+  };
+  spec?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** get/merge-patch/create/delete of one custom object kind in one namespace, with errors that name it. */
+export class CustomObjects {
+  constructor(
+    private readonly clients: KubeClients,
+    readonly kind: CustomKind,
+    readonly namespace: string,
+  ) {}
+
+  private call(verb: string, name?: string): KubeCall {
+    return { verb, resource: resourceName(this.kind), namespace: this.namespace, ...(name ? { name } : {}) };
+  }
+
+  async get(name: string): Promise<CustomObject> {
+    const { group, version, plural } = this.kind;
+    return kubeCall(this.call('get', name), this.clients, () =>
+      this.clients.custom.getNamespacedCustomObject({
+        group,
+        version,
+        plural,
+        namespace: this.namespace,
+        name,
+      }),
+    ) as Promise<CustomObject>;
+  }
+
+  /** Returns undefined when the object does not exist (a missing CRD still throws). */
+  async find(name: string): Promise<CustomObject | undefined> {
+    try {
+      return await this.get(name);
+    } catch (err) {
+      if (err instanceof ProviderError && err.kind === 'not_found' && /does not exist/.test(err.message))
+        return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * A JSON merge patch (RFC 7386) sent with its own content type. With `resourceVersion` the server refuses
+   * the write (409) if the object changed since it was read.
+   */
+  async mergePatch(
+    name: string,
+    patch: Record<string, unknown>,
+    resourceVersion?: string,
+  ): Promise<CustomObject> {
+    const { group, version, plural } = this.kind;
+    const body = resourceVersion
+      ? { ...patch, metadata: { ...((patch.metadata as object | undefined) ?? {}), resourceVersion } }
+      : patch;
+    return kubeCall(this.call('patch', name), this.clients, () =>
+      this.clients.custom.patchNamespacedCustomObject(
+        { group, version, plural, namespace: this.namespace, name, body },
+        MERGE_PATCH,
+      ),
+    ) as Promise<CustomObject>;
+  }
+}

@@ -1,0 +1,402 @@
+// Gateway API routing: one rule of an HTTPRoute carries both Services as weighted backendRefs (stable 100 - w,
+// canary w). Setup adds the canary backendRef (weight 0) and, when the target names a header, a rule sending
+// requests with that header to the canary; it records in an annotation what it added and the stable weight it
+// found, so teardown (from any worker) puts the HTTPRoute back exactly as it was.
+import type { GatewayApiTraffic, Target } from '../../workflows/target';
+import { CustomObjects, retryOnConflict, type CustomKind, type KubeClients } from '../kube/client';
+import {
+  ProviderError,
+  type RoutingVersions,
+  type TrafficRouter,
+  type WeightChange,
+  type WeightVerification,
+} from '../types';
+
+export const HTTP_ROUTE: CustomKind = {
+  group: 'gateway.networking.k8s.io',
+  version: 'v1',
+  plural: 'httproutes',
+};
+/** What setup added to the HTTPRoute and the stable weight it found there (JSON, see SetupRecord). */
+export const SETUP_ANNOTATION = 'canary.temporal.io/gateway-api-setup';
+/** The name of the header rule setup adds (rule names exist since Gateway API v1.2). */
+export const HEADER_RULE_NAME = 'canary-header';
+// A Gateway API header match needs a value; without one the NGINX convention applies (`always` goes to canary).
+const DEFAULT_HEADER_VALUE = 'always';
+// What the API implies for a backendRef without a weight.
+const IMPLIED_WEIGHT = 1;
+
+interface BackendRef {
+  name: string;
+  group?: string;
+  kind?: string;
+  namespace?: string;
+  port?: number;
+  weight?: number;
+  [key: string]: unknown;
+}
+
+interface RouteMatch {
+  headers?: Array<{ type?: string; name: string; value: string }>;
+  [key: string]: unknown;
+}
+
+interface RouteRule {
+  name?: string;
+  matches?: RouteMatch[];
+  backendRefs?: BackendRef[];
+  [key: string]: unknown;
+}
+
+/** Written by setup, read by teardown (possibly in another worker process). */
+interface SetupRecord {
+  canaryBackend: string;
+  /** The stable backendRef's weight before setup; null when it had none. */
+  stableWeight: number | null;
+  /** Whether setup added the canary backendRef (else it was there before and stays). */
+  addedCanary: boolean;
+  /**
+   * The header rule setup added: found by its name where the CRD keeps rule names (v1.2+), else by these matches
+   * and its single canary backendRef, so it is never identified by its index alone.
+   */
+  headerRule?: { name: string; matches: RouteMatch[] };
+}
+
+export class GatewayApiRouter implements TrafficRouter {
+  readonly type = 'gatewayAPI';
+  private readonly traffic: GatewayApiTraffic;
+  private readonly namespace: string;
+  private readonly routes: CustomObjects;
+
+  constructor(clients: KubeClients, target: Target) {
+    if (target.traffic?.router !== 'gatewayAPI') {
+      throw new ProviderError(
+        'invalid',
+        `the gatewayAPI router needs traffic.gatewayAPI settings, got ${target.traffic ? `traffic.${target.traffic.router}` : 'no traffic settings'}`,
+      );
+    }
+    this.traffic = target.traffic;
+    this.namespace = target.namespace;
+    this.routes = new CustomObjects(clients, HTTP_ROUTE, target.namespace);
+  }
+
+  async setup(_versions: RoutingVersions): Promise<void> {
+    // The versions do not matter here: each Service selects its own pods.
+    await retryOnConflict(async () => {
+      const route = await this.routes.get(this.traffic.httpRoute);
+      const before = rulesOf(route);
+      const rules = rulesOf(route);
+      const weighted = this.weightedRule(rules);
+      const refs = (weighted.backendRefs ??= []);
+      const stable = this.stableRef(refs);
+      let canary = refs.find((r) => isService(r, this.traffic.canaryBackend));
+      const previous = recordOf(route);
+      const record: SetupRecord = previous ?? {
+        canaryBackend: this.traffic.canaryBackend,
+        stableWeight: stable.weight ?? null,
+        addedCanary: false,
+      };
+      const port = this.traffic.port ?? stable.port;
+      if (!canary) {
+        canary = {
+          ...(stable.group !== undefined ? { group: stable.group } : {}),
+          ...(stable.kind !== undefined ? { kind: stable.kind } : {}),
+          name: this.traffic.canaryBackend,
+          ...(stable.namespace !== undefined ? { namespace: stable.namespace } : {}),
+          ...(port !== undefined ? { port } : {}),
+          weight: 0,
+        };
+        refs.push(canary);
+        record.addedCanary = true;
+      } else if (record.addedCanary && port !== undefined && canary.port !== port) {
+        canary.port = port; // ours: follow the target's port
+      }
+
+      const found = this.headerRuleIndex(rules, previous);
+      const header = this.traffic.header;
+      if (header) {
+        const desired: RouteRule = {
+          name: HEADER_RULE_NAME,
+          matches: headerMatches(weighted.matches, header.name, header.value ?? DEFAULT_HEADER_VALUE),
+          backendRefs: [refTo(canary)],
+        };
+        if (found === -1) {
+          if (rules.some((r) => r.name === HEADER_RULE_NAME)) {
+            throw new ProviderError(
+              'invalid',
+              `HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" already has a rule named "${HEADER_RULE_NAME}" that setup did not add: rename it, or drop traffic.gatewayAPI.header`,
+            );
+          }
+          // Appended: rule order only breaks precedence ties (the extra header match makes it more specific than
+          // the weighted rule), and appending never shifts the index of a rule another target may name.
+          rules.push(desired);
+        } else {
+          // A CRD without rule names prunes the name: compare (and write) without it then.
+          if (rules[found].name === undefined) delete desired.name;
+          if (!contains(rules[found], desired)) rules[found] = desired;
+        }
+        record.headerRule = { name: HEADER_RULE_NAME, matches: desired.matches ?? [] };
+      } else {
+        if (found !== -1) rules.splice(found, 1);
+        delete record.headerRule;
+      }
+
+      const annotation = JSON.stringify(record);
+      const annotationChanged = route.metadata.annotations?.[SETUP_ANNOTATION] !== annotation;
+      const rulesChanged = !sameJson(before, rules);
+      if (!annotationChanged && !rulesChanged) return;
+      await this.routes.mergePatch(
+        this.traffic.httpRoute,
+        {
+          ...(annotationChanged ? { metadata: { annotations: { [SETUP_ANNOTATION]: annotation } } } : {}),
+          ...(rulesChanged ? { spec: { rules } } : {}),
+        },
+        route.metadata.resourceVersion,
+      );
+    });
+  }
+
+  async getWeight(): Promise<number> {
+    const route = await this.routes.get(this.traffic.httpRoute);
+    const refs = this.weightedRule(rulesOf(route)).backendRefs ?? [];
+    const canary = refs.find((r) => isService(r, this.traffic.canaryBackend));
+    return canary
+      ? share(
+          refs.find((r) => isService(r, this.traffic.stableBackend)),
+          canary,
+        )
+      : 0;
+  }
+
+  async setWeight(weight: number): Promise<WeightChange> {
+    checkWeight(weight);
+    return retryOnConflict(async () => {
+      const route = await this.routes.get(this.traffic.httpRoute);
+      const rules = rulesOf(route);
+      const refs = this.weightedRule(rules).backendRefs ?? [];
+      const stable = this.stableRef(refs);
+      const canary = refs.find((r) => isService(r, this.traffic.canaryBackend));
+      if (!canary) {
+        // Rollback must always be able to send everything to stable: without a canary backendRef it already is.
+        if (weight === 0) return { previous: 0, changed: false };
+        throw new ProviderError(
+          'invalid',
+          `rule ${this.traffic.rule} of HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" has no backendRef "${this.traffic.canaryBackend}": setup must run first (it adds it)`,
+        );
+      }
+      const previous = share(stable, canary);
+      if (stable.weight === 100 - weight && canary.weight === weight) return { previous, changed: false };
+      stable.weight = 100 - weight;
+      canary.weight = weight; // kept at 0, not removed, until teardown
+      await this.routes.mergePatch(
+        this.traffic.httpRoute,
+        { spec: { rules } },
+        route.metadata.resourceVersion,
+      );
+      return { previous, changed: true };
+    });
+  }
+
+  async verifyWeight(weight: number): Promise<WeightVerification> {
+    const route = await this.routes.get(this.traffic.httpRoute);
+    const refs = this.weightedRule(rulesOf(route)).backendRefs ?? [];
+    const stable = refs.find((r) => isService(r, this.traffic.stableBackend));
+    const canary = refs.find((r) => isService(r, this.traffic.canaryBackend));
+    const where = `rule ${this.traffic.rule} of HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}"`;
+    if (!canary) {
+      return weight === 0 && stable
+        ? { verified: true, weight: 0 }
+        : {
+            verified: false,
+            weight: 0,
+            reason: `${where} has no backendRef "${this.traffic.canaryBackend}"`,
+          };
+    }
+    const actual = share(stable, canary);
+    // Both weights decide the share (they are proportions): 1 and 0 right after setup is a verified 0 %.
+    const s = stable ? (stable.weight ?? IMPLIED_WEIGHT) : 0;
+    const c = canary.weight ?? IMPLIED_WEIGHT;
+    if (s + c > 0 && c * 100 === weight * (s + c)) return { verified: true, weight };
+    return {
+      verified: false,
+      weight: actual,
+      reason:
+        `${where} gives "${this.traffic.stableBackend}" weight ${stable ? (stable.weight ?? `${IMPLIED_WEIGHT} (implied)`) : 'none (no backendRef)'}` +
+        ` and "${this.traffic.canaryBackend}" weight ${canary.weight ?? `${IMPLIED_WEIGHT} (implied)`}, expected ${100 - weight} and ${weight} (or the same proportion)`,
+    };
+  }
+
+  async teardown(): Promise<void> {
+    await retryOnConflict(async () => {
+      const route = await this.routes.find(this.traffic.httpRoute);
+      if (!route) return; // nothing of ours can be left on a route that is gone
+      const record = recordOf(route);
+      const before = rulesOf(route);
+      const rules = rulesOf(route);
+      const weighted = this.weightedRule(rules);
+      const refs = weighted.backendRefs ?? [];
+      const stable = refs.find((r) => isService(r, this.traffic.stableBackend));
+      const canaryAt = refs.findIndex((r) => isService(r, this.traffic.canaryBackend));
+      if (record) {
+        if (canaryAt !== -1) {
+          if (record.addedCanary) refs.splice(canaryAt, 1);
+          else refs[canaryAt].weight = 0; // there before the rollout: it stays, without traffic
+        }
+        if (stable) {
+          if (record.stableWeight === null) delete stable.weight;
+          else stable.weight = record.stableWeight;
+        }
+      } else if (canaryAt !== -1) {
+        // No record (setup never ran, weights set on a canary backendRef that was already there): all to stable.
+        refs[canaryAt].weight = 0;
+        if (stable?.weight === 0) stable.weight = 100;
+      }
+      const found = this.headerRuleIndex(rules, record);
+      if (found !== -1) rules.splice(found, 1);
+
+      const hasAnnotation = route.metadata.annotations?.[SETUP_ANNOTATION] !== undefined;
+      const rulesChanged = !sameJson(before, rules);
+      if (!hasAnnotation && !rulesChanged) return;
+      await this.routes.mergePatch(
+        this.traffic.httpRoute,
+        {
+          ...(hasAnnotation ? { metadata: { annotations: { [SETUP_ANNOTATION]: null } } } : {}),
+          ...(rulesChanged ? { spec: { rules } } : {}),
+        },
+        route.metadata.resourceVersion,
+      );
+    });
+  }
+
+  // --- reading the route ------------------------------------------------------------------------------------------
+
+  private weightedRule(rules: RouteRule[]): RouteRule {
+    const rule = rules[this.traffic.rule];
+    if (!rule) {
+      throw new ProviderError(
+        'invalid',
+        `HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" has ${rules.length} ${rules.length === 1 ? 'rule' : 'rules'}` +
+          `${rules.length > 0 ? ` (indexes 0 to ${rules.length - 1})` : ''}: traffic.gatewayAPI.rule ${this.traffic.rule} does not exist`,
+      );
+    }
+    return rule;
+  }
+
+  private stableRef(refs: BackendRef[]): BackendRef {
+    const stable = refs.find((r) => isService(r, this.traffic.stableBackend));
+    if (!stable) {
+      throw new ProviderError(
+        'invalid',
+        `rule ${this.traffic.rule} of HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" has no backendRef to Service "${this.traffic.stableBackend}"` +
+          ` (it has ${refs.length > 0 ? refs.map((r) => `"${r.name}"`).join(', ') : 'none'}): fix traffic.gatewayAPI.stableBackend or the rule`,
+      );
+    }
+    return stable;
+  }
+
+  /** The header rule setup recorded, or -1; never the weighted rule, never a rule setup did not record. */
+  private headerRuleIndex(rules: RouteRule[], record: SetupRecord | undefined): number {
+    const recorded = record?.headerRule;
+    if (!recorded) return -1;
+    const byName = rules.findIndex((r, i) => i !== this.traffic.rule && r.name === recorded.name);
+    if (byName !== -1) return byName;
+    return rules.findIndex(
+      (r, i) =>
+        i !== this.traffic.rule &&
+        r.name === undefined &&
+        r.backendRefs?.length === 1 &&
+        isService(r.backendRefs[0], this.traffic.canaryBackend) &&
+        contains(r.matches, recorded.matches),
+    );
+  }
+}
+
+function checkWeight(weight: number): void {
+  if (!Number.isInteger(weight) || weight < 0 || weight > 100) {
+    throw new ProviderError('invalid', `a weight is a whole percent from 0 to 100, got ${weight}`);
+  }
+}
+
+function rulesOf(route: { spec?: Record<string, unknown> }): RouteRule[] {
+  return JSON.parse(JSON.stringify(route.spec?.rules ?? [])) as RouteRule[];
+}
+
+function recordOf(route: { metadata: { annotations?: Record<string, string> } }): SetupRecord | undefined {
+  const raw = route.metadata.annotations?.[SETUP_ANNOTATION];
+  if (raw === undefined) return undefined;
+  try {
+    const r = JSON.parse(raw) as Partial<SetupRecord>;
+    if (
+      typeof r.addedCanary === 'boolean' &&
+      (typeof r.stableWeight === 'number' || r.stableWeight === null)
+    ) {
+      return r as SetupRecord;
+    }
+  } catch {
+    // fall through
+  }
+  throw new ProviderError(
+    'invalid',
+    `annotation ${SETUP_ANNOTATION} on the HTTPRoute is not what setup writes (${raw.slice(0, 200)}): restore it or remove it together with what it recorded`,
+  );
+}
+
+/** A Service backendRef (the API's defaults: group "" and kind Service). */
+function isService(ref: BackendRef, name: string): boolean {
+  return ref.name === name && (ref.kind ?? 'Service') === 'Service' && (ref.group ?? '') === '';
+}
+
+/** The same backend without its weight: alone in a rule it takes all of that rule's traffic. */
+function refTo(ref: BackendRef): BackendRef {
+  const { weight: _weight, filters: _filters, ...rest } = ref;
+  return rest;
+}
+
+/** The canary's share of the two backends, in percent. */
+function share(stable: BackendRef | undefined, canary: BackendRef): number {
+  const s = stable ? (stable.weight ?? IMPLIED_WEIGHT) : 0;
+  const c = canary.weight ?? IMPLIED_WEIGHT;
+  return s + c === 0 ? 0 : Math.round((c * 100) / (s + c));
+}
+
+/** The weighted rule's matches, each also requiring the header (a rule without matches matches every path). */
+function headerMatches(matches: RouteMatch[] | undefined, name: string, value: string): RouteMatch[] {
+  const base: RouteMatch[] =
+    matches && matches.length > 0 ? matches : [{ path: { type: 'PathPrefix', value: '/' } }];
+  return base.map((m) => ({
+    ...m,
+    headers: [
+      ...(m.headers ?? []).filter((h) => h.name.toLowerCase() !== name.toLowerCase()),
+      { type: 'Exact', name, value },
+    ],
+  }));
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((x, i) => sameJson(x, b[i]));
+  if (isRecord(a) && isRecord(b)) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].every((k) => sameJson(a[k], b[k]));
+  }
+  return a === b;
+}
+
+/**
+ * Whether `live` carries everything in `wanted` (objects may have more keys: the API server fills in defaults such
+ * as a backendRef's weight or a header match's type); arrays must match element by element.
+ */
+function contains(live: unknown, wanted: unknown): boolean {
+  if (Array.isArray(wanted)) {
+    return (
+      Array.isArray(live) && live.length === wanted.length && wanted.every((w, i) => contains(live[i], w))
+    );
+  }
+  if (isRecord(wanted))
+    return isRecord(live) && Object.entries(wanted).every(([k, w]) => contains(live[k], w));
+  return live === wanted;
+}

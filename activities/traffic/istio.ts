@@ -1,0 +1,564 @@
+// Istio routing: a stage's weight lives in the VirtualService's HTTP routes, as the weights of the destinations
+// whose subsets are the stable and canary ones; the DestinationRule's subsets select the pods of each version by
+// their version label. Setup adds what the rollout needs (a canary destination, the canary subset, a header route,
+// sticky-session routing) and records what it added in an annotation, so any worker can tear it down again.
+// This is how Argo Rollouts and Flagger drive Istio.
+import type { V1APIResourceList } from '@kubernetes/client-node';
+import type { IstioTraffic, Target } from '../../workflows/target';
+import {
+  CustomObjects,
+  httpStatus,
+  kubeError,
+  retryOnConflict,
+  type CustomObject,
+  type KubeClients,
+} from '../kube/client';
+import {
+  ProviderError,
+  type RoutingVersions,
+  type TrafficRouter,
+  type WeightChange,
+  type WeightVerification,
+} from '../types';
+
+const GROUP = 'networking.istio.io';
+/** API versions in order of preference: v1 since Istio 1.22, v1beta1 before. */
+const API_VERSIONS = ['v1', 'v1beta1'] as const;
+const VIRTUAL_SERVICES = 'virtualservices';
+const DESTINATION_RULES = 'destinationrules';
+type Plural = typeof VIRTUAL_SERVICES | typeof DESTINATION_RULES;
+
+/** The routes setup prepends: their names are reserved, teardown removes them. */
+export const HEADER_ROUTE = 'canary-header';
+export const STICKY_ROUTE = 'canary-sticky';
+const RESERVED_ROUTES = new Set([HEADER_ROUTE, STICKY_ROUTE]);
+/** What setup added to the VirtualService (JSON {@link VirtualServiceRecord}). */
+export const VS_RECORD = 'canary.temporal.io/istio-setup';
+/** What setup added to the DestinationRule (JSON {@link SubsetRecord}). */
+export const DR_RECORD = 'canary.temporal.io/istio-subsets';
+
+// The parts of the Istio objects this router reads; everything else is carried through untouched.
+type Json = Record<string, unknown>;
+interface HeaderOperations {
+  set?: Record<string, string>;
+  add?: Record<string, string>;
+  remove?: string[];
+  [key: string]: unknown;
+}
+interface RouteDestination {
+  destination?: { host?: string; subset?: string; port?: Json; [key: string]: unknown };
+  weight?: number;
+  headers?: { request?: HeaderOperations; response?: HeaderOperations; [key: string]: unknown };
+  [key: string]: unknown;
+}
+interface HttpRoute {
+  name?: string;
+  match?: Json[];
+  route?: RouteDestination[];
+  [key: string]: unknown;
+}
+interface Subset {
+  name: string;
+  labels?: Record<string, string>;
+  [key: string]: unknown;
+}
+
+/** Routes are named by `name`, or `#<index>` among the non-reserved routes when unnamed. */
+interface VirtualServiceRecord {
+  /** Routes where setup added the canary destination (teardown removes it). */
+  addedCanary: string[];
+  /** Routes where setup wrote an explicit weight on a stable destination that had none. */
+  addedStableWeight: string[];
+  /** Routes whose existing canary destination got the sticky Set-Cookie header: its previous value, or null. */
+  cookieHeader: Record<string, string | null>;
+}
+
+interface SubsetRecord {
+  /** The canary subset's name when setup added it (teardown removes it). */
+  addedSubset?: string;
+  /** When the canary subset existed: its name and labels before setup (teardown restores them; null: none). */
+  previous?: { subset: string; labels: Record<string, string> | null };
+}
+
+/** A managed route inside a (cloned) http list. */
+interface Managed {
+  key: string;
+  route: HttpRoute;
+}
+
+const SET_COOKIE = 'Set-Cookie';
+
+export class IstioRouter implements TrafficRouter {
+  readonly type = 'istio';
+  private readonly traffic: IstioTraffic;
+  private readonly namespace: string;
+  private readonly versionLabel: string;
+  /** The served API version per kind, found by discovery once (forgotten when the kind goes missing). */
+  private readonly served = new Map<Plural, Promise<string>>();
+
+  constructor(
+    private readonly clients: KubeClients,
+    target: Target,
+  ) {
+    if (target.traffic?.router !== 'istio') {
+      throw new ProviderError(
+        'invalid',
+        `the istio router needs traffic.istio settings, got ${target.traffic ? `traffic.${target.traffic.router}` : 'no traffic settings'}`,
+      );
+    }
+    const reserved = target.traffic.routes.filter((r) => RESERVED_ROUTES.has(r));
+    if (reserved.length > 0) {
+      throw new ProviderError(
+        'invalid',
+        `traffic.istio.routes names ${reserved.map((r) => `"${r}"`).join(', ')}: the router reserves that name for the route it adds`,
+      );
+    }
+    this.traffic = target.traffic;
+    this.namespace = target.namespace;
+    this.versionLabel = target.workload?.kind === 'Deployment' ? target.workload.versionLabel : 'version';
+  }
+
+  async setup(versions: RoutingVersions): Promise<void> {
+    // Subsets first: a destination must never name a subset that does not exist yet (Istio answers 503).
+    if (this.traffic.destinationRule) await this.setupSubsets(this.traffic.destinationRule, versions);
+    await this.update(VIRTUAL_SERVICES, this.traffic.virtualService, (vs) => this.setupRoutes(vs));
+  }
+
+  async getWeight(): Promise<number> {
+    const vs = await this.read(VIRTUAL_SERVICES, this.traffic.virtualService);
+    const first = this.managed(httpOf(vs))[0];
+    return weightOf(first.route, this.find(first.route, this.traffic.canarySubset));
+  }
+
+  async setWeight(weight: number): Promise<WeightChange> {
+    checkWeight(weight);
+    let previous = 0;
+    const changed = await this.update(VIRTUAL_SERVICES, this.traffic.virtualService, (vs) => {
+      const http = structuredClone(httpOf(vs));
+      const managed = this.managed(http);
+      previous = weightOf(managed[0].route, this.find(managed[0].route, this.traffic.canarySubset));
+      for (const m of managed) this.applyWeight(m, weight);
+      return { spec: { http } };
+    });
+    return { previous, changed };
+  }
+
+  async verifyWeight(weight: number): Promise<WeightVerification> {
+    const vs = await this.read(VIRTUAL_SERVICES, this.traffic.virtualService);
+    for (const m of this.managed(httpOf(vs))) {
+      const canary = weightOf(m.route, this.find(m.route, this.traffic.canarySubset));
+      const stable = weightOf(m.route, this.find(m.route, this.traffic.stableSubset));
+      if (canary !== weight || stable !== 100 - weight) {
+        return {
+          verified: false,
+          weight: canary,
+          reason: `${this.describe(m)} of ${this.label(VIRTUAL_SERVICES, this.traffic.virtualService)} sends ${canary}% to subset "${this.traffic.canarySubset}" and ${stable}% to subset "${this.traffic.stableSubset}", expected ${weight}% and ${100 - weight}%`,
+        };
+      }
+    }
+    return { verified: true, weight };
+  }
+
+  async teardown(): Promise<void> {
+    // Traffic back to stable before the canary subset goes (the reverse of setup).
+    await this.update(VIRTUAL_SERVICES, this.traffic.virtualService, (vs) => this.teardownRoutes(vs));
+    if (this.traffic.destinationRule) {
+      await this.update(DESTINATION_RULES, this.traffic.destinationRule, (dr) => this.teardownSubsets(dr));
+    }
+  }
+
+  // --- VirtualService ------------------------------------------------------------------------------------
+
+  private setupRoutes(vs: CustomObject): Json {
+    const http = structuredClone(httpOf(vs));
+    const record = vsRecord(vs);
+    const managed = this.managed(http);
+    for (const m of managed) {
+      const dests = (m.route.route ??= []);
+      const stable = this.requireStable(m);
+      let canary = this.find(m.route, this.traffic.canarySubset);
+      if (!canary) {
+        // A copy of the stable destination (same host, port and header operations), carrying nothing yet.
+        if (stable.weight === undefined) {
+          stable.weight = weightOf(m.route, stable);
+          addOnce(record.addedStableWeight, m.key);
+        }
+        canary = {
+          ...structuredClone(stable),
+          destination: { ...structuredClone(stable.destination), subset: this.traffic.canarySubset },
+          weight: 0,
+        };
+        dests.splice(dests.indexOf(stable) + 1, 0, canary);
+        addOnce(record.addedCanary, m.key);
+      }
+      if (this.traffic.stickyCookie) {
+        // Whoever lands on the canary gets the cookie, and the sticky route keeps them there.
+        const previous = canary.headers?.response?.add?.[SET_COOKIE];
+        if (!record.addedCanary.includes(m.key) && !(m.key in record.cookieHeader)) {
+          record.cookieHeader[m.key] = previous ?? null;
+        }
+        canary.headers ??= {};
+        canary.headers.response ??= {};
+        canary.headers.response.add ??= {};
+        canary.headers.response.add[SET_COOKIE] = `${this.traffic.stickyCookie}=canary; Path=/`;
+      }
+    }
+    const extra: HttpRoute[] = [];
+    const { header, stickyCookie } = this.traffic;
+    if (header) {
+      extra.push(
+        this.canaryRoute(HEADER_ROUTE, managed[0], {
+          // Istio matches header names in lower case only.
+          [header.name.toLowerCase()]: { exact: header.value ?? 'always' },
+        }),
+      );
+    }
+    if (stickyCookie) {
+      extra.push(
+        this.canaryRoute(STICKY_ROUTE, managed[0], {
+          cookie: { regex: `^(.*?;\\s*)?(${escapeRegex(stickyCookie)}=canary)(;.*)?$` },
+        }),
+      );
+    }
+    // The reserved routes go first so they win over the weighted ones; stale ones (settings changed) are dropped.
+    const next = [...extra, ...http.filter((r) => !RESERVED_ROUTES.has(r.name ?? ''))];
+    const empty =
+      record.addedCanary.length === 0 &&
+      record.addedStableWeight.length === 0 &&
+      Object.keys(record.cookieHeader).length === 0;
+    return {
+      spec: { http: next },
+      ...(empty && !vs.metadata.annotations?.[VS_RECORD]
+        ? {}
+        : { metadata: { annotations: { [VS_RECORD]: JSON.stringify(record) } } }),
+    };
+  }
+
+  private teardownRoutes(vs: CustomObject): Json {
+    const record = vsRecord(vs);
+    const http = structuredClone(httpOf(vs)).filter((r) => !RESERVED_ROUTES.has(r.name ?? ''));
+    for (const m of this.managed(http)) {
+      const dests = m.route.route ?? [];
+      const stable = this.requireStable(m);
+      const canary = this.find(m.route, this.traffic.canarySubset);
+      if (canary && record.addedCanary.includes(m.key)) {
+        dests.splice(dests.indexOf(canary), 1);
+      } else if (canary) {
+        canary.weight = 0;
+        if (m.key in record.cookieHeader) restoreCookie(canary, record.cookieHeader[m.key]);
+      }
+      if (record.addedStableWeight.includes(m.key) && dests.length === 1) delete stable.weight;
+      else if (weightOf(m.route, stable) !== 100) stable.weight = 100;
+    }
+    return {
+      spec: { http },
+      ...(vs.metadata.annotations?.[VS_RECORD] !== undefined
+        ? { metadata: { annotations: { [VS_RECORD]: null } } }
+        : {}),
+    };
+  }
+
+  private applyWeight(m: Managed, weight: number): void {
+    const stable = this.requireStable(m);
+    const canary = this.find(m.route, this.traffic.canarySubset);
+    if (!canary) {
+      if (weight > 0) {
+        throw new ProviderError(
+          'invalid',
+          `${this.describe(m)} of ${this.label(VIRTUAL_SERVICES, this.traffic.virtualService)} has no destination with subset "${this.traffic.canarySubset}": run the router's setup first (it adds one)`,
+        );
+      }
+      // Without a canary destination, 0 % means the stable one carries everything.
+      if (weightOf(m.route, stable) !== 100) stable.weight = 100;
+      return;
+    }
+    stable.weight = 100 - weight;
+    canary.weight = weight;
+  }
+
+  /** A route sending everything that matches `headers` to the canary, on the first managed route's paths. */
+  private canaryRoute(name: string, first: Managed, headers: Json): HttpRoute {
+    const { host, port } = this.requireStable(first).destination ?? {};
+    const uris = (first.route.match ?? []).filter((m) => m.uri !== undefined);
+    const match =
+      uris.length > 0 ? uris.map((m) => ({ uri: structuredClone(m.uri), headers })) : [{ headers }];
+    return {
+      name,
+      match,
+      route: [
+        {
+          destination: {
+            ...(host !== undefined ? { host } : {}),
+            subset: this.traffic.canarySubset,
+            ...(port !== undefined ? { port: structuredClone(port) } : {}),
+          },
+          weight: 100,
+        },
+      ],
+    };
+  }
+
+  /** The routes the weights apply to: those named in the target, else every route but the reserved ones. */
+  private managed(http: HttpRoute[]): Managed[] {
+    const candidates = http
+      .filter((r) => !RESERVED_ROUTES.has(r.name ?? ''))
+      .map((route, i) => ({ route, key: route.name ?? `#${i}` }));
+    const vs = this.label(VIRTUAL_SERVICES, this.traffic.virtualService);
+    if (this.traffic.routes.length === 0) {
+      if (candidates.length === 0) throw new ProviderError('invalid', `${vs} has no HTTP routes to shift`);
+      return candidates;
+    }
+    return this.traffic.routes.map((name) => {
+      const found = candidates.find((c) => c.route.name === name);
+      if (!found) {
+        const names = candidates.map((c) => c.route.name).filter((n) => n !== undefined);
+        throw new ProviderError(
+          'not_found',
+          `${vs} has no HTTP route named "${name}" (its routes: ${names.map((n) => `"${n}"`).join(', ') || 'none named'}): fix traffic.istio.routes`,
+        );
+      }
+      return found;
+    });
+  }
+
+  private find(route: HttpRoute, subset: string): RouteDestination | undefined {
+    return route.route?.find((d) => d.destination?.subset === subset);
+  }
+
+  private requireStable(m: Managed): RouteDestination {
+    const stable = this.find(m.route, this.traffic.stableSubset);
+    if (!stable) {
+      throw new ProviderError(
+        'invalid',
+        `${this.describe(m)} of ${this.label(VIRTUAL_SERVICES, this.traffic.virtualService)} has no destination with subset "${this.traffic.stableSubset}" (traffic.istio.stableSubset)`,
+      );
+    }
+    return stable;
+  }
+
+  private describe(m: Managed): string {
+    return m.route.name !== undefined ? `HTTP route "${m.route.name}"` : `HTTP route ${m.key}`;
+  }
+
+  // --- DestinationRule -----------------------------------------------------------------------------------
+
+  private async setupSubsets(name: string, versions: RoutingVersions): Promise<void> {
+    const { stableSubset, canarySubset } = this.traffic;
+    await this.update(DESTINATION_RULES, name, (dr) => {
+      const subsets = structuredClone(subsetsOf(dr));
+      const record = subsetRecord(dr);
+      if (versions.stable !== undefined) this.select(subsets, stableSubset, versions.stable);
+      const canary = subsets.find((s) => s.name === canarySubset);
+      if (!canary) record.addedSubset ??= canarySubset;
+      else if (record.addedSubset !== canarySubset && !record.previous) {
+        record.previous = { subset: canarySubset, labels: canary.labels ? { ...canary.labels } : null };
+      }
+      this.select(subsets, canarySubset, versions.canary);
+      return {
+        spec: { subsets },
+        metadata: { annotations: { [DR_RECORD]: JSON.stringify(record) } },
+      };
+    });
+  }
+
+  /** Points a subset at a version (other labels it selects on stay), adding the subset when missing. */
+  private select(subsets: Subset[], name: string, version: string): void {
+    const subset = subsets.find((s) => s.name === name);
+    if (subset) subset.labels = { ...subset.labels, [this.versionLabel]: version };
+    else subsets.push({ name, labels: { [this.versionLabel]: version } });
+  }
+
+  private teardownSubsets(dr: CustomObject): Json {
+    // The stable subset keeps the last stable version setup gave it, and stays even if setup added it: all
+    // traffic now goes through it.
+    const record = subsetRecord(dr);
+    let subsets = structuredClone(subsetsOf(dr));
+    if (record.addedSubset) subsets = subsets.filter((s) => s.name !== record.addedSubset);
+    const previous = record.previous;
+    const canary = previous && subsets.find((s) => s.name === previous.subset);
+    if (previous && canary) {
+      if (previous.labels) canary.labels = previous.labels;
+      else delete canary.labels;
+    }
+    return {
+      spec: { subsets },
+      ...(dr.metadata.annotations?.[DR_RECORD] !== undefined
+        ? { metadata: { annotations: { [DR_RECORD]: null } } }
+        : {}),
+    };
+  }
+
+  // --- API access ----------------------------------------------------------------------------------------
+
+  /**
+   * Read-modify-write: `desired` computes a merge patch from the live object; it is sent (with the read
+   * resourceVersion, so a concurrent writer causes a 409 and a fresh attempt) only when it changes something.
+   * Lists in a merge patch replace the live ones whole, which is why the full, freshly read list is sent.
+   */
+  private async update(
+    plural: Plural,
+    name: string,
+    desired: (live: CustomObject) => Json,
+  ): Promise<boolean> {
+    return retryOnConflict(async () => {
+      const live = await this.read(plural, name);
+      const patch = desired(live);
+      if (!changes(live, patch)) return false;
+      const objects = await this.objects(plural);
+      await this.forgetOnMissingKind(plural, objects.mergePatch(name, patch, live.metadata.resourceVersion));
+      return true;
+    });
+  }
+
+  private async read(plural: Plural, name: string): Promise<CustomObject> {
+    const objects = await this.objects(plural);
+    return this.forgetOnMissingKind(plural, objects.get(name));
+  }
+
+  private async objects(plural: Plural): Promise<CustomObjects> {
+    let version = this.served.get(plural);
+    if (!version) {
+      version = this.discover(plural);
+      this.served.set(plural, version);
+      version.catch(() => this.served.delete(plural));
+    }
+    return new CustomObjects(this.clients, { group: GROUP, version: await version, plural }, this.namespace);
+  }
+
+  /** A CRD reinstalled with other versions is found again on the next call. */
+  private async forgetOnMissingKind<T>(plural: Plural, call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } catch (err) {
+      if (err instanceof ProviderError && err.kind === 'not_found' && !/does not exist/.test(err.message)) {
+        this.served.delete(plural);
+      }
+      throw err;
+    }
+  }
+
+  /** Which preferred version the API server serves the kind in (API discovery, open to every account). */
+  private async discover(plural: Plural): Promise<string> {
+    for (const version of API_VERSIONS) {
+      let list: V1APIResourceList;
+      try {
+        list = await this.clients.custom.getAPIResources({ group: GROUP, version });
+      } catch (err) {
+        if (httpStatus(err) === 404) continue; // the group does not serve this version at all
+        throw kubeError(
+          err,
+          { verb: 'get', resource: `API discovery of ${GROUP}/${version}`, namespace: this.namespace },
+          this.clients,
+        );
+      }
+      if (list.resources.some((r) => r.name === plural)) return version;
+    }
+    throw new ProviderError(
+      'not_found',
+      `the API server has no ${plural}.${GROUP} in ${API_VERSIONS.join(' or ')}: is Istio's ${plural}.${GROUP} CRD installed?`,
+    );
+  }
+
+  private label(plural: Plural, name: string): string {
+    const kind = plural === VIRTUAL_SERVICES ? 'VirtualService' : 'DestinationRule';
+    return `${kind} "${name}" in namespace "${this.namespace}"`;
+  }
+}
+
+// --- pure helpers ----------------------------------------------------------------------------------------
+
+function checkWeight(weight: number): void {
+  if (!Number.isInteger(weight) || weight < 0 || weight > 100) {
+    throw new ProviderError('invalid', `a canary weight is a whole percent from 0 to 100, got ${weight}`);
+  }
+}
+
+function httpOf(vs: CustomObject): HttpRoute[] {
+  return (vs.spec?.http as HttpRoute[] | undefined) ?? [];
+}
+
+function subsetsOf(dr: CustomObject): Subset[] {
+  return (dr.spec?.subsets as Subset[] | undefined) ?? [];
+}
+
+/** A destination's share: its weight, or everything when it is a route's only destination without one. */
+function weightOf(route: HttpRoute, d: RouteDestination | undefined): number {
+  if (!d) return 0;
+  if (typeof d.weight === 'number') return d.weight;
+  return (route.route?.length ?? 0) === 1 ? 100 : 0;
+}
+
+function vsRecord(vs: CustomObject): VirtualServiceRecord {
+  const r = parseRecord(vs, VS_RECORD) as Partial<VirtualServiceRecord>;
+  return {
+    addedCanary: Array.isArray(r.addedCanary) ? r.addedCanary : [],
+    addedStableWeight: Array.isArray(r.addedStableWeight) ? r.addedStableWeight : [],
+    cookieHeader: r.cookieHeader && typeof r.cookieHeader === 'object' ? r.cookieHeader : {},
+  };
+}
+
+function subsetRecord(dr: CustomObject): SubsetRecord {
+  return parseRecord(dr, DR_RECORD) as SubsetRecord;
+}
+
+function parseRecord(obj: CustomObject, key: string): Json {
+  const text = obj.metadata.annotations?.[key];
+  if (text === undefined) return {};
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed && typeof parsed === 'object') return parsed as Json;
+  } catch {
+    // fall through
+  }
+  throw new ProviderError(
+    'invalid',
+    `annotation ${key} on ${obj.kind ?? 'object'} "${obj.metadata.name}" is not the JSON this router writes: remove it or restore it`,
+  );
+}
+
+/** Whether applying the merge patch would change the live object (null deletes a key). */
+function changes(live: unknown, patch: unknown): boolean {
+  if (patch === null) return live !== undefined;
+  if (typeof patch !== 'object' || Array.isArray(patch)) return !sameJson(live, patch);
+  const base = live && typeof live === 'object' && !Array.isArray(live) ? (live as Json) : undefined;
+  if (!base) return true;
+  return Object.entries(patch as Json).some(([k, v]) => changes(base[k], v));
+}
+
+function restoreCookie(canary: RouteDestination, previous: string | null): void {
+  const add = canary.headers?.response?.add;
+  if (!add) return;
+  if (previous !== null) {
+    add[SET_COOKIE] = previous;
+    return;
+  }
+  delete add[SET_COOKIE];
+  // Drop the levels setup had to create for the header.
+  if (Object.keys(add).length === 0) delete canary.headers!.response!.add;
+  if (Object.keys(canary.headers!.response!).length === 0) delete canary.headers!.response;
+  if (Object.keys(canary.headers!).length === 0) delete canary.headers;
+}
+
+function addOnce(list: string[], key: string): void {
+  if (!list.includes(key)) list.push(key);
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Structural equality of JSON values (objects the client deserialises need not have Object's prototype). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bs = b as unknown[];
+    return a.length === bs.length && a.every((v, i) => sameJson(v, bs[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const keys = Object.keys(ao).filter((k) => ao[k] !== undefined);
+  const otherKeys = Object.keys(bo).filter((k) => bo[k] !== undefined);
+  return keys.length === otherKeys.length && keys.every((k) => sameJson(ao[k], bo[k]));
+}

@@ -1,0 +1,320 @@
+// NGINX Ingress canary routing: the primary Ingress stays as it is; setup derives a canary Ingress from it (same
+// hosts, paths and TLS, backends pointing at the canary Service) carrying `nginx.ingress.kubernetes.io/canary`
+// annotations, and a stage's weight is its `canary-weight` annotation. Teardown deletes the canary Ingress, which
+// sends everything back through the primary one. This is how Argo Rollouts and Flagger drive ingress-nginx.
+import type { V1Ingress, V1IngressBackend, V1IngressSpec } from '@kubernetes/client-node';
+import type { NginxTraffic, Target } from '../../workflows/target';
+import { MERGE_PATCH, kubeCall, retryOnConflict, type KubeCall, type KubeClients } from '../kube/client';
+import {
+  ProviderError,
+  type RoutingVersions,
+  type TrafficRouter,
+  type WeightChange,
+  type WeightVerification,
+} from '../types';
+
+const NGINX = 'nginx.ingress.kubernetes.io/';
+const CANARY = `${NGINX}canary`;
+const WEIGHT = `${NGINX}canary-weight`;
+const WEIGHT_TOTAL = `${NGINX}canary-weight-total`;
+const BY_HEADER = `${NGINX}canary-by-header`;
+const BY_HEADER_VALUE = `${NGINX}canary-by-header-value`;
+const BY_COOKIE = `${NGINX}canary-by-cookie`;
+// The legacy way of naming the ingress class: without it on the canary Ingress a controller that selects by this
+// annotation would ignore the canary Ingress altogether, so it is carried over like the nginx ones.
+const LEGACY_CLASS = 'kubernetes.io/ingress.class';
+const MANAGED_BY = 'app.kubernetes.io/managed-by';
+const MANAGER = 'temporal-canary';
+/** Which target's setup created the canary Ingress (its app), so another rollout's setup does not take it over. */
+export const CREATED_FOR = 'canary.temporal.io/created-for';
+/** The primary Ingress the canary one was derived from. */
+export const DERIVED_FROM = 'canary.temporal.io/derived-from';
+
+const RESOURCE = 'ingresses.networking.k8s.io';
+
+type Annotations = Record<string, string>;
+
+/** Annotations of the primary that the canary Ingress carries too (ingress-nginx behaviour, not canary policy). */
+function inherited(key: string): boolean {
+  return (key.startsWith(NGINX) && !key.startsWith(CANARY)) || key === LEGACY_CLASS;
+}
+
+/** Annotations this router derives on the canary Ingress: anything else on it belongs to someone else. */
+function derivedKey(key: string): boolean {
+  return key.startsWith(NGINX) || key === LEGACY_CLASS;
+}
+
+export class NginxRouter implements TrafficRouter {
+  readonly type = 'nginx';
+  private readonly traffic: NginxTraffic;
+  private readonly namespace: string;
+  private readonly app: string;
+
+  constructor(
+    private readonly clients: KubeClients,
+    target: Target,
+  ) {
+    if (target.traffic?.router !== 'nginx') {
+      throw new ProviderError(
+        'invalid',
+        `the nginx router needs traffic.nginx settings, got ${target.traffic ? `traffic.${target.traffic.router}` : 'no traffic settings'}`,
+      );
+    }
+    this.traffic = target.traffic;
+    this.namespace = target.namespace;
+    this.app = target.app;
+  }
+
+  async setup(_versions: RoutingVersions): Promise<void> {
+    // The versions do not matter here: the canary Service selects the canary pods, the primary's the stable ones.
+    await retryOnConflict(async () => {
+      const primary = await this.read(this.traffic.ingress);
+      const live = await this.find(this.traffic.canaryIngress);
+      if (!live) {
+        // A concurrent create answers 409 AlreadyExists (a conflict): the retry then finds and reconciles it.
+        await kubeCall(this.call('create'), this.clients, () =>
+          this.clients.networking.createNamespacedIngress({
+            namespace: this.namespace,
+            body: {
+              apiVersion: 'networking.k8s.io/v1',
+              kind: 'Ingress',
+              metadata: {
+                name: this.traffic.canaryIngress,
+                namespace: this.namespace,
+                labels: { [MANAGED_BY]: MANAGER },
+                annotations: this.desiredAnnotations(primary, '0'),
+              },
+              spec: this.desiredSpec(primary),
+            },
+          }),
+        );
+        return;
+      }
+      this.assertOwned(live, 'setup');
+      const liveAnnotations = live.metadata?.annotations ?? {};
+      // A re-run (a retried activity, or after promotion) keeps the weight the rollout has reached.
+      const desired = this.desiredAnnotations(primary, liveAnnotations[WEIGHT] ?? '0');
+      const annotations: Record<string, string | null> = {};
+      for (const [k, v] of Object.entries(desired)) if (liveAnnotations[k] !== v) annotations[k] = v;
+      for (const k of Object.keys(liveAnnotations)) {
+        if (derivedKey(k) && !(k in desired)) annotations[k] = null;
+      }
+      const spec = mergeDiff(plain(live.spec ?? {}), plain(this.desiredSpec(primary)));
+      const changedAnnotations = Object.keys(annotations).length > 0;
+      if (!changedAnnotations && spec === undefined) return;
+      await this.patch({
+        metadata: {
+          resourceVersion: live.metadata?.resourceVersion,
+          ...(changedAnnotations ? { annotations } : {}),
+        },
+        ...(spec !== undefined ? { spec } : {}),
+      });
+    });
+  }
+
+  async getWeight(): Promise<number> {
+    const live = await this.find(this.traffic.canaryIngress);
+    return live ? weightOf(live) : 0;
+  }
+
+  async setWeight(weight: number): Promise<WeightChange> {
+    checkWeight(weight);
+    return retryOnConflict(async () => {
+      const live = await this.find(this.traffic.canaryIngress);
+      if (!live) {
+        // Rollback must always be able to send everything to stable: with no canary Ingress it already is.
+        if (weight === 0) return { previous: 0, changed: false };
+        throw new ProviderError(
+          'invalid',
+          `canary Ingress "${this.traffic.canaryIngress}" does not exist in namespace "${this.namespace}": setup must run first (it derives it from Ingress "${this.traffic.ingress}")`,
+        );
+      }
+      this.assertOwned(live, 'setWeight');
+      const previous = weightOf(live);
+      if (live.metadata?.annotations?.[WEIGHT] === String(weight)) return { previous, changed: false };
+      await this.patch({
+        metadata: {
+          resourceVersion: live.metadata?.resourceVersion,
+          annotations: { [WEIGHT]: String(weight) },
+        },
+      });
+      return { previous, changed: true };
+    });
+  }
+
+  async verifyWeight(weight: number): Promise<WeightVerification> {
+    const live = await this.find(this.traffic.canaryIngress);
+    if (!live) {
+      return weight === 0
+        ? { verified: true, weight: 0 }
+        : {
+            verified: false,
+            weight: 0,
+            reason: `canary Ingress "${this.traffic.canaryIngress}" does not exist in namespace "${this.namespace}"`,
+          };
+    }
+    const annotations = live.metadata?.annotations ?? {};
+    const actual = weightOf(live);
+    if (actual !== weight) {
+      return {
+        verified: false,
+        weight: actual,
+        reason: `canary Ingress "${this.traffic.canaryIngress}" has ${WEIGHT}=${JSON.stringify(annotations[WEIGHT] ?? null)}${annotations[WEIGHT_TOTAL] ? ` of ${annotations[WEIGHT_TOTAL]}` : ''} (${actual} %), expected ${weight} %`,
+      };
+    }
+    return { verified: true, weight: actual };
+  }
+
+  async teardown(): Promise<void> {
+    await retryOnConflict(async () => {
+      const live = await this.find(this.traffic.canaryIngress);
+      // Not ours (or already gone): nothing this router created is left to remove.
+      if (!live || !this.owned(live)) return;
+      // The preconditions keep us from deleting an Ingress someone recreated in between.
+      await kubeCall(this.call('delete', this.traffic.canaryIngress), this.clients, async () => {
+        try {
+          await this.clients.networking.deleteNamespacedIngress({
+            name: this.traffic.canaryIngress,
+            namespace: this.namespace,
+            body: {
+              preconditions: { uid: live.metadata?.uid, resourceVersion: live.metadata?.resourceVersion },
+            },
+          });
+        } catch (err) {
+          if ((err as { code?: number }).code === 404) return; // deleted by someone else meanwhile
+          throw err;
+        }
+      });
+    });
+  }
+
+  // --- deriving the canary Ingress ------------------------------------------------------------------------------
+
+  private desiredAnnotations(primary: V1Ingress, weight: string): Annotations {
+    const out: Annotations = {};
+    for (const [k, v] of Object.entries(primary.metadata?.annotations ?? {})) if (inherited(k)) out[k] = v;
+    out[CANARY] = 'true';
+    out[WEIGHT] = weight;
+    const { header, cookie } = this.traffic;
+    if (header) {
+      out[BY_HEADER] = header.name;
+      if (header.value !== undefined) out[BY_HEADER_VALUE] = header.value;
+    }
+    if (cookie) out[BY_COOKIE] = cookie;
+    out[CREATED_FOR] = this.app;
+    out[DERIVED_FROM] = this.traffic.ingress;
+    return out;
+  }
+
+  private desiredSpec(primary: V1Ingress): V1IngressSpec {
+    const spec = plain(primary.spec ?? {}) as V1IngressSpec;
+    const toCanary = (backend: V1IngressBackend | undefined): void => {
+      if (backend?.service)
+        backend.service.name = this.traffic.canaryService ?? `${backend.service.name}-canary`;
+    };
+    toCanary(spec.defaultBackend);
+    for (const rule of spec.rules ?? []) for (const p of rule.http?.paths ?? []) toCanary(p.backend);
+    return spec;
+  }
+
+  private owned(live: V1Ingress): boolean {
+    return (
+      live.metadata?.labels?.[MANAGED_BY] === MANAGER &&
+      live.metadata?.annotations?.[CREATED_FOR] === this.app
+    );
+  }
+
+  private assertOwned(live: V1Ingress, step: string): void {
+    if (this.owned(live)) return;
+    const createdFor = live.metadata?.annotations?.[CREATED_FOR];
+    throw new ProviderError(
+      'invalid',
+      `Ingress "${this.traffic.canaryIngress}" in namespace "${this.namespace}" was not created by temporal-canary for app "${this.app}"` +
+        `${createdFor ? ` (it was created for "${createdFor}")` : ` (no ${MANAGED_BY}=${MANAGER} label and ${CREATED_FOR} annotation)`}` +
+        `: ${step} will not take it over; delete it or set traffic.nginx.canaryIngress to another name`,
+    );
+  }
+
+  // --- API calls --------------------------------------------------------------------------------------------------
+
+  private call(verb: string, name?: string): KubeCall {
+    return { verb, resource: RESOURCE, namespace: this.namespace, ...(name ? { name } : {}) };
+  }
+
+  private read(name: string): Promise<V1Ingress> {
+    return kubeCall(this.call('get', name), this.clients, () =>
+      this.clients.networking.readNamespacedIngress({ name, namespace: this.namespace }),
+    );
+  }
+
+  /** The Ingress, or undefined when it does not exist. */
+  private async find(name: string): Promise<V1Ingress | undefined> {
+    try {
+      return await this.read(name);
+    } catch (err) {
+      if (err instanceof ProviderError && err.kind === 'not_found') return undefined;
+      throw err;
+    }
+  }
+
+  private patch(body: Record<string, unknown>): Promise<V1Ingress> {
+    const name = this.traffic.canaryIngress;
+    return kubeCall(this.call('patch', name), this.clients, () =>
+      this.clients.networking.patchNamespacedIngress({ name, namespace: this.namespace, body }, MERGE_PATCH),
+    );
+  }
+}
+
+function checkWeight(weight: number): void {
+  if (!Number.isInteger(weight) || weight < 0 || weight > 100) {
+    throw new ProviderError('invalid', `a weight is a whole percent from 0 to 100, got ${weight}`);
+  }
+}
+
+/** The canary's share in percent, as ingress-nginx reads it (an unparsable weight counts as 0, as it does there). */
+function weightOf(ingress: V1Ingress): number {
+  const annotations = ingress.metadata?.annotations ?? {};
+  if (annotations[CANARY] !== 'true') return 0;
+  const weight = Number.parseInt(annotations[WEIGHT] ?? '0', 10);
+  const parsedTotal = Number.parseInt(annotations[WEIGHT_TOTAL] ?? '100', 10);
+  const total = Number.isFinite(parsedTotal) && parsedTotal > 0 ? parsedTotal : 100;
+  if (!Number.isFinite(weight) || weight <= 0) return 0;
+  return Math.min(100, Math.round((weight * 100) / total));
+}
+
+/** The JSON form of an object read by client-node (its model classes carry undefined fields and Dates). */
+function plain<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((x, i) => sameJson(x, b[i]));
+  if (isRecord(a) && isRecord(b)) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].every((k) => sameJson(a[k], b[k]));
+  }
+  return a === b;
+}
+
+/**
+ * The RFC 7386 merge patch that turns `live` into `desired` (undefined when they are equal): changed keys are set,
+ * missing ones nulled, arrays replaced whole.
+ */
+function mergeDiff(live: unknown, desired: unknown): unknown {
+  if (sameJson(live, desired)) return undefined;
+  if (!isRecord(live) || !isRecord(desired)) return desired;
+  const patch: Record<string, unknown> = {};
+  for (const k of new Set([...Object.keys(live), ...Object.keys(desired)])) {
+    if (!(k in desired)) patch[k] = null;
+    else {
+      const d = mergeDiff(live[k], desired[k]);
+      if (d !== undefined) patch[k] = d;
+    }
+  }
+  return patch;
+}

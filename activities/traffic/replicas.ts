@@ -1,0 +1,206 @@
+// The router for clusters without a mesh: one Service selects the pods of both Deployments, so the canary's share of
+// traffic is its share of the replicas. A weight becomes replica counts out of the total stable had before the
+// rollout (recorded on the stable Deployment, so another worker can finish or undo the rollout). Replica counts
+// make weights coarse: with 4 replicas only 25 % steps exist, and each change says what it achieved.
+import type { V1Deployment } from '@kubernetes/client-node';
+import type { DeploymentWorkload, Target } from '../../workflows/target';
+import {
+  ProviderError,
+  type RoutingVersions,
+  type TrafficRouter,
+  type WeightChange,
+  type WeightVerification,
+} from '../types';
+import { retryOnConflict, type KubeClients } from '../kube/client';
+import {
+  Deployments,
+  TOTAL_REPLICAS_ANNOTATION,
+  deploymentWorkload,
+  specReplicas,
+} from '../workloads/deployment';
+
+/** Replica counts for a weight. */
+export interface ReplicaSplit {
+  canary: number;
+  stable: number;
+  /** The weight those counts give (percent of all pods that are canary pods). */
+  achieved: number;
+}
+
+/**
+ * canary = round(total * w / 100), stable = the rest; but between 0 and 100 % each side keeps at least one
+ * replica, so a small weight still reaches the canary and stable never goes dark before promotion.
+ */
+export function replicaSplit(total: number, weight: number): ReplicaSplit {
+  if (total <= 0) return { canary: 0, stable: 0, achieved: 0 };
+  let canary = Math.round((total * weight) / 100);
+  if (weight > 0) canary = Math.max(canary, 1);
+  if (weight < 100) canary = Math.min(canary, Math.max(total - 1, 1));
+  if (weight >= 100) canary = total;
+  let stable = Math.max(total - canary, 0);
+  if (weight < 100 && weight > 0) stable = Math.max(stable, 1);
+  return { canary, stable, achieved: weightOf(canary, stable) };
+}
+
+function weightOf(canary: number, stable: number): number {
+  return canary + stable === 0 ? 0 : Math.round((100 * canary) / (canary + stable));
+}
+
+export class ReplicaRatioRouter implements TrafficRouter {
+  readonly type = 'replicas';
+  private readonly workload: DeploymentWorkload;
+  private readonly deployments: Deployments;
+
+  constructor(
+    clients: KubeClients,
+    private readonly target: Target,
+  ) {
+    if (target.traffic?.router !== 'replicas') {
+      throw new ProviderError(
+        'invalid',
+        `the replica-ratio router needs target.traffic.replicas, got ${target.traffic ? `traffic.${target.traffic.router}` : 'no traffic settings'}`,
+      );
+    }
+    this.workload = deploymentWorkload(target, 'the replica-ratio router');
+    this.deployments = new Deployments(clients, target.namespace);
+  }
+
+  /**
+   * Records stable's replica count as the total both sides share, only once: a re-run (after promotion, or after
+   * the router already shrank stable) keeps the original total.
+   */
+  async setup(_versions: RoutingVersions): Promise<void> {
+    const { name } = this.workload;
+    await retryOnConflict(async () => {
+      const stable = await this.deployments.get(name);
+      if (stable.metadata?.annotations?.[TOTAL_REPLICAS_ANNOTATION] !== undefined) return;
+      await this.deployments.patch(
+        name,
+        { metadata: { annotations: { [TOTAL_REPLICAS_ANNOTATION]: String(specReplicas(stable)) } } },
+        stable.metadata?.resourceVersion,
+      );
+    });
+  }
+
+  async getWeight(): Promise<number> {
+    const { stable, canary } = await this.read();
+    return weightOf(canary ? specReplicas(canary) : 0, specReplicas(stable));
+  }
+
+  async setWeight(weight: number): Promise<WeightChange> {
+    checkWeight(weight);
+    const { name, canaryName } = this.workload;
+    let previous: number | undefined;
+    let changed = false;
+    let split: ReplicaSplit = { canary: 0, stable: 0, achieved: 0 };
+    let total = 0;
+    await retryOnConflict(async () => {
+      const { stable, canary } = await this.read();
+      const canaryNow = canary ? specReplicas(canary) : 0;
+      const stableNow = specReplicas(stable);
+      // A retry after a partial write reads our own first write: previous is what the first attempt saw.
+      previous ??= weightOf(canaryNow, stableNow);
+      total = this.total(stable, canaryNow);
+      if (weight > 0 && total === 0) {
+        throw new ProviderError(
+          'invalid',
+          `Deployment "${this.target.namespace}/${name}" had 0 replicas when the rollout started: a replica ratio cannot give the canary ${weight}%`,
+        );
+      }
+      split = replicaSplit(total, weight);
+      if (!canary && split.canary > 0) {
+        throw new ProviderError(
+          'not_found',
+          `Deployment "${this.target.namespace}/${canaryName}" (the canary) does not exist: it is created before traffic moves`,
+        );
+      }
+      // Grow one side before shrinking the other, so the pods serving never drop below what is left.
+      const writes: Array<() => Promise<void>> = [];
+      const stableWrite = () => this.deployments.scale(name, split.stable, stable.metadata?.resourceVersion);
+      const canaryWrite = () =>
+        this.deployments.scale(canaryName, split.canary, canary?.metadata?.resourceVersion);
+      if (split.stable > stableNow) writes.push(stableWrite);
+      if (canary && split.canary !== canaryNow) writes.push(canaryWrite);
+      if (split.stable < stableNow) writes.push(stableWrite);
+      for (const write of writes) {
+        await write();
+        changed = true;
+      }
+    });
+    const result: WeightChange = { previous: previous ?? 0, changed };
+    if (split.achieved !== weight) {
+      result.achieved = split.achieved;
+      result.note =
+        `${weight}% requested; ${split.canary} canary and ${split.stable} stable replica${split.stable === 1 ? '' : 's'} ` +
+        `(of ${total}) give ${split.achieved}%`;
+    }
+    return result;
+  }
+
+  async verifyWeight(weight: number): Promise<WeightVerification> {
+    checkWeight(weight);
+    const { stable, canary } = await this.read();
+    const canaryNow = canary ? specReplicas(canary) : 0;
+    const stableNow = specReplicas(stable);
+    const live = weightOf(canaryNow, stableNow);
+    const want = replicaSplit(this.total(stable, canaryNow), weight);
+    if (canaryNow === want.canary && stableNow === want.stable) return { verified: true, weight: live };
+    return {
+      verified: false,
+      weight: live,
+      reason:
+        `${weight}% means ${want.canary} canary and ${want.stable} stable replicas (${want.achieved}%), ` +
+        `but the Deployments ask for ${canaryNow} canary and ${stableNow} stable (${live}%)`,
+    };
+  }
+
+  /** Stable back to the recorded total, canary to zero, record removed. Idempotent. */
+  async teardown(): Promise<void> {
+    const { name, canaryName } = this.workload;
+    await retryOnConflict(async () => {
+      const stable = await this.deployments.get(name);
+      const recorded = recordedTotal(stable);
+      if (recorded !== undefined && specReplicas(stable) !== recorded) {
+        await this.deployments.scale(name, recorded, stable.metadata?.resourceVersion);
+      }
+    });
+    await retryOnConflict(async () => {
+      const canary = await this.deployments.find(canaryName);
+      if (canary && specReplicas(canary) !== 0) {
+        await this.deployments.scale(canaryName, 0, canary.metadata?.resourceVersion);
+      }
+    });
+    await retryOnConflict(async () => {
+      const stable = await this.deployments.get(name);
+      if (stable.metadata?.annotations?.[TOTAL_REPLICAS_ANNOTATION] === undefined) return;
+      await this.deployments.patch(
+        name,
+        { metadata: { annotations: { [TOTAL_REPLICAS_ANNOTATION]: null } } },
+        stable.metadata?.resourceVersion,
+      );
+    });
+  }
+
+  private async read() {
+    const stable = await this.deployments.get(this.workload.name);
+    const canary = await this.deployments.find(this.workload.canaryName);
+    return { stable, canary };
+  }
+
+  /** The recorded total; without setup, what both sides have now. */
+  private total(stable: V1Deployment | undefined, canaryReplicas: number): number {
+    return recordedTotal(stable) ?? specReplicas(stable) + canaryReplicas;
+  }
+}
+
+function recordedTotal(stable: V1Deployment | undefined): number | undefined {
+  const value = stable?.metadata?.annotations?.[TOTAL_REPLICAS_ANNOTATION];
+  const n = Number(value);
+  return value !== undefined && Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
+function checkWeight(weight: number): void {
+  if (!Number.isInteger(weight) || weight < 0 || weight > 100) {
+    throw new ProviderError('invalid', `a weight is a whole percent from 0 to 100, got ${weight}`);
+  }
+}
