@@ -362,10 +362,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       CANARY_LOCAL_CONTROL_URL: stack.controlUrl,
       CANARY_ALERT_LOG: alertLog,
     });
-    const activities = createActivities({
-      ...providers,
-      alerts: [...providers.alerts, new EchoAlertSink(say)],
-    });
+    providers.alerts.push(new EchoAlertSink(say));
+    const activities = createActivities(providers);
     let connection: NativeConnection;
     let worker: Worker;
     try {

@@ -2,6 +2,7 @@
 // approval gates, and rolling back on its own. Only deterministic code: every wait is a Temporal timer.
 import {
   ApplicationFailure,
+  type ActivityOptions,
   CancellationScope,
   ContinueAsNew,
   allHandlersFinished,
@@ -9,13 +10,20 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RolloutActivities } from '../activities/rollout-activities';
+import type {
+  AnalysisResult,
+  CheckMeasurement,
+  RolloutActivities,
+  WeightResult,
+} from '../activities/rollout-activities';
 import type { AlertEvent, AlertSeverity } from '../activities/types';
 import {
   SA_APP,
@@ -34,6 +42,7 @@ import {
 import { formatDuration } from './duration';
 import { describeResults, judge } from './judge';
 import { describePlan, formatProblems, validatePlan } from './plan';
+import { describeTarget, formatTargetProblems, validateTarget, type Target } from './target';
 import { renderDetails } from './details';
 import type {
   AnalysisRecord,
@@ -49,6 +58,8 @@ import type {
 const MAX_ANALYSES_KEPT = 10;
 const MAX_APPROVALS_KEPT = 50;
 const DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS = 4000;
+/** Rollouts started before targets named their routers ran no routing setup, teardown or capacity check. */
+export const TARGET_PATCH = 'per-rollout-target';
 
 const acts = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '1 minute',
@@ -68,6 +79,19 @@ const rollbackActs = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds' },
 });
+// The same steps in batches of attempts, so the workflow can say in status why a rollback is stuck, then retry.
+const persistentActs = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    maximumAttempts: 4,
+  },
+});
+const RETRY_PAUSE_MS = 30_000;
+/** Time a canary or a promoted stable gets beyond its progress deadline before the activity is timed out. */
+const DEADLINE_MARGIN_MS = 60_000;
 const alertActs = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '15 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 3 },
@@ -103,6 +127,19 @@ interface RolloutState {
   rollbackReason?: string;
   finalizing: boolean;
   promotedAt?: number;
+  /** The version stable ran when the canary was prepared (from the workload manager). */
+  stableVersion?: string;
+  /** The weight the router really carries, where it differs from the stage weight (replica ratios). */
+  achievedWeight?: number;
+  /** Why the router could not meet or verify the weight, as it said last. */
+  routingNote?: string;
+  /** Someone else changed the weights; the rollout paused until a person resumes it. */
+  drift?: { expected: number; found: number; at: number };
+  pauseReason?: string;
+  /** A step that must not give up (rollback, return to stable) and keeps failing. */
+  retrying?: { step: string; attempts: number; error: string; since: number };
+  /** What the rollback found and did about stable's capacity. */
+  capacityNote?: string;
 }
 
 /** Thrown inside the walk to stop it and roll back; never leaves the workflow. */
@@ -119,8 +156,18 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     throw ApplicationFailure.nonRetryable(formatProblems(validation.problems), 'InvalidPlan');
   }
   const plan = validation.plan;
-  const { target, version, image } = input;
+  // Rollouts started before targets carried a router are only {app, namespace}: the worker's defaults apply.
+  const legacyTarget = Object.keys(input.target).every((k) => k === 'app' || k === 'namespace');
+  const targetCheck = legacyTarget
+    ? { ok: true as const, target: { app: input.target.app, namespace: input.target.namespace } }
+    : validateTarget(input.target);
+  if (!targetCheck.ok) {
+    throw ApplicationFailure.nonRetryable(formatTargetProblems(targetCheck.problems), 'InvalidTarget');
+  }
+  const target: Target = targetCheck.target;
+  const { version, image } = input;
   const info = workflowInfo();
+  const routingLifecycle = patched(TARGET_PATCH);
   const s: RolloutState = (input.carried as RolloutState | undefined) ?? {
     run: 1,
     phase: 'progressing',
@@ -199,7 +246,25 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       ...(ends ? { stageEndsAt: ends } : {}),
       stageTimeLeftMs: stageTimeLeft(now),
       planTimeLeftMs: planTimeLeft(now),
-      ...(s.pausedSince !== undefined ? { pausedSince: iso(s.pausedSince), pausedBy: s.pausedBy } : {}),
+      ...(s.pausedSince !== undefined
+        ? {
+            pausedSince: iso(s.pausedSince),
+            pausedBy: s.pausedBy,
+            ...(s.pauseReason ? { pauseReason: s.pauseReason } : {}),
+          }
+        : {}),
+      target: describeTarget(target),
+      ...(target.traffic ? { router: target.traffic.router } : {}),
+      ...(s.stableVersion ? { stableVersion: s.stableVersion } : {}),
+      ...(s.achievedWeight !== undefined && s.achievedWeight !== s.weight
+        ? { achievedWeight: s.achievedWeight }
+        : {}),
+      ...(s.routingNote ? { routingNote: s.routingNote } : {}),
+      ...(s.drift
+        ? { drift: { expected: s.drift.expected, found: s.drift.found, at: iso(s.drift.at) } }
+        : {}),
+      ...(s.retrying ? { retrying: { ...s.retrying, since: iso(s.retrying.since) } } : {}),
+      ...(s.capacityNote ? { capacityNote: s.capacityNote } : {}),
       ...(gate ? { gate } : {}),
       analyses: s.analyses,
       ...(s.lastVerdict ? { lastVerdict: s.lastVerdict } : {}),
@@ -345,6 +410,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     if (s.pausedSince !== undefined || s.phase !== 'progressing' || s.finalizing) return;
     s.pausedSince = Date.now();
     s.pausedBy = req.identity;
+    s.pauseReason = req.reason;
     messages++;
     publish();
     await alert(
@@ -360,21 +426,76 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     s.pausedMsInWait += Date.now() - s.pausedSince;
     s.pausedSince = undefined;
     s.pausedBy = undefined;
+    s.pauseReason = undefined;
     messages++;
     publish();
     await alert('resumed', 'info', `${label()} resumed by ${req.identity}`, true);
   });
 
   const label = (): string => `${target.namespace}/${target.app} ${version}`;
+  const routerName = (): string => target.traffic?.router ?? 'default';
+
+  /**
+   * Someone else changed the weights. The rollout does not fight an operator: it pauses (analysis goes on and
+   * still rolls back on failure), and a resume puts the planned weight back.
+   */
+  const driftDetected = async (expected: number, found: number): Promise<void> => {
+    s.drift = { expected, found, at: Date.now() };
+    if (s.pausedSince === undefined) {
+      s.pausedSince = Date.now();
+      s.pausedBy = 'drift detection';
+      s.pauseReason = `the canary weight is ${found}%, not the ${expected}% this rollout set`;
+    }
+    messages++;
+    publish();
+    await alert(
+      'drift_detected',
+      'warning',
+      `${label()}: someone changed the traffic weights (canary at ${found}%, the rollout set ${expected}%); ` +
+        `the rollout is paused. Resume to restore ${s.weight}%: canary resume ${info.workflowId}; or abort: canary abort ${info.workflowId}`,
+    );
+  };
+
+  /** Runs a step that must not give up; between batches of attempts, status says why it is stuck. */
+  const persist = async <T>(step: string, run: () => Promise<T>): Promise<T> => {
+    for (let attempts = 1; ; attempts++) {
+      try {
+        const result = await run();
+        if (s.retrying) {
+          s.retrying = undefined;
+          publish();
+        }
+        return result;
+      } catch (err) {
+        s.retrying = { step, attempts, error: errorMessage(err), since: s.retrying?.since ?? Date.now() };
+        publish();
+        log.warn('step keeps failing; retrying', { step, attempts, error: errorMessage(err) });
+        await sleep(RETRY_PAUSE_MS);
+      }
+    }
+  };
 
   // ---------- the walk ----------
   const analysisActive = (): boolean => plan.analysis.checks.length > 0 && s.canaryReady && s.weight > 0;
 
   const analyse = async (): Promise<void> => {
-    const measurements = await analysisActs.runAnalysis.executeWithOptions(
+    const answer: AnalysisResult | CheckMeasurement[] = await analysisActs.runAnalysis.executeWithOptions(
       { summary: `analyse canary at ${s.weight}% (${plan.analysis.checks.map((c) => c.name).join(', ')})` },
-      [{ target, checks: plan.analysis.checks, windowSeconds: analysisWindowSeconds(plan) }],
+      [
+        {
+          target,
+          checks: plan.analysis.checks,
+          windowSeconds: analysisWindowSeconds(plan),
+          ...(routingLifecycle ? { checkWeight: true } : {}),
+        },
+      ],
     );
+    // Rollouts recorded before drift checks got the measurements alone.
+    const measurements = Array.isArray(answer) ? answer : answer.measurements;
+    if (!Array.isArray(answer) && answer.liveWeight !== undefined && !s.drift && !s.finalizing) {
+      const expected = s.achievedWeight ?? s.weight;
+      if (answer.liveWeight !== expected) await driftDetected(expected, answer.liveWeight);
+    }
     const { verdict, checks } = judge(plan.analysis.checks, measurements);
     s.lastAnalysisAt = Date.now();
     s.lastVerdict = verdict;
@@ -427,6 +548,13 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     what: string,
   ): Promise<void> => {
     for (;;) {
+      if (s.drift && s.pausedSince === undefined && !s.finalizing) {
+        // A person resumed after drift: the planned weight goes back first.
+        s.drift = undefined;
+        await shift(s.weight, 'restore the planned weight after drift', { restoring: true });
+        publish();
+        continue;
+      }
       if (done()) return;
       const now = Date.now();
       const analysisDue = analysisActive() ? (s.lastAnalysisAt ?? now) + plan.analysis.intervalMs : undefined;
@@ -488,11 +616,41 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     throw new RollbackRequired(`approval for stage ${n} timed out after ${formatDuration(g.timeoutMs ?? 0)}`);
   };
 
-  const shift = async (weight: number, why: string): Promise<void> => {
-    await acts.setCanaryWeight.executeWithOptions({ summary: `${why}: canary ${s.weight}% → ${weight}%` }, [
-      { target, weight },
-    ]);
+  /** Records what the router did: the achieved weight where it differs, and what it could not do. */
+  const applyWeight = (weight: number, r: WeightResult | undefined | null): void => {
     s.weight = weight;
+    if (r && typeof r === 'object') {
+      s.achievedWeight = r.current !== weight ? r.current : undefined;
+      s.routingNote = r.note ?? (r.unverified ? `weight not verified: ${r.unverified}` : undefined);
+    }
+  };
+
+  const shift = async (weight: number, why: string, opts: { restoring?: boolean } = {}): Promise<void> => {
+    const expected = s.achievedWeight ?? s.weight;
+    const r = await acts.setCanaryWeight.executeWithOptions(
+      { summary: `${why}: canary ${s.weight}% → ${weight}%` },
+      [{ target, weight, ...(routingLifecycle && !opts.restoring ? { expected } : {}) }],
+    );
+    applyWeight(weight, r);
+    if (r?.drift && !opts.restoring) {
+      // Someone changed the weights since the last shift; the planned weight is now set deliberately.
+      await alert(
+        'drift_detected',
+        'warning',
+        `${label()}: the canary weight was ${r.drift.found}%, not the ${r.drift.expected}% this rollout set; now set to ${weight}% (${why})`,
+      );
+    }
+  };
+
+  /** Steps that wait for a workload get its progress deadline (and heartbeat while they wait). */
+  const workloadWaitOptions = (): Pick<ActivityOptions, 'startToCloseTimeout' | 'heartbeatTimeout'> => {
+    const w = target.workload;
+    const deadlineMs =
+      w?.kind === 'Deployment' ? w.progressDeadlineMs : w?.kind === 'local' ? 0 : 10 * 60_000;
+    return {
+      startToCloseTimeout: deadlineMs + DEADLINE_MARGIN_MS,
+      ...(w?.kind === 'Deployment' ? { heartbeatTimeout: '30 seconds' } : {}),
+    };
   };
 
   const enterStage = async (): Promise<void> => {
@@ -539,9 +697,16 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
         'info',
         `${label()} rollout started by ${input.requestedBy}: ${describePlan(plan)}`,
       );
-      await acts.prepareCanary.executeWithOptions({ summary: `deploy canary ${version}` }, [
-        { target, version, image },
-      ]);
+      const canary = await acts.prepareCanary.executeWithOptions(
+        { summary: `deploy canary ${version}`, ...(routingLifecycle ? workloadWaitOptions() : {}) },
+        [{ target, version, image }],
+      );
+      if (canary?.stableVersion) s.stableVersion = canary.stableVersion;
+      if (routingLifecycle) {
+        await acts.prepareRouting.executeWithOptions({ summary: `prepare ${routerName()} routing` }, [
+          { target, versions: { ...(s.stableVersion ? { stable: s.stableVersion } : {}), canary: version } },
+        ]);
+      }
       s.canaryReady = true;
     }
     for (;;) {
@@ -568,19 +733,52 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       if (s.weight !== 100) await shift(100, 'promotion');
       s.stageIndex = plan.stages.length - 1;
       s.stageEntered = true;
-      await acts.promoteStable.executeWithOptions({ summary: `stable takes ${version}` }, [
-        { target, version, image },
-      ]);
+      await acts.promoteStable.executeWithOptions(
+        { summary: `stable takes ${version}`, ...(routingLifecycle ? workloadWaitOptions() : {}) },
+        [{ target, version, image }],
+      );
     } catch (err) {
       // Stable still runs the old version: rolling back is safe and right.
       s.finalizing = false;
       throw new RollbackRequired(`promotion failed: ${errorMessage(err)}`);
     }
     // From here stable runs the new version; sending traffic back to it must not give up.
-    await rollbackActs.setCanaryWeight.executeWithOptions(
-      { summary: `promotion: canary ${s.weight}% → 0%, stable serves ${version}` },
-      [{ target, weight: 0 }],
-    );
+    if (routingLifecycle) {
+      s.stableVersion = version;
+      await persist('point the stable routing at the new version', () =>
+        persistentActs.prepareRouting.executeWithOptions(
+          { summary: `promotion: ${routerName()} routing, stable serves ${version}` },
+          [{ target, versions: { stable: version, canary: version }, mode: 'rollback' }],
+        ),
+      );
+      // Stable may have been shrunk while the canary carried the traffic (by an autoscaler, or by the replica
+      // ratio at 100 %): it gets its capacity back before the traffic returns.
+      const capacity = await persist('make sure the promoted stable can take the traffic', () =>
+        persistentActs.ensureStableCapacity.executeWithOptions(
+          { summary: 'promotion: check stable capacity' },
+          [{ target }],
+        ),
+      );
+      if (capacity) s.capacityNote = capacity;
+      const r = await persist('send traffic back to the promoted stable', () =>
+        persistentActs.setCanaryWeight.executeWithOptions(
+          { summary: `promotion: canary ${s.weight}% → 0%, stable serves ${version}` },
+          [{ target, weight: 0, mode: 'rollback' }],
+        ),
+      );
+      applyWeight(0, r);
+      await persist('remove the routing setup', () =>
+        persistentActs.teardownRouting.executeWithOptions(
+          { summary: `promotion: tear down ${routerName()} routing` },
+          [{ target }],
+        ),
+      );
+    } else {
+      await rollbackActs.setCanaryWeight.executeWithOptions(
+        { summary: `promotion: canary ${s.weight}% → 0%, stable serves ${version}` },
+        [{ target, weight: 0 }],
+      );
+    }
     s.weight = 0;
     s.phase = 'promoted';
     s.promotedAt = Date.now();
@@ -593,15 +791,46 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     s.rollbackReason = reason;
     s.pausedSince = undefined;
     publish();
-    // Traffic first: nothing (not even an alert) may delay it.
-    await rollbackActs.setCanaryWeight.executeWithOptions({ summary: `rollback: canary ${s.weight}% → 0%` }, [
-      { target, weight: 0 },
-    ]);
-    s.weight = 0;
-    publish();
-    await rollbackActs.scaleDownCanary.executeWithOptions({ summary: 'rollback: scale canary down' }, [
-      { target },
-    ]);
+    if (!routingLifecycle) {
+      await rollbackActs.setCanaryWeight.executeWithOptions(
+        { summary: `rollback: canary ${s.weight}% → 0%` },
+        [{ target, weight: 0 }],
+      );
+      s.weight = 0;
+      publish();
+      await rollbackActs.scaleDownCanary.executeWithOptions({ summary: 'rollback: scale canary down' }, [
+        { target },
+      ]);
+    } else {
+      // Stable must be able to take the traffic back (an autoscaler may have shrunk it); then traffic goes
+      // back before anything else (not even an alert) can delay it.
+      const capacity = await persist('make sure stable can take the traffic', () =>
+        persistentActs.ensureStableCapacity.executeWithOptions(
+          { summary: 'rollback: check stable capacity' },
+          [{ target }],
+        ),
+      );
+      if (capacity) s.capacityNote = capacity;
+      const r = await persist('send traffic back to stable', () =>
+        persistentActs.setCanaryWeight.executeWithOptions({ summary: `rollback: canary ${s.weight}% → 0%` }, [
+          { target, weight: 0, mode: 'rollback' },
+        ]),
+      );
+      applyWeight(0, r);
+      s.drift = undefined;
+      publish();
+      await persist('scale the canary down', () =>
+        persistentActs.scaleDownCanary.executeWithOptions({ summary: 'rollback: scale canary down' }, [
+          { target },
+        ]),
+      );
+      await persist('remove the routing setup', () =>
+        persistentActs.teardownRouting.executeWithOptions(
+          { summary: `rollback: tear down ${routerName()} routing` },
+          [{ target }],
+        ),
+      );
+    }
     s.phase = 'rolled_back';
     publish();
     await alert('rolled_back', 'critical', `${label()} rolled back: ${reason}`);

@@ -1,6 +1,6 @@
 // Shared vocabulary of a rollout. Pure types only: imported by the workflow, the activities and the client.
 
-/** What a rollout changes: one application in one namespace. */
+/** What a rollout is about: one application in one namespace (its full target is in workflows/target.ts). */
 export interface RolloutTarget {
   app: string;
   namespace: string;
@@ -137,6 +137,23 @@ export interface RolloutStatus {
   planTimeLeftMs: number;
   pausedSince?: string;
   pausedBy?: string;
+  pauseReason?: string;
+  /** The target in one line: workload and router. */
+  target?: string;
+  /** The router the target names (absent: the worker's default). */
+  router?: string;
+  /** The version stable ran when the canary was prepared. */
+  stableVersion?: string;
+  /** The weight the router really carries, where it cannot meet the stage weight exactly (replica ratios). */
+  achievedWeight?: number;
+  /** What the router said about the weight: why it cannot be met exactly, or why it cannot be verified. */
+  routingNote?: string;
+  /** Someone else changed the weights mid-rollout: what the rollout had set and what it found. */
+  drift?: { expected: number; found: number; at: string };
+  /** A step that must not give up (rollback, return to stable) keeps failing: which, how often, and why. */
+  retrying?: { step: string; attempts: number; error: string; since: string };
+  /** What the rollback found about stable's capacity and did about it. */
+  capacityNote?: string;
   gate?: GateWait;
   analyses: AnalysisRecord[];
   lastVerdict?: Verdict;

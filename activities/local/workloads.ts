@@ -1,7 +1,6 @@
 // WorkloadManager over the local stack: the canary and stable "workloads" are demo-service instances the
 // stack starts and stops. Images mean nothing locally; the version alone picks the behaviour (and faults).
-import type { RolloutTarget } from '../../workflows/types';
-import type { WorkloadManager } from '../types';
+import type { CanaryInfo, WorkloadManager } from '../types';
 import { LocalStackClient } from './control-client';
 
 export class LocalWorkloadManager implements WorkloadManager {
@@ -9,12 +8,13 @@ export class LocalWorkloadManager implements WorkloadManager {
 
   constructor(private readonly client: LocalStackClient) {}
 
-  async ensureCanary(_target: RolloutTarget, version: string, _image?: string): Promise<void> {
+  async ensureCanary(version: string, _image?: string): Promise<CanaryInfo> {
     // The stack keeps a canary already running this version, and answers once the new one listens.
-    await this.client.ensureCanary(version);
+    const state = await this.client.ensureCanary(version);
+    return { stableVersion: state.stable.version };
   }
 
-  async promoteStable(_target: RolloutTarget, version: string, _image?: string): Promise<void> {
+  async promoteStable(version: string, _image?: string): Promise<void> {
     await this.client.promote(version);
   }
 
@@ -22,14 +22,14 @@ export class LocalWorkloadManager implements WorkloadManager {
    * The stack refuses to stop a canary that still has weight. A rollback has already set it to 0 through
    * the router; called on its own, this moves the traffic back to stable first rather than failing.
    */
-  async scaleDownCanary(_target: RolloutTarget): Promise<void> {
+  async scaleDownCanary(): Promise<void> {
     const state = await this.client.state();
     if (state.weight !== 0) await this.client.setWeight(0);
     if (state.canary) await this.client.deleteCanary();
   }
 
   /** After promotion stable runs the same version, so removing the canary is the same operation. */
-  async cleanupCanary(target: RolloutTarget): Promise<void> {
-    await this.scaleDownCanary(target);
+  async cleanupCanary(): Promise<void> {
+    await this.scaleDownCanary();
   }
 }

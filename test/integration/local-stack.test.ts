@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createProviders, providersFromEnv, type ProviderConfig } from '../../activities/factory';
+import { ProviderRegistry, providersFromEnv, type ProviderConfig } from '../../activities/factory';
 import { LocalStackClient } from '../../activities/local/control-client';
 import {
   startLocalStack,
@@ -96,6 +96,7 @@ const config = (overrides: Partial<ProviderConfig> = {}): ProviderConfig => ({
   router: 'local',
   workloads: 'local',
   metrics: 'local',
+  kube: {},
   localControlUrl: stack.controlUrl,
   alertLogPath: join(tmp, 'alerts.jsonl'),
   ...overrides,
@@ -239,7 +240,7 @@ describe('control API', () => {
 
 describe('providers through the rollout activities', () => {
   test('prepare, shift, analyse, promote, clean up', async () => {
-    const acts = createActivities(createProviders(config()));
+    const acts = createActivities(new ProviderRegistry(config()));
     const checks = [
       { name: 'errors', metric: 'error-rate', max: 5 },
       { name: 'p95', metric: 'latency-p95', max: 500 },
@@ -249,11 +250,30 @@ describe('providers through the rollout activities', () => {
 
     await acts.prepareCanary({ target, version: 'v2' });
     await acts.prepareCanary({ target, version: 'v2' });
-    expect(await acts.setCanaryWeight({ target, weight: 10 })).toEqual({ previous: 0, current: 10 });
-    expect(await acts.setCanaryWeight({ target, weight: 10 })).toEqual({ previous: 10, current: 10 });
+    expect(await acts.setCanaryWeight({ target, weight: 10 })).toEqual({
+      previous: 0,
+      current: 10,
+      changed: true,
+      router: 'local',
+    });
+    expect(await acts.setCanaryWeight({ target, weight: 10, expected: 10 })).toEqual({
+      previous: 10,
+      current: 10,
+      changed: false,
+      router: 'local',
+    });
+    // Someone else moved the weight: the next shift reports what it found.
+    await client.setWeight(30);
+    expect(await acts.setCanaryWeight({ target, weight: 10, expected: 10 })).toMatchObject({
+      previous: 30,
+      current: 10,
+      drift: { expected: 10, found: 30 },
+    });
+    const checked = await acts.runAnalysis({ target, checks: [], windowSeconds: 30, checkWeight: true });
+    expect(checked).toEqual({ measurements: [], liveWeight: 10, router: 'local' });
 
     // No traffic yet: no data, never a healthy zero.
-    const idle = await acts.runAnalysis({ target, checks, windowSeconds: 30 });
+    const { measurements: idle } = await acts.runAnalysis({ target, checks, windowSeconds: 30 });
     expect(idle.slice(0, 3)).toEqual([
       { name: 'errors', value: null },
       { name: 'p95', value: null },
@@ -267,7 +287,11 @@ describe('providers through the rollout activities', () => {
 
     await acts.setCanaryWeight({ target, weight: 50 });
     await hit(stack.proxyUrl, 200);
-    const busy = await acts.runAnalysis({ target, checks: checks.slice(0, 3), windowSeconds: 30 });
+    const { measurements: busy } = await acts.runAnalysis({
+      target,
+      checks: checks.slice(0, 3),
+      windowSeconds: 30,
+    });
     expect(busy[0]).toEqual({ name: 'errors', value: 0 });
     expect(busy[1].value).toBeGreaterThan(0);
     expect(busy[2].value).toBeGreaterThan(0);
@@ -287,13 +311,15 @@ describe('providers through the rollout activities', () => {
 
   test('an unreachable control API gives a clear error', async () => {
     const url = `http://127.0.0.1:${await deadPort()}`;
-    const providers = createProviders(config({ localControlUrl: url }));
+    const providers = new ProviderRegistry(config({ localControlUrl: url }));
     const acts = createActivities(providers);
     await expect(acts.setCanaryWeight({ target, weight: 10 })).rejects.toThrow(
       `cannot reach the local stack at ${url} (is it running? start it with npm run demo or node dist/activities/local/stack-main.js)`,
     );
-    expect(await providers.metrics.isOnline()).toBe(false);
-    const [m] = await acts.runAnalysis({
+    expect(await providers.metrics(target).isOnline()).toBe(false);
+    const {
+      measurements: [m],
+    } = await acts.runAnalysis({
       target,
       checks: [{ name: 'e', metric: 'error-rate' }],
       windowSeconds: 10,
@@ -303,10 +329,8 @@ describe('providers through the rollout activities', () => {
   });
 
   test('unknown metric names are refused with the known ones', async () => {
-    const { metrics } = createProviders(config());
-    await expect(
-      metrics.runQuery({ target, side: 'canary', metric: 'cpu', windowSeconds: 10 }),
-    ).rejects.toThrow(
+    const metrics = new ProviderRegistry(config()).metrics(target);
+    await expect(metrics.runQuery({ side: 'canary', metric: 'cpu', windowSeconds: 10 })).rejects.toThrow(
       /unknown metric "cpu".*error-rate, latency-p50, latency-p95, latency-p99, request-rate/,
     );
     expect(await metrics.isOnline()).toBe(true);
@@ -316,7 +340,7 @@ describe('providers through the rollout activities', () => {
 describe('alert sinks', () => {
   test('the log sink appends one JSON line per event', async () => {
     const path = join(tmp, 'log-sink.jsonl');
-    const acts = createActivities(createProviders(config({ alertLogPath: path })));
+    const acts = createActivities(new ProviderRegistry(config({ alertLogPath: path })));
     const first = alert();
     const second = alert({ event: 'promoted', message: 'v2 promoted' });
     await acts.sendAlert(first);
@@ -362,7 +386,7 @@ describe('alert sinks', () => {
       await expect(failed).rejects.not.toThrow(/SECRET/);
 
       const deadHost = `127.0.0.1:${await deadPort()}`;
-      const dead = createProviders(config({ alertWebhookUrl: `http://${deadHost}/hooks/SECRET-TOKEN` }));
+      const dead = new ProviderRegistry(config({ alertWebhookUrl: `http://${deadHost}/hooks/SECRET-TOKEN` }));
       const unreachable = dead.alerts[1].send(event);
       await expect(unreachable).rejects.toThrow(`webhook at ${deadHost} unreachable: ECONNREFUSED`);
       await expect(unreachable).rejects.not.toThrow(/SECRET/);
@@ -376,18 +400,22 @@ describe('alert sinks', () => {
 describe('configuration', () => {
   test('defaults and refusals', () => {
     const p = providersFromEnv({});
-    expect([p.router.type, p.workloads.type, p.metrics.type, p.alerts.map((a) => a.type)]).toEqual([
-      'local',
-      'local',
-      'local',
-      ['log'],
-    ]);
+    expect([
+      p.router(target).type,
+      p.workloads(target).type,
+      p.metrics(target).type,
+      p.alerts.map((a) => a.type),
+    ]).toEqual(['local', 'local', 'local', ['log']]);
     expect(() => providersFromEnv({ CANARY_ROUTER: 'nginx-ingress' })).toThrow(
-      'unknown traffic router "nginx-ingress" (CANARY_ROUTER); known: local',
+      'unknown traffic router "nginx-ingress" (CANARY_ROUTER); known: istio, nginx, gatewayAPI, smi, replicas, local',
     );
-    expect(() => providersFromEnv({ CANARY_WORKLOADS: 'kubernetes' })).toThrow(
-      /"kubernetes" is not available yet/,
-    );
+    // A worker whose defaults need Kubernetes loads its cluster credentials at start, and says how to fix them.
+    expect(() =>
+      providersFromEnv({
+        CANARY_WORKLOADS: 'kubernetes',
+        CANARY_KUBECONFIG: join(tmp, 'no-such-kubeconfig'),
+      }),
+    ).toThrow(/cannot load the Kubernetes configuration from .*no-such-kubeconfig/);
     expect(() => providersFromEnv({ CANARY_METRICS: 'prometheus' })).toThrow(
       /"prometheus" is not available yet/,
     );
