@@ -195,12 +195,18 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
   out.push(
     ...fields([
       ['Workflow', `${status.workflowId}${status.run > 1 ? ` (run ${status.run})` : ''}`],
+      ['Target', status.target],
       ['Image', status.image],
       ['Plan', status.planName],
       ['Requested by', status.requestedBy],
       ['Phase', paint(status.phase, PHASE_STYLE[status.phase], color)],
       ['Stage', stageText],
-      ['Weight', `${status.weight}% canary`],
+      [
+        'Weight',
+        `${status.weight}% canary` +
+          (status.achievedWeight !== undefined ? ` (the router achieves ${status.achievedWeight}%)` : ''),
+      ],
+      ['Routing', status.routingNote],
       ['Stages', status.stages.length > 0 ? stageStrip(status, color) : undefined],
       ['Stage hold', stageBar],
       ['Plan hold', planBar],
@@ -232,10 +238,32 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
     if (status.pausedSince)
       line += ` since ${formatTime(status.pausedSince, now)} (${ago(status.pausedSince, now)})`;
     if (status.pausedBy) line += ` by ${status.pausedBy}`;
+    if (status.pauseReason) line += `: ${status.pauseReason}`;
     line += '; the stage hold timer is stopped.';
     out.push('', paint(line, 'yellow', color));
-    out.push(`  Resume: ${cli} resume ${ref}`);
+    if (status.drift) {
+      out.push(
+        `  Someone changed the traffic weights: the canary had ${status.drift.found}%, the rollout had set ${status.drift.expected}% (seen ${formatTime(status.drift.at, now)}).`,
+      );
+      out.push(`  Resume (puts ${status.weight}% back): ${cli} resume ${ref}`);
+      out.push(`  Or roll back:              ${cli} abort ${ref} --reason TEXT`);
+    } else {
+      out.push(`  Resume: ${cli} resume ${ref}`);
+    }
   }
+
+  if (status.retrying) {
+    const r = status.retrying;
+    out.push(
+      '',
+      paint(
+        `Retrying "${r.step}" since ${formatTime(r.since, now)} (${r.attempts} ${r.attempts === 1 ? 'round' : 'rounds'} of attempts): ${r.error}`,
+        'red',
+        color,
+      ),
+    );
+  }
+  if (status.capacityNote) out.push('', `Stable capacity: ${status.capacityNote}`);
 
   if (status.rollbackReason) {
     const label = status.phase === 'rolling_back' ? 'Rolling back' : 'Rollback reason';

@@ -11,7 +11,9 @@ export function renderDetails(st: RolloutStatus, plan: Plan): string {
   });
   const lines = [
     `### ${st.namespace}/${st.app} → ${st.version}`,
-    `**${st.phase}** · stage ${st.stage}/${st.stageCount} · canary weight **${st.weight}%**`,
+    `**${st.phase}** · stage ${st.stage}/${st.stageCount} · canary weight **${st.weight}%**` +
+      (st.achievedWeight !== undefined ? ` (achieved ${st.achievedWeight}%)` : ''),
+    ...(st.target ? ['', `Target: ${st.target}`] : []),
     '',
     ...rows,
     '',
@@ -19,7 +21,18 @@ export function renderDetails(st: RolloutStatus, plan: Plan): string {
   const notes: string[] = [];
   if (st.stageEndsAt)
     notes.push(`Next transition: ${st.stageEndsAt} (plan time left ${formatDuration(st.planTimeLeftMs)})`);
-  if (st.pausedSince) notes.push(`**Paused** since ${st.pausedSince} by ${st.pausedBy}`);
+  if (st.pausedSince) {
+    notes.push(
+      `**Paused** since ${st.pausedSince} by ${st.pausedBy}${st.pauseReason ? `: ${st.pauseReason}` : ''}` +
+        (st.drift ? ` — resume puts ${st.weight}% back: \`canary resume ${st.workflowId}\`` : ''),
+    );
+  }
+  if (st.routingNote) notes.push(`Routing: ${st.routingNote}`);
+  if (st.retrying) {
+    notes.push(
+      `**Retrying** "${st.retrying.step}" since ${st.retrying.since} (${st.retrying.attempts} rounds): ${st.retrying.error}`,
+    );
+  }
   if (st.gate) {
     notes.push(
       `**Waiting for approval** of stage ${st.gate.stage} since ${st.gate.since}: ` +

@@ -20,7 +20,7 @@ try {
   // Already installed by another harness in this process.
 }
 import { createActivities } from '../../activities/rollout-activities';
-import { providersFromEnv } from '../../activities/factory';
+import { providersFromEnv, type ProviderRegistry, type ProviderSource } from '../../activities/factory';
 import { startLocalStack, type Fault, type LocalStack } from '../../activities/local/stack';
 import { startTrafficGenerator } from '../../activities/local/traffic-generator';
 import type { AlertEvent } from '../../activities/types';
@@ -69,16 +69,21 @@ export class RolloutBench {
     private readonly stopTraffic: () => unknown,
   ) {}
 
-  static async start(opts: { faults?: Record<string, Fault> } = {}): Promise<RolloutBench> {
+  /**
+   * `providers` may wrap the real local providers (a router that fails, a workload that misses its deadline)
+   * to test the workflow's failure paths.
+   */
+  static async start(
+    opts: { faults?: Record<string, Fault>; providers?: (real: ProviderRegistry) => ProviderSource } = {},
+  ): Promise<RolloutBench> {
     const env = await createTimeSkippingEnv();
     const stack = await startLocalStack({ stableVersion: STABLE_VERSION, faults: opts.faults });
     // Live traffic, so every analysis window holds real requests.
     const traffic = startTrafficGenerator({ url: stack.proxyUrl, rps: 150 });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-bench-'));
     const alertLog = path.join(dir, 'alerts.jsonl');
-    const activities = createActivities(
-      providersFromEnv({ CANARY_LOCAL_CONTROL_URL: stack.controlUrl, CANARY_ALERT_LOG: alertLog }),
-    );
+    const real = providersFromEnv({ CANARY_LOCAL_CONTROL_URL: stack.controlUrl, CANARY_ALERT_LOG: alertLog });
+    const activities = createActivities(opts.providers ? opts.providers(real) : real);
     const taskQueue = `rollouts-${Math.random().toString(36).slice(2, 8)}`;
     const worker = await Worker.create({
       connection: env.nativeConnection,
@@ -95,8 +100,9 @@ export class RolloutBench {
     version: string,
     plan: PlanSpec,
     options?: RolloutInput['options'],
+    targetSpec: Omit<RolloutInput['target'], 'app' | 'namespace'> = {},
   ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof canaryRollout>> {
-    const target = { app, namespace: 'test' };
+    const target = { ...targetSpec, app, namespace: 'test' };
     const input: RolloutInput = {
       target,
       version,

@@ -159,6 +159,55 @@ describe('renderStatus', () => {
     expect(text).toContain('1h31m left of 3h (paused)');
   });
 
+  it('explains a pause for drift and what resume will do', () => {
+    const s: RolloutStatus = {
+      ...progressing(),
+      phase: 'paused',
+      stageEndsAt: undefined,
+      pausedSince: '2025-03-01T12:10:00.000Z',
+      pausedBy: 'drift detection',
+      pauseReason: 'the canary weight is 40%, not the 10% this rollout set',
+      drift: { expected: 10, found: 40, at: '2025-03-01T12:10:00.000Z' },
+    };
+    const text = renderStatus(s, NOW);
+    expect(text).toContain(
+      'Paused since 12:10:00Z (20m ago) by drift detection: the canary weight is 40%, not the 10% this rollout set',
+    );
+    expect(text).toContain(
+      'Someone changed the traffic weights: the canary had 40%, the rollout had set 10% (seen 12:10:00Z).',
+    );
+    expect(text).toContain('Resume (puts 10% back): canary resume prod/checkout');
+    expect(text).toContain('Or roll back:              canary abort prod/checkout --reason TEXT');
+  });
+
+  it('shows the target, what the router achieved, and a rollback step that keeps failing', () => {
+    const s: RolloutStatus = {
+      ...progressing(),
+      phase: 'rolling_back',
+      target: 'prod/checkout, Deployment checkout (canary checkout-canary), via replica ratio',
+      achievedWeight: 25,
+      routingNote: '10% requested; 1 canary and 3 stable replicas (of 4) give 25%',
+      rollbackReason: 'aborted by bob: spike',
+      retrying: {
+        step: 'send traffic back to stable',
+        attempts: 2,
+        error: 'the worker may not patch deployments/scale in namespace "prod"',
+        since: '2025-03-01T12:28:00.000Z',
+      },
+      capacityNote: 'stable had 1 of 4 replicas; scaled back to 4, available 4',
+    };
+    const text = renderStatus(s, NOW);
+    expect(text).toMatch(
+      /Target +prod\/checkout, Deployment checkout \(canary checkout-canary\), via replica ratio/,
+    );
+    expect(text).toMatch(/Weight +10% canary \(the router achieves 25%\)/);
+    expect(text).toMatch(/Routing +10% requested; 1 canary and 3 stable replicas \(of 4\) give 25%/);
+    expect(text).toContain(
+      'Retrying "send traffic back to stable" since 12:28:00Z (2 rounds of attempts): the worker may not patch deployments/scale in namespace "prod"',
+    );
+    expect(text).toContain('Stable capacity: stable had 1 of 4 replicas; scaled back to 4, available 4');
+  });
+
   it('shows the rollback reason and how far the plan got', () => {
     const s: RolloutStatus = {
       ...progressing(),
