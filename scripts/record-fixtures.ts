@@ -1,5 +1,6 @@
 // Records full rollout histories as replay fixtures (test/fixtures/*.history.json). Run it when the
-// workflow changes on purpose and old histories no longer matter; otherwise guard changes with patched().
+// workflow changes on purpose and old histories no longer matter; otherwise guard changes with patched() and
+// record a new set beside the old one with `--prefix NAME-` (the old fixtures keep guarding older rollouts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
@@ -9,6 +10,10 @@ import { runHistories } from '../test/harness/history';
 import { HOUR, MINUTE, RolloutBench } from '../test/harness/rollout-env';
 
 const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures');
+const prefixAt = process.argv.indexOf('--prefix');
+const PREFIX = prefixAt >= 0 ? (process.argv[prefixAt + 1] ?? '') : '';
+// Rollouts name their target's router and workload (the local stack's), as every new rollout may.
+const TARGET = { traffic: { local: {} }, workload: { kind: 'local' } };
 
 // Exercises every path a recorded history should pin down: analyses, a gate, pause/resume, promotion.
 const plan: PlanSpec = {
@@ -35,15 +40,23 @@ async function main(): Promise<void> {
     fs.mkdirSync(FIXTURES, { recursive: true });
     const save = async (name: string, workflowId: string, runId: string) => {
       const history = await bench.env.client.workflow.getHandle(workflowId, runId).fetchHistory();
-      const file = path.join(FIXTURES, `${name}.history.json`);
+      const file = path.join(FIXTURES, `${PREFIX}${name}.history.json`);
       fs.writeFileSync(file, historyToJSON(history));
       console.log(`wrote ${file} (${history.events?.length} events)`);
     };
 
-    const promoted = await bench.startRollout('fixture-promoted', 'v2', plan);
+    const promoted = await bench.startRollout('fixture-promoted', 'v2', plan, undefined, TARGET);
     await bench.env.sleep(30 * MINUTE);
     await promoted.signal(pauseSignal, { identity: 'fixture', reason: 'look closer' });
     await bench.env.sleep(20 * MINUTE);
+    await promoted.signal(resumeSignal, { identity: 'fixture' });
+    // Someone moves the weight by hand: the rollout pauses on drift until it is resumed.
+    await fetch(`${bench.stack.controlUrl}/weight`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ weight: 40 }),
+    });
+    await bench.env.sleep(15 * MINUTE);
     await promoted.signal(resumeSignal, { identity: 'fixture' });
     await bench.env.sleep(2 * HOUR);
     await promoted.executeUpdate(approveUpdate, { args: [{ identity: 'fixture', stage: 2, comment: 'ok' }] });
@@ -51,12 +64,12 @@ async function main(): Promise<void> {
     await save('promoted', promoted.workflowId, promoted.firstExecutionRunId);
 
     await bench.reset();
-    const faulty = await bench.startRollout('fixture-faulty', 'v-bad', plan);
+    const faulty = await bench.startRollout('fixture-faulty', 'v-bad', plan, undefined, TARGET);
     await faulty.result();
     await save('rolled-back-by-analysis', faulty.workflowId, faulty.firstExecutionRunId);
 
     await bench.reset();
-    const aborted = await bench.startRollout('fixture-aborted', 'v2', plan);
+    const aborted = await bench.startRollout('fixture-aborted', 'v2', plan, undefined, TARGET);
     await bench.env.sleep(HOUR + 30 * MINUTE);
     await aborted.signal(abortSignal, { identity: 'fixture', reason: 'recorded abort' });
     await aborted.result();
@@ -69,6 +82,7 @@ async function main(): Promise<void> {
       'v2',
       { ...plan, stages: plan.stages.map((st) => ({ ...st, gate: undefined })) },
       { continueAsNewAfterEvents: 150 },
+      TARGET,
     );
     await long.result();
     const runs = await runHistories(bench.env.client, long.workflowId, long.firstExecutionRunId);

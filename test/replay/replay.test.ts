@@ -17,6 +17,11 @@ test('fixtures exist', () => {
       'rolled-back-by-analysis.history.json',
       'aborted-at-gate.history.json',
       'continued-as-new-run-2.history.json',
+      // Recorded after rollouts carried their own target (routing setup and teardown, drift, capacity check).
+      'target-promoted.history.json',
+      'target-rolled-back-by-analysis.history.json',
+      'target-aborted-at-gate.history.json',
+      'target-continued-as-new-run-2.history.json',
     ]),
   );
 });
