@@ -559,6 +559,11 @@ export function describeTarget(t: Target): string {
   if (t.workload?.kind === 'Deployment')
     parts.push(`Deployment ${t.workload.name} (canary ${t.workload.canaryName})`);
   if (t.traffic) parts.push(`via ${describeTraffic(t.traffic)}`);
+  if (!t.workload || !t.traffic) {
+    parts.push(
+      `the worker's default ${!t.workload && !t.traffic ? 'workloads and router' : t.workload ? 'router' : 'workloads'}`,
+    );
+  }
   return parts.join(', ');
 }
 

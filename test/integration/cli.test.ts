@@ -125,7 +125,9 @@ test('start --wait promotes and exits 0; status and list show it', async () => {
   try {
     const described = await new Client({ connection }).workflow.getHandle('canary-it-web').describe();
     expect(await described.staticSummary()).toBe('it/web → v2, by ci-bot');
-    expect(await described.staticDetails()).toBe('Plan: 10% 2s → 50% 2s → 100%');
+    expect(await described.staticDetails()).toBe(
+      "Plan: 10% 2s → 50% 2s → 100%\n\nTarget: it/web, the worker's default workloads and router",
+    );
   } finally {
     await connection.close();
   }
