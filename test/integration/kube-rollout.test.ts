@@ -1,0 +1,323 @@
+// Whole canary rollouts through the real CLI and a real worker process, on a real Temporal dev server and a real
+// kube-apiserver (no kubelet: a simulator in this process makes Deployments available). For each router (Istio,
+// NGINX, Gateway API): a promoted rollout, and an abort mid-rollout that leaves every object as it was. Then a
+// worker that may only read: the first forward step fails fast and the rollout ends rolled back, naming what is
+// missing.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { stringify } from 'yaml';
+import { kubeClients, type KubeClients } from '../../activities/kube/client';
+import type { RolloutStatus } from '../../workflows/types';
+import { readAlerts } from '../harness/alerts';
+import { startDevServer, type DevServer } from '../harness/dev-server';
+import { startKubeServer, type KubeServer } from '../harness/kube';
+import { startDeploymentSimulator, type DeploymentSimulator } from '../harness/kube-controller';
+import {
+  createRolloutFixture,
+  deploymentSpec,
+  watchWeights,
+  type RolloutFixture,
+  type RouterKind,
+  type RouterSnapshot,
+} from '../harness/kube-rollout';
+import {
+  eventually,
+  killAll,
+  runCli,
+  startWorkerProcess,
+  type CliRun,
+  type WorkerProcess,
+} from '../harness/processes';
+
+jest.setTimeout(120_000);
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-kube-rollout-'));
+const queue = `kube-rollout-${process.pid}-${Date.now()}`;
+const deniedQueue = `${queue}-denied`;
+const alertLog = path.join(dir, 'alerts.jsonl');
+
+let server: DevServer;
+let kube: KubeServer;
+let admin: KubeClients;
+let worker: WorkerProcess | undefined;
+let deniedWorker: WorkerProcess | undefined;
+const simulators: DeploymentSimulator[] = [];
+let cliEnv: Record<string, string>;
+let workerEnv: Record<string, string>;
+
+function writeFile(name: string, body: unknown): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, typeof body === 'string' ? body : stringify(body));
+  return file;
+}
+
+// No analysis checks: no metrics are read (the local metrics provider needs the local stack).
+const promotePlan = writeFile('promote.yaml', {
+  analysis: { interval: '10s', checks: [] },
+  stages: [{ weight: 10, hold: '2s' }, { weight: 50, hold: '2s' }, { weight: 100 }],
+  promotion: { cleanupDelay: '0s' },
+});
+const longPlan = writeFile('long.yaml', {
+  analysis: { interval: '10s', checks: [] },
+  stages: [{ weight: 10, hold: '1h' }, { weight: 100 }],
+  promotion: { cleanupDelay: '0s' },
+});
+
+const NAMESPACES: Record<RouterKind, string> = {
+  istio: 'kr-istio',
+  nginx: 'kr-nginx',
+  gatewayAPI: 'kr-gateway',
+};
+const DENIED_NS = 'kr-denied';
+
+beforeAll(async () => {
+  // Both servers must be there: a missing binary fails every test with the harness's message.
+  [server, kube] = await Promise.all([startDevServer(), startKubeServer({ crds: ['istio', 'gateway'] })]);
+  admin = kubeClients(kube.kubeConfig('admin'));
+  for (const ns of [...Object.values(NAMESPACES), DENIED_NS]) await kube.createNamespace(ns);
+  for (const ns of Object.values(NAMESPACES)) {
+    simulators.push(startDeploymentSimulator(kube.kubeConfig('admin'), ns, { pollMs: 100 }));
+  }
+  workerEnv = {
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_NAMESPACE: server.namespace,
+    TEMPORAL_TASK_QUEUE: queue,
+    KUBECONFIG: kube.kubeconfigFile('admin'),
+    // Empty counts as unset: nothing from the calling shell overrides KUBECONFIG.
+    CANARY_KUBECONFIG: '',
+    CANARY_KUBE_CONTEXT: '',
+    CANARY_ALERT_LOG: alertLog,
+    CANARY_ALERT_WEBHOOK_URL: '',
+  };
+  cliEnv = {
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_NAMESPACE: server.namespace,
+    TEMPORAL_TASK_QUEUE: queue,
+    CANARY_IDENTITY: 'ci-bot',
+    GITHUB_ACTOR: '',
+  };
+  worker = await startWorkerProcess(workerEnv);
+}, 180_000);
+
+afterAll(async () => {
+  await Promise.all(simulators.map((s) => s.stop()));
+  await Promise.all([worker?.kill('SIGTERM'), deniedWorker?.kill('SIGTERM')]);
+  killAll();
+  await Promise.all([server?.stop(), kube?.stop()]);
+});
+
+const canary = (args: string[], env: Record<string, string> = {}, timeoutMs?: number) =>
+  runCli(args, { ...cliEnv, ...env }, timeoutMs);
+
+/** `canary start --wait --output json` for a fixture's target. */
+function start(fx: RolloutFixture, plan: string, env: Record<string, string> = {}): Promise<CliRun> {
+  const target = writeFile(`${fx.app}.target.yaml`, { target: fx.target });
+  return canary(
+    [
+      'start',
+      '--target',
+      target,
+      '--version',
+      'v2',
+      '--image',
+      newImage(fx),
+      '--plan',
+      plan,
+      '--wait',
+      '--interval',
+      '500ms',
+      '--output',
+      'json',
+    ],
+    env,
+  );
+}
+
+const newImage = (fx: RolloutFixture) => fx.stableImage.replace(/:v1$/, ':v2');
+
+/** Fails with everything needed to see why (CLI output and the worker's log tail) when the exit code differs. */
+function expectExit(r: CliRun, code: number, w: WorkerProcess | undefined = worker): void {
+  if (r.code !== code) {
+    throw new Error(
+      `expected exit ${code}, got ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}\n` +
+        `--- worker (tail) ---\n${(w?.output() ?? '').slice(-4000)}`,
+    );
+  }
+}
+
+async function status(ref: string, env: Record<string, string> = {}): Promise<RolloutStatus> {
+  const r = await canary(['status', ref, '--output', 'json'], env);
+  expectExit(r, 0);
+  return JSON.parse(r.stdout) as RolloutStatus;
+}
+
+/** Polls until `fn` holds; fails at once when `finished` says the rollout ended first. */
+async function until(
+  what: string,
+  fn: () => Promise<boolean>,
+  finished: () => CliRun | undefined,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await fn().catch(() => false)) return;
+    const done = finished();
+    if (done) throw new Error(`the rollout ended before ${what}:\n${done.stdout}\n${done.stderr}`);
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out waiting for ${what}\n--- worker (tail) ---\n${worker?.output().slice(-4000)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The pre-rollout router objects with what a promotion legitimately changes: Istio's stable subset follows v2. */
+function promotedSnapshot(router: RouterKind, app: string, before: RouterSnapshot): RouterSnapshot {
+  const expected = structuredClone(before);
+  if (router === 'istio') {
+    const dr = expected[`DestinationRule/${app}`]!.spec as {
+      subsets: Array<{ name: string; labels: object }>;
+    };
+    dr.subsets.find((s) => s.name === 'stable')!.labels = { version: 'v2' };
+  }
+  return expected;
+}
+
+describe.each<RouterKind>(['istio', 'nginx', 'gatewayAPI'])('%s router', (router) => {
+  const ns = NAMESPACES[router];
+  const short = router === 'gatewayAPI' ? 'gw' : router;
+
+  test('a promoted rollout: the live object walks 10 % and 50 %, stable runs v2, routing is as before', async () => {
+    const fx = await createRolloutFixture(admin, router, ns, `${short}-promote`);
+    const before = await fx.snapshot();
+    const stableBefore = deploymentSpec(await fx.stableDeployment());
+    expect(await fx.weights()).toEqual({ stable: 100, canary: 0 });
+
+    const watch = watchWeights(fx);
+    const r = await start(fx, promotePlan);
+    const seen = await watch.stop();
+    expectExit(r, 0);
+    const final = JSON.parse(r.stdout) as RolloutStatus;
+    expect(final).toMatchObject({ phase: 'promoted', app: fx.app, namespace: ns, version: 'v2', router });
+
+    // Every stage was on the live object, in order, and traffic ended back on (the promoted) stable.
+    const at = (w: number) => seen.indexOf(w);
+    expect(seen).toEqual(expect.arrayContaining([10, 50, 100]));
+    expect(at(10)).toBeLessThan(at(50));
+    expect(at(50)).toBeLessThan(at(100));
+    expect(seen[seen.length - 1]).toBe(0);
+    expect(await fx.weights()).toEqual({ stable: 100, canary: 0 });
+
+    // The canary goes after the cleanup delay (0 s), once the outcome is known.
+    await until(
+      'the canary Deployment to be deleted',
+      async () => !(await fx.canaryDeployment()),
+      () => undefined,
+      30_000,
+    );
+
+    // Stable took the new image and version label; nothing else of its spec changed.
+    const expectedStable = structuredClone(stableBefore);
+    expectedStable.template.metadata!.labels!.version = 'v2';
+    expectedStable.template.spec!.containers[0].image = newImage(fx);
+    expect(deploymentSpec(await fx.stableDeployment())).toEqual(expectedStable);
+
+    // What setup added is gone (nginx: the canary Ingress is deleted).
+    expect(await fx.snapshot()).toEqual(promotedSnapshot(router, fx.app, before));
+
+    const s = await status(`${ns}/${fx.app}`);
+    expect(s).toMatchObject({ phase: 'promoted', weight: 0 });
+    expect(s.rollbackReason).toBeUndefined();
+    expect(s.drift).toBeUndefined();
+    expect(s.retrying).toBeUndefined();
+  });
+
+  test('an abort at 10 % leaves every object exactly as it was and the canary at 0 replicas', async () => {
+    const fx = await createRolloutFixture(admin, router, ns, `${short}-abort`);
+    const before = await fx.snapshot();
+    const stableBefore = deploymentSpec(await fx.stableDeployment());
+
+    let finished: CliRun | undefined;
+    const run = start(fx, longPlan).then((r) => (finished = r));
+    await until(
+      'the live object to carry 10 %',
+      async () => (await fx.weights()).canary === 10,
+      () => finished,
+    );
+    // The workflow records the weight once the shift is read back: an abort now hits the hold of stage 1.
+    await until(
+      'the rollout to hold stage 1 at 10 %',
+      async () => {
+        const s = await status(`${ns}/${fx.app}`);
+        return s.phase === 'progressing' && s.stage === 1 && s.weight === 10;
+      },
+      () => finished,
+    );
+
+    const abort = await canary(['abort', `${ns}/${fx.app}`, '--reason', 'test']);
+    expectExit(abort, 0);
+    const r = await run;
+    expectExit(r, 1);
+    const final = JSON.parse(r.stdout) as RolloutStatus;
+    expect(final.phase).toBe('rolled_back');
+    expect(final.rollbackReason).toBe('aborted by ci-bot: test');
+
+    const s = await status(`${ns}/${fx.app}`);
+    expect(s).toMatchObject({ phase: 'rolled_back', weight: 0 });
+    expect(s.retrying).toBeUndefined();
+
+    expect(await fx.snapshot()).toEqual(before);
+    expect(await fx.weights()).toEqual({ stable: 100, canary: 0 });
+    expect(deploymentSpec(await fx.stableDeployment())).toEqual(stableBefore);
+    const canaryDeployment = await fx.canaryDeployment();
+    expect(canaryDeployment).toBeDefined();
+    expect(canaryDeployment!.spec?.replicas).toBe(0);
+  });
+});
+
+test('a worker that may only read fails the first forward step fast; the rollout rolls back naming what is missing', async () => {
+  const fx = await createRolloutFixture(admin, 'nginx', DENIED_NS, 'shop-denied');
+  await kube.grant(DENIED_NS, 'read-only', [
+    { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list'] },
+    { apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: ['get', 'list'] },
+  ]);
+  deniedWorker = await startWorkerProcess({
+    ...workerEnv,
+    KUBECONFIG: kube.kubeconfigFile('restricted'),
+    TEMPORAL_TASK_QUEUE: deniedQueue,
+  });
+  const before = await fx.snapshot();
+  const stableBefore = deploymentSpec(await fx.stableDeployment());
+
+  const t0 = Date.now();
+  const r = await start(fx, promotePlan, { TEMPORAL_TASK_QUEUE: deniedQueue });
+  const elapsedMs = Date.now() - t0;
+  expectExit(r, 1, deniedWorker);
+  // Non-retryable: no backoff over ten attempts (minutes), and the rollback has nothing to wait for.
+  expect(elapsedMs).toBeLessThan(30_000);
+
+  const final = JSON.parse(r.stdout) as RolloutStatus;
+  expect(final.phase).toBe('rolled_back');
+  const reason = final.rollbackReason ?? '';
+  expect(reason).toContain(`may not create deployments.apps in namespace "${DENIED_NS}"`);
+  expect(reason).toContain('grant the verb "create" on "deployments.apps"');
+
+  const s = await status(`${DENIED_NS}/${fx.app}`, { TEMPORAL_TASK_QUEUE: deniedQueue });
+  expect(s).toMatchObject({ phase: 'rolled_back', weight: 0, rollbackReason: reason });
+  expect(s.retrying).toBeUndefined();
+
+  // The alert names the reason too (sent after the phase is recorded, so it may trail the exit).
+  const alerted = await eventually(
+    async () => readAlerts(alertLog, final.workflowId).find((e) => e.event === 'rolled_back'),
+    10_000,
+    'the rolled_back alert',
+  );
+  expect(alerted.message).toContain(reason);
+
+  // Nothing was created or changed.
+  expect(await fx.canaryDeployment()).toBeUndefined();
+  expect(await fx.snapshot()).toEqual(before);
+  expect(deploymentSpec(await fx.stableDeployment())).toEqual(stableBefore);
+});
