@@ -11,6 +11,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
+import type { Target, TrafficTarget } from '../../workflows/target';
 import { ProviderError } from '../types';
 
 export interface KubeSettings {
@@ -230,7 +231,7 @@ export interface CustomObject {
   [key: string]: unknown;
 }
 
-/** get/merge-patch/create/delete of one custom object kind in one namespace, with errors that name it. */
+/** get/find/merge-patch of one custom object kind in one namespace, with errors that name it. */
 export class CustomObjects {
   constructor(
     private readonly clients: KubeClients,
@@ -286,4 +287,41 @@ export class CustomObjects {
       ),
     ) as Promise<CustomObject>;
   }
+}
+
+/** The target's traffic settings for this router; a router built for another router's target is a bug. */
+export function routerSettings<R extends TrafficTarget['router']>(
+  target: Target,
+  router: R,
+): Extract<TrafficTarget, { router: R }> {
+  if (target.traffic?.router !== router) {
+    throw new ProviderError(
+      'invalid',
+      `the ${router} router needs traffic.${router} settings, got ${target.traffic ? `traffic.${target.traffic.router}` : 'no traffic settings'}`,
+    );
+  }
+  return target.traffic as Extract<TrafficTarget, { router: R }>;
+}
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Structural equality of JSON values; an absent key equals an undefined one. (Objects client-node deserialises
+ * need not have Object's prototype, so util.isDeepStrictEqual calls them different.)
+ */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((x, i) => sameJson(x, b[i]));
+  if (isRecord(a) && isRecord(b)) {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].every((k) => sameJson(a[k], b[k]));
+  }
+  return a === b;
+}
+
+/** The JSON form of an object read by client-node (its model classes carry undefined fields and Dates). */
+export function plain<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
 }

@@ -3,7 +3,15 @@
 // requests with that header to the canary; it records in an annotation what it added and the stable weight it
 // found, so teardown (from any worker) puts the HTTPRoute back exactly as it was.
 import type { GatewayApiTraffic, Target } from '../../workflows/target';
-import { CustomObjects, retryOnConflict, type CustomKind, type KubeClients } from '../kube/client';
+import {
+  CustomObjects,
+  retryOnConflict,
+  type CustomKind,
+  type KubeClients,
+  routerSettings,
+  sameJson,
+  isRecord,
+} from '../kube/client';
 import {
   ProviderError,
   type RoutingVersions,
@@ -69,13 +77,8 @@ export class GatewayApiRouter implements TrafficRouter {
   private readonly routes: CustomObjects;
 
   constructor(clients: KubeClients, target: Target) {
-    if (target.traffic?.router !== 'gatewayAPI') {
-      throw new ProviderError(
-        'invalid',
-        `the gatewayAPI router needs traffic.gatewayAPI settings, got ${target.traffic ? `traffic.${target.traffic.router}` : 'no traffic settings'}`,
-      );
-    }
-    this.traffic = target.traffic;
+    const traffic = routerSettings(target, 'gatewayAPI');
+    this.traffic = traffic;
     this.namespace = target.namespace;
     this.routes = new CustomObjects(clients, HTTP_ROUTE, target.namespace);
   }
@@ -370,20 +373,6 @@ function headerMatches(matches: RouteMatch[] | undefined, name: string, value: s
       { type: 'Exact', name, value },
     ],
   }));
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  if (Array.isArray(a) && Array.isArray(b))
-    return a.length === b.length && a.every((x, i) => sameJson(x, b[i]));
-  if (isRecord(a) && isRecord(b)) {
-    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-    return [...keys].every((k) => sameJson(a[k], b[k]));
-  }
-  return a === b;
 }
 
 /**

@@ -12,6 +12,8 @@ import {
   retryOnConflict,
   type CustomObject,
   type KubeClients,
+  routerSettings,
+  sameJson,
 } from '../kube/client';
 import {
   ProviderError,
@@ -100,20 +102,15 @@ export class IstioRouter implements TrafficRouter {
     private readonly clients: KubeClients,
     target: Target,
   ) {
-    if (target.traffic?.router !== 'istio') {
-      throw new ProviderError(
-        'invalid',
-        `the istio router needs traffic.istio settings, got ${target.traffic ? `traffic.${target.traffic.router}` : 'no traffic settings'}`,
-      );
-    }
-    const reserved = target.traffic.routes.filter((r) => RESERVED_ROUTES.has(r));
+    const traffic = routerSettings(target, 'istio');
+    const reserved = traffic.routes.filter((r) => RESERVED_ROUTES.has(r));
     if (reserved.length > 0) {
       throw new ProviderError(
         'invalid',
         `traffic.istio.routes names ${reserved.map((r) => `"${r}"`).join(', ')}: the router reserves that name for the route it adds`,
       );
     }
-    this.traffic = target.traffic;
+    this.traffic = traffic;
     this.namespace = target.namespace;
     this.versionLabel = target.workload?.kind === 'Deployment' ? target.workload.versionLabel : 'version';
   }
@@ -545,20 +542,4 @@ function addOnce(list: string[], key: string): void {
 
 function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** Structural equality of JSON values (objects the client deserialises need not have Object's prototype). */
-function sameJson(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) {
-    const bs = b as unknown[];
-    return a.length === bs.length && a.every((v, i) => sameJson(v, bs[i]));
-  }
-  const ao = a as Record<string, unknown>;
-  const bo = b as Record<string, unknown>;
-  const keys = Object.keys(ao).filter((k) => ao[k] !== undefined);
-  const otherKeys = Object.keys(bo).filter((k) => bo[k] !== undefined);
-  return keys.length === otherKeys.length && keys.every((k) => sameJson(ao[k], bo[k]));
 }

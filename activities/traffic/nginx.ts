@@ -4,7 +4,17 @@
 // sends everything back through the primary one. This is how Argo Rollouts and Flagger drive ingress-nginx.
 import type { V1Ingress, V1IngressBackend, V1IngressSpec } from '@kubernetes/client-node';
 import type { NginxTraffic, Target } from '../../workflows/target';
-import { MERGE_PATCH, kubeCall, retryOnConflict, type KubeCall, type KubeClients } from '../kube/client';
+import {
+  MERGE_PATCH,
+  kubeCall,
+  retryOnConflict,
+  type KubeCall,
+  type KubeClients,
+  routerSettings,
+  sameJson,
+  isRecord,
+  plain,
+} from '../kube/client';
 import {
   ProviderError,
   type RoutingVersions,
@@ -54,13 +64,8 @@ export class NginxRouter implements TrafficRouter {
     private readonly clients: KubeClients,
     target: Target,
   ) {
-    if (target.traffic?.router !== 'nginx') {
-      throw new ProviderError(
-        'invalid',
-        `the nginx router needs traffic.nginx settings, got ${target.traffic ? `traffic.${target.traffic.router}` : 'no traffic settings'}`,
-      );
-    }
-    this.traffic = target.traffic;
+    const traffic = routerSettings(target, 'nginx');
+    this.traffic = traffic;
     this.namespace = target.namespace;
     this.app = target.app;
   }
@@ -280,25 +285,6 @@ function weightOf(ingress: V1Ingress): number {
   const total = Number.isFinite(parsedTotal) && parsedTotal > 0 ? parsedTotal : 100;
   if (!Number.isFinite(weight) || weight <= 0) return 0;
   return Math.min(100, Math.round((weight * 100) / total));
-}
-
-/** The JSON form of an object read by client-node (its model classes carry undefined fields and Dates). */
-function plain<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  if (Array.isArray(a) && Array.isArray(b))
-    return a.length === b.length && a.every((x, i) => sameJson(x, b[i]));
-  if (isRecord(a) && isRecord(b)) {
-    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-    return [...keys].every((k) => sameJson(a[k], b[k]));
-  }
-  return a === b;
 }
 
 /**

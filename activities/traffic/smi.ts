@@ -12,6 +12,8 @@ import {
   type CustomObject,
   type KubeCall,
   type KubeClients,
+  routerSettings,
+  sameJson,
 } from '../kube/client';
 import {
   ProviderError,
@@ -44,13 +46,8 @@ export class SmiRouter implements TrafficRouter {
     private readonly clients: KubeClients,
     target: Target,
   ) {
-    if (target.traffic?.router !== 'smi') {
-      throw new ProviderError(
-        'invalid',
-        `the smi router needs traffic.smi settings, got ${target.traffic ? `traffic.${target.traffic.router}` : 'no traffic settings'}`,
-      );
-    }
-    this.traffic = target.traffic;
+    const traffic = routerSettings(target, 'smi');
+    this.traffic = traffic;
     this.namespace = target.namespace;
     this.objects = new CustomObjects(clients, KIND, target.namespace);
   }
@@ -230,20 +227,4 @@ function share(backends: Backend[], service: string): number {
   const total = backends.reduce((sum, b) => sum + (b.weight ?? 0), 0);
   const own = backends.find((b) => b.service === service)?.weight ?? 0;
   return total > 0 ? Math.round((100 * own) / total) : 0;
-}
-
-/** Structural equality of JSON values (objects the client deserialises need not have Object's prototype). */
-function sameJson(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) {
-    const bs = b as unknown[];
-    return a.length === bs.length && a.every((v, i) => sameJson(v, bs[i]));
-  }
-  const ao = a as Record<string, unknown>;
-  const bo = b as Record<string, unknown>;
-  const keys = Object.keys(ao).filter((k) => ao[k] !== undefined);
-  const otherKeys = Object.keys(bo).filter((k) => bo[k] !== undefined);
-  return keys.length === otherKeys.length && keys.every((k) => sameJson(ao[k], bo[k]));
 }
