@@ -18,6 +18,7 @@ import {
   kubeError,
   retryOnConflict,
   type KubeClients,
+  plain,
 } from '../kube/client';
 
 /** RBAC resource names, as error messages (and a cluster admin writing a Role) need them. */
@@ -68,16 +69,6 @@ export class Deployments {
       { verb: 'create', resource: DEPLOYMENTS, namespace: this.namespace, name },
       this.clients,
       () => this.clients.apps.createNamespacedDeployment({ namespace: this.namespace, body }),
-    );
-  }
-
-  /** A full replace; `body.metadata.resourceVersion` makes it conditional (409 when the object moved on). */
-  replace(body: V1Deployment): Promise<V1Deployment> {
-    const name = body.metadata!.name!;
-    return kubeCall(
-      { verb: 'update', resource: DEPLOYMENTS, namespace: this.namespace, name },
-      this.clients,
-      () => this.clients.apps.replaceNamespacedDeployment({ name, namespace: this.namespace, body }),
     );
   }
 
@@ -319,8 +310,15 @@ export class DeploymentWorkloadManager implements WorkloadManager {
         existing.spec?.template?.metadata?.labels?.[versionLabel] !== version ||
         this.container(existing).image !== wantImage
       ) {
-        desired.metadata!.resourceVersion = existing.metadata?.resourceVersion;
-        await this.deployments.replace(desired);
+        // A merge patch (lists such as containers are replaced whole), guarded by the read resourceVersion.
+        await this.deployments.patch(
+          canaryName,
+          plain({
+            metadata: { labels: desired.metadata?.labels, annotations: desired.metadata?.annotations },
+            spec: desired.spec,
+          }),
+          existing.metadata?.resourceVersion,
+        );
       } else if (specReplicas(existing) !== specReplicas(desired)) {
         // Same version, scaled to zero by a rollback: a mesh router is about to send it traffic again.
         await this.deployments.scale(canaryName, specReplicas(desired), existing.metadata?.resourceVersion);

@@ -73,7 +73,6 @@ const EXPECTED: Record<Role, string[]> = {
   workloads: [
     'apps/deployments:get',
     'apps/deployments:create',
-    'apps/deployments:update',
     'apps/deployments:patch',
     'apps/deployments:delete',
     'apps/deployments/scale:patch',
@@ -575,7 +574,7 @@ describe('each role alone is enough for its code', () => {
     );
 
     await expect(manager.ensureCanary('2.0')).resolves.toEqual({ stableVersion: '1.0' }); // create
-    // The same version with another image: replaced in place (update).
+    // The same version with another image: patched in place.
     await manager.ensureCanary('2.0', 'registry.example:5000/shop/checkout:2.0-rc2');
     expect((await read('checkout-canary')).spec?.template.spec?.containers[0].image).toBe(
       'registry.example:5000/shop/checkout:2.0-rc2',
