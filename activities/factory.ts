@@ -10,6 +10,7 @@
 //   CANARY_KUBE_CONTEXT       kubeconfig context (default: the file's current context)
 //   CANARY_ALERT_LOG          file the log sink appends to (default: stdout)
 //   CANARY_ALERT_WEBHOOK_URL  adds a webhook sink; a secret, so it never comes from workflow input
+import { delimiter } from 'node:path';
 import { Context } from '@temporalio/activity';
 import {
   ROUTER_TYPES,
@@ -222,6 +223,17 @@ function pick<T extends string>(
   throw new Error(`unknown ${what} "${value}" (${variable}); known: ${known.join(', ')}`);
 }
 
+/**
+ * CANARY_KUBECONFIG, else a single KUBECONFIG file from the given environment (a list of files is left to the
+ * client's own lookup, which reads the process environment).
+ */
+function kubeconfigFile(env: NodeJS.ProcessEnv): string | undefined {
+  const kubeconfig = read(env, 'KUBECONFIG');
+  return (
+    read(env, 'CANARY_KUBECONFIG') ?? (kubeconfig && !kubeconfig.includes(delimiter) ? kubeconfig : undefined)
+  );
+}
+
 export function providerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ProviderConfig {
   return {
     router: pick(env, 'CANARY_ROUTER', 'traffic router', ROUTER_TYPES, 'local', {
@@ -235,7 +247,7 @@ export function providerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Pro
     }),
     localControlUrl: read(env, 'CANARY_LOCAL_CONTROL_URL') ?? DEFAULT_CONTROL_URL,
     kube: {
-      ...(read(env, 'CANARY_KUBECONFIG') ? { kubeconfig: read(env, 'CANARY_KUBECONFIG') } : {}),
+      ...(kubeconfigFile(env) ? { kubeconfig: kubeconfigFile(env) } : {}),
       ...(read(env, 'CANARY_KUBE_CONTEXT') ? { context: read(env, 'CANARY_KUBE_CONTEXT') } : {}),
     },
     alertLogPath: read(env, 'CANARY_ALERT_LOG'),

@@ -2,6 +2,8 @@
 //  1. Wall time to simulate the full `default` plan (48 h, 1-minute analysis) on the time-skipping server.
 //  2. History events per run and in total for that rollout (Temporal warns at 10,240 events per run).
 //  3. Abort latency on the dev server: abort signal sent until the router reports weight 0, p50/p99.
+//  4. The Kubernetes routers against a local kube-apiserver (scripts/bench-kube.ts): setWeight latency, rollback
+//     latency through the workflow, peak RSS.
 import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -16,6 +18,7 @@ import type { canaryRollout } from '../workflows';
 import { startDevServer } from '../test/harness/dev-server';
 import { runHistories } from '../test/harness/history';
 import { RolloutBench, workflowBundle } from '../test/harness/rollout-env';
+import { benchKubeRouters, kubeFigureLines } from './bench-kube';
 
 const HISTORY_WARNING = 10_240;
 
@@ -123,6 +126,7 @@ async function main(): Promise<void> {
   }
   await defaultPlan();
   await abortLatency(rollouts);
+  for (const line of kubeFigureLines(await benchKubeRouters())) console.log(line);
   console.log(`peak RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
 }
 

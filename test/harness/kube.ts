@@ -22,6 +22,7 @@ import {
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { freePort } from './dev-server';
+import { projectRoot } from './temporal-bin';
 
 export type CrdSet = 'istio' | 'gateway' | 'smi';
 export type KubeUser = 'admin' | 'restricted';
@@ -76,7 +77,8 @@ const HOST = '127.0.0.1';
 const ALL_CRDS: CrdSet[] = ['istio', 'gateway', 'smi'];
 const STOP_GRACE_MS = 10_000;
 const OUTPUT_TAIL_CHARS = 8_000;
-const ROOT = path.resolve(__dirname, '..', '..');
+// The project root from the sources and from dist/ alike (the bench runs the compiled harness).
+const ROOT = projectRoot();
 const SMI_CRDS = path.join(ROOT, 'test', 'fixtures', 'crds', 'smi-trafficsplit.yaml');
 const execFileAsync = promisify(execFile);
 

@@ -1,0 +1,533 @@
+// Benchmarks of the Kubernetes traffic routers, printed as figures (not a test). Part of `npm run bench`; alone:
+// `node dist/scripts/bench-kube.js [--calls N] [--rollouts N]`.
+//  1. setWeight latency of each router against a real local kube-apiserver: calls that change the weight, and the
+//     same weight again (the idempotent, read-only path).
+//  2. Rollback latency through the real workflow (dev server, in-process worker, Deployment simulator): abort signal
+//     sent until the live router object reads canary weight 0.
+//  3. Peak RSS (VmHWM) of the API server, etcd and this process.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { CustomObjectsApi, V1Deployment, V1Ingress } from '@kubernetes/client-node';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { providersFromEnv } from '../activities/factory';
+import { kubeClients, type KubeClients } from '../activities/kube/client';
+import { createActivities } from '../activities/rollout-activities';
+import { GatewayApiRouter } from '../activities/traffic/gateway-api';
+import { IstioRouter } from '../activities/traffic/istio';
+import { NginxRouter } from '../activities/traffic/nginx';
+import { ReplicaRatioRouter } from '../activities/traffic/replicas';
+import { SmiRouter } from '../activities/traffic/smi';
+import type { TrafficRouter } from '../activities/types';
+import { abortSignal, rolloutWorkflowId, type RolloutInput } from '../workflows/api';
+import type { canaryRollout } from '../workflows';
+import { validateTarget, type Target } from '../workflows/target';
+import { startDevServer, type DevServer } from '../test/harness/dev-server';
+import { startKubeServer, type KubeServer } from '../test/harness/kube';
+import { startDeploymentSimulator } from '../test/harness/kube-controller';
+import { workflowBundle } from '../test/harness/rollout-env';
+
+export const KUBE_ROUTERS = ['istio', 'nginx', 'gatewayAPI', 'smi', 'replicas'] as const;
+export type KubeRouter = (typeof KUBE_ROUTERS)[number];
+/** The routers whose rollback is measured through the workflow. */
+export const ROLLBACK_ROUTERS = ['istio', 'nginx', 'gatewayAPI'] as const;
+export type RollbackRouter = (typeof ROLLBACK_ROUTERS)[number];
+
+export interface LatencyStats {
+  n: number;
+  p50: number;
+  p99: number;
+  min: number;
+  max: number;
+}
+
+export interface KubeBenchOptions {
+  /** setWeight calls per router and path (default 200). */
+  calls?: number;
+  /** Rollouts per router for the rollback figure (default 20). */
+  rollouts?: number;
+}
+
+export interface KubeBenchFigures {
+  /** gitVersion of the API server, e.g. v1.34.4. */
+  apiserverVersion: string;
+  cores: number;
+  setWeightChange: Record<KubeRouter, LatencyStats>;
+  setWeightSame: Record<KubeRouter, LatencyStats>;
+  rollback: Record<RollbackRouter, LatencyStats>;
+  /** VmHWM in MiB. */
+  peakRssMiB: { apiserver: number; etcd: number; bench: number };
+  wallSeconds: number;
+  /** Where the wall time went: starting the servers (and bundling), the setWeight calls, the rollouts. */
+  phaseSeconds: { startup: number; setWeight: number; rollback: number };
+}
+
+/** The weights a plan walks through and back; each differs from the one before it (also cyclically). */
+const CYCLE = [5, 10, 25, 50, 100, 0];
+const WARMUP_CALLS = CYCLE.length;
+/** Stable replicas for the replica-ratio router: enough that every weight of CYCLE moves a replica. */
+const RATIO_REPLICAS = 20;
+const ROLLOUT_POLL_MS = 5;
+const APP = 'checkout';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+// --- fixture objects, as in test/integration/kube-*.test.ts -------------------------------------------------
+
+const ISTIO = { group: 'networking.istio.io', version: 'v1', plural: 'virtualservices' };
+const HTTP_ROUTES = { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes' };
+const TRAFFIC_SPLITS = { group: 'split.smi-spec.io', version: 'v1alpha2', plural: 'trafficsplits' };
+
+function virtualService(app: string): Obj {
+  const dest = (subset: string, weight: number) => ({
+    destination: { host: app, subset, port: { number: 8080 } },
+    weight,
+  });
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name: app },
+    spec: {
+      hosts: [app],
+      http: [
+        {
+          name: 'admin',
+          match: [{ uri: { prefix: '/admin' } }],
+          route: [{ destination: { host: 'admin' } }],
+        },
+        {
+          name: 'primary',
+          match: [{ uri: { prefix: '/api' } }],
+          route: [dest('stable', 100), dest('canary', 0)],
+          timeout: '5s',
+        },
+      ],
+    },
+  };
+}
+
+function primaryIngress(app: string): V1Ingress {
+  const backend = { service: { name: app, port: { number: 80 } } };
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: {
+      name: app,
+      labels: { app },
+      annotations: {
+        'nginx.ingress.kubernetes.io/rewrite-target': '/',
+        'kubernetes.io/ingress.class': 'nginx',
+      },
+    },
+    spec: {
+      ingressClassName: 'nginx',
+      defaultBackend: backend,
+      rules: [
+        {
+          host: `${app}.example.com`,
+          http: { paths: [{ path: '/', pathType: 'Prefix', backend }] },
+        },
+      ],
+    },
+  };
+}
+
+function httpRoute(app: string): Obj {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: app },
+    spec: {
+      parentRefs: [{ name: 'public-gateway' }],
+      hostnames: [`${app}.example.com`],
+      rules: [
+        { matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [{ name: app, port: 80 }] },
+        {
+          matches: [{ path: { type: 'PathPrefix', value: '/admin' } }],
+          backendRefs: [{ name: 'admin', port: 8080 }],
+        },
+      ],
+    },
+  };
+}
+
+function trafficSplit(app: string): Obj {
+  return {
+    apiVersion: 'split.smi-spec.io/v1alpha2',
+    kind: 'TrafficSplit',
+    metadata: { name: app },
+    spec: { service: app, backends: [{ service: `${app}-stable`, weight: 100 }] },
+  };
+}
+
+function deployment(name: string, app: string, replicas: number, version: string): V1Deployment {
+  return {
+    metadata: { name, labels: { app } },
+    spec: {
+      replicas,
+      selector: { matchLabels: name.endsWith('-canary') ? { app, version } : { app } },
+      template: {
+        metadata: { labels: { app, version } },
+        spec: { containers: [{ name: 'app', image: `shop/${app}:${version}` }] },
+      },
+    },
+  };
+}
+
+function createCustom(custom: CustomObjectsApi, kind: typeof ISTIO, namespace: string, body: Obj) {
+  return custom.createNamespacedCustomObject({ ...kind, namespace, body });
+}
+
+/** The router's objects for an app (a stable Deployment too, for the workload manager and the ratio router). */
+async function createFixture(admin: KubeClients, router: KubeRouter, ns: string, app: string): Promise<void> {
+  switch (router) {
+    case 'istio':
+      await createCustom(admin.custom, ISTIO, ns, virtualService(app));
+      break;
+    case 'nginx':
+      await admin.networking.createNamespacedIngress({ namespace: ns, body: primaryIngress(app) });
+      break;
+    case 'gatewayAPI':
+      await createCustom(admin.custom, HTTP_ROUTES, ns, httpRoute(app));
+      break;
+    case 'smi':
+      await createCustom(admin.custom, TRAFFIC_SPLITS, ns, trafficSplit(app));
+      break;
+    case 'replicas':
+      await admin.apps.createNamespacedDeployment({
+        namespace: ns,
+        body: deployment(`${app}-canary`, app, 0, 'v2'),
+      });
+      break;
+  }
+  const stableReplicas = router === 'replicas' ? RATIO_REPLICAS : 2;
+  await admin.apps.createNamespacedDeployment({
+    namespace: ns,
+    body: deployment(app, app, stableReplicas, 'v1'),
+  });
+}
+
+/** The target as written, so the workflow and the routers validate it the same way. */
+function targetSpec(router: KubeRouter, ns: string, app: string): RolloutInput['target'] {
+  const traffic = router === 'istio' ? { istio: { routes: ['primary'] } } : { [router]: {} };
+  return { app, namespace: ns, workload: { kind: 'Deployment', name: app }, traffic };
+}
+
+function buildRouter(clients: KubeClients, router: KubeRouter, target: Target): TrafficRouter {
+  switch (router) {
+    case 'istio':
+      return new IstioRouter(clients, target);
+    case 'nginx':
+      return new NginxRouter(clients, target);
+    case 'gatewayAPI':
+      return new GatewayApiRouter(clients, target);
+    case 'smi':
+      return new SmiRouter(clients, target);
+    case 'replicas':
+      return new ReplicaRatioRouter(clients, target);
+  }
+}
+
+/** The canary's share in percent as the live router object says it (no object, or no canary entry: 0). */
+async function liveCanaryWeight(
+  admin: KubeClients,
+  router: RollbackRouter,
+  ns: string,
+  app: string,
+): Promise<number> {
+  const missing = (err: unknown) => (err as { code?: number }).code === 404;
+  try {
+    switch (router) {
+      case 'istio': {
+        const vs = (await admin.custom.getNamespacedCustomObject({
+          ...ISTIO,
+          namespace: ns,
+          name: app,
+        })) as Obj;
+        const primary = (vs.spec?.http as Obj[] | undefined)?.find((r) => r.name === 'primary');
+        const canary = (primary?.route as Obj[] | undefined)?.find((d) => d.destination?.subset === 'canary');
+        return typeof canary?.weight === 'number' ? canary.weight : 0;
+      }
+      case 'nginx': {
+        const ing = await admin.networking.readNamespacedIngress({ namespace: ns, name: `${app}-canary` });
+        const a = ing.metadata?.annotations ?? {};
+        if (a['nginx.ingress.kubernetes.io/canary'] !== 'true') return 0;
+        return Number.parseInt(a['nginx.ingress.kubernetes.io/canary-weight'] ?? '0', 10) || 0;
+      }
+      case 'gatewayAPI': {
+        const route = (await admin.custom.getNamespacedCustomObject({
+          ...HTTP_ROUTES,
+          namespace: ns,
+          name: app,
+        })) as Obj;
+        const refs = (route.spec?.rules?.[0]?.backendRefs as Obj[] | undefined) ?? [];
+        const w = (name: string) => {
+          const ref = refs.find((r) => r.name === name);
+          return ref ? ((ref.weight as number | undefined) ?? 1) : 0;
+        };
+        const canary = w(`${app}-canary`);
+        const total = canary + w(app);
+        return total === 0 ? 0 : Math.round((100 * canary) / total);
+      }
+    }
+  } catch (err) {
+    if (missing(err)) return 0;
+    throw err;
+  }
+}
+
+// --- figures -----------------------------------------------------------------------------------------------
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+function stats(samples: number[]): LatencyStats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return {
+    n: sorted.length,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    min: sorted[0],
+    max: sorted[sorted.length - 1],
+  };
+}
+
+/** VmHWM (peak resident set) of a process, in MiB. */
+function peakRssMiB(pid: number | 'self'): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = Number(/^VmHWM:\s+(\d+)\s+kB/m.exec(status)?.[1]);
+  if (!Number.isFinite(kib)) throw new Error(`no VmHWM in /proc/${pid}/status`);
+  return kib / 1024;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// --- 1. setWeight ------------------------------------------------------------------------------------------
+
+async function setWeightLatency(
+  kube: KubeServer,
+  admin: KubeClients,
+  router: KubeRouter,
+  calls: number,
+): Promise<{ change: LatencyStats; same: LatencyStats }> {
+  const ns = await kube.createNamespace(`bench-${router.toLowerCase()}`);
+  await createFixture(admin, router, ns, APP);
+  const v = validateTarget(targetSpec(router, ns, APP));
+  if (!v.ok) throw new Error(`bench target for ${router} is invalid: ${JSON.stringify(v.problems)}`);
+  const r = buildRouter(admin, router, v.target);
+  await r.setup({ stable: 'v1', canary: 'v2' });
+
+  const change: number[] = [];
+  const same: number[] = [];
+  // Warm-up rounds (API discovery, TLS sessions, the JIT) are not counted.
+  for (let i = 0; i < WARMUP_CALLS + calls; i++) {
+    const weight = CYCLE[i % CYCLE.length];
+    let t0 = performance.now();
+    const changed = await r.setWeight(weight);
+    const tChange = performance.now() - t0;
+    t0 = performance.now();
+    const again = await r.setWeight(weight);
+    const tSame = performance.now() - t0;
+    if (!changed.changed || again.changed) {
+      throw new Error(
+        `${router} setWeight(${weight}): expected a change then none, got changed=${changed.changed} then ${again.changed}`,
+      );
+    }
+    if (i >= WARMUP_CALLS) {
+      change.push(tChange);
+      same.push(tSame);
+    }
+  }
+  return { change: stats(change), same: stats(same) };
+}
+
+// --- 2. rollback through the workflow ---------------------------------------------------------------------
+
+async function rollbackLatency(
+  kube: KubeServer,
+  admin: KubeClients,
+  client: Client,
+  taskQueue: string,
+  router: RollbackRouter,
+  rollouts: number,
+): Promise<LatencyStats> {
+  const ns = await kube.createNamespace(`bench-rollback-${router.toLowerCase()}`);
+  // Stands in for the Deployment controller: the canary is "available" on the simulator's next look at it.
+  const simulator = startDeploymentSimulator(kube.kubeConfig('admin'), ns, { readyAfterMs: 0 });
+  const latencies: number[] = [];
+  // The previous rollout's tail (canary scaled down, routing torn down, alert) runs while the next one deploys its
+  // canary; it is awaited before the next abort, so no two measured windows overlap.
+  let previous: Promise<void> = Promise.resolve();
+  try {
+    for (let i = 0; i < rollouts; i++) {
+      const app = `${APP}-${i}`;
+      await createFixture(admin, router, ns, app);
+      const target = targetSpec(router, ns, app);
+      const input: RolloutInput = {
+        target,
+        version: 'v2',
+        requestedBy: 'bench',
+        plan: {
+          analysis: { interval: '1m', checks: [] },
+          stages: [{ weight: 10, hold: '1h' }, { weight: 100 }],
+          promotion: { cleanupDelay: '0s' },
+        },
+      };
+      const h = await client.workflow.start<typeof canaryRollout>('canaryRollout', {
+        workflowId: rolloutWorkflowId(target),
+        taskQueue,
+        args: [input],
+      });
+      const deadline = Date.now() + 60_000;
+      while ((await liveCanaryWeight(admin, router, ns, app)) !== 10) {
+        if (Date.now() > deadline) {
+          const d = await h.describe();
+          throw new Error(
+            `${router} rollout ${h.workflowId} did not reach 10 % within 60 s (${d.status.name})`,
+          );
+        }
+        await sleep(ROLLOUT_POLL_MS);
+      }
+      await previous;
+      const t0 = performance.now();
+      await h.signal(abortSignal, { identity: 'bench', reason: 'rollback latency probe' });
+      while ((await liveCanaryWeight(admin, router, ns, app)) !== 0) await sleep(ROLLOUT_POLL_MS);
+      latencies.push(performance.now() - t0);
+      previous = h.result().then((result) => {
+        if (result.outcome !== 'rolled_back') {
+          throw new Error(`${router} rollout ${h.workflowId} ended ${result.outcome}, expected rolled_back`);
+        }
+      });
+      previous.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    }
+    await previous;
+  } finally {
+    await simulator.stop();
+  }
+  return stats(latencies);
+}
+
+// --- the whole benchmark -----------------------------------------------------------------------------------
+
+export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<KubeBenchFigures> {
+  const calls = opts.calls ?? 200;
+  const rollouts = opts.rollouts ?? 20;
+  const started = performance.now();
+  // The workflow bundle is built while the servers start (it is CPU-bound; nothing is measured yet).
+  const bundle = workflowBundle();
+  const startups = await Promise.allSettled([startKubeServer(), startDevServer({ ui: false }), bundle]);
+  const [kubeStart, serverStart] = startups;
+  const failed = startups.find((r) => r.status === 'rejected');
+  if (failed) {
+    // Stop whichever server did start before reporting why the other did not.
+    await Promise.all(
+      [kubeStart, serverStart].map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)),
+    );
+    throw failed.reason;
+  }
+  const kube = (kubeStart as PromiseFulfilledResult<KubeServer>).value;
+  const server = (serverStart as PromiseFulfilledResult<DevServer>).value;
+  let connection: Connection | undefined;
+  let native: NativeConnection | undefined;
+  const since = (t: number) => (performance.now() - t) / 1000;
+  const startup = since(started);
+  try {
+    const admin = kubeClients(kube.kubeConfig('admin'));
+    const setWeightStarted = performance.now();
+    const setWeightChange = {} as Record<KubeRouter, LatencyStats>;
+    const setWeightSame = {} as Record<KubeRouter, LatencyStats>;
+    for (const router of KUBE_ROUTERS) {
+      const { change, same } = await setWeightLatency(kube, admin, router, calls);
+      setWeightChange[router] = change;
+      setWeightSame[router] = same;
+    }
+
+    const setWeightSeconds = since(setWeightStarted);
+    const rollbackStarted = performance.now();
+    connection = await Connection.connect({ address: server.address });
+    const client = new Client({ connection });
+    native = await NativeConnection.connect({ address: server.address });
+    const taskQueue = 'bench-kube-rollback';
+    const kubeconfig = kube.kubeconfigFile('admin');
+    const worker = await Worker.create({
+      connection: native,
+      taskQueue,
+      workflowBundle: await bundle,
+      activities: createActivities(
+        providersFromEnv({ KUBECONFIG: kubeconfig, CANARY_ALERT_LOG: '/dev/null' }),
+      ),
+    });
+    const rollback = {} as Record<RollbackRouter, LatencyStats>;
+    await worker.runUntil(async () => {
+      for (const router of ROLLBACK_ROUTERS) {
+        rollback[router] = await rollbackLatency(kube, admin, client, taskQueue, router, rollouts);
+      }
+    });
+
+    const rollbackSeconds = since(rollbackStarted);
+    const peak = {
+      apiserver: peakRssMiB(kube.pids.apiserver),
+      etcd: peakRssMiB(kube.pids.etcd),
+      bench: peakRssMiB('self'),
+    };
+    return {
+      apiserverVersion: kube.version,
+      cores: os.cpus().length,
+      setWeightChange,
+      setWeightSame,
+      rollback,
+      peakRssMiB: peak,
+      wallSeconds: since(started),
+      phaseSeconds: { startup, setWeight: setWeightSeconds, rollback: rollbackSeconds },
+    };
+  } finally {
+    await native?.close();
+    await connection?.close();
+    await Promise.all([kube.stop(), server.stop()]);
+  }
+}
+
+/** The figures as bench.ts prints its own: a heading, then one aligned line per figure. */
+export function kubeFigureLines(f: KubeBenchFigures): string[] {
+  const ms = (v: number) => `${v.toFixed(1)} ms`;
+  const width = Math.max(...KUBE_ROUTERS.map((r) => r.length));
+  const line = (label: string, router: string, s: LatencyStats) =>
+    `  ${label.padEnd(22)}  ${router.padEnd(width)}  p50 ${ms(s.p50).padStart(8)}   p99 ${ms(s.p99).padStart(8)}   ` +
+    `min ${ms(s.min).padStart(8)}   max ${ms(s.max).padStart(8)}   (n=${s.n})`;
+  return [
+    `kube routers against a local kube-apiserver ${f.apiserverVersion} (${f.cores} cores):`,
+    ...KUBE_ROUTERS.map((r) => line('setWeight (changes)', r, f.setWeightChange[r])),
+    ...KUBE_ROUTERS.map((r) => line('setWeight (no change)', r, f.setWeightSame[r])),
+    ...ROLLBACK_ROUTERS.map((r) => line('rollback (abort → 0)', r, f.rollback[r])),
+    `  peak RSS                kube-apiserver ${f.peakRssMiB.apiserver.toFixed(0)} MiB   etcd ${f.peakRssMiB.etcd.toFixed(0)} MiB   ` +
+      `bench process ${f.peakRssMiB.bench.toFixed(0)} MiB`,
+    `  wall time               ${f.wallSeconds.toFixed(1)} s (servers ${f.phaseSeconds.startup.toFixed(1)} s, ` +
+      `setWeight ${f.phaseSeconds.setWeight.toFixed(1)} s, rollouts ${f.phaseSeconds.rollback.toFixed(1)} s)`,
+  ];
+}
+
+function intArg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  if (i < 0) return fallback;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`${name} must be a positive whole number`);
+    process.exit(2);
+  }
+  return n;
+}
+
+if (require.main === module) {
+  benchKubeRouters({ calls: intArg('--calls', 200), rollouts: intArg('--rollouts', 20) }).then(
+    (figures) => {
+      for (const l of kubeFigureLines(figures)) console.log(l);
+      process.exit(0);
+    },
+    (err) => {
+      console.error(err);
+      process.exit(3);
+    },
+  );
+}
