@@ -12,7 +12,13 @@ import {
   loadAndValidatePlan,
   loadTargetFile,
 } from './plan-file';
-import { ROUTER_TYPES, describeTarget, validateTarget, type TargetSpec } from '../workflows/target';
+import {
+  ROUTER_TYPES,
+  describeTarget,
+  validateTarget,
+  versionProblem,
+  type TargetSpec,
+} from '../workflows/target';
 import { describeIdentity, resolveIdentity } from './identity';
 import {
   InfrastructureError,
@@ -285,6 +291,8 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
         const version = opts.version?.trim() || (opts.image ? versionFromImage(opts.image) : undefined);
         if (!version)
           throw new UsageError('start needs --version or --image (the version is then the image tag)');
+        const badVersion = versionProblem(version);
+        if (badVersion) throw new UsageError(badVersion);
         const pollMs = parseInterval(opts.interval);
         const who = identity();
         const loaded = loadAndValidatePlan(opts.plan);
@@ -413,8 +421,12 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
         opts.output === 'json'
           ? json({ ...result, by: who.name, reason: opts.reason })
           : result.state === 'already_rolled_back'
-            ? `${workflowId} is already rolled back; nothing to abort`
-            : `Abort requested for ${workflowId} by ${who.name}; it rolls back to stable. Follow: canary status ${workflowId} --watch`,
+            ? `${workflowId} is already rolled back${result.reason ? ` (${result.reason})` : ''}; nothing to abort`
+            : result.state === 'already_rolling_back'
+              ? `${workflowId} is already rolling back${result.reason ? ` (${result.reason})` : ''}. Follow: canary status ${workflowId} --watch`
+              : result.state === 'unconfirmed'
+                ? `Abort sent to ${workflowId} by ${who.name}, but no worker answered: the rollout rolls back as soon as a worker polls its task queue. Follow: canary status ${workflowId} --watch`
+                : `Abort requested for ${workflowId} by ${who.name}; it rolls back to stable. Follow: canary status ${workflowId} --watch`,
       );
     });
 
@@ -429,16 +441,14 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
       const workflowId = resolveRolloutId(ref);
       const who = identity();
       const c = await connect();
-      await c.pause(workflowId, { identity: who.name, ...(opts.reason ? { reason: opts.reason } : {}) });
+      const ack = await c.pause(workflowId, {
+        identity: who.name,
+        ...(opts.reason ? { reason: opts.reason } : {}),
+      });
       out(
         opts.output === 'json'
-          ? json({
-              workflowId,
-              requested: 'pause',
-              by: who.name,
-              ...(opts.reason ? { reason: opts.reason } : {}),
-            })
-          : `Pause requested for ${workflowId} by ${who.name}. Resume: canary resume ${workflowId}`,
+          ? json({ workflowId, paused: ack, ...(opts.reason ? { reason: opts.reason } : {}) })
+          : `Paused ${workflowId} at stage ${ack.stage} (by ${ack.by}); the hold timer is stopped. Resume: canary resume ${workflowId}`,
       );
     });
 
@@ -452,11 +462,11 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
       const workflowId = resolveRolloutId(ref);
       const who = identity();
       const c = await connect();
-      await c.resume(workflowId, { identity: who.name });
+      const ack = await c.resume(workflowId, { identity: who.name });
       out(
         opts.output === 'json'
-          ? json({ workflowId, requested: 'resume', by: who.name })
-          : `Resume requested for ${workflowId} by ${who.name}`,
+          ? json({ workflowId, resumed: ack })
+          : `Resumed ${workflowId} at stage ${ack.stage} (by ${ack.by})`,
       );
     });
 

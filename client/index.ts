@@ -23,11 +23,12 @@ import {
   WORKFLOW_TYPE,
   abortSignal,
   approveUpdate,
-  pauseSignal,
+  pauseUpdate,
   promoteUpdate,
-  resumeSignal,
+  resumeUpdate,
   rolloutWorkflowId,
   statusQuery,
+  type PauseAck,
   type RolloutInput,
 } from '../workflows/api';
 import { TERMINAL_PHASES } from '../workflows/types';
@@ -41,7 +42,7 @@ import type {
 } from '../workflows/types';
 import type { PlanSpec } from '../workflows/plan';
 import { describePlan, validatePlan } from '../workflows/plan';
-import { describeTarget, validateTarget, type TargetSpec } from '../workflows/target';
+import { describeTarget, validateTarget, versionProblem, type TargetSpec } from '../workflows/target';
 import { loadAndValidatePlan, PlanInvalidError, TargetInvalidError } from './plan-file';
 import { loadWorkerConfig, type WorkerConfig } from '../worker/config';
 import { ConnectError, connectClient, connectionOptions } from '../worker/connection';
@@ -187,8 +188,14 @@ export interface StartRolloutResult {
 
 export interface AbortResult {
   workflowId: string;
-  /** `requested`: the signal was delivered (the workflow ignores it once promotion is under way). */
-  state: 'requested' | 'already_rolled_back';
+  /**
+   * `requested`: the signal was delivered; `already_rolling_back` / `already_rolled_back`: nothing to do, the
+   * rollout is (or was) rolling back anyway. `unconfirmed`: delivered, but no worker answered the status query,
+   * so the rollout acts on it once a worker polls again.
+   */
+  state: 'requested' | 'already_rolling_back' | 'already_rolled_back' | 'unconfirmed';
+  /** The rollback reason already under way, for `already_*`. */
+  reason?: string;
 }
 
 export interface ListFilter {
@@ -461,7 +468,8 @@ export class RolloutClient {
     if (!checked.ok) throw new TargetInvalidError(checked.problems, 'target');
     const target: RolloutTarget = { app: checked.target.app, namespace: checked.target.namespace };
     const version = request.version?.trim() ?? '';
-    if (version === '') throw new RolloutInputError('version is empty');
+    const badVersion = versionProblem(version);
+    if (badVersion) throw new RolloutInputError(badVersion);
     const requestedBy = request.requestedBy?.trim() ?? '';
     if (requestedBy === '') throw new RolloutInputError('requestedBy is empty');
     const workflowId = rolloutWorkflowId(target);
@@ -716,9 +724,34 @@ export class RolloutClient {
     if (reason === '') throw new RolloutInputError('an abort needs a reason');
     const identity = identityOf(request.identity);
     const handle = this.client.workflow.getHandle(workflowId);
+    // Look first, so an abort that would change nothing says why instead of "requested".
+    const current = await this.status(workflowId).catch((err: unknown) => {
+      if (err instanceof RolloutNotFoundError) throw err;
+      return undefined;
+    });
+    if (current?.phase === 'rolling_back' || current?.phase === 'rolled_back') {
+      return {
+        workflowId,
+        state: current.phase === 'rolling_back' ? 'already_rolling_back' : 'already_rolled_back',
+        ...(current.rollbackReason ? { reason: current.rollbackReason } : {}),
+      };
+    }
+    if (
+      current?.phase === 'promoted' ||
+      (current && current.stage === current.stageCount && current.weight === 100)
+    ) {
+      const previous = current.stableVersion ? ` (${current.stableVersion} before this rollout)` : '';
+      throw new RolloutRejectedError(
+        workflowId,
+        'abort',
+        current.phase === 'promoted'
+          ? `${current.namespace}/${current.app} was promoted${current.promotedAt ? ` at ${current.promotedAt}` : ''}: stable already runs ${current.version}, so there is nothing to roll back to. To go back, roll out the previous version${previous}: canary start --app ${current.app} --namespace ${current.namespace} --version ${current.stableVersion ?? 'PREVIOUS_VERSION'}`
+          : `promotion of ${current.version} is under way and cannot be undone; once it completes, roll out the previous version${previous} to go back`,
+      );
+    }
     try {
       await this.rpc(() => handle.signal(abortSignal, { reason, identity }));
-      return { workflowId, state: 'requested' };
+      return { workflowId, state: current ? 'requested' : 'unconfirmed' };
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) {
         const closed = await this.closedStatus(workflowId).catch(() => undefined);
@@ -728,22 +761,26 @@ export class RolloutClient {
     }
   }
 
-  async pause(ref: string, request: { identity: string; reason?: string }): Promise<void> {
+  /** Pauses the hold timers; refused (RolloutRejectedError) when already paused or past the point of pausing. */
+  async pause(ref: string, request: { identity: string; reason?: string }): Promise<PauseAck> {
     const workflowId = resolveRolloutId(ref);
-    await this.signal(workflowId, 'pause', () =>
-      this.client.workflow.getHandle(workflowId).signal(pauseSignal, {
-        identity: identityOf(request.identity),
-        ...(request.reason ? { reason: request.reason } : {}),
+    return this.update(workflowId, 'pause', () =>
+      this.client.workflow.getHandle(workflowId).executeUpdate(pauseUpdate, {
+        args: [
+          { identity: identityOf(request.identity), ...(request.reason ? { reason: request.reason } : {}) },
+        ],
       }),
     );
   }
 
-  async resume(ref: string, request: { identity: string; reason?: string }): Promise<void> {
+  /** Resumes a paused rollout; refused (RolloutRejectedError) when it is not paused. */
+  async resume(ref: string, request: { identity: string; reason?: string }): Promise<PauseAck> {
     const workflowId = resolveRolloutId(ref);
-    await this.signal(workflowId, 'resume', () =>
-      this.client.workflow.getHandle(workflowId).signal(resumeSignal, {
-        identity: identityOf(request.identity),
-        ...(request.reason ? { reason: request.reason } : {}),
+    return this.update(workflowId, 'resume', () =>
+      this.client.workflow.getHandle(workflowId).executeUpdate(resumeUpdate, {
+        args: [
+          { identity: identityOf(request.identity), ...(request.reason ? { reason: request.reason } : {}) },
+        ],
       }),
     );
   }
@@ -752,7 +789,7 @@ export class RolloutClient {
 
   private async update<R>(
     workflowId: string,
-    operation: 'approve' | 'promote',
+    operation: 'approve' | 'promote' | 'pause' | 'resume',
     call: () => Promise<R>,
   ): Promise<R> {
     try {
@@ -762,18 +799,6 @@ export class RolloutClient {
         throw new RolloutRejectedError(workflowId, operation, innermostMessage(err.cause ?? err));
       }
       throw await this.notRunning(err, workflowId, operation, `${operation} ${workflowId}`);
-    }
-  }
-
-  private async signal(
-    workflowId: string,
-    operation: 'abort' | 'pause' | 'resume',
-    call: () => Promise<void>,
-  ): Promise<void> {
-    try {
-      await this.rpc(call);
-    } catch (err) {
-      throw await this.notRunning(err, workflowId, operation, `send ${operation} to ${workflowId}`);
     }
   }
 

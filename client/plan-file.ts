@@ -2,6 +2,7 @@
 // validation lives in workflows/plan and workflows/target).
 import * as fs from 'fs';
 import * as path from 'path';
+import { ParseErrorCode, parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { parse, YAMLParseError } from 'yaml';
 import { formatProblems, validatePlan, type PlanProblem, type PlanSpec } from '../workflows/plan';
 import { PRESETS, presetNames } from '../workflows/presets';
@@ -65,12 +66,74 @@ export function loadTargetFile(file: string): TargetSpec {
   return doc as TargetSpec;
 }
 
-/** Reads and parses a YAML/JSON document; throws PlanFileError naming the file and what is wrong. */
+/** Plan and target files are small; anything bigger is a mistake (`--plan /dev/zero`, a log file). */
+export const MAX_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Reads and parses a YAML/JSON document; throws PlanFileError naming the file and what is wrong. Only regular
+ * files of at most MAX_FILE_BYTES are read: a device never fills memory, a FIFO never hangs the command.
+ */
 function readDocument(file: string, what: 'plan' | 'target', alternatives: string): unknown {
-  let text: string;
+  const text = readSmallRegularFile(file, what, alternatives);
+  const json = path.extname(file).toLowerCase() === '.json';
+  let spec: unknown;
+  if (json) {
+    const problem = jsonProblem(text);
+    if (problem) throw new PlanFileError(`${what} file "${file}" is not valid JSON ${problem}`, file);
+    spec = JSON.parse(text);
+  } else {
+    try {
+      // yaml's own alias limit (100) guards against "billion laughs" documents.
+      spec = parse(text);
+    } catch (e) {
+      if (e instanceof YAMLParseError) {
+        const reason = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+        const where = e.linePos ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
+        throw new PlanFileError(`${what} file "${file}" has a YAML syntax error${where}: ${reason}`, file);
+      }
+      if (e instanceof ReferenceError && /alias/i.test(e.message)) {
+        throw new PlanFileError(
+          `${what} file "${file}" uses too many YAML aliases (more than 100 expansions); write the values out instead`,
+          file,
+        );
+      }
+      throw new PlanFileError(`${what} file "${file}" cannot be read as YAML: ${(e as Error).message}`, file);
+    }
+  }
+  if (spec === null || spec === undefined) {
+    throw new PlanFileError(`${what} file "${file}" is empty`, file);
+  }
+  return spec;
+}
+
+function readSmallRegularFile(file: string, what: string, alternatives: string): string {
+  let fd: number | undefined;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    const st = fs.statSync(file);
+    if (st.isDirectory())
+      throw new PlanFileError(`cannot read ${what} file "${file}": it is a directory`, file);
+    if (!st.isFile()) {
+      throw new PlanFileError(
+        `cannot read ${what} file "${file}": it is not a regular file (a device, FIFO or socket); give a ${what} file`,
+        file,
+      );
+    }
+    if (st.size > MAX_FILE_BYTES) {
+      throw new PlanFileError(
+        `${what} file "${file}" is ${st.size} bytes; a ${what} file may have at most ${MAX_FILE_BYTES} bytes (1 MiB)`,
+        file,
+      );
+    }
+    fd = fs.openSync(file, 'r');
+    // Read at most one byte more than allowed: a file that grew since stat is still refused.
+    const buffer = Buffer.alloc(MAX_FILE_BYTES + 1);
+    const n = fs.readSync(fd, buffer, 0, buffer.length, 0);
+    if (n > MAX_FILE_BYTES) {
+      throw new PlanFileError(`${what} file "${file}" is larger than ${MAX_FILE_BYTES} bytes (1 MiB)`, file);
+    }
+    return buffer.subarray(0, n).toString('utf8');
   } catch (e) {
+    if (e instanceof PlanFileError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
       throw new PlanFileError(`${what} file "${file}" not found; give a ${what} file${alternatives}`, file);
@@ -82,21 +145,43 @@ function readDocument(file: string, what: 'plan' | 'target', alternatives: strin
           ? 'permission denied'
           : (e as Error).message;
     throw new PlanFileError(`cannot read ${what} file "${file}": ${reason}`, file);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
-  const format = path.extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML';
-  let spec: unknown;
-  try {
-    spec = parse(text);
-  } catch (e) {
-    if (!(e instanceof YAMLParseError)) throw e;
-    const reason = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
-    const where = e.linePos ? ` at line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
-    throw new PlanFileError(`${what} file "${file}" has a ${format} syntax error${where}: ${reason}`, file);
-  }
-  if (spec === null || spec === undefined) {
-    throw new PlanFileError(`${what} file "${file}" is empty`, file);
-  }
-  return spec;
+}
+
+const JSON_ERRORS: Partial<Record<ParseErrorCode, string>> = {
+  [ParseErrorCode.InvalidSymbol]: 'unexpected character (JSON strings and names take double quotes)',
+  [ParseErrorCode.InvalidNumberFormat]: 'invalid number',
+  [ParseErrorCode.PropertyNameExpected]: 'expected a property name in double quotes',
+  [ParseErrorCode.ValueExpected]: 'expected a value (JSON allows no trailing commas)',
+  [ParseErrorCode.ColonExpected]: 'expected ":"',
+  [ParseErrorCode.CommaExpected]: 'expected ","',
+  [ParseErrorCode.CloseBraceExpected]: 'expected "}"',
+  [ParseErrorCode.CloseBracketExpected]: 'expected "]"',
+  [ParseErrorCode.EndOfFileExpected]: 'unexpected text after the end of the document',
+  [ParseErrorCode.InvalidCommentToken]: 'comments are not allowed in JSON',
+  [ParseErrorCode.UnexpectedEndOfComment]: 'comments are not allowed in JSON',
+  [ParseErrorCode.UnexpectedEndOfString]: 'unterminated string',
+  [ParseErrorCode.UnexpectedEndOfNumber]: 'unterminated number',
+  [ParseErrorCode.InvalidUnicode]: 'invalid unicode escape',
+  [ParseErrorCode.InvalidEscapeCharacter]: 'invalid escape character',
+  [ParseErrorCode.InvalidCharacter]: 'invalid character in a string',
+};
+
+/**
+ * `at line L, column C: <what is wrong>` for the first error in strict JSON (no comments, no trailing commas),
+ * or undefined when the text is valid JSON. JSON.parse names no line, and sometimes no position at all.
+ */
+function jsonProblem(text: string): string | undefined {
+  const errors: ParseError[] = [];
+  parseJsonc(text, errors, { allowTrailingComma: false, disallowComments: true, allowEmptyContent: true });
+  const first = errors[0];
+  if (!first) return undefined;
+  const before = text.slice(0, first.offset);
+  const line = before.split('\n').length;
+  const column = first.offset - before.lastIndexOf('\n');
+  return `at line ${line}, column ${column}: ${JSON_ERRORS[first.error] ?? printParseErrorCode(first.error)}`;
 }
 
 /** loadPlan, then validatePlan; throws PlanInvalidError listing every problem. */

@@ -58,6 +58,20 @@ export interface PromoteAck {
 
 export const approveUpdate = defineUpdate<ApprovalRecord, [ApproveRequest]>('approve');
 export const promoteUpdate = defineUpdate<PromoteAck, [PromoteRequest]>('promote');
+/** What a pause or resume changed, as the workflow recorded it. */
+export interface PauseAck {
+  at: string;
+  by: string;
+  stage: number;
+}
+
+/**
+ * Pause and resume as Updates: the validator refuses a message that would change nothing (a second pause, a
+ * resume when not paused), so the caller hears why. The signals stay for older clients.
+ */
+export const pauseUpdate = defineUpdate<PauseAck, [PauseRequest]>('pauseRollout');
+export const resumeUpdate = defineUpdate<PauseAck, [PauseRequest]>('resumeRollout');
+/** Abort stays a signal: it is recorded even while no worker runs, and acted on as soon as one polls. */
 export const abortSignal = defineSignal<[AbortRequest]>('abort');
 export const pauseSignal = defineSignal<[PauseRequest]>('pause');
 export const resumeSignal = defineSignal<[PauseRequest]>('resume');

@@ -9,6 +9,7 @@ import {
   checkDuration,
   describe,
   isObject,
+  problemLines,
   sortedProblems,
   typeError,
   type InputProblem,
@@ -210,9 +211,14 @@ function checkGate(c: Collector, value: unknown, path: Segment[]): Gate | undefi
   return { type: 'approval', timeoutMs, onTimeout: onTimeout as 'abort' | 'proceed' };
 }
 
-function checkStages(c: Collector, stages: unknown[]): Stage[] {
+function checkStages(c: Collector, stages: unknown[], strict: boolean): Stage[] {
   if (stages.length === 0) {
     c.add(['stages'], 'must list at least one stage; the last one must have weight 100');
+  }
+  if (strict && stages.length > PLAN_LIMITS.stages) {
+    // Whole, strictly increasing percents cannot need more; checking each would only bury this.
+    c.add(['stages'], `lists ${stages.length} stages; a plan may have at most ${PLAN_LIMITS.stages}`);
+    return [];
   }
   const out: Stage[] = [];
   let previous: { weight: number; index: number } | undefined;
@@ -224,6 +230,8 @@ function checkStages(c: Collector, stages: unknown[]): Stage[] {
     if (typeof weight === 'number' && Number.isFinite(weight)) {
       if (!(weight > 0 && weight <= 100)) {
         c.add([...path, 'weight'], `must be more than 0 and at most 100 (percent of traffic), got ${weight}`);
+      } else if (strict && !Number.isInteger(weight)) {
+        c.add([...path, 'weight'], `must be a whole percent (every router takes integers), got ${weight}`);
       } else {
         if (previous && weight <= previous.weight) {
           c.add(
@@ -316,7 +324,16 @@ function checkAnalysis(c: Collector, analysis: Obj): AnalysisSettings {
 }
 
 /** Validates a plan as written and normalises it (durations in ms, defaults filled in). Lists every problem. */
-export function validatePlan(spec: unknown): PlanValidation {
+/** Bounds on what a plan may hold, each refused with its own message. */
+export const PLAN_LIMITS = { stages: 100, checks: 50, nameLength: 100 } as const;
+
+/**
+ * Validates a plan as written and normalises it (durations in ms, defaults filled in). Lists every problem.
+ * `strict` (the default) adds the rules that came later: whole-percent weights and size bounds; the workflow
+ * turns it off for rollouts started before them, which must keep replaying.
+ */
+export function validatePlan(spec: unknown, options: { strict?: boolean } = {}): PlanValidation {
+  const strict = options.strict ?? true;
   if (!isObject(spec)) {
     return {
       ok: false,
@@ -328,7 +345,18 @@ export function validatePlan(spec: unknown): PlanValidation {
   const c = new Collector(KNOWN_FIELDS);
   c.structure(planSchema, spec);
 
-  const stages = Array.isArray(spec.stages) ? checkStages(c, spec.stages) : [];
+  const stages = Array.isArray(spec.stages) ? checkStages(c, spec.stages, strict) : [];
+  if (strict && typeof spec.name === 'string' && spec.name.length > PLAN_LIMITS.nameLength) {
+    c.add(['name'], `must be at most ${PLAN_LIMITS.nameLength} characters, got ${spec.name.length}`);
+  }
+  if (strict && isObject(spec.analysis) && Array.isArray(spec.analysis.checks)) {
+    if (spec.analysis.checks.length > PLAN_LIMITS.checks) {
+      c.add(
+        ['analysis', 'checks'],
+        `lists ${spec.analysis.checks.length} checks; a plan may have at most ${PLAN_LIMITS.checks}`,
+      );
+    }
+  }
   const analysis = checkAnalysis(c, isObject(spec.analysis) ? spec.analysis : {});
   const promotion = isObject(spec.promotion) ? spec.promotion : {};
   const cleanupDelayMs =
@@ -347,8 +375,7 @@ export function validatePlan(spec: unknown): PlanValidation {
 /** `plan is invalid (N problems):` followed by one `  - path: message` line per problem. */
 export function formatProblems(problems: PlanProblem[]): string {
   const header = `plan is invalid (${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}):`;
-  const lines = problems.map((p) => `  - ${p.path === '' ? '' : `${p.path}: `}${p.message}`);
-  return [header, ...lines].join('\n');
+  return [header, ...problemLines(problems)].join('\n');
 }
 
 /** The sum of all stage holds: the earliest promotion time, gate waits excluded. */

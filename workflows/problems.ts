@@ -188,3 +188,19 @@ export function sortedProblems(root: unknown, problems: readonly Problem[]): Inp
   ranked.sort((a, b) => compareRanks(a.rank, b.rank));
   return ranked.map(({ p }) => ({ path: formatPath(p.path), message: p.message }));
 }
+
+/** The most problems a message lists; the rest are counted. */
+export const MAX_PROBLEMS_SHOWN = 50;
+
+/** `  - path: message` lines, the first MAX_PROBLEMS_SHOWN of them, then `  ... and N more`. */
+export function problemLines(problems: readonly InputProblem[], prefix = ''): string[] {
+  const lines = problems
+    .slice(0, MAX_PROBLEMS_SHOWN)
+    .map(
+      (p) =>
+        `  - ${p.path === '' ? (prefix ? `${prefix}: ` : '') : `${prefix ? `${prefix}.` : ''}${p.path}: `}${p.message}`,
+    );
+  if (problems.length > MAX_PROBLEMS_SHOWN)
+    lines.push(`  ... and ${problems.length - MAX_PROBLEMS_SHOWN} more`);
+  return lines;
+}

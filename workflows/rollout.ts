@@ -34,15 +34,19 @@ import {
   abortSignal,
   approveUpdate,
   pauseSignal,
+  pauseUpdate,
   promoteUpdate,
   resumeSignal,
+  resumeUpdate,
   statusQuery,
+  type PauseAck,
+  type PauseRequest,
   type RolloutInput,
 } from './api';
 import { formatDuration } from './duration';
 import { describeResults, judge } from './judge';
 import { describePlan, formatProblems, validatePlan } from './plan';
-import { describeTarget, formatTargetProblems, validateTarget, type Target } from './target';
+import { describeTarget, formatTargetProblems, validateTarget, versionProblem, type Target } from './target';
 import { renderDetails } from './details';
 import type {
   AnalysisRecord,
@@ -60,6 +64,8 @@ const MAX_APPROVALS_KEPT = 50;
 const DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS = 4000;
 /** Rollouts started before targets named their routers ran no routing setup, teardown or capacity check. */
 export const TARGET_PATCH = 'per-rollout-target';
+/** Rollouts started before plans were held to whole-percent weights and size bounds. */
+export const STRICT_PLAN_PATCH = 'strict-plan-validation';
 
 const acts = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '1 minute',
@@ -150,7 +156,10 @@ class RollbackRequired extends Error {
 }
 
 export async function canaryRollout(input: RolloutInput): Promise<RolloutResult> {
-  const validation = validatePlan(input.plan);
+  // Rollouts started before whole-percent weights, size bounds and the version rule validate by the rules they
+  // started with.
+  const strict = patched(STRICT_PLAN_PATCH);
+  const validation = validatePlan(input.plan, { strict });
   if (!validation.ok) {
     // The client validates first; this guards direct starts. Nothing has been touched yet.
     throw ApplicationFailure.nonRetryable(formatProblems(validation.problems), 'InvalidPlan');
@@ -165,6 +174,8 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     throw ApplicationFailure.nonRetryable(formatTargetProblems(targetCheck.problems), 'InvalidTarget');
   }
   const target: Target = targetCheck.target;
+  const badVersion = strict ? versionProblem(input.version) : undefined;
+  if (badVersion) throw ApplicationFailure.nonRetryable(badVersion, 'InvalidVersion');
   const { version, image } = input;
   const info = workflowInfo();
   const routingLifecycle = patched(TARGET_PATCH);
@@ -406,31 +417,85 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     walkScope.cancel();
   });
 
-  setHandler(pauseSignal, async (req) => {
-    if (s.pausedSince !== undefined || s.phase !== 'progressing' || s.finalizing) return;
+  /** Why a pause would change nothing, or undefined when it would pause. */
+  const pauseRefusal = (): string | undefined => {
+    if (s.phase !== 'progressing') return `cannot pause: the rollout is ${s.phase}`;
+    if (s.finalizing) return 'cannot pause: promotion is under way';
+    if (s.pausedSince !== undefined) {
+      return `already paused since ${iso(s.pausedSince)} by ${s.pausedBy}${s.pauseReason ? ` (${s.pauseReason})` : ''}`;
+    }
+    return undefined;
+  };
+  const resumeRefusal = (): string | undefined =>
+    s.pausedSince === undefined
+      ? `not paused: the rollout is ${phase()} at stage ${s.stageIndex + 1}/${plan.stages.length}`
+      : undefined;
+
+  const doPause = (req: PauseRequest): PauseAck => {
     s.pausedSince = Date.now();
     s.pausedBy = req.identity;
     s.pauseReason = req.reason;
     messages++;
     publish();
-    await alert(
-      'paused',
-      'info',
-      `${label()} paused by ${req.identity}${req.reason ? `: ${req.reason}` : ''}`,
-      true,
-    );
-  });
-
-  setHandler(resumeSignal, async (req) => {
-    if (s.pausedSince === undefined) return;
-    s.pausedMsInWait += Date.now() - s.pausedSince;
+    return { at: iso(s.pausedSince), by: req.identity, stage: s.stageIndex + 1 };
+  };
+  const doResume = (req: PauseRequest): PauseAck => {
+    s.pausedMsInWait += Date.now() - (s.pausedSince ?? Date.now());
     s.pausedSince = undefined;
     s.pausedBy = undefined;
     s.pauseReason = undefined;
     messages++;
     publish();
-    await alert('resumed', 'info', `${label()} resumed by ${req.identity}`, true);
+    return { at: iso(Date.now()), by: req.identity, stage: s.stageIndex + 1 };
+  };
+  const pausedAlert = (req: PauseRequest) =>
+    alert(
+      'paused',
+      'info',
+      `${label()} paused by ${req.identity}${req.reason ? `: ${req.reason}` : ''}`,
+      true,
+    );
+  const resumedAlert = (req: PauseRequest) =>
+    alert('resumed', 'info', `${label()} resumed by ${req.identity}`, true);
+
+  setHandler(pauseSignal, async (req) => {
+    if (pauseRefusal()) return;
+    doPause(req);
+    await pausedAlert(req);
   });
+  setHandler(resumeSignal, async (req) => {
+    if (resumeRefusal()) return;
+    doResume(req);
+    await resumedAlert(req);
+  });
+  setHandler(
+    pauseUpdate,
+    async (req) => {
+      const ack = doPause(req);
+      await pausedAlert(req);
+      return ack;
+    },
+    {
+      validator: (_req) => {
+        const refusal = pauseRefusal();
+        if (refusal) throw new Error(refusal);
+      },
+    },
+  );
+  setHandler(
+    resumeUpdate,
+    async (req) => {
+      const ack = doResume(req);
+      await resumedAlert(req);
+      return ack;
+    },
+    {
+      validator: (_req) => {
+        const refusal = resumeRefusal();
+        if (refusal) throw new Error(refusal);
+      },
+    },
+  );
 
   const label = (): string => `${target.namespace}/${target.app} ${version}`;
   const routerName = (): string => target.traffic?.router ?? 'default';
@@ -744,7 +809,6 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     }
     // From here stable runs the new version; sending traffic back to it must not give up.
     if (routingLifecycle) {
-      s.stableVersion = version;
       await persist('point the stable routing at the new version', () =>
         persistentActs.prepareRouting.executeWithOptions(
           { summary: `promotion: ${routerName()} routing, stable serves ${version}` },

@@ -9,6 +9,7 @@ import {
   checkDuration,
   describe,
   isObject,
+  problemLines,
   sortedProblems,
   typeError,
   type InputProblem,
@@ -546,11 +547,29 @@ function checkMetrics(c: Collector, m: Obj): MetricsTarget {
   };
 }
 
+/**
+ * A version goes into a pod label, a search attribute and an image tag, so it follows the strictest of them, a
+ * Kubernetes label value: at most 63 characters, letters, digits, '-', '_' and '.', starting and ending with a
+ * letter or digit. Returns what is wrong, or undefined.
+ */
+export function versionProblem(version: string): string | undefined {
+  if (version === '') return 'version is empty';
+  if (version.length > 63) {
+    return `version must be at most 63 characters (it becomes a Kubernetes label value), got ${version.length}`;
+  }
+  if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(version)) {
+    return (
+      `version ${JSON.stringify(version)} may only hold letters, digits, "-", "_" and ".", starting and ending ` +
+      'with a letter or digit (it becomes a label value and an image tag)'
+    );
+  }
+  return undefined;
+}
+
 /** `target is invalid (N problems):` followed by one `  - target.path: message` line per problem. */
 export function formatTargetProblems(problems: InputProblem[], prefix = 'target'): string {
   const header = `target is invalid (${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}):`;
-  const lines = problems.map((p) => `  - ${p.path === '' ? prefix : `${prefix}.${p.path}`}: ${p.message}`);
-  return [header, ...lines].join('\n');
+  return [header, ...problemLines(problems, prefix)].join('\n');
 }
 
 /** One line for people, e.g. `Deployment checkout via istio VirtualService checkout (routes primary)`. */

@@ -167,13 +167,22 @@ test('start is idempotent per target: same version returns the running one, anot
   expect(text.stdout).toMatch(/[█#]/);
 
   // pause, promote refused while paused, resume, promote
-  expect((await canary('pause', workflowId, '--reason', 'lunch')).code).toBe(0);
-  await eventually(async () => (await status(workflowId)).phase === 'paused', 10_000, 'paused');
+  const paused = await canary('pause', workflowId, '--reason', 'lunch');
+  expect(paused.code).toBe(0);
+  expect(paused.stdout).toContain(`Paused ${workflowId} at stage 1`);
+  expect((await status(workflowId)).pauseReason).toBe('lunch');
+  // A second pause changes nothing: refused with why, exit 2.
+  const twice = await canary('pause', workflowId);
+  expect(twice.code).toBe(2);
+  expect(twice.stderr).toMatch(/already paused since .* by ci-bot \(lunch\)/);
   const refused = await canary('promote', workflowId);
   expect(refused.code).toBe(2);
   expect(refused.stderr).toContain('cannot promote: the rollout is paused; resume it first');
   expect((await canary('resume', workflowId)).code).toBe(0);
-  await eventually(async () => (await status(workflowId)).phase === 'progressing', 10_000, 'resumed');
+  expect((await status(workflowId)).phase).toBe('progressing');
+  const notPaused = await canary('resume', workflowId);
+  expect(notPaused.code).toBe(2);
+  expect(notPaused.stderr).toContain('not paused: the rollout is progressing at stage');
   const watching = canary('status', workflowId, '--watch', '--interval', '500ms');
   expect((await canary('promote', workflowId, '--comment', 'ship it', '--as', 'erin')).code).toBe(0);
   const done = await eventually(
@@ -193,6 +202,14 @@ test('start is idempotent per target: same version returns the running one, anot
   // (it may start before or after the promotion lands: either way it shows who asked and ends promoted)
   expect(watched.stdout).toContain('promotion requested by erin');
   expect(watched.stdout).toMatch(/Phase\s+promoted|promoted: stable now runs v3/);
+  // An abort after promotion would change nothing: refused, with how to go back.
+  const late = await canary('abort', workflowId, '--reason', 'too late');
+  expect(late.code).toBe(2);
+  expect(late.stderr).toContain('stable already runs v3, so there is nothing to roll back to');
+  // (the local stack serves one app: stable ran whatever the previous test promoted)
+  expect(late.stderr).toMatch(
+    /roll out the previous version \((v\d) before this rollout\): canary start --app api --namespace it --version \1$/m,
+  );
 }, 120_000);
 
 test('approve: refused with the reason when the stage is wrong, accepted with identity and comment', async () => {
@@ -236,6 +253,7 @@ test('abort while another CI job waits: the waiting start exits 1, weight back t
   expect(abort.code).toBe(0);
   const again = await canary('abort', 'it/pay', '--reason', 'idempotent');
   expect(again.code).toBe(0);
+  expect(again.stdout).toMatch(/is already (rolled back|rolling back) \(aborted by bob: bad dashboards\)/);
   const r = await waiting;
   expect(r.code).toBe(1);
   const st = await status('it/pay');

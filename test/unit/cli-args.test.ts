@@ -110,6 +110,27 @@ describe('canary CLI: bad input exits 2', () => {
     expect(r.stderr).toContain('start needs --version or --image');
   });
 
+  it('a version that could not be a label value or image tag is refused before anything starts', async () => {
+    const shell = await run(['start', '--app', 'checkout', '--version', '1.0;rm -rf /'], {
+      spyConnect: true,
+    });
+    expect(shell.code).toBe(EXIT_BAD_INPUT);
+    expect(shell.stderr).toContain(
+      'version "1.0;rm -rf /" may only hold letters, digits, "-", "_" and ".", starting and ending with a letter or digit',
+    );
+    expect(shell.connects).toBe(0);
+    const newline = await run(['start', '--app', 'checkout', '--version', 'v1\nv2'], { spyConnect: true });
+    expect(newline.code).toBe(EXIT_BAD_INPUT);
+    const long = await run(['start', '--app', 'checkout', '--version', 'v'.repeat(5000)], {
+      spyConnect: true,
+    });
+    expect(long.code).toBe(EXIT_BAD_INPUT);
+    expect(long.stderr).toContain(
+      'version must be at most 63 characters (it becomes a Kubernetes label value), got 5000',
+    );
+    expect(long.connects).toBe(0);
+  });
+
   it('an image without a tag', async () => {
     const r = await run(['start', '--app', 'checkout', '--image', 'registry:5000/checkout'], {
       spyConnect: true,

@@ -1,3 +1,4 @@
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -133,7 +134,46 @@ describe('loadPlan', () => {
   test('a JSON syntax error names the line', () => {
     const file = write('broken.json', '{\n  "stages": [\n    {"weight": 5 "hold": "1h"}\n  ]\n}\n');
     expect(errorOf(() => loadPlan(file)).message).toBe(
-      `plan file "${file}" has a JSON syntax error at line 3, column 16: Block collections are not allowed within flow collections`,
+      `plan file "${file}" is not valid JSON at line 3, column 18: expected ","`,
+    );
+  });
+
+  test('.json files are JSON: trailing commas and single quotes are refused in JSON terms', () => {
+    const trailing = write('trailing.json', '{\n  "stages": [{"weight": 100},]\n}\n');
+    expect(errorOf(() => loadPlan(trailing)).message).toBe(
+      `plan file "${trailing}" is not valid JSON at line 2, column 30: expected a value (JSON allows no trailing commas)`,
+    );
+    const quotes = write('quotes.json', "{'stages': []}");
+    expect(errorOf(() => loadPlan(quotes)).message).toBe(
+      `plan file "${quotes}" is not valid JSON at line 1, column 2: unexpected character (JSON strings and names take double quotes)`,
+    );
+  });
+
+  test('only regular files of at most 1 MiB are read: no device, no FIFO, no huge file', () => {
+    expect(errorOf(() => loadPlan('/dev/zero')).message).toBe(
+      'cannot read plan file "/dev/zero": it is not a regular file (a device, FIFO or socket); give a plan file',
+    );
+    const fifo = path.join(dir, 'plan.fifo');
+    execFileSync('mkfifo', [fifo]);
+    // Would block forever if it were opened for reading with no writer.
+    expect(errorOf(() => loadPlan(fifo)).message).toMatch(/it is not a regular file/);
+    const big = write('big.yaml', `# ${'x'.repeat(1024 * 1024)}\nstages: [{weight: 100}]\n`);
+    expect(errorOf(() => loadPlan(big)).message).toBe(
+      `plan file "${big}" is ${fs.statSync(big).size} bytes; a plan file may have at most 1048576 bytes (1 MiB)`,
+    );
+  });
+
+  test('a YAML alias bomb is refused with a plain message', () => {
+    const levels = Array.from(
+      { length: 12 },
+      (_, i) =>
+        `b${i}: &b${i} [${Array(10)
+          .fill(i ? `*b${i - 1}` : '*a')
+          .join(', ')}]`,
+    );
+    const file = write('bomb.yaml', ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...levels].join('\n'));
+    expect(errorOf(() => loadPlan(file)).message).toBe(
+      `plan file "${file}" uses too many YAML aliases (more than 100 expansions); write the values out instead`,
     );
   });
 

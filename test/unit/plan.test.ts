@@ -625,6 +625,42 @@ describe('formatProblems', () => {
   });
 });
 
+describe('bounds and whole percents', () => {
+  test('weights are whole percents', () => {
+    expect(problems(withStage({ weight: 2.5 }))).toEqual([
+      { path: 'stages[0].weight', message: 'must be a whole percent (every router takes integers), got 2.5' },
+    ]);
+    // Rollouts started before the rule keep validating (the workflow replays them with strict off).
+    expect(validatePlan(withStage({ weight: 2.5 }), { strict: false }).ok).toBe(true);
+  });
+
+  test('stage count, check count and name length are bounded, each with its own message', () => {
+    const stages = Array.from({ length: 10_000 }, (_, i) => ({ weight: i, hold: 'x' }));
+    expect(problems({ stages })).toEqual([
+      { path: 'stages', message: 'lists 10000 stages; a plan may have at most 100' },
+    ]);
+    const checks = Array.from({ length: 51 }, (_, i) => ({ ...CHECK, name: `c${i}` }));
+    expect(problems(withAnalysis({ checks }))).toEqual([
+      { path: 'analysis.checks', message: 'lists 51 checks; a plan may have at most 50' },
+    ]);
+    expect(problems({ name: 'n'.repeat(101), stages: [{ weight: 100 }] })).toEqual([
+      { path: 'name', message: 'must be at most 100 characters, got 101' },
+    ]);
+  });
+
+  test('a long problem list is capped at 50 lines, then counted', () => {
+    const many = Array.from({ length: 80 }, (_, i) => ({
+      path: `stages[${i}].hold`,
+      message: 'must be more than 0s',
+    }));
+    const lines = formatProblems(many).split('\n');
+    expect(lines[0]).toBe('plan is invalid (80 problems):');
+    expect(lines).toHaveLength(1 + 50 + 1);
+    expect(lines[50]).toBe('  - stages[49].hold: must be more than 0s');
+    expect(lines[51]).toBe('  ... and 30 more');
+  });
+});
+
 describe('presets', () => {
   test('names', () => {
     expect(presetNames()).toEqual(['default', 'progressive', 'quick', 'gpu-model']);
