@@ -43,7 +43,7 @@ export interface AnalysisResult {
  */
 function failure(err: unknown, mode: StepMode): unknown {
   if (err instanceof ProviderError) {
-    const type = `Kube${err.kind.replace(/(^|_)(\w)/g, (_m, _s, c: string) => c.toUpperCase())}`;
+    const type = `${err.kind.replace(/(^|_)(\w)/g, (_m, _s, c: string) => c.toUpperCase())}`;
     if (err.permanent && mode === 'forward') return ApplicationFailure.nonRetryable(err.message, type);
     return ApplicationFailure.retryable(err.message, type);
   }

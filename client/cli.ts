@@ -270,9 +270,15 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .option('--plan <file|preset>', 'plan file (YAML/JSON) or preset name', 'default')
     .option('--wait', 'wait for the outcome: exit 0 when promoted, 1 when rolled back')
     .option('--interval <duration>', 'poll interval with --wait', '2s')
+    .option(
+      '--worker-wait <duration>',
+      'with --wait: how long to wait for a worker to poll the task queue before giving up (exit 3)',
+      '60s',
+    )
     .addOption(outputOption())
     .action(
       async (opts: {
+        workerWait: string;
         app?: string;
         namespace?: string;
         target?: string;
@@ -294,6 +300,7 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
         const badVersion = versionProblem(version);
         if (badVersion) throw new UsageError(badVersion);
         const pollMs = parseInterval(opts.interval);
+        const workerWaitMs = parseDurationOption('--worker-wait', opts.workerWait);
         const who = identity();
         const loaded = loadAndValidatePlan(opts.plan);
         const targetSpec = targetFromOptions(opts, loaded.target);
@@ -309,6 +316,15 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
           requestedBy: who.name,
         });
         const ui = c.uiUrl(started.workflowId, env);
+        const pollers = await c.workersPolling();
+        const noWorker = pollers === 0;
+        if (noWorker) {
+          err(
+            `canary: warning: no worker polls task queue "${c.taskQueue}" in Temporal namespace "${c.namespace}": ` +
+              'the rollout is recorded but will not move until a canary worker polls that queue ' +
+              '(start one with the same TEMPORAL_* settings: node dist/worker/main.js, or npm run worker)',
+          );
+        }
         const ref = `${namespace}/${app}`;
         if (opts.output === 'json' && !opts.wait) {
           out(
@@ -320,6 +336,7 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
               ...(opts.image ? { image: opts.image } : {}),
               plan: loaded.source,
               requestedBy: who.name,
+              ...(pollers !== undefined ? { workersPolling: pollers } : {}),
               ...(ui ? { uiUrl: ui } : {}),
             }),
           );
@@ -335,6 +352,21 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
           out(`  Requested by: ${describeIdentity(who)}`);
           if (ui) out(`  Temporal UI:  ${ui}`);
           if (!opts.wait) out(`  Follow:       canary status ${ref} --watch`);
+        }
+        if (opts.wait && noWorker) {
+          const deadline = Date.now() + workerWaitMs;
+          let seen = false;
+          while (!seen && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(1, deadline - Date.now()))));
+            seen = ((await c.workersPolling()) ?? 1) > 0;
+          }
+          if (!seen) {
+            throw new InfrastructureError(
+              `no worker polled task queue "${c.taskQueue}" within ${formatDuration(workerWaitMs)}: the rollout ` +
+                `${started.workflowId} is recorded and starts when a worker polls that queue; to drop it: ` +
+                `canary abort ${ref} --reason "no worker"`,
+            );
+          }
         }
         if (opts.wait) {
           const final = await follow(c, started.workflowId, pollMs, opts.output);

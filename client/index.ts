@@ -528,6 +528,25 @@ export class RolloutClient {
     }
   }
 
+  /**
+   * How many workers polled the rollout task queue recently (the server remembers pollers for a few minutes),
+   * or undefined when the server cannot say. A rollout on a queue nobody polls never moves.
+   */
+  async workersPolling(): Promise<number | undefined> {
+    try {
+      const res = await this.rpc(() =>
+        this.client.workflowService.describeTaskQueue({
+          namespace: this.namespace,
+          taskQueue: { name: this.taskQueue, kind: 1 /* TASK_QUEUE_KIND_NORMAL */ },
+          taskQueueType: 1 /* TASK_QUEUE_TYPE_WORKFLOW */,
+        }),
+      );
+      return res.pollers?.length ?? 0;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The version and run of the running rollout with that id, or undefined when none runs. */
   private async runningRollout(workflowId: string): Promise<{ runId: string; version: string } | undefined> {
     let info: WorkflowExecutionDescription;

@@ -268,6 +268,26 @@ test('abort while another CI job waits: the waiting start exits 1, weight back t
   });
 }, 120_000);
 
+test('a rollout on a task queue no worker polls: start says so, --wait gives up with exit 3, abort is honest', async () => {
+  const args = ['start', '--app', 'lonely', '--namespace', 'it', '--version', 'v2', '--plan', fastPlan];
+  const queue = ['--task-queue', 'nobody-polls-this'];
+  const started = await canary(...queue, ...args);
+  expect(started.code).toBe(0);
+  expect(started.stderr).toContain(
+    'canary: warning: no worker polls task queue "nobody-polls-this" in Temporal namespace "default"',
+  );
+  const t0 = Date.now();
+  const waited = await canary(...queue, ...args, '--wait', '--worker-wait', '2s');
+  expect(waited.code).toBe(3);
+  expect(waited.stderr).toContain(
+    'no worker polled task queue "nobody-polls-this" within 2s: the rollout canary-it-lonely is recorded',
+  );
+  expect(Date.now() - t0).toBeLessThan(30_000);
+  const abort = await canary(...queue, 'abort', 'it/lonely', '--reason', 'no worker');
+  expect(abort.code).toBe(0);
+  expect(abort.stdout).toContain('but no worker answered');
+}, 120_000);
+
 test('a faulty canary rolls back by itself: start --wait exits 1', async () => {
   const r = await start('faulty', 'v-bad', fastPlan, '--wait');
   expect(r.code).toBe(1);
