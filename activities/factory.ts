@@ -4,7 +4,13 @@
 //   CANARY_ROUTER             default router for targets without `traffic` (default local; istio, nginx,
 //                             gatewayAPI, smi or replicas derive their object names from the app)
 //   CANARY_WORKLOADS          default workloads for targets without `workload`: local or kubernetes (Deployments)
-//   CANARY_METRICS            default metrics provider (default local)
+//   CANARY_METRICS            default metrics provider for targets without `metrics`: local (default) or prometheus
+//   CANARY_PROMETHEUS_URL     Prometheus base URL for targets that name none (required when CANARY_METRICS=prometheus)
+//   CANARY_PROMETHEUS_BEARER_TOKEN or CANARY_PROMETHEUS_BEARER_TOKEN_FILE   bearer token (the file is re-read per query)
+//   CANARY_PROMETHEUS_USERNAME with CANARY_PROMETHEUS_PASSWORD or CANARY_PROMETHEUS_PASSWORD_FILE   basic auth
+//   CANARY_PROMETHEUS_CA_FILE PEM CA bundle for an https Prometheus; CANARY_PROMETHEUS_INSECURE_SKIP_VERIFY=true skips
+//                             verification (test servers only)
+//   CANARY_PROMETHEUS_TIMEOUT per-query timeout (default 10s)
 //   CANARY_LOCAL_CONTROL_URL  the local stack's control API (default http://127.0.0.1:7001)
 //   CANARY_KUBECONFIG         kubeconfig file (else KUBECONFIG, ~/.kube/config, or the pod's service account)
 //   CANARY_KUBE_CONTEXT       kubeconfig context (default: the file's current context)
@@ -14,8 +20,10 @@ import { delimiter } from 'node:path';
 import { Context } from '@temporalio/activity';
 import {
   ROUTER_TYPES,
+  templateSetForRouter,
   validateTarget,
   type RouterType,
+  type MetricsTarget,
   type Target,
   type TrafficTarget,
   type WorkloadTarget,
@@ -27,6 +35,11 @@ import { DEFAULT_CONTROL_URL, LocalStackClient } from './local/control-client';
 import { LocalMetricsProvider } from './local/metrics';
 import { LocalTrafficRouter } from './local/router';
 import { LocalWorkloadManager } from './local/workloads';
+import {
+  PrometheusMetricsProvider,
+  prometheusConnectionFromEnv,
+  type PrometheusConnection,
+} from './metrics/prometheus';
 import { createActivities } from './rollout-activities';
 import { GatewayApiRouter } from './traffic/gateway-api';
 import { IstioRouter } from './traffic/istio';
@@ -43,7 +56,7 @@ import {
 import { DeploymentWorkloadManager } from './workloads/deployment';
 
 export const WORKLOAD_DEFAULTS = ['local', 'kubernetes'] as const;
-export const METRICS_DEFAULTS = ['local'] as const;
+export const METRICS_DEFAULTS = ['local', 'prometheus'] as const;
 
 export interface ProviderConfig {
   /** Router for targets that name none. */
@@ -51,6 +64,8 @@ export interface ProviderConfig {
   /** Workloads for targets that name none: the local stack, or Deployments named after the app. */
   workloads: (typeof WORKLOAD_DEFAULTS)[number];
   metrics: (typeof METRICS_DEFAULTS)[number];
+  /** How to reach Prometheus (CANARY_PROMETHEUS_*): its default URL, credentials, TLS, timeout. */
+  prometheus?: PrometheusConnection;
   /** Control API of the local stack, for `local` providers whose target gives no URL. */
   localControlUrl: string;
   kube: KubeSettings;
@@ -144,8 +159,31 @@ export class ProviderRegistry implements ProviderSource {
   }
 
   metrics(target: Target): MetricsProvider {
-    const m = target.metrics ?? { provider: this.config.metrics };
-    return this.cached('metrics', target, m, () => new LocalMetricsProvider(this.localClient(m.controlUrl)));
+    const m: MetricsTarget = target.metrics ?? { provider: this.config.metrics };
+    if (m.provider === 'local') {
+      return this.cached(
+        'metrics',
+        target,
+        m,
+        () => new LocalMetricsProvider(this.localClient(m.controlUrl)),
+      );
+    }
+    // Templates select a side by its Deployment, Service or Ingress: the names the worker's defaults give too.
+    const t = this.effective(target);
+    const connection = this.config.prometheus ?? { timeoutMs: 10_000 };
+    const url = m.url ?? connection.url;
+    if (!url) {
+      throw new ProviderError(
+        'invalid',
+        `no Prometheus URL for ${target.namespace}/${target.app}: the target's metrics.prometheus.url is not ` +
+          "set, nor is the worker's CANARY_PROMETHEUS_URL",
+      );
+    }
+    const templates = m.templates ?? templateSetForRouter(t.traffic.router);
+    return this.cached('metrics', t, { provider: 'prometheus', url, templates, traffic: t.traffic }, () => {
+      const { url: _default, ...rest } = connection;
+      return new PrometheusMetricsProvider({ ...rest, url, templates }, t);
+    });
   }
 
   /** The worker's Kubernetes clients, built once; a worker without cluster access says how to give it one. */
@@ -242,9 +280,8 @@ export function providerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Pro
     workloads: pick(env, 'CANARY_WORKLOADS', 'workload manager', WORKLOAD_DEFAULTS, 'local', {
       aliases: { deployment: 'kubernetes', deployments: 'kubernetes' },
     }),
-    metrics: pick(env, 'CANARY_METRICS', 'metrics provider', METRICS_DEFAULTS, 'local', {
-      planned: ['prometheus'],
-    }),
+    metrics: pick(env, 'CANARY_METRICS', 'metrics provider', METRICS_DEFAULTS, 'local'),
+    prometheus: prometheusFromEnv(env),
     localControlUrl: read(env, 'CANARY_LOCAL_CONTROL_URL') ?? DEFAULT_CONTROL_URL,
     kube: {
       ...(kubeconfigFile(env) ? { kubeconfig: kubeconfigFile(env) } : {}),
@@ -253,6 +290,17 @@ export function providerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Pro
     alertLogPath: read(env, 'CANARY_ALERT_LOG'),
     alertWebhookUrl: read(env, 'CANARY_ALERT_WEBHOOK_URL'),
   };
+}
+
+/** CANARY_PROMETHEUS_*, checked all at once; a Prometheus default needs a URL. */
+function prometheusFromEnv(env: NodeJS.ProcessEnv): PrometheusConnection {
+  const connection = prometheusConnectionFromEnv(env);
+  if (read(env, 'CANARY_METRICS')?.toLowerCase() === 'prometheus' && !connection.url) {
+    throw new Error(
+      'CANARY_METRICS=prometheus needs CANARY_PROMETHEUS_URL (the server targets without metrics.prometheus.url use)',
+    );
+  }
+  return connection;
 }
 
 /**

@@ -87,3 +87,63 @@ echo "setup: temporal-test-server: $test_server"
 if [[ -z "${CANARY_SKIP_KUBE:-}" ]]; then
   bash "$ROOT/scripts/kube-assets.sh" >/dev/null
 fi
+
+# Prometheus, for the metrics provider's integration tests (test/harness/prometheus.ts looks it up the same way):
+# PROMETHEUS_PATH, then PATH, then /usr/bin/prometheus; else Debian's package `prometheus` when we are root with
+# apt-get. The demo does not need it: `npm run demo` sets CANARY_SKIP_PROMETHEUS=1.
+PROMETHEUS_HINT="install Debian's package (apt-get install prometheus), or set PROMETHEUS_PATH to a prometheus binary (2.x)"
+
+find_prometheus() {
+  if [[ -n "${PROMETHEUS_PATH:-}" ]]; then
+    [[ -f "$PROMETHEUS_PATH" && -x "$PROMETHEUS_PATH" ]] || die "PROMETHEUS_PATH=$PROMETHEUS_PATH is not an executable file; fix or unset PROMETHEUS_PATH"
+    echo "$PROMETHEUS_PATH"
+    return
+  fi
+  if command -v prometheus >/dev/null 2>&1; then
+    command -v prometheus
+    return
+  fi
+  if [[ -x /usr/bin/prometheus ]]; then
+    echo /usr/bin/prometheus
+  fi
+}
+
+# The package's maintainer scripts try to start a service; without systemd that may fail (or start a daemon on
+# :9090 nobody asked for). A temporary policy-rc.d (when none exists) tells invoke-rc.d not to start anything,
+# and the outcome is judged by the binary, not by apt-get's exit status alone.
+apt_install_prometheus() {
+  local policy=/usr/sbin/policy-rc.d placed="" status=0 log
+  log="$(mktemp)"
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && placed=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >"$log" 2>&1 || status=$?
+  if ((status != 0)) && grep -qE "Unable to locate package|has no installation candidate" "$log"; then
+    echo "setup: no package lists yet; running apt-get update"
+    status=0
+    DEBIAN_FRONTEND=noninteractive apt-get update >>"$log" 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >>"$log" 2>&1 || status=$?
+  fi
+  if [[ -n "$placed" ]]; then rm -f "$policy"; fi
+  if ((status != 0)); then
+    echo "setup: apt-get install prometheus exited with $status (a service that cannot start without systemd is harmless); output tail:" >&2
+    tail -n 15 "$log" >&2
+  fi
+  rm -f "$log"
+}
+
+if [[ -z "${CANARY_SKIP_PROMETHEUS:-}" ]]; then
+  prometheus_bin="$(find_prometheus)"
+  if [[ -z "$prometheus_bin" ]]; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+      echo "setup: installing Debian's prometheus package (apt-get install --no-install-recommends prometheus)"
+      apt_install_prometheus
+      prometheus_bin="$(find_prometheus)"
+      [[ -n "$prometheus_bin" ]] || die "prometheus is still missing after apt-get install prometheus; $PROMETHEUS_HINT"
+    else
+      die "prometheus not found (PROMETHEUS_PATH, PATH, /usr/bin/prometheus); $PROMETHEUS_HINT (as root), or set CANARY_SKIP_PROMETHEUS=1 to skip"
+    fi
+  fi
+  prometheus_version="$("$prometheus_bin" --version 2>&1 | head -n1)" || die "$prometheus_bin does not run; $PROMETHEUS_HINT"
+  echo "setup: prometheus:           $prometheus_bin ($prometheus_version)"
+fi

@@ -23,7 +23,10 @@ import {
 export const ROUTER_TYPES = ['istio', 'nginx', 'gatewayAPI', 'smi', 'replicas', 'local'] as const;
 export type RouterType = (typeof ROUTER_TYPES)[number];
 export const WORKLOAD_KINDS = ['Deployment', 'local'] as const;
-export const METRICS_PROVIDERS = ['local'] as const;
+export const METRICS_PROVIDERS = ['local', 'prometheus'] as const;
+/** Prometheus query-template sets, one per traffic source (activities/metrics/templates.ts). */
+export const METRICS_TEMPLATE_SETS = ['istio', 'nginx', 'http'] as const;
+export type MetricsTemplateSet = (typeof METRICS_TEMPLATE_SETS)[number];
 
 /** A header that sends a request to the canary whatever the weight (e.g. `x-canary: always`). */
 export interface HeaderMatch {
@@ -116,9 +119,27 @@ export interface LocalWorkload {
 
 export type WorkloadTarget = DeploymentWorkload | LocalWorkload;
 
-export interface MetricsTarget {
+export interface LocalMetrics {
   provider: 'local';
   controlUrl?: string;
+}
+
+export interface PrometheusMetrics {
+  provider: 'prometheus';
+  /** The Prometheus server's base URL (default: the worker's CANARY_PROMETHEUS_URL). Never carries credentials. */
+  url?: string;
+  /**
+   * The query-template set: as written, else derived from the target's router (istio → istio, nginx → nginx,
+   * any other → http). Absent only when the target names no router: the worker derives it from its default one.
+   */
+  templates?: MetricsTemplateSet;
+}
+
+export type MetricsTarget = LocalMetrics | PrometheusMetrics;
+
+/** The template set that fits a router's telemetry: Istio's own, ingress-nginx's, else the app's http_* metrics. */
+export function templateSetForRouter(router: RouterType): MetricsTemplateSet {
+  return router === 'istio' ? 'istio' : router === 'nginx' ? 'nginx' : 'http';
 }
 
 /**
@@ -235,9 +256,27 @@ const workloadSchema = z.strictObject(
   typeError('an object with kind, name, container, canaryName, versionLabel, progressDeadline'),
 );
 
+const METRICS_FORMS = '{local: {}} or {prometheus: {url: http://prometheus:9090}}';
+
 const metricsSchema = z.strictObject(
-  { local: z.strictObject({ controlUrl: z.string(typeError('a URL')).optional() }).optional() },
-  typeError('an object naming one metrics provider, e.g. {local: {}}'),
+  {
+    local: z
+      .strictObject(
+        { controlUrl: z.string(typeError('a URL')).optional() },
+        typeError('an object with controlUrl'),
+      )
+      .optional(),
+    prometheus: z
+      .strictObject(
+        {
+          url: z.string(typeError('a URL')).optional(),
+          templates: z.string(typeError(`one of ${METRICS_TEMPLATE_SETS.join(', ')}`)).optional(),
+        },
+        typeError('an object with url, templates'),
+      )
+      .optional(),
+  },
+  typeError(`an object naming one metrics provider, e.g. ${METRICS_FORMS}`),
 );
 
 const targetSchema = z.strictObject({
@@ -252,6 +291,8 @@ const KNOWN_FIELDS: Record<string, readonly string[]> = {
   '': Object.keys(targetSchema.shape),
   workload: Object.keys(workloadSchema.shape),
   metrics: Object.keys(metricsSchema.shape),
+  'metrics.local': ['controlUrl'],
+  'metrics.prometheus': ['url', 'templates'],
   ...Object.fromEntries(
     Object.entries(ROUTER_SCHEMAS).map(([router, schema]) => [
       `traffic.${router}`,
@@ -517,10 +558,7 @@ export function validateTarget(
 
   const workload = isObject(s.workload) ? checkWorkload(c, s.workload, app || 'app') : undefined;
   const traffic = s.traffic === undefined ? undefined : checkTraffic(c, s.traffic, app || 'app');
-  const metrics = isObject(s.metrics) && isObject(s.metrics.local) ? checkMetrics(c, s.metrics) : undefined;
-  if (isObject(s.metrics) && Object.keys(s.metrics).length === 0) {
-    c.add(['metrics'], 'must name one metrics provider, e.g. {local: {}}');
-  }
+  const metrics = isObject(s.metrics) ? checkMetrics(c, s.metrics, traffic?.router) : undefined;
   if (traffic?.router === 'replicas' && workload?.kind === 'local') {
     c.add(['traffic', 'replicas'], 'needs a Deployment workload (the local stack has no replicas)');
   }
@@ -537,14 +575,93 @@ export function validateTarget(
   };
 }
 
-function checkMetrics(c: Collector, m: Obj): MetricsTarget {
-  const local = m.local as Obj;
+/** The metrics part; its structure (known fields, types) was checked with the whole target. */
+function checkMetrics(c: Collector, m: Obj, router: RouterType | undefined): MetricsTarget | undefined {
+  const named = Object.keys(m).filter((k) => (METRICS_PROVIDERS as readonly string[]).includes(k));
+  if (Object.keys(m).length === 0) {
+    c.add(['metrics'], `must name one metrics provider, e.g. ${METRICS_FORMS}`);
+    return undefined;
+  }
+  if (named.length > 1) {
+    c.add(
+      ['metrics'],
+      `names ${named.length} metrics providers (${named.join(', ')}); a rollout uses exactly one`,
+    );
+    return undefined;
+  }
+  if (named.length === 0 || !isObject(m[named[0]])) return undefined; // an unknown field, reported already
+  const settings = m[named[0]] as Obj;
+  if (named[0] === 'local') {
+    return {
+      provider: 'local',
+      ...(typeof settings.controlUrl === 'string'
+        ? { controlUrl: checkUrl(c, settings.controlUrl, ['metrics', 'local', 'controlUrl']) }
+        : {}),
+    };
+  }
+  const at: Segment[] = ['metrics', 'prometheus'];
+  let url: string | undefined;
+  if (typeof settings.url === 'string') {
+    url = checkUrl(c, settings.url, [...at, 'url']);
+    if (hasCredentials(settings.url)) {
+      c.add(
+        [...at, 'url'],
+        'must not carry credentials (a target is not secret): give the worker CANARY_PROMETHEUS_USERNAME and ' +
+          'CANARY_PROMETHEUS_PASSWORD, or CANARY_PROMETHEUS_BEARER_TOKEN',
+      );
+    }
+  }
+  let templates: MetricsTemplateSet | undefined = router ? templateSetForRouter(router) : undefined;
+  if (typeof settings.templates === 'string') {
+    const written = settings.templates;
+    if ((METRICS_TEMPLATE_SETS as readonly string[]).includes(written)) {
+      templates = written as MetricsTemplateSet;
+    } else {
+      const close = closest(written, METRICS_TEMPLATE_SETS);
+      c.add(
+        [...at, 'templates'],
+        `unknown template set "${written}"${close ? ` (did you mean "${close}"?)` : ''}; use ` +
+          `${METRICS_TEMPLATE_SETS.join(', ')} (istio: Istio telemetry, nginx: ingress-nginx, http: the app's ` +
+          'http_requests_total)',
+      );
+    }
+  }
   return {
-    provider: 'local',
-    ...(typeof local.controlUrl === 'string'
-      ? { controlUrl: checkUrl(c, local.controlUrl, ['metrics', 'local', 'controlUrl']) }
-      : {}),
+    provider: 'prometheus',
+    ...(url !== undefined ? { url } : {}),
+    ...(templates ? { templates } : {}),
   };
+}
+
+function hasCredentials(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** The known name a typo most likely meant: one inside it, or one at most two edits away (any case). */
+function closest(value: string, known: readonly string[]): string | undefined {
+  const v = value.toLowerCase();
+  const inside = known.find((k) => v.includes(k.toLowerCase())); // ingress-nginx, istio-telemetry
+  if (inside) return inside;
+  const edits = (a: string, b: string): number => {
+    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      const next = [i];
+      for (let j = 1; j <= b.length; j++) {
+        next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      }
+      row = next;
+    }
+    return row[b.length];
+  };
+  const ranked = known.map((k) => ({ k, d: edits(v, k.toLowerCase()) })).sort((a, b) => a.d - b.d);
+  return ranked[0] && ranked[0].d <= Math.min(2, Math.max(1, Math.floor(v.length / 2)))
+    ? ranked[0].k
+    : undefined;
 }
 
 /**

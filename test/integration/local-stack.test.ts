@@ -417,7 +417,7 @@ describe('configuration', () => {
       }),
     ).toThrow(/cannot load the Kubernetes configuration from .*no-such-kubeconfig/);
     expect(() => providersFromEnv({ CANARY_METRICS: 'prometheus' })).toThrow(
-      /"prometheus" is not available yet/,
+      /CANARY_METRICS=prometheus needs CANARY_PROMETHEUS_URL/,
     );
     expect(() => providersFromEnv({ CANARY_ALERT_WEBHOOK_URL: 'not a url/SECRET' })).toThrow(
       /^the alert webhook URL is not a valid URL$/,
