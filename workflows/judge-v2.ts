@@ -1,0 +1,612 @@
+// The judge of issue 6: turns one round of measurements into a decision, check by check, by the rules of
+// analysis-spec.ts (two bands, severities, persistence, missing data and failed queries kept apart). Pure and
+// deterministic: time comes in as an argument, and the state it carries between rounds is plain JSON (it
+// crosses continue-as-new). Not wired into the workflow yet.
+//
+// Per check, each round is one of:
+//   query_failed             the provider could not answer: not evidence either way
+//   no_data / inconclusive   it answered, but without data / with too little traffic (minRequests, minSamples)
+//   pass | hold | breach     a threshold check's value in its success band, between the bands, in its abort band
+//   pass | marginal | fail   a test check's result
+//
+// What a breach does depends on its severity (abort.severity):
+//   critical  rolls back at once
+//   high      rolls back once the breach has lasted `for`, or `consecutive` rounds in a row (default 3)
+//   medium    once persisted: steps traffic back to the previous stage's weight and alerts; goes forward again
+//             after `recoverAfter` of unbroken passing rounds, rolls back if still breaching `rollbackAfter`
+//             after the step-back
+//   low       alerts once per breach and keeps going (a low check without a success band never holds a stage)
+// Missing evidence: onNoData hold counts rounds without evidence and does `then` at `limit`; fail counts the
+// round as a breach; ignore lets the stage advance without this check. A failed query alerts at once (no
+// advance, the next round retries) and does onQueryError.then at its limit. A breach streak survives rounds
+// without evidence (they show neither health nor harm) and ends at the first round with evidence outside abort.
+//
+// The decision is the strongest action any rule fired: rollback > await-approval > step-back > hold > alert >
+// advance-ok (so a medium step-back is not lost behind a missing-data hold, nor a medium rollback behind a
+// missing-data approval). Its reasons come by that strength, and within it like Kayenta's scorer: critical
+// breaches first, then high ones, then missing data and failed queries at their limits, then medium, then low. `advance-ok` means only that analysis
+// does not stand in the way: every check passed with evidence (or ignores missing data, or is a low check with
+// no success band), and no medium check holds traffic back.
+import { formatDuration } from './duration';
+import type { AnalysisCheck, Band, Bound, LimitAction, Severity } from './analysis-spec';
+import { compareSeries, type MannWhitneyResult } from './mann-whitney';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Input, state and output
+
+/** One round's measurement of one check (canary side, and stable's where the check compares). */
+export interface RoundMeasurement {
+  /** The canary's value; null (or NaN) when the provider had no data for the window. */
+  value: number | null;
+  /** Stable's value over the same window, for ratio/difference bounds. */
+  baseline?: number | null;
+  /** Requests the canary served in the window, for minRequests. */
+  requests?: number | null;
+  /** The provider could not answer. Kind `no_data` is the provider saying "no values", and counts as no data. */
+  error?: { kind: string; message: string };
+  /** Range-query points over the window, for test checks. */
+  series?: { canary: number[]; baseline: number[] };
+}
+
+export type CheckOutcome =
+  'pass' | 'hold' | 'breach' | 'inconclusive' | 'no_data' | 'query_failed' | 'marginal' | 'fail';
+export type BandName = 'success' | 'between' | 'abort';
+export type JudgeAction = 'advance-ok' | 'hold' | 'rollback' | 'step-back' | 'alert' | 'await-approval';
+
+/** What the judge remembers of one check between rounds. Times are workflow time in ms. */
+export interface CheckState {
+  /** The round the current breach streak began. */
+  breachSince?: number;
+  consecutiveBreaches: number;
+  /** Rounds in a row without evidence (no data, too little traffic), under onNoData hold. */
+  consecutiveNoData: number;
+  consecutiveQueryFailures: number;
+  lastOutcome?: CheckOutcome;
+  /** medium: when this check stepped traffic back; absent when it does not hold traffic back. */
+  steppedBackAt?: number;
+  /** medium: start of the unbroken run of passing rounds since the step-back. */
+  healthySince?: number;
+  /** Alerts already given for the streaks running now, so a long breach or outage alerts once. */
+  alerted?: { breach?: true; queryFailure?: true; noDataLimit?: true; queryLimit?: true };
+}
+
+/** Carried across rounds and continue-as-new; plain JSON. */
+export interface JudgeState {
+  version: 1;
+  checks: Record<string, CheckState>;
+}
+
+export interface CheckVerdict {
+  name: string;
+  value: number | null;
+  baseline?: number | null;
+  /** Absent when the round had no evidence for this check. */
+  band?: BandName;
+  severity?: Severity;
+  outcome: CheckOutcome;
+  note: string;
+  /** The Mann-Whitney result of a test check. */
+  test?: Pick<MannWhitneyResult, 'u' | 'z' | 'pValue' | 'effectSize' | 'method'>;
+}
+
+export interface JudgeAlert {
+  check: string;
+  level: 'info' | 'warning' | 'critical';
+  message: string;
+}
+
+export interface Decision {
+  action: JudgeAction;
+  /** Why, the deciding reason first. */
+  reasons: string[];
+  /** To send this round (each streak alerts once). */
+  alerts: JudgeAlert[];
+  /** A medium check holds traffic at the previous stage's weight. */
+  steppedBack: boolean;
+  /** The checks whose missing evidence asks a person (action await-approval). */
+  approvalFor?: string[];
+  perCheck: CheckVerdict[];
+}
+
+export function initialJudgeState(): JudgeState {
+  return { version: 1, checks: {} };
+}
+
+/**
+ * After a person answered an await-approval: the named checks (all when none are named) start counting
+ * missing evidence and failed queries afresh, so the question comes again only after another full limit.
+ */
+export function acknowledgeMissingEvidence(state: JudgeState, names?: readonly string[]): JudgeState {
+  const checks: Record<string, CheckState> = {};
+  for (const [name, s] of Object.entries(state.checks)) {
+    if (names && !names.includes(name)) {
+      checks[name] = s;
+      continue;
+    }
+    const next: CheckState = { ...s, consecutiveNoData: 0, consecutiveQueryFailures: 0 };
+    if (s.alerted) {
+      const rest = { ...s.alerted };
+      delete rest.noDataLimit;
+      delete rest.queryLimit;
+      delete rest.queryFailure;
+      if (Object.keys(rest).length > 0) next.alerted = rest;
+      else delete next.alerted;
+    }
+    checks[name] = next;
+  }
+  return { version: 1, checks };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The round
+
+const STRENGTH: Record<JudgeAction, number> = {
+  rollback: 5,
+  'await-approval': 4,
+  'step-back': 3,
+  hold: 2,
+  alert: 1,
+  'advance-ok': 0,
+};
+
+/** Kayenta-like precedence of reasons within one strength. */
+const PRECEDENCE = { critical: 1, high: 2, evidence: 3, medium: 4, low: 5, hold: 6 } as const;
+
+interface Fired {
+  action: JudgeAction;
+  precedence: number;
+  reason: string;
+  check: string;
+}
+
+/** Judges one round. `at` is the round's workflow time in ms; `state` what the previous round returned. */
+export function judgeRound(
+  checks: readonly AnalysisCheck[],
+  measurements: Readonly<Record<string, RoundMeasurement | undefined>>,
+  at: number,
+  state: JudgeState = initialJudgeState(),
+): { state: JudgeState; decision: Decision } {
+  const wasSteppedBack = checks.some((c) => state.checks[c.name]?.steppedBackAt !== undefined);
+  const fired: Fired[] = [];
+  const alerts: JudgeAlert[] = [];
+  const holds: string[] = [];
+  const perCheck: CheckVerdict[] = [];
+  const nextChecks: Record<string, CheckState> = {};
+  const approvalFor: string[] = [];
+
+  for (const check of checks) {
+    const step = judgeCheck(check, measurements[check.name], at, state.checks[check.name]);
+    nextChecks[check.name] = step.next;
+    perCheck.push(step.verdict);
+    alerts.push(...step.alerts);
+    for (const f of step.fired) {
+      if (f.action === 'step-back' && wasSteppedBack) {
+        // Traffic is already back at the previous weight for another check: stay there.
+        fired.push({ ...f, action: 'hold', reason: `${f.reason} (traffic is already stepped back)` });
+      } else fired.push(f);
+      if (f.action === 'await-approval') approvalFor.push(check.name);
+    }
+    if (step.blocks && !step.fired.some((f) => STRENGTH[f.action] >= STRENGTH.hold)) {
+      holds.push(`${check.name}: ${step.verdict.note}`);
+    }
+  }
+
+  fired.sort((a, b) => STRENGTH[b.action] - STRENGTH[a.action] || a.precedence - b.precedence);
+  let action: JudgeAction = fired.length > 0 ? fired[0].action : 'advance-ok';
+  if (holds.length > 0 && STRENGTH[action] < STRENGTH.hold) action = 'hold';
+  const reasons = [
+    ...fired.filter((f) => STRENGTH[f.action] >= STRENGTH.hold).map((f) => f.reason),
+    ...holds,
+    ...fired.filter((f) => STRENGTH[f.action] < STRENGTH.hold).map((f) => f.reason),
+  ];
+  if (reasons.length === 0) {
+    reasons.push(
+      checks.length === 0 ? 'no checks: nothing to judge' : `every check passed (${checks.length})`,
+    );
+  }
+  const decision: Decision = {
+    action,
+    reasons,
+    alerts,
+    steppedBack: Object.values(nextChecks).some((s) => s.steppedBackAt !== undefined),
+    perCheck,
+  };
+  if (approvalFor.length > 0) decision.approvalFor = approvalFor;
+  return { state: { version: 1, checks: nextChecks }, decision };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One check
+
+type Observation =
+  | { kind: 'query_failed'; note: string }
+  | { kind: 'no_evidence'; outcome: 'no_data' | 'inconclusive'; note: string }
+  | {
+      kind: 'evidence';
+      band: BandName;
+      outcome: 'pass' | 'hold' | 'breach' | 'marginal' | 'fail';
+      note: string;
+      test?: MannWhitneyResult;
+    };
+
+interface CheckStep {
+  verdict: CheckVerdict;
+  next: CheckState;
+  fired: Fired[];
+  alerts: JudgeAlert[];
+  /** This check stands in the way of advancing. */
+  blocks: boolean;
+}
+
+function judgeCheck(
+  check: AnalysisCheck,
+  m: RoundMeasurement | undefined,
+  at: number,
+  prev: CheckState | undefined,
+): CheckStep {
+  const obs = observe(check, m);
+  const next: CheckState = copyState(prev);
+  const alerted = { ...(prev?.alerted ?? {}) };
+  const fired: Fired[] = [];
+  const alerts: JudgeAlert[] = [];
+  const notes: string[] = [obs.note];
+  const abort = check.abort;
+  const severity = abort?.severity;
+  const advisory = severity === 'low' && check.success === undefined;
+  const name = check.name;
+  const fire = (action: JudgeAction, precedence: number, reason: string) =>
+    fired.push({ action, precedence, reason: `${name}: ${reason}`, check: name });
+  const limitReached = (then: LimitAction, what: string, flag: 'noDataLimit' | 'queryLimit') => {
+    if (then === 'rollback') fire('rollback', PRECEDENCE.evidence, `${what}: roll back`);
+    else if (then === 'approval') fire('await-approval', PRECEDENCE.evidence, `${what}: a person decides`);
+    else {
+      fire('hold', PRECEDENCE.evidence, `${what}: holding until evidence arrives`);
+      if (!alerted[flag]) {
+        alerted[flag] = true;
+        alerts.push({ check: name, level: 'warning', message: `${name}: ${what}; the stage holds` });
+      }
+    }
+  };
+
+  let blocks = true;
+  let breachRound = false;
+  let evidence = false;
+  if (obs.kind === 'query_failed') {
+    next.consecutiveQueryFailures++;
+    delete next.healthySince;
+    if (!alerted.queryFailure) {
+      alerted.queryFailure = true;
+      alerts.push({
+        check: name,
+        level: 'warning',
+        message: `${name}: ${obs.note}; no advance until it answers (retrying every round)`,
+      });
+    }
+    const limit = check.onQueryError.limit;
+    notes.push(`failed ${next.consecutiveQueryFailures} of ${limit} rounds in a row`);
+    if (next.consecutiveQueryFailures >= limit) {
+      limitReached(
+        check.onQueryError.then,
+        `query failed ${next.consecutiveQueryFailures} rounds in a row`,
+        'queryLimit',
+      );
+    }
+  } else {
+    // The provider answered: whatever its answer, it is not down.
+    next.consecutiveQueryFailures = 0;
+    delete alerted.queryFailure;
+    delete alerted.queryLimit;
+    if (obs.kind === 'no_evidence') {
+      const rule = check.onNoData;
+      if (rule.action === 'ignore') {
+        blocks = false;
+        notes.push('ignored (onNoData: ignore)');
+      } else if (rule.action === 'fail') {
+        breachRound = true;
+        notes.push('counted as a breach (onNoData: fail)');
+      } else {
+        next.consecutiveNoData++;
+        delete next.healthySince;
+        notes.push(`${next.consecutiveNoData} of ${rule.limit} rounds without evidence`);
+        if (next.consecutiveNoData >= rule.limit) {
+          limitReached(rule.then, `no evidence for ${next.consecutiveNoData} rounds in a row`, 'noDataLimit');
+        }
+      }
+    } else {
+      evidence = true;
+      next.consecutiveNoData = 0;
+      delete alerted.noDataLimit;
+      breachRound = obs.band === 'abort';
+      blocks = obs.outcome !== 'pass';
+    }
+  }
+
+  if (breachRound) {
+    next.consecutiveBreaches++;
+    next.breachSince ??= at;
+  } else if (evidence) {
+    next.consecutiveBreaches = 0;
+    delete next.breachSince;
+    delete alerted.breach;
+  }
+
+  if (breachRound && abort) {
+    const { persisted, progress } = persistence(abort.persist, next, at);
+    if (severity === 'critical') {
+      fire('rollback', PRECEDENCE.critical, `${obs.note} (critical): roll back at once`);
+    } else if (severity === 'high') {
+      if (persisted) fire('rollback', PRECEDENCE.high, `${obs.note}, ${progress} (high): roll back`);
+      else notes.push(`breaching ${progress}`);
+    } else if (severity === 'medium') {
+      delete next.healthySince;
+      const stepBack = abort.stepBack ?? { recoverAfterMs: 0, rollbackAfterMs: 0 };
+      if (!persisted) notes.push(`breaching ${progress}`);
+      else if (next.steppedBackAt === undefined) {
+        next.steppedBackAt = at;
+        fire(
+          'step-back',
+          PRECEDENCE.medium,
+          `${obs.note}, ${progress} (medium): step back to the previous weight`,
+        );
+        alerts.push({
+          check: name,
+          level: 'warning',
+          message:
+            `${name}: ${obs.note}; traffic steps back to the previous stage's weight, rolls back if this ` +
+            `lasts ${formatDuration(stepBack.rollbackAfterMs)}`,
+        });
+      } else if (at - next.steppedBackAt >= stepBack.rollbackAfterMs) {
+        fire(
+          'rollback',
+          PRECEDENCE.medium,
+          `${obs.note}, still breaching ${formatDuration(at - next.steppedBackAt)} after stepping back (medium): roll back`,
+        );
+      } else {
+        notes.push(
+          `stepped back ${formatDuration(at - next.steppedBackAt)} ago; rolls back at ` +
+            `${formatDuration(stepBack.rollbackAfterMs)} if this persists`,
+        );
+      }
+    } else if (severity === 'low') {
+      if (persisted && !alerted.breach) {
+        alerted.breach = true;
+        fire('alert', PRECEDENCE.low, `${obs.note} (low): alert${advisory ? ' and keep going' : ''}`);
+        alerts.push({ check: name, level: 'warning', message: `${name}: ${obs.note}` });
+      } else if (!persisted) notes.push(`breaching ${progress}`);
+    }
+  }
+  if (advisory && (obs.kind === 'evidence' || breachRound)) blocks = false;
+
+  // A medium step-back ends after an unbroken run of passing rounds.
+  if (next.steppedBackAt !== undefined) {
+    const stepBack = abort?.stepBack;
+    if (!stepBack) {
+      // The check is no longer medium (a changed plan): it holds traffic back no more.
+      delete next.steppedBackAt;
+      delete next.healthySince;
+    } else if (obs.kind === 'evidence' && obs.outcome === 'pass') {
+      next.healthySince ??= at;
+      const healthy = at - next.healthySince;
+      if (healthy >= stepBack.recoverAfterMs) {
+        delete next.steppedBackAt;
+        delete next.healthySince;
+        notes.push(`healthy for ${formatDuration(healthy)} since stepping back: goes forward again`);
+        alerts.push({
+          check: name,
+          level: 'info',
+          message: `${name}: healthy for ${formatDuration(healthy)}; traffic may go forward again`,
+        });
+      } else {
+        blocks = true;
+        notes.push(
+          `stepped back; healthy for ${formatDuration(healthy)} of ${formatDuration(stepBack.recoverAfterMs)}`,
+        );
+      }
+    } else {
+      if (!breachRound) delete next.healthySince;
+      blocks = true;
+    }
+  }
+
+  const outcome: CheckOutcome = obs.kind === 'query_failed' ? 'query_failed' : obs.outcome;
+  next.lastOutcome = outcome;
+  if (Object.keys(alerted).length > 0) next.alerted = alerted;
+  else delete next.alerted;
+
+  const verdict: CheckVerdict = {
+    name,
+    value: reportedValue(m?.value, m?.series?.canary),
+    outcome,
+    note: notes.join('; '),
+  };
+  if (check.compare) verdict.baseline = reportedValue(m?.baseline, m?.series?.baseline);
+  if (obs.kind === 'evidence') verdict.band = obs.band;
+  if (severity) verdict.severity = severity;
+  if (obs.kind === 'evidence' && obs.test) {
+    const { u, z, pValue, effectSize, method } = obs.test;
+    verdict.test = { u, z, pValue, effectSize, method };
+  }
+  return { verdict, next, fired, alerts, blocks };
+}
+
+function copyState(prev: CheckState | undefined): CheckState {
+  const next: CheckState = {
+    consecutiveBreaches: prev?.consecutiveBreaches ?? 0,
+    consecutiveNoData: prev?.consecutiveNoData ?? 0,
+    consecutiveQueryFailures: prev?.consecutiveQueryFailures ?? 0,
+  };
+  if (prev?.breachSince !== undefined) next.breachSince = prev.breachSince;
+  if (prev?.lastOutcome !== undefined) next.lastOutcome = prev.lastOutcome;
+  if (prev?.steppedBackAt !== undefined) next.steppedBackAt = prev.steppedBackAt;
+  if (prev?.healthySince !== undefined) next.healthySince = prev.healthySince;
+  return next;
+}
+
+/** Whether the breach has lasted long enough, and how far it is (`2 of 3 rounds`, `for 2m of 5m`). */
+function persistence(
+  rule: NonNullable<AnalysisCheck['abort']>['persist'],
+  s: CheckState,
+  at: number,
+): { persisted: boolean; progress: string } {
+  if (rule.kind === 'consecutive') {
+    return {
+      persisted: s.consecutiveBreaches >= rule.rounds,
+      progress:
+        rule.rounds === 1
+          ? 'this round'
+          : `${Math.min(s.consecutiveBreaches, rule.rounds)} of ${rule.rounds} rounds`,
+    };
+  }
+  const lasted = at - (s.breachSince ?? at);
+  return {
+    persisted: lasted >= rule.ms,
+    progress: `for ${formatDuration(lasted)} of ${formatDuration(rule.ms)}`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading a measurement
+
+function observe(check: AnalysisCheck, m: RoundMeasurement | undefined): Observation {
+  if (!m) return { kind: 'no_evidence', outcome: 'no_data', note: 'no measurement this round' };
+  if (m.error) {
+    if (m.error.kind === 'no_data') {
+      return { kind: 'no_evidence', outcome: 'no_data', note: `no data (${m.error.message})` };
+    }
+    return { kind: 'query_failed', note: `query failed (${m.error.kind}: ${m.error.message})` };
+  }
+  const window = formatDuration(check.windowMs);
+  const requests = finite(m.requests);
+  if (check.minRequests !== undefined && requests !== undefined && requests < check.minRequests) {
+    return {
+      kind: 'no_evidence',
+      outcome: 'inconclusive',
+      note: `${requests} requests in ${window}, fewer than minRequests ${check.minRequests}`,
+    };
+  }
+  if (check.test) {
+    const canary = (m.series?.canary ?? []).filter(Number.isFinite);
+    const baseline = (m.series?.baseline ?? []).filter(Number.isFinite);
+    if (canary.length === 0 || baseline.length === 0) {
+      return {
+        kind: 'no_evidence',
+        outcome: 'no_data',
+        note: canary.length === 0 ? 'no canary series' : 'no stable series',
+      };
+    }
+    if (Math.min(canary.length, baseline.length) < check.test.minSamples) {
+      return {
+        kind: 'no_evidence',
+        outcome: 'inconclusive',
+        note: `${canary.length} canary and ${baseline.length} stable points, fewer than minSamples ${check.test.minSamples}`,
+      };
+    }
+    if (check.minRequests !== undefined && requests === undefined) return unknownRequests(check);
+    const c = compareSeries(canary, baseline, check.test);
+    const band: BandName = c.outcome === 'pass' ? 'success' : c.outcome === 'marginal' ? 'between' : 'abort';
+    return { kind: 'evidence', band, outcome: c.outcome, note: c.note, test: c.result };
+  }
+
+  const value = finite(m.value);
+  if (value === undefined) return { kind: 'no_evidence', outcome: 'no_data', note: `no data for ${window}` };
+  let baseline: number | undefined;
+  if (check.compare) {
+    baseline = finite(m.baseline);
+    if (baseline === undefined) {
+      return {
+        kind: 'no_evidence',
+        outcome: 'no_data',
+        note: `no stable data for ${window} to compare with`,
+      };
+    }
+  }
+  if (check.minRequests !== undefined && requests === undefined) return unknownRequests(check);
+
+  const ratio = baseline === undefined ? undefined : ratioOf(value, baseline);
+  if (baseline !== undefined && ratio === undefined && usesRatio(check)) {
+    return {
+      kind: 'no_evidence',
+      outcome: 'inconclusive',
+      note: `ratio undefined: stable's value ${fmt(baseline)} is negative`,
+    };
+  }
+  const sides = { value, ratio, difference: baseline === undefined ? undefined : value - baseline };
+  const shown =
+    baseline === undefined
+      ? fmt(value)
+      : `${fmt(value)} (stable ${fmt(baseline)}, ratio ${ratio === undefined ? '-' : fmt(ratio)})`;
+  const crossed = check.abort?.band ? crossings(check.abort.band, sides, 'abort') : [];
+  if (crossed.length > 0) {
+    return { kind: 'evidence', band: 'abort', outcome: 'breach', note: `${shown}: ${crossed.join(', ')}` };
+  }
+  const missed = check.success ? misses(check.success, sides) : [];
+  if (missed.length > 0) {
+    return {
+      kind: 'evidence',
+      band: 'between',
+      outcome: 'hold',
+      note: `${shown}: ${missed.join(', ')}, not past abort`,
+    };
+  }
+  return { kind: 'evidence', band: 'success', outcome: 'pass', note: `${shown} ok` };
+}
+
+function unknownRequests(check: AnalysisCheck): Observation {
+  return {
+    kind: 'no_evidence',
+    outcome: 'inconclusive',
+    note: `request count unknown (minRequests ${check.minRequests})`,
+  };
+}
+
+function usesRatio(check: AnalysisCheck): boolean {
+  return check.success?.ratio !== undefined || check.abort?.band?.ratio !== undefined;
+}
+
+/** canary / stable; 1 when both are 0, +Infinity for a canary above a stable 0; undefined below a negative. */
+function ratioOf(value: number, baseline: number): number | undefined {
+  if (baseline > 0) return value / baseline;
+  if (baseline < 0) return undefined;
+  return value === 0 ? 1 : value > 0 ? Infinity : -Infinity;
+}
+
+type Sides = { value: number; ratio?: number; difference?: number };
+const DIMENSIONS = ['value', 'ratio', 'difference'] as const;
+
+/** The abort bounds crossed, e.g. `7.2 > abort max 5`, `ratio 2.1 > abort ratio max 2`. */
+function crossings(band: Band, sides: Sides, label: string): string[] {
+  const out: string[] = [];
+  for (const dim of DIMENSIONS) {
+    const bound: Bound | undefined = band[dim];
+    const v = sides[dim];
+    if (!bound || v === undefined) continue;
+    const what = dim === 'value' ? '' : `${dim} `;
+    const shown = dim === 'value' ? fmt(v) : `${dim} ${fmt(v)}`;
+    if (bound.max !== undefined && v > bound.max) out.push(`${shown} > ${label} ${what}max ${bound.max}`);
+    if (bound.min !== undefined && v < bound.min) out.push(`${shown} < ${label} ${what}min ${bound.min}`);
+  }
+  return out;
+}
+
+/** The success bounds not met (a success bound holds at equality). */
+function misses(band: Band, sides: Sides): string[] {
+  return crossings(band, sides, 'success');
+}
+
+function finite(v: number | null | undefined): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+function reportedValue(v: number | null | undefined, series: number[] | undefined): number | null {
+  const own = finite(v);
+  if (own !== undefined) return own;
+  const points = (series ?? []).filter(Number.isFinite).sort((a, b) => a - b);
+  if (points.length === 0) return null;
+  const mid = Math.floor(points.length / 2);
+  return points.length % 2 === 1 ? points[mid] : (points[mid - 1] + points[mid]) / 2;
+}
+
+function fmt(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  return String(Math.round(v * 1000) / 1000);
+}
