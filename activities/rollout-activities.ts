@@ -115,6 +115,8 @@ export function createActivities(p: ProviderSource) {
       windowSeconds: number;
       /** When set, the router's live weight is read too. */
       checkWeight?: boolean;
+      /** The versions of both sides, for metrics that select a side by its version. */
+      versions?: RoutingVersions;
     }): Promise<AnalysisResult> {
       const metrics = p.metrics(input.target);
       const measurements = await Promise.all(
@@ -122,6 +124,7 @@ export function createActivities(p: ProviderSource) {
           try {
             const value = await metrics.runQuery({
               side: 'canary',
+              ...(input.versions?.canary ? { version: input.versions.canary } : {}),
               metric: check.metric,
               query: check.query,
               windowSeconds: input.windowSeconds,

@@ -85,6 +85,8 @@ export interface WorkloadManager {
 export interface MetricQuery {
   /** Which side the query measures. */
   side: 'canary' | 'stable';
+  /** The version that side runs, for templates that select a side by its version label. */
+  version?: string;
   /** A named template (`error-rate`, `latency-p95`, ...) or a provider-specific raw query. */
   metric?: string;
   query?: string;

@@ -552,6 +552,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
           checks: plan.analysis.checks,
           windowSeconds: analysisWindowSeconds(plan),
           ...(routingLifecycle ? { checkWeight: true } : {}),
+          versions: { canary: version, ...(s.stableVersion ? { stable: s.stableVersion } : {}) },
         },
       ],
     );
