@@ -2,10 +2,20 @@
 // target from the registry. Every activity is idempotent: a retried or duplicated attempt reads the live state
 // and changes only what differs.
 import { ApplicationFailure } from '@temporalio/common';
+import type { AnalysisCheck } from '../workflows/analysis-spec';
+import type { RoundMeasurement } from '../workflows/judge-v2';
 import type { Target } from '../workflows/target';
 import type { Check } from '../workflows/types';
 import type { ProviderSource } from './factory';
-import { ProviderError, type AlertEvent, type CanaryInfo, type RoutingVersions } from './types';
+import { MetricsQueryError } from './metrics/prometheus';
+import {
+  ProviderError,
+  type AlertEvent,
+  type CanaryInfo,
+  type MetricQuery,
+  type MetricsProvider,
+  type RoutingVersions,
+} from './types';
 
 export interface CheckMeasurement {
   name: string;
@@ -33,6 +43,14 @@ export interface WeightResult {
 export interface AnalysisResult {
   measurements: CheckMeasurement[];
   /** The router's live weight, when the rollout asked for a drift check. */
+  liveWeight?: number;
+  router?: string;
+}
+
+/** One analysis round's measurements for the judge (judge-v2.ts judgeRound), by check name. */
+export interface ChecksMeasurement {
+  measurements: Record<string, RoundMeasurement>;
+  /** The router's live weight, when the rollout asked for a drift check (absent when it could not be read). */
   liveWeight?: number;
   router?: string;
 }
@@ -143,6 +161,53 @@ export function createActivities(p: ProviderSource) {
       return { measurements, router: router.type, ...(liveWeight !== undefined ? { liveWeight } : {}) };
     },
 
+    /**
+     * Measures one analysis round of the new checks (analysis-spec.ts) for the judge, every query in parallel:
+     * the canary's value over each check's window; stable's too where the check compares with it; the canary's
+     * request count where it sets minRequests; both sides' series for a test check. A query that fails is
+     * recorded on its check as `error` (never thrown: a failed query is the judge's to weigh). `atMs` evaluates
+     * as of that time (backtests; a provider that cannot look into the past answers with an error).
+     */
+    async measureChecks(input: {
+      target: Target;
+      checks: AnalysisCheck[];
+      versions: RoutingVersions;
+      /** When set, the router's live weight is read too. */
+      checkWeight?: boolean;
+      atMs?: number;
+    }): Promise<ChecksMeasurement> {
+      let metrics: MetricsProvider | undefined;
+      let unavailable: QueryFailure | undefined;
+      try {
+        metrics = p.metrics(input.target);
+      } catch (err) {
+        // No provider for this target (no Prometheus URL, say): every check's query fails the same way.
+        unavailable = queryFailure(err);
+      }
+      const measured = Promise.all(
+        input.checks.map(async (check): Promise<[string, RoundMeasurement]> => [
+          check.name,
+          metrics
+            ? await measureCheck(metrics, check, input.versions, input.atMs)
+            : { value: null, error: unavailable! },
+        ]),
+      );
+      const weight = input.checkWeight
+        ? (async () => {
+            const router = p.router(input.target);
+            // A weight that cannot be read is no drift evidence either way; the next shift reads it again.
+            return { router: router.type, liveWeight: await router.getWeight().catch(() => undefined) };
+          })()
+        : undefined;
+      const [entries, live] = await Promise.all([measured, weight]);
+      const out: ChecksMeasurement = { measurements: Object.fromEntries(entries) };
+      if (live) {
+        out.router = live.router;
+        if (live.liveWeight !== undefined) out.liveWeight = live.liveWeight;
+      }
+      return out;
+    },
+
     async promoteStable(input: { target: Target; version: string; image?: string }): Promise<void> {
       await step('forward', () => p.workloads(input.target).promoteStable(input.version, input.image));
     },
@@ -180,3 +245,117 @@ export function createActivities(p: ProviderSource) {
 }
 
 export type RolloutActivities = ReturnType<typeof createActivities>;
+
+type QueryFailure = NonNullable<RoundMeasurement['error']>;
+type Attempt<T> = { ok: true; value: T } | { ok: false; error: QueryFailure };
+
+/**
+ * The kind a failed query is recorded with: a Prometheus error's own kind (unreachable, bad_query, timeout,
+ * auth, server), `no_data` when the provider says it found no values (Flagger's "no values found"), else `error`.
+ */
+function queryFailure(err: unknown): QueryFailure {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof MetricsQueryError) return { kind: err.kind, message };
+  if (/\bno values\b/i.test(message)) return { kind: 'no_data', message };
+  return { kind: 'error', message };
+}
+
+async function attempt<T>(run: () => Promise<T>): Promise<Attempt<T>> {
+  try {
+    return { ok: true, value: await run() };
+  } catch (err) {
+    return { ok: false, error: queryFailure(err) };
+  }
+}
+
+/** NaN and ±Inf (a ratio over no traffic) are no data, never a number to judge. */
+function numberOrNull(v: number | null): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+function usesStable(check: AnalysisCheck): boolean {
+  return (
+    check.compare !== undefined ||
+    [check.success, check.abort?.band].some((b) => b?.ratio !== undefined || b?.difference !== undefined)
+  );
+}
+
+/** Everything the judge reads for one check, its queries in parallel; a failure becomes the check's `error`. */
+async function measureCheck(
+  metrics: MetricsProvider,
+  check: AnalysisCheck,
+  versions: RoutingVersions,
+  atMs: number | undefined,
+): Promise<RoundMeasurement> {
+  const sideOf = (side: 'canary' | 'stable'): Pick<MetricQuery, 'side' | 'version'> => {
+    const version = versions[side];
+    return version === undefined ? { side } : { side, version };
+  };
+  const source: Pick<MetricQuery, 'metric' | 'query'> = {};
+  if (check.metric !== undefined) source.metric = check.metric;
+  if (check.query !== undefined) source.query = check.query;
+  const at = atMs === undefined ? {} : { atMs };
+  const windowSeconds = check.windowMs / 1000;
+
+  const instant = (side: 'canary' | 'stable', what: Pick<MetricQuery, 'metric' | 'query'>) =>
+    attempt(async () =>
+      numberOrNull(await metrics.runQuery({ ...sideOf(side), ...what, windowSeconds, ...at })),
+    );
+  const test = check.test;
+  const range = metrics.rangeQuery?.bind(metrics);
+  const series = (side: 'canary' | 'stable', stepMs: number, run: NonNullable<typeof range>) =>
+    attempt(async () => {
+      // Each point covers its own step, so the test compares points that do not overlap; together they span
+      // the check's window, ending at the round's time.
+      const endMs = atMs ?? Date.now();
+      const stepSeconds = stepMs / 1000;
+      const points = await run({
+        ...sideOf(side),
+        ...source,
+        windowSeconds: stepSeconds,
+        startMs: endMs - check.windowMs,
+        endMs,
+        stepSeconds,
+      });
+      return points.map(([, v]) => v).filter(Number.isFinite);
+    });
+
+  const [value, baseline, requests, canarySeries, stableSeries] = await Promise.all([
+    instant('canary', source),
+    usesStable(check) ? instant('stable', source) : undefined,
+    check.minRequests !== undefined ? instant('canary', { metric: 'request-count' }) : undefined,
+    test && range ? series('canary', test.stepMs, range) : undefined,
+    test && range ? series('stable', test.stepMs, range) : undefined,
+  ]);
+
+  const m: RoundMeasurement = { value: value.ok ? value.value : null };
+  const failures: QueryFailure[] = [];
+  if (!value.ok) failures.push(value.error);
+  if (baseline) {
+    if (baseline.ok) m.baseline = baseline.value;
+    else failures.push(baseline.error);
+  }
+  if (requests) {
+    if (requests.ok) m.requests = requests.value;
+    else failures.push(requests.error);
+  }
+  if (test && !range) {
+    failures.push({
+      kind: 'unsupported',
+      message:
+        `the ${metrics.type} metrics provider has no range queries: the ${test.type} test of check ` +
+        `${JSON.stringify(check.name)} compares the canary's and stable's series, and range queries need Prometheus`,
+    });
+  }
+  if (canarySeries && stableSeries) {
+    if (canarySeries.ok && stableSeries.ok) {
+      m.series = { canary: canarySeries.value, baseline: stableSeries.value };
+    }
+    if (!canarySeries.ok) failures.push(canarySeries.error);
+    if (!stableSeries.ok) failures.push(stableSeries.error);
+  }
+  // A query that did not run outweighs one that found no values.
+  const error = failures.find((f) => f.kind !== 'no_data') ?? failures[0];
+  if (error) m.error = error;
+  return m;
+}

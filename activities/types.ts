@@ -92,6 +92,11 @@ export interface MetricQuery {
   query?: string;
   /** The window the value covers, in seconds. */
   windowSeconds: number;
+  /**
+   * Evaluate as of this time (ms since the epoch) instead of now, for backtests. A provider that cannot look
+   * into the past throws rather than answer for now.
+   */
+  atMs?: number;
 }
 
 /** Runs metric queries (local proxy counters, Prometheus, ...). */
@@ -99,6 +104,14 @@ export interface MetricsProvider {
   readonly type: string;
   /** The value for the window, or null when there is no data (never treated as healthy). */
   runQuery(query: MetricQuery): Promise<number | null>;
+  /**
+   * The series over [startMs, endMs] every stepSeconds, as ascending [timestamp ms, value] pairs, each point
+   * covering the query's window ending at its timestamp; points without a number are left out. Absent where
+   * the provider has no range queries (test checks then cannot be measured).
+   */
+  rangeQuery?(
+    query: MetricQuery & { startMs: number; endMs: number; stepSeconds: number },
+  ): Promise<Array<[number, number]>>;
   isOnline(): Promise<boolean>;
 }
 

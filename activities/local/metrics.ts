@@ -1,15 +1,21 @@
-// MetricsProvider over the local proxy's per-side counters (GET /metrics on the control API).
+// MetricsProvider over the local proxy's per-side counters (GET /metrics on the control API). It answers every
+// named metric of the analysis checks (ANALYSIS_METRICS), for now only: no evaluation in the past, no range
+// queries (a test check needs Prometheus).
 import type { MetricQuery, MetricsProvider } from '../types';
 import { LocalStackClient, type MetricsAnswer } from './control-client';
 
-/** Named metrics and the /metrics field each one reads. */
+/** Named metrics and what each one reads from a /metrics answer. */
 const FIELDS = {
-  'error-rate': 'errorRate',
-  'latency-p50': 'p50',
-  'latency-p95': 'p95',
-  'latency-p99': 'p99',
-  'request-rate': 'requestRate',
-} as const satisfies Record<string, keyof MetricsAnswer>;
+  'error-rate': (m) => m.errorRate,
+  'latency-p50': (m) => m.p50,
+  'latency-p95': (m) => m.p95,
+  'latency-p99': (m) => m.p99,
+  'request-rate': (m) => m.requestRate,
+  'request-count': (m) => m.requests,
+  // The local stack fails requests with 500 only, so every error is a 5xx.
+  '5xx-rate': (m) => m.errorRate,
+  'request-success-rate': (m) => (m.errorRate === null ? null : Math.round((100 - m.errorRate) * 100) / 100),
+} as const satisfies Record<string, (m: MetricsAnswer) => number | null>;
 
 export const LOCAL_METRICS = Object.keys(FIELDS);
 
@@ -43,6 +49,19 @@ export class LocalMetricsProvider implements MetricsProvider {
         `unknown metric ${JSON.stringify(q.metric)}: the local provider knows ${LOCAL_METRICS.join(', ')}`,
       );
     }
+    if (q.atMs !== undefined) {
+      throw new Error(
+        `the local metrics provider measures the present only, not as of ${Number.isFinite(q.atMs) ? new Date(q.atMs).toISOString() : q.atMs}: ` +
+          'evaluating at a past time (a backtest) needs Prometheus',
+      );
+    }
+    const read = FIELDS[q.metric as keyof typeof FIELDS];
+    if (q.metric === 'request-count') {
+      // The count itself is the evidence of how much traffic there was, a small one included; no side (no
+      // canary running) is no data.
+      const answer = await this.client.metrics(q.side, q.windowSeconds);
+      return answer.version === null ? null : read(answer);
+    }
     // A side that just started (or just got traffic) may not have a minimum sample yet: give it a moment.
     const deadline = Date.now() + this.sample.waitMs;
     let answer = await this.client.metrics(q.side, q.windowSeconds);
@@ -52,7 +71,7 @@ export class LocalMetricsProvider implements MetricsProvider {
     }
     // Too few requests in the window is no evidence, whatever the metric (a rate of 0 included).
     if (answer.requests < Math.max(1, this.sample.minSamples)) return null;
-    return answer[FIELDS[q.metric as keyof typeof FIELDS]];
+    return read(answer);
   }
 
   isOnline(): Promise<boolean> {
