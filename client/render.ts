@@ -113,6 +113,12 @@ function renderChecks(a: AnalysisRecord): string {
   if (a.checks.length === 0) return '(no checks)';
   return a.checks
     .map((c) => {
+      if (c.judged) {
+        // The full analysis form: the judge's own outcome, the band and severity, and stable's value.
+        const baseline = c.baseline !== undefined ? ` vs stable ${formatValue(c.baseline)}` : '';
+        const band = c.band ? ` ${c.band}${c.severity ? `/${c.severity}` : ''}` : '';
+        return `${c.name}=${formatValue(c.value)}${baseline} ${c.judged.toUpperCase().replace('_', ' ')}${band}`;
+      }
       const outcome = c.outcome === 'pass' ? 'ok' : c.outcome === 'fail' ? 'FAIL' : 'NO DATA';
       const error = c.error ? ` (error: ${c.error})` : '';
       return `${c.name}=${formatValue(c.value)} ${outcome}${error}`;
@@ -264,6 +270,22 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
     );
   }
   if (status.capacityNote) out.push('', `Stable capacity: ${status.capacityNote}`);
+  if (status.steppedBack) {
+    const b = status.steppedBack;
+    out.push(
+      '',
+      paint(
+        `Stepped back to ${b.toWeight}% (the stage's ${b.stageWeight}%) since ${formatTime(b.since, now)} after a medium breach; ` +
+          'it goes forward again after a healthy period, or rolls back if the breach persists',
+        'yellow',
+        color,
+      ),
+    );
+  }
+  const last = status.analyses[status.analyses.length - 1];
+  if (last?.action && last.action !== 'advance-ok' && last.reasons?.length) {
+    out.push('', `Last analysis: ${last.action}: ${last.reasons.join('; ')}`);
+  }
 
   if (status.rollbackReason) {
     const label = status.phase === 'rolling_back' ? 'Rolling back' : 'Rollback reason';

@@ -493,7 +493,7 @@ function checkOne(
       'fail treats missing data as crossing the abort band, but this check has no abort band',
     );
   }
-  const onQueryError = checkQueryError(c, spec.onQueryError, [...path, 'onQueryError'], defaults);
+  const onQueryError = checkQueryError(c, spec.onQueryError, [...path, 'onQueryError'], defaults, shortForm);
   if (c.problems.length > before) return undefined;
 
   const out: AnalysisCheck = { ...check, onNoData, onQueryError };
@@ -813,8 +813,14 @@ function checkQueryError(
   value: unknown,
   path: Segment[],
   defaults: AnalysisCheckDefaults,
+  shortForm: boolean,
 ): QueryErrorRule {
-  const rule: QueryErrorRule = { limit: defaults.inconclusiveLimit, then: CHECK_DEFAULTS.queryErrorThen };
+  // An outage is not evidence: by default the full form holds (and alerts) rather than rolling a healthy
+  // rollout back because Prometheus restarted. The short form keeps what it always meant.
+  const rule: QueryErrorRule = {
+    limit: defaults.inconclusiveLimit,
+    then: shortForm ? CHECK_DEFAULTS.queryErrorThen : 'hold',
+  };
   if (value === undefined) return rule;
   if (typeof value === 'string') {
     rule.then = checkLimitAction(c, value, path) ?? rule.then;

@@ -41,10 +41,26 @@ export function renderDetails(st: RolloutStatus, plan: Plan): string {
   }
   const last = st.analyses[st.analyses.length - 1];
   if (last) {
-    const checks = last.checks.map((c) => `${c.name}=${c.value ?? 'no data'} (${c.outcome})`).join(', ');
-    notes.push(`Last verdict: **${last.verdict}** at ${last.at}: ${checks}`);
+    const checks = last.checks
+      .map(
+        (c) =>
+          `${c.name}=${c.value ?? 'no data'}${c.baseline !== undefined ? ` vs stable ${c.baseline ?? 'no data'}` : ''} ` +
+          `(${c.judged ?? c.outcome}${c.band ? `, ${c.band}${c.severity ? `/${c.severity}` : ''}` : ''})`,
+      )
+      .join(', ');
+    notes.push(
+      `Last verdict: **${last.verdict}** at ${last.at}: ${checks}` +
+        (last.action && last.action !== 'advance-ok' && last.reasons?.length
+          ? ` — ${last.action}: ${last.reasons.join('; ')}`
+          : ''),
+    );
   } else if (plan.analysis.checks.length === 0) {
     notes.push('No analysis checks in this plan.');
+  }
+  if (st.steppedBack) {
+    notes.push(
+      `**Stepped back** to ${st.steppedBack.toWeight}% (stage weight ${st.steppedBack.stageWeight}%) since ${st.steppedBack.since}`,
+    );
   }
   if (st.rollbackReason) notes.push(`**Rollback reason:** ${st.rollbackReason}`);
   // Separate paragraphs: single newlines would run together in markdown.

@@ -17,6 +17,7 @@ import {
   type Segment,
 } from './problems';
 import type { AnalysisSettings, Check, Gate, Plan, Stage } from './types';
+import { analysisCheckKnownFields, collectAnalysisChecks } from './analysis-spec';
 
 export { MAX_DURATION_MS };
 
@@ -47,6 +48,12 @@ export interface CheckSpec {
   min?: number;
 }
 
+/** A check in the full analysis form, as written; see workflows/analysis-spec.ts for its fields. */
+export interface FullCheckSpec {
+  name: string;
+  [field: string]: unknown;
+}
+
 export interface StageSpec {
   /** Percent of traffic, (0, 100]. */
   weight: number;
@@ -59,7 +66,8 @@ export interface AnalysisSpec {
   interval?: string;
   failureLimit?: number;
   inconclusiveLimit?: number;
-  checks?: CheckSpec[];
+  /** The short form, or the full analysis form of analysis-spec.ts (bands, severities, baselines, tests). */
+  checks?: Array<CheckSpec | FullCheckSpec>;
 }
 
 export interface PromotionSpec {
@@ -129,7 +137,8 @@ const analysisSchema = z.strictObject(
     interval: byHand<string>().optional(),
     failureLimit: z.number(wholeNumber).optional(),
     inconclusiveLimit: z.number(wholeNumber).optional(),
-    checks: z.array(checkSchema, typeError('a list of checks')).optional(),
+    // Each check is checked on its own (short form, or the full analysis form of analysis-spec.ts).
+    checks: z.array(byHand<CheckSpec>(), typeError('a list of checks')).optional(),
   },
   typeError('an object with interval, failureLimit, inconclusiveLimit and checks'),
 );
@@ -264,7 +273,21 @@ function checkStages(c: Collector, stages: unknown[], strict: boolean): Stage[] 
   return out;
 }
 
+/** Fields only the full analysis form has (a typo of a short-form field keeps the short form's messages). */
+const FULL_FORM_FIELDS = new Set(
+  (analysisCheckKnownFields()['analysis.checks.*'] ?? []).filter(
+    (k) => !['name', 'metric', 'query', 'max', 'min'].includes(k),
+  ),
+);
+
+/** Whether any check uses the full form (bands, severities, baselines, tests...). */
+function usesFullForm(spec: Obj): boolean {
+  const checks = isObject(spec.analysis) && Array.isArray(spec.analysis.checks) ? spec.analysis.checks : [];
+  return checks.some((check) => isObject(check) && Object.keys(check).some((k) => FULL_FORM_FIELDS.has(k)));
+}
+
 function checkChecks(c: Collector, checks: unknown[]): Check[] {
+  checks.forEach((check, index) => c.structure(checkSchema, check, ['analysis', 'checks', index]));
   const seen = new Map<string, number>();
   const out: Check[] = [];
   checks.forEach((check, index) => {
@@ -302,25 +325,58 @@ function checkChecks(c: Collector, checks: unknown[]): Check[] {
   return out;
 }
 
-function checkAnalysis(c: Collector, analysis: Obj): AnalysisSettings {
+function checkAnalysis(c: Collector, analysis: Obj, full: boolean): AnalysisSettings {
   const interval = analysis.interval ?? PLAN_DEFAULTS.interval;
   const intervalMs = checkDuration(c, interval, ['analysis', 'interval']) ?? 0;
-  return {
-    intervalMs,
-    failureLimit: checkLimit(
-      c,
-      analysis.failureLimit,
-      ['analysis', 'failureLimit'],
-      PLAN_DEFAULTS.failureLimit,
-    ),
-    inconclusiveLimit: checkLimit(
-      c,
-      analysis.inconclusiveLimit,
-      ['analysis', 'inconclusiveLimit'],
-      PLAN_DEFAULTS.inconclusiveLimit,
-    ),
-    checks: Array.isArray(analysis.checks) ? checkChecks(c, analysis.checks) : [],
-  };
+  const failureLimit = checkLimit(
+    c,
+    analysis.failureLimit,
+    ['analysis', 'failureLimit'],
+    PLAN_DEFAULTS.failureLimit,
+  );
+  const inconclusiveLimit = checkLimit(
+    c,
+    analysis.inconclusiveLimit,
+    ['analysis', 'inconclusiveLimit'],
+    PLAN_DEFAULTS.inconclusiveLimit,
+  );
+  const specs = Array.isArray(analysis.checks) ? analysis.checks : [];
+  if (full) {
+    // The full form: judged by judge-v2 (bands, severities, baselines, tests). Rollouts started before it
+    // existed never get here (strict is off for them).
+    const rules = collectAnalysisChecks(c, specs, {
+      windowMs: Math.max(30_000, intervalMs),
+      failureLimit: typeof failureLimit === 'number' ? failureLimit : PLAN_DEFAULTS.failureLimit,
+      inconclusiveLimit:
+        typeof inconclusiveLimit === 'number' ? inconclusiveLimit : PLAN_DEFAULTS.inconclusiveLimit,
+    });
+    rules.forEach((rule, i) => {
+      for (const [what, then] of [
+        ['onNoData', rule.onNoData.then],
+        ['onQueryError', rule.onQueryError.then],
+      ] as const) {
+        if (then === 'approval') {
+          c.add(
+            ['analysis', 'checks', i, what],
+            'asking for approval when evidence is missing is not available yet; use rollback or hold',
+          );
+        }
+      }
+    });
+    return {
+      intervalMs,
+      failureLimit,
+      inconclusiveLimit,
+      // The names (and what they measure) for everything that only needs to know which checks exist.
+      checks: rules.map((r) => ({
+        name: r.name,
+        ...(r.metric ? { metric: r.metric } : {}),
+        ...(r.query ? { query: r.query } : {}),
+      })),
+      rules,
+    };
+  }
+  return { intervalMs, failureLimit, inconclusiveLimit, checks: checkChecks(c, specs) };
 }
 
 /** Validates a plan as written and normalises it (durations in ms, defaults filled in). Lists every problem. */
@@ -342,7 +398,9 @@ export function validatePlan(spec: unknown, options: { strict?: boolean } = {}):
       ],
     };
   }
-  const c = new Collector(KNOWN_FIELDS);
+  // Rollouts started before the full form existed (strict off) are read by the short form alone.
+  const full = strict && usesFullForm(spec);
+  const c = new Collector(full ? { ...KNOWN_FIELDS, ...analysisCheckKnownFields() } : KNOWN_FIELDS);
   c.structure(planSchema, spec);
 
   const stages = Array.isArray(spec.stages) ? checkStages(c, spec.stages, strict) : [];
@@ -357,7 +415,7 @@ export function validatePlan(spec: unknown, options: { strict?: boolean } = {}):
       );
     }
   }
-  const analysis = checkAnalysis(c, isObject(spec.analysis) ? spec.analysis : {});
+  const analysis = checkAnalysis(c, isObject(spec.analysis) ? spec.analysis : {}, full);
   const promotion = isObject(spec.promotion) ? spec.promotion : {};
   const cleanupDelayMs =
     checkDuration(c, promotion.cleanupDelay ?? PLAN_DEFAULTS.cleanupDelay, ['promotion', 'cleanupDelay'], {

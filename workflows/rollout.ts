@@ -45,12 +45,14 @@ import {
 } from './api';
 import { formatDuration } from './duration';
 import { describeResults, judge } from './judge';
+import { judgeRound, type JudgeState } from './judge-v2';
 import { describePlan, formatProblems, validatePlan } from './plan';
 import { describeTarget, formatTargetProblems, validateTarget, versionProblem, type Target } from './target';
 import { renderDetails } from './details';
 import type {
   AnalysisRecord,
   ApprovalRecord,
+  CheckResult,
   Phase,
   Plan,
   RolloutResult,
@@ -64,6 +66,8 @@ const MAX_APPROVALS_KEPT = 50;
 const DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS = 4000;
 /** Rollouts started before targets named their routers ran no routing setup, teardown or capacity check. */
 export const TARGET_PATCH = 'per-rollout-target';
+/** Rollouts whose plans use the full analysis form are judged by judge-v2 from this patch on. */
+export const JUDGE_PATCH = 'judge-v2';
 /** Rollouts started before plans were held to whole-percent weights and size bounds. */
 export const STRICT_PLAN_PATCH = 'strict-plan-validation';
 
@@ -146,6 +150,9 @@ interface RolloutState {
   retrying?: { step: string; attempts: number; error: string; since: number };
   /** What the rollback found and did about stable's capacity. */
   capacityNote?: string;
+  /** judge-v2's memory between rounds (breach streaks, missing evidence, step-backs). */
+  judge?: JudgeState;
+  steppedBack?: { stageWeight: number; toWeight: number; at: number };
 }
 
 /** Thrown inside the walk to stop it and roll back; never leaves the workflow. */
@@ -179,6 +186,8 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   const { version, image } = input;
   const info = workflowInfo();
   const routingLifecycle = patched(TARGET_PATCH);
+  // Only plans in the full analysis form change judge; short-form plans keep the original one.
+  const judgeV2 = plan.analysis.rules !== undefined && patched(JUDGE_PATCH);
   const s: RolloutState = (input.carried as RolloutState | undefined) ?? {
     run: 1,
     phase: 'progressing',
@@ -276,6 +285,15 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
         : {}),
       ...(s.retrying ? { retrying: { ...s.retrying, since: iso(s.retrying.since) } } : {}),
       ...(s.capacityNote ? { capacityNote: s.capacityNote } : {}),
+      ...(s.steppedBack
+        ? {
+            steppedBack: {
+              stageWeight: s.steppedBack.stageWeight,
+              toWeight: s.steppedBack.toWeight,
+              since: iso(s.steppedBack.at),
+            },
+          }
+        : {}),
       ...(gate ? { gate } : {}),
       analyses: s.analyses,
       ...(s.lastVerdict ? { lastVerdict: s.lastVerdict } : {}),
@@ -543,7 +561,97 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   // ---------- the walk ----------
   const analysisActive = (): boolean => plan.analysis.checks.length > 0 && s.canaryReady && s.weight > 0;
 
+  /** One round of the full analysis form: measure, judge, act by the decision's severity. */
+  const analyseV2 = async (): Promise<void> => {
+    const rules = plan.analysis.rules ?? [];
+    const answer = await analysisActs.measureChecks.executeWithOptions(
+      { summary: `analyse canary at ${s.weight}% (${rules.map((c) => c.name).join(', ')})` },
+      [
+        {
+          target,
+          checks: rules,
+          versions: { canary: version, ...(s.stableVersion ? { stable: s.stableVersion } : {}) },
+          checkWeight: true,
+        },
+      ],
+    );
+    if (answer.liveWeight !== undefined && !s.drift && !s.finalizing) {
+      const expected = s.achievedWeight ?? s.weight;
+      if (answer.liveWeight !== expected) await driftDetected(expected, answer.liveWeight);
+    }
+    const now = Date.now();
+    const { state, decision } = judgeRound(rules, answer.measurements, now, s.judge);
+    s.judge = state;
+    s.lastAnalysisAt = now;
+    const advances = decision.action === 'advance-ok' || decision.action === 'alert';
+    const verdict: Verdict = advances
+      ? 'pass'
+      : decision.perCheck.some((c) => c.outcome === 'breach' || c.outcome === 'fail')
+        ? 'fail'
+        : 'inconclusive';
+    s.lastVerdict = verdict;
+    pushBounded(
+      s.analyses,
+      {
+        stage: s.stageIndex + 1,
+        weight: s.weight,
+        at: iso(now),
+        verdict,
+        checks: decision.perCheck.map((v): CheckResult => ({
+          name: v.name,
+          value: v.value,
+          outcome:
+            v.outcome === 'pass' || v.outcome === 'marginal'
+              ? 'pass'
+              : v.outcome === 'breach' || v.outcome === 'fail'
+                ? 'fail'
+                : 'no_data',
+          judged: v.outcome,
+          note: v.note,
+          ...(v.baseline !== undefined ? { baseline: v.baseline } : {}),
+          ...(v.band ? { band: v.band } : {}),
+          ...(v.severity ? { severity: v.severity } : {}),
+        })),
+        action: decision.action,
+        reasons: decision.reasons,
+      },
+      MAX_ANALYSES_KEPT,
+    );
+    // A rollback goes first: this round's alerts must not delay it (the rollback alerts by itself).
+    if (decision.action === 'rollback') {
+      throw new RollbackRequired(`analysis at ${s.weight}%: ${decision.reasons.join('; ')}`);
+    }
+    if (advances && s.stageEntered) s.passedInStage = true;
+    if (decision.steppedBack && !s.steppedBack && !s.finalizing) {
+      const previous = s.stageIndex > 0 ? plan.stages[s.stageIndex - 1].weight : undefined;
+      // In the first stage no earlier weight still carries canary traffic: the judge's hold applies instead.
+      if (previous !== undefined && s.stageEntered) {
+        s.steppedBack = { stageWeight: s.weight, toWeight: previous, at: now };
+        await shift(previous, 'step back after a medium breach');
+        await alert(
+          'stepped_back',
+          'warning',
+          `${label()}: traffic stepped back from ${s.steppedBack.stageWeight}% to ${previous}%: ${decision.reasons.join('; ')}`,
+        );
+      }
+    } else if (!decision.steppedBack && s.steppedBack) {
+      const back = s.steppedBack;
+      s.steppedBack = undefined;
+      await shift(back.stageWeight, 'forward again after a healthy period');
+      await alert(
+        'stepped_forward',
+        'info',
+        `${label()}: healthy again; traffic back to ${back.stageWeight}%`,
+      );
+    }
+    for (const a of decision.alerts) {
+      await alert('check_breached', a.level, `${label()}: ${a.check}: ${a.message}`);
+    }
+    publish();
+  };
+
   const analyse = async (): Promise<void> => {
+    if (judgeV2) return analyseV2();
     const answer: AnalysisResult | CheckMeasurement[] = await analysisActs.runAnalysis.executeWithOptions(
       { summary: `analyse canary at ${s.weight}% (${plan.analysis.checks.map((c) => c.name).join(', ')})` },
       [

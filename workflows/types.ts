@@ -1,4 +1,5 @@
 // Shared vocabulary of a rollout. Pure types only: imported by the workflow, the activities and the client.
+import type { AnalysisCheck } from './analysis-spec';
 
 /** What a rollout is about: one application in one namespace (its full target is in workflows/target.ts). */
 export interface RolloutTarget {
@@ -46,7 +47,13 @@ export interface AnalysisSettings {
   failureLimit: number;
   /** Consecutive analyses without data that trigger a rollback (no evidence is never healthy). */
   inconclusiveLimit: number;
+  /** Every check's name and what it measures (thresholds too, in the short form). */
   checks: Check[];
+  /**
+   * Set when the plan uses the full analysis form (success and abort bands, severities, baselines, tests): the
+   * checks as judge-v2 reads them. Absent for short-form plans, which keep the original judge.
+   */
+  rules?: AnalysisCheck[];
 }
 
 export interface PromotionSettings {
@@ -74,6 +81,15 @@ export interface CheckResult {
   /** Set when the provider could not be queried. */
   error?: string;
   outcome: 'pass' | 'fail' | 'no_data';
+  // Full analysis form only (judge-v2): what the judge saw and decided for this check.
+  /** Stable's value over the same window, where the check compares. */
+  baseline?: number | null;
+  /** Which band the value fell in. */
+  band?: 'success' | 'between' | 'abort';
+  severity?: 'critical' | 'high' | 'medium' | 'low';
+  /** The judge's own outcome: pass, hold, breach, inconclusive, no_data, query_failed, marginal, fail. */
+  judged?: string;
+  note?: string;
 }
 
 export type Verdict = 'pass' | 'fail' | 'inconclusive';
@@ -85,6 +101,9 @@ export interface AnalysisRecord {
   at: string;
   verdict: Verdict;
   checks: CheckResult[];
+  /** Full analysis form only: what the round decided (advance-ok, hold, step-back, alert, rollback) and why. */
+  action?: string;
+  reasons?: string[];
 }
 
 export interface ApprovalRecord {
@@ -154,6 +173,8 @@ export interface RolloutStatus {
   retrying?: { step: string; attempts: number; error: string; since: string };
   /** What the rollback found about stable's capacity and did about it. */
   capacityNote?: string;
+  /** A medium breach stepped traffic back to the previous stage's weight; it goes forward after a healthy period. */
+  steppedBack?: { stageWeight: number; toWeight: number; since: string };
   gate?: GateWait;
   analyses: AnalysisRecord[];
   lastVerdict?: Verdict;

@@ -36,7 +36,8 @@ function problemsOf(spec: Record<string, unknown>): InputProblem[] {
 }
 
 const HOLD_THEN_ROLLBACK = { action: 'hold', limit: 3, then: 'rollback' };
-const QUERY_ERRORS = { limit: 3, then: 'rollback' };
+// The full form holds through an outage by default (a Prometheus restart must not roll back a healthy rollout).
+const QUERY_ERRORS = { limit: 3, then: 'hold' };
 
 describe('validateAnalysisChecks: the new form', () => {
   it('normalises the examples of issue 6', () => {
@@ -173,7 +174,7 @@ describe('validateAnalysisChecks: the new form', () => {
       then: 'approval',
     });
     expect(c({ onQueryError: 'hold' }).onQueryError).toEqual({ limit: 3, then: 'hold' });
-    expect(c({ onQueryError: { limit: 5 } }).onQueryError).toEqual({ limit: 5, then: 'rollback' });
+    expect(c({ onQueryError: { limit: 5 } }).onQueryError).toEqual({ limit: 5, then: 'hold' });
     // the plan's inconclusiveLimit is the default limit of both
     const d = valid([{ name: 'x', metric: 'error-rate', max: 1 }], { ...DEFAULTS, inconclusiveLimit: 7 })[0];
     expect(d.onNoData.limit).toBe(7);

@@ -469,11 +469,13 @@ describe('playbook 004: NGINX-ingress canary (5/25/50/100 %, 60 s each)', () => 
   window: 60s
   success: { max: 5 }
   abort: { max: 5, severity: high, consecutive: 1 }
+  onQueryError: rollback         # as the short form does (the full form holds by default)
 - name: latency-p95              # p95 1000 ms
   metric: latency-p95
   window: 60s
   success: { max: 1000 }
   abort: { max: 1000, severity: high, consecutive: 1 }
+  onQueryError: rollback
 `);
 
   it('is what the short form of its preset means', () => {
@@ -566,7 +568,23 @@ describe('short-form checks keep the semantics of today’s judge', () => {
 });
 
 describe('missing evidence and failed queries', () => {
-  const [check] = checksOf([{ name: 'e', metric: 'error-rate', success: { max: 1 }, abort: { max: 5 } }]);
+  const [check] = checksOf([
+    { name: 'e', metric: 'error-rate', success: { max: 1 }, abort: { max: 5 }, onQueryError: 'rollback' },
+  ]);
+
+  it('by default holds through an outage, however long, and alerts once', () => {
+    const [outage] = checksOf([{ name: 'e', metric: 'error-rate', success: { max: 1 }, abort: { max: 5 } }]);
+    const ds = run(
+      [outage],
+      repeat(10, () => ({ e: failed() })),
+    );
+    expect(new Set(actions(ds))).toEqual(new Set(['hold']));
+    // One alert when the outage starts, one when it reaches the limit, none after.
+    expect(ds.flatMap((d) => d.alerts).map((a) => a.message)).toEqual([
+      'e: query failed (unavailable: connection refused); no advance until it answers (retrying every round)',
+      'e: query failed 3 rounds in a row; the stage holds',
+    ]);
+  });
 
   it('holds on no data and rolls back at the limit (default: the plan’s inconclusiveLimit)', () => {
     const ds = run(
@@ -755,7 +773,7 @@ describe('decisions across checks', () => {
 - { name: crit, metric: error-rate, abort: { max: 10, severity: critical } }
 - { name: high, metric: latency-p99, abort: { max: 1000, severity: high, consecutive: 1 } }
 - { name: med, metric: latency-p95, abort: { max: 500, severity: medium } }
-- { name: med2, metric: latency-p50, abort: { max: 100, severity: medium } }
+- { name: med2, metric: latency-p50, abort: { max: 100, severity: medium }, onQueryError: rollback }
 - { name: low, metric: request-rate, success: { min: 1 }, abort: { min: 0.5, severity: low } }
 `);
   const fine: Round = { crit: v(1), high: v(300), med: v(200), med2: v(50), low: v(5) };

@@ -208,6 +208,47 @@ describe('renderStatus', () => {
     expect(text).toContain('Stable capacity: stable had 1 of 4 replicas; scaled back to 4, available 4');
   });
 
+  it('shows what the full analysis form judged: band, severity, stable, the step-back and why', () => {
+    const s: RolloutStatus = {
+      ...progressing(),
+      weight: 5,
+      steppedBack: { stageWeight: 10, toWeight: 5, since: '2025-03-01T12:20:00.000Z' },
+      analyses: [
+        {
+          stage: 2,
+          weight: 5,
+          at: '2025-03-01T12:29:00.000Z',
+          verdict: 'fail',
+          checks: [
+            {
+              name: 'p95-vs-stable',
+              value: 240,
+              baseline: 150,
+              outcome: 'fail',
+              judged: 'breach',
+              band: 'abort',
+              severity: 'medium',
+              note: 'ratio 1.6 > abort ratio max 1.5',
+            },
+            { name: 'errors', value: null, outcome: 'no_data', judged: 'query_failed', note: 'unreachable' },
+          ],
+          action: 'step-back',
+          reasons: ['p95-vs-stable: ratio 1.6 > abort ratio max 1.5 (medium): step back'],
+        },
+      ],
+    };
+    const text = renderStatus(s, NOW);
+    expect(text).toContain(
+      'p95-vs-stable=240 vs stable 150 BREACH abort/medium, errors=no data QUERY FAILED',
+    );
+    expect(text).toContain(
+      "Stepped back to 5% (the stage's 10%) since 12:20:00Z after a medium breach; it goes forward again after a healthy period, or rolls back if the breach persists",
+    );
+    expect(text).toContain(
+      'Last analysis: step-back: p95-vs-stable: ratio 1.6 > abort ratio max 1.5 (medium): step back',
+    );
+  });
+
   it('shows the rollback reason and how far the plan got', () => {
     const s: RolloutStatus = {
       ...progressing(),

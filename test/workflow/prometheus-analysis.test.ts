@@ -113,3 +113,105 @@ test('a canary at 7 % errors is rolled back at its first analysis, traffic back 
   const st = await h.query(statusQuery);
   expect(st.analyses).toHaveLength(1);
 }, 180_000);
+
+// ---------------------------------------------------------------------------------------------------------------
+// The full analysis form (judge-v2): bands, severities, for durations, step-backs, outages.
+
+const healthy = { errorRate: 0.004, latencyMs: { p50: 45, p95: 95, p99: 220 } };
+/** Sets the canary exporter and waits until the checks' 15 s window holds only the new behaviour. */
+async function canaryBecomes(change: Parameters<Exporter['set']>[0]): Promise<void> {
+  canary.set(change);
+  await new Promise((r) => setTimeout(r, 17_000));
+}
+
+const fullForm = (errorAbort: Record<string, unknown>, stages?: PlanSpec['stages']): PlanSpec => ({
+  analysis: {
+    interval: '1m',
+    checks: [
+      {
+        name: 'error-rate',
+        metric: 'error-rate',
+        // Prometheus answers for real time while the workflow skips ahead: a short window follows the exporter.
+        window: '15s',
+        success: { max: 1 },
+        abort: { max: 5, ...errorAbort },
+      },
+    ],
+  },
+  stages: stages ?? [{ weight: 10, hold: '10m' }, { weight: 50, hold: '10m' }, { weight: 100 }],
+  promotion: { cleanupDelay: '0s' },
+});
+
+describe('the full analysis form', () => {
+  afterEach(() => canary.set(healthy));
+
+  test('critical: a canary at 7 % errors is at weight 0 after one analysis round', async () => {
+    await canaryBecomes({ errorRate: 0.07 });
+    const h = await bench.startRollout(APP, 'v2', fullForm({ severity: 'critical' }));
+    const result = await h.result();
+    expect(result.outcome).toBe('rolled_back');
+    const m =
+      /^analysis at 10%: error-rate: (\d+(?:\.\d+)?): \1 > abort max 5 \(critical\): roll back at once$/.exec(
+        result.reason ?? '',
+      );
+    expect(Number(m![1])).toBeGreaterThan(5);
+    const st = await h.query(statusQuery);
+    expect(st.analyses).toHaveLength(1);
+    expect(st.analyses[0]).toMatchObject({ action: 'rollback', verdict: 'fail' });
+    expect(st.analyses[0].checks[0]).toMatchObject({ band: 'abort', severity: 'critical', judged: 'breach' });
+    expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
+  }, 180_000);
+
+  test('high for 5m: a short blip does not roll back, a lasting breach does', async () => {
+    await canaryBecomes(healthy);
+    const h = await bench.startRollout(APP, 'v2', fullForm({ severity: 'high', for: '5m' }));
+    await bench.env.sleep(90_000);
+    expect((await h.query(statusQuery)).weight).toBe(10);
+    // A blip: one breaching round, then healthy again.
+    await canaryBecomes({ errorRate: 0.07 });
+    await bench.env.sleep(60_000);
+    let st = await h.query(statusQuery);
+    expect(st.analyses[st.analyses.length - 1].checks[0]).toMatchObject({ band: 'abort', judged: 'breach' });
+    expect(st.phase).toBe('progressing');
+    await canaryBecomes(healthy);
+    await bench.env.sleep(60_000);
+    st = await h.query(statusQuery);
+    expect(st.phase).toBe('progressing');
+    // Now it lasts: rolled back once the breach has lasted 5 minutes, not before.
+    await canaryBecomes({ errorRate: 0.07 });
+    await bench.env.sleep(4 * 60_000);
+    expect((await h.query(statusQuery)).phase).toBe('progressing');
+    const result = await h.result();
+    expect(result.outcome).toBe('rolled_back');
+    expect(result.reason).toContain('> abort max 5, for 5m of 5m (high): roll back');
+  }, 300_000);
+
+  test('medium: steps traffic back to the previous stage, holds, and goes forward after a healthy period', async () => {
+    await canaryBecomes(healthy);
+    const h = await bench.startRollout(
+      APP,
+      'v2',
+      fullForm({ severity: 'medium', recoverAfter: '3m', rollbackAfter: '30m' }, [
+        { weight: 10, hold: '2m' },
+        { weight: 50, hold: '20m' },
+        { weight: 100 },
+      ]),
+    );
+    await bench.env.sleep(4 * 60_000);
+    expect((await h.query(statusQuery)).stage).toBe(2);
+    expect((await bench.live()).weight).toBe(50);
+    await canaryBecomes({ errorRate: 0.07 });
+    await bench.env.sleep(60_000);
+    let st = await h.query(statusQuery);
+    expect(st.steppedBack).toMatchObject({ stageWeight: 50, toWeight: 10 });
+    expect((await bench.live()).weight).toBe(10);
+    expect(bench.alerts(h.workflowId).some((a) => a.event === 'stepped_back')).toBe(true);
+    await canaryBecomes(healthy);
+    await bench.env.sleep(5 * 60_000);
+    st = await h.query(statusQuery);
+    expect(st.steppedBack).toBeUndefined();
+    expect((await bench.live()).weight).toBe(50);
+    expect(st.stage).toBe(2);
+    expect(await h.result()).toMatchObject({ outcome: 'promoted' });
+  }, 300_000);
+});
