@@ -96,7 +96,7 @@ function unknownField(
 }
 
 /** Levenshtein distance, for typo suggestions. */
-function distance(a: string, b: string): number {
+export function distance(a: string, b: string): number {
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const next = [i];

@@ -8,6 +8,7 @@ import {
   byHand,
   checkDuration,
   describe,
+  distance,
   isObject,
   problemLines,
   sortedProblems,
@@ -647,18 +648,7 @@ function closest(value: string, known: readonly string[]): string | undefined {
   const v = value.toLowerCase();
   const inside = known.find((k) => v.includes(k.toLowerCase())); // ingress-nginx, istio-telemetry
   if (inside) return inside;
-  const edits = (a: string, b: string): number => {
-    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i++) {
-      const next = [i];
-      for (let j = 1; j <= b.length; j++) {
-        next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-      }
-      row = next;
-    }
-    return row[b.length];
-  };
-  const ranked = known.map((k) => ({ k, d: edits(v, k.toLowerCase()) })).sort((a, b) => a.d - b.d);
+  const ranked = known.map((k) => ({ k, d: distance(v, k.toLowerCase()) })).sort((a, b) => a.d - b.d);
   return ranked[0] && ranked[0].d <= Math.min(2, Math.max(1, Math.floor(v.length / 2)))
     ? ranked[0].k
     : undefined;

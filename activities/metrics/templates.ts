@@ -19,6 +19,7 @@
 // (Istio's response_code 0: a reset or a timeout); 4xx are the client's business. So request-success-rate plus
 // error-rate is 100, and 5xx-rate counts 5xx alone.
 import { METRICS_TEMPLATE_SETS, type MetricsTemplateSet } from '../../workflows/target';
+import { QUERY_PLACEHOLDERS } from '../../workflows/analysis-spec';
 
 export type TemplateSetName = MetricsTemplateSet;
 export const TEMPLATE_SET_NAMES: readonly TemplateSetName[] = METRICS_TEMPLATE_SETS;
@@ -43,17 +44,7 @@ export interface TemplateSet {
 }
 
 /** The placeholders every query may use; a template's own parameters come on top. */
-export const STANDARD_PLACEHOLDERS = [
-  'namespace',
-  'app',
-  'version',
-  'side',
-  'workload',
-  'service',
-  'ingress',
-  'window',
-  'selector',
-] as const;
+export const STANDARD_PLACEHOLDERS = QUERY_PLACEHOLDERS;
 export type StandardPlaceholder = (typeof STANDARD_PLACEHOLDERS)[number];
 
 /** Values for rendering; undefined means "known, but not known for this query" (e.g. the stable version). */
