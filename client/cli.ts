@@ -3,6 +3,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DurationError, formatDuration, parseDuration } from '../workflows/duration';
 import { describePlan, totalHoldMs } from '../workflows/plan';
+import type { InputProblem } from '../workflows/problems';
 import type { Phase, RolloutStatus } from '../workflows/types';
 import { ConfigError, loadWorkerConfig } from '../worker/config';
 import {
@@ -10,6 +11,7 @@ import {
   PlanInvalidError,
   TargetInvalidError,
   loadAndValidatePlan,
+  loadPlan,
   loadTargetFile,
 } from './plan-file';
 import {
@@ -371,6 +373,111 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
         if (opts.wait) {
           const final = await follow(c, started.workflowId, pollMs, opts.output);
           exitCode = exitCodeForStatus(final);
+        }
+      },
+    );
+
+  // ---------------------------------------------------------------------------------------- validate
+  program
+    .command('validate')
+    .description(
+      'check a plan (and its target) offline, exactly as start does before contacting Temporal; never connects',
+    )
+    .requiredOption('--plan <file|preset>', 'plan file (YAML/JSON) or preset name')
+    .option('--target <file>', 'target file (YAML/JSON): workload, traffic router and its settings, metrics')
+    .option('--app <name>', "application (default: the target's app, else its workload name)")
+    .option('--namespace <namespace>', "target namespace (default: the target's, else default)")
+    .option('--workload <name>', 'the stable Deployment (the canary is derived from it)')
+    .option('--container <name>', 'the container that takes the new image (default: the first)')
+    .addOption(
+      new Option('--router <type>', "traffic router (default: the target's, else the worker's)").choices([
+        ...ROUTER_TYPES,
+      ]),
+    )
+    .option(
+      '--router-opt <key=value>',
+      'a router setting, e.g. virtualService=checkout or routes=primary,secondary (repeatable)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .addOption(outputOption())
+    .action(
+      (opts: {
+        plan: string;
+        target?: string;
+        app?: string;
+        namespace?: string;
+        workload?: string;
+        container?: string;
+        router?: string;
+        routerOpt?: string[];
+        output: OutputFormat;
+      }) => {
+        const asJson = opts.output === 'json';
+        const targetGiven = (fromPlan?: TargetSpec): boolean =>
+          fromPlan !== undefined ||
+          [opts.target, opts.app, opts.namespace, opts.workload, opts.container, opts.router].some(
+            (v) => v !== undefined,
+          ) ||
+          Boolean(opts.routerOpt?.length);
+        const targetProblems = (problems: InputProblem[]): InputProblem[] =>
+          problems.map((p) => ({ ...p, path: p.path === '' ? 'target' : `target.${p.path}` }));
+        const invalid = (problems: InputProblem[]): void => {
+          out(json({ valid: false, problems }));
+          exitCode = EXIT_BAD_INPUT;
+        };
+
+        let loaded: ReturnType<typeof loadAndValidatePlan>;
+        try {
+          loaded = loadAndValidatePlan(opts.plan);
+        } catch (e) {
+          if (!asJson) throw e; // the same messages as start
+          if (e instanceof PlanInvalidError) {
+            // List the target's problems too, so one run shows everything to fix.
+            const problems: InputProblem[] = [...e.problems];
+            try {
+              const fromPlan = loadPlan(opts.plan).target;
+              if (targetGiven(fromPlan)) {
+                const checked = validateTarget(targetFromOptions(opts, fromPlan));
+                if (!checked.ok) problems.push(...targetProblems(checked.problems));
+              }
+            } catch {
+              // A target that cannot even be read is reported once the plan is fixed.
+            }
+            return invalid(problems);
+          }
+          if (e instanceof PlanFileError) return invalid([{ path: '', message: e.message }]);
+          throw e;
+        }
+
+        if (!targetGiven(loaded.target)) {
+          // No target anywhere: start takes it from its flags and the worker's defaults, so only the plan counts.
+          if (asJson) {
+            out(json({ valid: true, plan: loaded.plan }));
+          } else {
+            out(`Plan ${loaded.source} is valid: ${describePlan(loaded.plan)}`);
+            out(
+              "Target: none given; start takes it from its flags (--app, --target, ...) and the worker's defaults",
+            );
+          }
+          return;
+        }
+        let targetSpec: TargetSpec;
+        try {
+          targetSpec = targetFromOptions(opts, loaded.target);
+        } catch (e) {
+          if (asJson && e instanceof PlanFileError) return invalid([{ path: 'target', message: e.message }]);
+          throw e;
+        }
+        const checked = validateTarget(targetSpec);
+        if (!checked.ok) {
+          if (asJson) return invalid(targetProblems(checked.problems));
+          throw new TargetInvalidError(checked.problems, opts.target ?? loaded.source);
+        }
+        if (asJson) {
+          out(json({ valid: true, plan: loaded.plan, target: checked.target }));
+        } else {
+          out(`Plan ${loaded.source} is valid: ${describePlan(loaded.plan)}`);
+          out(`Target: ${describeTarget(checked.target)}`);
         }
       },
     );

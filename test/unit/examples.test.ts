@@ -1,0 +1,247 @@
+// Every plan in examples/ validates through `canary validate` (in-process, no server), and the playbook rule each
+// one was written for survives normalisation.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { EXIT_BAD_INPUT, EXIT_OK, main, type CliOptions } from '../../client/cli';
+import { totalHoldMs } from '../../workflows/plan';
+import type { Plan } from '../../workflows/types';
+import type { Target } from '../../workflows/target';
+
+const EXAMPLES = path.join(__dirname, '..', '..', 'examples');
+const files = fs
+  .readdirSync(EXAMPLES)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort();
+
+interface Captured {
+  code: number;
+  stdout: string;
+  stderr: string;
+  connects: number;
+}
+
+async function run(argv: string[]): Promise<Captured> {
+  let stdout = '';
+  let stderr = '';
+  let connects = 0;
+  const cli: CliOptions = {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+    // An address nothing listens on: validate must never get as far as connecting.
+    env: { PATH: process.env.PATH, TEMPORAL_ADDRESS: '127.0.0.1:1', CANARY_IDENTITY: 'tester' },
+    connect: async () => {
+      connects++;
+      throw new Error('validate must not connect');
+    },
+  };
+  const code = await main(argv, cli);
+  return { code, stdout, stderr, connects };
+}
+
+async function validated(file: string): Promise<{ plan: Plan; target: Target }> {
+  const r = await run(['validate', '--plan', path.join(EXAMPLES, file), '--output', 'json']);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(EXIT_OK);
+  const doc = JSON.parse(r.stdout) as { valid: boolean; plan: Plan; target: Target };
+  expect(doc.valid).toBe(true);
+  return doc;
+}
+
+const rule = (plan: Plan, name: string) => {
+  const found = plan.analysis.rules?.find((r) => r.name === name);
+  if (!found) throw new Error(`no check ${name}`);
+  return found;
+};
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+
+describe('examples/', () => {
+  it('holds one plan per reference playbook', () => {
+    expect(files).toEqual([
+      '000-gpu-model.yaml',
+      '001-flagger.yaml',
+      '002-general-istio.yaml',
+      '003-ai-model-default.yaml',
+      '004-nginx-ingress.yaml',
+    ]);
+  });
+
+  it.each(files)('%s: canary validate exits 0 and names plan and target', async (file) => {
+    const r = await run(['validate', '--plan', path.join(EXAMPLES, file)]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(EXIT_OK);
+    expect(r.connects).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^Plan .*${file} is valid: `));
+    expect(r.stdout).toMatch(/\nTarget: \S+\/\S+/);
+  });
+
+  it('000: 10/50/100 % for 5 min, errors for 2 min, p99 and GPU memory errors roll back at once', async () => {
+    const { plan, target } = await validated('000-gpu-model.yaml');
+    expect(plan.stages.map((s) => [s.weight, s.holdMs])).toEqual([
+      [10, 5 * MIN],
+      [50, 5 * MIN],
+      [100, 5 * MIN],
+    ]);
+    expect(rule(plan, 'error-rate').abort).toMatchObject({
+      band: { value: { max: 1 } },
+      persist: { kind: 'for', ms: 2 * MIN },
+    });
+    expect(rule(plan, 'latency-p99').abort).toMatchObject({
+      band: { value: { max: 500 } },
+      severity: 'critical',
+    });
+    expect(rule(plan, 'gpu-memory-errors').abort?.severity).toBe('critical');
+    expect(rule(plan, 'health-checks').abort?.severity).toBe('critical');
+    expect(target.traffic?.router).toBe('replicas');
+    expect(target.metrics).toEqual({ provider: 'prometheus', templates: 'http' });
+  });
+
+  it('001: success bands kept apart from abort bands, 3 consecutive failures', async () => {
+    const { plan, target } = await validated('001-flagger.yaml');
+    expect(plan.stages.map((s) => [s.weight, s.holdMs])).toEqual([
+      [5, 5 * MIN],
+      [10, 10 * MIN],
+      [25, 15 * MIN],
+      [50, 20 * MIN],
+      [100, 0],
+    ]);
+    const success = rule(plan, 'success-rate');
+    expect(success.success).toEqual({ value: { min: 99 } });
+    expect(success.abort).toMatchObject({
+      band: { value: { min: 95 } },
+      severity: 'high',
+      persist: { kind: 'consecutive', rounds: 3 },
+    });
+    expect(rule(plan, 'error-rate').success).toEqual({ value: { max: 1 } });
+    expect(rule(plan, 'error-rate').abort?.band).toEqual({ value: { max: 5 } });
+    expect(rule(plan, 'latency-p99').success).toEqual({ value: { max: 500 } });
+    expect(rule(plan, 'latency-p99').abort?.band).toEqual({ value: { max: 2000 } });
+    // Success-only criteria hold the stage but never abort.
+    expect(rule(plan, 'latency-p50').abort).toBeUndefined();
+    expect(rule(plan, '5xx-rate').success).toEqual({ value: { max: 0.1 } });
+    expect(target.traffic?.router).toBe('istio');
+    expect(target.workload).toMatchObject({ name: 'api-gateway', progressDeadlineMs: HOUR });
+  });
+
+  it('002: 5/25/50/100 %, Istio header match and sticky cookie, conversion rate floor', async () => {
+    const { plan, target } = await validated('002-general-istio.yaml');
+    expect(plan.stages.map((s) => s.weight)).toEqual([5, 25, 50, 100]);
+    expect(plan.stages[3].gate).toEqual({ type: 'approval' });
+    expect(rule(plan, 'conversion-rate').abort?.band).toEqual({ value: { min: 10 } });
+    expect(rule(plan, 'error-rate').abort).toMatchObject({ band: { value: { max: 5 } } });
+    expect(target.traffic).toMatchObject({
+      router: 'istio',
+      virtualService: 'web-app',
+      header: { name: 'canary', value: 'true' },
+      stickyCookie: 'canary',
+    });
+  });
+
+  it('003: promotion at 48 h total hold, errors abort at 5 % for 5 min, p95 within 20 % of stable', async () => {
+    const { plan, target } = await validated('003-ai-model-default.yaml');
+    expect(plan.stages.map((s) => s.weight)).toEqual([5, 10, 25, 50, 100]);
+    expect(totalHoldMs(plan)).toBe(48 * HOUR);
+    expect(plan.promotion.cleanupDelayMs).toBe(24 * HOUR);
+    const errors = rule(plan, 'error-rate');
+    expect(errors.success).toEqual({ value: { max: 1 } });
+    expect(errors.abort).toMatchObject({
+      band: { value: { max: 5 } },
+      persist: { kind: 'for', ms: 5 * MIN },
+    });
+    const p95 = rule(plan, 'latency-p95');
+    expect(p95.compare).toEqual({ to: 'stable' });
+    expect(p95.success?.ratio).toEqual({ max: 1.2 });
+    expect(p95.abort).toMatchObject({
+      band: { value: { max: 5000 } },
+      persist: { kind: 'for', ms: 5 * MIN },
+    });
+    // The severity matrix: critical, high, medium and low all appear.
+    const severities = new Set(plan.analysis.rules?.map((r) => r.abort?.severity));
+    expect([...severities].sort()).toEqual(['critical', 'high', 'low', 'medium']);
+    expect(rule(plan, 'latency-degradation').test?.type).toBe('mann-whitney');
+    expect(target.traffic?.router).toBe('istio');
+  });
+
+  it('004: 5/25/50/100 % with 60 s holds on the nginx router', async () => {
+    const { plan, target } = await validated('004-nginx-ingress.yaml');
+    expect(plan.stages.map((s) => [s.weight, s.holdMs])).toEqual([
+      [5, 60_000],
+      [25, 60_000],
+      [50, 60_000],
+      [100, 60_000],
+    ]);
+    expect(rule(plan, 'error-rate')).toMatchObject({
+      metric: '5xx-rate',
+      abort: { band: { value: { max: 5 } } },
+    });
+    expect(rule(plan, 'latency-p95').abort?.band).toEqual({ value: { max: 1000 } });
+    expect(target.traffic).toMatchObject({ router: 'nginx', canaryIngress: 'api-gateway-ingress-canary' });
+    expect(target.metrics).toEqual({ provider: 'prometheus', templates: 'nginx' });
+  });
+});
+
+describe('canary validate', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-validate-'));
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  const badPlan = (): string => {
+    const file = path.join(tmp, 'bad.yaml');
+    fs.writeFileSync(
+      file,
+      [
+        'stages:',
+        '  - { weight: 50, hold: 5m }',
+        '  - { weight: 20 }',
+        '  - { weight: 90 }',
+        'target:',
+        '  app: Checkout',
+      ].join('\n'),
+    );
+    return file;
+  };
+
+  it('a bad plan exits 2 with the problem paths, as start reports them', async () => {
+    const file = badPlan();
+    const r = await run(['validate', '--plan', file]);
+    expect(r.code).toBe(EXIT_BAD_INPUT);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`canary: error: ${file}: plan is invalid`);
+    expect(r.stderr).toContain('  - stages[1].weight: must be greater than 50');
+    expect(r.stderr).toContain('  - stages[1].hold: is required');
+    expect(r.stderr).toContain('  - stages[2].weight: the last stage must have weight 100');
+    expect(r.connects).toBe(0);
+  });
+
+  it('--output json lists plan and target problems on stdout, still exit 2', async () => {
+    const r = await run(['validate', '--plan', badPlan(), '--output', 'json']);
+    expect(r.code).toBe(EXIT_BAD_INPUT);
+    const doc = JSON.parse(r.stdout) as {
+      valid: boolean;
+      problems: Array<{ path: string; message: string }>;
+    };
+    expect(doc.valid).toBe(false);
+    const paths = doc.problems.map((p) => p.path);
+    expect(paths).toEqual(
+      expect.arrayContaining(['stages[1].weight', 'stages[1].hold', 'stages[2].weight', 'target.app']),
+    );
+    for (const p of doc.problems) expect(p.message).not.toBe('');
+  });
+
+  it('a bad target alone exits 2 with the same message as start', async () => {
+    const r = await run(['validate', '--plan', 'default', '--app', 'Bad_App']);
+    expect(r.code).toBe(EXIT_BAD_INPUT);
+    expect(r.stderr).toContain('target is invalid (1 problem):');
+    expect(r.stderr).toContain('  - target.app: "Bad_App" is not a valid Kubernetes name');
+  });
+
+  it('a preset without a target validates the plan alone', async () => {
+    const r = await run(['validate', '--plan', 'default']);
+    expect(r.code).toBe(EXIT_OK);
+    expect(r.stdout).toContain('Plan preset "default" is valid: 5% 1h → 10% 3h → 25% 20h → 50% 24h → 100%');
+    expect(r.stdout).toContain('Target: none given; start takes it from its flags');
+  });
+});
