@@ -1,0 +1,311 @@
+// The full analysis form (judge-v2) against a real Prometheus: an outage between the worker and Prometheus, a
+// Mann-Whitney test that catches a shifted latency distribution a fixed threshold lets through, a comparison with
+// stable's baseline, and checks whose query matches nothing (onNoData). The workflow runs on the time-skipping
+// server; Prometheus answers for real time, so checks use short windows and the test waits real seconds after
+// changing an exporter (see prometheus-analysis.test.ts).
+import * as net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { ProviderRegistry } from '../../activities/factory';
+import type { PlanSpec } from '../../workflows/plan';
+import { statusQuery } from '../../workflows/api';
+import { startExporter, type Exporter } from '../harness/exporter';
+import { startPrometheus, type PrometheusServer } from '../harness/prometheus';
+import { RolloutBench } from '../harness/rollout-env';
+
+const APP = 'shop';
+const NAMESPACE = 'test';
+const STABLE_LATENCY = { p50: 40, p95: 90, p99: 200 };
+
+/** A TCP proxy on 127.0.0.1 that can be closed (refusing connections, cutting open ones) and reopened on its port. */
+interface TcpProxy {
+  url: string;
+  close(): Promise<void>;
+  open(): Promise<void>;
+}
+
+async function startTcpProxy(upstream: string): Promise<TcpProxy> {
+  const { hostname, port: upstreamPort } = new URL(upstream);
+  const sockets = new Set<net.Socket>();
+  let server: net.Server | undefined;
+  let port = 0;
+  const listen = async (): Promise<void> => {
+    const s = net.createServer((client) => {
+      const up = net.connect(Number(upstreamPort), hostname);
+      for (const sock of [client, up]) {
+        sockets.add(sock);
+        sock.on('close', () => sockets.delete(sock));
+        sock.on('error', () => {
+          client.destroy();
+          up.destroy();
+        });
+      }
+      client.pipe(up);
+      up.pipe(client);
+    });
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(port, '127.0.0.1', () => resolve());
+    });
+    port = (s.address() as AddressInfo).port;
+    server = s;
+  };
+  await listen();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    open: listen,
+    close: async () => {
+      const s = server;
+      server = undefined;
+      for (const sock of sockets) sock.destroy();
+      sockets.clear();
+      if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    },
+  };
+}
+
+let prom: PrometheusServer;
+let stable: Exporter;
+let canary: Exporter;
+let proxy: TcpProxy;
+let bench: RolloutBench;
+
+const sleepReal = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  const common = { set: 'http' as const, app: APP, namespace: NAMESPACE, rps: 50, errorRate: 0.002 };
+  stable = await startExporter({
+    ...common,
+    side: 'stable',
+    version: 'v1',
+    workload: APP,
+    latencyMs: STABLE_LATENCY,
+  });
+  canary = await startExporter({
+    ...common,
+    side: 'canary',
+    version: 'v2',
+    workload: `${APP}-canary`,
+    latencyMs: STABLE_LATENCY,
+  });
+  prom = await startPrometheus({
+    targets: [
+      { job: 'stable', url: stable.url },
+      { job: 'canary', url: canary.url },
+    ],
+  });
+  await prom.waitUp();
+  proxy = await startTcpProxy(prom.url);
+  // Let the 20 s windows fill with samples before the first analysis.
+  await sleepReal(21_000);
+  bench = await RolloutBench.start({
+    providers: (real) =>
+      new ProviderRegistry({
+        ...real.config,
+        metrics: 'prometheus',
+        prometheus: { url: proxy.url, timeoutMs: 5000 },
+      }),
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await bench?.close();
+  await proxy?.close();
+  await prom?.stop();
+  await stable?.stop();
+  await canary?.stop();
+});
+beforeEach(async () => bench.reset());
+afterEach(() => canary.set({ latencyMs: STABLE_LATENCY }));
+
+/** Sets the canary exporter and waits (real time) until a window of `windowMs` holds only the new behaviour. */
+async function canaryBecomes(change: Parameters<Exporter['set']>[0], windowMs = 15_000): Promise<void> {
+  canary.set(change);
+  await sleepReal(windowMs + 2_000);
+}
+
+type Check = NonNullable<NonNullable<PlanSpec['analysis']>['checks']>[number];
+const STAGES: PlanSpec['stages'] = [
+  { weight: 10, hold: '10m' },
+  { weight: 50, hold: '10m' },
+  { weight: 100 },
+];
+const planOf = (checks: Check[], stages: PlanSpec['stages'] = STAGES): PlanSpec => ({
+  analysis: { interval: '1m', checks },
+  stages,
+  promotion: { cleanupDelay: '0s' },
+});
+
+const errorRate: Check = {
+  name: 'error-rate',
+  metric: 'error-rate',
+  window: '15s',
+  success: { max: 1 },
+  abort: { max: 5, severity: 'critical' },
+};
+
+test('a Prometheus outage mid-stage holds the stage and alerts, without rolling back; it resumes once Prometheus answers', async () => {
+  const h = await bench.startRollout(APP, 'v2', planOf([errorRate]));
+  await bench.env.sleep(3.5 * 60_000);
+  let st = await h.query(statusQuery);
+  expect(st).toMatchObject({ stage: 1, weight: 10, phase: 'progressing' });
+  expect(st.analyses[st.analyses.length - 1].checks[0].judged).toBe('pass');
+
+  await proxy.close();
+  try {
+    // Past the stage's 10 m hold, and well past the query-failure limit (3, the inconclusiveLimit).
+    await bench.env.sleep(9 * 60_000);
+    st = await h.query(statusQuery);
+    expect(st).toMatchObject({ stage: 1, weight: 10, phase: 'progressing' });
+    expect((await bench.live()).weight).toBe(10);
+    const failed = st.analyses.filter((a) => a.checks[0].judged === 'query_failed');
+    expect(failed.length).toBeGreaterThan(3);
+    const last = st.analyses[st.analyses.length - 1];
+    expect(last).toMatchObject({ stage: 1, weight: 10, action: 'hold' });
+    expect(last.checks[0]).toMatchObject({ judged: 'query_failed' });
+    expect(last.reasons?.join('; ')).toMatch(/query failed \d+ rounds in a row: holding/);
+    const alerts = bench.alerts(h.workflowId);
+    expect(alerts.some((a) => a.event === 'check_breached' && /query failed/.test(a.message))).toBe(true);
+    expect(alerts.some((a) => a.event === 'check_breached' && /the stage holds/.test(a.message))).toBe(true);
+  } finally {
+    await proxy.open();
+  }
+
+  const result = await h.result();
+  expect(result.outcome).toBe('promoted');
+  st = await h.query(statusQuery);
+  expect(st.analyses.some((a) => a.weight === 50 && a.verdict === 'pass')).toBe(true);
+  const events = bench.alerts(h.workflowId).map((a) => a.event);
+  expect(events).not.toContain('rollback_started');
+  expect(events).not.toContain('rolled_back');
+}, 120_000);
+
+test('Mann-Whitney rolls back a canary whose latency distribution shifted up, under a fixed p95 threshold', async () => {
+  await canaryBecomes({ latencyMs: { p50: 70, p95: 150, p99: 300 } }, 20_000);
+  const h = await bench.startRollout(
+    APP,
+    'v2',
+    planOf([
+      { name: 'p95', metric: 'latency-p95', window: '15s', abort: { max: 500, severity: 'critical' } },
+      {
+        name: 'p50-shift',
+        metric: 'latency-p50',
+        window: '20s',
+        test: { type: 'mann-whitney', effectSize: 0.3, step: '2s', minSamples: 5 },
+        abort: { severity: 'critical' },
+      },
+    ]),
+  );
+  const result = await h.result();
+  expect(result.outcome).toBe('rolled_back');
+  expect(result.reason).toMatch(
+    /^analysis at 10%: p50-shift: canary higher than stable: delta [\d.]+ \(effect size 0\.3\), p [\d.e-]+ < 0\.05 \(critical\): roll back at once$/,
+  );
+  const st = await h.query(statusQuery);
+  expect(st.analyses).toHaveLength(1);
+  const [p95, shift] = st.analyses[0].checks;
+  expect(p95).toMatchObject({ name: 'p95', judged: 'pass', band: 'success' });
+  expect(p95.value).toBeLessThan(500);
+  expect(shift).toMatchObject({ name: 'p50-shift', judged: 'fail', band: 'abort', severity: 'critical' });
+  // The reported values are the series' medians: canary ~81 ms, stable ~45 ms.
+  expect(shift.value).toBeGreaterThan(60);
+  expect(shift.baseline).toBeLessThan(55);
+  expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
+}, 120_000);
+
+describe('comparison with stable', () => {
+  const p95VsStable: Check = {
+    name: 'p95-vs-stable',
+    metric: 'latency-p95',
+    window: '15s',
+    compare: { to: 'stable', ratio: { max: 1.2 } },
+    abort: { ratio: { max: 1.5 }, severity: 'critical' },
+  };
+
+  test('a canary p95 twice stable is rolled back, naming the ratio', async () => {
+    await canaryBecomes({ latencyMs: { p50: 80, p95: 180, p99: 400 } });
+    const h = await bench.startRollout(APP, 'v2', planOf([p95VsStable]));
+    const result = await h.result();
+    expect(result.outcome).toBe('rolled_back');
+    const m =
+      /^analysis at 10%: p95-vs-stable: [\d.]+ \(stable [\d.]+, ratio ([\d.]+)\): ratio \1 > abort ratio max 1\.5 \(critical\): roll back at once$/.exec(
+        result.reason ?? '',
+      );
+    expect(m).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(1.5);
+    const st = await h.query(statusQuery);
+    expect(st.analyses[0].checks[0]).toMatchObject({ judged: 'breach', band: 'abort' });
+  }, 120_000);
+
+  test('a canary p95 equal to stable advances and is promoted', async () => {
+    await canaryBecomes({ latencyMs: STABLE_LATENCY });
+    const h = await bench.startRollout(
+      APP,
+      'v2',
+      planOf([p95VsStable], [{ weight: 10, hold: '2m' }, { weight: 50, hold: '2m' }, { weight: 100 }]),
+    );
+    expect(await h.result()).toMatchObject({ outcome: 'promoted' });
+    const st = await h.query(statusQuery);
+    expect(new Set(st.analyses.map((a) => a.weight))).toEqual(new Set([10, 50]));
+    for (const a of st.analyses) {
+      expect(a.checks[0]).toMatchObject({ judged: 'pass', band: 'success' });
+      expect(a.checks[0].value! / a.checks[0].baseline!).toBeGreaterThan(0.8);
+      expect(a.checks[0].value! / a.checks[0].baseline!).toBeLessThan(1.2);
+    }
+  }, 120_000);
+});
+
+describe('onNoData: a query that matches nothing', () => {
+  const nothing = (onNoData: unknown): Check =>
+    ({
+      name: 'nope-traffic',
+      query: 'sum(rate(http_requests_total{app="nope"}[{{window}}]))',
+      window: '15s',
+      success: { max: 1000 },
+      onNoData,
+    }) as Check;
+  const short: PlanSpec['stages'] = [{ weight: 10, hold: '2m' }, { weight: 50, hold: '2m' }, { weight: 100 }];
+
+  test('hold: the stage does not advance past its hold; at the default limit (3 rounds) it rolls back', async () => {
+    const h = await bench.startRollout(APP, 'v2', planOf([nothing('hold')], short));
+    await bench.env.sleep(150_000);
+    const st = await h.query(statusQuery);
+    expect(st).toMatchObject({ stage: 1, weight: 10, phase: 'progressing' });
+    expect(st.analyses).toHaveLength(2);
+    for (const a of st.analyses) {
+      expect(a).toMatchObject({ verdict: 'inconclusive', action: 'hold' });
+      expect(a.checks[0]).toMatchObject({ judged: 'no_data' });
+    }
+    const result = await h.result();
+    expect(result).toMatchObject({
+      outcome: 'rolled_back',
+      reason: 'analysis at 10%: nope-traffic: no evidence for 3 rounds in a row: roll back',
+    });
+  }, 120_000);
+
+  test('{ action: hold, limit: 2, then: rollback }: rolled back after 2 rounds', async () => {
+    const h = await bench.startRollout(
+      APP,
+      'v2',
+      planOf([nothing({ action: 'hold', limit: 2, then: 'rollback' })]),
+    );
+    const result = await h.result();
+    expect(result).toMatchObject({
+      outcome: 'rolled_back',
+      reason: 'analysis at 10%: nope-traffic: no evidence for 2 rounds in a row: roll back',
+    });
+    const st = await h.query(statusQuery);
+    expect(st.analyses).toHaveLength(2);
+    expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
+  }, 120_000);
+
+  test('ignore: promoted', async () => {
+    const h = await bench.startRollout(APP, 'v2', planOf([nothing('ignore')], short));
+    expect(await h.result()).toMatchObject({ outcome: 'promoted' });
+    const st = await h.query(statusQuery);
+    expect(st.analyses.length).toBeGreaterThan(0);
+    for (const a of st.analyses) {
+      expect(a).toMatchObject({ verdict: 'pass' });
+      expect(a.checks[0]).toMatchObject({ judged: 'no_data' });
+    }
+  }, 120_000);
+});
