@@ -208,8 +208,15 @@ export function createActivities(p: ProviderSource) {
       return out;
     },
 
-    async promoteStable(input: { target: Target; version: string; image?: string }): Promise<void> {
-      await step('forward', () => p.workloads(input.target).promoteStable(input.version, input.image));
+    async promoteStable(input: {
+      target: Target;
+      version: string;
+      image?: string;
+    }): Promise<{ stableLabel?: string }> {
+      const promoted = await step('forward', () =>
+        p.workloads(input.target).promoteStable(input.version, input.image),
+      );
+      return promoted ?? {};
     },
 
     /** Before traffic goes back to stable: stable gets back the capacity it had. Returns a remark when it acted. */

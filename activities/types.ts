@@ -69,8 +69,11 @@ export interface WorkloadManager {
   ensureCanary(version: string, image?: string): Promise<CanaryInfo>;
   /** Scales the canary for a stage's weight, where the router needs that. Idempotent. */
   scaleCanary?(weight: number): Promise<void>;
-  /** The stable workload takes `version`; returns once its rollout is complete. Idempotent. */
-  promoteStable(version: string, image?: string): Promise<void>;
+  /**
+   * The stable workload takes `version`; returns once its rollout is complete. Idempotent. May say which
+   * version label stable's pods carry afterwards, when that is not the new version (an immutable selector).
+   */
+  promoteStable(version: string, image?: string): Promise<{ stableLabel?: string } | void>;
   /**
    * Before traffic goes back to stable: makes sure stable has the capacity it had before the rollout (an
    * autoscaler may have shrunk it while the canary carried traffic). Returns a remark when it had to act.

@@ -903,14 +903,17 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   // Promotion: canary takes all traffic, stable takes the new version, traffic returns to stable, the canary goes.
   const promote = async (): Promise<void> => {
     s.finalizing = true;
+    let stableLabel = version;
     try {
       if (s.weight !== 100) await shift(100, 'promotion');
       s.stageIndex = plan.stages.length - 1;
       s.stageEntered = true;
-      await acts.promoteStable.executeWithOptions(
+      const promoted = await acts.promoteStable.executeWithOptions(
         { summary: `stable takes ${version}`, ...(routingLifecycle ? workloadWaitOptions() : {}) },
         [{ target, version, image }],
       );
+      // Rollouts recorded before this answered nothing; a stable whose selector pins the version label keeps it.
+      stableLabel = promoted?.stableLabel ?? version;
     } catch (err) {
       // Stable still runs the old version: rolling back is safe and right.
       s.finalizing = false;
@@ -921,7 +924,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       await persist('point the stable routing at the new version', () =>
         persistentActs.prepareRouting.executeWithOptions(
           { summary: `promotion: ${routerName()} routing, stable serves ${version}` },
-          [{ target, versions: { stable: version, canary: version }, mode: 'rollback' }],
+          [{ target, versions: { stable: stableLabel, canary: version }, mode: 'rollback' }],
         ),
       );
       // Stable may have been shrunk while the canary carried the traffic (by an autoscaler, or by the replica

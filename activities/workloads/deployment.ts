@@ -431,8 +431,13 @@ export class DeploymentWorkloadManager implements WorkloadManager {
    * selector is refused. (Then stable's pods keep their old version label, and routers selecting on it must not
    * rely on it after promotion.)
    */
-  async promoteStable(version: string, image?: string): Promise<void> {
+  /**
+   * Returns the version label stable's pods carry afterwards: the new version, or, when stable's (immutable)
+   * selector holds the label, the old one, so routing that selects subsets by that label keeps finding them.
+   */
+  async promoteStable(version: string, image?: string): Promise<{ stableLabel?: string }> {
     const { name, versionLabel } = this.workload;
+    let stableLabel: string | undefined;
     await retryOnConflict(async () => {
       const stable = await this.deployments.get(name);
       const wantImage = this.desiredImage(stable, version, image);
@@ -440,6 +445,7 @@ export class DeploymentWorkloadManager implements WorkloadManager {
       const selectorHasLabel = selectorKeys(stable.spec?.selector).has(versionLabel);
       const labels = stable.spec?.template?.metadata?.labels ?? {};
       const labelPatch = !selectorHasLabel && labels[versionLabel] !== version;
+      stableLabel = selectorHasLabel ? labels[versionLabel] : version;
       if (target.image === wantImage && !labelPatch) return;
       const containers = (stable.spec?.template?.spec?.containers ?? []).map((c) =>
         c === target ? { ...c, image: wantImage } : c,
@@ -459,6 +465,7 @@ export class DeploymentWorkloadManager implements WorkloadManager {
       );
     });
     await this.waitForRollout(name, true);
+    return stableLabel === undefined ? {} : { stableLabel };
   }
 
   /**

@@ -319,7 +319,7 @@ describe('promoteStable', () => {
     const m = manager(ns, { heartbeat: (d) => beats.push(d as { progress?: string }) });
 
     const started = Date.now();
-    await m.promoteStable('2.0');
+    expect(await m.promoteStable('2.0')).toEqual({ stableLabel: '2.0' });
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     const stable = await read(ns, 'checkout');
     expect(stable.metadata?.generation).toBe((before.metadata?.generation ?? 0) + 1);
@@ -343,7 +343,8 @@ describe('promoteStable', () => {
     const ns = await namespace();
     simulate(ns, { readyAfterMs: 100 });
     await createStable(ns, { selectorVersion: true });
-    await manager(ns).promoteStable('2.0', 'shop/checkout:2.0-rc1');
+    // Routing that selects stable by the version label must keep selecting 1.0: promotion says so.
+    expect(await manager(ns).promoteStable('2.0', 'shop/checkout:2.0-rc1')).toEqual({ stableLabel: '1.0' });
     const stable = await read(ns, 'checkout');
     expect(stable.spec?.selector.matchLabels).toEqual({ app: 'checkout', version: '1.0' });
     expect(stable.spec?.template.metadata?.labels?.version).toBe('1.0');
