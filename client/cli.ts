@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `canary` command line: start, follow and steer rollouts from CI or a terminal.
 import { Command, CommanderError, Option } from 'commander';
+import { version as packageVersion } from '../package.json';
 import { DurationError, formatDuration, parseDuration } from '../workflows/duration';
 import { describePlan, totalHoldMs } from '../workflows/plan';
 import type { InputProblem } from '../workflows/problems';
@@ -167,6 +168,12 @@ export async function main(argv: string[], options: CliOptions = {}): Promise<nu
     stderr.write(text.endsWith('\n') ? text : `${text}\n`);
   };
 
+  // `canary --version` (alone: `start --version X` names the version to roll out).
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    out(packageVersion);
+    return EXIT_OK;
+  }
+
   let exitCode = EXIT_OK;
   let client: RolloutClient | undefined;
 
@@ -187,6 +194,7 @@ IDs: a workflow id (canary-prod-checkout) or namespace/app (prod/checkout).
 Exit codes: ${EXIT_OK} success (with --wait: promoted), ${EXIT_ROLLED_BACK} rolled back (with --wait),
   ${EXIT_BAD_INPUT} bad input (flags, plan, rejected request, conflict, unknown rollout),
   ${EXIT_INFRASTRUCTURE} Temporal unreachable or other infrastructure failure.
+Version: canary --version.
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/API key settings),
   CANARY_UI_URL (Temporal Web UI base URL for links), CANARY_IDENTITY, CANARY_CONNECT_TIMEOUT.`,
     )

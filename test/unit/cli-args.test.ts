@@ -104,6 +104,15 @@ describe('canary CLI: bad input exits 2', () => {
     expect(r.connects).toBe(0);
   });
 
+  it('canary --version prints the package version; start --version still names the version to roll out', async () => {
+    const r = await run(['--version'], { spyConnect: true });
+    expect(r.code).toBe(EXIT_OK);
+    expect(r.stdout.trim()).toBe(
+      JSON.parse(fs.readFileSync(path.join(__dirname, '../../package.json'), 'utf8')).version,
+    );
+    expect(r.connects).toBe(0);
+  });
+
   it('neither --version nor --image', async () => {
     const r = await run(['start', '--app', 'checkout'], { spyConnect: true });
     expect(r.code).toBe(EXIT_BAD_INPUT);
