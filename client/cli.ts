@@ -139,6 +139,26 @@ function parseStage(text: string): number {
   return n;
 }
 
+// The target options start and validate share.
+const targetFileOption = (): Option =>
+  new Option(
+    '--target <file>',
+    'target file (YAML/JSON): workload, traffic router and its settings, metrics',
+  );
+const workloadOption = (): Option =>
+  new Option('--workload <name>', 'the stable Deployment (the canary is derived from it)');
+const containerOption = (): Option =>
+  new Option('--container <name>', 'the container that takes the new image (default: the first)');
+const routerOption = (): Option =>
+  new Option('--router <type>', "traffic router (default: the target's, else the worker's)").choices([
+    ...ROUTER_TYPES,
+  ]);
+const routerOptOption = (): Option =>
+  new Option(
+    '--router-opt <key=value>',
+    'a router setting, e.g. virtualService=checkout or routes=primary,secondary (repeatable)',
+  ).argParser((value: string, previous: string[] = []) => [...previous, value]);
+
 function outputOption(): Option {
   return new Option('--output <format>', 'output format').choices(['text', 'json']).default('text');
 }
@@ -262,19 +282,11 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
       '--namespace <namespace>',
       "target namespace of the application (default: the target's, else default)",
     )
-    .option('--target <file>', 'target file (YAML/JSON): workload, traffic router and its settings, metrics')
-    .option('--workload <name>', 'the stable Deployment (the canary is derived from it)')
-    .option('--container <name>', 'the container that takes the new image (default: the first)')
-    .addOption(
-      new Option('--router <type>', "traffic router (default: the target's, else the worker's)").choices([
-        ...ROUTER_TYPES,
-      ]),
-    )
-    .option(
-      '--router-opt <key=value>',
-      'a router setting, e.g. virtualService=checkout or routes=primary,secondary (repeatable)',
-      (value: string, previous: string[] = []) => [...previous, value],
-    )
+    .addOption(targetFileOption())
+    .addOption(workloadOption())
+    .addOption(containerOption())
+    .addOption(routerOption())
+    .addOption(routerOptOption())
     .option('--version <version>', 'version to roll out (default: the tag of --image)')
     .option('--image <image>', 'container image of the new version')
     .option('--plan <file|preset>', 'plan file (YAML/JSON) or preset name', 'default')
@@ -392,21 +404,13 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
       'check a plan (and its target) offline, exactly as start does before contacting Temporal; never connects',
     )
     .requiredOption('--plan <file|preset>', 'plan file (YAML/JSON) or preset name')
-    .option('--target <file>', 'target file (YAML/JSON): workload, traffic router and its settings, metrics')
+    .addOption(targetFileOption())
     .option('--app <name>', "application (default: the target's app, else its workload name)")
     .option('--namespace <namespace>', "target namespace (default: the target's, else default)")
-    .option('--workload <name>', 'the stable Deployment (the canary is derived from it)')
-    .option('--container <name>', 'the container that takes the new image (default: the first)')
-    .addOption(
-      new Option('--router <type>', "traffic router (default: the target's, else the worker's)").choices([
-        ...ROUTER_TYPES,
-      ]),
-    )
-    .option(
-      '--router-opt <key=value>',
-      'a router setting, e.g. virtualService=checkout or routes=primary,secondary (repeatable)',
-      (value: string, previous: string[] = []) => [...previous, value],
-    )
+    .addOption(workloadOption())
+    .addOption(containerOption())
+    .addOption(routerOption())
+    .addOption(routerOptOption())
     .addOption(outputOption())
     .action(
       (opts: {
