@@ -1,10 +1,11 @@
 // Starts a real Temporal dev server (`temporal server start-dev`) on loopback for tests and demos, with the
 // rollout's search attributes registered, and stops it by its process id.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../../workflows/api';
 import { findTemporalCli, TEMPORAL_CLI_HINT } from './temporal-bin';
+import { collectTail, signal, startWatchdog } from './watchdog';
 
 export interface DevServerOptions {
   /** gRPC port; a free one when not given. */
@@ -55,7 +56,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   if (namespace !== 'default') args.push('--namespace', namespace);
 
   const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const output = collectTail(child);
+  const output = collectTail(child, OUTPUT_TAIL_CHARS);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const spawned = await new Promise<Error | undefined>((resolve) => {
     child.once('spawn', () => resolve(undefined));
@@ -65,8 +66,9 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     throw new Error(`cannot run ${cli}: ${spawned?.message ?? 'no process id'}`);
   }
   const pid = child.pid;
-  const watchdog = startWatchdog(pid);
-  child.once('exit', () => watchdog.kill());
+  const watchdog = startWatchdog({ graceMs: STOP_GRACE_MS });
+  watchdog.watch(pid);
+  child.once('exit', () => watchdog.dismiss());
   // A server left running must not keep this process alive; the watchdog stops it once this process is gone.
   child.unref();
   for (const stream of [child.stdout, child.stderr]) (stream as net.Socket | null)?.unref();
@@ -153,54 +155,4 @@ async function waitUntilReady(
       await res.arrayBuffer();
     }, `Web UI at ${uiUrl}`);
   }
-}
-
-function collectTail(child: ChildProcess): () => string {
-  let tail = '';
-  const append = (chunk: Buffer): void => {
-    tail = (tail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_CHARS);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  return () => tail.trim();
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // Already gone.
-  }
-}
-
-// A server must not outlive the process that started it, however that process ends (a normal exit, a signal, or
-// SIGKILL of a jest worker). Jest gives each test file a copy of `process` whose 'exit' listeners never fire, so an
-// exit handler is not enough: a small watchdog process holds a pipe from this one, and when the pipe closes (this
-// process is gone) it stops the server: SIGTERM, then SIGKILL after the grace period.
-const WATCHDOG_SCRIPT = `
-const pid = Number(process.argv[1]);
-const grace = Number(process.argv[2]);
-const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
-const kill = (sig) => { try { process.kill(pid, sig); } catch {} };
-process.stdin.on('data', () => {});
-process.stdin.on('end', () => {
-  kill('SIGTERM');
-  const started = Date.now();
-  setInterval(() => {
-    if (!alive()) process.exit(0);
-    if (Date.now() - started > grace) { kill('SIGKILL'); process.exit(0); }
-  }, 100);
-});
-process.stdin.resume();
-`;
-
-function startWatchdog(pid: number): ChildProcess {
-  const watchdog = spawn(process.execPath, ['-e', WATCHDOG_SCRIPT, String(pid), String(STOP_GRACE_MS)], {
-    stdio: ['pipe', 'ignore', 'ignore'],
-  });
-  watchdog.on('error', () => undefined);
-  watchdog.stdin?.on('error', () => undefined);
-  watchdog.unref();
-  (watchdog.stdin as unknown as net.Socket | null)?.unref();
-  return watchdog;
 }

@@ -23,6 +23,7 @@ import {
 import { parseAllDocuments } from 'yaml';
 import { freePort } from './dev-server';
 import { projectRoot } from './temporal-bin';
+import { signal, startWatchdog } from './watchdog';
 
 export type CrdSet = 'istio' | 'gateway' | 'smi';
 export type KubeUser = 'admin' | 'restricted';
@@ -274,67 +275,6 @@ async function startProcess(bin: string, args: string[], cwd: string): Promise<P
   return { pid, child, exited, isDead: () => dead, output: () => tail.trim(), stop };
 }
 
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // Already gone.
-  }
-}
-
-// Servers must not outlive the process that started them, however it ends (jest gives each test file a copy of
-// `process` whose 'exit' listeners never fire, and a jest worker may be SIGKILLed). As in dev-server.ts, a small
-// watchdog process holds a pipe from this one; this one writes it each pid it starts. When the pipe closes it stops
-// them, last started first (the apiserver before etcd): SIGTERM, SIGKILL after the grace period; then it removes
-// the temp dir.
-const WATCHDOG_SCRIPT = `
-const dir = process.argv[1];
-const grace = Number(process.argv[2]);
-const pids = [];
-let buf = '';
-const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
-const kill = (pid, sig) => { try { process.kill(pid, sig); } catch {} };
-const stopOne = (pid) => new Promise((resolve) => {
-  kill(pid, 'SIGTERM');
-  const started = Date.now();
-  const t = setInterval(() => {
-    if (!alive(pid)) { clearInterval(t); resolve(); }
-    else if (Date.now() - started > grace) { kill(pid, 'SIGKILL'); clearInterval(t); setTimeout(resolve, 200); }
-  }, 100);
-});
-process.stdin.on('data', (d) => {
-  buf += d;
-  const lines = buf.split('\\n');
-  buf = lines.pop();
-  for (const l of lines) if (Number(l) > 0) pids.push(Number(l));
-});
-process.stdin.on('end', async () => {
-  for (const pid of pids.reverse()) await stopOne(pid);
-  try { require('fs').rmSync(dir, { recursive: true, force: true }); } catch {}
-  process.exit(0);
-});
-process.stdin.resume();
-`;
-
-interface Watchdog {
-  watch(pid: number): void;
-  dismiss(): void;
-}
-
-function startWatchdog(dir: string): Watchdog {
-  const watchdog = spawn(process.execPath, ['-e', WATCHDOG_SCRIPT, dir, String(STOP_GRACE_MS)], {
-    stdio: ['pipe', 'ignore', 'ignore'],
-  });
-  watchdog.on('error', () => undefined);
-  watchdog.stdin?.on('error', () => undefined);
-  watchdog.unref();
-  (watchdog.stdin as unknown as net.Socket | null)?.unref();
-  return {
-    watch: (pid) => void watchdog.stdin?.write(`${pid}\n`),
-    dismiss: () => void watchdog.kill('SIGKILL'),
-  };
-}
-
 // --- certificates and tokens -------------------------------------------------------------------------------
 
 async function openssl(args: string[], cwd: string): Promise<void> {
@@ -445,7 +385,7 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
   // Parse the CRD files while the servers start (about a second for all of them, once per test file).
   for (const set of crdSets) crdsOf(set).catch(() => undefined);
   const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'canary-kube-'));
-  const watchdog = startWatchdog(dir);
+  const watchdog = startWatchdog({ graceMs: STOP_GRACE_MS, dir });
   const procs: Proc[] = [];
 
   let stopping: Promise<void> | undefined;

@@ -1,12 +1,13 @@
 // Starts a real Prometheus (Debian's package, 2.42 here) on loopback for tests: a temporary config scraping the
 // given targets every second, storage in a temporary folder, optional basic auth through its own web config. It is
 // stopped by its process id (SIGTERM, then SIGKILL), and a watchdog stops it if the test process dies first.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from './dev-server';
+import { collectTail, signal, startWatchdog } from './watchdog';
 
 export const PROMETHEUS_HINT =
   "run `bash scripts/setup.sh` (as root it installs Debian's package), or `apt-get install prometheus`, or set " +
@@ -95,7 +96,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   args.push(...(opts.extraFlags ?? []));
 
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
-  const output = collectTail(child);
+  const output = collectTail(child, OUTPUT_TAIL_CHARS, '(none)');
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const spawned = await new Promise<Error | undefined>((resolve) => {
     child.once('spawn', () => resolve(undefined));
@@ -106,8 +107,9 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     throw new Error(`cannot run ${bin}: ${spawned?.message ?? 'no process id'}; ${PROMETHEUS_HINT}`);
   }
   const pid = child.pid;
-  const watchdog = startWatchdog(pid, dir);
-  child.once('exit', () => watchdog.kill());
+  const watchdog = startWatchdog({ graceMs: STOP_GRACE_MS, dir });
+  watchdog.watch(pid);
+  child.once('exit', () => watchdog.dismiss());
   child.unref();
   for (const stream of [child.stdout, child.stderr]) (stream as net.Socket | null)?.unref();
 
@@ -243,54 +245,4 @@ async function bcrypt(password: string): Promise<string> {
       `cannot hash a password for Prometheus's web config: npm ci (bcryptjs) or pip install bcrypt (${(err as Error).message})`,
     );
   }
-}
-
-function collectTail(child: ChildProcess): () => string {
-  let tail = '';
-  const append = (chunk: Buffer): void => {
-    tail = (tail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_CHARS);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  return () => tail.trim() || '(none)';
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // Already gone.
-  }
-}
-
-// Jest's per-file `process` never fires 'exit', so a small watchdog holds a pipe from this process; when the pipe
-// closes (this process is gone, however it ended) it stops Prometheus and removes its folder.
-const WATCHDOG_SCRIPT = `
-const pid = Number(process.argv[1]);
-const grace = Number(process.argv[2]);
-const dir = process.argv[3];
-const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
-const kill = (sig) => { try { process.kill(pid, sig); } catch {} };
-const done = () => { try { require('fs').rmSync(dir, { recursive: true, force: true }); } catch {} process.exit(0); };
-process.stdin.on('data', () => {});
-process.stdin.on('end', () => {
-  kill('SIGTERM');
-  const started = Date.now();
-  setInterval(() => {
-    if (!alive()) done();
-    if (Date.now() - started > grace) { kill('SIGKILL'); done(); }
-  }, 100);
-});
-process.stdin.resume();
-`;
-
-function startWatchdog(pid: number, dir: string): ChildProcess {
-  const watchdog = spawn(process.execPath, ['-e', WATCHDOG_SCRIPT, String(pid), String(STOP_GRACE_MS), dir], {
-    stdio: ['pipe', 'ignore', 'ignore'],
-  });
-  watchdog.on('error', () => undefined);
-  watchdog.stdin?.on('error', () => undefined);
-  watchdog.unref();
-  (watchdog.stdin as unknown as net.Socket | null)?.unref();
-  return watchdog;
 }
