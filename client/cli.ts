@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `canary` command line: start, follow and steer rollouts from CI or a terminal.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { version as packageVersion } from '../package.json';
 import { DurationError, formatDuration, parseDuration } from '../workflows/duration';
 import { describePlan, totalHoldMs } from '../workflows/plan';
 import type { InputProblem } from '../workflows/problems';
@@ -174,6 +175,20 @@ export function exitCodeForStatus(status: RolloutStatus): number {
   return EXIT_INFRASTRUCTURE;
 }
 
+/**
+ * This package's version, from the nearest package.json above this file: the repo's from the sources and from
+ * dist/, the installed package's from node_modules. (Importing package.json would copy it into dist/, where the
+ * harnesses' project-root lookup would then stop.)
+ */
+export function packageVersion(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file))
+      return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
+    if (path.dirname(dir) === dir) return 'unknown';
+  }
+}
+
 /** Runs the CLI with `argv` (arguments only, no node/script) and returns the exit code. Never exits. */
 export async function main(argv: string[], options: CliOptions = {}): Promise<number> {
   const stdout: OutputStream = options.stdout ?? process.stdout;
@@ -190,7 +205,7 @@ export async function main(argv: string[], options: CliOptions = {}): Promise<nu
 
   // `canary --version` (alone: `start --version X` names the version to roll out).
   if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
-    out(packageVersion);
+    out(packageVersion());
     return EXIT_OK;
   }
 
