@@ -225,7 +225,7 @@ export async function main(argv: string[], options: CliOptions = {}): Promise<nu
     .addHelpText(
       'after',
       `
-IDs: a workflow id (canary-prod-checkout) or namespace/app (prod/checkout).
+IDs: a workflow id (canary.prod.checkout) or namespace/app (prod/checkout).
 Exit codes: ${EXIT_OK} success (with --wait: promoted), ${EXIT_ROLLED_BACK} rolled back (with --wait),
   ${EXIT_BAD_INPUT} bad input (flags, plan, rejected request, conflict, unknown rollout),
   ${EXIT_INFRASTRUCTURE} Temporal unreachable or other infrastructure failure.
@@ -518,9 +518,10 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .option('--interval <duration>', 'refresh interval with --watch', '2s')
     .addOption(outputOption())
     .action(async (ref: string, opts: { watch?: boolean; interval: string; output: OutputFormat }) => {
-      const workflowId = resolveRolloutId(ref);
+      resolveRolloutId(ref); // a malformed reference is refused before connecting
       const pollMs = parseInterval(opts.interval);
       const c = await connect();
+      const workflowId = await c.locate(ref);
       if (!opts.watch) {
         const status = await c.status(workflowId);
         out(opts.output === 'json' ? json(status) : renderStatus(status, now(), { color }));
@@ -554,10 +555,11 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .option('--comment <text>', 'recorded with the approval')
     .addOption(outputOption())
     .action(async (ref: string, opts: { stage?: string; comment?: string; output: OutputFormat }) => {
-      const workflowId = resolveRolloutId(ref);
+      resolveRolloutId(ref); // a malformed reference is refused before connecting
       const stage = opts.stage !== undefined ? parseStage(opts.stage) : undefined;
       const who = identity();
       const c = await connect();
+      const workflowId = await c.locate(ref);
       const record = await c.approve(workflowId, {
         identity: who.name,
         ...(stage !== undefined ? { stage } : {}),
@@ -578,10 +580,11 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .requiredOption('--reason <text>', 'why (recorded and alerted)')
     .addOption(outputOption())
     .action(async (ref: string, opts: { reason: string; output: OutputFormat }) => {
-      const workflowId = resolveRolloutId(ref);
+      resolveRolloutId(ref); // a malformed reference is refused before connecting
       if (opts.reason.trim() === '') throw new UsageError('--reason must not be empty');
       const who = identity();
       const c = await connect();
+      const workflowId = await c.locate(ref);
       const result = await c.abort(workflowId, { reason: opts.reason, identity: who.name });
       out(
         opts.output === 'json'
@@ -604,9 +607,10 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .option('--reason <text>', 'why (alerted)')
     .addOption(outputOption())
     .action(async (ref: string, opts: { reason?: string; output: OutputFormat }) => {
-      const workflowId = resolveRolloutId(ref);
+      resolveRolloutId(ref); // a malformed reference is refused before connecting
       const who = identity();
       const c = await connect();
+      const workflowId = await c.locate(ref);
       const ack = await c.pause(workflowId, {
         identity: who.name,
         ...(opts.reason ? { reason: opts.reason } : {}),
@@ -625,9 +629,10 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .argument('<id>', 'workflow id or namespace/app')
     .addOption(outputOption())
     .action(async (ref: string, opts: { output: OutputFormat }) => {
-      const workflowId = resolveRolloutId(ref);
+      resolveRolloutId(ref); // a malformed reference is refused before connecting
       const who = identity();
       const c = await connect();
+      const workflowId = await c.locate(ref);
       const ack = await c.resume(workflowId, { identity: who.name });
       out(
         opts.output === 'json'
@@ -644,9 +649,10 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .option('--comment <text>', 'recorded with the promotion')
     .addOption(outputOption())
     .action(async (ref: string, opts: { comment?: string; output: OutputFormat }) => {
-      const workflowId = resolveRolloutId(ref);
+      resolveRolloutId(ref); // a malformed reference is refused before connecting
       const who = identity();
       const c = await connect();
+      const workflowId = await c.locate(ref);
       const ack = await c.promote(workflowId, {
         identity: who.name,
         ...(opts.comment ? { comment: opts.comment } : {}),

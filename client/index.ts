@@ -1,5 +1,5 @@
 // The typed client CI scripts import: `import { RolloutClient } from 'temporal-canary'`.
-// Every method takes either a workflow id (`canary-prod-checkout`) or a target (`prod/checkout`).
+// Every method takes either a workflow id (`canary.prod.checkout`) or a target (`prod/checkout`).
 import {
   Client,
   Connection,
@@ -27,6 +27,8 @@ import {
   promoteUpdate,
   resumeUpdate,
   rolloutWorkflowId,
+  legacyRolloutWorkflowId,
+  targetOfWorkflowId,
   statusQuery,
   type PauseAck,
   type RolloutInput,
@@ -42,7 +44,13 @@ import type {
 } from '../workflows/types';
 import type { PlanSpec } from '../workflows/plan';
 import { describePlan, validatePlan } from '../workflows/plan';
-import { describeTarget, validateTarget, versionProblem, type TargetSpec } from '../workflows/target';
+import {
+  describeTarget,
+  dnsLabelProblem,
+  validateTarget,
+  versionProblem,
+  type TargetSpec,
+} from '../workflows/target';
 import { loadAndValidatePlan, PlanInvalidError, TargetInvalidError } from './plan-file';
 import { loadWorkerConfig, type WorkerConfig } from '../worker/config';
 import { ConnectError, connectClient, connectionOptions } from '../worker/connection';
@@ -119,10 +127,16 @@ export class RolloutConflictError extends RolloutError {
     readonly runId: string,
     readonly runningVersion: string,
     readonly requestedVersion: string,
+    /** Set when the versions are the same but the plan or target differ: what differs. */
+    readonly options: { detail?: string } = {},
   ) {
     super(
-      `a rollout of version ${runningVersion} is already running as ${workflowId}; ` +
-        `abort it (canary abort ${workflowId} --reason ...) or wait for it to finish before rolling out ${requestedVersion}`,
+      options.detail !== undefined
+        ? `a rollout of version ${runningVersion} is already running as ${workflowId}, with another plan or target than requested; ` +
+            `not started again. Abort it (canary abort ${workflowId} --reason ...) to start over with the new plan, ` +
+            `or start with the running plan.\n  ${options.detail}`
+        : `a rollout of version ${runningVersion} is already running as ${workflowId}; ` +
+            `abort it (canary abort ${workflowId} --reason ...) or wait for it to finish before rolling out ${requestedVersion}`,
     );
   }
 }
@@ -249,20 +263,16 @@ export interface RolloutClientOptions {
 
 // ----------------------------------------------------------------------------------------------- helpers
 
-const TARGET_PART = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
-
-function checkTargetPart(what: 'app' | 'namespace', value: string | undefined): string {
-  const v = value?.trim() ?? '';
-  if (v === '') throw new RolloutInputError(`${what} is empty`);
-  if (!TARGET_PART.test(v) || v.length > 253) {
-    throw new RolloutInputError(
-      `${what} "${v}" is not a valid name: use letters, digits, ".", "_" and "-", starting and ending with a letter or digit`,
-    );
-  }
-  return v;
+function checkTargetPart(what: 'app' | 'namespace', value: string): string {
+  const problem = dnsLabelProblem(value);
+  if (problem) throw new RolloutInputError(`${what} ${problem}`);
+  return value;
 }
 
-/** `prod/checkout` → `canary-prod-checkout`; anything without a slash is taken as a workflow id. */
+/**
+ * `prod/checkout` → `canary.prod.checkout`; anything without a slash is taken as a workflow id. Rollouts started
+ * under the legacy id (`canary-prod-checkout`) are found by {@link RolloutClient.locate}.
+ */
 export function resolveRolloutId(ref: string): string {
   const trimmed = (ref ?? '').trim();
   if (trimmed === '') throw new RolloutInputError('rollout id is empty: pass a workflow id or namespace/app');
@@ -447,6 +457,35 @@ export class RolloutClient {
     if (this.ownsConnection) await this.client.connection.close();
   }
 
+  /**
+   * The workflow id a reference names. `namespace/app` names the rollout of that target: its id under the
+   * current scheme, or, when only a rollout started by an older client exists, its legacy id (checked against
+   * the app search attribute, so another target's rollout is never picked). Anything else is a workflow id.
+   */
+  async locate(ref: string): Promise<string> {
+    const workflowId = resolveRolloutId(ref);
+    const target = ref.includes('/') ? targetOfWorkflowId(workflowId) : undefined;
+    if (!target) return workflowId;
+    if (await this.exists(workflowId)) return workflowId;
+    const legacy = legacyRolloutWorkflowId(target);
+    const info = await this.describeIfAny(legacy);
+    if (info && info.typedSearchAttributes.get(SA_APP) === target.app) return legacy;
+    return workflowId;
+  }
+
+  private async exists(workflowId: string): Promise<boolean> {
+    return (await this.describeIfAny(workflowId)) !== undefined;
+  }
+
+  private async describeIfAny(workflowId: string): Promise<WorkflowExecutionDescription | undefined> {
+    try {
+      return await this.rpc(() => this.client.workflow.getHandle(workflowId).describe());
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw this.wrap(err, `describe rollout ${workflowId}`);
+    }
+  }
+
   uiUrl(ref: string, env?: NodeJS.ProcessEnv): string | undefined {
     return rolloutUiUrl(resolveRolloutId(ref), { address: this.address, namespace: this.namespace, env });
   }
@@ -480,6 +519,15 @@ export class RolloutClient {
       plan: spec,
       requestedBy,
     };
+    // A rollout an older client started for this target, under the legacy id, is the one to answer for.
+    const legacy = await this.runningRollout(legacyRolloutWorkflowId(target), target.app);
+    if (legacy) {
+      if (legacy.version === version) {
+        await this.requireSameInput(legacy.workflowId, legacy.runId, input);
+        return { workflowId: legacy.workflowId, runId: legacy.runId, started: false, version };
+      }
+      throw new RolloutConflictError(legacy.workflowId, legacy.runId, legacy.version, version);
+    }
     // What the Web UI shows as the workflow's summary and details.
     const staticSummary = `${target.namespace}/${target.app} → ${version}${plan.name ? ` (plan ${plan.name})` : ''}, by ${requestedBy}`;
     const staticDetails =
@@ -514,7 +562,10 @@ export class RolloutClient {
       }
       const running = await this.runningRollout(workflowId);
       if (running) {
-        if (running.version === version) return { workflowId, runId: running.runId, started: false, version };
+        if (running.version === version) {
+          await this.requireSameInput(workflowId, running.runId, input);
+          return { workflowId, runId: running.runId, started: false, version };
+        }
         throw new RolloutConflictError(workflowId, running.runId, running.version, version);
       }
       if (attempt >= 3) {
@@ -525,6 +576,49 @@ export class RolloutClient {
           },
         );
       }
+    }
+  }
+
+  /**
+   * An idempotent start is only one when the running rollout was started with the same plan and target: the
+   * same version with another plan is refused, showing both, rather than answered as if the requested plan ran.
+   */
+  private async requireSameInput(workflowId: string, runId: string, requested: RolloutInput): Promise<void> {
+    const running = await this.startInput(workflowId, runId);
+    if (!running) return; // The history cannot be read (e.g. archived): keep the version-only answer.
+    const runningPlan = validatePlan(running.plan);
+    const requestedPlan = validatePlan(requested.plan);
+    const samePlan =
+      runningPlan.ok && requestedPlan.ok && JSON.stringify(runningPlan.plan) === JSON.stringify(requestedPlan.plan);
+    const sameTarget = JSON.stringify(sortedKeys(running.target)) === JSON.stringify(sortedKeys(requested.target));
+    if (samePlan && sameTarget) return;
+    const show = (r: ReturnType<typeof validatePlan>) => (r.ok ? describePlan(r.plan) : 'an invalid plan');
+    const differences = [
+      ...(samePlan ? [] : [`running plan: ${show(runningPlan)}`, `requested plan: ${show(requestedPlan)}`]),
+      ...(sameTarget
+        ? []
+        : [`running target: ${JSON.stringify(running.target)}`, `requested target: ${JSON.stringify(requested.target)}`]),
+    ];
+    throw new RolloutConflictError(workflowId, runId, requested.version, requested.version, {
+      detail: differences.join('\n  '),
+    });
+  }
+
+  /** The input the run was started with (the first event of its history), undefined when unreadable. */
+  private async startInput(workflowId: string, runId: string): Promise<RolloutInput | undefined> {
+    try {
+      const res = await this.rpc(() =>
+        this.client.workflowService.getWorkflowExecutionHistory({
+          namespace: this.namespace,
+          execution: { workflowId, runId },
+          maximumPageSize: 1,
+        }),
+      );
+      const payload = res.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      if (!payload) return undefined;
+      return this.client.options.loadedDataConverter.payloadConverter.fromPayload<RolloutInput>(payload);
+    } catch {
+      return undefined;
     }
   }
 
@@ -547,25 +641,26 @@ export class RolloutClient {
     }
   }
 
-  /** The version and run of the running rollout with that id, or undefined when none runs. */
-  private async runningRollout(workflowId: string): Promise<{ runId: string; version: string } | undefined> {
-    let info: WorkflowExecutionDescription;
-    try {
-      info = await this.rpc(() => this.client.workflow.getHandle(workflowId).describe());
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return undefined;
-      throw this.wrap(err, `describe rollout ${workflowId}`);
-    }
-    if (info.status.name !== 'RUNNING') return undefined;
+  /**
+   * The version and run of the running rollout with that id, or undefined when none runs. With `app`, only a
+   * rollout of that app counts (a legacy id may belong to another target).
+   */
+  private async runningRollout(
+    workflowId: string,
+    app?: string,
+  ): Promise<{ workflowId: string; runId: string; version: string } | undefined> {
+    const info = await this.describeIfAny(workflowId);
+    if (!info || info.status.name !== 'RUNNING') return undefined;
+    if (app !== undefined && info.typedSearchAttributes.get(SA_APP) !== app) return undefined;
     const version = info.typedSearchAttributes.get(SA_VERSION) ?? (await this.status(workflowId)).version;
-    return { runId: info.runId, version };
+    return { workflowId, runId: info.runId, version };
   }
 
   // ------------------------------------------------------------------------------------------- reads
 
   /** The `status` query's answer. A completed rollout with no worker left still gets a (reduced) status. */
   async status(ref: string): Promise<RolloutStatus> {
-    const workflowId = resolveRolloutId(ref);
+    const workflowId = await this.locate(ref);
     try {
       return await this.rpc(() => this.client.workflow.getHandle(workflowId).query(statusQuery));
     } catch (err) {
@@ -630,7 +725,7 @@ export class RolloutClient {
    * closes. A workflow that fails, is terminated, cancelled or times out throws {@link InfrastructureError}.
    */
   async waitForOutcome(ref: string, options: WaitOptions = {}): Promise<RolloutStatus> {
-    const workflowId = resolveRolloutId(ref);
+    const workflowId = await this.locate(ref);
     const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
     const toleranceMs = options.toleranceMs ?? 60_000;
     const handle = this.client.workflow.getHandle(workflowId);
@@ -700,7 +795,7 @@ export class RolloutClient {
     ref: string,
     request: { stage?: number; comment?: string; identity: string },
   ): Promise<ApprovalRecord> {
-    const workflowId = resolveRolloutId(ref);
+    const workflowId = await this.locate(ref);
     if (request.stage !== undefined && (!Number.isInteger(request.stage) || request.stage < 1)) {
       throw new RolloutInputError(`stage must be a positive integer (1-based), got ${request.stage}`);
     }
@@ -719,7 +814,7 @@ export class RolloutClient {
 
   /** Skips the remaining stages and promotes now. */
   async promote(ref: string, request: { identity: string; comment?: string }) {
-    const workflowId = resolveRolloutId(ref);
+    const workflowId = await this.locate(ref);
     return this.update(workflowId, 'promote', () =>
       this.client.workflow.getHandle(workflowId).executeUpdate(promoteUpdate, {
         args: [
@@ -738,7 +833,7 @@ export class RolloutClient {
    * finished is refused with {@link RolloutRejectedError}.
    */
   async abort(ref: string, request: { reason: string; identity: string }): Promise<AbortResult> {
-    const workflowId = resolveRolloutId(ref);
+    const workflowId = await this.locate(ref);
     const reason = request.reason?.trim() ?? '';
     if (reason === '') throw new RolloutInputError('an abort needs a reason');
     const identity = identityOf(request.identity);
@@ -782,7 +877,7 @@ export class RolloutClient {
 
   /** Pauses the hold timers; refused (RolloutRejectedError) when already paused or past the point of pausing. */
   async pause(ref: string, request: { identity: string; reason?: string }): Promise<PauseAck> {
-    const workflowId = resolveRolloutId(ref);
+    const workflowId = await this.locate(ref);
     return this.update(workflowId, 'pause', () =>
       this.client.workflow.getHandle(workflowId).executeUpdate(pauseUpdate, {
         args: [
@@ -794,7 +889,7 @@ export class RolloutClient {
 
   /** Resumes a paused rollout; refused (RolloutRejectedError) when it is not paused. */
   async resume(ref: string, request: { identity: string; reason?: string }): Promise<PauseAck> {
-    const workflowId = resolveRolloutId(ref);
+    const workflowId = await this.locate(ref);
     return this.update(workflowId, 'resume', () =>
       this.client.workflow.getHandle(workflowId).executeUpdate(resumeUpdate, {
         args: [
@@ -907,10 +1002,7 @@ function resolvePlan(plan: PlanSpec | string): { spec: PlanSpec; plan: Plan; tar
 function summarize(info: WorkflowExecutionInfo): RolloutSummary {
   const sa = info.typedSearchAttributes;
   const app = sa.get(SA_APP);
-  let namespace: string | undefined;
-  if (app && info.workflowId.startsWith('canary-') && info.workflowId.endsWith(`-${app}`)) {
-    namespace = info.workflowId.slice('canary-'.length, info.workflowId.length - app.length - 1) || undefined;
-  }
+  const namespace = targetOfWorkflowId(info.workflowId, app)?.namespace;
   return {
     workflowId: info.workflowId,
     runId: info.runId,
@@ -924,4 +1016,15 @@ function summarize(info: WorkflowExecutionInfo): RolloutSummary {
     startTime: info.startTime,
     ...(info.closeTime ? { closeTime: info.closeTime } : {}),
   };
+}
+
+/** A copy with object keys in sorted order, so that two equal objects serialise alike. */
+function sortedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.keys(value as Record<string, unknown>)
+      .sort()
+      .map((k) => [k, sortedKeys((value as Record<string, unknown>)[k])]),
+  );
 }

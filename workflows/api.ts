@@ -93,7 +93,36 @@ export const SEARCH_ATTRIBUTES: ReadonlyArray<readonly [string, 'Keyword' | 'Int
   ['CanaryWeight', 'Int'],
 ];
 
-/** One rollout per target at a time: the workflow id derives from namespace and app. */
+const ROLLOUT_ID_PREFIX = 'canary.';
+
+/**
+ * One rollout per target at a time: the workflow id derives from namespace and app, joined by dots. Both are
+ * DNS-1123 labels, which cannot hold a dot, so distinct targets never share an id (`t/eu-coll` is
+ * `canary.t.eu-coll`, `t-eu/coll` is `canary.t-eu.coll`).
+ */
 export function rolloutWorkflowId(target: RolloutTarget): string {
+  return `${ROLLOUT_ID_PREFIX}${target.namespace}.${target.app}`;
+}
+
+
+/**
+ * The id rollouts started before 0.2 got: `canary-<namespace>-<app>`, which two targets could share. The client
+ * still finds such rollouts, checking the app search attribute so that it never picks another target's.
+ */
+export function legacyRolloutWorkflowId(target: RolloutTarget): string {
   return `canary-${target.namespace}-${target.app}`;
+}
+
+/** The target a workflow id names (either scheme; the legacy one needs the app to split it), if any. */
+export function targetOfWorkflowId(workflowId: string, app?: string): RolloutTarget | undefined {
+  if (workflowId.startsWith(ROLLOUT_ID_PREFIX)) {
+    const parts = workflowId.slice(ROLLOUT_ID_PREFIX.length).split('.');
+    if (parts.length === 2 && parts[0] !== '' && parts[1] !== '') return { namespace: parts[0], app: parts[1] };
+    return undefined;
+  }
+  if (app && workflowId.startsWith('canary-') && workflowId.endsWith(`-${app}`)) {
+    const namespace = workflowId.slice('canary-'.length, workflowId.length - app.length - 1);
+    if (namespace !== '') return { namespace, app };
+  }
+  return undefined;
 }

@@ -305,6 +305,13 @@ const KNOWN_FIELDS: Record<string, readonly string[]> = {
   'traffic.gatewayAPI.header': ['name', 'value'],
 };
 
+/** Why a namespace or app name is not a DNS-1123 label (the rule and its length limit), or undefined. */
+export function dnsLabelProblem(value: string): string | undefined {
+  const c = new Collector();
+  checkDnsName(c, value, [], 'label');
+  return c.problems[0]?.message;
+}
+
 function checkDnsName(
   c: Collector,
   value: unknown,

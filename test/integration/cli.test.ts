@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startLocalStack, type LocalStack } from '../../activities/local/stack';
 import { startTrafficGenerator } from '../../activities/local/traffic-generator';
+import { SA_APP } from '../../workflows/api';
 import type { RolloutStatus } from '../../workflows/types';
 import { startDevServer, type DevServer } from '../harness/dev-server';
 import { eventually, killAll, runCli, startWorkerProcess, type WorkerProcess } from '../harness/processes';
@@ -26,7 +27,7 @@ function planFile(name: string, body: string): string {
 const fastPlan = planFile(
   'fast.yaml',
   `analysis:
-  interval: 1s
+  interval: 10s
   checks:
     - { name: error-rate, metric: error-rate, max: 5 }
 stages:
@@ -39,7 +40,7 @@ promotion: { cleanupDelay: 0s }
 const gatedPlan = planFile(
   'gated.yaml',
   `analysis:
-  interval: 1s
+  interval: 10s
   checks:
     - { name: error-rate, metric: error-rate, max: 5 }
 stages:
@@ -52,7 +53,7 @@ promotion: { cleanupDelay: 0s }
 const longPlan = planFile(
   'long.json',
   JSON.stringify({
-    analysis: { interval: '1s', checks: [{ name: 'error-rate', metric: 'error-rate', max: 5 }] },
+    analysis: { interval: '10s', checks: [{ name: 'error-rate', metric: 'error-rate', max: 5 }] },
     stages: [{ weight: 10, hold: '1h' }, { weight: 100 }],
     promotion: { cleanupDelay: '0s' },
   }),
@@ -123,7 +124,7 @@ test('start --wait promotes and exits 0; status and list show it', async () => {
   // The Web UI's summary and details of the rollout, set by the client at start.
   const connection = await Connection.connect({ address: server.address });
   try {
-    const described = await new Client({ connection }).workflow.getHandle('canary-it-web').describe();
+    const described = await new Client({ connection }).workflow.getHandle('canary.it.web').describe();
     expect(await described.staticSummary()).toBe('it/web → v2, by ci-bot');
     expect(await described.staticDetails()).toBe(
       "Plan: 10% 2s → 50% 2s → 100%\n\nTarget: it/web, the worker's default workloads and router",
@@ -148,15 +149,24 @@ test('start is idempotent per target: same version returns the running one, anot
   const first = await start('api', 'v3', longPlan, '--output', 'json');
   expect(first.code).toBe(0);
   const { workflowId } = JSON.parse(first.stdout) as { workflowId: string };
-  expect(workflowId).toBe('canary-it-api');
+  expect(workflowId).toBe('canary.it.api');
 
   const again = await start('api', 'v3', longPlan, '--output', 'json');
   expect(again.code).toBe(0);
   expect(JSON.parse(again.stdout)).toMatchObject({ workflowId, started: false });
 
+  // The same version with another plan is not the same rollout: refused, showing both plans.
+  const otherPlan = await start('api', 'v3', fastPlan);
+  expect(otherPlan.code).toBe(2);
+  expect(otherPlan.stderr).toContain(
+    'a rollout of version v3 is already running as canary.it.api, with another plan or target than requested; not started again',
+  );
+  expect(otherPlan.stderr).toContain('running plan: 10% 1h → 100%');
+  expect(otherPlan.stderr).toContain('requested plan: 10% 2s → 50% 2s → 100%');
+
   const other = await start('api', 'v4', longPlan);
   expect(other.code).toBe(2);
-  expect(other.stderr).toContain('canary-it-api');
+  expect(other.stderr).toContain('canary.it.api');
   expect(other.stderr).toContain('v3');
 
   // status text: stage, weight and progress bars
@@ -280,7 +290,7 @@ test('a rollout on a task queue no worker polls: start says so, --wait gives up 
   const waited = await canary(...queue, ...args, '--wait', '--worker-wait', '2s');
   expect(waited.code).toBe(3);
   expect(waited.stderr).toContain(
-    'no worker polled task queue "nobody-polls-this" within 2s: the rollout canary-it-lonely is recorded',
+    'no worker polled task queue "nobody-polls-this" within 2s: the rollout canary.it.lonely is recorded',
   );
   expect(Date.now() - t0).toBeLessThan(30_000);
   const abort = await canary(...queue, 'abort', 'it/lonely', '--reason', 'no worker');
@@ -306,8 +316,71 @@ test('bad input exits 2 and starts nothing; an unknown rollout exits 2', async (
   expect(JSON.parse(list.stdout)).toEqual([]);
   const unknown = await canary('status', 'it/nothing-here');
   expect(unknown.code).toBe(2);
-  expect(unknown.stderr).toContain('canary-it-nothing-here');
+  expect(unknown.stderr).toContain('canary.it.nothing-here');
 });
+
+test('ids never collide: t/eu-coll and t-eu/coll are two rollouts, and an abort of one leaves the other', async () => {
+  const startIn = (ns: string, app: string) =>
+    canary(
+      'start',
+      '--app',
+      app,
+      '--namespace',
+      ns,
+      '--version',
+      'v2',
+      '--plan',
+      longPlan,
+      '--output',
+      'json',
+    );
+  const a = await startIn('t', 'eu-coll');
+  const b = await startIn('t-eu', 'coll');
+  expect([a.code, b.code]).toEqual([0, 0]);
+  expect(JSON.parse(a.stdout)).toMatchObject({ workflowId: 'canary.t.eu-coll', started: true });
+  expect(JSON.parse(b.stdout)).toMatchObject({ workflowId: 'canary.t-eu.coll', started: true });
+  expect((await status('t/eu-coll')).namespace).toBe('t');
+  expect((await status('t-eu/coll')).namespace).toBe('t-eu');
+
+  expect((await canary('abort', 't/eu-coll', '--reason', 'only this one')).code).toBe(0);
+  await eventually(async () => (await status('t/eu-coll')).phase === 'rolled_back', 30_000, 'a rolled back');
+  const other = await status('t-eu/coll');
+  expect(other.phase).not.toMatch(/rolling_back|rolled_back/);
+  expect((await canary('abort', 't-eu/coll', '--reason', 'test over')).code).toBe(0);
+  await eventually(async () => (await status('t-eu/coll')).phase === 'rolled_back', 30_000, 'b rolled back');
+}, 120_000);
+
+test('a rollout started under the legacy id is still found by namespace/app, and never doubled', async () => {
+  const connection = await Connection.connect({ address: server.address });
+  try {
+    const client = new Client({ connection });
+    const spec = JSON.parse(fs.readFileSync(longPlan, 'utf8')) as unknown;
+    await client.workflow.start('canaryRollout', {
+      workflowId: 'canary-it-old',
+      taskQueue: 'cli-test',
+      args: [
+        { target: { app: 'old', namespace: 'it' }, version: 'v2', plan: spec, requestedBy: 'old-client' },
+      ],
+      typedSearchAttributes: [{ key: SA_APP, value: 'old' }],
+    });
+    await eventually(
+      async () => (await status('it/old')).weight === 10,
+      30_000,
+      'stage 1 of the legacy rollout',
+    );
+    expect((await status('it/old')).workflowId).toBe('canary-it-old');
+    const again = await start('old', 'v2', longPlan, '--output', 'json');
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ workflowId: 'canary-it-old', started: false });
+    const newer = await start('old', 'v3', longPlan);
+    expect(newer.code).toBe(2);
+    expect(newer.stderr).toContain('a rollout of version v2 is already running as canary-it-old');
+    expect((await canary('abort', 'it/old', '--reason', 'test over')).code).toBe(0);
+    await eventually(async () => (await status('it/old')).phase === 'rolled_back', 30_000, 'rolled back');
+  } finally {
+    await connection.close();
+  }
+}, 120_000);
 
 test('an unreachable Temporal exits 3 naming the address', async () => {
   const r = await runCli(['status', 'it/web'], { ...env, TEMPORAL_ADDRESS: '127.0.0.1:1' });
