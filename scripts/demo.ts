@@ -131,7 +131,7 @@ export function parseDemoArgs(
     )
     .addOption(
       new Option('--interval <duration>', 'analysis interval')
-        .default('5s')
+        .default('10s')
         .argParser(duration('--interval'))
         .hideHelp(),
     )

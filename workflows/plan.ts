@@ -381,15 +381,90 @@ function checkAnalysis(c: Collector, analysis: Obj, full: boolean): AnalysisSett
 
 /** Validates a plan as written and normalises it (durations in ms, defaults filled in). Lists every problem. */
 /** Bounds on what a plan may hold, each refused with its own message. */
-export const PLAN_LIMITS = { stages: 100, checks: 50, nameLength: 100 } as const;
+export const PLAN_LIMITS = { stages: 100, checks: 50, nameLength: 100, minIntervalMs: 10_000 } as const;
+
+/** The values a named metric can take, for refusing thresholds it could never reach. */
+const METRIC_RANGES: Record<string, { min: number; max?: number; unit: string }> = {
+  'request-success-rate': { min: 0, max: 100, unit: 'a percentage' },
+  'error-rate': { min: 0, max: 100, unit: 'a percentage' },
+  '5xx-rate': { min: 0, max: 100, unit: 'a percentage' },
+  'latency-p50': { min: 0, unit: 'a duration in ms' },
+  'latency-p95': { min: 0, unit: 'a duration in ms' },
+  'latency-p99': { min: 0, unit: 'a duration in ms' },
+  'request-rate': { min: 0, unit: 'requests per second' },
+  'request-count': { min: 0, unit: 'a number of requests' },
+};
+
+/**
+ * Rules that came with 0.2 (the workflow applies them only to rollouts started since): an analysis interval
+ * of at least 10 s (scrapes are seconds apart; faster rounds judge the same samples again), and thresholds
+ * inside the range of their metric (a negative maximum error rate, a percentage over 100).
+ */
+function checkAnalysisLimits(c: Collector, analysis: Obj, intervalMs: number): void {
+  if (intervalMs > 0 && intervalMs < PLAN_LIMITS.minIntervalMs) {
+    c.add(
+      ['analysis', 'interval'],
+      `must be at least ${formatDuration(PLAN_LIMITS.minIntervalMs)}, got ${formatDuration(intervalMs)}: ` +
+        'metrics are scraped seconds apart, so shorter rounds only judge the same samples again',
+    );
+  }
+  const checks = Array.isArray(analysis.checks) ? analysis.checks : [];
+  checks.forEach((check, index) => {
+    if (!isObject(check) || typeof check.metric !== 'string') return;
+    const range = METRIC_RANGES[check.metric];
+    if (!range) return;
+    const path: Segment[] = ['analysis', 'checks', index];
+    const bounds: Array<[Segment[], unknown]> = [
+      [[...path, 'max'], check.max],
+      [[...path, 'min'], check.min],
+    ];
+    for (const band of ['success', 'abort'] as const) {
+      const b = check[band];
+      if (isObject(b)) bounds.push([[...path, band, 'max'], b.max], [[...path, band, 'min'], b.min]);
+    }
+    for (const [at, value] of bounds) {
+      if (typeof value !== 'number') continue;
+      if (value < range.min || (range.max !== undefined && value > range.max)) {
+        const allowed =
+          range.max !== undefined ? `from ${range.min} to ${range.max}` : `of at least ${range.min}`;
+        c.add(at, `${check.metric} is ${range.unit} ${allowed}, so ${value} can never be reached`);
+      }
+    }
+    if (range.max === undefined) return;
+    const span = range.max - range.min;
+    const places: Array<[Segment[], unknown]> = [
+      [path, check],
+      [[...path, 'success'], check.success],
+      [[...path, 'abort'], check.abort],
+      [[...path, 'compare'], check.compare],
+    ];
+    for (const [at, band] of places) {
+      const difference = isObject(band) ? band.difference : undefined;
+      if (!isObject(difference)) continue;
+      for (const key of ['max', 'min'] as const) {
+        const value = difference[key];
+        if (typeof value === 'number' && Math.abs(value) > span) {
+          c.add(
+            [...at, 'difference', key],
+            `${check.metric} is ${range.unit} from ${range.min} to ${range.max}, so canary and stable can never differ by ${value}`,
+          );
+        }
+      }
+    }
+  });
+}
 
 /**
  * Validates a plan as written and normalises it (durations in ms, defaults filled in). Lists every problem.
  * `strict` (the default) adds the rules that came later: whole-percent weights and size bounds; the workflow
  * turns it off for rollouts started before them, which must keep replaying.
  */
-export function validatePlan(spec: unknown, options: { strict?: boolean } = {}): PlanValidation {
+export function validatePlan(
+  spec: unknown,
+  options: { strict?: boolean; limits?: boolean } = {},
+): PlanValidation {
   const strict = options.strict ?? true;
+  const limits = strict && (options.limits ?? true);
   if (!isObject(spec)) {
     return {
       ok: false,
@@ -416,6 +491,7 @@ export function validatePlan(spec: unknown, options: { strict?: boolean } = {}):
     }
   }
   const analysis = checkAnalysis(c, isObject(spec.analysis) ? spec.analysis : {}, full);
+  if (limits && isObject(spec.analysis)) checkAnalysisLimits(c, spec.analysis, analysis.intervalMs);
   const promotion = isObject(spec.promotion) ? spec.promotion : {};
   const cleanupDelayMs =
     checkDuration(c, promotion.cleanupDelay ?? PLAN_DEFAULTS.cleanupDelay, ['promotion', 'cleanupDelay'], {

@@ -70,6 +70,8 @@ export const TARGET_PATCH = 'per-rollout-target';
 export const JUDGE_PATCH = 'judge-v2';
 /** Rollouts started before plans were held to whole-percent weights and size bounds. */
 export const STRICT_PLAN_PATCH = 'strict-plan-validation';
+/** Rollouts started before the 10 s minimum analysis interval and per-metric threshold ranges. */
+export const PLAN_LIMITS_PATCH = 'plan-limits';
 
 const acts = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '1 minute',
@@ -153,6 +155,8 @@ interface RolloutState {
   /** judge-v2's memory between rounds (breach streaks, missing evidence, step-backs). */
   judge?: JudgeState;
   steppedBack?: { stageWeight: number; toWeight: number; at: number };
+  /** The plan rules the rollout started under (set from the plan-limits patch on). */
+  planRules?: { strict: boolean; limits: boolean };
 }
 
 /** Thrown inside the walk to stop it and roll back; never leaves the workflow. */
@@ -165,8 +169,12 @@ class RollbackRequired extends Error {
 export async function canaryRollout(input: RolloutInput): Promise<RolloutResult> {
   // Rollouts started before whole-percent weights, size bounds and the version rule validate by the rules they
   // started with.
-  const strict = patched(STRICT_PLAN_PATCH);
-  const validation = validatePlan(input.plan, { strict });
+  // A continued run keeps the rules its rollout started with (a worker upgrade between runs must not refuse
+  // a plan the first run accepted); runs carried before the rules were recorded decide as they did.
+  const carriedRules = (input.carried as Partial<RolloutState> | undefined)?.planRules;
+  const strict = carriedRules?.strict ?? patched(STRICT_PLAN_PATCH);
+  const limits = carriedRules?.limits ?? (input.carried === undefined && strict && patched(PLAN_LIMITS_PATCH));
+  const validation = validatePlan(input.plan, { strict, limits });
   if (!validation.ok) {
     // The client validates first; this guards direct starts. Nothing has been touched yet.
     throw ApplicationFailure.nonRetryable(formatProblems(validation.problems), 'InvalidPlan');
@@ -203,6 +211,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     approvals: [],
     finalizing: false,
   };
+  s.planRules ??= { strict, limits };
   const walkScope = new CancellationScope();
   // Bumped by every message so the waiting loop re-evaluates at once.
   let messages = 0;

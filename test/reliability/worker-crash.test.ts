@@ -53,7 +53,7 @@ test('SIGKILL mid-stage, restart: the rollout finishes on time with every stage 
     version: 'v2',
     requestedBy: 'jest',
     plan: {
-      analysis: { interval: '2s', checks: [{ name: 'error-rate', metric: 'error-rate', max: 5 }] },
+      analysis: { interval: '10s', checks: [{ name: 'error-rate', metric: 'error-rate', max: 5 }] },
       stages: [{ weight: 10, hold: '30s' }, { weight: 50, hold: '30s' }, { weight: 100 }],
       promotion: { cleanupDelay: '0s' },
     },

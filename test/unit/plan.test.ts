@@ -661,6 +661,71 @@ describe('bounds and whole percents', () => {
   });
 });
 
+describe('analysis limits: a sane interval and thresholds a metric can reach', () => {
+  test('the analysis interval is at least 10 s', () => {
+    expect(problems(withAnalysis({ interval: '1s', checks: [CHECK] }))).toEqual([
+      {
+        path: 'analysis.interval',
+        message:
+          'must be at least 10s, got 1s: metrics are scraped seconds apart, so shorter rounds only judge the same samples again',
+      },
+    ]);
+    expect(validatePlan(withAnalysis({ interval: '10s', checks: [CHECK] })).ok).toBe(true);
+    // Rollouts started before the rule keep validating as they did.
+    expect(validatePlan(withAnalysis({ interval: '1s', checks: [CHECK] }), { limits: false }).ok).toBe(true);
+    expect(validatePlan(withAnalysis({ interval: '1s', checks: [CHECK] }), { strict: false }).ok).toBe(true);
+  });
+
+  test('a threshold outside its metric range is refused, naming the range', () => {
+    expect(
+      problems(
+        withAnalysis({
+          checks: [
+            { name: 'a', metric: 'error-rate', max: -1 },
+            { name: 'b', metric: 'error-rate', max: 120 },
+            { name: 'c', metric: 'latency-p95', max: -5 },
+          ],
+        }),
+      ),
+    ).toEqual([
+      {
+        path: 'analysis.checks[0].max',
+        message: 'error-rate is a percentage from 0 to 100, so -1 can never be reached',
+      },
+      {
+        path: 'analysis.checks[1].max',
+        message: 'error-rate is a percentage from 0 to 100, so 120 can never be reached',
+      },
+      {
+        path: 'analysis.checks[2].max',
+        message: 'latency-p95 is a duration in ms of at least 0, so -5 can never be reached',
+      },
+    ]);
+  });
+
+  test('the full form: bands and differences are held to the range too', () => {
+    expect(
+      problems(
+        withAnalysis({
+          checks: [
+            {
+              name: 'ok',
+              metric: 'request-success-rate',
+              success: { min: 99 },
+              abort: { min: 101, severity: 'critical' },
+            },
+            { name: 'diff', metric: 'error-rate', compare: { to: 'stable', difference: { max: 150 } } },
+          ],
+        }),
+      ).map((p) => p.path),
+    ).toEqual(
+      expect.arrayContaining(['analysis.checks[0].abort.min', 'analysis.checks[1].compare.difference.max']),
+    );
+    // A custom query has no known range: any number goes.
+    expect(validatePlan(withAnalysis({ checks: [{ name: 'q', query: 'sum(up)', max: -3 }] })).ok).toBe(true);
+  });
+});
+
 describe('presets', () => {
   test('names', () => {
     expect(presetNames()).toEqual(['default', 'progressive', 'quick', 'gpu-model']);
