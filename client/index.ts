@@ -1,6 +1,7 @@
 // The typed client CI scripts import: `import { RolloutClient } from 'temporal-canary'`.
 // Every method takes either a workflow id (`canary.prod.checkout`) or a target (`prod/checkout`).
 import {
+  ApplicationFailure,
   Client,
   Connection,
   NamespaceNotFoundError,
@@ -15,6 +16,7 @@ import {
 } from '@temporalio/client';
 import {
   DEFAULT_TASK_QUEUE,
+  ROLLED_BACK_FAILURE,
   SA_APP,
   SA_PHASE,
   SA_STAGE,
@@ -364,6 +366,30 @@ function queryValue(value: string): string {
 }
 
 /** A status for a completed workflow whose query could not be answered (no worker left to replay it). */
+/**
+ * The result of a finished rollout workflow. A rolled-back rollout ends as a failed workflow (so the Temporal
+ * Web UI shows it apart from a promoted one) whose typed failure carries the result: it is returned like a
+ * promotion's. Any other failure is thrown as it came.
+ */
+export async function rolloutResult(handle: { result(): Promise<unknown> }): Promise<RolloutResult> {
+  try {
+    return (await handle.result()) as RolloutResult;
+  } catch (err) {
+    const rolledBack = rolledBackResult(err);
+    if (rolledBack) return rolledBack;
+    throw err;
+  }
+}
+
+/** The result a rolled-back rollout's failure carries, undefined for any other error. */
+export function rolledBackResult(err: unknown): RolloutResult | undefined {
+  if (!(err instanceof WorkflowFailedError)) return undefined;
+  const cause = err.cause;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== ROLLED_BACK_FAILURE) return undefined;
+  const details = cause.details?.[0] as RolloutResult | undefined;
+  return details && details.outcome === 'rolled_back' ? details : undefined;
+}
+
 function statusFromResult(workflowId: string, result: RolloutResult): RolloutStatus {
   return {
     workflowId,
@@ -589,15 +615,21 @@ export class RolloutClient {
     const runningPlan = validatePlan(running.plan);
     const requestedPlan = validatePlan(requested.plan);
     const samePlan =
-      runningPlan.ok && requestedPlan.ok && JSON.stringify(runningPlan.plan) === JSON.stringify(requestedPlan.plan);
-    const sameTarget = JSON.stringify(sortedKeys(running.target)) === JSON.stringify(sortedKeys(requested.target));
+      runningPlan.ok &&
+      requestedPlan.ok &&
+      JSON.stringify(runningPlan.plan) === JSON.stringify(requestedPlan.plan);
+    const sameTarget =
+      JSON.stringify(sortedKeys(running.target)) === JSON.stringify(sortedKeys(requested.target));
     if (samePlan && sameTarget) return;
     const show = (r: ReturnType<typeof validatePlan>) => (r.ok ? describePlan(r.plan) : 'an invalid plan');
     const differences = [
       ...(samePlan ? [] : [`running plan: ${show(runningPlan)}`, `requested plan: ${show(requestedPlan)}`]),
       ...(sameTarget
         ? []
-        : [`running target: ${JSON.stringify(running.target)}`, `requested target: ${JSON.stringify(requested.target)}`]),
+        : [
+            `running target: ${JSON.stringify(running.target)}`,
+            `requested target: ${JSON.stringify(requested.target)}`,
+          ]),
     ];
     throw new RolloutConflictError(workflowId, runId, requested.version, requested.version, {
       detail: differences.join('\n  '),
@@ -684,9 +716,9 @@ export class RolloutClient {
   private async closedStatus(workflowId: string): Promise<RolloutStatus | undefined> {
     const handle = this.client.workflow.getHandle(workflowId);
     const info = await this.rpc(() => handle.describe());
-    if (info.status.name !== 'COMPLETED') return undefined;
-    const result = (await this.rpc(() => handle.result())) as RolloutResult;
-    return statusFromResult(workflowId, result);
+    if (info.status.name !== 'COMPLETED' && info.status.name !== 'FAILED') return undefined;
+    const result = await this.rpc(() => rolloutResult(handle)).catch(() => undefined);
+    return result ? statusFromResult(workflowId, result) : undefined;
   }
 
   /** Rollouts, newest first, from the visibility store (eventually consistent: a second or so behind). */
@@ -745,8 +777,8 @@ export class RolloutClient {
           failingSince = undefined;
           await options.onStatus?.(status);
           if (TERMINAL_PHASES.includes(status.phase)) return status;
-        } else if (state === 'COMPLETED') {
-          const result = (await this.rpc(() => handle.result())) as RolloutResult;
+        } else if (state === 'COMPLETED' || (state === 'FAILED' && (await this.rolledBack(workflowId)))) {
+          const result = await this.rpc(() => rolloutResult(handle));
           let status: RolloutStatus;
           try {
             // Answered by replay on a worker: do not wait long when none is left.
@@ -769,6 +801,16 @@ export class RolloutClient {
         if (Date.now() - failingSince > toleranceMs) throw wrapped;
       }
       await sleep(pollMs, options.signal);
+    }
+  }
+
+  /** Whether the closed workflow failed because its rollout rolled back (the typed failure). */
+  private async rolledBack(workflowId: string): Promise<boolean> {
+    try {
+      await this.client.workflow.getHandle(workflowId).result();
+      return false;
+    } catch (err) {
+      return rolledBackResult(err) !== undefined;
     }
   }
 

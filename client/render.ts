@@ -101,9 +101,11 @@ function currentStage(status: RolloutStatus): StageView | undefined {
 function stageStrip(status: RolloutStatus, color: boolean): string {
   return status.stages
     .map((s) => {
-      const mark = s.state === 'done' ? '✓' : s.state === 'current' ? '▶' : '·';
+      const mark = { done: '✓', current: '▶', pending: '·', skipped: '↷', failed: '✗' }[s.state];
       const gate = s.gate === 'approval' ? ' (approval)' : '';
-      const text = `${mark} ${s.weight}%${gate}`;
+      const note = s.state === 'skipped' ? ' skipped' : s.state === 'failed' ? ' failed' : '';
+      const text = `${mark} ${s.weight}%${gate}${note}`;
+      if (s.state === 'failed') return paint(text, 'red', color);
       return s.state === 'current' ? paint(text, 'bold', color) : text;
     })
     .join('  ');
@@ -294,10 +296,9 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
 
   if (status.analyses.length > 0) {
     const shown = status.analyses.slice(-maxAnalyses);
+    const total = Math.max(status.analysesRun ?? 0, status.analyses.length);
     const title =
-      shown.length < status.analyses.length
-        ? `Analyses (last ${shown.length} of ${status.analyses.length})`
-        : `Analyses (${shown.length})`;
+      shown.length < total ? `Analyses (last ${shown.length} of ${total})` : `Analyses (${shown.length})`;
     out.push('', title);
     for (const a of shown) {
       const verdict = paint(a.verdict.padEnd(12), VERDICT_STYLE[a.verdict], color);
@@ -308,14 +309,20 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
   }
 
   if (status.approvals.length > 0) {
-    out.push('', 'Approvals');
+    const kinds = new Set(status.approvals.map((a) => a.kind));
+    const heading = [
+      ...(kinds.has('approved') ? ['Approvals'] : []),
+      ...(kinds.has('promote') ? ['promotion requests'] : []),
+      ...(kinds.has('timeout-proceed') ? ['gate time-outs'] : []),
+    ].join(', ');
+    out.push('', heading.charAt(0).toUpperCase() + heading.slice(1));
     for (const a of status.approvals) {
       const what =
         a.kind === 'timeout-proceed'
-          ? 'gate timed out, proceeded'
+          ? 'approval gate timed out: proceeded without approval'
           : a.kind === 'promote'
-            ? `promotion requested by ${a.by}`
-            : `approved by ${a.by}`;
+            ? `promotion requested by ${a.by} (remaining stages skipped)`
+            : `approval gate approved by ${a.by}`;
       const comment = a.comment ? `  "${a.comment}"` : '';
       out.push(`  ${formatTime(a.at, now)}  stage ${a.stage}  ${what}${comment}`);
     }

@@ -5,6 +5,7 @@
 //  2. Rollback latency through the real workflow (dev server, in-process worker, Deployment simulator): abort signal
 //     sent until the live router object reads canary weight 0.
 //  3. Peak RSS (VmHWM) of the API server, etcd and this process.
+import { rolloutResult } from '../client/index';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -395,7 +396,7 @@ async function rollbackLatency(
       await h.signal(abortSignal, { identity: 'bench', reason: 'rollback latency probe' });
       while ((await liveCanaryWeight(admin, router, ns, app)) !== 0) await sleep(ROLLOUT_POLL_MS);
       latencies.push(performance.now() - t0);
-      previous = h.result().then((result) => {
+      previous = rolloutResult(h).then((result) => {
         if (result.outcome !== 'rolled_back') {
           throw new Error(`${router} rollout ${h.workflowId} ended ${result.outcome}, expected rolled_back`);
         }

@@ -4,6 +4,7 @@
 //  3. Abort latency on the dev server: abort signal sent until the router reports weight 0, p50/p99.
 //  4. The Kubernetes routers against a local kube-apiserver (scripts/bench-kube.ts): setWeight latency, rollback
 //     latency through the workflow, peak RSS.
+import { rolloutResult } from '../client/index';
 import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -31,7 +32,7 @@ async function defaultPlan(): Promise<void> {
   try {
     const t0 = performance.now();
     const h = await bench.startRollout('bench-default', 'v2', PRESETS.default);
-    const result = await h.result();
+    const result = await rolloutResult(h);
     const wallMs = performance.now() - t0;
     const runs = await runHistories(bench.env.client, h.workflowId, h.firstExecutionRunId);
     const events = runs.map((r) => r.events);
@@ -92,7 +93,7 @@ async function abortLatency(rollouts: number): Promise<void> {
       await h.signal(abortSignal, { identity: 'bench', reason: 'latency probe' });
       while ((await control.state()).weight !== 0) await sleep(1);
       latencies.push(performance.now() - t0);
-      await h.result();
+      await rolloutResult(h);
     }
   } finally {
     worker.shutdown();

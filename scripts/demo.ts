@@ -3,6 +3,7 @@
 // worker, then rolls demo/shop out to v2 on a compressed plan and narrates it. `--faulty` makes v2 fail 8 % of its
 // requests, so the analysis fails and the rollout rolls back by itself.
 // Exit codes: 0 promoted, 1 rolled back, 2 bad flags, 3 infrastructure (a port taken, a server that won't start).
+import { rolloutResult } from '../client/index';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -462,7 +463,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
           `[${formatTime(new Date(), new Date())}] removing the canary workload after the ${o.cleanupDelay} cleanup delay...`,
         );
         await Promise.race([
-          client.client.workflow.getHandle(workflowId).result(),
+          rolloutResult(client.client.workflow.getHandle(workflowId)),
           new Promise((_, reject) =>
             interrupt.signal.addEventListener('abort', () => reject(interrupt.signal.reason), { once: true }),
           ),

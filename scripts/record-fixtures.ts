@@ -1,6 +1,7 @@
 // Records full rollout histories as replay fixtures (test/fixtures/*.history.json). Run it when the
 // workflow changes on purpose and old histories no longer matter; otherwise guard changes with patched() and
 // record a new set beside the old one with `--prefix NAME-` (the old fixtures keep guarding older rollouts).
+import { rolloutResult } from '../client/index';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
@@ -60,19 +61,19 @@ async function main(): Promise<void> {
     await promoted.signal(resumeSignal, { identity: 'fixture' });
     await bench.env.sleep(2 * HOUR);
     await promoted.executeUpdate(approveUpdate, { args: [{ identity: 'fixture', stage: 2, comment: 'ok' }] });
-    await promoted.result();
+    await rolloutResult(promoted);
     await save('promoted', promoted.workflowId, promoted.firstExecutionRunId);
 
     await bench.reset();
     const faulty = await bench.startRollout('fixture-faulty', 'v-bad', plan, undefined, TARGET);
-    await faulty.result();
+    await rolloutResult(faulty);
     await save('rolled-back-by-analysis', faulty.workflowId, faulty.firstExecutionRunId);
 
     await bench.reset();
     const aborted = await bench.startRollout('fixture-aborted', 'v2', plan, undefined, TARGET);
     await bench.env.sleep(HOUR + 30 * MINUTE);
     await aborted.signal(abortSignal, { identity: 'fixture', reason: 'recorded abort' });
-    await aborted.result();
+    await rolloutResult(aborted);
     await save('aborted-at-gate', aborted.workflowId, aborted.firstExecutionRunId);
 
     // A run that starts from carried state: continue-as-new must resume, not restart, the plan.

@@ -95,6 +95,9 @@ export const SEARCH_ATTRIBUTES: ReadonlyArray<readonly [string, 'Keyword' | 'Int
 
 const ROLLOUT_ID_PREFIX = 'canary.';
 
+/** The failure type a rolled-back rollout's workflow ends with; its details hold the RolloutResult. */
+export const ROLLED_BACK_FAILURE = 'RolledBack';
+
 /**
  * One rollout per target at a time: the workflow id derives from namespace and app, joined by dots. Both are
  * DNS-1123 labels, which cannot hold a dot, so distinct targets never share an id (`t/eu-coll` is
@@ -103,7 +106,6 @@ const ROLLOUT_ID_PREFIX = 'canary.';
 export function rolloutWorkflowId(target: RolloutTarget): string {
   return `${ROLLOUT_ID_PREFIX}${target.namespace}.${target.app}`;
 }
-
 
 /**
  * The id rollouts started before 0.2 got: `canary-<namespace>-<app>`, which two targets could share. The client
@@ -117,7 +119,8 @@ export function legacyRolloutWorkflowId(target: RolloutTarget): string {
 export function targetOfWorkflowId(workflowId: string, app?: string): RolloutTarget | undefined {
   if (workflowId.startsWith(ROLLOUT_ID_PREFIX)) {
     const parts = workflowId.slice(ROLLOUT_ID_PREFIX.length).split('.');
-    if (parts.length === 2 && parts[0] !== '' && parts[1] !== '') return { namespace: parts[0], app: parts[1] };
+    if (parts.length === 2 && parts[0] !== '' && parts[1] !== '')
+      return { namespace: parts[0], app: parts[1] };
     return undefined;
   }
   if (app && workflowId.startsWith('canary-') && workflowId.endsWith(`-${app}`)) {

@@ -4,9 +4,11 @@ import type { Plan, RolloutStatus } from './types';
 
 export function renderDetails(st: RolloutStatus, plan: Plan): string {
   // A list, not a table: the Web UI renders markdown tables without spacing.
-  const mark = { done: '✓', current: '▶', pending: '·' } as const;
+  const mark = { done: '✓', current: '▶', pending: '·', skipped: '↷', failed: '✗' } as const;
   const rows = st.stages.map((s) => {
-    const text = `stage ${s.stage}: ${s.weight}%${s.holdMs ? ` for ${formatDuration(s.holdMs)}` : ''}${s.gate === 'approval' ? ', approval gate' : ''}`;
+    const note =
+      s.state === 'skipped' ? ' (skipped by promotion)' : s.state === 'failed' ? ' (rolled back here)' : '';
+    const text = `stage ${s.stage}: ${s.weight}%${s.holdMs ? ` for ${formatDuration(s.holdMs)}` : ''}${s.gate === 'approval' ? ', approval gate' : ''}${note}`;
     return `- ${mark[s.state]} ${s.state === 'current' ? `**${text}**` : text}`;
   });
   const lines = [

@@ -27,6 +27,7 @@ import type {
 import type { AlertEvent, AlertSeverity } from '../activities/types';
 import {
   SA_APP,
+  ROLLED_BACK_FAILURE,
   SA_PHASE,
   SA_VERSION,
   SA_STAGE,
@@ -58,6 +59,7 @@ import type {
   RolloutResult,
   RolloutStatus,
   Stage,
+  StageView,
   Verdict,
 } from './types';
 
@@ -72,6 +74,8 @@ export const JUDGE_PATCH = 'judge-v2';
 export const STRICT_PLAN_PATCH = 'strict-plan-validation';
 /** Rollouts started before the 10 s minimum analysis interval and per-metric threshold ranges. */
 export const PLAN_LIMITS_PATCH = 'plan-limits';
+/** From this patch on, a rolled-back rollout ends as a failed workflow (typed, carrying the result). */
+export const ROLLBACK_FAILS_PATCH = 'rolled-back-fails-workflow';
 
 const acts = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '1 minute',
@@ -157,6 +161,12 @@ interface RolloutState {
   steppedBack?: { stageWeight: number; toWeight: number; at: number };
   /** The plan rules the rollout started under (set from the plan-limits patch on). */
   planRules?: { strict: boolean; limits: boolean };
+  /** Every analysis that ran (the record keeps only the latest). */
+  analysesRun?: number;
+  /** 0-based index of the first stage a promotion request skipped (the final stage is never skipped). */
+  skippedFrom?: number;
+  /** 0-based index of the stage the rollback happened in. */
+  failedStage?: number;
 }
 
 /** Thrown inside the walk to stop it and roll back; never leaves the workflow. */
@@ -173,7 +183,8 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   // a plan the first run accepted); runs carried before the rules were recorded decide as they did.
   const carriedRules = (input.carried as Partial<RolloutState> | undefined)?.planRules;
   const strict = carriedRules?.strict ?? patched(STRICT_PLAN_PATCH);
-  const limits = carriedRules?.limits ?? (input.carried === undefined && strict && patched(PLAN_LIMITS_PATCH));
+  const limits =
+    carriedRules?.limits ?? (input.carried === undefined && strict && patched(PLAN_LIMITS_PATCH));
   const validation = validatePlan(input.plan, { strict, limits });
   if (!validation.ok) {
     // The client validates first; this guards direct starts. Nothing has been touched yet.
@@ -242,6 +253,15 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       ? 0
       : stageTimeLeft(now) + plan.stages.slice(s.stageIndex + 1).reduce((sum, st) => sum + st.holdMs, 0);
 
+  const stageState = (i: number): StageView['state'] => {
+    const last = plan.stages.length - 1;
+    if (s.skippedFrom !== undefined && i >= s.skippedFrom && i < last) return 'skipped';
+    if (s.failedStage === i && (s.phase === 'rolling_back' || s.phase === 'rolled_back')) return 'failed';
+    if (s.phase === 'promoted' || i < s.stageIndex) return 'done';
+    if (i === s.stageIndex && s.phase === 'progressing') return 'current';
+    return 'pending';
+  };
+
   const status = (): RolloutStatus => {
     const now = Date.now();
     const g = stage().gate;
@@ -305,6 +325,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
         : {}),
       ...(gate ? { gate } : {}),
       analyses: s.analyses,
+      analysesRun: s.analysesRun ?? s.analyses.length,
       ...(s.lastVerdict ? { lastVerdict: s.lastVerdict } : {}),
       approvals: s.approvals,
       ...(s.rollbackReason ? { rollbackReason: s.rollbackReason } : {}),
@@ -314,12 +335,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
         weight: st.weight,
         holdMs: st.holdMs,
         gate: st.gate.type,
-        state:
-          s.phase === 'promoted' || i < s.stageIndex
-            ? 'done'
-            : i === s.stageIndex && s.phase === 'progressing'
-              ? 'current'
-              : 'pending',
+        state: stageState(i),
       })),
       run: s.run,
     };
@@ -599,6 +615,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
         ? 'fail'
         : 'inconclusive';
     s.lastVerdict = verdict;
+    s.analysesRun = (s.analysesRun ?? s.analyses.length) + 1;
     pushBounded(
       s.analyses,
       {
@@ -682,6 +699,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     const { verdict, checks } = judge(plan.analysis.checks, measurements);
     s.lastAnalysisAt = Date.now();
     s.lastVerdict = verdict;
+    s.analysesRun = (s.analysesRun ?? s.analyses.length) + 1;
     pushBounded(
       s.analyses,
       { stage: s.stageIndex + 1, weight: s.weight, at: iso(s.lastAnalysisAt), verdict, checks },
@@ -895,10 +913,14 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     for (;;) {
       if (!s.stageEntered) {
         await passGate();
-        if (s.promoteRequest) return;
+        if (s.promoteRequest) {
+          s.skippedFrom = s.stageIndex;
+          return;
+        }
         await enterStage();
       }
       await hold();
+      if (s.promoteRequest) s.skippedFrom = s.stageIndex + 1;
       if (s.promoteRequest || s.stageIndex === plan.stages.length - 1) return;
       s.stageIndex++;
       s.stageEntered = false;
@@ -972,6 +994,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   };
 
   const rollback = async (reason: string): Promise<void> => {
+    s.failedStage ??= s.stageIndex;
     s.phase = 'rolling_back';
     s.rollbackReason = reason;
     s.pausedSince = undefined;
@@ -1053,7 +1076,18 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
         await rollback(reason);
         await condition(allHandlersFinished);
       });
-      return result('rolled_back');
+      const rolledBack = result('rolled_back');
+      // The Web UI (and its Failures filter) tells a rolled-back rollout from a promoted one; the failure is typed
+      // and carries the result, which clients read as before (client/index.ts rolloutResult).
+      if (patched(ROLLBACK_FAILS_PATCH)) {
+        throw ApplicationFailure.create({
+          type: ROLLED_BACK_FAILURE,
+          message: `rolled back: ${reason}`,
+          nonRetryable: true,
+          details: [rolledBack],
+        });
+      }
+      return rolledBack;
     }
   }
   try {

@@ -131,7 +131,8 @@ export interface StageView {
   weight: number;
   holdMs: number;
   gate: Gate['type'];
-  state: 'done' | 'current' | 'pending';
+  /** skipped: a promotion request went past it; failed: the rollback happened in it. */
+  state: 'done' | 'current' | 'pending' | 'skipped' | 'failed';
 }
 
 /** The answer of the `status` query. Stage numbers are 1-based everywhere a person sees them. */
@@ -176,7 +177,10 @@ export interface RolloutStatus {
   /** A medium breach stepped traffic back to the previous stage's weight; it goes forward after a healthy period. */
   steppedBack?: { stageWeight: number; toWeight: number; since: string };
   gate?: GateWait;
+  /** The latest analyses (at most 10 are kept). */
   analyses: AnalysisRecord[];
+  /** How many analyses ran in all (absent from rollouts recorded before it was counted). */
+  analysesRun?: number;
   lastVerdict?: Verdict;
   approvals: ApprovalRecord[];
   rollbackReason?: string;

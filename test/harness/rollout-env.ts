@@ -1,5 +1,6 @@
 // A rollout test bench on real components: the time-skipping Temporal test server, the real local stack
 // (weighted proxy + demo services) with live traffic, and a worker wired with the real `local` providers.
+import { rolloutResult } from '../../client/index';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -141,7 +142,7 @@ export class RolloutBench {
   }
 
   async result(handle: WorkflowHandle<typeof canaryRollout>): Promise<RolloutResult> {
-    return handle.result();
+    return rolloutResult(handle);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 // A worker killed with SIGKILL in the middle of a stage, then restarted: the rollout resumes where it was
 // and finishes on time, with no stage repeated or cut short. Real dev server, real worker process.
+import { rolloutResult } from '../../client/index';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -73,7 +74,7 @@ test('SIGKILL mid-stage, restart: the rollout finishes on time with every stage 
   expect(live.weight).toBe(10); // traffic held while no worker runs
   worker = await startWorkerProcess(env);
 
-  const result = await handle.result();
+  const result = await rolloutResult(handle);
   expect(result.outcome).toBe('promoted');
   expect((await handle.query(statusQuery)).phase).toBe('promoted');
   expect(await worker.kill('SIGTERM')).toBe(0); // graceful shutdown

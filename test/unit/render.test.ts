@@ -284,9 +284,42 @@ describe('renderStatus', () => {
       ],
     };
     const text = renderStatus(s, NOW);
-    expect(text).toContain('Approvals');
-    expect(text).toContain('12:05:00Z  stage 3  approved by carol  "dashboards look fine"');
-    expect(text).toContain('2025-02-28 23:00:00Z  stage 4  gate timed out, proceeded');
+    expect(text).toContain('\nApprovals, gate time-outs\n');
+    expect(text).toContain('12:05:00Z  stage 3  approval gate approved by carol  "dashboards look fine"');
+    expect(text).toContain(
+      '2025-02-28 23:00:00Z  stage 4  approval gate timed out: proceeded without approval',
+    );
+    const promoted = renderStatus(
+      {
+        ...progressing(),
+        approvals: [{ stage: 2, by: 'erin', at: '2025-03-01T12:06:00.000Z', kind: 'promote' }],
+      },
+      NOW,
+    );
+    expect(promoted).toContain('\nPromotion requests\n');
+    expect(promoted).toContain('stage 2  promotion requested by erin (remaining stages skipped)');
+  });
+
+  it('shows stages skipped by a promotion and the stage a rollback happened in', () => {
+    const base = progressing();
+    const stages = (states: RolloutStatus['stages'][number]['state'][]) =>
+      base.stages.map((st, i) => ({ ...st, state: states[i] }));
+    const skipped = renderStatus(
+      { ...base, phase: 'promoted', stages: stages(['done', 'done', 'skipped', 'skipped', 'done']) },
+      NOW,
+    );
+    expect(skipped).toMatch(/Stages\s+✓ 5% {2}✓ 10% {2}↷ 25% \(approval\) skipped {2}↷ 50% skipped {2}✓ 100%/);
+    const failed = renderStatus(
+      { ...base, phase: 'rolled_back', stages: stages(['done', 'failed', 'pending', 'pending', 'pending']) },
+      NOW,
+    );
+    expect(failed).toMatch(/Stages\s+✓ 5% {2}✗ 10% failed {2}· 25% \(approval\) {2}· 50% {2}· 100%/);
+  });
+
+  it('counts every analysis that ran, not only those kept', () => {
+    const base = progressing();
+    const text = renderStatus({ ...base, analysesRun: 37 }, NOW, { maxAnalyses: 1 });
+    expect(text).toContain('Analyses (last 1 of 37)');
   });
 
   it('marks a promoted rollout as done', () => {

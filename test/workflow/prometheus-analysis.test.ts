@@ -2,6 +2,7 @@
 // that this test controls, with the plain http_requests_total / http_request_duration_seconds instrumentation.
 // The workflow runs on the time-skipping server; traffic shifts on the real local stack. Prometheus answers for
 // real time, so every analysis of a test sees the exporters as they are set for that test.
+import { rolloutResult } from '../../client/index';
 import { ProviderRegistry } from '../../activities/factory';
 import type { PlanSpec } from '../../workflows/plan';
 import { statusQuery } from '../../workflows/api';
@@ -79,7 +80,7 @@ const plan = (interval = '30s'): PlanSpec => ({
 test('a healthy canary advances stage by stage on what Prometheus measures, and is promoted', async () => {
   canary.set({ errorRate: 0.004, latencyMs: { p50: 45, p95: 95, p99: 220 } });
   const h = await bench.startRollout(APP, 'v2', plan());
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('promoted');
   const st = await h.query(statusQuery);
   const last = st.analyses[st.analyses.length - 1];
@@ -99,7 +100,7 @@ test('a canary at 7 % errors is rolled back at its first analysis, traffic back 
   // Let the window hold the new rate.
   await new Promise((r) => setTimeout(r, 11_000));
   const h = await bench.startRollout(APP, 'v2', plan());
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('rolled_back');
   // The 30 s analysis window still holds some samples from before the change, so it reads between 1 and 7 %.
   const m =
@@ -148,7 +149,7 @@ describe('the full analysis form', () => {
   test('critical: a canary at 7 % errors is at weight 0 after one analysis round', async () => {
     await canaryBecomes({ errorRate: 0.07 });
     const h = await bench.startRollout(APP, 'v2', fullForm({ severity: 'critical' }));
-    const result = await h.result();
+    const result = await rolloutResult(h);
     expect(result.outcome).toBe('rolled_back');
     const m =
       /^analysis at 10%: error-rate: (\d+(?:\.\d+)?): \1 > abort max 5 \(critical\): roll back at once$/.exec(
@@ -181,7 +182,7 @@ describe('the full analysis form', () => {
     await canaryBecomes({ errorRate: 0.07 });
     await bench.env.sleep(4 * 60_000);
     expect((await h.query(statusQuery)).phase).toBe('progressing');
-    const result = await h.result();
+    const result = await rolloutResult(h);
     expect(result.outcome).toBe('rolled_back');
     expect(result.reason).toContain('> abort max 5, for 5m of 5m (high): roll back');
   }, 300_000);
@@ -212,6 +213,6 @@ describe('the full analysis form', () => {
     expect(st.steppedBack).toBeUndefined();
     expect((await bench.live()).weight).toBe(50);
     expect(st.stage).toBe(2);
-    expect(await h.result()).toMatchObject({ outcome: 'promoted' });
+    expect(await rolloutResult(h)).toMatchObject({ outcome: 'promoted' });
   }, 300_000);
 });

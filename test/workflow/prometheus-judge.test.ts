@@ -3,6 +3,7 @@
 // stable's baseline, and checks whose query matches nothing (onNoData). The workflow runs on the time-skipping
 // server; Prometheus answers for real time, so checks use short windows and the test waits real seconds after
 // changing an exporter (see prometheus-analysis.test.ts).
+import { rolloutResult } from '../../client/index';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { ProviderRegistry } from '../../activities/factory';
@@ -170,7 +171,7 @@ test('a Prometheus outage mid-stage holds the stage and alerts, without rolling 
     await proxy.open();
   }
 
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('promoted');
   st = await h.query(statusQuery);
   expect(st.analyses.some((a) => a.weight === 50 && a.verdict === 'pass')).toBe(true);
@@ -195,7 +196,7 @@ test('Mann-Whitney rolls back a canary whose latency distribution shifted up, un
       },
     ]),
   );
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('rolled_back');
   expect(result.reason).toMatch(
     /^analysis at 10%: p50-shift: canary higher than stable: delta [\d.]+ \(effect size 0\.3\), p [\d.e-]+ < 0\.05 \(critical\): roll back at once$/,
@@ -224,7 +225,7 @@ describe('comparison with stable', () => {
   test('a canary p95 twice stable is rolled back, naming the ratio', async () => {
     await canaryBecomes({ latencyMs: { p50: 80, p95: 180, p99: 400 } });
     const h = await bench.startRollout(APP, 'v2', planOf([p95VsStable]));
-    const result = await h.result();
+    const result = await rolloutResult(h);
     expect(result.outcome).toBe('rolled_back');
     const m =
       /^analysis at 10%: p95-vs-stable: [\d.]+ \(stable [\d.]+, ratio ([\d.]+)\): ratio \1 > abort ratio max 1\.5 \(critical\): roll back at once$/.exec(
@@ -243,7 +244,7 @@ describe('comparison with stable', () => {
       'v2',
       planOf([p95VsStable], [{ weight: 10, hold: '2m' }, { weight: 50, hold: '2m' }, { weight: 100 }]),
     );
-    expect(await h.result()).toMatchObject({ outcome: 'promoted' });
+    expect(await rolloutResult(h)).toMatchObject({ outcome: 'promoted' });
     const st = await h.query(statusQuery);
     expect(new Set(st.analyses.map((a) => a.weight))).toEqual(new Set([10, 50]));
     for (const a of st.analyses) {
@@ -275,7 +276,7 @@ describe('onNoData: a query that matches nothing', () => {
       expect(a).toMatchObject({ verdict: 'inconclusive', action: 'hold' });
       expect(a.checks[0]).toMatchObject({ judged: 'no_data' });
     }
-    const result = await h.result();
+    const result = await rolloutResult(h);
     expect(result).toMatchObject({
       outcome: 'rolled_back',
       reason: 'analysis at 10%: nope-traffic: no evidence for 3 rounds in a row: roll back',
@@ -288,7 +289,7 @@ describe('onNoData: a query that matches nothing', () => {
       'v2',
       planOf([nothing({ action: 'hold', limit: 2, then: 'rollback' })]),
     );
-    const result = await h.result();
+    const result = await rolloutResult(h);
     expect(result).toMatchObject({
       outcome: 'rolled_back',
       reason: 'analysis at 10%: nope-traffic: no evidence for 2 rounds in a row: roll back',
@@ -300,7 +301,7 @@ describe('onNoData: a query that matches nothing', () => {
 
   test('ignore: promoted', async () => {
     const h = await bench.startRollout(APP, 'v2', planOf([nothing('ignore')], short));
-    expect(await h.result()).toMatchObject({ outcome: 'promoted' });
+    expect(await rolloutResult(h)).toMatchObject({ outcome: 'promoted' });
     const st = await h.query(statusQuery);
     expect(st.analyses.length).toBeGreaterThan(0);
     for (const a of st.analyses) {

@@ -1,6 +1,7 @@
 // The rollout workflow on the time-skipping test server, against the real local stack with live traffic.
+import { rolloutResult } from '../../client/index';
 import type { WorkflowHandle } from '@temporalio/client';
-import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import {
   SA_APP,
   SA_PHASE,
@@ -80,7 +81,12 @@ test('default plan (1-minute analysis): each stage at its moment, promotion at 4
   await at(HOUR, 10, 2); // t = 1h30m
   await at(3 * HOUR, 25, 3); // t = 4h30m
   await at(20 * HOUR, 50, 4); // t = 24h30m
-  const result = await h.result();
+  // Every analysis that ran is counted across continue-as-new runs, though only the latest 10 are kept.
+  const mid = await status(h);
+  expect(mid.analyses.length).toBe(10);
+  expect(mid.analysesRun).toBeGreaterThanOrEqual(24 * 60 + 25);
+  expect(mid.analysesRun).toBeLessThanOrEqual(24 * 60 + 35);
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('promoted');
 
   const offsets = stageOffsets(h.workflowId);
@@ -130,7 +136,7 @@ test('an approval gate waits, refuses the wrong stage, and records who approved'
   await bench.env.sleep(MINUTE);
   st = await status(h);
   expect([st.phase, st.stage, st.weight]).toEqual(['progressing', 2, 25]);
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('promoted');
   expect(result.approvals).toEqual([expect.objectContaining({ stage: 2, by: 'alice' })]);
   expectNear(stageOffsets(h.workflowId)[1][1], 5.5 * HOUR);
@@ -142,7 +148,7 @@ test('an approval timeout with onTimeout: abort rolls back', async () => {
     'v2',
     twoGatePlan({ type: 'approval', timeout: '2h', onTimeout: 'abort' }),
   );
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('rolled_back');
   expect(result.reason).toBe('approval for stage 2 timed out after 2h');
   const rolledBack = bench.alerts(h.workflowId).find((e) => e.event === 'rolled_back');
@@ -156,7 +162,7 @@ test('an approval timeout with onTimeout: proceed moves on and logs it', async (
     'v2',
     twoGatePlan({ type: 'approval', timeout: '2h', onTimeout: 'proceed' }),
   );
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('promoted');
   expect(result.approvals).toEqual([expect.objectContaining({ stage: 2, kind: 'timeout-proceed' })]);
   expectNear(stageOffsets(h.workflowId)[1][1], 3 * HOUR);
@@ -179,7 +185,7 @@ describe('abort at every stage rolls back to weight 0', () => {
       expect((await bench.live()).weight).toBe(st.weight);
       await h.signal(abortSignal, { identity: 'bob', reason: 'saw a spike' });
       await h.signal(abortSignal, { identity: 'carol', reason: 'second abort is ignored' });
-      const result = await h.result();
+      const result = await rolloutResult(h);
       expect(result).toMatchObject({
         outcome: 'rolled_back',
         reason: 'aborted by bob: saw a spike',
@@ -196,7 +202,10 @@ describe('abort at every stage rolls back to weight 0', () => {
     await bench.env.sleep(2 * HOUR);
     expect((await status(h)).phase).toBe('waiting_approval');
     await h.signal(abortSignal, { identity: 'bob', reason: 'not today' });
-    expect(await h.result()).toMatchObject({ outcome: 'rolled_back', reason: 'aborted by bob: not today' });
+    expect(await rolloutResult(h)).toMatchObject({
+      outcome: 'rolled_back',
+      reason: 'aborted by bob: not today',
+    });
     expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
   }, 300_000);
 });
@@ -224,13 +233,13 @@ test('pause lengthens the stage by exactly the paused time, and promote is refus
   const events = bench.alerts(h.workflowId).map((e) => e.event);
   expect(events).toEqual(expect.arrayContaining(['paused', 'resumed']));
   await h.signal(abortSignal, { identity: 'dave', reason: 'done testing' });
-  expect((await h.result()).outcome).toBe('rolled_back');
+  expect((await rolloutResult(h)).outcome).toBe('rolled_back');
 }, 300_000);
 
 test('analysis keeps running while paused: a failing verdict still rolls back', async () => {
   const h = await bench.startRollout('faulty-paused', 'v-bad', PRESETS.default);
   await h.signal(pauseSignal, { identity: 'dave' });
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('rolled_back');
   expect(result.reason).toMatch(/error-rate/);
   expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
@@ -239,7 +248,7 @@ test('analysis keeps running while paused: a failing verdict still rolls back', 
 
 test('a failing check rolls back on its own, weight back to 0, critical alert', async () => {
   const h = await bench.startRollout('faulty', 'v-bad', PRESETS.default);
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('rolled_back');
   expect(result.reason).toMatch(
     /^analysis failed 1 time\(s\) in a row at 5%: error-rate \d+(\.\d+)? > max 1/,
@@ -251,6 +260,16 @@ test('a failing check rolls back on its own, weight back to 0, critical alert', 
   const st = await status(h);
   expect(st.phase).toBe('rolled_back');
   expect(st.analyses[st.analyses.length - 1].verdict).toBe('fail');
+  // The stage it rolled back in shows as failed, not as never run.
+  expect(st.stages.map((x) => x.state)).toEqual(['failed', 'pending', 'pending', 'pending', 'pending']);
+  // The workflow itself ends failed (red in the Web UI, counted by its Failures filter), typed, with the result.
+  const err = await h.result().catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+  expect(cause.type).toBe('RolledBack');
+  expect(cause.nonRetryable).toBe(true);
+  expect(cause.message).toBe(`rolled back: ${result.reason}`);
+  expect((await h.describe()).status.name).toBe('FAILED');
 }, 300_000);
 
 test('promote skips the remaining holds; a second promote is refused', async () => {
@@ -261,11 +280,15 @@ test('promote skips the remaining holds; a second promote is refused', async () 
   expect(await rejection(h.executeUpdate(promoteUpdate, { args: [{ identity: 'erin' }] }))).toMatch(
     /^(promotion is already under way|cannot promote: the rollout is promoted)$/,
   );
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('promoted');
   expect(await bench.live()).toMatchObject({ weight: 0, canary: null, stable: { version: 'v2' } });
   const promoted = bench.alerts(h.workflowId).find((e) => e.event === 'promoted');
   expectNear(promoted!.offsetMs, 30 * MINUTE);
+  // Stage 1 ran (cut short); 2 to 4 never did; the final stage is the promotion.
+  const st = await status(h);
+  expect(st.stages.map((x) => x.state)).toEqual(['done', 'skipped', 'skipped', 'skipped', 'done']);
+  expect((await h.describe()).status.name).toBe('COMPLETED');
 }, 300_000);
 
 test('cancelling the workflow (as the Web UI does) rolls back', async () => {
@@ -273,14 +296,14 @@ test('cancelling the workflow (as the Web UI does) rolls back', async () => {
   await bench.env.sleep(2 * HOUR);
   expect((await bench.live()).weight).toBe(10);
   await h.cancel();
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result).toMatchObject({ outcome: 'rolled_back', reason: 'workflow cancelled (Temporal UI or API)' });
   expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
 }, 300_000);
 
 test('an invalid plan fails the workflow before anything is touched', async () => {
   const h = await bench.startRollout('invalid', 'v2', { stages: [{ weight: 50, hold: '0s' }] } as PlanSpec);
-  const err = await h.result().catch((e: unknown) => e);
+  const err = await rolloutResult(h).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(WorkflowFailedError);
   expect(String((err as WorkflowFailedError).cause?.message)).toContain('plan is invalid');
   expect(await bench.live()).toMatchObject({ weight: 0, canary: null, stable: { version: 'v1' } });

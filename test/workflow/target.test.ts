@@ -2,6 +2,7 @@
 // invalid target, drift, a forward step that is forbidden, a rollback step that keeps failing, a missed
 // progress deadline, and a router that cannot meet a weight exactly. Failures come from wrappers around the
 // real local providers; everything else is real.
+import { rolloutResult } from '../../client/index';
 import { WorkflowFailedError } from '@temporalio/client';
 import { fixedProviders, type ProviderRegistry } from '../../activities/factory';
 import { ProviderError, type TrafficRouter, type WorkloadManager } from '../../activities/types';
@@ -105,7 +106,7 @@ test('an invalid target fails the workflow before anything is touched', async ()
     traffic: { linkerd: {} },
     workload: { kind: 'Deployment', progressDeadline: 'soon' },
   });
-  const err = await h.result().then(
+  const err = await rolloutResult(h).then(
     () => undefined,
     (e: unknown) => e,
   );
@@ -153,13 +154,13 @@ test('drift: a weight changed behind the rollout pauses it and alerts; resume re
   expect(st.drift).toBeUndefined();
   expect(st.phase).toBe('progressing');
   expect((await bench.live()).weight).toBe(10);
-  expect(await h.result()).toMatchObject({ outcome: 'promoted' });
+  expect(await rolloutResult(h)).toMatchObject({ outcome: 'promoted' });
 }, 300_000);
 
 test('a forbidden forward step fails fast and rolls back, naming what the worker lacks', async () => {
   faults.forbidForward = true;
   const h = await bench.startRollout('forbidden', 'v2', plan);
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('rolled_back');
   expect(result.reason).toContain(`may not patch virtualservices.networking.istio.io in namespace "test"`);
   // Non-retryable: one attempt, not the ten a transient failure gets.
@@ -187,7 +188,7 @@ test('a rollback step that keeps failing keeps retrying and says why in status',
   expect((await statusOf(h)).phase).toBe('rolling_back');
 
   faults.blockRollback = false;
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result).toMatchObject({
     outcome: 'rolled_back',
     reason: 'aborted by bob: bad numbers',
@@ -200,7 +201,7 @@ test('a rollback step that keeps failing keeps retrying and says why in status',
 test('a canary that misses its progress deadline rolls back with the reason', async () => {
   faults.missDeadline = true;
   const h = await bench.startRollout('deadline', 'v2', plan);
-  const result = await h.result();
+  const result = await rolloutResult(h);
   expect(result.outcome).toBe('rolled_back');
   expect(result.reason).toContain('did not become available within 10m');
   expect(calls.forwardSetWeight).toBe(0);
@@ -219,6 +220,6 @@ test('a router that cannot meet a weight exactly: status shows what it achieved,
   });
   expect(st.drift).toBeUndefined();
   expect((await bench.live()).weight).toBe(25);
-  expect(await h.result()).toMatchObject({ outcome: 'promoted' });
+  expect(await rolloutResult(h)).toMatchObject({ outcome: 'promoted' });
   expect(bench.alerts(h.workflowId).some((a) => a.event === 'drift_detected')).toBe(false);
 }, 300_000);
