@@ -15,9 +15,23 @@
 //   CANARY_KUBECONFIG         kubeconfig file (else KUBECONFIG, ~/.kube/config, or the pod's service account)
 //   CANARY_KUBE_CONTEXT       kubeconfig context (default: the file's current context)
 //   CANARY_ALERT_LOG          file the log sink appends to (default: stdout)
-//   CANARY_ALERT_WEBHOOK_URL  adds a webhook sink; a secret, so it never comes from workflow input
+// Alert sinks (docs/alerts.md). Secrets come only from here or from mounted files (VAR_FILE, re-read at each
+// delivery), never from workflow input; errors name the variable and the receiver's host, never the secret:
+//   CANARY_ALERT_WEBHOOK_URL(_FILE)     adds the webhook sink (signed JSON, schema version 1)
+//   CANARY_ALERT_WEBHOOK_SECRET(_FILE)  its HMAC-SHA256 key; required unless the URL is loopback or
+//                                       CANARY_ALERT_WEBHOOK_UNSIGNED=true
+//   CANARY_ALERT_SLACK_URL(_FILE)       adds the Slack sink (an incoming-webhook URL)
+//   CANARY_ALERTMANAGER_URL             adds the Alertmanager sink (base URL); CANARY_ALERTMANAGER_BEARER_TOKEN(_FILE)
+//                                       or CANARY_ALERTMANAGER_USERNAME with CANARY_ALERTMANAGER_PASSWORD(_FILE);
+//                                       CANARY_ALERTMANAGER_TTL (default 24h) how long an unresolved alert stays active
+//   CANARY_PAGERDUTY_ROUTING_KEY(_FILE) adds the PagerDuty sink (Events API v2); CANARY_PAGERDUTY_URL its base URL
+//                                       (default https://events.pagerduty.com)
+//   CANARY_ALERT_TIMEOUT                per-request timeout of every sink (default 10s)
+//   CANARY_TEMPORAL_UI_URL              Temporal UI base URL (or {namespace}/{workflowId} template) for links in
+//                                       alerts, else CANARY_UI_URL; TEMPORAL_NAMESPACE names the namespace
 import { delimiter } from 'node:path';
 import { Context } from '@temporalio/activity';
+import { parseDuration } from '../workflows/duration';
 import {
   ROUTER_TYPES,
   templateSetForRouter,
@@ -28,8 +42,18 @@ import {
   type TrafficTarget,
   type WorkloadTarget,
 } from '../workflows/target';
+import {
+  AlertmanagerAlertSink,
+  DEFAULT_ALERTMANAGER_TTL_MS,
+  type AlertmanagerSettings,
+} from './alerts/alertmanager';
+import { DEFAULT_SINK_CONTEXT, type SinkContext } from './alerts/context';
+import { DEFAULT_ALERT_TIMEOUT_MS, type HttpAuth } from './alerts/http';
 import { LogAlertSink } from './alerts/log';
-import { WebhookAlertSink } from './alerts/webhook';
+import { DEFAULT_PAGERDUTY_URL, PagerDutyAlertSink, type PagerDutySettings } from './alerts/pagerduty';
+import { fileSecret, literalSecret, type Secret } from './alerts/secrets';
+import { SlackAlertSink } from './alerts/slack';
+import { WebhookAlertSink, type WebhookSettings } from './alerts/webhook';
 import { kubeClients, loadKubeConfig, type KubeClients, type KubeSettings } from './kube/client';
 import { DEFAULT_CONTROL_URL, LocalStackClient } from './local/control-client';
 import { LocalMetricsProvider } from './local/metrics';
@@ -50,6 +74,7 @@ import {
   ProviderError,
   type AlertSink,
   type MetricsProvider,
+  type RolloutAlertSink,
   type TrafficRouter,
   type WorkloadManager,
 } from './types';
@@ -71,8 +96,19 @@ export interface ProviderConfig {
   kube: KubeSettings;
   /** File the log sink appends to; absent means stdout. */
   alertLogPath?: string;
-  /** Adds a webhook sink when set. */
+  /** Adds an (unsigned) webhook sink when set and `alertSinks` has no webhook. */
   alertWebhookUrl?: string;
+  /** The other sinks and their secrets (CANARY_ALERT_*, CANARY_ALERTMANAGER_*, CANARY_PAGERDUTY_*). */
+  alertSinks?: AlertSinksConfig;
+}
+
+/** The alert sinks a worker delivers to besides the log, with where their secrets come from. */
+export interface AlertSinksConfig {
+  context: SinkContext;
+  webhook?: WebhookSettings;
+  slack?: { url: Secret };
+  alertmanager?: AlertmanagerSettings;
+  pagerduty?: PagerDutySettings;
 }
 
 /** What activities get their providers from: one of each per target, plus the alert sinks. */
@@ -80,7 +116,10 @@ export interface ProviderSource {
   router(target: Target): TrafficRouter;
   workloads(target: Target): WorkloadManager;
   metrics(target: Target): MetricsProvider;
+  /** What `sendAlert` delivers to, all at once. */
   alerts: AlertSink[];
+  /** What `deliverAlert` delivers to, one sink per activity, by name (default: those of `alerts` that can). */
+  alertSinks?: RolloutAlertSink[];
 }
 
 /** A fixed set of providers for every target (tests that inject a failing router, benchmarks). */
@@ -89,8 +128,19 @@ export function fixedProviders(p: {
   workloads: WorkloadManager;
   metrics: MetricsProvider;
   alerts: AlertSink[];
+  alertSinks?: RolloutAlertSink[];
 }): ProviderSource {
-  return { router: () => p.router, workloads: () => p.workloads, metrics: () => p.metrics, alerts: p.alerts };
+  return {
+    router: () => p.router,
+    workloads: () => p.workloads,
+    metrics: () => p.metrics,
+    alerts: p.alerts,
+    alertSinks: p.alertSinks ?? p.alerts.filter(isRolloutAlertSink),
+  };
+}
+
+function isRolloutAlertSink(s: object): s is RolloutAlertSink & AlertSink {
+  return typeof (s as Partial<RolloutAlertSink>).deliver === 'function' && 'name' in s;
 }
 
 /** Heartbeats while an activity waits (a canary becoming available); a no-op outside an activity. */
@@ -106,13 +156,17 @@ const CACHE_LIMIT = 256;
 
 export class ProviderRegistry implements ProviderSource {
   readonly alerts: AlertSink[];
+  readonly alertSinks: RolloutAlertSink[];
   private readonly cache = new Map<string, TrafficRouter | WorkloadManager | MetricsProvider>();
   private readonly local = new Map<string, LocalStackClient>();
   private kube?: KubeClients;
 
   constructor(readonly config: ProviderConfig) {
-    this.alerts = [new LogAlertSink(config.alertLogPath)];
-    if (config.alertWebhookUrl) this.alerts.push(new WebhookAlertSink(config.alertWebhookUrl));
+    this.alertSinks = buildAlertSinks(config);
+    // sendAlert keeps delivering to the log and the webhook only, as before per-sink delivery.
+    this.alerts = this.alertSinks.filter(
+      (s): s is LogAlertSink | WebhookAlertSink => s instanceof LogAlertSink || s instanceof WebhookAlertSink,
+    );
   }
 
   /** The target with the worker's defaults filled in where it names no traffic or workload. */
@@ -288,8 +342,195 @@ export function providerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Pro
       ...(read(env, 'CANARY_KUBE_CONTEXT') ? { context: read(env, 'CANARY_KUBE_CONTEXT') } : {}),
     },
     alertLogPath: read(env, 'CANARY_ALERT_LOG'),
-    alertWebhookUrl: read(env, 'CANARY_ALERT_WEBHOOK_URL'),
+    alertSinks: alertSinksFromEnv(env),
   };
+}
+
+/** The sinks a configuration gives, the log first; every name is one `deliverAlert` accepts. */
+export function buildAlertSinks(config: ProviderConfig): Array<RolloutAlertSink & Partial<AlertSink>> {
+  const a = config.alertSinks;
+  const ctx = a?.context ?? DEFAULT_SINK_CONTEXT;
+  const sinks: Array<RolloutAlertSink & Partial<AlertSink>> = [new LogAlertSink(config.alertLogPath)];
+  if (a?.webhook) sinks.push(new WebhookAlertSink(a.webhook, ctx));
+  else if (config.alertWebhookUrl) sinks.push(new WebhookAlertSink(config.alertWebhookUrl, ctx));
+  if (a?.slack) sinks.push(new SlackAlertSink(a.slack.url, ctx));
+  if (a?.alertmanager) sinks.push(new AlertmanagerAlertSink(a.alertmanager, ctx));
+  if (a?.pagerduty) sinks.push(new PagerDutyAlertSink(a.pagerduty, ctx));
+  return sinks;
+}
+
+/** `['log', 'webhook', ...]`: names only (what the worker's start line and `alertSinks` show; no secrets). */
+export function alertSinkNames(config: ProviderConfig): string[] {
+  const a = config.alertSinks;
+  return [
+    'log',
+    ...(a?.webhook || config.alertWebhookUrl ? ['webhook'] : []),
+    ...(a?.slack ? ['slack'] : []),
+    ...(a?.alertmanager ? ['alertmanager'] : []),
+    ...(a?.pagerduty ? ['pagerduty'] : []),
+  ];
+}
+
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
+
+/**
+ * CANARY_ALERT_*, CANARY_ALERTMANAGER_*, CANARY_PAGERDUTY_*, checked all at once. Secret files are read now, so
+ * a worker that cannot read one fails at start; secret values never appear in a message.
+ */
+export function alertSinksFromEnv(env: NodeJS.ProcessEnv): AlertSinksConfig {
+  const problems: string[] = [];
+  const problem = (variable: string, text: string) => problems.push(`${variable}: ${text}`);
+  const isSet = (name: string) => read(env, name) !== undefined;
+
+  /** NAME or NAME_FILE; `check` says what is wrong with a value (without quoting it). */
+  const secret = (name: string, check?: (value: string) => string | undefined): Secret | undefined => {
+    const fileVar = `${name}_FILE`;
+    const value = read(env, name);
+    const file = read(env, fileVar);
+    if (value !== undefined && file !== undefined) {
+      problem(fileVar, `set together with ${name}; use one`);
+      return undefined;
+    }
+    if (value !== undefined) {
+      const bad = check?.(value);
+      if (bad) problem(name, bad);
+      return bad ? undefined : literalSecret(name, value);
+    }
+    if (file === undefined) return undefined;
+    const s = fileSecret(fileVar, file);
+    try {
+      const bad = check?.(s.value());
+      if (bad) problem(fileVar, `the content of ${file} ${bad}`);
+      return bad ? undefined : s;
+    } catch (err) {
+      problems.push((err as Error).message);
+      return undefined;
+    }
+  };
+  /** A problem with a URL, or undefined; `secret` URLs are never quoted. */
+  const urlProblem = (value: string, secretUrl: boolean): string | undefined => {
+    let u: URL;
+    try {
+      u = new URL(value.replaceAll('{namespace}', 'ns').replaceAll('{workflowId}', 'id'));
+    } catch {
+      return secretUrl
+        ? 'is not a valid URL (the value is not shown: it is a secret)'
+        : `${JSON.stringify(value)} is not a valid URL`;
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      return `must be an http or https URL, not ${u.protocol}`;
+    if (u.username || u.password) return 'must not carry credentials (user:password@)';
+    return undefined;
+  };
+  const duration = (name: string, fallbackMs: number): number => {
+    const v = read(env, name);
+    if (v === undefined) return fallbackMs;
+    try {
+      const ms = parseDuration(v);
+      if (ms > 0) return ms;
+      problem(name, 'must be more than 0s');
+    } catch (err) {
+      problem(name, `${(err as Error).message}; use a duration like 10s or 1m`);
+    }
+    return fallbackMs;
+  };
+  const flag = (name: string): boolean => {
+    const v = read(env, name)?.toLowerCase();
+    if (v === undefined || ['false', '0', 'no'].includes(v)) return false;
+    if (['true', '1', 'yes'].includes(v)) return true;
+    problem(name, `${JSON.stringify(read(env, name))} is not a boolean; use true or false`);
+    return false;
+  };
+  const plainUrl = (name: string): string | undefined => {
+    const v = read(env, name);
+    const bad = v === undefined ? undefined : urlProblem(v, false);
+    if (bad) problem(name, bad);
+    return bad ? undefined : v;
+  };
+
+  const uiBase =
+    plainUrl('CANARY_TEMPORAL_UI_URL') ??
+    (isSet('CANARY_TEMPORAL_UI_URL') ? undefined : plainUrl('CANARY_UI_URL'));
+  const context: SinkContext = {
+    timeoutMs: duration('CANARY_ALERT_TIMEOUT', DEFAULT_ALERT_TIMEOUT_MS),
+    temporalNamespace: read(env, 'TEMPORAL_NAMESPACE') ?? 'default',
+    ...(uiBase ? { uiBase } : {}),
+  };
+  const out: AlertSinksConfig = { context };
+
+  // Webhook: signed unless it stays on this machine, or its owner says unsigned on purpose.
+  let webhookHost: string | undefined;
+  const webhookUrl = secret('CANARY_ALERT_WEBHOOK_URL', (v) => {
+    const bad = urlProblem(v, true);
+    if (!bad) webhookHost = new URL(v).hostname;
+    return bad;
+  });
+  const webhookKey = secret('CANARY_ALERT_WEBHOOK_SECRET');
+  const unsigned = flag('CANARY_ALERT_WEBHOOK_UNSIGNED');
+  if (webhookUrl) {
+    const loopback = webhookHost !== undefined && LOOPBACK_HOSTS.includes(webhookHost);
+    if (!webhookKey && !unsigned && !loopback) {
+      problem(
+        'CANARY_ALERT_WEBHOOK_SECRET',
+        'is not set (nor CANARY_ALERT_WEBHOOK_SECRET_FILE): webhook bodies are signed (HMAC-SHA256) so the ' +
+          'receiver can check them; set one, or CANARY_ALERT_WEBHOOK_UNSIGNED=true to send unsigned bodies',
+      );
+    }
+    out.webhook = { url: webhookUrl, ...(webhookKey && !unsigned ? { secret: webhookKey } : {}) };
+  } else if (webhookKey && !isSet('CANARY_ALERT_WEBHOOK_URL') && !isSet('CANARY_ALERT_WEBHOOK_URL_FILE')) {
+    problem('CANARY_ALERT_WEBHOOK_SECRET', 'is set but no webhook is (CANARY_ALERT_WEBHOOK_URL or _FILE)');
+  }
+
+  const slack = secret('CANARY_ALERT_SLACK_URL', (v) => urlProblem(v, true));
+  if (slack) out.slack = { url: slack };
+
+  // Alertmanager: its URL is no secret; credentials for a proxy in front of it are.
+  const amUrl = plainUrl('CANARY_ALERTMANAGER_URL');
+  const amToken = secret('CANARY_ALERTMANAGER_BEARER_TOKEN');
+  const amUser = read(env, 'CANARY_ALERTMANAGER_USERNAME');
+  const amPasswordSet = isSet('CANARY_ALERTMANAGER_PASSWORD') || isSet('CANARY_ALERTMANAGER_PASSWORD_FILE');
+  // A password may begin or end with spaces: taken as it is.
+  const amPassword =
+    env.CANARY_ALERTMANAGER_PASSWORD && !isSet('CANARY_ALERTMANAGER_PASSWORD_FILE')
+      ? literalSecret('CANARY_ALERTMANAGER_PASSWORD', env.CANARY_ALERTMANAGER_PASSWORD)
+      : secret('CANARY_ALERTMANAGER_PASSWORD');
+  let amAuth: HttpAuth | undefined;
+  if (amUser !== undefined && amToken) {
+    problem('CANARY_ALERTMANAGER_USERNAME', 'basic auth and a bearer token are both set; use one');
+  } else if (amUser !== undefined && !amPasswordSet) {
+    problem(
+      'CANARY_ALERTMANAGER_PASSWORD',
+      'is not set (nor CANARY_ALERTMANAGER_PASSWORD_FILE) but a username is',
+    );
+  } else if (amUser === undefined && amPasswordSet) {
+    problem('CANARY_ALERTMANAGER_USERNAME', 'is not set but a password is; basic auth needs both');
+  } else if (amUser !== undefined && amPassword) amAuth = { username: amUser, password: amPassword };
+  else if (amToken) amAuth = { bearerToken: amToken };
+  const ttlMs = duration('CANARY_ALERTMANAGER_TTL', DEFAULT_ALERTMANAGER_TTL_MS);
+  if (amUrl) out.alertmanager = { url: amUrl, ttlMs, ...(amAuth ? { auth: amAuth } : {}) };
+  else if (!isSet('CANARY_ALERTMANAGER_URL') && (amAuth || amUser !== undefined || amToken)) {
+    problem('CANARY_ALERTMANAGER_URL', 'is not set but Alertmanager credentials are');
+  }
+
+  const routingKey = secret('CANARY_PAGERDUTY_ROUTING_KEY', (v) =>
+    /\s/.test(v) ? 'contains whitespace (the value is not shown: it is a secret)' : undefined,
+  );
+  const pdUrl = plainUrl('CANARY_PAGERDUTY_URL');
+  if (routingKey) out.pagerduty = { routingKey, url: pdUrl ?? DEFAULT_PAGERDUTY_URL };
+  else if (pdUrl && !isSet('CANARY_PAGERDUTY_ROUTING_KEY') && !isSet('CANARY_PAGERDUTY_ROUTING_KEY_FILE')) {
+    problem(
+      'CANARY_PAGERDUTY_ROUTING_KEY',
+      'is not set (nor CANARY_PAGERDUTY_ROUTING_KEY_FILE) but CANARY_PAGERDUTY_URL is',
+    );
+  }
+
+  if (problems.length > 0) {
+    throw new Error(
+      `invalid alert configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+        problems.map((p) => `  ${p}`).join('\n'),
+    );
+  }
+  return out;
 }
 
 /** CANARY_PROMETHEUS_*, checked all at once; a Prometheus default needs a URL. */

@@ -6,6 +6,8 @@ import type { AnalysisCheck } from '../workflows/analysis-spec';
 import type { RoundMeasurement } from '../workflows/judge-v2';
 import type { Target } from '../workflows/target';
 import type { Check } from '../workflows/types';
+import type { RolloutAlert } from './alerts/events';
+import { AlertDeliveryError } from './alerts/http';
 import type { ProviderSource } from './factory';
 import { MetricsQueryError } from './metrics/prometheus';
 import {
@@ -248,10 +250,53 @@ export function createActivities(p: ProviderSource) {
         throw ApplicationFailure.retryable(`alert not delivered (${failed.join('; ')})`, 'AlertFailed');
       }
     },
+
+    /** The names of the sinks this worker delivers to (`log` always; no secrets), for routing in the workflow. */
+    async alertSinks(): Promise<string[]> {
+      return (p.alertSinks ?? []).map((s) => s.name);
+    },
+
+    /**
+     * Delivers one event to one sink; start one per routed sink, so none waits for another. Retryable failures
+     * (`AlertFailed`: 5xx, 429, timeouts, network) honour the receiver's Retry-After; refusals (`AlertRejected`:
+     * any other 4xx) and unknown sinks (`AlertSinkUnknown`) are not retried. Webhook, Alertmanager and PagerDuty
+     * deduplicate by event id or dedup key, so retries are harmless; Slack cannot (at-least-once).
+     */
+    async deliverAlert(sink: string, event: RolloutAlert): Promise<void> {
+      await deliverToSink(p, sink, event);
+    },
   };
 }
 
 export type RolloutActivities = ReturnType<typeof createActivities>;
+
+/** deliverAlert's body, with its failures turned into what Temporal's retry policy acts on. */
+export async function deliverToSink(p: ProviderSource, sinkName: string, event: RolloutAlert): Promise<void> {
+  const sink = (p.alertSinks ?? []).find((s) => s.name === sinkName);
+  if (!sink) {
+    const known = (p.alertSinks ?? []).map((s) => s.name).join(', ') || 'none';
+    throw ApplicationFailure.nonRetryable(
+      `alert sink "${sinkName}" is not configured on this worker (configured: ${known})`,
+      'AlertSinkUnknown',
+    );
+  }
+  try {
+    await sink.deliver(event);
+  } catch (err) {
+    const message = `alert ${event.id} not delivered: ${err instanceof Error ? err.message : String(err)}`;
+    if (err instanceof AlertDeliveryError && err.permanent) {
+      throw ApplicationFailure.nonRetryable(message, 'AlertRejected');
+    }
+    throw ApplicationFailure.create({
+      message,
+      type: 'AlertFailed',
+      nonRetryable: false,
+      ...(err instanceof AlertDeliveryError && err.retryAfterMs !== undefined
+        ? { nextRetryDelay: err.retryAfterMs }
+        : {}),
+    });
+  }
+}
 
 type QueryFailure = NonNullable<RoundMeasurement['error']>;
 type Attempt<T> = { ok: true; value: T } | { ok: false; error: QueryFailure };

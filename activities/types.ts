@@ -2,6 +2,7 @@
 // stages. A provider instance is built for one rollout target (its settings are bound at construction) and
 // cached by the activities' provider registry, the way Argo Rollouts builds a router from each rollout's spec.
 import type { RolloutTarget } from '../workflows/types';
+import type { RolloutAlert } from './alerts/events';
 
 /** Which versions the routing must point at: the stable side and the canary side. */
 export interface RoutingVersions {
@@ -141,8 +142,12 @@ export class ProviderError extends Error {
 
 export type AlertSeverity = 'info' | 'warning' | 'critical';
 
+/**
+ * The event the `sendAlert` activity takes (the workflow's alerts before per-sink delivery). The per-sink
+ * `deliverAlert` activity takes a {@link RolloutAlert} (alerts/events.ts), a superset of this shape.
+ */
 export interface AlertEvent {
-  /** Machine-readable kind: rollout_started, stage_advanced, approval_needed, paused, resumed, rollback_started, rolled_back, promoted, drift_detected, ... */
+  /** Machine-readable kind: rollout_started, stage_advanced, approval_needed, paused, resumed, rollback_started, rolled_back, promoted, drift_detected, ... (alerts/events.ts ALERT_KINDS) */
   event: string;
   severity: AlertSeverity;
   target: RolloutTarget;
@@ -154,8 +159,20 @@ export interface AlertEvent {
   at: string;
 }
 
-/** Delivers alerts (log, webhook, Alertmanager, Slack, ...). */
+/** What `sendAlert` delivers to (the log and webhook sinks, and the demo's echo). */
 export interface AlertSink {
   readonly type: string;
   send(event: AlertEvent): Promise<void>;
+}
+
+/**
+ * One place alerts go (log, webhook, Slack, Alertmanager, PagerDuty), one file each in alerts/. Each sink is
+ * delivered in its own `deliverAlert` activity, so a failing or slow sink delays no other. `deliver` throws an
+ * AlertDeliveryError (alerts/http.ts) saying whether a retry can help; receivers deduplicate on the event's id
+ * or its condition's dedup key, so retried deliveries are harmless (Slack excepted: it cannot deduplicate).
+ */
+export interface RolloutAlertSink {
+  /** `log`, `webhook`, `slack`, `alertmanager`, `pagerduty`: what routing rules and deliverAlert name. */
+  readonly name: string;
+  deliver(event: RolloutAlert): Promise<void>;
 }

@@ -108,36 +108,67 @@ find_prometheus() {
   fi
 }
 
-# The package's maintainer scripts try to start a service; without systemd that may fail (or start a daemon on
-# :9090 nobody asked for). A temporary policy-rc.d (when none exists) tells invoke-rc.d not to start anything,
-# and the outcome is judged by the binary, not by apt-get's exit status alone.
-apt_install_prometheus() {
+# The packages' maintainer scripts try to start a service; without systemd that may fail (or start a daemon on
+# :9090 or :9093 nobody asked for). A temporary policy-rc.d (when none exists) tells invoke-rc.d not to start
+# anything, and the outcome is judged by the binary, not by apt-get's exit status alone.
+apt_install() {
   local policy=/usr/sbin/policy-rc.d placed="" status=0 log
   log="$(mktemp)"
   if [[ ! -e "$policy" ]]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && placed=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >"$log" 2>&1 || status=$?
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >"$log" 2>&1 || status=$?
   if ((status != 0)) && grep -qE "Unable to locate package|has no installation candidate" "$log"; then
     echo "setup: no package lists yet; running apt-get update"
     status=0
     DEBIAN_FRONTEND=noninteractive apt-get update >>"$log" 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >>"$log" 2>&1 || status=$?
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >>"$log" 2>&1 || status=$?
   fi
   if [[ -n "$placed" ]]; then rm -f "$policy"; fi
   if ((status != 0)); then
-    echo "setup: apt-get install prometheus exited with $status (a service that cannot start without systemd is harmless); output tail:" >&2
+    echo "setup: apt-get install $* exited with $status (a service that cannot start without systemd is harmless); output tail:" >&2
     tail -n 15 "$log" >&2
   fi
   rm -f "$log"
 }
 
+# Alertmanager, for the alert sinks' integration tests (test/harness/alertmanager.ts looks it up the same way):
+# ALERTMANAGER_PATH, then PATH (prometheus-alertmanager, alertmanager), then /usr/bin/prometheus-alertmanager;
+# else Debian's package `prometheus-alertmanager`, installed with prometheus in one apt-get call. Skipped with
+# CANARY_SKIP_ALERTMANAGER=1, and with CANARY_SKIP_PROMETHEUS=1 (the demo needs neither).
+ALERTMANAGER_HINT="install Debian's package (apt-get install prometheus-alertmanager), or set ALERTMANAGER_PATH to an alertmanager binary (0.2x)"
+
+find_alertmanager() {
+  if [[ -n "${ALERTMANAGER_PATH:-}" ]]; then
+    [[ -f "$ALERTMANAGER_PATH" && -x "$ALERTMANAGER_PATH" ]] || die "ALERTMANAGER_PATH=$ALERTMANAGER_PATH is not an executable file; fix or unset ALERTMANAGER_PATH"
+    echo "$ALERTMANAGER_PATH"
+    return
+  fi
+  local name
+  for name in prometheus-alertmanager alertmanager; do
+    if command -v "$name" >/dev/null 2>&1; then
+      command -v "$name"
+      return
+    fi
+  done
+  if [[ -x /usr/bin/prometheus-alertmanager ]]; then
+    echo /usr/bin/prometheus-alertmanager
+  fi
+}
+
+want_alertmanager=""
+if [[ -z "${CANARY_SKIP_ALERTMANAGER:-}" && -z "${CANARY_SKIP_PROMETHEUS:-}" ]]; then
+  want_alertmanager=1
+fi
+
 if [[ -z "${CANARY_SKIP_PROMETHEUS:-}" ]]; then
   prometheus_bin="$(find_prometheus)"
   if [[ -z "$prometheus_bin" ]]; then
     if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-      echo "setup: installing Debian's prometheus package (apt-get install --no-install-recommends prometheus)"
-      apt_install_prometheus
+      packages=(prometheus)
+      if [[ -n "$want_alertmanager" && -z "$(find_alertmanager)" ]]; then packages+=(prometheus-alertmanager); fi
+      echo "setup: installing Debian's ${packages[*]} package(s) (apt-get install --no-install-recommends ${packages[*]})"
+      apt_install "${packages[@]}"
       prometheus_bin="$(find_prometheus)"
       [[ -n "$prometheus_bin" ]] || die "prometheus is still missing after apt-get install prometheus; $PROMETHEUS_HINT"
     else
@@ -146,4 +177,20 @@ if [[ -z "${CANARY_SKIP_PROMETHEUS:-}" ]]; then
   fi
   prometheus_version="$("$prometheus_bin" --version 2>&1 | head -n1)" || die "$prometheus_bin does not run; $PROMETHEUS_HINT"
   echo "setup: prometheus:           $prometheus_bin ($prometheus_version)"
+fi
+
+if [[ -n "$want_alertmanager" ]]; then
+  alertmanager_bin="$(find_alertmanager)"
+  if [[ -z "$alertmanager_bin" ]]; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+      echo "setup: installing Debian's prometheus-alertmanager package (apt-get install --no-install-recommends prometheus-alertmanager)"
+      apt_install prometheus-alertmanager
+      alertmanager_bin="$(find_alertmanager)"
+      [[ -n "$alertmanager_bin" ]] || die "alertmanager is still missing after apt-get install prometheus-alertmanager; $ALERTMANAGER_HINT"
+    else
+      die "alertmanager not found (ALERTMANAGER_PATH, PATH, /usr/bin/prometheus-alertmanager); $ALERTMANAGER_HINT (as root), or set CANARY_SKIP_ALERTMANAGER=1 to skip"
+    fi
+  fi
+  alertmanager_version="$("$alertmanager_bin" --version 2>&1 | head -n1)" || die "$alertmanager_bin does not run; $ALERTMANAGER_HINT"
+  echo "setup: alertmanager:         $alertmanager_bin ($alertmanager_version)"
 fi

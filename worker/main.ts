@@ -3,7 +3,7 @@
 // Exit codes: 0 after a clean shutdown, 1 on an unexpected failure, 2 on a configuration error, 3 when Temporal
 // cannot be reached (or does not know the namespace).
 import { Runtime } from '@temporalio/worker';
-import { buildActivities, providerConfigFromEnv } from '../activities/factory';
+import { alertSinkNames, buildActivities, providerConfigFromEnv } from '../activities/factory';
 import { ConfigError, describeConfig, loadWorkerConfig, type WorkerConfig } from './config';
 import { ConnectError, connectNative } from './connection';
 import { createRolloutWorker } from './worker';
@@ -93,11 +93,13 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   }
 }
 
-/** `router=local workloads=local metrics=local alerts=log,webhook` (names only: the webhook URL is a secret). */
+/**
+ * `router=local workloads=local metrics=local alerts=log,webhook,slack,alertmanager,pagerduty` (sink names only:
+ * their URLs and keys are secrets).
+ */
 export function describeProviders(env: NodeJS.ProcessEnv): string {
   const p = providerConfigFromEnv(env);
-  const alerts = ['log', ...(p.alertWebhookUrl ? ['webhook'] : [])];
-  return `router=${p.router} workloads=${p.workloads} metrics=${p.metrics} alerts=${alerts.join(',')}`;
+  return `router=${p.router} workloads=${p.workloads} metrics=${p.metrics} alerts=${alertSinkNames(p).join(',')}`;
 }
 
 function isConfigError(err: unknown): boolean {
