@@ -23,6 +23,16 @@ import {
   versionProblem,
   type TargetSpec,
 } from '../workflows/target';
+import {
+  BacktestInputError,
+  MAX_BACKTEST_ROUNDS,
+  checkRange,
+  parseTime,
+  prometheusMeasure,
+  renderBacktest,
+  runBacktest,
+  shortFormMeasureChecks,
+} from './backtest';
 import { describeIdentity, resolveIdentity } from './identity';
 import {
   InfrastructureError,
@@ -505,6 +515,118 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
         } else {
           out(`Plan ${loaded.source} is valid: ${describePlan(loaded.plan)}`);
           out(`Target: ${describeTarget(checked.target)}`);
+        }
+      },
+    );
+
+  // ---------------------------------------------------------------------------------------- backtest
+  program
+    .command('backtest')
+    .description(
+      "run a plan's analysis over historical Prometheus data and show, round by round, when the rollout would " +
+        'have advanced, held, stepped back or rolled back; never contacts Temporal',
+    )
+    .requiredOption('--plan <file|preset>', 'plan file (YAML/JSON) or preset name')
+    .requiredOption('--from <time>', 'start of the range: RFC 3339 (2025-03-01T12:00:00Z), or -7d, now-36h')
+    .option('--to <time>', 'end of the range (same forms)', 'now')
+    .addOption(targetFileOption())
+    .option('--app <name>', "application (default: the target's app, else its workload name)")
+    .option('--namespace <namespace>', "target namespace (default: the target's, else default)")
+    .addOption(workloadOption())
+    .addOption(containerOption())
+    .addOption(routerOption())
+    .addOption(routerOptOption())
+    .option('--version <version>', 'the version the canary ran (templates that select a side by version)')
+    .option('--stable-version <version>', 'the version stable ran (checks that compare with stable)')
+    .addOption(outputOption())
+    .addHelpText(
+      'after',
+      `
+Times: RFC 3339 with an offset (2025-03-01T12:00:00Z, 2025-03-01T14:00:00+02:00), now, or relative to now
+  (-7d, -36h, now-90m). Rounds are spaced by the plan's analysis interval, each evaluated at its own time in
+  the range; at most ${MAX_BACKTEST_ROUNDS} rounds per backtest.
+Prometheus: the target's metrics.prometheus.url, else CANARY_PROMETHEUS_URL; credentials, CA and timeout from
+  CANARY_PROMETHEUS_* as the worker reads them.
+Judging: full-form plans by judge-v2, short-form plans by the original judge, as a live rollout judges them.
+  Stage weights do not change the history; approval gates are assumed approved at once.
+Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BAD_INPUT} bad input (plan, target, times, a range
+  that is empty, in the future or over ${MAX_BACKTEST_ROUNDS} rounds), ${EXIT_INFRASTRUCTURE} Prometheus unreachable or failing.`,
+    )
+    .action(
+      async (opts: {
+        plan: string;
+        from: string;
+        to: string;
+        target?: string;
+        app?: string;
+        namespace?: string;
+        workload?: string;
+        container?: string;
+        router?: string;
+        routerOpt?: string[];
+        version?: string;
+        stableVersion?: string;
+        output: OutputFormat;
+      }) => {
+        const input = <T>(step: () => T): T => {
+          try {
+            return step();
+          } catch (e) {
+            if (e instanceof BacktestInputError) throw new UsageError(e.message);
+            throw e;
+          }
+        };
+        const loaded = loadAndValidatePlan(opts.plan);
+        const checked = validateTarget(targetFromOptions(opts, loaded.target));
+        if (!checked.ok) throw new TargetInvalidError(checked.problems, opts.target ?? loaded.source);
+        const nowMs = now().getTime();
+        const fromMs = input(() => parseTime('--from', opts.from, nowMs));
+        const toMs = input(() => parseTime('--to', opts.to, nowMs));
+        input(() => checkRange(loaded.plan, fromMs, toMs, nowMs));
+        const versions: { canary?: string; stable?: string } = {};
+        for (const [flag, value, side] of [
+          ['--version', opts.version, 'canary'],
+          ['--stable-version', opts.stableVersion, 'stable'],
+        ] as const) {
+          if (value === undefined) continue;
+          const bad = versionProblem(value.trim());
+          if (bad) throw new UsageError(`${flag}: ${bad}`);
+          versions[side] = value.trim();
+        }
+        const plan = loaded.plan;
+        const checks = plan.analysis.rules ?? shortFormMeasureChecks(plan);
+        // A plan without checks measures nothing: time alone walks it, and no Prometheus is needed.
+        const source =
+          checks.length > 0
+            ? input(() => prometheusMeasure(checked.target, checks, versions, env))
+            : undefined;
+        const result = await runBacktest({
+          plan,
+          fromMs,
+          toMs,
+          measure: source?.measure ?? (async () => ({})),
+        });
+        const target = source?.target ?? checked.target;
+        if (opts.output === 'json') {
+          out(
+            json({
+              plan: loaded.source,
+              target,
+              ...(source ? { prometheus: source.url } : {}),
+              ...(versions.canary ? { version: versions.canary } : {}),
+              ...(versions.stable ? { stableVersion: versions.stable } : {}),
+              ...result,
+            }),
+          );
+        } else {
+          out(
+            renderBacktest(result, {
+              planSource: loaded.source,
+              plan,
+              target,
+              ...(source ? { prometheus: source.url } : {}),
+            }),
+          );
         }
       },
     );

@@ -28,6 +28,8 @@ export interface PrometheusOptions {
   webConfig?: { basicAuth: { username: string; password: string } };
   /** How long start() waits for the API to answer (default 30 s). */
   readyTimeoutMs?: number;
+  /** Fills the (empty) TSDB folder before Prometheus starts: blocks of history, see backfill.ts. */
+  prepareStorage?: (dataDir: string) => Promise<void>;
 }
 
 export interface PrometheusServer {
@@ -78,6 +80,15 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   const port = await freePort();
   const configFile = path.join(dir, 'prometheus.yml');
   fs.writeFileSync(configFile, scrapeConfig(opts.targets));
+  if (opts.prepareStorage) {
+    try {
+      fs.mkdirSync(path.join(dir, 'data'));
+      await opts.prepareStorage(path.join(dir, 'data'));
+    } catch (err) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
   const args = [
     `--config.file=${configFile}`,
     `--storage.tsdb.path=${path.join(dir, 'data')}`,
