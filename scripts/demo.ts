@@ -59,6 +59,8 @@ export interface DemoOptions {
   interval: string;
   cleanupDelay: string;
   rps: number;
+  /** The flags as given, so that advice about ports can repeat them. */
+  argv?: string[];
 }
 
 class FlagError extends Error {}
@@ -190,6 +192,7 @@ Examples:
     interval: o.interval,
     cleanupDelay: o.cleanupDelay,
     rps: o.rps,
+    argv,
   };
   const ports: Array<[string, number]> = [
     ['--port', options.port],
@@ -239,6 +242,41 @@ function portFree(p: number): Promise<boolean> {
     server.once('error', () => resolve(false));
     server.listen(p, HOST, () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * `npm run demo -- <the same flags, with free ports>`: every taken port replaced by one that is free now (and
+ * not another of the demo's), the UI port always explicit so that moving --port does not move it onto a taken one.
+ */
+async function freePortAdvice(
+  o: DemoOptions,
+  wanted: Array<[string, string, number]>,
+  taken: Array<[string, string, number]>,
+): Promise<string> {
+  const chosen = new Map<string, number>(wanted.map(([, flag, p]) => [flag, p]));
+  const inUse = new Set(wanted.map(([, , p]) => p));
+  for (const [, flag, p] of taken) {
+    let q = p;
+    do {
+      q = q >= 65535 ? 1024 : q + 1;
+    } while (inUse.has(q) || !(await portFree(q)));
+    inUse.add(q);
+    chosen.set(flag, q);
+  }
+  const replaced = new Set([...taken.map(([, flag]) => flag), '--ui-port']);
+  const kept: string[] = [];
+  const given = o.argv ?? [];
+  for (let i = 0; i < given.length; i++) {
+    const arg = given[i];
+    const [flag] = arg.split('=');
+    if (replaced.has(flag)) {
+      if (!arg.includes('=')) i++; // its value
+      continue;
+    }
+    kept.push(arg);
+  }
+  const flags = [...replaced].flatMap((flag) => [flag, String(chosen.get(flag))]);
+  return ['npm run demo --', ...kept, ...flags].join(' ');
 }
 
 class InfrastructureFailure extends Error {}
@@ -303,17 +341,18 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       ['local proxy', '--proxy-port', o.proxyPort],
       ['local control API', '--control-port', o.controlPort],
     ];
-    for (const [what, flag, p] of wanted) {
-      if (!(await portFree(p))) {
-        throw new InfrastructureFailure(
+    const taken: Array<[string, string, number]> = [];
+    for (const entry of wanted) if (!(await portFree(entry[2]))) taken.push(entry);
+    if (taken.length > 0) {
+      const lines = taken.map(
+        ([what, , p]) =>
           `port ${p} (${what}) is already in use on ${HOST}` +
-            (flag === '--port' || flag === '--ui-port'
-              ? ' (another Temporal dev server, or a demo still running?)'
-              : '') +
-            `.\n  Stop what uses it, or pick another port: npm run demo -- ${flag} ${p === 65535 ? p - 1 : p + 1}` +
-            (flag === '--port' ? ` (the UI follows at --port + 1000 unless --ui-port is given)` : ''),
-        );
-      }
+          (what.startsWith('Temporal') ? ' (another Temporal dev server, or a demo still running?)' : ''),
+      );
+      const advice = await freePortAdvice(o, wanted, taken);
+      throw new InfrastructureFailure(
+        `${lines.join('\n')}.\n  Stop what uses ${taken.length === 1 ? 'it' : 'them'}, or run the demo on ports that are free now:\n    ${advice}`,
+      );
     }
 
     // --- Temporal dev server -------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ test('a healthy v2 is promoted: exit 0, the UI link and the outcome are printed,
   const run = await runDemo([]);
   expectExit(run, 0);
   expect(run.output).toContain(
-    `http://localhost:${run.ports.uiPort}/namespaces/default/workflows/canary-demo-shop`,
+    `http://localhost:${run.ports.uiPort}/namespaces/default/workflows/canary.demo.shop`,
   );
   expect(run.output).toContain(`TEMPORAL_ADDRESS=127.0.0.1:${run.ports.port} node dist/client/cli.js status`);
   expect(run.output).toMatch(/stage 2\/4: canary at 25%/);
@@ -105,25 +105,64 @@ test('bad flags exit 2 without starting anything', async () => {
   expect(stderr).toContain('--error-rate takes a percent from 0 to 100');
 });
 
-test('a port in use is named, with the flag that moves it: exit 3', async () => {
-  const blocker = net.createServer();
-  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
-  const taken = (blocker.address() as net.AddressInfo).port;
-  try {
-    if (!fs.existsSync(DEMO)) throw new Error(`${path.relative(ROOT, DEMO)} is missing: run npm run build`);
-    const child = spawn(
-      process.execPath,
-      [DEMO, '--exit', '--port', String(await freePort()), '--ui-port', String(taken)],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    expect(code).toBe(3);
-    expect(output).toContain(`port ${taken} (Temporal Web UI) is already in use`);
-    expect(output).toContain('--ui-port');
-  } finally {
-    await new Promise((r) => blocker.close(r));
+test('ports in use are named, and the printed advice, pasted as printed, runs the demo: exit 3, then 0', async () => {
+  if (!fs.existsSync(DEMO)) throw new Error(`${path.relative(ROOT, DEMO)} is missing: run npm run build`);
+  // The demo's gRPC port and the UI port it derives (+1000) are both taken.
+  const blockers: net.Server[] = [];
+  let grpc = 0;
+  for (;;) {
+    grpc = await freePort();
+    if (grpc + 1000 > 65535) continue;
+    const both = await Promise.all([grpc, grpc + 1000].map((p) => listen(p)));
+    if (both.every((b) => b)) {
+      blockers.push(...(both as net.Server[]));
+      break;
+    }
+    for (const b of both) if (b) await new Promise((r) => b.close(r));
   }
-});
+  try {
+    const args = [
+      '--exit',
+      ...['--port', String(grpc)],
+      ...['--proxy-port', String(await freePort()), '--control-port', String(await freePort())],
+      ...['--hold', '5s', '--cleanup-delay', '1s'],
+    ];
+    const refused = await run(args);
+    expect(refused.code).toBe(3);
+    expect(refused.output).toContain(`port ${grpc} (Temporal gRPC) is already in use`);
+    expect(refused.output).toContain(`port ${grpc + 1000} (Temporal Web UI) is already in use`);
+    const advice = /^ {4}npm run demo -- (.+)$/m.exec(refused.output);
+    if (!advice) throw new Error(`no advice printed:\n${refused.output}`);
+    const advised = advice[1].split(' ');
+    // `npm run demo --` builds first, then runs exactly this.
+    const followed = await run(advised);
+    if (followed.code !== 0) throw new Error(`the advised demo exited ${followed.code}:\n${followed.output}`);
+    expect(followed.output).toMatch(/Outcome: promoted/);
+  } finally {
+    for (const b of blockers) await new Promise((r) => b.close(r));
+  }
+}, 180_000);
+
+function listen(port: number): Promise<net.Server | undefined> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+function run(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [DEMO, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(child);
+    let output = '';
+    child.stdout!.on('data', (d) => (output += d));
+    child.stderr!.on('data', (d) => (output += d));
+    const timer = setTimeout(() => child.kill('SIGINT'), RUN_TIMEOUT_MS);
+    child.on('exit', (code) => {
+      live.delete(child);
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
