@@ -336,7 +336,7 @@ export function providerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Pro
     }),
     metrics: pick(env, 'CANARY_METRICS', 'metrics provider', METRICS_DEFAULTS, 'local'),
     prometheus: prometheusFromEnv(env),
-    localControlUrl: read(env, 'CANARY_LOCAL_CONTROL_URL') ?? DEFAULT_CONTROL_URL,
+    localControlUrl: httpUrl(env, 'CANARY_LOCAL_CONTROL_URL') ?? DEFAULT_CONTROL_URL,
     kube: {
       ...(kubeconfigFile(env) ? { kubeconfig: kubeconfigFile(env) } : {}),
       ...(read(env, 'CANARY_KUBE_CONTEXT') ? { context: read(env, 'CANARY_KUBE_CONTEXT') } : {}),
@@ -531,6 +531,22 @@ export function alertSinksFromEnv(env: NodeJS.ProcessEnv): AlertSinksConfig {
     );
   }
   return out;
+}
+
+/** An http(s) URL from the environment, or a start-up error naming the variable. */
+function httpUrl(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = read(env, name);
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`${name}="${value}" is not a URL; use e.g. http://127.0.0.1:7001`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new Error(`${name}="${value}" must be an http or https URL, not ${url.protocol}`);
+  }
+  return value;
 }
 
 /** CANARY_PROMETHEUS_*, checked all at once; a Prometheus default needs a URL. */

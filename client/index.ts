@@ -54,8 +54,8 @@ import {
   type TargetSpec,
 } from '../workflows/target';
 import { loadAndValidatePlan, PlanInvalidError, TargetInvalidError } from './plan-file';
-import { loadWorkerConfig, type WorkerConfig } from '../worker/config';
-import { ConnectError, connectClient, connectionOptions } from '../worker/connection';
+import { ConfigError, loadWorkerConfig, type WorkerConfig } from '../worker/config';
+import { ConnectError, connectClient, connectionOptions, tlsMismatch } from '../worker/connection';
 
 export type {
   AbortRequest,
@@ -455,13 +455,17 @@ export class RolloutClient {
         const connection = await Connection.connect({
           ...connectionOptions(config),
           connectTimeout: connectTimeoutMs,
-        }).catch((err: unknown) => {
-          throw new ConnectError(config.address, err);
+        }).catch(async (err: unknown) => {
+          throw new ConnectError(config.address, err, await tlsMismatch(config));
         });
         client = new Client({ connection, namespace: config.namespace });
       }
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
+      // The server answered in the other security mode: the settings are wrong, retrying cannot help.
+      if (err instanceof ConnectError && err.tlsMismatch) {
+        throw new ConfigError([{ variable: 'TEMPORAL_TLS', problem: err.message }]);
+      }
       throw new InfrastructureError(
         err instanceof ConnectError || message.includes(config.address)
           ? message

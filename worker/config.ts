@@ -1,6 +1,7 @@
 // The worker's (and the CLI's) connection settings, read from the environment and checked all at once, so a
 // misconfigured deployment reports every mistake in one go.
 import * as fs from 'node:fs';
+import { pemProblem } from '../activities/pem';
 import { DEFAULT_TASK_QUEUE } from '../workflows/api';
 import { parseDuration } from '../workflows/duration';
 
@@ -128,7 +129,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     ['TEMPORAL_TLS_CA', caPath],
   ] as const) {
     if (file === undefined) continue;
-    const problem = checkReadableFile(file);
+    const problem =
+      checkReadableFile(file) ?? pemProblem(file, name === 'TEMPORAL_TLS_KEY' ? 'key' : 'certificate');
     if (problem)
       problems.push({ variable: name, problem: `${file}: ${problem}; point it at a readable PEM file` });
   }

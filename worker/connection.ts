@@ -2,6 +2,8 @@
 // mTLS or API key, from the same WorkerConfig. Importing this file does not load @temporalio/worker, so the CLI
 // stays light; connectNative loads it on demand.
 import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { Client, Connection, type ClientOptions, type TLSConfig } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import type { WorkerConfig } from './config';
@@ -36,17 +38,78 @@ export class ConnectError extends Error {
   constructor(
     readonly address: string,
     cause: unknown,
+    /** Set when the server answered, but not in the security mode configured: a configuration error. */
+    readonly tlsMismatch?: string,
   ) {
     const reason = cause instanceof Error ? cause.message : String(cause);
     super(
-      `cannot reach Temporal at ${address}: ${reason}\n` +
-        `  Is a server running there? For local development start one with \`temporal server start-dev\`;\n` +
-        `  otherwise check TEMPORAL_ADDRESS (and TEMPORAL_TLS, TEMPORAL_TLS_CERT/KEY/CA or TEMPORAL_API_KEY for ` +
-        `a TLS endpoint such as Temporal Cloud).`,
+      tlsMismatch
+        ? `cannot connect to Temporal at ${address}: ${tlsMismatch}`
+        : `cannot reach Temporal at ${address}: ${reason}\n` +
+            `  Is a server running there? For local development start one with \`temporal server start-dev\`;\n` +
+            `  otherwise check TEMPORAL_ADDRESS (and TEMPORAL_TLS, TEMPORAL_TLS_CERT/KEY/CA or TEMPORAL_API_KEY for ` +
+            `a TLS endpoint such as Temporal Cloud).`,
       { cause },
     );
     this.name = 'ConnectError';
   }
+}
+
+/**
+ * After a failed connect: does the server speak the other security mode? TLS (or an API key, which is only
+ * sent over TLS) against a plaintext dev server, or plaintext against a TLS endpoint, otherwise surface as a
+ * bare "transport error" or a timeout.
+ */
+export async function tlsMismatch(config: WorkerConfig): Promise<string | undefined> {
+  const tlsOn = config.tls !== undefined;
+  const answer = await speaksTls(config.address);
+  if (tlsOn && answer === false) {
+    return (
+      `TLS is on (${config.apiKey ? 'TEMPORAL_API_KEY implies it' : 'TEMPORAL_TLS or a TEMPORAL_TLS_* setting'}) ` +
+      `but the server answers in plaintext. For a local dev server unset TEMPORAL_TLS, TEMPORAL_TLS_* and ` +
+      `TEMPORAL_API_KEY (API keys are only ever sent over TLS); otherwise point TEMPORAL_ADDRESS at the TLS endpoint.`
+    );
+  }
+  if (!tlsOn && answer === true) {
+    return (
+      'the server speaks TLS but TLS is off. Set TEMPORAL_TLS=true (with TEMPORAL_TLS_CA for a private CA), ' +
+      'plus TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY for mTLS or TEMPORAL_API_KEY, as the server requires.'
+    );
+  }
+  return undefined;
+}
+
+/** true: a TLS handshake completes; false: something answers, but not TLS; undefined: nothing to tell. */
+export function speaksTls(address: string, timeoutMs = 3_000): Promise<boolean | undefined> {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address.trim());
+  if (!m) return Promise.resolve(undefined);
+  const [, host, port] = m;
+  return new Promise((resolve) => {
+    const socket = tls.connect({
+      host,
+      port: Number(port),
+      ...(net.isIP(host) ? {} : { servername: host }),
+      rejectUnauthorized: false,
+      ALPNProtocols: ['h2'],
+    });
+    const done = (value: boolean | undefined): void => {
+      socket.destroy();
+      resolve(value);
+    };
+    socket.setTimeout(timeoutMs, () => done(undefined));
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      const unreachable = [
+        'ECONNREFUSED',
+        'EHOSTUNREACH',
+        'ENETUNREACH',
+        'ENOTFOUND',
+        'EAI_AGAIN',
+        'ETIMEDOUT',
+      ];
+      done(unreachable.includes(err.code ?? '') ? undefined : false);
+    });
+  });
 }
 
 /** A connected `@temporalio/client` Client for the configured namespace (for the CLI and scripts). */
@@ -58,7 +121,7 @@ export async function connectClient(
   try {
     connection = await Connection.connect({ ...connectionOptions(config), connectTimeout: '10s' });
   } catch (err) {
-    throw new ConnectError(config.address, err);
+    throw new ConnectError(config.address, err, await tlsMismatch(config));
   }
   return new Client({ ...extra, connection, namespace: config.namespace });
 }
@@ -70,6 +133,6 @@ export async function connectNative(config: WorkerConfig): Promise<NativeConnect
   try {
     return await NativeConnection.connect(options);
   } catch (err) {
-    throw new ConnectError(config.address, err);
+    throw new ConnectError(config.address, err, await tlsMismatch(config));
   }
 }

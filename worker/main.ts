@@ -35,7 +35,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   try {
     connection = await connectNative(config);
   } catch (err) {
-    return fail(err, err instanceof ConnectError ? EXIT_UNREACHABLE : EXIT_FAILURE);
+    // A server that answers in the other security mode is a configuration error; nobody answering is not.
+    const code =
+      err instanceof ConnectError ? (err.tlsMismatch ? EXIT_CONFIG : EXIT_UNREACHABLE) : EXIT_FAILURE;
+    return fail(err, code);
   }
 
   try {

@@ -2,7 +2,8 @@
 // that say what to fix, before it polls anything.
 import { spawn } from 'node:child_process';
 import { WORKER_MAIN, requireBuilt } from '../harness/processes';
-import { freePort } from '../harness/dev-server';
+import { freePort, startDevServer, type DevServer } from '../harness/dev-server';
+import { runCli } from '../harness/processes';
 
 function runWorker(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   requireBuilt(WORKER_MAIN);
@@ -36,3 +37,38 @@ test('Temporal unreachable: exit 3, naming the address', async () => {
   expect(r.code).toBe(3);
   expect(r.stderr).toContain(`cannot reach Temporal at ${address}`);
 }, 60_000);
+
+describe('a security mode the server does not speak: exit 2, naming the setting', () => {
+  let server: DevServer;
+  beforeAll(async () => {
+    server = await startDevServer();
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('an API key (so TLS) against a plaintext dev server: the worker and the CLI say so', async () => {
+    const r = await runWorker({ TEMPORAL_ADDRESS: server.address, TEMPORAL_API_KEY: 'k-123' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      `cannot connect to Temporal at ${server.address}: TLS is on (TEMPORAL_API_KEY implies it) but the server answers in plaintext`,
+    );
+    expect(r.stderr).not.toContain('k-123');
+    const cli = await runCli(['list'], { TEMPORAL_ADDRESS: server.address, TEMPORAL_TLS: 'true' });
+    expect(cli.code).toBe(2);
+    expect(cli.stderr).toContain(
+      'TLS is on (TEMPORAL_TLS or a TEMPORAL_TLS_* setting) but the server answers in plaintext',
+    );
+  }, 60_000);
+
+  test('a CANARY_* URL that is not a URL stops the worker naming it', async () => {
+    const r = await runWorker({
+      TEMPORAL_ADDRESS: server.address,
+      CANARY_LOCAL_CONTROL_URL: 'localhost:7001',
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      'CANARY_LOCAL_CONTROL_URL="localhost:7001" must be an http or https URL, not localhost:',
+    );
+  }, 60_000);
+});

@@ -1,4 +1,5 @@
 // Worker/CLI connection settings: defaults, TLS, mTLS and API-key combinations, every problem reported at once.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -9,9 +10,16 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-config-'));
 const cert = path.join(dir, 'client.pem');
 const key = path.join(dir, 'client.key');
 const ca = path.join(dir, 'ca.pem');
-fs.writeFileSync(cert, 'CERT');
-fs.writeFileSync(key, 'KEY');
-fs.writeFileSync(ca, 'CA');
+// Real PEM files: the worker parses them at start.
+execFileSync(
+  'openssl',
+  [
+    ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'],
+    ...['-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=canary-test'],
+  ],
+  { stdio: 'ignore' },
+);
+fs.copyFileSync(cert, ca);
 
 function problemsOf(env: NodeJS.ProcessEnv): string[] {
   try {
@@ -47,8 +55,8 @@ test('mTLS reads the certificate files into the connection options', () => {
   const options = connectionOptions(config);
   expect(options.tls).toEqual({
     serverNameOverride: 'temporal.internal',
-    serverRootCACertificate: Buffer.from('CA'),
-    clientCertPair: { crt: Buffer.from('CERT'), key: Buffer.from('KEY') },
+    serverRootCACertificate: fs.readFileSync(ca),
+    clientCertPair: { crt: fs.readFileSync(cert), key: fs.readFileSync(key) },
   });
 });
 
@@ -79,6 +87,25 @@ test('every problem is reported at once, each naming its variable and the fix', 
     `TEMPORAL_TLS_CA: ${path.join(dir, 'missing.pem')}: no such file; point it at a readable PEM file`,
     expect.stringMatching(/^WORKER_SHUTDOWN_GRACE_TIME: invalid duration "30": missing unit/),
   ]);
+});
+
+test('a certificate or key file that is not PEM is refused at start, naming the variable', () => {
+  const der = path.join(dir, 'ca.der');
+  execFileSync('openssl', ['x509', '-in', cert, '-outform', 'DER', '-out', der]);
+  expect(
+    problemsOf({ TEMPORAL_TLS_CA: der, TEMPORAL_TLS_CERT: key, TEMPORAL_TLS_KEY: cert }).map((p) =>
+      p.replace(dir, 'DIR'),
+    ),
+  ).toEqual([
+    'TEMPORAL_TLS_CERT: DIR/client.key: is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block); point it at a readable PEM file',
+    'TEMPORAL_TLS_KEY: DIR/client.pem: is not a PEM private key (no "-----BEGIN ... PRIVATE KEY-----" block); point it at a readable PEM file',
+    'TEMPORAL_TLS_CA: DIR/ca.der: is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block); point it at a readable PEM file',
+  ]);
+  const broken = path.join(dir, 'broken.pem');
+  fs.writeFileSync(broken, '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n');
+  expect(problemsOf({ TEMPORAL_TLS_CA: broken })[0]).toMatch(
+    /^TEMPORAL_TLS_CA: .*broken\.pem: is not a valid PEM certificate: /,
+  );
 });
 
 test('TLS turned off explicitly conflicts with an API key and TLS files', () => {
