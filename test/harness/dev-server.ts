@@ -30,8 +30,16 @@ export interface DevServer {
   /** The namespace tests should use (`default` unless one was asked for). */
   namespace: string;
   pid: number;
-  /** SIGTERM, SIGKILL after a grace period; resolves once the process has exited. */
-  stop(): Promise<void>;
+  /**
+   * SIGTERM, SIGKILL after a grace period; resolves once the process has exited. `signal: 'SIGKILL'` kills at
+   * once, as a crash would (reliability tests restart the server on the same `port` and `dbFile`).
+   */
+  stop(opts?: StopOptions): Promise<void>;
+}
+
+export interface StopOptions {
+  /** The first signal sent (default SIGTERM). */
+  signal?: 'SIGTERM' | 'SIGKILL';
 }
 
 const HOST = '127.0.0.1';
@@ -74,11 +82,11 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   for (const stream of [child.stdout, child.stderr]) (stream as net.Socket | null)?.unref();
 
   let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
+  const stop = (stopOpts: StopOptions = {}): Promise<void> => {
     stopping ??= (async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.ref(); // keep this process alive until the server has exited
-        signal(pid, 'SIGTERM');
+        signal(pid, stopOpts.signal ?? 'SIGTERM');
         const timer = setTimeout(() => signal(pid, 'SIGKILL'), STOP_GRACE_MS);
         await exited;
         clearTimeout(timer);
