@@ -8,6 +8,7 @@ import { describePlan, totalHoldMs } from '../workflows/plan';
 import type { InputProblem } from '../workflows/problems';
 import type { Phase, RolloutStatus } from '../workflows/types';
 import { ConfigError, loadWorkerConfig } from '../worker/config';
+import { metricsOfferProblems } from '../workflows/metrics-offer';
 import {
   PlanFileError,
   PlanInvalidError,
@@ -509,6 +510,12 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
         if (!checked.ok) {
           if (asJson) return invalid(targetProblems(checked.problems));
           throw new TargetInvalidError(checked.problems, opts.target ?? loaded.source);
+        }
+        // The plan as the target's metrics provider can measure it, as start checks.
+        const unmeasurable = metricsOfferProblems(loaded.plan, checked.target);
+        if (unmeasurable.length > 0) {
+          if (asJson) return invalid(unmeasurable);
+          throw new PlanInvalidError(unmeasurable, loaded.source);
         }
         if (asJson) {
           out(json({ valid: true, plan: loaded.plan, target: checked.target }));

@@ -45,6 +45,7 @@ import type {
   RolloutTarget,
 } from '../workflows/types';
 import type { PlanSpec } from '../workflows/plan';
+import { metricsOfferProblems } from '../workflows/metrics-offer';
 import { describePlan, validatePlan } from '../workflows/plan';
 import {
   describeTarget,
@@ -535,6 +536,8 @@ export class RolloutClient {
     if (request.namespace !== undefined) targetSpec.namespace = request.namespace.trim();
     const checked = validateTarget(targetSpec);
     if (!checked.ok) throw new TargetInvalidError(checked.problems, 'target');
+    const unmeasurable = metricsOfferProblems(plan, checked.target);
+    if (unmeasurable.length > 0) throw new PlanInvalidError(unmeasurable, 'plan');
     const target: RolloutTarget = { app: checked.target.app, namespace: checked.target.namespace };
     const version = request.version?.trim() ?? '';
     const badVersion = versionProblem(version);

@@ -238,6 +238,41 @@ describe('canary validate', () => {
     expect(r.stderr).toContain('  - target.app: "Bad_App" is not a valid Kubernetes name');
   });
 
+  it("a check the target's metrics provider cannot measure is refused before anything starts", async () => {
+    const file = path.join(tmpDir(), 'local-query.yaml');
+    fs.writeFileSync(
+      file,
+      [
+        'analysis:',
+        '  checks:',
+        '    - { name: errors, metric: error-rate, max: 1 }',
+        '    - { name: gpu, query: "sum(gpu_memory_errors_total)", max: 0 }',
+        '    - name: shift',
+        '      metric: latency-p95',
+        '      test: { type: mann-whitney }',
+        '      abort: { severity: high }',
+        'stages: [{ weight: 10, hold: 1h }, { weight: 100 }]',
+        'target:',
+        '  app: checkout',
+        '  metrics: { local: {} }',
+      ].join('\n'),
+    );
+    const r = await run(['validate', '--plan', file]);
+    expect(r.code).toBe(EXIT_BAD_INPUT);
+    expect(r.stderr).toContain(
+      '  - analysis.checks[1].query: the local metrics provider (target.metrics.local) reads named metrics only',
+    );
+    expect(r.stderr).toContain(
+      '  - analysis.checks[2].test: a mann-whitney test needs series over a range, which the local metrics provider (target.metrics.local) cannot give; point target.metrics at Prometheus',
+    );
+    // The same plan against Prometheus is fine.
+    fs.writeFileSync(
+      file,
+      fs.readFileSync(file, 'utf8').replace('{ local: {} }', '{ prometheus: { url: "http://prom:9090" } }'),
+    );
+    expect((await run(['validate', '--plan', file])).code).toBe(EXIT_OK);
+  });
+
   it('a preset without a target validates the plan alone', async () => {
     const r = await run(['validate', '--plan', 'default']);
     expect(r.code).toBe(EXIT_OK);
@@ -245,3 +280,9 @@ describe('canary validate', () => {
     expect(r.stdout).toContain('Target: none given; start takes it from its flags');
   });
 });
+
+let scratch: string | undefined;
+function tmpDir(): string {
+  scratch ??= fs.mkdtempSync(path.join(os.tmpdir(), 'canary-offer-'));
+  return scratch;
+}
