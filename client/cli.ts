@@ -87,6 +87,8 @@ export interface OutputStream {
 }
 
 export interface CliOptions {
+  /** How hints spell this CLI (default: worked out from how it was run, see cliInvocation). */
+  invocation?: string;
   stdout?: OutputStream;
   stderr?: OutputStream;
   /** Environment for TEMPORAL_*, CANARY_UI_URL, identity variables. Default process.env. */
@@ -141,6 +143,26 @@ function parseDurationOption(option: string, text: string): number {
 
 function parseInterval(text: string): number {
   return parseDurationOption('--interval', text);
+}
+
+/**
+ * How this CLI was run, as a person should type it again: `canary` from a global install (a bin on PATH),
+ * `npx canary` from a project's node_modules/.bin (npx in a clone of this repository too), else
+ * `node <script>` (relative to the working directory when inside it), e.g. `node dist/client/cli.js`.
+ */
+export function cliInvocation(script = process.argv[1] ?? '', cwd = process.cwd()): string {
+  if (path.basename(script) === 'canary') {
+    return script.split(path.sep).includes('.bin') ? 'npx canary' : 'canary';
+  }
+  const relative = path.relative(cwd, script);
+  const shown =
+    relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : script;
+  return `node ${shellWord(shown)}`;
+}
+
+/** A word the shell reads back as itself. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 function parseStage(text: string): number {
@@ -274,10 +296,22 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     client = options.connect
       ? await options.connect(config)
       : await RolloutClient.connect(config, connectTimeoutMs === undefined ? {} : { connectTimeoutMs });
+    client.cli = self();
     return client;
   };
 
   const identity = () => resolveIdentity({ as: globals().as, env });
+
+  /** This CLI as a pasted command must spell it: its invocation plus the global options that point it somewhere. */
+  const self = (): string => {
+    const g = globals();
+    const flags = [
+      ...(g.address !== undefined ? ['--address', g.address] : []),
+      ...(g.temporalNamespace !== undefined ? ['--temporal-namespace', g.temporalNamespace] : []),
+      ...(g.taskQueue !== undefined ? ['--task-queue', g.taskQueue] : []),
+    ];
+    return [options.invocation ?? cliInvocation(), ...flags.map(shellWord)].join(' ');
+  };
 
   const follow = async (
     c: RolloutClient,
@@ -290,12 +324,13 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     const final = await c.waitForOutcome(workflowId, {
       pollMs,
       onStatus: (status) => {
-        if (format === 'text') for (const line of progressLines(prev, status, now())) out(line);
+        if (format === 'text')
+          for (const line of progressLines(prev, status, now(), { cliName: self() })) out(line);
         prev = status;
       },
     });
     if (format === 'json') out(json(final));
-    else out(`\n${renderStatus(final, now(), { color })}`);
+    else out(`\n${renderStatus(final, now(), { color, cliName: self() })}`);
     return final;
   };
 
@@ -399,7 +434,7 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
           out(`  Holds total:  ${formatDuration(totalHoldMs(loaded.plan))} (approval waits not included)`);
           out(`  Requested by: ${describeIdentity(who)}`);
           if (ui) out(`  Temporal UI:  ${ui}`);
-          if (!opts.wait) out(`  Follow:       canary status ${ref} --watch`);
+          if (!opts.wait) out(`  Follow:       ${self()} status ${ref} --watch`);
         }
         if (opts.wait && noWorker) {
           const deadline = Date.now() + workerWaitMs;
@@ -412,7 +447,7 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
             throw new InfrastructureError(
               `no worker polled task queue "${c.taskQueue}" within ${formatDuration(workerWaitMs)}: the rollout ` +
                 `${started.workflowId} is recorded and starts when a worker polls that queue; to drop it: ` +
-                `canary abort ${ref} --reason "no worker"`,
+                `${self()} abort ${ref} --reason "no worker"`,
             );
           }
         }
@@ -653,7 +688,7 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
       const workflowId = await c.locate(ref);
       if (!opts.watch) {
         const status = await c.status(workflowId);
-        out(opts.output === 'json' ? json(status) : renderStatus(status, now(), { color }));
+        out(opts.output === 'json' ? json(status) : renderStatus(status, now(), { color, cliName: self() }));
         return;
       }
       let prev: RolloutStatus | undefined;
@@ -664,11 +699,11 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
             // One JSON document per line, only when something changed.
             if (JSON.stringify(prev) !== JSON.stringify(status)) out(JSON.stringify(status));
           } else if (stdout.isTTY) {
-            stdout.write(`\u001b[2J\u001b[H${renderStatus(status, now(), { color })}\n`);
+            stdout.write(`\u001b[2J\u001b[H${renderStatus(status, now(), { color, cliName: self() })}\n`);
           } else if (!prev) {
-            out(renderStatus(status, now()));
+            out(renderStatus(status, now(), { cliName: self() }));
           } else {
-            for (const line of progressLines(prev, status, now())) out(line);
+            for (const line of progressLines(prev, status, now(), { cliName: self() })) out(line);
           }
           prev = status;
         },
@@ -721,10 +756,10 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
           : result.state === 'already_rolled_back'
             ? `${workflowId} is already rolled back${result.reason ? ` (${result.reason})` : ''}; nothing to abort`
             : result.state === 'already_rolling_back'
-              ? `${workflowId} is already rolling back${result.reason ? ` (${result.reason})` : ''}. Follow: canary status ${workflowId} --watch`
+              ? `${workflowId} is already rolling back${result.reason ? ` (${result.reason})` : ''}. Follow: ${self()} status ${workflowId} --watch`
               : result.state === 'unconfirmed'
-                ? `Abort sent to ${workflowId} by ${who.name}, but no worker answered: the rollout rolls back as soon as a worker polls its task queue. Follow: canary status ${workflowId} --watch`
-                : `Abort requested for ${workflowId} by ${who.name}; it rolls back to stable. Follow: canary status ${workflowId} --watch`,
+                ? `Abort sent to ${workflowId} by ${who.name}, but no worker answered: the rollout rolls back as soon as a worker polls its task queue. Follow: ${self()} status ${workflowId} --watch`
+                : `Abort requested for ${workflowId} by ${who.name}; it rolls back to stable. Follow: ${self()} status ${workflowId} --watch`,
       );
     });
 
@@ -747,7 +782,7 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
       out(
         opts.output === 'json'
           ? json({ workflowId, paused: ack, ...(opts.reason ? { reason: opts.reason } : {}) })
-          : `Paused ${workflowId} at stage ${ack.stage} (by ${ack.by}); the hold timer is stopped. Resume: canary resume ${workflowId}`,
+          : `Paused ${workflowId} at stage ${ack.stage} (by ${ack.by}); the hold timer is stopped. Resume: ${self()} resume ${workflowId}`,
       );
     });
 
@@ -789,7 +824,7 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
       out(
         opts.output === 'json'
           ? json({ workflowId, ...ack, by: who.name })
-          : `Promotion of ${workflowId} accepted from stage ${ack.fromStage} (by ${who.name}). Follow: canary status ${workflowId} --watch`,
+          : `Promotion of ${workflowId} accepted from stage ${ack.fromStage} (by ${who.name}). Follow: ${self()} status ${workflowId} --watch`,
       );
     });
 

@@ -117,8 +117,10 @@ export class RolloutInputError extends RolloutError {}
 export class RolloutNotFoundError extends RolloutError {
   constructor(
     readonly workflowId: string,
-    message = `no rollout with id "${workflowId}" exists in this Temporal namespace; list rollouts with \`canary list\``,
+    message?: string,
+    cli = 'canary',
   ) {
+    message ??= `no rollout with id "${workflowId}" exists in this Temporal namespace; list rollouts with \`${cli} list\``;
     super(message);
   }
 }
@@ -131,15 +133,15 @@ export class RolloutConflictError extends RolloutError {
     readonly runningVersion: string,
     readonly requestedVersion: string,
     /** Set when the versions are the same but the plan or target differ: what differs. */
-    readonly options: { detail?: string } = {},
+    readonly options: { detail?: string; cli?: string } = {},
   ) {
     super(
       options.detail !== undefined
         ? `a rollout of version ${runningVersion} is already running as ${workflowId}, with another plan or target than requested; ` +
-            `not started again. Abort it (canary abort ${workflowId} --reason ...) to start over with the new plan, ` +
+            `not started again. Abort it (${options.cli ?? 'canary'} abort ${workflowId} --reason "new plan") to start over with the new plan, ` +
             `or start with the running plan.\n  ${options.detail}`
         : `a rollout of version ${runningVersion} is already running as ${workflowId}; ` +
-            `abort it (canary abort ${workflowId} --reason ...) or wait for it to finish before rolling out ${requestedVersion}`,
+            `abort it (${options.cli ?? 'canary'} abort ${workflowId} --reason "why") or wait for it to finish before rolling out ${requestedVersion}`,
     );
   }
 }
@@ -262,6 +264,8 @@ export interface RolloutClientOptions {
   rpcTimeoutMs?: number;
   /** Close the client's connection in `close()` (set by `connect`). */
   ownsConnection?: boolean;
+  /** How messages that suggest a command spell the CLI (default `canary`; the CLI passes its own invocation). */
+  cliName?: string;
 }
 
 // ----------------------------------------------------------------------------------------------- helpers
@@ -420,6 +424,8 @@ export class RolloutClient {
   readonly address?: string;
   private readonly rpcTimeoutMs: number;
   private readonly ownsConnection: boolean;
+  /** The CLI as messages spell it (settable: the CLI sets its own invocation once connected). */
+  cli: string;
 
   constructor(
     readonly client: Client,
@@ -436,6 +442,7 @@ export class RolloutClient {
     this.address = options.address;
     this.rpcTimeoutMs = options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
     this.ownsConnection = options.ownsConnection ?? false;
+    this.cli = options.cliName ?? 'canary';
   }
 
   /** Connects with the worker's configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TLS...). */
@@ -559,7 +566,9 @@ export class RolloutClient {
         await this.requireSameInput(legacy.workflowId, legacy.runId, input);
         return { workflowId: legacy.workflowId, runId: legacy.runId, started: false, version };
       }
-      throw new RolloutConflictError(legacy.workflowId, legacy.runId, legacy.version, version);
+      throw new RolloutConflictError(legacy.workflowId, legacy.runId, legacy.version, version, {
+        cli: this.cli,
+      });
     }
     // What the Web UI shows as the workflow's summary and details.
     const staticSummary = `${target.namespace}/${target.app} → ${version}${plan.name ? ` (plan ${plan.name})` : ''}, by ${requestedBy}`;
@@ -599,7 +608,9 @@ export class RolloutClient {
           await this.requireSameInput(workflowId, running.runId, input);
           return { workflowId, runId: running.runId, started: false, version };
         }
-        throw new RolloutConflictError(workflowId, running.runId, running.version, version);
+        throw new RolloutConflictError(workflowId, running.runId, running.version, version, {
+          cli: this.cli,
+        });
       }
       if (attempt >= 3) {
         throw new InfrastructureError(
@@ -639,6 +650,7 @@ export class RolloutClient {
           ]),
     ];
     throw new RolloutConflictError(workflowId, runId, requested.version, requested.version, {
+      cli: this.cli,
       detail: differences.join('\n  '),
     });
   }
@@ -703,7 +715,8 @@ export class RolloutClient {
     try {
       return await this.rpc(() => this.client.workflow.getHandle(workflowId).query(statusQuery));
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new RolloutNotFoundError(workflowId);
+      if (err instanceof WorkflowNotFoundError)
+        throw new RolloutNotFoundError(workflowId, undefined, this.cli);
       if (err instanceof QueryNotRegisteredError) {
         throw new RolloutNotFoundError(
           workflowId,
@@ -775,7 +788,8 @@ export class RolloutClient {
         try {
           info = await this.rpc(() => handle.describe());
         } catch (err) {
-          if (err instanceof WorkflowNotFoundError) throw new RolloutNotFoundError(workflowId);
+          if (err instanceof WorkflowNotFoundError)
+            throw new RolloutNotFoundError(workflowId, undefined, this.cli);
           throw err;
         }
         const state = info.status.name;
@@ -908,7 +922,7 @@ export class RolloutClient {
         workflowId,
         'abort',
         current.phase === 'promoted'
-          ? `${current.namespace}/${current.app} was promoted${current.promotedAt ? ` at ${current.promotedAt}` : ''}: stable already runs ${current.version}, so there is nothing to roll back to. To go back, roll out the previous version${previous}: canary start --app ${current.app} --namespace ${current.namespace} --version ${current.stableVersion ?? 'PREVIOUS_VERSION'}`
+          ? `${current.namespace}/${current.app} was promoted${current.promotedAt ? ` at ${current.promotedAt}` : ''}: stable already runs ${current.version}, so there is nothing to roll back to. To go back, roll out the previous version${previous}: ${this.cli} start --app ${current.app} --namespace ${current.namespace} --version ${current.stableVersion ?? 'PREVIOUS_VERSION'}`
           : `promotion of ${current.version} is under way and cannot be undone; once it completes, roll out the previous version${previous} to go back`,
       );
     }
@@ -981,7 +995,7 @@ export class RolloutClient {
         `cannot ${operation}: rollout ${workflowId} has already finished (workflow ${info.status.name.toLowerCase()})`,
       );
     } catch {
-      return new RolloutNotFoundError(workflowId);
+      return new RolloutNotFoundError(workflowId, undefined, this.cli);
     }
   }
 

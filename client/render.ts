@@ -237,8 +237,8 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
       line += `; times out in ${formatDuration(left)}, then ${g.onTimeout === 'proceed' ? 'proceeds' : 'aborts'}`;
     }
     out.push('', paint(line, 'yellow', color));
-    out.push(`  Approve: ${cli} approve ${ref} --stage ${g.stage} [--comment TEXT]`);
-    out.push(`  Reject:  ${cli} abort ${ref} --reason TEXT`);
+    out.push(`  Approve: ${cli} approve ${ref} --stage ${g.stage} --comment "looks good"`);
+    out.push(`  Reject:  ${cli} abort ${ref} --reason "why"`);
   }
 
   if (status.phase === 'paused') {
@@ -254,7 +254,7 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
         `  Someone changed the traffic weights: the canary had ${status.drift.found}%, the rollout had set ${status.drift.expected}% (seen ${formatTime(status.drift.at, now)}).`,
       );
       out.push(`  Resume (puts ${status.weight}% back): ${cli} resume ${ref}`);
-      out.push(`  Or roll back:              ${cli} abort ${ref} --reason TEXT`);
+      out.push(`  Or roll back:              ${cli} abort ${ref} --reason "why"`);
     } else {
       out.push(`  Resume: ${cli} resume ${ref}`);
     }
@@ -353,7 +353,13 @@ export function renderList(rows: RolloutSummary[], now: Date = new Date()): stri
  * What changed between two polled statuses, one line each (stage changes, gates, pauses, verdicts,
  * approvals, rollback): the `--wait` progress log. `prev` undefined means the first poll.
  */
-export function progressLines(prev: RolloutStatus | undefined, next: RolloutStatus, now: Date): string[] {
+export function progressLines(
+  prev: RolloutStatus | undefined,
+  next: RolloutStatus,
+  now: Date,
+  options: Pick<RenderOptions, 'cliName'> = {},
+): string[] {
+  const cli = options.cliName ?? 'canary';
   const ref = `${next.namespace}/${next.app}`;
   const lines: string[] = [];
   const stamp = `[${formatTime(now.toISOString(), now)}]`;
@@ -403,14 +409,14 @@ export function progressLines(prev: RolloutStatus | undefined, next: RolloutStat
             ? `; times out in ${formatDuration(Math.max(0, Date.parse(next.gate.timeoutAt) - now.getTime()))}, then ${next.gate.onTimeout === 'proceed' ? 'proceeds' : 'aborts'}`
             : '';
           say(
-            `stage ${next.gate.stage} waits for approval: canary approve ${ref} --stage ${next.gate.stage}${timeout}`,
+            `stage ${next.gate.stage} waits for approval: ${cli} approve ${ref} --stage ${next.gate.stage}${timeout}`,
           );
         } else {
           say('waiting for approval');
         }
         break;
       case 'paused':
-        say(`paused${next.pausedBy ? ` by ${next.pausedBy}` : ''}: canary resume ${ref}`);
+        say(`paused${next.pausedBy ? ` by ${next.pausedBy}` : ''}: ${cli} resume ${ref}`);
         break;
       case 'progressing':
         if (prev) say(prev.phase === 'paused' ? 'resumed' : 'progressing');

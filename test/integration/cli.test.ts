@@ -1,4 +1,5 @@
 // The real CLI and the real worker process against a real Temporal dev server and the real local stack.
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import * as os from 'node:os';
@@ -60,6 +61,18 @@ const longPlan = planFile(
 );
 
 const canary = (...args: string[]) => runCli(args, env);
+/** A command line as a person pastes it: through a shell, in the repository. */
+function pasted(line: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      'bash',
+      ['-c', line],
+      { cwd: path.resolve(__dirname, '..', '..'), env: { ...process.env, ...env } },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+  });
+}
 /** `canary start` for app APP in namespace `it`. */
 const start = (app: string, version: string, plan: string, ...extra: string[]) =>
   canary('start', '--app', app, '--namespace', 'it', '--version', version, '--plan', plan, ...extra);
@@ -180,6 +193,8 @@ test('start is idempotent per target: same version returns the running one, anot
   const paused = await canary('pause', workflowId, '--reason', 'lunch');
   expect(paused.code).toBe(0);
   expect(paused.stdout).toContain(`Paused ${workflowId} at stage 1`);
+  const resumeHint = /Resume: (.+)$/m.exec(paused.stdout)?.[1];
+  expect(resumeHint).toBe(`node dist/client/cli.js resume ${workflowId}`);
   expect((await status(workflowId)).pauseReason).toBe('lunch');
   // A second pause changes nothing: refused with why, exit 2.
   const twice = await canary('pause', workflowId);
@@ -188,7 +203,7 @@ test('start is idempotent per target: same version returns the running one, anot
   const refused = await canary('promote', workflowId);
   expect(refused.code).toBe(2);
   expect(refused.stderr).toContain('cannot promote: the rollout is paused; resume it first');
-  expect((await canary('resume', workflowId)).code).toBe(0);
+  expect((await pasted(resumeHint!)).code).toBe(0); // the hint, pasted as printed
   expect((await status(workflowId)).phase).toBe('progressing');
   const notPaused = await canary('resume', workflowId);
   expect(notPaused.code).toBe(2);
@@ -218,7 +233,7 @@ test('start is idempotent per target: same version returns the running one, anot
   expect(late.stderr).toContain('stable already runs v3, so there is nothing to roll back to');
   // (the local stack serves one app: stable ran whatever the previous test promoted)
   expect(late.stderr).toMatch(
-    /roll out the previous version \((v\d) before this rollout\): canary start --app api --namespace it --version \1$/m,
+    /roll out the previous version \((v\d) before this rollout\): node dist\/client\/cli\.js start --app api --namespace it --version \1$/m,
   );
 }, 120_000);
 
@@ -293,7 +308,12 @@ test('a rollout on a task queue no worker polls: start says so, --wait gives up 
     'no worker polled task queue "nobody-polls-this" within 2s: the rollout canary.it.lonely is recorded',
   );
   expect(Date.now() - t0).toBeLessThan(30_000);
-  const abort = await canary(...queue, 'abort', 'it/lonely', '--reason', 'no worker');
+  // The command it prints to drop the rollout works when pasted into a shell as printed.
+  const printed = /to drop it: (.+)$/m.exec(waited.stderr)?.[1];
+  expect(printed).toBe(
+    'node dist/client/cli.js --task-queue nobody-polls-this abort it/lonely --reason "no worker"',
+  );
+  const abort = await pasted(printed!);
   expect(abort.code).toBe(0);
   expect(abort.stdout).toContain('but no worker answered');
 }, 120_000);

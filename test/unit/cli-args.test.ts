@@ -7,6 +7,7 @@ import {
   EXIT_BAD_INPUT,
   EXIT_INFRASTRUCTURE,
   EXIT_OK,
+  cliInvocation,
   main,
   versionFromImage,
   type CliOptions,
@@ -251,5 +252,17 @@ describe('versionFromImage', () => {
     expect(versionFromImage('checkout:1.4.2@sha256:' + 'a'.repeat(64))).toBe('1.4.2');
     expect(versionFromImage('checkout@sha256:0123456789abcdef' + '0'.repeat(48))).toBe('sha256-0123456789ab');
     expect(() => versionFromImage('registry:5000/checkout')).toThrow(/no tag/);
+  });
+});
+
+describe('cliInvocation: hints spell the CLI as it can be typed again', () => {
+  it('a global install, a project bin run through npx, and the script in a clone', () => {
+    expect(cliInvocation('/usr/local/bin/canary', '/home/me')).toBe('canary');
+    expect(cliInvocation('/home/me/app/node_modules/.bin/canary', '/home/me/app')).toBe('npx canary');
+    expect(cliInvocation('/work/repo/dist/client/cli.js', '/work/repo')).toBe('node dist/client/cli.js');
+    expect(cliInvocation('/work/repo/dist/client/cli.js', '/tmp')).toBe('node /work/repo/dist/client/cli.js');
+    expect(cliInvocation("/work/it's here/dist/client/cli.js", '/tmp')).toBe(
+      "node '/work/it'\\''s here/dist/client/cli.js'",
+    );
   });
 });

@@ -177,7 +177,7 @@ describe('renderStatus', () => {
       'Someone changed the traffic weights: the canary had 40%, the rollout had set 10% (seen 12:10:00Z).',
     );
     expect(text).toContain('Resume (puts 10% back): canary resume prod/checkout');
-    expect(text).toContain('Or roll back:              canary abort prod/checkout --reason TEXT');
+    expect(text).toContain('Or roll back:              canary abort prod/checkout --reason "why"');
   });
 
   it('shows the target, what the router achieved, and a rollback step that keeps failing', () => {
