@@ -198,7 +198,7 @@ export class ProviderRegistry implements ProviderSource {
         case 'smi':
           return new SmiRouter(this.kubeClients(), t);
         case 'replicas':
-          return new ReplicaRatioRouter(this.kubeClients(), t);
+          return new ReplicaRatioRouter(this.kubeClients(), t, { waitForCanary: true, heartbeat });
       }
     });
   }

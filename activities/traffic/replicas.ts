@@ -46,6 +46,18 @@ function weightOf(canary: number, stable: number): number {
   return canary + stable === 0 ? 0 : Math.round((100 * canary) / (canary + stable));
 }
 
+export interface ReplicaRatioOptions {
+  /**
+   * Before stable shrinks to make room for a growing canary, wait until the canary's new pods are available (up
+   * to the workload's progress deadline), so the pods serving never drop below the total. Off by default for the
+   * bare router; the worker turns it on.
+   */
+  waitForCanary?: boolean;
+  /** Called on every poll of that wait (a Temporal activity passes its heartbeat). */
+  heartbeat?: (details?: unknown) => void;
+  pollMs?: number;
+}
+
 export class ReplicaRatioRouter implements TrafficRouter {
   readonly type = 'replicas';
   private readonly workload: DeploymentWorkload;
@@ -54,6 +66,7 @@ export class ReplicaRatioRouter implements TrafficRouter {
   constructor(
     clients: KubeClients,
     private readonly target: Target,
+    private readonly options: ReplicaRatioOptions = {},
   ) {
     if (target.traffic?.router !== 'replicas') {
       throw new ProviderError(
@@ -114,14 +127,21 @@ export class ReplicaRatioRouter implements TrafficRouter {
           `Deployment "${this.target.namespace}/${canaryName}" (the canary) does not exist: it is created before traffic moves`,
         );
       }
-      // Grow one side before shrinking the other, so the pods serving never drop below what is left.
+      // Grow one side before shrinking the other, so the pods serving never drop below what is left. A growing
+      // canary must also be available before stable gives its pods up. (A growing stable, on the way back, is
+      // not waited for: a rollback must not wait; the rollback's capacity check restores stable first.)
       const writes: Array<() => Promise<void>> = [];
       const stableWrite = () => this.deployments.scale(name, split.stable, stable.metadata?.resourceVersion);
       const canaryWrite = () =>
         this.deployments.scale(canaryName, split.canary, canary?.metadata?.resourceVersion);
       if (split.stable > stableNow) writes.push(stableWrite);
       if (canary && split.canary !== canaryNow) writes.push(canaryWrite);
-      if (split.stable < stableNow) writes.push(stableWrite);
+      if (split.stable < stableNow) {
+        if (this.options.waitForCanary && split.canary > 0) {
+          writes.push(() => this.waitAvailable(canaryName, split.canary, name));
+        }
+        writes.push(stableWrite);
+      }
       for (const write of writes) {
         await write();
         changed = true;
@@ -179,6 +199,29 @@ export class ReplicaRatioRouter implements TrafficRouter {
         stable.metadata?.resourceVersion,
       );
     });
+  }
+
+  /** Polls until `name` runs `replicas` available pods of its current generation, within the progress deadline. */
+  private async waitAvailable(name: string, replicas: number, shrinking: string): Promise<void> {
+    const deadlineMs = this.workload.progressDeadlineMs;
+    const deadline = Date.now() + deadlineMs;
+    const pollMs = this.options.pollMs ?? 500;
+    for (;;) {
+      const d = await this.deployments.get(name);
+      const current = (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0);
+      const available = current ? (d.status?.availableReplicas ?? 0) : 0;
+      this.options.heartbeat?.({ deployment: name, available, want: replicas });
+      if (available >= replicas) return;
+      if (Date.now() >= deadline) {
+        throw new ProviderError(
+          'deadline',
+          `Deployment "${this.target.namespace}/${name}" has ${available} of ${replicas} replicas available after ` +
+            `the progress deadline of ${Math.round(deadlineMs / 1000)} s (target.workload.progressDeadline); ` +
+            `"${shrinking}" was not scaled down, so no capacity was lost`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
+    }
   }
 
   private async read() {

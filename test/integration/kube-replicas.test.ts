@@ -306,6 +306,65 @@ describe('ReplicaRatioRouter', () => {
     }
   });
 
+  test('stable shrinks only once the grown canary is available, and not at all when it never is', async () => {
+    const ns = await cluster(4);
+    const slow = startDeploymentSimulator(kube.kubeConfig('admin'), ns, { readyAfterMs: 1_500 });
+    try {
+      const r = new ReplicaRatioRouter(admin, target(ns), { waitForCanary: true, pollMs: 50 });
+      await r.setup({ stable: '1.0', canary: '2.0' });
+      // Watch both sides while 0 → 50 % runs: stable must keep 4 until the canary's 2 pods are available.
+      const seen: Array<{ canary: number; stable: number; canaryAvailable: number }> = [];
+      let watching = true;
+      const watcher = (async () => {
+        while (watching) {
+          const [st, ca] = await Promise.all([read(ns, 'checkout'), read(ns, 'checkout-canary')]);
+          const current = (ca.status?.observedGeneration ?? 0) >= (ca.metadata?.generation ?? 0);
+          seen.push({
+            canary: ca.spec!.replicas!,
+            stable: st.spec!.replicas!,
+            canaryAvailable: current ? (ca.status?.availableReplicas ?? 0) : 0,
+          });
+          await new Promise((res) => setTimeout(res, 25));
+        }
+      })();
+      const t0 = Date.now();
+      await r.setWeight(50);
+      watching = false;
+      await watcher;
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1_400);
+      expect(await replicas(ns)).toEqual({ canary: 2, stable: 2 });
+      expect(seen.some((x) => x.canary === 2 && x.stable === 4)).toBe(true); // the canary grew first
+      for (const x of seen) if (x.stable < 4) expect(x.canaryAvailable).toBeGreaterThanOrEqual(2);
+    } finally {
+      await slow.stop();
+    }
+
+    const ns2 = await cluster(4);
+    const crashing = startDeploymentSimulator(kube.kubeConfig('admin'), ns2, {
+      neverReady: (name) => name === 'checkout-canary',
+    });
+    try {
+      const v = validateTarget({
+        app: 'checkout',
+        namespace: ns2,
+        workload: { name: 'checkout', progressDeadline: '2s' },
+        traffic: { replicas: {} },
+      });
+      if (!v.ok) throw new Error(JSON.stringify(v.problems));
+      const r = new ReplicaRatioRouter(admin, v.target, { waitForCanary: true, pollMs: 50 });
+      await r.setup({ stable: '1.0', canary: '2.0' });
+      const err = await failure(r.setWeight(50));
+      expect(err.kind).toBe('deadline');
+      expect(err.message).toBe(
+        `Deployment "${ns2}/checkout-canary" has 0 of 2 replicas available after the progress deadline of 2 s ` +
+          '(target.workload.progressDeadline); "checkout" was not scaled down, so no capacity was lost',
+      );
+      expect(await replicas(ns2)).toEqual({ canary: 2, stable: 4 });
+    } finally {
+      await crashing.stop();
+    }
+  });
+
   test('needs replicas traffic settings and a Deployment workload', () => {
     expect(() => new ReplicaRatioRouter(admin, target('x', { istio: {} }))).toThrow(ProviderError);
     const v = validateTarget({ app: 'checkout', namespace: 'x', traffic: { replicas: {} } });
