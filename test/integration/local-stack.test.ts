@@ -420,7 +420,7 @@ describe('configuration', () => {
       /CANARY_METRICS=prometheus needs CANARY_PROMETHEUS_URL/,
     );
     expect(() => providersFromEnv({ CANARY_ALERT_WEBHOOK_URL: 'not a url/SECRET' })).toThrow(
-      /^invalid alert configuration \(1 problem\):\n  CANARY_ALERT_WEBHOOK_URL: is not a valid URL \(the value is not shown: it is a secret\)$/,
+      /^invalid alert configuration \(1 problem\):\n {2}CANARY_ALERT_WEBHOOK_URL: is not a valid URL \(the value is not shown: it is a secret\)$/,
     );
   });
 

@@ -308,7 +308,9 @@ describe('renderStatus', () => {
       { ...base, phase: 'promoted', stages: stages(['done', 'done', 'skipped', 'skipped', 'done']) },
       NOW,
     );
-    expect(skipped).toMatch(/Stages\s+✓ 5% {2}✓ 10% {2}↷ 25% \(approval\) skipped {2}↷ 50% skipped {2}✓ 100%/);
+    expect(skipped).toMatch(
+      /Stages\s+✓ 5% {2}✓ 10% {2}↷ 25% \(approval\) skipped {2}↷ 50% skipped {2}✓ 100%/,
+    );
     const failed = renderStatus(
       { ...base, phase: 'rolled_back', stages: stages(['done', 'failed', 'pending', 'pending', 'pending']) },
       NOW,
