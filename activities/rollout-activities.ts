@@ -1,6 +1,7 @@
 // The activities the rollout workflow calls. Each takes the rollout's target and gets its providers for that
 // target from the registry. Every activity is idempotent: a retried or duplicated attempt reads the live state
 // and changes only what differs.
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { AnalysisCheck } from '../workflows/analysis-spec';
 import type { RoundMeasurement } from '../workflows/judge-v2';
@@ -229,6 +230,23 @@ export function createActivities(p: ProviderSource) {
 
     async scaleDownCanary(input: { target: Target }): Promise<void> {
       await step('rollback', () => p.workloads(input.target).scaleDownCanary());
+    },
+
+    /**
+     * Who asked Temporal to cancel this rollout's workflow (the Web UI, `temporal workflow cancel`, an API
+     * client), from its own history's cancel-request event; undefined when Temporal recorded no identity.
+     */
+    async cancelRequester(): Promise<string | undefined> {
+      const ctx = Context.current();
+      const execution = ctx.info.workflowExecution;
+      if (!execution) return undefined; // not run by a workflow
+      const { workflowId, runId } = execution;
+      const history = await ctx.client.workflow.getHandle(workflowId, runId).fetchHistory();
+      for (const event of history.events ?? []) {
+        const identity = event.workflowExecutionCancelRequestedEventAttributes?.identity?.trim();
+        if (event.workflowExecutionCancelRequestedEventAttributes) return identity || undefined;
+      }
+      return undefined;
     },
 
     /** Removes what routing setup created, leaving all traffic on stable. */

@@ -397,6 +397,7 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
           ...(opts.image ? { image: opts.image } : {}),
           plan: loaded.spec,
           requestedBy: who.name,
+          cli: options.invocation ?? cliInvocation(),
         });
         const ui = c.uiUrl(started.workflowId, env);
         const pollers = await c.workersPolling();

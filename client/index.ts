@@ -195,6 +195,8 @@ export interface StartRolloutRequest {
   /** A plan object, or a plan file path or preset name (resolved and validated before Temporal is contacted). */
   plan: PlanSpec | string;
   requestedBy: string;
+  /** How the commands the rollout suggests (alerts, the Web UI's details) spell the CLI; default `canary`. */
+  cli?: string;
 }
 
 export interface StartRolloutResult {
@@ -558,6 +560,7 @@ export class RolloutClient {
       ...(request.image ? { image: request.image } : {}),
       plan: spec,
       requestedBy,
+      ...(request.cli && request.cli !== 'canary' ? { cli: request.cli } : {}),
     };
     // A rollout an older client started for this target, under the legacy id, is the one to answer for.
     const legacy = await this.runningRollout(legacyRolloutWorkflowId(target), target.app);

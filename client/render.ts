@@ -237,8 +237,52 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
       line += `; times out in ${formatDuration(left)}, then ${g.onTimeout === 'proceed' ? 'proceeds' : 'aborts'}`;
     }
     out.push('', paint(line, 'yellow', color));
+    if (g.required !== undefined) {
+      const by = (g.approvedBy ?? [])
+        .map(
+          (a) =>
+            `${a.by} at ${formatTime(a.at, now)}${a.expiresAt ? ` (expires ${formatTime(a.expiresAt, now)})` : ''}`,
+        )
+        .join(', ');
+      out.push(
+        `  Approvals: ${g.required - (g.needed ?? 0)} of ${g.required}${by ? ` (${by})` : ''}; ` +
+          `${g.needed ?? 0} more needed from ${g.approvers ?? 'anyone'}`,
+      );
+    }
+    if (g.remindAt) out.push(`  Reminder at ${formatTime(g.remindAt, now)}`);
+    if (g.escalateAt) out.push(`  Escalates at ${formatTime(g.escalateAt, now)}`);
     out.push(`  Approve: ${cli} approve ${ref} --stage ${g.stage} --comment "looks good"`);
     out.push(`  Reject:  ${cli} abort ${ref} --reason "why"`);
+  }
+
+  if (status.evidenceQuestion) {
+    const q = status.evidenceQuestion;
+    out.push(
+      '',
+      paint(
+        `Waiting for a person since ${formatTime(q.since, now)} (${ago(q.since, now)}): ${q.reasons.join('; ')}`,
+        'yellow',
+        color,
+      ),
+      `  Traffic holds at ${status.weight}%; analysis goes on.`,
+      `  Go on without that evidence: ${cli} approve ${ref} --stage ${status.stage} --comment "why it is fine"`,
+      `  Or roll back:                ${cli} abort ${ref} --reason "why"`,
+    );
+  } else if (status.evidenceWait) {
+    out.push(
+      '',
+      paint(
+        `Waiting for evidence since ${formatTime(status.evidenceWait.since, now)}: ${status.evidenceWait.note}`,
+        'yellow',
+        color,
+      ),
+    );
+  }
+
+  if (status.window && !status.window.open) {
+    let line = `Not advancing: ${status.window.note}`;
+    if (status.window.nextOpenAt) line += ` (${formatTime(status.window.nextOpenAt, now)})`;
+    out.push('', paint(line, 'yellow', color), '  Analysis goes on; a failing canary still rolls back.');
   }
 
   if (status.phase === 'paused') {
@@ -314,6 +358,7 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
       ...(kinds.has('approved') ? ['Approvals'] : []),
       ...(kinds.has('promote') ? ['promotion requests'] : []),
       ...(kinds.has('timeout-proceed') ? ['gate time-outs'] : []),
+      ...(kinds.has('missing-evidence') ? ['evidence waivers'] : []),
     ].join(', ');
     out.push('', heading.charAt(0).toUpperCase() + heading.slice(1));
     for (const a of status.approvals) {
@@ -322,7 +367,10 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
           ? 'approval gate timed out: proceeded without approval'
           : a.kind === 'promote'
             ? `promotion requested by ${a.by} (remaining stages skipped)`
-            : `approval gate approved by ${a.by}`;
+            : a.kind === 'missing-evidence'
+              ? `went on without the missing evidence, as ${a.by} decided`
+              : `approval gate approved by ${a.by}` +
+                (a.required !== undefined && a.count !== undefined ? ` (${a.count} of ${a.required})` : '');
       const comment = a.comment ? `  "${a.comment}"` : '';
       out.push(`  ${formatTime(a.at, now)}  stage ${a.stage}  ${what}${comment}`);
     }
@@ -397,7 +445,7 @@ export function progressLines(
     say(
       a.kind === 'timeout-proceed'
         ? `stage ${a.stage}: approval gate timed out, proceeding`
-        : `stage ${a.stage}: ${a.kind === 'promote' ? 'promotion requested' : 'approved'} by ${a.by}${a.comment ? ` ("${a.comment}")` : ''}`,
+        : `stage ${a.stage}: ${a.kind === 'promote' ? 'promotion requested' : a.kind === 'missing-evidence' ? 'goes on without the missing evidence' : 'approved'} by ${a.by}${a.comment ? ` ("${a.comment}")` : ''}`,
     );
   }
 
@@ -410,6 +458,10 @@ export function progressLines(
             : '';
           say(
             `stage ${next.gate.stage} waits for approval: ${cli} approve ${ref} --stage ${next.gate.stage}${timeout}`,
+          );
+        } else if (next.evidenceQuestion) {
+          say(
+            `stage ${next.stage} waits for a person: ${next.evidenceQuestion.reasons.join('; ')}; go on: ${cli} approve ${ref} --stage ${next.stage}, or roll back: ${cli} abort ${ref} --reason "why"`,
           );
         } else {
           say('waiting for approval');

@@ -459,7 +459,13 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const t0 = Date.now();
     let start;
     try {
-      start = await client.start({ ...TARGET, version: CANARY_VERSION, plan, requestedBy: 'canary-demo' });
+      start = await client.start({
+        ...TARGET,
+        version: CANARY_VERSION,
+        plan,
+        requestedBy: 'canary-demo',
+        cli: CLI,
+      });
     } catch (err) {
       throw new InfrastructureFailure(`the rollout did not start: ${errorMessage(err)}`);
     }

@@ -19,6 +19,11 @@ export interface RolloutInput {
   /** The plan as written (durations as text); the workflow validates it exactly as the client did. */
   plan: PlanSpec;
   requestedBy: string;
+  /**
+   * How the CLI that started the rollout spells itself (`canary`, `npx canary`, `node dist/client/cli.js`), so
+   * the commands the rollout suggests (alerts, the Web UI's details) can be pasted; default `canary`.
+   */
+  cli?: string;
   /** Tuning that tests and benchmarks use; production leaves it unset. */
   options?: {
     /** Continue-as-new once a run's history passes this many events (default 4000). */

@@ -2,7 +2,7 @@
 import { formatDuration } from './duration';
 import type { Plan, RolloutStatus } from './types';
 
-export function renderDetails(st: RolloutStatus, plan: Plan): string {
+export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): string {
   // A list, not a table: the Web UI renders markdown tables without spacing.
   const mark = { done: '✓', current: '▶', pending: '·', skipped: '↷', failed: '✗' } as const;
   const rows = st.stages.map((s) => {
@@ -26,7 +26,7 @@ export function renderDetails(st: RolloutStatus, plan: Plan): string {
   if (st.pausedSince) {
     notes.push(
       `**Paused** since ${st.pausedSince} by ${st.pausedBy}${st.pauseReason ? `: ${st.pauseReason}` : ''}` +
-        (st.drift ? ` — resume puts ${st.weight}% back: \`canary resume ${st.workflowId}\`` : ''),
+        (st.drift ? ` — resume puts ${st.weight}% back: \`${cli} resume ${st.workflowId}\`` : ''),
     );
   }
   if (st.routingNote) notes.push(`Routing: ${st.routingNote}`);
@@ -38,7 +38,44 @@ export function renderDetails(st: RolloutStatus, plan: Plan): string {
   if (st.gate) {
     notes.push(
       `**Waiting for approval** of stage ${st.gate.stage} since ${st.gate.since}: ` +
-        `\`canary approve ${st.workflowId} --stage ${st.gate.stage}\``,
+        `\`${cli} approve ${st.workflowId} --stage ${st.gate.stage}\``,
+    );
+    const g = st.gate;
+    if (g.required !== undefined) {
+      const by = (g.approvedBy ?? []).map((a) => `${a.by} (${a.at})`).join(', ');
+      notes.push(
+        `Approvals: ${g.required - (g.needed ?? 0)} of ${g.required}${by ? ` by ${by}` : ''}; ` +
+          `${g.needed ?? 0} more needed from ${g.approvers ?? 'anyone'}` +
+          (g.remindAt ? `; reminder at ${g.remindAt}` : '') +
+          (g.escalateAt ? `; escalates at ${g.escalateAt}` : ''),
+      );
+    }
+  }
+  if (st.evidenceQuestion) {
+    notes.push(
+      `**Waiting for a person:** ${st.evidenceQuestion.reasons.join('; ')}. Go on without that evidence: ` +
+        `\`${cli} approve ${st.workflowId} --stage ${st.stage}\`, or roll back: \`${cli} abort ${st.workflowId} --reason "why"\``,
+    );
+  } else if (st.evidenceWait) {
+    notes.push(`**Waiting for evidence** since ${st.evidenceWait.since}: ${st.evidenceWait.note}`);
+  }
+  if (st.window && !st.window.open) {
+    notes.push(
+      `**Not advancing:** ${st.window.note}` +
+        (st.window.nextOpenAt ? ` (${st.window.nextOpenAt})` : '') +
+        '; analysis goes on and still rolls back on trouble',
+    );
+  }
+  const given = st.approvals.filter((a) => a.kind !== 'timeout-proceed');
+  if (given.length > 0) {
+    notes.push(
+      `Approvals: ${given
+        .map(
+          (a) =>
+            `stage ${a.stage} ${a.kind === 'promote' ? 'promotion requested' : 'approved'} by ${a.by} at ${a.at}` +
+            (a.count !== undefined && a.required !== undefined ? ` (${a.count} of ${a.required})` : ''),
+        )
+        .join('; ')}`,
     );
   }
   const last = st.analyses[st.analyses.length - 1];

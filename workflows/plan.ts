@@ -18,6 +18,17 @@ import {
 } from './problems';
 import type { AnalysisSettings, Check, Gate, Plan, Stage } from './types';
 import { analysisCheckKnownFields, collectAnalysisChecks } from './analysis-spec';
+import {
+  approvalPolicyKnownFields,
+  collectApprovalPolicy,
+  collectGateApprovals,
+  mergeApprovalPolicy,
+  type ApprovalPolicy,
+  type ApprovalPolicySpec,
+  type GateApprovalSpec,
+} from './approval-policy';
+import { collectWindows, windowsKnownFields, type WindowsSpec } from './windows';
+import { validateAlertRoutes, type AlertRoute } from '../activities/alerts/routing';
 
 export { MAX_DURATION_MS };
 
@@ -38,7 +49,15 @@ export const PLAN_DEFAULTS = {
 } as const;
 
 export type GateSpec =
-  'auto' | 'approval' | { type: 'auto' | 'approval'; timeout?: string; onTimeout?: 'abort' | 'proceed' };
+  | 'auto'
+  | 'approval'
+  | {
+      type: 'auto' | 'approval';
+      timeout?: string;
+      onTimeout?: 'abort' | 'proceed';
+      /** This gate's own approval policy, on top of the plan's `approvals:` (workflows/approval-policy.ts). */
+      approvals?: GateApprovalSpec;
+    };
 
 export interface CheckSpec {
   name: string;
@@ -80,6 +99,12 @@ export interface PlanSpec {
   analysis?: AnalysisSpec;
   stages: StageSpec[];
   promotion?: PromotionSpec;
+  /** Routing of events to alert sinks (activities/alerts/routing.ts): `{ routes: [{ sinks, kinds?, minSeverity? }] }`. */
+  alerts?: { routes: AlertRoute[] };
+  /** Who may approve the approval gates, how many, expiry, reminders and escalation (workflows/approval-policy.ts). */
+  approvals?: ApprovalPolicySpec;
+  /** When stages may advance: days, hours in a time zone, freezes (workflows/windows.ts). */
+  windows?: WindowsSpec;
 }
 
 /** Where in the plan (e.g. `stages[2].weight`; empty for the plan itself) and what is wrong. */
@@ -101,6 +126,7 @@ const gateObjectSchema = z.strictObject(
     type: z.string(typeError('auto or approval', 'is required: auto or approval')),
     timeout: byHand<string>().optional(),
     onTimeout: z.string(typeError('abort or proceed')).optional(),
+    approvals: byHand<unknown>().optional(),
   },
   typeError(GATE_FORMS),
 );
@@ -156,7 +182,13 @@ const planSchema = z.strictObject({
     typeError('a list of stages', 'is required: list at least one stage; the last one must have weight 100'),
   ),
   promotion: promotionSchema.optional(),
+  // Checked by their own modules (routing.ts, approval-policy.ts, windows.ts), for strict plans only.
+  alerts: byHand<unknown>().optional(),
+  approvals: byHand<unknown>().optional(),
+  windows: byHand<unknown>().optional(),
 });
+
+const ALERTS_FIELDS = ['routes'] as const;
 
 /** Known fields per object, by path pattern (indexes as `*`), for "did you mean". */
 const KNOWN_FIELDS: Record<string, readonly string[]> = {
@@ -166,6 +198,9 @@ const KNOWN_FIELDS: Record<string, readonly string[]> = {
   'stages.*': Object.keys(stageSchema.shape),
   'stages.*.gate': Object.keys(gateObjectSchema.shape),
   promotion: Object.keys(promotionSchema.shape),
+  alerts: ALERTS_FIELDS,
+  ...approvalPolicyKnownFields(),
+  ...windowsKnownFields(),
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -179,9 +214,20 @@ function checkLimit(c: Collector, value: unknown, path: Segment[], fallback: num
   return value as number;
 }
 
-function checkGate(c: Collector, value: unknown, path: Segment[]): Gate | undefined {
+/** The approval gate with the policy it applies, when there is one. */
+function approvalGate(gate: Extract<Gate, { type: 'approval' }>, policy: ApprovalPolicy | undefined): Gate {
+  return policy ? { ...gate, policy } : gate;
+}
+
+function checkGate(
+  c: Collector,
+  value: unknown,
+  path: Segment[],
+  planPolicy?: ApprovalPolicy,
+  strict = true,
+): Gate | undefined {
   if (value === undefined || value === 'auto') return { type: 'auto' };
-  if (value === 'approval') return { type: 'approval' };
+  if (value === 'approval') return approvalGate({ type: 'approval' }, planPolicy);
   if (typeof value === 'string') {
     c.add(path, `unknown gate type ${describe(value)}; use ${GATE_FORMS}`);
     return undefined;
@@ -191,7 +237,18 @@ function checkGate(c: Collector, value: unknown, path: Segment[]): Gate | undefi
     return undefined;
   }
   c.structure(gateObjectSchema, value, path);
-  const { type, timeout, onTimeout } = value;
+  const { type, timeout, onTimeout, approvals } = value;
+  let policy = planPolicy;
+  if (approvals !== undefined) {
+    if (!strict) {
+      c.add([...path, 'approvals'], 'is not available for this rollout (started before approval policies)');
+    } else if (type === 'auto') {
+      c.add([...path, 'approvals'], 'only applies to approval gates');
+    } else {
+      const override = collectGateApprovals(c, approvals, [...path, 'approvals'], planPolicy);
+      if (override) policy = mergeApprovalPolicy(planPolicy, override);
+    }
+  }
   if (typeof type === 'string' && type !== 'auto' && type !== 'approval') {
     c.add([...path, 'type'], `unknown gate type ${describe(type)}; use auto or approval`);
   }
@@ -216,11 +273,11 @@ function checkGate(c: Collector, value: unknown, path: Segment[]): Gate | undefi
       'is required when onTimeout is set, e.g. 2h (without a timeout the gate waits forever)',
     );
   }
-  if (timeoutMs === undefined) return { type: 'approval' };
-  return { type: 'approval', timeoutMs, onTimeout: onTimeout as 'abort' | 'proceed' };
+  if (timeoutMs === undefined) return approvalGate({ type: 'approval' }, policy);
+  return approvalGate({ type: 'approval', timeoutMs, onTimeout: onTimeout as 'abort' | 'proceed' }, policy);
 }
 
-function checkStages(c: Collector, stages: unknown[], strict: boolean): Stage[] {
+function checkStages(c: Collector, stages: unknown[], strict: boolean, planPolicy?: ApprovalPolicy): Stage[] {
   if (stages.length === 0) {
     c.add(['stages'], 'must list at least one stage; the last one must have weight 100');
   }
@@ -265,7 +322,7 @@ function checkStages(c: Collector, stages: unknown[], strict: boolean): Stage[] 
         zeroHint: final ? '; leave hold out to promote at once' : '',
       });
     }
-    const normalisedGate = checkGate(c, gate, [...path, 'gate']);
+    const normalisedGate = checkGate(c, gate, [...path, 'gate'], planPolicy, strict);
     if (typeof weight === 'number' && holdMs !== undefined && normalisedGate) {
       out.push({ weight, holdMs, gate: normalisedGate });
     }
@@ -349,19 +406,6 @@ function checkAnalysis(c: Collector, analysis: Obj, full: boolean): AnalysisSett
       failureLimit: typeof failureLimit === 'number' ? failureLimit : PLAN_DEFAULTS.failureLimit,
       inconclusiveLimit:
         typeof inconclusiveLimit === 'number' ? inconclusiveLimit : PLAN_DEFAULTS.inconclusiveLimit,
-    });
-    rules.forEach((rule, i) => {
-      for (const [what, then] of [
-        ['onNoData', rule.onNoData.then],
-        ['onQueryError', rule.onQueryError.then],
-      ] as const) {
-        if (then === 'approval') {
-          c.add(
-            ['analysis', 'checks', i, what],
-            'asking for approval when evidence is missing is not available yet; use rollback or hold',
-          );
-        }
-      }
     });
     return {
       intervalMs,
@@ -454,6 +498,57 @@ function checkAnalysisLimits(c: Collector, analysis: Obj, intervalMs: number): v
   });
 }
 
+/** `alerts.routes[0].sinks[1]` as path segments. */
+function segmentsOf(path: string): Segment[] {
+  const out: Segment[] = [];
+  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) out.push(m[2] !== undefined ? Number(m[2]) : m[1]);
+  return out;
+}
+
+/** The plan's `alerts:`, `approvals:` and `windows:` sections (refused for rollouts started before them). */
+function checkPlanExtras(
+  c: Collector,
+  spec: Obj,
+  strict: boolean,
+): Pick<Plan, 'alerts' | 'approvals' | 'windows'> {
+  const out: Pick<Plan, 'alerts' | 'approvals' | 'windows'> = {};
+  if (!strict) {
+    for (const field of ['alerts', 'approvals', 'windows'] as const) {
+      if (spec[field] !== undefined)
+        c.add([field], 'is not available for this rollout (started before it existed)');
+    }
+    return out;
+  }
+  if (spec.alerts !== undefined) {
+    if (!isObject(spec.alerts)) {
+      c.add(['alerts'], `must be an object with routes, got ${describe(spec.alerts)}`);
+    } else {
+      const before = c.problems.length;
+      for (const key of Object.keys(spec.alerts)) {
+        if (!(ALERTS_FIELDS as readonly string[]).includes(key)) {
+          c.add(['alerts', key], `unknown field "${key}" (known fields: ${ALERTS_FIELDS.join(', ')})`);
+        }
+      }
+      if (spec.alerts.routes === undefined) {
+        c.add(['alerts', 'routes'], 'is required: a list of rules ({ sinks, kinds?, minSeverity? })');
+      } else {
+        for (const p of validateAlertRoutes(spec.alerts.routes, 'alerts.routes'))
+          c.add(segmentsOf(p.path), p.message);
+      }
+      if (c.problems.length === before) out.alerts = { routes: spec.alerts.routes as AlertRoute[] };
+    }
+  }
+  if (spec.approvals !== undefined) {
+    const policy = collectApprovalPolicy(c, spec.approvals, ['approvals']);
+    if (policy) out.approvals = policy;
+  }
+  if (spec.windows !== undefined) {
+    const windows = collectWindows(c, spec.windows, ['windows']);
+    if (windows) out.windows = windows;
+  }
+  return out;
+}
+
 /**
  * Validates a plan as written and normalises it (durations in ms, defaults filled in). Lists every problem.
  * `strict` (the default) adds the rules that came later: whole-percent weights and size bounds; the workflow
@@ -478,7 +573,9 @@ export function validatePlan(
   const c = new Collector(full ? { ...KNOWN_FIELDS, ...analysisCheckKnownFields() } : KNOWN_FIELDS);
   c.structure(planSchema, spec);
 
-  const stages = Array.isArray(spec.stages) ? checkStages(c, spec.stages, strict) : [];
+  // Sections that came with issue 8 (alert routing, approval policy, deployment windows): strict plans only.
+  const extras = checkPlanExtras(c, spec, strict);
+  const stages = Array.isArray(spec.stages) ? checkStages(c, spec.stages, strict, extras.approvals) : [];
   if (strict && typeof spec.name === 'string' && spec.name.length > PLAN_LIMITS.nameLength) {
     c.add(['name'], `must be at most ${PLAN_LIMITS.nameLength} characters, got ${spec.name.length}`);
   }
@@ -503,6 +600,9 @@ export function validatePlan(
   }
   const plan: Plan = { stages, analysis, promotion: { cleanupDelayMs } };
   if (typeof spec.name === 'string') plan.name = spec.name;
+  if (extras.alerts) plan.alerts = extras.alerts;
+  if (extras.approvals) plan.approvals = extras.approvals;
+  if (extras.windows) plan.windows = extras.windows;
   return { ok: true, plan };
 }
 

@@ -26,6 +26,15 @@ import type {
 } from '../activities/rollout-activities';
 import type { AlertEvent, AlertSeverity } from '../activities/types';
 import {
+  buildRolloutAlert,
+  type AlertKind,
+  type AlertVerdict,
+  type CheckSeverity,
+  type RolloutAlert,
+  type RolloutAlertInput,
+} from '../activities/alerts/events';
+import { routes } from '../activities/alerts/routing';
+import {
   SA_APP,
   ROLLED_BACK_FAILURE,
   SA_PHASE,
@@ -44,9 +53,25 @@ import {
   type PauseRequest,
   type RolloutInput,
 } from './api';
+import {
+  UNKNOWN_IDENTITY,
+  approvalExpiresAt,
+  approvalsNeeded,
+  canApprove,
+  countedApprovals,
+  describeApprovers,
+  gateSatisfied,
+  gateTimers,
+  mayApprove,
+  recordApproval,
+  type ApprovalPolicy,
+  type GivenApproval,
+} from './approval-policy';
 import { formatDuration } from './duration';
+import { describeWindowState, mayAdvance, nextOpen } from './windows';
+import { metricsOfferProblems } from './metrics-offer';
 import { describeResults, judge } from './judge';
-import { judgeRound, type JudgeState } from './judge-v2';
+import { acknowledgeMissingEvidence, initialJudgeState, judgeRound, type JudgeState } from './judge-v2';
 import { describePlan, formatProblems, validatePlan } from './plan';
 import { describeTarget, formatTargetProblems, validateTarget, versionProblem, type Target } from './target';
 import { renderDetails } from './details';
@@ -76,6 +101,16 @@ export const STRICT_PLAN_PATCH = 'strict-plan-validation';
 export const PLAN_LIMITS_PATCH = 'plan-limits';
 /** From this patch on, a rolled-back rollout ends as a failed workflow (typed, carrying the result). */
 export const ROLLBACK_FAILS_PATCH = 'rolled-back-fails-workflow';
+/** From this patch on, the workflow refuses checks its target's metrics provider cannot measure. */
+export const METRICS_OFFER_PATCH = 'metrics-offer';
+/** From this patch on, a rollback caused by a cancel names who requested it, when Temporal recorded that. */
+export const CANCEL_IDENTITY_PATCH = 'cancel-requester';
+/**
+ * From this patch on, every event has a stable id (workflow id, first run id, sequence number) and goes to each
+ * routed sink in its own deliverAlert activity, started without awaiting it (one chain per sink, in order).
+ * Rollouts recorded before it keep the single sendAlert activity, awaited where the event happens.
+ */
+export const ALERTS_PATCH = 'alert-sinks-v2';
 
 const acts = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '1 minute',
@@ -108,10 +143,36 @@ const persistentActs = proxyActivities<RolloutActivities>({
 const RETRY_PAUSE_MS = 30_000;
 /** Time a canary or a promoted stable gets beyond its progress deadline before the activity is timed out. */
 const DEADLINE_MARGIN_MS = 60_000;
+// A look-up that may fail without consequence: quick, few attempts.
+const lookupActs = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 2 },
+});
 const alertActs = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '15 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 3 },
 });
+// One event to one sink: retried with backoff, and given up after 10 minutes (a dead sink) or on a refusal.
+const deliveryActs = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '30 seconds',
+  scheduleToCloseTimeout: '10 minutes',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: ['AlertRejected', 'AlertSinkUnknown'],
+  },
+});
+/** Events only rollouts from alert-sinks-v2 on raise (older histories never scheduled them). */
+const V2_ONLY_KINDS: readonly AlertKind[] = [
+  'approved',
+  'approval_reminder',
+  'approval_escalated',
+  'stuck',
+  'rollback_started',
+];
+/** How long the end of a run (completion, continue-as-new) waits for deliveries still under way. */
+const ALERT_FLUSH_MS = 2 * 60_000;
 
 /** Everything a run needs to resume where the previous one stopped (carried through continue-as-new). */
 interface RolloutState {
@@ -167,6 +228,25 @@ interface RolloutState {
   skippedFrom?: number;
   /** 0-based index of the stage the rollback happened in. */
   failedStage?: number;
+  /**
+   * Evidence has been missing (or queries failing) past a check's limit whose `then` is approval: a person decides
+   * whether the rollout goes on without it (approve) or rolls back (abort). Traffic holds meanwhile.
+   */
+  evidenceQuestion?: { checks: string[]; since: number; reasons: string[] };
+  /** 0-based index of the stage a person let advance without the missing evidence. */
+  evidenceWaivedStage?: number;
+  /** The sequence number of the rollout's last alert event (alert-sinks-v2; counts across continue-as-new). */
+  alertSeq?: number;
+  /** Approvals given at the current gate, oldest first (expired ones stay, for the record). */
+  gateApprovals?: GivenApproval[];
+  /** Whether the current gate sent its reminder, and escalated. */
+  gateReminded?: boolean;
+  gateEscalated?: boolean;
+  /**
+   * Waiting for a deployment window before the next advance: the next-open instant computed when the wait began
+   * (kept, so a replay never recomputes it with other time-zone data) and what status says.
+   */
+  windowWait?: { since: number; nextOpenAt?: number; note: string };
 }
 
 /** Thrown inside the walk to stop it and roll back; never leaves the workflow. */
@@ -200,6 +280,14 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     throw ApplicationFailure.nonRetryable(formatTargetProblems(targetCheck.problems), 'InvalidTarget');
   }
   const target: Target = targetCheck.target;
+  // Checks the target's metrics provider cannot measure are refused before anything is touched (the client
+  // refuses them first; this guards direct starts). Only for new rollouts: a continued run passed this already.
+  if (input.carried === undefined && patched(METRICS_OFFER_PATCH)) {
+    const unmeasurable = metricsOfferProblems(plan, target);
+    if (unmeasurable.length > 0) {
+      throw ApplicationFailure.nonRetryable(formatProblems(unmeasurable), 'InvalidPlan');
+    }
+  }
   const badVersion = strict ? versionProblem(input.version) : undefined;
   if (badVersion) throw ApplicationFailure.nonRetryable(badVersion, 'InvalidVersion');
   const { version, image } = input;
@@ -207,6 +295,10 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   const routingLifecycle = patched(TARGET_PATCH);
   // Only plans in the full analysis form change judge; short-form plans keep the original one.
   const judgeV2 = plan.analysis.rules !== undefined && patched(JUDGE_PATCH);
+  const alertsV2 = patched(ALERTS_PATCH);
+  // How the suggested commands spell the CLI: as the CLI that started the rollout was run.
+  const cli =
+    typeof input.cli === 'string' && /^[\w@%+=:,./ '-]{1,200}$/.test(input.cli) ? input.cli : 'canary';
   const s: RolloutState = (input.carried as RolloutState | undefined) ?? {
     run: 1,
     phase: 'progressing',
@@ -235,7 +327,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   const phase = (): Phase => {
     if (s.phase !== 'progressing') return s.phase;
     if (s.pausedSince !== undefined) return 'paused';
-    return gateWaiting() ? 'waiting_approval' : 'progressing';
+    return gateWaiting() || s.evidenceQuestion ? 'waiting_approval' : 'progressing';
   };
   const pausedMs = (now: number): number =>
     s.pausedMsInWait + (s.pausedSince !== undefined ? now - s.pausedSince : 0);
@@ -248,6 +340,16 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       : s.stageEntered
         ? Math.max(0, stage().holdMs - heldMs(now))
         : stage().holdMs;
+  /**
+   * Whether the current stage has the evidence to advance: with checks, its latest analysis passed (or a person let
+   * it go on without the missing evidence). A zero hold (the final stage by default) needs none.
+   */
+  const stageEvidence = (): boolean =>
+    !s.evidenceQuestion &&
+    (plan.analysis.checks.length === 0 ||
+      stage().holdMs === 0 ||
+      s.evidenceWaivedStage === s.stageIndex ||
+      (s.passedInStage && s.lastVerdict === 'pass'));
   const planTimeLeft = (now: number): number =>
     s.phase !== 'progressing' || s.finalizing
       ? 0
@@ -262,6 +364,61 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     return 'pending';
   };
 
+  /** The approval policy of the current stage's gate, if it has one. */
+  const gatePolicy = (): ApprovalPolicy | undefined => {
+    const g = stage().gate;
+    return g.type === 'approval' ? g.policy : undefined;
+  };
+  const gateState = () => ({ approvals: s.gateApprovals ?? [] });
+  /** When the current gate reminds and escalates, paused time excluded (absent while paused). */
+  const gateTimes = (now: number): { remindAtMs?: number; escalateAtMs?: number } =>
+    s.waitStartedAt === undefined || s.pausedSince !== undefined
+      ? {}
+      : gateTimers(gatePolicy(), s.waitStartedAt + pausedMs(now));
+  /** What status says about a waiting gate's policy: who approved, how many more, reminder and escalation. */
+  const gatePolicyView = (now: number) => {
+    const policy = gatePolicy();
+    if (!policy) return {};
+    const counted = countedApprovals(policy, gateState(), now);
+    const times = gateTimes(now);
+    return {
+      required: policy.required,
+      needed: approvalsNeeded(policy, gateState(), now),
+      approvers: describeApprovers(policy),
+      approvedBy: counted.map((a) => {
+        const expires = approvalExpiresAt(policy, a);
+        return {
+          by: a.identity,
+          at: iso(a.atMs),
+          ...(expires !== undefined ? { expiresAt: iso(expires) } : {}),
+        };
+      }),
+      ...(times.remindAtMs !== undefined && !s.gateReminded ? { remindAt: iso(times.remindAtMs) } : {}),
+      ...(times.escalateAtMs !== undefined && !s.gateEscalated
+        ? { escalateAt: iso(times.escalateAtMs) }
+        : {}),
+    };
+  };
+
+  /** What status says about evidence: a question waiting for a person, or a served hold waiting for a pass. */
+  const evidenceView = (now: number): Pick<RolloutStatus, 'evidenceWait' | 'evidenceQuestion'> => {
+    if (s.phase !== 'progressing' || s.finalizing) return {};
+    if (s.evidenceQuestion) {
+      const q = s.evidenceQuestion;
+      return { evidenceQuestion: { since: iso(q.since), checks: q.checks, reasons: q.reasons } };
+    }
+    if (!s.stageEntered || s.waitStartedAt === undefined || s.pausedSince !== undefined) return {};
+    if (stage().holdMs === 0 || heldMs(now) < stage().holdMs || stageEvidence()) return {};
+    const served = s.waitStartedAt + pausedMs(now) + stage().holdMs;
+    const last = s.lastVerdict ? `the latest analysis was ${s.lastVerdict}` : 'no analysis has run yet';
+    return {
+      evidenceWait: {
+        since: iso(served),
+        note: `the hold is served, but stage ${s.stageIndex + 1} advances only on a passing analysis (${last})`,
+      },
+    };
+  };
+
   const status = (): RolloutStatus => {
     const now = Date.now();
     const g = stage().gate;
@@ -273,6 +430,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
             ...(g.type === 'approval' && g.timeoutMs !== undefined
               ? { timeoutAt: iso(s.waitStartedAt + pausedMs(now) + g.timeoutMs), onTimeout: g.onTimeout }
               : {}),
+            ...gatePolicyView(now),
           }
         : undefined;
     const ends =
@@ -324,6 +482,16 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
           }
         : {}),
       ...(gate ? { gate } : {}),
+      ...(s.windowWait && s.phase === 'progressing'
+        ? {
+            window: {
+              open: false as const,
+              note: s.windowWait.note,
+              ...(s.windowWait.nextOpenAt !== undefined ? { nextOpenAt: iso(s.windowWait.nextOpenAt) } : {}),
+            },
+          }
+        : {}),
+      ...evidenceView(now),
       analyses: s.analyses,
       analysesRun: s.analysesRun ?? s.analyses.length,
       ...(s.lastVerdict ? { lastVerdict: s.lastVerdict } : {}),
@@ -360,16 +528,121 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       ]);
       published = { phase: p, stage: st, weight: s.weight };
     }
-    setCurrentDetails(renderDetails(status(), plan));
+    setCurrentDetails(renderDetails(status(), plan, cli));
   };
 
-  /** Sends an alert; from the walk a cancellation still stops the walk, from handlers nothing propagates. */
+  // ---------- alerts ----------
+  /** The sinks this worker delivers to (names only), asked once per run (alert-sinks-v2). */
+  let sinkNames: string[] | undefined;
+  /** Events raised before the sinks are known (a signal in the run's first activation): routed once they are. */
+  const early: RolloutAlert[] = [];
+  /** One chain of deliveries per sink: a sink's events stay in order, sinks do not wait for each other. */
+  const chains = new Map<string, Promise<void>>();
+  let pendingDeliveries = 0;
+
+  const lastVerdict = (): AlertVerdict | undefined => {
+    const last = s.analyses[s.analyses.length - 1];
+    if (!last) return undefined;
+    return {
+      verdict: last.verdict,
+      at: last.at,
+      checks: last.checks.map((c) => ({ name: c.name, value: c.value, outcome: c.judged ?? c.outcome })),
+    };
+  };
+
+  /** Starts one delivery after the sink's previous one; never awaited where the event happens. */
+  const enqueue = (sink: string, e: RolloutAlert): void => {
+    pendingDeliveries++;
+    const previous = chains.get(sink) ?? Promise.resolve();
+    // Not cancellable: an abort or a cancel of the walk must not cancel an alert about it.
+    const next = CancellationScope.nonCancellable(async () => {
+      await previous;
+      try {
+        await deliveryActs.deliverAlert.executeWithOptions({ summary: `alert ${e.kind} → ${sink}` }, [
+          sink,
+          e,
+        ]);
+      } catch (err) {
+        // An alert that cannot be delivered never blocks the rollout, and never blocks a rollback.
+        log.warn('alert not delivered', { sink, id: e.id, error: errorMessage(err) });
+      } finally {
+        pendingDeliveries--;
+      }
+    });
+    chains.set(sink, next);
+  };
+
+  /** Raises an event (alert-sinks-v2): a stable id, then a delivery to each sink the plan routes it to. */
+  const emit = (
+    kind: AlertKind,
+    message: string,
+    extra: Partial<Omit<RolloutAlertInput, 'kind' | 'message'>> = {},
+    fromHandler = false,
+  ): void => {
+    if (!alertsV2) return;
+    s.alertSeq = (s.alertSeq ?? 0) + 1;
+    const verdict = lastVerdict();
+    const e = buildRolloutAlert({
+      workflowId: info.workflowId,
+      firstRunId: info.firstExecutionRunId,
+      seq: s.alertSeq,
+      kind,
+      target: { app: target.app, namespace: target.namespace },
+      version,
+      message,
+      at: iso(Date.now()),
+      stage: s.stageIndex + 1,
+      stages: plan.stages.length,
+      weight: s.weight,
+      temporalNamespace: info.namespace,
+      cli,
+      ...(verdict ? { lastVerdict: verdict } : {}),
+      // The end of a rollout resolves every check's condition too (PagerDuty keeps no list of what is open).
+      ...(kind === 'promoted' || kind === 'rolled_back'
+        ? { resolves: plan.analysis.checks.map((c) => `check:${c.name}`) }
+        : {}),
+      ...extra,
+    });
+    // A handler's deliveries start when the walk next runs, never inside the handler: on replay an Update may
+    // be delivered together with activity results it originally preceded, and a delivery started in the handler
+    // would then be scheduled in another order than history recorded.
+    if (sinkNames === undefined || fromHandler) early.push(e);
+    else route(e);
+  };
+  /** Starts the deliveries of events raised before the sinks were known or by handlers. */
+  const routeEarly = (): void => {
+    if (sinkNames !== undefined) early.splice(0).forEach(route);
+  };
+  const route = (e: RolloutAlert): void => {
+    for (const sink of sinkNames ?? []) {
+      if (routes(plan.alerts?.routes, sink, e)) enqueue(sink, e);
+    }
+  };
+
+  /** Before the run ends (completion, continue-as-new): the deliveries under way finish, within a bound. */
+  const flushAlerts = async (): Promise<void> => {
+    routeEarly();
+    if (!alertsV2 || pendingDeliveries === 0) return;
+    await condition(() => pendingDeliveries === 0, ALERT_FLUSH_MS, { summary: 'deliver the last alerts' });
+  };
+
+  /**
+   * Sends an alert. From alert-sinks-v2 on it only starts the deliveries (nothing waits for a sink); before it,
+   * from the walk a cancellation still stops the walk, and from handlers nothing propagates.
+   */
   const alert = async (
-    event: string,
+    event: AlertKind,
     severity: AlertSeverity,
     message: string,
     fromHandler = false,
+    extra: Partial<Omit<RolloutAlertInput, 'kind' | 'message'>> = {},
   ): Promise<void> => {
+    if (alertsV2) {
+      emit(event, message, { severity, ...extra }, fromHandler);
+      return;
+    }
+    // Kinds that came with alert-sinks-v2 were never sent by older rollouts.
+    if (V2_ONLY_KINDS.includes(event)) return;
     const e: AlertEvent = {
       event,
       severity,
@@ -396,20 +669,60 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   setHandler(
     approveUpdate,
     (req) => {
+      const now = Date.now();
+      if (s.evidenceQuestion && !gateWaiting()) {
+        // Going on without the missing evidence: the checks count afresh, so the question comes back only after
+        // another full limit.
+        const q = s.evidenceQuestion;
+        s.evidenceQuestion = undefined;
+        s.judge = acknowledgeMissingEvidence(
+          s.judge ?? initialJudgeState(),
+          q.checks.length > 0 ? q.checks : undefined,
+        );
+        s.evidenceWaivedStage = s.stageIndex;
+        const waived: ApprovalRecord = {
+          stage: s.stageIndex + 1,
+          by: req.identity,
+          at: iso(now),
+          kind: 'missing-evidence',
+          ...(req.comment ? { comment: req.comment } : {}),
+        };
+        pushBounded(s.approvals, waived, MAX_APPROVALS_KEPT);
+        messages++;
+        publish();
+        return waived;
+      }
+      const policy = gatePolicy();
       const record: ApprovalRecord = {
         stage: s.stageIndex + 1,
-        by: req.identity,
-        at: iso(Date.now()),
+        by: policy ? req.identity.trim() : req.identity,
+        at: iso(now),
         kind: 'approved',
         ...(req.comment ? { comment: req.comment } : {}),
       };
-      s.approvedStage = s.stageIndex;
+      if (policy) {
+        // Under a policy the gate passes once enough distinct, unexpired approvals are in (the walk decides).
+        s.gateApprovals = recordApproval(gateState(), req.identity, now, req.comment).approvals;
+        const expires = approvalExpiresAt(policy, { identity: record.by, atMs: now });
+        record.required = policy.required;
+        record.count = policy.required - approvalsNeeded(policy, gateState(), now);
+        if (expires !== undefined) record.expiresAt = iso(expires);
+      } else {
+        s.approvedStage = s.stageIndex;
+      }
       pushBounded(s.approvals, record, MAX_APPROVALS_KEPT);
       messages++;
+      if (policy) publish();
       return record;
     },
     {
       validator: (req) => {
+        if (s.evidenceQuestion && !gateWaiting() && s.phase === 'progressing') {
+          if (req.stage !== undefined && req.stage !== s.stageIndex + 1) {
+            throw new Error(`stage ${req.stage} is not waiting for approval; stage ${s.stageIndex + 1} is`);
+          }
+          return;
+        }
         if (!gateWaiting()) {
           throw new Error(
             `no approval gate is waiting: the rollout is ${phase()} at stage ${s.stageIndex + 1}/${plan.stages.length}`,
@@ -420,6 +733,11 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
         }
         if (s.approvedStage === s.stageIndex)
           throw new Error(`stage ${s.stageIndex + 1} is already approved`);
+        const policy = gatePolicy();
+        if (policy) {
+          const check = canApprove(policy, gateState(), req.identity ?? '', Date.now());
+          if (!check.ok) throw new Error(check.reason);
+        }
       },
     },
   );
@@ -443,11 +761,24 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       return { fromStage: s.stageIndex + 1, acceptedAt: iso(Date.now()) };
     },
     {
-      validator: (_req) => {
+      validator: (req) => {
         if (s.phase !== 'progressing') throw new Error(`cannot promote: the rollout is ${s.phase}`);
         if (s.pausedSince !== undefined)
           throw new Error('cannot promote: the rollout is paused; resume it first');
         if (s.promoteRequest || s.finalizing) throw new Error('promotion is already under way');
+        // A promotion skips the remaining gates: under a policy only someone who may approve them may skip them.
+        const who = (req.identity ?? '').trim();
+        const from = s.stageEntered ? s.stageIndex + 1 : s.stageIndex;
+        for (let i = from; i < plan.stages.length; i++) {
+          const g = plan.stages[i].gate;
+          if (g.type !== 'approval' || !g.policy) continue;
+          if (who === '' || who === UNKNOWN_IDENTITY || !mayApprove(g.policy, who)) {
+            throw new Error(
+              `cannot promote: ${who || 'an unnamed caller'} may not approve the gate of stage ${i + 1} ` +
+                `(approvers: ${describeApprovers(g.policy)}), which a promotion would skip`,
+            );
+          }
+        }
       },
     },
   );
@@ -497,9 +828,10 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       'info',
       `${label()} paused by ${req.identity}${req.reason ? `: ${req.reason}` : ''}`,
       true,
+      { by: req.identity, ...(req.reason ? { reason: req.reason } : {}) },
     );
   const resumedAlert = (req: PauseRequest) =>
-    alert('resumed', 'info', `${label()} resumed by ${req.identity}`, true);
+    alert('resumed', 'info', `${label()} resumed by ${req.identity}`, true, { by: req.identity });
 
   setHandler(pauseSignal, async (req) => {
     if (pauseRefusal()) return;
@@ -560,7 +892,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       'drift_detected',
       'warning',
       `${label()}: someone changed the traffic weights (canary at ${found}%, the rollout set ${expected}%); ` +
-        `the rollout is paused. Resume to restore ${s.weight}%: canary resume ${info.workflowId}; or abort: canary abort ${info.workflowId}`,
+        `the rollout is paused. Resume to restore ${s.weight}%: ${cli} resume ${info.workflowId}; or abort: ${cli} abort ${info.workflowId} --reason "why"`,
     );
   };
 
@@ -648,6 +980,18 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       throw new RollbackRequired(`analysis at ${s.weight}%: ${decision.reasons.join('; ')}`);
     }
     if (advances && s.stageEntered) s.passedInStage = true;
+    if (decision.action === 'await-approval' && !s.evidenceQuestion && !s.finalizing) {
+      s.evidenceQuestion = { checks: decision.approvalFor ?? [], since: now, reasons: decision.reasons };
+      await alert(
+        'stuck',
+        'critical',
+        `${label()}: ${decision.reasons.join('; ')}. Traffic holds at ${s.weight}%: go on without that evidence with ` +
+          `${cli} approve ${info.workflowId} --stage ${s.stageIndex + 1}, or roll back with ${cli} abort ${info.workflowId} --reason "why"`,
+      );
+    } else if (s.evidenceQuestion && advances) {
+      // The evidence came back by itself: nobody needs to decide any more.
+      s.evidenceQuestion = undefined;
+    }
     if (decision.steppedBack && !s.steppedBack && !s.finalizing) {
       const previous = s.stageIndex > 0 ? plan.stages[s.stageIndex - 1].weight : undefined;
       // In the first stage no earlier weight still carries canary traffic: the judge's hold applies instead.
@@ -671,7 +1015,19 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       );
     }
     for (const a of decision.alerts) {
-      await alert('check_breached', a.level, `${label()}: ${a.check}: ${a.message}`);
+      const rule = rules.find((r) => r.name === a.check);
+      const severity = rule?.abort?.severity as CheckSeverity | undefined;
+      // Evidence missing for longer than the check allows, and the stage holds: the rollout is stuck.
+      const stuck = alertsV2 && a.message.endsWith('; the stage holds');
+      await alert(
+        stuck ? 'stuck' : 'check_breached',
+        stuck ? 'critical' : a.level,
+        `${label()}: ${a.check}: ${a.message}`,
+        false,
+        {
+          check: { name: a.check, ...(severity ? { severity } : {}) },
+        },
+      );
     }
     publish();
   };
@@ -735,6 +1091,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     if (!i.continueAsNewSuggested && i.historyLength < historyLimit) return;
     // Let in-flight handlers (alerts from pause/resume) finish so nothing is lost across runs.
     await condition(allHandlersFinished);
+    await flushAlerts();
     const carried: RolloutState = { ...s, run: s.run + 1 };
     await continueAsNew<typeof canaryRollout>({ ...input, carried });
   };
@@ -749,6 +1106,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     what: string,
   ): Promise<void> => {
     for (;;) {
+      routeEarly();
       if (s.drift && s.pausedSince === undefined && !s.finalizing) {
         // A person resumed after drift: the planned weight goes back first.
         s.drift = undefined;
@@ -780,6 +1138,12 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     const g = stage().gate;
     if (g.type !== 'approval') return;
     const n = s.stageIndex + 1;
+    const policy = g.policy;
+    const needs = (): string =>
+      policy
+        ? ` (${approvalsNeeded(policy, gateState(), Date.now())} of ${policy.required} approvals still needed; approvers: ${describeApprovers(policy)})`
+        : '';
+    const command = `${cli} approve ${info.workflowId} --stage ${n}`;
     if (s.waitStartedAt === undefined) {
       s.waitStartedAt = Date.now();
       s.pausedMsInWait = 0;
@@ -787,9 +1151,20 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       await alert(
         'approval_needed',
         'warning',
-        `${label()} waits for approval to enter stage ${n} (${stage().weight}%): canary approve ${info.workflowId} --stage ${n}`,
+        `${label()} waits for approval to enter stage ${n} (${stage().weight}%): ${command}${needs()}`,
       );
     }
+    const approved = (): boolean =>
+      s.approvedStage === s.stageIndex ||
+      (policy !== undefined && gateSatisfied(policy, gateState(), Date.now()));
+    const reminderDue = (): boolean => {
+      const t = gateTimes(Date.now()).remindAtMs;
+      return !s.gateReminded && t !== undefined && Date.now() >= t;
+    };
+    const escalationDue = (): boolean => {
+      const t = gateTimes(Date.now()).escalateAtMs;
+      return !s.gateEscalated && t !== undefined && Date.now() >= t;
+    };
     const timeoutAt = (): number | undefined =>
       g.timeoutMs !== undefined && s.waitStartedAt !== undefined && s.pausedSince === undefined
         ? s.waitStartedAt + pausedMs(Date.now()) + g.timeoutMs
@@ -798,14 +1173,71 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       const t = timeoutAt();
       return t !== undefined && Date.now() >= t;
     };
-    await watch(
-      () =>
-        s.pausedSince === undefined &&
-        (s.approvedStage === s.stageIndex || s.promoteRequest !== undefined || timedOut()),
-      timeoutAt,
-      `approval gate of stage ${n}`,
-    );
-    if (s.approvedStage === s.stageIndex || s.promoteRequest) return;
+    /** The gate's next point in time: its timeout, reminder or escalation, whichever comes first. */
+    const nextAt = (): number | undefined => {
+      const times = gateTimes(Date.now());
+      // An approval that expires changes what the gate needs: wake then, so status says so on time.
+      const expiries = policy
+        ? countedApprovals(policy, gateState(), Date.now()).map((a) => approvalExpiresAt(policy, a))
+        : [];
+      const candidates = [
+        timeoutAt(),
+        s.gateReminded ? undefined : times.remindAtMs,
+        s.gateEscalated ? undefined : times.escalateAtMs,
+        ...expiries,
+      ].filter((t): t is number => t !== undefined);
+      return candidates.length > 0 ? Math.min(...candidates) : undefined;
+    };
+    for (;;) {
+      await watch(
+        () =>
+          s.pausedSince === undefined &&
+          (approved() || s.promoteRequest !== undefined || timedOut() || reminderDue() || escalationDue()),
+        nextAt,
+        `approval gate of stage ${n}`,
+      );
+      if (approved() || s.promoteRequest || timedOut()) break;
+      const waited = formatDuration(Date.now() - (s.waitStartedAt ?? Date.now()) - pausedMs(Date.now()));
+      if (escalationDue()) {
+        // An escalation says everything a reminder would: a reminder still due is not sent after it.
+        s.gateEscalated = true;
+        s.gateReminded = true;
+        publish();
+        await alert(
+          'approval_escalated',
+          'critical',
+          `${label()} has waited ${waited} for approval to enter stage ${n} (${stage().weight}%): ${command}${needs()}`,
+        );
+      } else if (reminderDue()) {
+        s.gateReminded = true;
+        publish();
+        await alert(
+          'approval_reminder',
+          'warning',
+          `${label()} still waits (${waited}) for approval to enter stage ${n} (${stage().weight}%): ${command}${needs()}`,
+        );
+      }
+    }
+    if (approved()) {
+      s.approvedStage = s.stageIndex;
+      const by = policy
+        ? countedApprovals(policy, gateState(), Date.now()).map((a) => a.identity)
+        : s.approvals
+            .filter((a) => a.kind === 'approved' && a.stage === n)
+            .map((a) => a.by)
+            .slice(-1);
+      await alert(
+        'approved',
+        'info',
+        `${label()}: stage ${n} approved by ${by.join(', ') || 'unknown'}`,
+        false,
+        {
+          by: by.join(', '),
+        },
+      );
+      return;
+    }
+    if (s.promoteRequest) return;
     if (g.onTimeout === 'proceed') {
       pushBounded(
         s.approvals,
@@ -829,7 +1261,11 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   const shift = async (weight: number, why: string, opts: { restoring?: boolean } = {}): Promise<void> => {
     const expected = s.achievedWeight ?? s.weight;
     const r = await acts.setCanaryWeight.executeWithOptions(
-      { summary: `${why}: canary ${s.weight}% → ${weight}%` },
+      {
+        summary: `${why}: canary ${s.weight}% → ${weight}%`,
+        // The replica-ratio router waits for a grown canary's pods before stable shrinks: a workload's deadline.
+        ...(target.traffic?.router === 'replicas' ? workloadWaitOptions() : {}),
+      },
       [{ target, weight, ...(routingLifecycle && !opts.restoring ? { expected } : {}) }],
     );
     applyWeight(weight, r);
@@ -873,10 +1309,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   const hold = async (): Promise<void> => {
     // A stage advances only on evidence: with checks, its latest analysis must have passed.
     // A zero hold (the final stage by default) promotes at once.
-    const evidence = (): boolean =>
-      plan.analysis.checks.length === 0 ||
-      stage().holdMs === 0 ||
-      (s.passedInStage && s.lastVerdict === 'pass');
+    const evidence = stageEvidence;
     const end = (): number | undefined =>
       s.pausedSince === undefined && s.waitStartedAt !== undefined
         ? s.waitStartedAt + s.pausedMsInWait + stage().holdMs
@@ -913,22 +1346,62 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     for (;;) {
       if (!s.stageEntered) {
         await passGate();
+        if (!s.promoteRequest) await awaitWindow(s.stageIndex === plan.stages.length - 1);
         if (s.promoteRequest) {
           s.skippedFrom = s.stageIndex;
-          return;
+          break;
         }
         await enterStage();
       }
       await hold();
       if (s.promoteRequest) s.skippedFrom = s.stageIndex + 1;
-      if (s.promoteRequest || s.stageIndex === plan.stages.length - 1) return;
+      if (s.promoteRequest || s.stageIndex === plan.stages.length - 1) break;
       s.stageIndex++;
       s.stageEntered = false;
       s.waitStartedAt = undefined;
       s.pausedMsInWait = 0;
       s.approvedStage = undefined;
+      s.gateApprovals = undefined;
+      s.gateReminded = undefined;
+      s.gateEscalated = undefined;
       publish();
     }
+    // Promotion obeys the windows too, unless the plan says `promotion: any`.
+    await awaitWindow(true);
+  };
+
+  /**
+   * Outside the plan's deployment windows the rollout does not advance: it keeps analysing (and rolls back on
+   * trouble) and waits on a timer until the windows open. The next-open instant is computed once, when the wait
+   * begins, and kept in state. A promotion request ends a wait for a stage (promotion then waits by its own rule).
+   */
+  const awaitWindow = async (isPromotion: boolean): Promise<void> => {
+    const w = plan.windows;
+    if (!w) return;
+    if (!s.windowWait) {
+      const now = Date.now();
+      if (mayAdvance(w, now, isPromotion)) return;
+      const next = nextOpen(w, now);
+      s.windowWait = {
+        since: now,
+        ...(next !== undefined ? { nextOpenAt: next } : {}),
+        note: describeWindowState(w, now),
+      };
+      publish();
+      log.info('outside the deployment window; waiting', { note: s.windowWait.note });
+    }
+    const opensAt = (): number | undefined => s.windowWait?.nextOpenAt;
+    await watch(
+      () => {
+        if (!isPromotion && s.promoteRequest !== undefined) return true;
+        const t = opensAt();
+        return s.pausedSince === undefined && t !== undefined && Date.now() >= t;
+      },
+      opensAt,
+      'deployment window opens',
+    );
+    s.windowWait = undefined;
+    publish();
   };
 
   // Promotion: canary takes all traffic, stable takes the new version, traffic returns to stable, the canary goes.
@@ -993,12 +1466,30 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     await alert('promoted', 'info', `${label()} promoted: stable now runs ${version}`);
   };
 
-  const rollback = async (reason: string): Promise<void> => {
+  /**
+   * After traffic is back on stable (so it never delays that): the rollback reason of a cancel names who asked,
+   * read from the workflow's own history (the cancel-request event's identity), when Temporal knows.
+   */
+  const nameCanceller = async (cancelled: boolean): Promise<void> => {
+    if (!cancelled || !patched(CANCEL_IDENTITY_PATCH)) return;
+    try {
+      const who = await lookupActs.cancelRequester.executeWithOptions({ summary: 'who cancelled' }, []);
+      if (who) s.rollbackReason = `workflow cancelled by ${who} (Temporal UI or API)`;
+    } catch (err) {
+      log.warn('could not tell who cancelled the rollout', { error: errorMessage(err) });
+    }
+  };
+
+  const rollback = async (reason: string, cancelled = false): Promise<void> => {
     s.failedStage ??= s.stageIndex;
     s.phase = 'rolling_back';
     s.rollbackReason = reason;
     s.pausedSince = undefined;
+    s.windowWait = undefined;
     publish();
+    routeEarly();
+    // Only started here, never awaited: a sink cannot delay traffic going back.
+    await alert('rollback_started', 'critical', `${label()} is rolling back: ${reason}`, false, { reason });
     if (!routingLifecycle) {
       await rollbackActs.setCanaryWeight.executeWithOptions(
         { summary: `rollback: canary ${s.weight}% → 0%` },
@@ -1006,6 +1497,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       );
       s.weight = 0;
       publish();
+      await nameCanceller(cancelled);
       await rollbackActs.scaleDownCanary.executeWithOptions({ summary: 'rollback: scale canary down' }, [
         { target },
       ]);
@@ -1027,6 +1519,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       applyWeight(0, r);
       s.drift = undefined;
       publish();
+      await nameCanceller(cancelled);
       await persist('scale the canary down', () =>
         persistentActs.scaleDownCanary.executeWithOptions({ summary: 'rollback: scale canary down' }, [
           { target },
@@ -1041,7 +1534,8 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     }
     s.phase = 'rolled_back';
     publish();
-    await alert('rolled_back', 'critical', `${label()} rolled back: ${reason}`);
+    const why = s.rollbackReason ?? reason;
+    await alert('rolled_back', 'critical', `${label()} rolled back: ${why}`, false, { reason: why });
   };
 
   const result = (outcome: RolloutResult['outcome']): RolloutResult => ({
@@ -1056,6 +1550,18 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
 
   // ---------- main ----------
   publish();
+  if (alertsV2) {
+    // Once per run; names only (no secrets), recorded in history, so replays route alike.
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        sinkNames = await alertActs.alertSinks.executeWithOptions({ summary: 'which alert sinks' }, []);
+      } catch (err) {
+        log.warn('alert sinks unknown; alerts go to the log only', { error: errorMessage(err) });
+        sinkNames = ['log'];
+      }
+      routeEarly();
+    });
+  }
   if (s.phase === 'progressing') {
     try {
       await walkScope.run(walk);
@@ -1072,9 +1578,11 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
               ? 'workflow cancelled (Temporal UI or API)'
               : `rollout step failed: ${errorMessage(err)}`;
       // Rollback cannot be skipped: not by a cancel, a timeout or a failing alert sink.
+      const cancelled = !(err instanceof RollbackRequired) && !s.abortRequest && isCancellation(err);
       await CancellationScope.nonCancellable(async () => {
-        await rollback(reason);
+        await rollback(reason, cancelled);
         await condition(allHandlersFinished);
+        await flushAlerts();
       });
       const rolledBack = result('rolled_back');
       // The Web UI (and its Failures filter) tells a rolled-back rollout from a promoted one; the failure is typed
@@ -1082,7 +1590,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       if (patched(ROLLBACK_FAILS_PATCH)) {
         throw ApplicationFailure.create({
           type: ROLLED_BACK_FAILURE,
-          message: `rolled back: ${reason}`,
+          message: `rolled back: ${s.rollbackReason ?? reason}`,
           nonRetryable: true,
           details: [rolledBack],
         });
@@ -1101,6 +1609,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   await CancellationScope.nonCancellable(async () => {
     await acts.cleanupCanary.executeWithOptions({ summary: 'remove canary workload' }, [{ target }]);
     await condition(allHandlersFinished);
+    await flushAlerts();
   });
   return result('promoted');
 }

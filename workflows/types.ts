@@ -1,5 +1,8 @@
 // Shared vocabulary of a rollout. Pure types only: imported by the workflow, the activities and the client.
+import type { AlertRoute } from '../activities/alerts/routing';
 import type { AnalysisCheck } from './analysis-spec';
+import type { ApprovalPolicy } from './approval-policy';
+import type { Windows } from './windows';
 
 /** What a rollout is about: one application in one namespace (its full target is in workflows/target.ts). */
 export interface RolloutTarget {
@@ -16,6 +19,11 @@ export type Gate =
       timeoutMs?: number;
       /** What happens when the timeout expires (required when timeoutMs is set). */
       onTimeout?: 'abort' | 'proceed';
+      /**
+       * Who may approve, how many distinct people the gate needs, expiry, reminder and escalation: the plan's
+       * `approvals:` with the gate's own on top. Absent: anyone may approve, once.
+       */
+      policy?: ApprovalPolicy;
     };
 
 /** A metric check evaluated every analysis interval against the canary. */
@@ -67,6 +75,12 @@ export interface Plan {
   stages: Stage[];
   analysis: AnalysisSettings;
   promotion: PromotionSettings;
+  /** Which events go to which alert sinks (absent: each sink's defaults, activities/alerts/routing.ts). */
+  alerts?: { routes: AlertRoute[] };
+  /** The plan-wide approval policy (each approval gate carries the policy it applies in `gate.policy`). */
+  approvals?: ApprovalPolicy;
+  /** When stages may advance (absent: any time). */
+  windows?: Windows;
 }
 
 export type Phase =
@@ -113,9 +127,15 @@ export interface ApprovalRecord {
   comment?: string;
   /**
    * `approved`: a person approved a gate; `promote`: a person asked to skip the remaining holds;
-   * `timeout-proceed`: a gate timed out with onTimeout: proceed.
+   * `timeout-proceed`: a gate timed out with onTimeout: proceed; `missing-evidence`: a person let the stage go on
+   * without the evidence a check's onNoData/onQueryError limit asked about.
    */
-  kind: 'approved' | 'promote' | 'timeout-proceed';
+  kind: 'approved' | 'promote' | 'timeout-proceed' | 'missing-evidence';
+  /** Under an approval policy: distinct approvals the gate needs, and how many counted once this one was given. */
+  required?: number;
+  count?: number;
+  /** When this approval stops counting (the policy's expiresAfter), if the rollout has not moved on by then. */
+  expiresAt?: string;
 }
 
 export interface GateWait {
@@ -124,6 +144,25 @@ export interface GateWait {
   /** ISO time the gate times out, absent when it waits forever. */
   timeoutAt?: string;
   onTimeout?: 'abort' | 'proceed';
+  /** Under an approval policy: distinct approvals needed in all, and how many more are still needed. */
+  required?: number;
+  needed?: number;
+  /** Who may approve (`anyone`, or names and groups). */
+  approvers?: string;
+  /** The approvals that count now (unexpired, one per person). */
+  approvedBy?: Array<{ by: string; at: string; expiresAt?: string }>;
+  /** When the gate sends a reminder, and escalates (paused time excluded). */
+  remindAt?: string;
+  escalateAt?: string;
+}
+
+/** Outside the plan's deployment windows: the rollout analyses but does not advance until they open. */
+export interface WindowState {
+  open: false;
+  /** One sentence, e.g. `outside the deployment window (Mon–Fri 09:00–17:00 Europe/Berlin); next opens ...`. */
+  note: string;
+  /** When the rollout may advance again (absent when the windows do not open within 400 days). */
+  nextOpenAt?: string;
 }
 
 export interface StageView {
@@ -177,6 +216,12 @@ export interface RolloutStatus {
   /** A medium breach stepped traffic back to the previous stage's weight; it goes forward after a healthy period. */
   steppedBack?: { stageWeight: number; toWeight: number; since: string };
   gate?: GateWait;
+  /** Set while the rollout waits for a deployment window to open before it advances. */
+  window?: WindowState;
+  /** The stage's hold is served but it cannot advance yet: no passing analysis (evidence) since it began. */
+  evidenceWait?: { since: string; note: string };
+  /** A check's missing evidence reached a limit whose `then` is approval: a person decides (approve or abort). */
+  evidenceQuestion?: { since: string; checks: string[]; reasons: string[] };
   /** The latest analyses (at most 10 are kept). */
   analyses: AnalysisRecord[];
   /** How many analyses ran in all (absent from rollouts recorded before it was counted). */

@@ -147,6 +147,8 @@ export interface RolloutAlert extends AlertEvent {
   uiUrl?: string;
   /** When absent, sinks use {@link rolloutCommands}. */
   commands?: AlertCommands;
+  /** How the commands spell the CLI (default `canary`). */
+  cli?: string;
 }
 
 /** `<workflowId>/<firstRunId>/<seq>-<kind>`: `seq` counts the rollout's events across continue-as-new. */
@@ -183,14 +185,20 @@ export function severityAtLeast(severity: AlertSeverity, min: AlertSeverity): bo
 }
 
 /** The CLI commands for this event (client/cli.ts syntax); the workflow id is the rollout's reference. */
-export function rolloutCommands(workflowId: string, kind: AlertKind, stage?: number): AlertCommands {
-  const out: AlertCommands = { status: `canary status ${workflowId}` };
+export function rolloutCommands(
+  workflowId: string,
+  kind: AlertKind,
+  stage?: number,
+  /** How the CLI is spelled (the starting CLI's own invocation, RolloutInput.cli). */
+  cli = 'canary',
+): AlertCommands {
+  const out: AlertCommands = { status: `${cli} status ${workflowId}` };
   if (kind === 'approval_needed' || kind === 'approval_reminder' || kind === 'approval_escalated') {
-    out.approve = `canary approve ${workflowId}${stage !== undefined ? ` --stage ${stage}` : ''}`;
+    out.approve = `${cli} approve ${workflowId}${stage !== undefined ? ` --stage ${stage}` : ''}`;
   }
-  if (kind === 'paused' || kind === 'drift_detected') out.resume = `canary resume ${workflowId}`;
+  if (kind === 'paused' || kind === 'drift_detected') out.resume = `${cli} resume ${workflowId}`;
   if (!isEnding(kind) && kind !== 'rollback_started') {
-    out.abort = `canary abort ${workflowId} --reason "<why>"`;
+    out.abort = `${cli} abort ${workflowId} --reason "<why>"`;
   }
   return out;
 }
@@ -233,7 +241,7 @@ export function buildRolloutAlert(input: RolloutAlertInput): RolloutAlert {
     severity: input.severity ?? DEFAULT_SEVERITY[kind],
     rolloutKey: input.rolloutKey ?? input.workflowId,
     condition: input.condition ?? conditionFor(kind, input.check?.name),
-    commands: input.commands ?? rolloutCommands(input.workflowId, kind, input.stage),
+    commands: input.commands ?? rolloutCommands(input.workflowId, kind, input.stage, input.cli),
   };
   if (resolves && resolves.length > 0) e.resolves = resolves;
   else delete e.resolves;

@@ -65,9 +65,11 @@ export class RolloutBench {
     readonly stack: LocalStack,
     readonly alertLog: string,
     readonly taskQueue: string,
-    private readonly worker: Worker,
-    private readonly workerRun: Promise<void>,
+    private worker: Worker,
+    private workerRun: Promise<void>,
     private readonly stopTraffic: () => unknown,
+    private readonly activities: ReturnType<typeof createActivities>,
+    private readonly workerOptions: { maxCachedWorkflows?: number } = {},
   ) {}
 
   /**
@@ -75,7 +77,17 @@ export class RolloutBench {
    * to test the workflow's failure paths.
    */
   static async start(
-    opts: { faults?: Record<string, Fault>; providers?: (real: ProviderRegistry) => ProviderSource } = {},
+    opts: {
+      faults?: Record<string, Fault>;
+      providers?: (real: ProviderRegistry) => ProviderSource;
+      /** More worker environment (alert sinks: CANARY_ALERT_*, CANARY_ALERTMANAGER_*, CANARY_PAGERDUTY_*). */
+      env?: Record<string, string>;
+      /**
+       * false: no sticky workflow cache (every task replays the history), so another worker can take over at
+       * once after `restartWorker` (the test server keeps sending tasks to a stopped worker's sticky queue).
+       */
+      stickyCache?: boolean;
+    } = {},
   ): Promise<RolloutBench> {
     const env = await createTimeSkippingEnv();
     const stack = await startLocalStack({ stableVersion: STABLE_VERSION, faults: opts.faults });
@@ -83,17 +95,50 @@ export class RolloutBench {
     const traffic = startTrafficGenerator({ url: stack.proxyUrl, rps: 150 });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-bench-'));
     const alertLog = path.join(dir, 'alerts.jsonl');
-    const real = providersFromEnv({ CANARY_LOCAL_CONTROL_URL: stack.controlUrl, CANARY_ALERT_LOG: alertLog });
+    const real = providersFromEnv({
+      ...opts.env,
+      CANARY_LOCAL_CONTROL_URL: stack.controlUrl,
+      CANARY_ALERT_LOG: alertLog,
+    });
     const activities = createActivities(opts.providers ? opts.providers(real) : real);
     const taskQueue = `rollouts-${Math.random().toString(36).slice(2, 8)}`;
+    const cache = opts.stickyCache === false ? { maxCachedWorkflows: 0 } : {};
     const worker = await Worker.create({
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: await workflowBundle(),
       activities,
+      ...cache,
     });
     const workerRun = worker.run();
-    return new RolloutBench(env, stack, alertLog, taskQueue, worker, workerRun, () => traffic.stop());
+    return new RolloutBench(
+      env,
+      stack,
+      alertLog,
+      taskQueue,
+      worker,
+      workerRun,
+      () => traffic.stop(),
+      activities,
+      cache,
+    );
+  }
+
+  /**
+   * A worker crash and restart: this worker stops, and another starts on the same task queue (one process can
+   * hold one worker per task queue); the rollout carries on in the new worker, replaying its history.
+   */
+  async restartWorker(): Promise<void> {
+    this.worker.shutdown();
+    await this.workerRun;
+    this.worker = await Worker.create({
+      connection: this.env.nativeConnection,
+      taskQueue: this.taskQueue,
+      workflowBundle: await workflowBundle(),
+      activities: this.activities,
+      ...this.workerOptions,
+    });
+    this.workerRun = this.worker.run();
   }
 
   async startRollout(

@@ -318,6 +318,39 @@ describe('renderStatus', () => {
     expect(failed).toMatch(/Stages\s+✓ 5% {2}✗ 10% failed {2}· 25% \(approval\) {2}· 50% {2}· 100%/);
   });
 
+  it('says when a stage waits for evidence, and when a person must decide about missing evidence', () => {
+    const base = progressing();
+    const waiting = renderStatus(
+      {
+        ...base,
+        evidenceWait: {
+          since: '2025-03-01T12:00:00.000Z',
+          note: 'the hold is served, but stage 2 advances only on a passing analysis (the latest analysis was inconclusive)',
+        },
+      },
+      NOW,
+    );
+    expect(waiting).toContain(
+      'Waiting for evidence since 12:00:00Z: the hold is served, but stage 2 advances only on a passing analysis (the latest analysis was inconclusive)',
+    );
+    const asking = renderStatus(
+      {
+        ...base,
+        phase: 'waiting_approval',
+        evidenceQuestion: {
+          since: '2025-03-01T12:00:00.000Z',
+          checks: ['gpu'],
+          reasons: ['gpu: no evidence for 3 rounds in a row: a person decides'],
+        },
+      },
+      NOW,
+      { cliName: 'npx canary' },
+    );
+    expect(asking).toContain('gpu: no evidence for 3 rounds in a row: a person decides');
+    expect(asking).toContain('Go on without that evidence: npx canary approve prod/checkout --stage 2');
+    expect(asking).toContain('Or roll back:                npx canary abort prod/checkout --reason "why"');
+  });
+
   it('counts every analysis that ran, not only those kept', () => {
     const base = progressing();
     const text = renderStatus({ ...base, analysesRun: 37 }, NOW, { maxAnalyses: 1 });

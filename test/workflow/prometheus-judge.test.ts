@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { ProviderRegistry } from '../../activities/factory';
 import type { PlanSpec } from '../../workflows/plan';
-import { statusQuery } from '../../workflows/api';
+import { abortSignal, approveUpdate, statusQuery } from '../../workflows/api';
 import { startExporter, type Exporter } from '../harness/exporter';
 import { startPrometheus, type PrometheusServer } from '../harness/prometheus';
 import { RolloutBench } from '../harness/rollout-env';
@@ -166,7 +166,7 @@ test('a Prometheus outage mid-stage holds the stage and alerts, without rolling 
     expect(last.reasons?.join('; ')).toMatch(/query failed \d+ rounds in a row: holding/);
     const alerts = bench.alerts(h.workflowId);
     expect(alerts.some((a) => a.event === 'check_breached' && /query failed/.test(a.message))).toBe(true);
-    expect(alerts.some((a) => a.event === 'check_breached' && /the stage holds/.test(a.message))).toBe(true);
+    expect(alerts.some((a) => a.event === 'stuck' && /the stage holds/.test(a.message))).toBe(true);
   } finally {
     await proxy.open();
   }
@@ -272,6 +272,12 @@ describe('onNoData: a query that matches nothing', () => {
     const st = await h.query(statusQuery);
     expect(st).toMatchObject({ stage: 1, weight: 10, phase: 'progressing' });
     expect(st.analyses).toHaveLength(2);
+    // The hold (2m) is served, and status says why the stage still waits.
+    expect(st.evidenceWait).toEqual({
+      since: expect.any(String),
+      note: 'the hold is served, but stage 1 advances only on a passing analysis (the latest analysis was inconclusive)',
+    });
+    expect(Date.parse(st.evidenceWait!.since) - Date.parse(st.stageStartedAt!)).toBe(120_000);
     for (const a of st.analyses) {
       expect(a).toMatchObject({ verdict: 'inconclusive', action: 'hold' });
       expect(a.checks[0]).toMatchObject({ judged: 'no_data' });
@@ -298,6 +304,43 @@ describe('onNoData: a query that matches nothing', () => {
     expect(st.analyses).toHaveLength(2);
     expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
   }, 120_000);
+
+  test('{ then: approval }: traffic holds and a person decides; approve lets the stage go on, abort rolls back', async () => {
+    const h = await bench.startRollout(
+      APP,
+      'v2',
+      planOf([nothing({ action: 'hold', limit: 2, then: 'approval' })], short),
+    );
+    await bench.env.sleep(200_000); // two rounds without evidence, then more: still waiting, never rolled back
+    let st = await h.query(statusQuery);
+    expect(st).toMatchObject({ stage: 1, weight: 10, phase: 'waiting_approval' });
+    expect(st.evidenceQuestion).toMatchObject({
+      checks: ['nope-traffic'],
+      reasons: ['nope-traffic: no evidence for 2 rounds in a row: a person decides'],
+    });
+    // (the alert log holds earlier rollouts of the same workflow id too: this one's is the latest)
+    const stuck = bench
+      .alerts(h.workflowId)
+      .filter((e) => e.event === 'stuck')
+      .pop();
+    expect(stuck?.message).toContain(`approve ${h.workflowId} --stage 1`);
+    const record = await h.executeUpdate(approveUpdate, {
+      args: [{ identity: 'alice', stage: 1, comment: 'known gap' }],
+    });
+    expect(record).toMatchObject({ kind: 'missing-evidence', by: 'alice', stage: 1 });
+    await bench.env.sleep(60_000);
+    st = await h.query(statusQuery);
+    expect(st).toMatchObject({ stage: 2, weight: 50, phase: 'progressing' });
+    expect(st.evidenceQuestion).toBeUndefined();
+    // Stage 2 needs its own evidence: the question comes again, and this time the answer is no.
+    await bench.env.sleep(150_000);
+    expect((await h.query(statusQuery)).phase).toBe('waiting_approval');
+    await h.signal(abortSignal, { identity: 'bob', reason: 'no evidence, no rollout' });
+    expect(await rolloutResult(h)).toMatchObject({
+      outcome: 'rolled_back',
+      reason: 'aborted by bob: no evidence, no rollout',
+    });
+  }, 180_000);
 
   test('ignore: promoted', async () => {
     const h = await bench.startRollout(APP, 'v2', planOf([nothing('ignore')], short));

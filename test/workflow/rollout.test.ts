@@ -297,7 +297,13 @@ test('cancelling the workflow (as the Web UI does) rolls back', async () => {
   expect((await bench.live()).weight).toBe(10);
   await h.cancel();
   const result = await rolloutResult(h);
-  expect(result).toMatchObject({ outcome: 'rolled_back', reason: 'workflow cancelled (Temporal UI or API)' });
+  // The reason names who asked for the cancel, as Temporal recorded it (the client's identity).
+  const identity = bench.env.client.options.identity;
+  expect(identity).toBeTruthy();
+  expect(result).toMatchObject({
+    outcome: 'rolled_back',
+    reason: `workflow cancelled by ${identity} (Temporal UI or API)`,
+  });
   expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
 }, 300_000);
 
