@@ -161,6 +161,11 @@ describe('examples/', () => {
     expect([...severities].sort()).toEqual(['critical', 'high', 'low', 'medium']);
     expect(rule(plan, 'latency-degradation').test?.type).toBe('mann-whitney');
     expect(target.traffic?.router).toBe('istio');
+    // Who hears what: the pager for critical events, Slack for the rest.
+    expect(plan.alerts?.routes).toEqual([
+      { sinks: ['pagerduty'], minSeverity: 'critical' },
+      { sinks: ['slack'], minSeverity: 'info' },
+    ]);
   });
 
   it('004: 5/25/50/100 % with 60 s holds on the nginx router', async () => {
@@ -178,6 +183,9 @@ describe('examples/', () => {
     expect(rule(plan, 'latency-p95').abort?.band).toEqual({ value: { max: 1000 } });
     expect(target.traffic).toMatchObject({ router: 'nginx', canaryIngress: 'api-gateway-ingress-canary' });
     expect(target.metrics).toEqual({ provider: 'prometheus', templates: 'nginx' });
+    // "Monitor during business hours": a weekday 09:00-17:00 window.
+    expect(plan.windows?.timeZone).toBe('UTC');
+    expect(plan.windows?.allow).toHaveLength(1);
   });
 });
 
