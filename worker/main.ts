@@ -3,6 +3,7 @@
 // Exit codes: 0 after a clean shutdown, 1 on an unexpected failure, 2 on a configuration error, 3 when Temporal
 // cannot be reached (or does not know the namespace).
 import { Runtime } from '@temporalio/worker';
+import { RolloutLogger } from './logger';
 import { alertSinkNames, buildActivities, providerConfigFromEnv } from '../activities/factory';
 import { ConfigError, describeConfig, loadWorkerConfig, type WorkerConfig } from './config';
 import { ConnectError, connectNative } from './connection';
@@ -29,7 +30,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   }
 
   // This process handles the signals itself (below), so the SDK's own hook is off.
-  Runtime.install({ shutdownSignals: [] });
+  Runtime.install({ shutdownSignals: [], logger: new RolloutLogger() });
 
   let connection;
   try {

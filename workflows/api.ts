@@ -102,6 +102,8 @@ const ROLLOUT_ID_PREFIX = 'canary.';
 
 /** The failure type a rolled-back rollout's workflow ends with; its details hold the RolloutResult. */
 export const ROLLED_BACK_FAILURE = 'RolledBack';
+/** How that failure's message begins (what is left of it once it crosses a thread by structured clone). */
+export const ROLLED_BACK_MESSAGE_PREFIX = 'rolled back: ';
 
 /**
  * One rollout per target at a time: the workflow id derives from namespace and app, joined by dots. Both are

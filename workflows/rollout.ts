@@ -37,6 +37,7 @@ import { routes } from '../activities/alerts/routing';
 import {
   SA_APP,
   ROLLED_BACK_FAILURE,
+  ROLLED_BACK_MESSAGE_PREFIX,
   SA_PHASE,
   SA_VERSION,
   SA_STAGE,
@@ -1590,7 +1591,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       if (patched(ROLLBACK_FAILS_PATCH)) {
         throw ApplicationFailure.create({
           type: ROLLED_BACK_FAILURE,
-          message: `rolled back: ${s.rollbackReason ?? reason}`,
+          message: `${ROLLED_BACK_MESSAGE_PREFIX}${s.rollbackReason ?? reason}`,
           nonRetryable: true,
           details: [rolledBack],
         });

@@ -324,6 +324,15 @@ test('a faulty canary rolls back by itself: start --wait exits 1', async () => {
   const st = await status('it/faulty');
   expect(st.phase).toBe('rolled_back');
   expect(st.rollbackReason).toContain('error-rate');
+  // The worker logs the outcome in one line, not as a workflow failure with a stack trace.
+  await eventually(
+    async () => worker.output().includes('Rollout rolled back'),
+    10_000,
+    'the worker log line',
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; worker output:\n${worker.output().slice(-3000)}`);
+  });
+  expect(worker.output()).not.toContain('Workflow failed');
 }, 120_000);
 
 test('bad input exits 2 and starts nothing; an unknown rollout exits 2', async () => {
