@@ -128,7 +128,8 @@ function expectOncePerId(workflowId: string, firstRunId: string): RolloutAlert[]
     expect(e.id).toMatch(new RegExp(`^${workflowId.replace(/\./g, '\\.')}/${firstRunId}/\\d+-${e.kind}$`));
   });
   // Sequence numbers count up without gaps across the rollout (and across continue-as-new).
-  const seqs = events.map((e) => Number(/\/(\d+)-/.exec(e.id)![1])).sort((a, b) => a - b);
+  // The id ends in /<seq>-<kind> (the run id before it is a UUID, which may also hold digits and dashes).
+  const seqs = events.map((e) => Number(/\/(\d+)-[a-z_]+$/.exec(e.id)![1])).sort((a, b) => a - b);
   expect(seqs).toEqual(seqs.map((_, i) => seqs[0] + i));
   return events;
 }
