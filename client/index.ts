@@ -47,6 +47,7 @@ import type {
 import type { PlanSpec } from '../workflows/plan';
 import { metricsOfferProblems } from '../workflows/metrics-offer';
 import { describePlan, validatePlan } from '../workflows/plan';
+import { PRESETS } from '../workflows/presets';
 import {
   describeTarget,
   dnsLabelProblem,
@@ -658,6 +659,29 @@ export class RolloutClient {
     });
   }
 
+  /**
+   * The `start` command that rolls the same target out again at `version`, with the flags its target needs
+   * (workload, container, router and its flat settings); a target that flags cannot express is named instead.
+   */
+  private async startCommandFor(workflowId: string, version: string): Promise<string> {
+    const info = await this.describeIfAny(workflowId).catch(() => undefined);
+    const input = info ? await this.startInput(workflowId, info.runId) : undefined;
+    const t = input?.target;
+    const base = t ? `${this.cli} start --app ${t.app} --namespace ${t.namespace}` : undefined;
+    if (!t || !base)
+      return `${this.cli} start ... --version ${version} (with this rollout's target and plan)`;
+    const flags = targetFlags(t);
+    // A preset is named; a plan from a file can only be pointed at (its path is not recorded).
+    const preset = Object.entries(PRESETS).find(
+      ([, spec]) => JSON.stringify(spec) === JSON.stringify(input.plan),
+    );
+    const plan = preset ? `--plan ${preset[0]}` : '--plan <the plan file>';
+    if (flags === undefined) {
+      return `${base} --target <a file with this rollout's target (canary status ${workflowId} --output json shows it)> ${plan} --version ${version}`;
+    }
+    return `${base}${flags} ${plan} --version ${version}`;
+  }
+
   /** The input the run was started with (the first event of its history), undefined when unreadable. */
   private async startInput(workflowId: string, runId: string): Promise<RolloutInput | undefined> {
     try {
@@ -921,11 +945,12 @@ export class RolloutClient {
       (current && current.stage === current.stageCount && current.weight === 100)
     ) {
       const previous = current.stableVersion ? ` (${current.stableVersion} before this rollout)` : '';
+      const again = await this.startCommandFor(workflowId, current.stableVersion ?? 'PREVIOUS_VERSION');
       throw new RolloutRejectedError(
         workflowId,
         'abort',
         current.phase === 'promoted'
-          ? `${current.namespace}/${current.app} was promoted${current.promotedAt ? ` at ${current.promotedAt}` : ''}: stable already runs ${current.version}, so there is nothing to roll back to. To go back, roll out the previous version${previous}: ${this.cli} start --app ${current.app} --namespace ${current.namespace} --version ${current.stableVersion ?? 'PREVIOUS_VERSION'}`
+          ? `${current.namespace}/${current.app} was promoted${current.promotedAt ? ` at ${current.promotedAt}` : ''}: stable already runs ${current.version}, so there is nothing to roll back to. To go back, roll out the previous version${previous}: ${again}`
           : `promotion of ${current.version} is under way and cannot be undone; once it completes, roll out the previous version${previous} to go back`,
       );
     }
@@ -1093,4 +1118,39 @@ function sortedKeys(value: unknown): unknown {
       .sort()
       .map((k) => [k, sortedKeys((value as Record<string, unknown>)[k])]),
   );
+}
+
+/**
+ * ` --workload W --container C --router R --router-opt k=v ...` for a target spec, or undefined when it holds what
+ * flags cannot say (metrics settings, nested router settings other than a header, other workload fields).
+ */
+function targetFlags(t: TargetSpec): string | undefined {
+  const words: string[] = [];
+  const w = t.workload as Record<string, unknown> | undefined;
+  if (w) {
+    for (const key of Object.keys(w)) if (key !== 'name' && key !== 'container') return undefined;
+    if (typeof w.name === 'string') words.push('--workload', w.name);
+    if (typeof w.container === 'string') words.push('--container', w.container);
+  }
+  if (t.metrics !== undefined) return undefined;
+  const routers = Object.keys(t.traffic ?? {});
+  if (routers.length === 1) {
+    const router = routers[0];
+    words.push('--router', router);
+    const settings = ((t.traffic as Record<string, unknown>)[router] ?? {}) as Record<string, unknown>;
+    for (const [key, value] of Object.entries(settings)) {
+      if (typeof value === 'string' || typeof value === 'number')
+        words.push('--router-opt', `${key}=${value}`);
+      else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) {
+        words.push('--router-opt', `${key}=${value.join(',')}`);
+      } else if (key === 'header' && value && typeof value === 'object') {
+        const h = value as { name?: unknown; value?: unknown };
+        if (typeof h.name !== 'string') return undefined;
+        words.push('--router-opt', `header=${h.name}${typeof h.value === 'string' ? `:${h.value}` : ''}`);
+      } else return undefined;
+    }
+  } else if (routers.length > 1) return undefined;
+  return words
+    .map((word) => ` ${/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`}`)
+    .join('');
 }

@@ -233,7 +233,7 @@ test('start is idempotent per target: same version returns the running one, anot
   expect(late.stderr).toContain('stable already runs v3, so there is nothing to roll back to');
   // (the local stack serves one app: stable ran whatever the previous test promoted)
   expect(late.stderr).toMatch(
-    /roll out the previous version \((v\d) before this rollout\): node dist\/client\/cli\.js start --app api --namespace it --version \1$/m,
+    /roll out the previous version \((v\d) before this rollout\): node dist\/client\/cli\.js start --app api --namespace it --plan <the plan file> --version \1$/m,
   );
 }, 120_000);
 
