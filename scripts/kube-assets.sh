@@ -156,12 +156,21 @@ module_dir() {
     die "could not download the Go module $mod (for its CRDs) from the Go module proxy: $(json_field Error <<<"$json")"
   out="$CACHE/go-modules/$mod"
   if [[ ! -f "$out/.complete" ]]; then
-    rm -rf "$out"
+    # Extract aside, then move into place: two set-ups running at once (a background kube-assets and npm test)
+    # must not extract into the same folder.
+    local tmp
     mkdir -p "$CACHE/go-modules"
+    tmp="$(mktemp -d "$CACHE/go-modules/.extract.XXXXXX")"
     # The zip's entries are all under MODULE@VERSION/.
-    python3 -m zipfile -e "$zip" "$CACHE/go-modules" || die "could not extract $zip"
-    [[ -d "$out" ]] || die "extracting $zip gave no $out"
-    touch "$out/.complete"
+    python3 -m zipfile -e "$zip" "$tmp" || { rm -rf "$tmp"; die "could not extract $zip"; }
+    [[ -d "$tmp/$mod" ]] || { rm -rf "$tmp"; die "extracting $zip gave no $mod"; }
+    touch "$tmp/$mod/.complete"
+    if [[ ! -f "$out/.complete" ]]; then
+      rm -rf "$out"
+      mkdir -p "$(dirname "$out")"
+      mv "$tmp/$mod" "$out" 2>/dev/null || [[ -f "$out/.complete" ]] || { rm -rf "$tmp"; die "could not move the extracted $mod to $out"; }
+    fi
+    rm -rf "$tmp"
   fi
   echo "$out"
 }
