@@ -16,6 +16,7 @@ import {
   loadAndValidatePlan,
   loadPlan,
   loadTargetFile,
+  validateLoadedPlan,
 } from './plan-file';
 import {
   ROUTER_TYPES,
@@ -351,6 +352,10 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .option('--version <version>', 'version to roll out (default: the tag of --image)')
     .option('--image <image>', 'container image of the new version')
     .option('--plan <file|preset>', 'plan file (YAML/JSON) or preset name', 'default')
+    .option(
+      '--like <rollout>',
+      "take the plan and target of this rollout (namespace/app or workflow id), as it was started; --plan, --target and the target's flags override them",
+    )
     .option('--wait', 'wait for the outcome: exit 0 when promoted, 1 when rolled back')
     .option('--interval <duration>', 'poll interval with --wait', '2s')
     .option(
@@ -360,22 +365,26 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     )
     .addOption(outputOption())
     .action(
-      async (opts: {
-        workerWait: string;
-        app?: string;
-        namespace?: string;
-        target?: string;
-        workload?: string;
-        container?: string;
-        router?: string;
-        routerOpt?: string[];
-        version?: string;
-        image?: string;
-        plan: string;
-        wait?: boolean;
-        interval: string;
-        output: OutputFormat;
-      }) => {
+      async (
+        opts: {
+          workerWait: string;
+          app?: string;
+          namespace?: string;
+          target?: string;
+          workload?: string;
+          container?: string;
+          router?: string;
+          routerOpt?: string[];
+          version?: string;
+          image?: string;
+          plan: string;
+          like?: string;
+          wait?: boolean;
+          interval: string;
+          output: OutputFormat;
+        },
+        command: Command,
+      ) => {
         // Everything that can be checked locally is checked before Temporal is contacted.
         const version = opts.version?.trim() || (opts.image ? versionFromImage(opts.image) : undefined);
         if (!version)
@@ -385,12 +394,30 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
         const pollMs = parseInterval(opts.interval);
         const workerWaitMs = parseDurationOption('--worker-wait', opts.workerWait);
         const who = identity();
-        const loaded = loadAndValidatePlan(opts.plan);
-        const targetSpec = targetFromOptions(opts, loaded.target);
+        const like = opts.like?.trim();
+        if (like === '') throw new UsageError('--like needs a rollout: namespace/app or a workflow id');
+        const planGiven = command.getOptionValueSource('plan') !== 'default';
+        // Without --like, everything is checked before Temporal is contacted; --like reads its rollout first.
+        const early = like !== undefined ? await connect() : undefined;
+        const setup = early && like !== undefined ? await early.setupOf(like) : undefined;
+        const loaded =
+          setup && !planGiven
+            ? validateLoadedPlan({ spec: setup.plan, source: `the plan of ${setup.workflowId}` })
+            : loadAndValidatePlan(opts.plan);
+        // A plan file's own `target:` is more specific than the --like rollout's target.
+        const targetSpec = targetFromOptions(
+          opts,
+          (setup && !planGiven ? undefined : loaded.target) ?? setup?.target,
+        );
         const checked = validateTarget(targetSpec);
-        if (!checked.ok) throw new TargetInvalidError(checked.problems, opts.target ?? loaded.source);
+        if (!checked.ok) {
+          throw new TargetInvalidError(
+            checked.problems,
+            opts.target ?? (setup ? `the target of ${setup.workflowId}` : loaded.source),
+          );
+        }
         const { app, namespace } = checked.target;
-        const c = await connect();
+        const c = early ?? (await connect());
         const started = await c.start({
           target: targetSpec,
           version,

@@ -47,7 +47,6 @@ import type {
 import type { PlanSpec } from '../workflows/plan';
 import { metricsOfferProblems } from '../workflows/metrics-offer';
 import { describePlan, validatePlan } from '../workflows/plan';
-import { PRESETS } from '../workflows/presets';
 import {
   describeTarget,
   dnsLabelProblem,
@@ -667,19 +666,37 @@ export class RolloutClient {
     const info = await this.describeIfAny(workflowId).catch(() => undefined);
     const input = info ? await this.startInput(workflowId, info.runId) : undefined;
     const t = input?.target;
-    const base = t ? `${this.cli} start --app ${t.app} --namespace ${t.namespace}` : undefined;
-    if (!t || !base)
+    if (!t || typeof t.app !== 'string' || typeof t.namespace !== 'string')
       return `${this.cli} start ... --version ${version} (with this rollout's target and plan)`;
-    const flags = targetFlags(t);
-    // A preset is named; a plan from a file can only be pointed at (its path is not recorded).
-    const preset = Object.entries(PRESETS).find(
-      ([, spec]) => JSON.stringify(spec) === JSON.stringify(input.plan),
-    );
-    const plan = preset ? `--plan ${preset[0]}` : '--plan <the plan file>';
-    if (flags === undefined) {
-      return `${base} --target <a file with this rollout's target (canary status ${workflowId} --output json shows it)> ${plan} --version ${version}`;
+    // --like reads the target and plan from this rollout's history: pasteable whatever the plan's source was.
+    return `${this.cli} start --like ${t.namespace}/${t.app} --version ${version}`;
+  }
+
+  /**
+   * What a rollout was started with: its target and plan as written, from the first event of its latest run (a
+   * run continued as new carries both on). `canary start --like` reuses them, so rolling the same service out
+   * again, or going back after a promotion, needs neither the plan file nor the target's flags.
+   */
+  async setupOf(
+    ref: string,
+  ): Promise<{ workflowId: string; runId: string; target: TargetSpec; plan: PlanSpec }> {
+    const workflowId = await this.locate(ref);
+    const info = await this.describeIfAny(workflowId);
+    if (!info) throw new RolloutNotFoundError(workflowId, undefined, this.cli);
+    if (info.type !== WORKFLOW_TYPE) {
+      throw new RolloutNotFoundError(
+        workflowId,
+        `workflow "${workflowId}" is a ${info.type}, not a canary rollout; name a rollout (${this.cli} list shows them)`,
+        this.cli,
+      );
     }
-    return `${base}${flags} ${plan} --version ${version}`;
+    const input = await this.startInput(workflowId, info.runId);
+    if (!input || typeof input.target !== 'object' || input.target === null || input.plan === undefined) {
+      throw new RolloutInputError(
+        `cannot read what rollout ${workflowId} was started with (its history is gone, e.g. past the namespace's retention); pass --plan and the target (--target FILE or --workload/--router) instead of --like`,
+      );
+    }
+    return { workflowId, runId: info.runId, target: input.target, plan: input.plan };
   }
 
   /** The input the run was started with (the first event of its history), undefined when unreadable. */
@@ -1118,39 +1135,4 @@ function sortedKeys(value: unknown): unknown {
       .sort()
       .map((k) => [k, sortedKeys((value as Record<string, unknown>)[k])]),
   );
-}
-
-/**
- * ` --workload W --container C --router R --router-opt k=v ...` for a target spec, or undefined when it holds what
- * flags cannot say (metrics settings, nested router settings other than a header, other workload fields).
- */
-function targetFlags(t: TargetSpec): string | undefined {
-  const words: string[] = [];
-  const w = t.workload as Record<string, unknown> | undefined;
-  if (w) {
-    for (const key of Object.keys(w)) if (key !== 'name' && key !== 'container') return undefined;
-    if (typeof w.name === 'string') words.push('--workload', w.name);
-    if (typeof w.container === 'string') words.push('--container', w.container);
-  }
-  if (t.metrics !== undefined) return undefined;
-  const routers = Object.keys(t.traffic ?? {});
-  if (routers.length === 1) {
-    const router = routers[0];
-    words.push('--router', router);
-    const settings = ((t.traffic as Record<string, unknown>)[router] ?? {}) as Record<string, unknown>;
-    for (const [key, value] of Object.entries(settings)) {
-      if (typeof value === 'string' || typeof value === 'number')
-        words.push('--router-opt', `${key}=${value}`);
-      else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) {
-        words.push('--router-opt', `${key}=${value.join(',')}`);
-      } else if (key === 'header' && value && typeof value === 'object') {
-        const h = value as { name?: unknown; value?: unknown };
-        if (typeof h.name !== 'string') return undefined;
-        words.push('--router-opt', `header=${h.name}${typeof h.value === 'string' ? `:${h.value}` : ''}`);
-      } else return undefined;
-    }
-  } else if (routers.length > 1) return undefined;
-  return words
-    .map((word) => ` ${/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`}`)
-    .join('');
 }

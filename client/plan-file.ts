@@ -186,7 +186,11 @@ function jsonProblem(text: string): string | undefined {
 
 /** loadPlan, then validatePlan; throws PlanInvalidError listing every problem. */
 export function loadAndValidatePlan(fileOrPreset: string): LoadedPlan & { plan: Plan } {
-  const loaded = loadPlan(fileOrPreset);
+  return validateLoadedPlan(loadPlan(fileOrPreset));
+}
+
+/** Validates a plan however it was obtained (a file, a preset, a rollout's history); throws PlanInvalidError. */
+export function validateLoadedPlan(loaded: LoadedPlan): LoadedPlan & { plan: Plan } {
   const result = validatePlan(loaded.spec);
   if (!result.ok) throw new PlanInvalidError(result.problems, loaded.source);
   return { ...loaded, plan: result.plan };

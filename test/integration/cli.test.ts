@@ -232,9 +232,56 @@ test('start is idempotent per target: same version returns the running one, anot
   expect(late.code).toBe(2);
   expect(late.stderr).toContain('stable already runs v3, so there is nothing to roll back to');
   // (the local stack serves one app: stable ran whatever the previous test promoted)
-  expect(late.stderr).toMatch(
-    /roll out the previous version \((v\d) before this rollout\): node dist\/client\/cli\.js start --app api --namespace it --plan <the plan file> --version \1$/m,
-  );
+  const back =
+    /roll out the previous version \((v\d) before this rollout\): (node dist\/client\/cli\.js start --like it\/api --version \1)$/m.exec(
+      late.stderr,
+    );
+  expect(back).not.toBeNull();
+  // The way back works as pasted: the previous version, with the plan and target this rollout was started with.
+  const again2 = await pasted(back![2]);
+  expect(again2.stderr).toBe('');
+  expect(again2.code).toBe(0);
+  expect(again2.stdout).toContain(`Started rollout of ${back![1]} to it/api`);
+  expect(again2.stdout).toContain('Plan:         the plan of canary.it.api: 10% 1h → 100%');
+  const goingBack = await status('it/api');
+  expect(goingBack).toMatchObject({ version: back![1], app: 'api', namespace: 'it', stageCount: 2 });
+  expect((await canary('abort', 'it/api', '--reason', 'only checking the way back')).code).toBe(0);
+  await eventually(async () => (await status('it/api')).phase === 'rolled_back', 30_000, 'rolled back');
+}, 120_000);
+
+test("start --like: copies a rollout's plan and target, lets flags override them, and names a missing rollout", async () => {
+  const missing = await canary('start', '--like', 'it/nobody', '--version', 'v2');
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toContain('no rollout with id "canary.it.nobody" exists');
+  const empty = await canary('start', '--like', ' ', '--version', 'v2');
+  expect(empty.code).toBe(2);
+  expect(empty.stderr).toContain('--like needs a rollout');
+
+  const first = await start('likeme', 'v2', longPlan, '--output', 'json');
+  expect(first.code).toBe(0);
+  // Same version, --like: the idempotent start sees the very same plan and target.
+  const same = await canary('start', '--like', 'it/likeme', '--version', 'v2');
+  expect(same.stderr).toBe('');
+  expect(same.code).toBe(0);
+  expect(same.stdout).toContain('is already running');
+  expect(same.stdout).toContain('Plan:         the plan of canary.it.likeme: 10% 1h → 100%');
+  // --plan overrides the copied plan: then it is another plan, refused as such.
+  const otherPlan = await canary('start', '--like', 'it/likeme', '--plan', fastPlan, '--version', 'v2');
+  expect(otherPlan.code).toBe(2);
+  expect(otherPlan.stderr).toContain('requested plan: 10% 2s → 50% 2s → 100%');
+  expect((await canary('abort', 'it/likeme', '--reason', 'done')).code).toBe(0);
+  await eventually(async () => (await status('it/likeme')).phase === 'rolled_back', 30_000, 'rolled back');
+
+  // A finished rollout still lends its setup; --app overrides the copied target (the local stack serves one
+  // app at a time, hence one after the other).
+  const copy = await canary('start', '--like', 'it/likeme', '--app', 'likeyou', '--version', 'v2');
+  expect(copy.stderr).toBe('');
+  expect(copy.code).toBe(0);
+  expect(copy.stdout).toContain('Started rollout of v2 to it/likeyou');
+  expect(copy.stdout).toContain('Plan:         the plan of canary.it.likeme: 10% 1h → 100%');
+  expect(await status('it/likeyou')).toMatchObject({ app: 'likeyou', namespace: 'it', version: 'v2' });
+  expect((await canary('abort', 'it/likeyou', '--reason', 'done')).code).toBe(0);
+  await eventually(async () => (await status('it/likeyou')).phase === 'rolled_back', 30_000, 'rolled back');
 }, 120_000);
 
 test('approve: refused with the reason when the stage is wrong, accepted with identity and comment', async () => {
