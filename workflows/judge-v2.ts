@@ -93,6 +93,8 @@ export interface JudgeAlert {
   check: string;
   level: 'info' | 'warning' | 'critical';
   message: string;
+  /** Evidence has been missing for longer than the check allows and the stage holds for it: the rollout is stuck. */
+  stuck?: true;
 }
 
 export interface Decision {
@@ -263,7 +265,12 @@ function judgeCheck(
       fire('hold', PRECEDENCE.evidence, `${what}: holding until evidence arrives`);
       if (!alerted[flag]) {
         alerted[flag] = true;
-        alerts.push({ check: name, level: 'warning', message: `${name}: ${what}; the stage holds` });
+        alerts.push({
+          check: name,
+          level: 'warning',
+          message: `${name}: ${what}; the stage holds`,
+          stuck: true,
+        });
       }
     }
   };

@@ -1019,7 +1019,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       const rule = rules.find((r) => r.name === a.check);
       const severity = rule?.abort?.severity as CheckSeverity | undefined;
       // Evidence missing for longer than the check allows, and the stage holds: the rollout is stuck.
-      const stuck = alertsV2 && a.message.endsWith('; the stage holds');
+      const stuck = alertsV2 && a.stuck === true;
       await alert(
         stuck ? 'stuck' : 'check_breached',
         stuck ? 'critical' : a.level,

@@ -655,6 +655,8 @@ describe('missing evidence and failed queries', () => {
     expect(ds.map((d) => d.alerts.length)).toEqual([1, 0, 1, 0, 0, 0, 1, 0, 0]);
     expect(ds[2].alerts[0].message).toBe('e: query failed 3 rounds in a row; the stage holds');
     expect(ds[6].alerts[0].message).toBe('e: no evidence for 2 rounds in a row; the stage holds');
+    // Those two say the rollout is stuck (typed, so the workflow needs not read the text); the first is not.
+    expect([ds[0], ds[2], ds[6]].map((d) => d.alerts[0].stuck)).toEqual([undefined, true, true]);
 
     const [asking] = checksOf([
       { name: 'e', metric: 'error-rate', max: 1, onQueryError: { limit: 2, then: 'approval' } },
