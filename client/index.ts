@@ -659,15 +659,15 @@ export class RolloutClient {
   }
 
   /**
-   * The `start` command that rolls the same target out again at `version`, with the flags its target needs
-   * (workload, container, router and its flat settings); a target that flags cannot express is named instead.
+   * The `start` command that rolls the same target out again at `version`: `start --like` this rollout, which
+   * reads its plan and target from the history. When the history cannot be read, that is said in words.
    */
   private async startCommandFor(workflowId: string, version: string): Promise<string> {
     const info = await this.describeIfAny(workflowId).catch(() => undefined);
     const input = info ? await this.startInput(workflowId, info.runId) : undefined;
     const t = input?.target;
     if (!t || typeof t.app !== 'string' || typeof t.namespace !== 'string')
-      return `${this.cli} start ... --version ${version} (with this rollout's target and plan)`;
+      return `start it with this rollout's plan and target (its history cannot be read, so \`${this.cli} start --like\` cannot copy them)`;
     // --like reads the target and plan from this rollout's history: pasteable whatever the plan's source was.
     return `${this.cli} start --like ${t.namespace}/${t.app} --version ${version}`;
   }
@@ -961,8 +961,10 @@ export class RolloutClient {
       current?.phase === 'promoted' ||
       (current && current.stage === current.stageCount && current.weight === 100)
     ) {
-      const previous = current.stableVersion ? ` (${current.stableVersion} before this rollout)` : '';
-      const again = await this.startCommandFor(workflowId, current.stableVersion ?? 'PREVIOUS_VERSION');
+      const previous = current.stableVersion
+        ? ` (${current.stableVersion} before this rollout)`
+        : ' (which this rollout did not record: write it in place of VERSION)';
+      const again = await this.startCommandFor(workflowId, current.stableVersion ?? 'VERSION');
       throw new RolloutRejectedError(
         workflowId,
         'abort',
