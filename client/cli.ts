@@ -366,15 +366,8 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .addOption(outputOption())
     .action(
       async (
-        opts: {
+        opts: TargetOptions & {
           workerWait: string;
-          app?: string;
-          namespace?: string;
-          target?: string;
-          workload?: string;
-          container?: string;
-          router?: string;
-          routerOpt?: string[];
           version?: string;
           image?: string;
           plan: string;
@@ -502,17 +495,12 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .addOption(routerOptOption())
     .addOption(outputOption())
     .action(
-      (opts: {
-        plan: string;
-        target?: string;
-        app?: string;
-        namespace?: string;
-        workload?: string;
-        container?: string;
-        router?: string;
-        routerOpt?: string[];
-        output: OutputFormat;
-      }) => {
+      (
+        opts: TargetOptions & {
+          plan: string;
+          output: OutputFormat;
+        },
+      ) => {
         const asJson = opts.output === 'json';
         const targetGiven = (fromPlan?: TargetSpec): boolean =>
           fromPlan !== undefined ||
@@ -623,21 +611,16 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
   that is empty, in the future or over ${MAX_BACKTEST_ROUNDS} rounds), ${EXIT_INFRASTRUCTURE} Prometheus unreachable or failing.`,
     )
     .action(
-      async (opts: {
-        plan: string;
-        from: string;
-        to: string;
-        target?: string;
-        app?: string;
-        namespace?: string;
-        workload?: string;
-        container?: string;
-        router?: string;
-        routerOpt?: string[];
-        version?: string;
-        stableVersion?: string;
-        output: OutputFormat;
-      }) => {
+      async (
+        opts: TargetOptions & {
+          plan: string;
+          from: string;
+          to: string;
+          version?: string;
+          stableVersion?: string;
+          output: OutputFormat;
+        },
+      ) => {
         const input = <T>(step: () => T): T => {
           try {
             return step();
@@ -901,22 +884,22 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
   }
 }
 
+/** The options that say a target, shared by start, validate and backtest. */
+export interface TargetOptions {
+  app?: string;
+  namespace?: string;
+  target?: string;
+  workload?: string;
+  container?: string;
+  router?: string;
+  routerOpt?: string[];
+}
+
 /**
  * The target from, in rising precedence: a `target:` in the plan file, `--target FILE`, then the flags.
  * `--router` replaces the router; `--router-opt key=value` sets one of its settings (comma lists for `routes`).
  */
-export function targetFromOptions(
-  opts: {
-    app?: string;
-    namespace?: string;
-    target?: string;
-    workload?: string;
-    container?: string;
-    router?: string;
-    routerOpt?: string[];
-  },
-  fromPlan?: TargetSpec,
-): TargetSpec {
+export function targetFromOptions(opts: TargetOptions, fromPlan?: TargetSpec): TargetSpec {
   const base: TargetSpec = structuredClone(opts.target ? loadTargetFile(opts.target) : (fromPlan ?? {}));
   if (typeof base !== 'object' || base === null || Array.isArray(base)) return base;
   const t: TargetSpec = { ...base };
