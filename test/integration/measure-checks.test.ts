@@ -17,8 +17,6 @@ const NAMESPACE = 'shop';
 const APP = 'checkout';
 const RPS = 50;
 const versions = { stable: 'v1', canary: 'v2' };
-// histogram_quantile interpolates in floating point: a p95 in the 100 ms bucket can read 100.00000000000044.
-const BUCKET_TOP_MS = 100 + 1e-9;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const baseConfig: ProviderConfig = {
@@ -48,6 +46,11 @@ function near(value: number | null | undefined, expected: number, tolerance = 0.
 
 // Both sides answer with the same latency; the canary fails 0.4 % of its requests, stable 0.2 %.
 const LATENCY = { p50: 40, p95: 90, p99: 200 };
+/**
+ * A p95 Prometheus computes from the histogram: near the asked 90 ms. Not bounded by the 100 ms bucket's top: over
+ * a few seconds, whole-request counts per bucket can put the 95th rank just past it (101.5 ms was seen).
+ */
+const nearP95 = (v: number | null | undefined) => near(v, LATENCY.p95, 0.2);
 
 const HEALTHY = [
   { name: 'error-rate', metric: 'error-rate', success: { max: 1 }, abort: { max: 5 } },
@@ -142,13 +145,12 @@ describe('against a real Prometheus', () => {
     // minRequests: the canary's requests over the check's 10 s window.
     expect(Object.keys(m.p95).sort()).toEqual(['requests', 'value']);
     expect({ requests: m.p95.requests, near: near(m.p95.requests, RPS * 10) }).toMatchObject({ near: true });
-    expect(m.p95.value).toBeGreaterThan(50);
-    expect(m.p95.value).toBeLessThanOrEqual(BUCKET_TOP_MS);
+    expect({ p95: m.p95.value, near: nearP95(m.p95.value) }).toMatchObject({ near: true });
 
     // compare with stable: stable's value over the same window.
     expect(Object.keys(m['p95-vs-stable']).sort()).toEqual(['baseline', 'value']);
-    expect(m['p95-vs-stable'].baseline).toBeGreaterThan(50);
-    expect(m['p95-vs-stable'].baseline).toBeLessThanOrEqual(BUCKET_TOP_MS);
+    const baseline = m['p95-vs-stable'].baseline;
+    expect({ baseline, near: nearP95(baseline) }).toMatchObject({ near: true });
 
     // A custom query, its placeholders filled in for the canary's side.
     expect(m['custom-rate']).toEqual({ value: expect.any(Number) });
@@ -164,8 +166,7 @@ describe('against a real Prometheus', () => {
     expect(t.series!.baseline.length).toBeGreaterThanOrEqual(minSamples);
     expect(t.series!.canary.length).toBeLessThanOrEqual(5); // 12 s / 3 s + 1
     for (const v of [...t.series!.canary, ...t.series!.baseline]) {
-      expect(v).toBeGreaterThan(50);
-      expect(v).toBeLessThanOrEqual(BUCKET_TOP_MS);
+      expect({ v, near: nearP95(v) }).toMatchObject({ near: true });
     }
     expect(typeof t.baseline).toBe('number'); // a test compares with stable
 
