@@ -1,13 +1,11 @@
 // Starts a real Prometheus (Debian's package, 2.42 here) on loopback for tests: a temporary config scraping the
 // given targets every second, storage in a temporary folder, optional basic auth through its own web config. It is
 // stopped by its process id (SIGTERM, then SIGKILL), and a watchdog stops it if the test process dies first.
-import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from './dev-server';
-import { collectTail, signal, startWatchdog } from './watchdog';
+import { basicAuthHeaders, findBinary, startServedBinary, writeBasicAuthWebConfig } from './served-binary';
 
 export const PROMETHEUS_HINT =
   "run `bash scripts/setup.sh` (as root it installs Debian's package), or `apt-get install prometheus`, or set " +
@@ -45,31 +43,10 @@ export interface PrometheusServer {
 }
 
 const HOST = '127.0.0.1';
-const STOP_GRACE_MS = 5_000;
-const OUTPUT_TAIL_CHARS = 8_000;
 
 /** PROMETHEUS_PATH, then PATH, then /usr/bin/prometheus (as scripts/setup.sh looks it up). */
 export function findPrometheus(): string | undefined {
-  const explicit = process.env.PROMETHEUS_PATH?.trim();
-  if (explicit) {
-    if (!isExecutable(explicit)) {
-      throw new Error(`PROMETHEUS_PATH=${explicit} is not an executable file; fix or unset PROMETHEUS_PATH`);
-    }
-    return explicit;
-  }
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (dir && isExecutable(path.join(dir, 'prometheus'))) return path.join(dir, 'prometheus');
-  }
-  return isExecutable('/usr/bin/prometheus') ? '/usr/bin/prometheus' : undefined;
-}
-
-function isExecutable(file: string): boolean {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
+  return findBinary('PROMETHEUS_PATH', ['prometheus'], ['/usr/bin/prometheus']);
 }
 
 export async function startPrometheus(opts: PrometheusOptions): Promise<PrometheusServer> {
@@ -96,91 +73,21 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     '--log.level=warn',
   ];
   const auth = opts.webConfig?.basicAuth;
-  if (auth) {
-    const webFile = path.join(dir, 'web.yml');
-    fs.writeFileSync(
-      webFile,
-      `basic_auth_users:\n  ${JSON.stringify(auth.username)}: ${JSON.stringify(await bcrypt(auth.password))}\n`,
-    );
-    args.push(`--web.config.file=${webFile}`);
-  }
+  if (auth) args.push(`--web.config.file=${await writeBasicAuthWebConfig(dir, auth)}`);
   args.push(...(opts.extraFlags ?? []));
 
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
-  const output = collectTail(child, OUTPUT_TAIL_CHARS, '(none)');
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const spawned = await new Promise<Error | undefined>((resolve) => {
-    child.once('spawn', () => resolve(undefined));
-    child.once('error', (err) => resolve(err));
-  });
-  if (spawned || child.pid === undefined) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw new Error(`cannot run ${bin}: ${spawned?.message ?? 'no process id'}; ${PROMETHEUS_HINT}`);
-  }
-  const pid = child.pid;
-  const watchdog = startWatchdog({ graceMs: STOP_GRACE_MS, dir });
-  watchdog.watch(pid);
-  child.once('exit', () => watchdog.dismiss());
-  child.unref();
-  for (const stream of [child.stdout, child.stderr]) (stream as net.Socket | null)?.unref();
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.ref();
-        signal(pid, 'SIGTERM');
-        const timer = setTimeout(() => signal(pid, 'SIGKILL'), STOP_GRACE_MS);
-        await exited;
-        clearTimeout(timer);
-      }
-      fs.rmSync(dir, { recursive: true, force: true });
-    })();
-    return stopping;
-  };
-
   const url = `http://${HOST}:${port}`;
-  const headers: Record<string, string> = auth
-    ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` }
-    : {};
-  let dead = false;
-  void exited.then(() => (dead = true));
-  const poll = async (
-    what: string,
-    timeoutMs: number,
-    probe: () => Promise<string | true>,
-  ): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
-    let last = 'no attempt made';
-    for (;;) {
-      if (dead)
-        throw new Error(`prometheus exited while waiting for ${what}\n--- its output ---\n${output()}`);
-      try {
-        const r = await probe();
-        if (r === true) return;
-        last = r;
-      } catch (err) {
-        last = (err as Error).message;
-      }
-      if (Date.now() >= deadline) {
-        throw new Error(
-          `${what} not reached after ${timeoutMs} ms (${last})\n--- prometheus output ---\n${output()}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  };
-
-  try {
-    await poll(`${url}/-/ready`, opts.readyTimeoutMs ?? 30_000, async () => {
-      const res = await fetch(`${url}/-/ready`, { headers, signal: AbortSignal.timeout(2_000) });
-      await res.arrayBuffer();
-      return res.ok || `HTTP ${res.status}`;
-    });
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  const headers = basicAuthHeaders(auth);
+  const { pid, stop, output, poll } = await startServedBinary({
+    name: 'prometheus',
+    bin,
+    args,
+    dir,
+    hint: PROMETHEUS_HINT,
+    url,
+    headers,
+    readyTimeoutMs: opts.readyTimeoutMs ?? 30_000,
+  });
 
   const waitUp = (timeoutMs = 30_000): Promise<void> =>
     // Discovery hands targets to the scraper at most every 5 s, so the first sample lands ~7 s after start.
@@ -235,25 +142,4 @@ function scrapeConfig(targets: ScrapeTarget[]): string {
     }
   }
   return `${lines.join('\n')}\n`;
-}
-
-/** A bcrypt hash for Prometheus's web config: bcryptjs (a devDependency), else Python's bcrypt if installed. */
-async function bcrypt(password: string): Promise<string> {
-  try {
-    const { hashSync } = await import('bcryptjs');
-    return hashSync(password, 5);
-  } catch (err) {
-    const py = spawnSync(
-      'python3',
-      [
-        '-c',
-        'import bcrypt,sys; print(bcrypt.hashpw(sys.stdin.read().encode(), bcrypt.gensalt(5)).decode())',
-      ],
-      { input: password, encoding: 'utf8' },
-    );
-    if (py.status === 0) return py.stdout.trim();
-    throw new Error(
-      `cannot hash a password for Prometheus's web config: npm ci (bcryptjs) or pip install bcrypt (${(err as Error).message})`,
-    );
-  }
 }
