@@ -22,7 +22,7 @@ import {
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { freePort } from './dev-server';
-import { projectRoot } from './temporal-bin';
+import { isExecutableFile, projectRoot } from './temporal-bin';
 import { signal, startWatchdog } from './watchdog';
 
 export type CrdSet = 'istio' | 'gateway' | 'smi';
@@ -148,26 +148,17 @@ async function findAssets(needCrdFiles: boolean): Promise<KubeAssets> {
   if (
     dir &&
     !needCrdFiles &&
-    isExecutable(path.join(dir, 'kube-apiserver')) &&
-    isExecutable(path.join(dir, 'etcd'))
+    isExecutableFile(path.join(dir, 'kube-apiserver')) &&
+    isExecutableFile(path.join(dir, 'etcd'))
   ) {
     assets = { apiserver: path.join(dir, 'kube-apiserver'), etcd: path.join(dir, 'etcd') };
   } else {
     assets = await assetsFromScript();
   }
   for (const bin of [assets.apiserver, assets.etcd]) {
-    if (!isExecutable(bin)) throw new Error(`${bin} is not an executable file: ${KUBE_ASSETS_HINT}`);
+    if (!isExecutableFile(bin)) throw new Error(`${bin} is not an executable file: ${KUBE_ASSETS_HINT}`);
   }
   return assets;
-}
-
-function isExecutable(file: string): boolean {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
 }
 
 /**

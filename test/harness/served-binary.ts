@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import * as path from 'node:path';
+import { isExecutableFile } from './temporal-bin';
 import { collectTail, signal, startWatchdog } from './watchdog';
 
 const STOP_GRACE_MS = 5_000;
@@ -15,26 +16,17 @@ const OUTPUT_TAIL_CHARS = 8_000;
 export function findBinary(envVar: string, names: string[], fallbacks: string[]): string | undefined {
   const explicit = process.env[envVar]?.trim();
   if (explicit) {
-    if (!isExecutable(explicit)) {
+    if (!isExecutableFile(explicit)) {
       throw new Error(`${envVar}=${explicit} is not an executable file; fix or unset ${envVar}`);
     }
     return explicit;
   }
   for (const name of names) {
     for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-      if (dir && isExecutable(path.join(dir, name))) return path.join(dir, name);
+      if (dir && isExecutableFile(path.join(dir, name))) return path.join(dir, name);
     }
   }
-  return fallbacks.find(isExecutable);
-}
-
-function isExecutable(file: string): boolean {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
+  return fallbacks.find(isExecutableFile);
 }
 
 export interface BasicAuth {

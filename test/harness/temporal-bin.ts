@@ -83,7 +83,8 @@ function findBinary(spec: BinarySpec, env: NodeJS.ProcessEnv): string | undefine
   return undefined;
 }
 
-function isExecutableFile(file: string): boolean {
+/** A regular file this process may execute. */
+export function isExecutableFile(file: string): boolean {
   try {
     if (!fs.statSync(file).isFile()) return false;
     fs.accessSync(file, fs.constants.X_OK);
