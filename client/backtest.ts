@@ -14,7 +14,7 @@
 import type { AnalysisCheck, AnalysisMetric } from '../workflows/analysis-spec';
 import { DurationError, formatDuration, parseDuration } from '../workflows/duration';
 import { describeResults, judge, type Measurement } from '../workflows/judge';
-import { judgeRound, type JudgeState, type RoundMeasurement } from '../workflows/judge-v2';
+import { judgeRound, roundOutcome, type JudgeState, type RoundMeasurement } from '../workflows/judge-v2';
 import { describePlan } from '../workflows/plan';
 import { describeTarget, type Target } from '../workflows/target';
 import type { Plan, Verdict } from '../workflows/types';
@@ -328,12 +328,7 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     if (rules) {
       const { state, decision } = judgeRound(rules, measurements, at, s.judge);
       s.judge = state;
-      const advances = decision.action === 'advance-ok' || decision.action === 'alert';
-      const verdict: Verdict = advances
-        ? 'pass'
-        : decision.perCheck.some((c) => c.outcome === 'breach' || c.outcome === 'fail')
-          ? 'fail'
-          : 'inconclusive';
+      const { advances, verdict } = roundOutcome(decision);
       s.lastVerdict = verdict;
       const round: BacktestRound = {
         at: iso(at),

@@ -30,6 +30,7 @@
 import { formatDuration } from './duration';
 import type { AnalysisCheck, Band, Bound, LimitAction, Severity } from './analysis-spec';
 import { compareSeries, type MannWhitneyResult } from './mann-whitney';
+import type { Verdict } from './types';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Input, state and output
@@ -108,6 +109,20 @@ export interface Decision {
   /** The checks whose missing evidence asks a person (action await-approval). */
   approvalFor?: string[];
   perCheck: CheckVerdict[];
+}
+
+/**
+ * What a round means for the stage walk: whether it lets the stage advance (a low-severity alert does), and the
+ * verdict status shows for it (fail when a check breached or failed, inconclusive when it only lacked evidence).
+ */
+export function roundOutcome(decision: Decision): { advances: boolean; verdict: Verdict } {
+  const advances = decision.action === 'advance-ok' || decision.action === 'alert';
+  const verdict: Verdict = advances
+    ? 'pass'
+    : decision.perCheck.some((c) => c.outcome === 'breach' || c.outcome === 'fail')
+      ? 'fail'
+      : 'inconclusive';
+  return { advances, verdict };
 }
 
 export function initialJudgeState(): JudgeState {

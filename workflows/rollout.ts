@@ -72,7 +72,13 @@ import { formatDuration } from './duration';
 import { describeWindowState, mayAdvance, nextOpen } from './windows';
 import { metricsOfferProblems } from './metrics-offer';
 import { describeResults, judge } from './judge';
-import { acknowledgeMissingEvidence, initialJudgeState, judgeRound, type JudgeState } from './judge-v2';
+import {
+  acknowledgeMissingEvidence,
+  initialJudgeState,
+  judgeRound,
+  roundOutcome,
+  type JudgeState,
+} from './judge-v2';
 import { describePlan, formatProblems, validatePlan } from './plan';
 import { describeTarget, formatTargetProblems, validateTarget, versionProblem, type Target } from './target';
 import { renderDetails } from './details';
@@ -941,12 +947,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     const { state, decision } = judgeRound(rules, answer.measurements, now, s.judge);
     s.judge = state;
     s.lastAnalysisAt = now;
-    const advances = decision.action === 'advance-ok' || decision.action === 'alert';
-    const verdict: Verdict = advances
-      ? 'pass'
-      : decision.perCheck.some((c) => c.outcome === 'breach' || c.outcome === 'fail')
-        ? 'fail'
-        : 'inconclusive';
+    const { advances, verdict } = roundOutcome(decision);
     s.lastVerdict = verdict;
     s.analysesRun = (s.analysesRun ?? s.analyses.length) + 1;
     pushBounded(

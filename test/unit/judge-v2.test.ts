@@ -8,6 +8,7 @@ import {
   judgeRound,
   type JudgeState,
   type RoundMeasurement,
+  roundOutcome,
 } from '../../workflows/judge-v2';
 
 const S = 1000;
@@ -791,6 +792,23 @@ describe('decisions across checks', () => {
     expect(d.reasons.map((r) => r.split(':')[0])).toEqual(['crit', 'high', 'med2', 'med', 'low', 'low']);
     expect(d.reasons[0]).toBe('crit: 20: 20 > abort max 10 (critical): roll back at once');
     expect(d.reasons[2]).toBe('med2: query failed 3 rounds in a row: roll back');
+  });
+
+  it('tells the stage walk what a round means: advance on pass or a low alert, fail on a breach, else inconclusive', () => {
+    const advisory = checksOf('- { name: cpu, metric: request-rate, abort: { min: 0.5, severity: low } }');
+    const ok = { ...fine, cpu: v(5) };
+    const ds = run(
+      [...checks, ...advisory],
+      [ok, { ...ok, cpu: v(0.1) }, { ...ok, low: v(0.1) }, { ...ok, med: v(800) }, { ...ok, crit: v(null) }],
+    );
+    expect(actions(ds)).toEqual(['advance-ok', 'alert', 'hold', 'step-back', 'hold']);
+    expect(ds.map(roundOutcome)).toEqual([
+      { advances: true, verdict: 'pass' },
+      { advances: true, verdict: 'pass' },
+      { advances: false, verdict: 'fail' },
+      { advances: false, verdict: 'fail' },
+      { advances: false, verdict: 'inconclusive' },
+    ]);
   });
 
   it('steps back once for several medium checks, and stays back until every one recovered', () => {
