@@ -281,12 +281,22 @@ export function createActivities(p: ProviderSource) {
      * deduplicate by event id or dedup key, so retries are harmless; Slack cannot (at-least-once).
      */
     async deliverAlert(sink: string, event: RolloutAlert): Promise<void> {
-      await deliverToSink(p, sink, event);
+      // Heartbeats while the receiver answers: a worker that dies mid-delivery is noticed within the heartbeat
+      // timeout and the delivery retried (same id) at once, not after the whole start-to-close timeout.
+      const beat = setInterval(() => Context.current().heartbeat(), DELIVERY_HEARTBEAT_MS);
+      try {
+        await deliverToSink(p, sink, event);
+      } finally {
+        clearInterval(beat);
+      }
     },
   };
 }
 
 export type RolloutActivities = ReturnType<typeof createActivities>;
+
+/** How often deliverAlert heartbeats; the workflow's heartbeat timeout for it is a few of these. */
+export const DELIVERY_HEARTBEAT_MS = 2_000;
 
 /** deliverAlert's body, with its failures turned into what Temporal's retry policy acts on. */
 export async function deliverToSink(p: ProviderSource, sinkName: string, event: RolloutAlert): Promise<void> {
