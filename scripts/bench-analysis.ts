@@ -10,7 +10,7 @@
 //     judge alone per round.
 import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { ProviderRegistry, providersFromEnv } from '../activities/factory';
 import { LocalStackClient } from '../activities/local/control-client';
 import { startLocalStack, type LocalStack } from '../activities/local/stack';
@@ -23,6 +23,7 @@ import type { canaryRollout } from '../workflows';
 import { startDevServer } from '../test/harness/dev-server';
 import { startExporter, type Exporter } from '../test/harness/exporter';
 import { startPrometheus, type PrometheusServer } from '../test/harness/prometheus';
+import { RolloutLogger } from '../worker/logger';
 
 const LANES = 4;
 const RUNS_PER_LANE = 5;
@@ -274,7 +275,7 @@ async function roundCost(prom: PrometheusServer): Promise<void> {
 async function main(): Promise<void> {
   const started = performance.now();
   // Rolled-back rollouts are expected here: the worker's warning for each would drown the figures.
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  Runtime.install({ logger: new RolloutLogger('ERROR') });
   const lanes: Lane[] = [];
   const common = { set: 'http' as const, namespace: NAMESPACE, rps: RPS, latencyMs: LATENCY };
   for (let l = 0; l < LANES; l++) {

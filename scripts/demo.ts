@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DefaultLogger, Runtime, type NativeConnection, type Worker } from '@temporalio/worker';
+import { Runtime, type NativeConnection, type Worker } from '@temporalio/worker';
 import { providersFromEnv } from '../activities/factory';
 import { DEFAULT_CONTROL_PORT, DEFAULT_PROXY_PORT } from '../activities/local/stack-main';
 import { startLocalStack, type Fault, type LocalStack } from '../activities/local/stack';
@@ -26,6 +26,7 @@ import { DurationError, formatDuration, parseDuration } from '../workflows/durat
 import { describePlan, formatProblems, totalHoldMs, validatePlan, type PlanSpec } from '../workflows/plan';
 import { rolloutWorkflowId } from '../workflows/api';
 import type { RolloutStatus } from '../workflows/types';
+import { RolloutLogger } from '../worker/logger';
 
 export const EXIT_PROMOTED = 0;
 export const EXIT_ROLLED_BACK = 1;
@@ -621,7 +622,7 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
   // Worker chatter would drown the story; warnings and errors still show. Signals are handled by runDemo.
-  Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
+  Runtime.install({ logger: new RolloutLogger('WARN'), shutdownSignals: [] });
   return runDemo(options);
 }
 

@@ -6,17 +6,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  DefaultLogger,
-  Runtime,
-  Worker,
-  bundleWorkflowCode,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 
 // Worker state chatter drowns test output; warnings and errors still show.
 try {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: new RolloutLogger('WARN') });
 } catch {
   // Already installed by another harness in this process.
 }
@@ -31,6 +25,7 @@ import type { RolloutResult } from '../../workflows/types';
 import type { canaryRollout } from '../../workflows';
 import { readAlerts } from './alerts';
 import { createTimeSkippingEnv } from './time-skipping';
+import { RolloutLogger } from '../../worker/logger';
 
 export const STABLE_VERSION = 'v1';
 
