@@ -304,6 +304,14 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
     }
   }
 
+  if (status.phase === 'promoted' && status.stableVersion && status.stableVersion !== status.version) {
+    // An abort can no longer undo a promotion: going back is a rollout of the previous version, with this plan.
+    out.push(
+      '',
+      `Go back: ${cli} start --like ${ref} --version ${status.stableVersion}   (this plan and target, ${status.stableVersion} as the canary)`,
+    );
+  }
+
   if (status.retrying) {
     const r = status.retrying;
     out.push(

@@ -237,6 +237,8 @@ test('start is idempotent per target: same version returns the running one, anot
       late.stderr,
     );
   expect(back).not.toBeNull();
+  // status of the promoted rollout offers the same way back.
+  expect((await canary('status', workflowId)).stdout).toContain(`Go back: ${back![2]}   `);
   // The way back works as pasted: the previous version, with the plan and target this rollout was started with.
   const again2 = await pasted(back![2]);
   expect(again2.stderr).toBe('');

@@ -372,6 +372,11 @@ describe('renderStatus', () => {
     const text = renderStatus(s, NOW);
     expect(text).toContain(`Plan hold     ${progressBar(1)}  done`);
     expect(text).toMatch(/Promoted at\s+12:20:00Z/);
+    // The way back is a rollout of the previous version, with this rollout's plan and target.
+    expect(renderStatus({ ...s, stableVersion: 'v1.4.0' }, NOW, { cliName: 'npx canary' })).toContain(
+      `\nGo back: npx canary start --like ${s.namespace}/${s.app} --version v1.4.0   (this plan and target, v1.4.0 as the canary)`,
+    );
+    expect(text).not.toContain('Go back'); // the previous version unknown: no command with a placeholder
   });
 
   it('uses no ANSI escapes unless colour is asked for', () => {
