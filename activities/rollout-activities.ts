@@ -283,17 +283,27 @@ export function createActivities(p: ProviderSource) {
     async deliverAlert(sink: string, event: RolloutAlert): Promise<void> {
       // Heartbeats while the receiver answers: a worker that dies mid-delivery is noticed within the heartbeat
       // timeout and the delivery retried (same id) at once, not after the whole start-to-close timeout.
-      const beat = setInterval(() => Context.current().heartbeat(), DELIVERY_HEARTBEAT_MS);
+      const ctx = activityContext();
+      const beat = ctx && setInterval(() => ctx.heartbeat(), DELIVERY_HEARTBEAT_MS);
       try {
         await deliverToSink(p, sink, event);
       } finally {
-        clearInterval(beat);
+        if (beat) clearInterval(beat);
       }
     },
   };
 }
 
 export type RolloutActivities = ReturnType<typeof createActivities>;
+
+/** The running activity's context; undefined when called directly (a script, a test). */
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
 
 /** How often deliverAlert heartbeats; the workflow's heartbeat timeout for it is a few of these. */
 export const DELIVERY_HEARTBEAT_MS = 2_000;
