@@ -11,6 +11,7 @@ COPY workflows workflows
 COPY activities activities
 COPY worker worker
 COPY client client
+COPY demo demo
 COPY scripts scripts
 COPY test/harness test/harness
 # tsc, then the prebuilt workflow bundle (dist/workflow-bundle.js) so the worker starts without webpack.

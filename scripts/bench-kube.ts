@@ -24,7 +24,7 @@ import type { TrafficRouter } from '../activities/types';
 import { abortSignal, rolloutWorkflowId, type RolloutInput } from '../workflows/api';
 import type { canaryRollout } from '../workflows';
 import { validateTarget, type Target } from '../workflows/target';
-import { startDevServer, type DevServer } from '../test/harness/dev-server';
+import { startDevServer, type DevServer } from '../demo/dev-server';
 import { startKubeServer, type KubeServer } from '../test/harness/kube';
 import { startDeploymentSimulator } from '../test/harness/kube-controller';
 import { workflowBundle } from '../test/harness/rollout-env';

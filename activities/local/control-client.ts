@@ -1,5 +1,5 @@
 // A small typed client for the local stack's control API (see stack.ts), shared by the local providers.
-import type { Side, SideMetrics } from './stack';
+import type { Side, SideMetrics } from '../../demo/stack';
 
 export interface StackState {
   weight: number;
@@ -94,7 +94,7 @@ export class LocalStackClient {
       const code = (err as { cause?: { code?: string } }).cause?.code;
       throw new LocalStackError(
         `cannot reach the local stack at ${this.baseUrl} (is it running? start it with npm run demo or ` +
-          `node dist/activities/local/stack-main.js)${code ? `: ${code}` : ''}`,
+          `node dist/demo/stack-main.js)${code ? `: ${code}` : ''}`,
       );
     }
     const text = await res.text();

@@ -21,9 +21,9 @@ import {
   type V1PolicyRule,
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { freePort } from './dev-server';
-import { isExecutableFile, projectRoot } from './temporal-bin';
-import { signal, startWatchdog } from './watchdog';
+import { freePort } from '../../demo/dev-server';
+import { isExecutableFile, projectRoot } from '../../demo/temporal-bin';
+import { signal, startWatchdog } from '../../demo/watchdog';
 
 export type CrdSet = 'istio' | 'gateway' | 'smi';
 export type KubeUser = 'admin' | 'restricted';

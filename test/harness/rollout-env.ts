@@ -16,8 +16,8 @@ try {
 }
 import { createActivities } from '../../activities/rollout-activities';
 import { providersFromEnv, type ProviderRegistry, type ProviderSource } from '../../activities/factory';
-import { startLocalStack, type Fault, type LocalStack } from '../../activities/local/stack';
-import { startTrafficGenerator } from '../../activities/local/traffic-generator';
+import { startLocalStack, type Fault, type LocalStack } from '../../demo/stack';
+import { startTrafficGenerator } from '../../demo/traffic-generator';
 import type { AlertEvent } from '../../activities/types';
 import { rolloutWorkflowId, type RolloutInput } from '../../workflows/api';
 import type { PlanSpec } from '../../workflows/plan';

@@ -3,7 +3,7 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { SEARCH_ATTRIBUTES } from '../../workflows/api';
-import { TEST_SERVER_HINT, testServerExecutable } from './temporal-bin';
+import { TEST_SERVER_HINT, testServerExecutable } from '../../demo/temporal-bin';
 
 export interface TimeSkippingEnvOptions {
   /**

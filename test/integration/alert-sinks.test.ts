@@ -23,7 +23,7 @@ import { providersFromEnv } from '../../activities/factory';
 import { createActivities } from '../../activities/rollout-activities';
 import { describeProviders } from '../../worker/main';
 import { readAlerts } from '../harness/alerts';
-import { freePort } from '../harness/dev-server';
+import { freePort } from '../../demo/dev-server';
 import { startAlertmanager, type AlertmanagerServer } from '../harness/alertmanager';
 import {
   startPagerDutyReceiver,

@@ -16,7 +16,7 @@ import { validatePlan, type PlanSpec } from '../../workflows/plan';
 import { validateTarget, type Target } from '../../workflows/target';
 import type { Plan } from '../../workflows/types';
 import { startBackfilledPrometheus, type SideHistory } from '../harness/backfill';
-import { freePort } from '../harness/dev-server';
+import { freePort } from '../../demo/dev-server';
 import { killAll, runCli } from '../harness/processes';
 import type { PrometheusServer } from '../harness/prometheus';
 

@@ -4,11 +4,11 @@ import * as fs from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startLocalStack, type LocalStack } from '../../activities/local/stack';
-import { startTrafficGenerator } from '../../activities/local/traffic-generator';
+import { startLocalStack, type LocalStack } from '../../demo/stack';
+import { startTrafficGenerator } from '../../demo/traffic-generator';
 import { SA_APP } from '../../workflows/api';
 import type { RolloutStatus } from '../../workflows/types';
-import { startDevServer, type DevServer } from '../harness/dev-server';
+import { startDevServer, type DevServer } from '../../demo/dev-server';
 import { eventually, killAll, runCli, startWorkerProcess, type WorkerProcess } from '../harness/processes';
 
 let server: DevServer;

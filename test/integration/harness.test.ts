@@ -2,7 +2,7 @@
 // time-skipping test server. A missing binary fails here with how to get it; nothing is skipped.
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../../workflows/api';
-import { startDevServer, type DevServer } from '../harness/dev-server';
+import { startDevServer, type DevServer } from '../../demo/dev-server';
 import { createTimeSkippingEnv } from '../harness/time-skipping';
 
 function isRunning(pid: number): boolean {

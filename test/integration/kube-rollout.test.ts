@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { kubeClients, type KubeClients } from '../../activities/kube/client';
 import type { RolloutStatus } from '../../workflows/types';
 import { readAlerts } from '../harness/alerts';
-import { startDevServer, type DevServer } from '../harness/dev-server';
+import { startDevServer, type DevServer } from '../../demo/dev-server';
 import { startKubeServer, type KubeServer } from '../harness/kube';
 import { startDeploymentSimulator, type DeploymentSimulator } from '../harness/kube-controller';
 import {

@@ -6,14 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProviderRegistry, providersFromEnv, type ProviderConfig } from '../../activities/factory';
 import { LocalStackClient } from '../../activities/local/control-client';
-import {
-  startLocalStack,
-  WindowStats,
-  MAX_WINDOW_SECONDS,
-  type LocalStack,
-} from '../../activities/local/stack';
-import { parseStackArgs } from '../../activities/local/stack-main';
-import { startTrafficGenerator } from '../../activities/local/traffic-generator';
+import { startLocalStack, WindowStats, MAX_WINDOW_SECONDS, type LocalStack } from '../../demo/stack';
+import { parseStackArgs } from '../../demo/stack-main';
+import { startTrafficGenerator } from '../../demo/traffic-generator';
 import { createActivities } from '../../activities/rollout-activities';
 import type { AlertEvent } from '../../activities/types';
 
@@ -314,7 +309,7 @@ describe('providers through the rollout activities', () => {
     const providers = new ProviderRegistry(config({ localControlUrl: url }));
     const acts = createActivities(providers);
     await expect(acts.setCanaryWeight({ target, weight: 10 })).rejects.toThrow(
-      `cannot reach the local stack at ${url} (is it running? start it with npm run demo or node dist/activities/local/stack-main.js)`,
+      `cannot reach the local stack at ${url} (is it running? start it with npm run demo or node dist/demo/stack-main.js)`,
     );
     expect(await providers.metrics(target).isOnline()).toBe(false);
     const {

@@ -3,7 +3,7 @@
 // plain http_* instrumentation, and against the real local stack. Every query runs for real: no mocks.
 import { ProviderRegistry, type ProviderConfig } from '../../activities/factory';
 import { LocalStackClient } from '../../activities/local/control-client';
-import { startLocalStack, type LocalStack } from '../../activities/local/stack';
+import { startLocalStack, type LocalStack } from '../../demo/stack';
 import { createActivities, type ChecksMeasurement } from '../../activities/rollout-activities';
 import { validateAnalysisChecks, type AnalysisCheck } from '../../workflows/analysis-spec';
 import { judgeRound } from '../../workflows/judge-v2';

@@ -19,7 +19,7 @@ import {
 } from '../../activities/metrics/prometheus';
 import { templateNames, type TemplateSetName } from '../../activities/metrics/templates';
 import { validateTarget, type Target } from '../../workflows/target';
-import { freePort } from '../harness/dev-server';
+import { freePort } from '../../demo/dev-server';
 import { startExporter, type Exporter, type ExporterOptions } from '../harness/exporter';
 import { findPrometheus, startPrometheus, type PrometheusServer } from '../harness/prometheus';
 

@@ -2,7 +2,7 @@
 // that say what to fix, before it polls anything.
 import { spawn } from 'node:child_process';
 import { WORKER_MAIN, requireBuilt } from '../harness/processes';
-import { freePort, startDevServer, type DevServer } from '../harness/dev-server';
+import { freePort, startDevServer, type DevServer } from '../../demo/dev-server';
 import { runCli } from '../harness/processes';
 
 function runWorker(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {

@@ -9,13 +9,13 @@ import { Client, Connection } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { tsToMs } from '@temporalio/common/lib/time';
 import type { temporal } from '@temporalio/proto';
-import { startLocalStack, type LocalStack } from '../../activities/local/stack';
-import { startTrafficGenerator } from '../../activities/local/traffic-generator';
+import { startLocalStack, type LocalStack } from '../../demo/stack';
+import { startTrafficGenerator } from '../../demo/traffic-generator';
 import { rolloutWorkflowId, statusQuery, type RolloutInput } from '../../workflows/api';
 import type { canaryRollout } from '../../workflows';
 import type { RolloutStatus } from '../../workflows/types';
 import { readAlerts } from '../harness/alerts';
-import { freePort, startDevServer, type DevServer } from '../harness/dev-server';
+import { freePort, startDevServer, type DevServer } from '../../demo/dev-server';
 import { eventually, killAll, startWorkerProcess, type WorkerProcess } from '../harness/processes';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;

@@ -7,14 +7,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { startLocalStack, type LocalStack } from '../../activities/local/stack';
-import { startTrafficGenerator } from '../../activities/local/traffic-generator';
+import { startLocalStack, type LocalStack } from '../../demo/stack';
+import { startTrafficGenerator } from '../../demo/traffic-generator';
 import { rolloutWorkflowId, statusQuery, type RolloutInput } from '../../workflows/api';
 import type { canaryRollout } from '../../workflows';
 import { EVENT_ID_HEADER } from '../../activities/alerts/webhook';
 import type { RolloutAlert } from '../../activities/alerts/events';
 import { readAlerts } from '../harness/alerts';
-import { startDevServer, type DevServer } from '../harness/dev-server';
+import { startDevServer, type DevServer } from '../../demo/dev-server';
 import { eventually, killAll, startWorkerProcess } from '../harness/processes';
 import { startReceiver, type Receiver, type RecordedRequest } from '../harness/receivers';
 

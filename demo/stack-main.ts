@@ -1,5 +1,5 @@
 // Runs the local stack as its own process (for the demo and for tests that want a separate process).
-//   node dist/activities/local/stack-main.js --stable v1 --fault v2=0.08 --latency v2=40
+//   node dist/demo/stack-main.js --stable v1 --fault v2=0.08 --latency v2=40
 // Prints one JSON line {"proxyUrl","controlUrl","stableVersion","pid"} on stdout once listening; stops on SIGTERM/SIGINT.
 // Every flag has an environment fallback: CANARY_LOCAL_PROXY_PORT, CANARY_LOCAL_CONTROL_PORT,
 // CANARY_LOCAL_STABLE_VERSION, CANARY_LOCAL_FAULTS ("v2=0.08,v3=0.5") and CANARY_LOCAL_LATENCY ("v2=40").

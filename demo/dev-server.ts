@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import { Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTES } from '../../workflows/api';
+import { SEARCH_ATTRIBUTES } from '../workflows/api';
 import { findTemporalCli, TEMPORAL_CLI_HINT } from './temporal-bin';
 import { collectTail, signal, startWatchdog } from './watchdog';
 
