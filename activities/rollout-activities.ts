@@ -139,29 +139,35 @@ export function createActivities(p: ProviderSource) {
       /** The versions of both sides, for metrics that select a side by its version. */
       versions?: RoutingVersions;
     }): Promise<AnalysisResult> {
-      const metrics = p.metrics(input.target);
-      const measurements = await Promise.all(
-        input.checks.map(async (check): Promise<CheckMeasurement> => {
-          try {
-            const value = await metrics.runQuery({
-              side: 'canary',
-              ...(input.versions?.canary ? { version: input.versions.canary } : {}),
-              metric: check.metric,
-              query: check.query,
-              windowSeconds: input.windowSeconds,
-            });
-            return { name: check.name, value: value === null || Number.isNaN(value) ? null : value };
-          } catch (err) {
-            // An unreadable metric is recorded as no data, never as healthy.
-            return { name: check.name, value: null, error: err instanceof Error ? err.message : String(err) };
-          }
-        }),
-      );
-      if (!input.checkWeight) return { measurements };
-      const router = p.router(input.target);
-      // A weight that cannot be read is no drift evidence either way; the next shift reads it again.
-      const liveWeight = await router.getWeight().catch(() => undefined);
-      return { measurements, router: router.type, ...(liveWeight !== undefined ? { liveWeight } : {}) };
+      return heartbeating(async () => {
+        const metrics = p.metrics(input.target);
+        const measurements = await Promise.all(
+          input.checks.map(async (check): Promise<CheckMeasurement> => {
+            try {
+              const value = await metrics.runQuery({
+                side: 'canary',
+                ...(input.versions?.canary ? { version: input.versions.canary } : {}),
+                metric: check.metric,
+                query: check.query,
+                windowSeconds: input.windowSeconds,
+              });
+              return { name: check.name, value: value === null || Number.isNaN(value) ? null : value };
+            } catch (err) {
+              // An unreadable metric is recorded as no data, never as healthy.
+              return {
+                name: check.name,
+                value: null,
+                error: err instanceof Error ? err.message : String(err),
+              };
+            }
+          }),
+        );
+        if (!input.checkWeight) return { measurements };
+        const router = p.router(input.target);
+        // A weight that cannot be read is no drift evidence either way; the next shift reads it again.
+        const liveWeight = await router.getWeight().catch(() => undefined);
+        return { measurements, router: router.type, ...(liveWeight !== undefined ? { liveWeight } : {}) };
+      });
     },
 
     /**
@@ -179,36 +185,38 @@ export function createActivities(p: ProviderSource) {
       checkWeight?: boolean;
       atMs?: number;
     }): Promise<ChecksMeasurement> {
-      let metrics: MetricsProvider | undefined;
-      let unavailable: QueryFailure | undefined;
-      try {
-        metrics = p.metrics(input.target);
-      } catch (err) {
-        // No provider for this target (no Prometheus URL, say): every check's query fails the same way.
-        unavailable = queryFailure(err);
-      }
-      const measured = Promise.all(
-        input.checks.map(async (check): Promise<[string, RoundMeasurement]> => [
-          check.name,
-          metrics
-            ? await measureCheck(metrics, check, input.versions, input.atMs)
-            : { value: null, error: unavailable! },
-        ]),
-      );
-      const weight = input.checkWeight
-        ? (async () => {
-            const router = p.router(input.target);
-            // A weight that cannot be read is no drift evidence either way; the next shift reads it again.
-            return { router: router.type, liveWeight: await router.getWeight().catch(() => undefined) };
-          })()
-        : undefined;
-      const [entries, live] = await Promise.all([measured, weight]);
-      const out: ChecksMeasurement = { measurements: Object.fromEntries(entries) };
-      if (live) {
-        out.router = live.router;
-        if (live.liveWeight !== undefined) out.liveWeight = live.liveWeight;
-      }
-      return out;
+      return heartbeating(async () => {
+        let metrics: MetricsProvider | undefined;
+        let unavailable: QueryFailure | undefined;
+        try {
+          metrics = p.metrics(input.target);
+        } catch (err) {
+          // No provider for this target (no Prometheus URL, say): every check's query fails the same way.
+          unavailable = queryFailure(err);
+        }
+        const measured = Promise.all(
+          input.checks.map(async (check): Promise<[string, RoundMeasurement]> => [
+            check.name,
+            metrics
+              ? await measureCheck(metrics, check, input.versions, input.atMs)
+              : { value: null, error: unavailable! },
+          ]),
+        );
+        const weight = input.checkWeight
+          ? (async () => {
+              const router = p.router(input.target);
+              // A weight that cannot be read is no drift evidence either way; the next shift reads it again.
+              return { router: router.type, liveWeight: await router.getWeight().catch(() => undefined) };
+            })()
+          : undefined;
+        const [entries, live] = await Promise.all([measured, weight]);
+        const out: ChecksMeasurement = { measurements: Object.fromEntries(entries) };
+        if (live) {
+          out.router = live.router;
+          if (live.liveWeight !== undefined) out.liveWeight = live.liveWeight;
+        }
+        return out;
+      });
     },
 
     async promoteStable(input: {
@@ -281,15 +289,8 @@ export function createActivities(p: ProviderSource) {
      * deduplicate by event id or dedup key, so retries are harmless; Slack cannot (at-least-once).
      */
     async deliverAlert(sink: string, event: RolloutAlert): Promise<void> {
-      // Heartbeats while the receiver answers: a worker that dies mid-delivery is noticed within the heartbeat
-      // timeout and the delivery retried (same id) at once, not after the whole start-to-close timeout.
-      const ctx = activityContext();
-      const beat = ctx && setInterval(() => ctx.heartbeat(), DELIVERY_HEARTBEAT_MS);
-      try {
-        await deliverToSink(p, sink, event);
-      } finally {
-        if (beat) clearInterval(beat);
-      }
+      // A delivery cut off by a crash is retried (same id) as soon as the heartbeat timeout notices.
+      await heartbeating(() => deliverToSink(p, sink, event));
     },
   };
 }
@@ -305,8 +306,22 @@ function activityContext(): Context | undefined {
   }
 }
 
-/** How often deliverAlert heartbeats; the workflow's heartbeat timeout for it is a few of these. */
-export const DELIVERY_HEARTBEAT_MS = 2_000;
+/** How often an activity heartbeats while it waits on the outside world; its heartbeat timeout is a few of these. */
+export const HEARTBEAT_MS = 2_000;
+
+/**
+ * Runs `work`, heartbeating meanwhile: a worker that dies in the middle is noticed within the activity's heartbeat
+ * timeout, and the next worker retries at once rather than after the whole start-to-close timeout.
+ */
+async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
+  const ctx = activityContext();
+  const beat = ctx && setInterval(() => ctx.heartbeat(), HEARTBEAT_MS);
+  try {
+    return await work();
+  } finally {
+    if (beat) clearInterval(beat);
+  }
+}
 
 /** deliverAlert's body, with its failures turned into what Temporal's retry policy acts on. */
 export async function deliverToSink(p: ProviderSource, sinkName: string, event: RolloutAlert): Promise<void> {

@@ -128,8 +128,10 @@ const acts = proxyActivities<RolloutActivities>({
     maximumAttempts: 10,
   },
 });
+// An analysis heartbeats while it queries: a worker that dies mid-round holds the rollout up ~10 s, not 30.
 const analysisActs = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 3 },
 });
 // Rollback never gives up: traffic must go back to stable whatever it takes.
