@@ -49,6 +49,26 @@ afterAll(async () => {
 
 const alerts = (workflowId: string) => readAlerts(alertLog, workflowId);
 
+/** A rollout of `app` in namespace reliability: 10 % and 50 % for `hold` each, then 100 %; analysis every 10 s. */
+function startRollout(app: string, version: string, hold: string, queue: string) {
+  const target = { app, namespace: 'reliability' };
+  const input: RolloutInput = {
+    target,
+    version,
+    requestedBy: 'jest',
+    plan: {
+      analysis: { interval: '10s', checks: [{ name: 'error-rate', metric: 'error-rate', max: 5 }] },
+      stages: [{ weight: 10, hold }, { weight: 50, hold }, { weight: 100 }],
+      promotion: { cleanupDelay: '0s' },
+    },
+  };
+  return client.workflow.start<typeof canaryRollout>('canaryRollout', {
+    workflowId: rolloutWorkflowId(target),
+    taskQueue: queue,
+    args: [input],
+  });
+}
+
 test('SIGKILL mid-stage, restart: the rollout finishes on time with every stage once', async () => {
   const env = {
     TEMPORAL_ADDRESS: server.address,
@@ -57,22 +77,7 @@ test('SIGKILL mid-stage, restart: the rollout finishes on time with every stage 
     CANARY_ALERT_LOG: alertLog,
   };
   let worker = await startWorkerProcess(env);
-  const target = { app: 'crash', namespace: 'reliability' };
-  const input: RolloutInput = {
-    target,
-    version: 'v2',
-    requestedBy: 'jest',
-    plan: {
-      analysis: { interval: '10s', checks: [{ name: 'error-rate', metric: 'error-rate', max: 5 }] },
-      stages: [{ weight: 10, hold: '30s' }, { weight: 50, hold: '30s' }, { weight: 100 }],
-      promotion: { cleanupDelay: '0s' },
-    },
-  };
-  const handle = await client.workflow.start<typeof canaryRollout>('canaryRollout', {
-    workflowId: rolloutWorkflowId(target),
-    taskQueue,
-    args: [input],
-  });
+  const handle = await startRollout('crash', 'v2', '30s', taskQueue);
   const wid = handle.workflowId;
   await eventually(async () => (await handle.query(statusQuery)).weight === 10, 30_000, 'stage 1');
   await new Promise((r) => setTimeout(r, 10_000)); // ten seconds into stage 1
@@ -109,22 +114,7 @@ test('SIGKILL while a webhook delivery is in flight: only that event is resent, 
     CANARY_ALERT_TIMEOUT: '20s', // longer than the receiver's stall: the request is cut by the crash, not a timeout
   };
   let worker = await startWorkerProcess(env);
-  const target = { app: 'crash-alerts', namespace: 'reliability' };
-  const input: RolloutInput = {
-    target,
-    version: 'v3',
-    requestedBy: 'jest',
-    plan: {
-      analysis: { interval: '10s', checks: [{ name: 'error-rate', metric: 'error-rate', max: 5 }] },
-      stages: [{ weight: 10, hold: '20s' }, { weight: 50, hold: '20s' }, { weight: 100 }],
-      promotion: { cleanupDelay: '0s' },
-    },
-  };
-  const handle = await client.workflow.start<typeof canaryRollout>('canaryRollout', {
-    workflowId: rolloutWorkflowId(target),
-    taskQueue: env.TEMPORAL_TASK_QUEUE,
-    args: [input],
-  });
+  const handle = await startRollout('crash-alerts', 'v3', '20s', env.TEMPORAL_TASK_QUEUE);
   const wid = handle.workflowId;
   const mine = (): RecordedRequest[] =>
     receiver.requests.filter((r) => (r.json as RolloutAlert | undefined)?.workflowId === wid);
