@@ -30,7 +30,6 @@
 //   CANARY_TEMPORAL_UI_URL              Temporal UI base URL (or {namespace}/{workflowId} template) for links in
 //                                       alerts, else CANARY_UI_URL; TEMPORAL_NAMESPACE names the namespace
 import { delimiter } from 'node:path';
-import { Context } from '@temporalio/activity';
 import { parseDuration } from '../workflows/duration';
 import {
   ROUTER_TYPES,
@@ -55,6 +54,7 @@ import { fileSecret, literalSecret, type Secret } from './alerts/secrets';
 import { SlackAlertSink } from './alerts/slack';
 import { WebhookAlertSink, type WebhookSettings } from './alerts/webhook';
 import { kubeClients, loadKubeConfig, type KubeClients, type KubeSettings } from './kube/client';
+import { heartbeat } from './heartbeat';
 import { DEFAULT_CONTROL_URL, LocalStackClient } from './local/control-client';
 import { LocalMetricsProvider } from './local/metrics';
 import { LocalTrafficRouter } from './local/router';
@@ -141,15 +141,6 @@ export function fixedProviders(p: {
 
 function isRolloutAlertSink(s: object): s is RolloutAlertSink & AlertSink {
   return typeof (s as Partial<RolloutAlertSink>).deliver === 'function' && 'name' in s;
-}
-
-/** Heartbeats while an activity waits (a canary becoming available); a no-op outside an activity. */
-function heartbeat(details?: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // Not inside an activity (a script or a test calling the provider directly).
-  }
 }
 
 const CACHE_LIMIT = 256;

@@ -9,6 +9,7 @@ import type { Target } from '../workflows/target';
 import type { Check } from '../workflows/types';
 import type { RolloutAlert } from './alerts/events';
 import { AlertDeliveryError } from './alerts/http';
+import { heartbeating } from './heartbeat';
 import type { ProviderSource } from './factory';
 import { MetricsQueryError } from './metrics/prometheus';
 import {
@@ -296,32 +297,6 @@ export function createActivities(p: ProviderSource) {
 }
 
 export type RolloutActivities = ReturnType<typeof createActivities>;
-
-/** The running activity's context; undefined when called directly (a script, a test). */
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
-
-/** How often an activity heartbeats while it waits on the outside world; its heartbeat timeout is a few of these. */
-export const HEARTBEAT_MS = 2_000;
-
-/**
- * Runs `work`, heartbeating meanwhile: a worker that dies in the middle is noticed within the activity's heartbeat
- * timeout, and the next worker retries at once rather than after the whole start-to-close timeout.
- */
-async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
-  const ctx = activityContext();
-  const beat = ctx && setInterval(() => ctx.heartbeat(), HEARTBEAT_MS);
-  try {
-    return await work();
-  } finally {
-    if (beat) clearInterval(beat);
-  }
-}
 
 /** deliverAlert's body, with its failures turned into what Temporal's retry policy acts on. */
 export async function deliverToSink(p: ProviderSource, sinkName: string, event: RolloutAlert): Promise<void> {

@@ -1,0 +1,34 @@
+// Heartbeats from activities, and from the providers they call, that also work outside an activity (a script or a
+// test calling a provider or an activity body directly), where they do nothing.
+import { Context } from '@temporalio/activity';
+
+/** How often an activity heartbeats while it waits on the outside world; its heartbeat timeout is a few of these. */
+export const HEARTBEAT_MS = 2_000;
+
+/** The running activity's context; undefined when called directly. */
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Heartbeats once (a provider reporting progress while it waits); a no-op outside an activity. */
+export function heartbeat(details?: unknown): void {
+  activityContext()?.heartbeat(details);
+}
+
+/**
+ * Runs `work`, heartbeating meanwhile: a worker that dies in the middle is noticed within the activity's heartbeat
+ * timeout, and the next worker retries at once rather than after the whole start-to-close timeout.
+ */
+export async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
+  const ctx = activityContext();
+  const beat = ctx && setInterval(() => ctx.heartbeat(), HEARTBEAT_MS);
+  try {
+    return await work();
+  } finally {
+    if (beat) clearInterval(beat);
+  }
+}
