@@ -40,6 +40,11 @@ export interface PrometheusConnection {
   insecureSkipVerify?: boolean;
   /** Per request, in ms; also sent to Prometheus as the evaluation timeout. */
   timeoutMs: number;
+  /**
+   * Retries of a query that failed in a way a moment may fix (connection refused or reset, HTTP 5xx: a restarting
+   * Prometheus answers 503 while it replays its WAL), with backoff from RETRY_BASE_MS (default 2).
+   */
+  retries?: number;
 }
 
 /** Everything one provider needs: the rollout's server and template set, and the worker's connection settings. */
@@ -49,6 +54,12 @@ export interface PrometheusSettings extends Omit<PrometheusConnection, 'url'> {
 }
 
 export const DEFAULT_PROMETHEUS_TIMEOUT = '10s';
+export const DEFAULT_PROMETHEUS_RETRIES = 2;
+/** At most this many retries: an analysis round must end well within its activity's 30 s timeout. */
+export const MAX_PROMETHEUS_RETRIES = 5;
+/** The first retry waits this long, each next one twice as long, up to RETRY_MAX_DELAY_MS. */
+export const RETRY_BASE_MS = 500;
+const RETRY_MAX_DELAY_MS = 4_000;
 
 /**
  * A query this provider understands. Beyond the shared MetricQuery: the version the queried side runs (the `http`
@@ -79,6 +90,8 @@ export class MetricsQueryError extends Error {
     readonly kind: MetricsQueryErrorKind,
     message: string,
     readonly query?: string,
+    /** A moment may fix it (refused, reset, 5xx): the provider retries it with backoff before giving up. */
+    readonly transient = false,
   ) {
     super(message);
     this.name = 'MetricsQueryError';
@@ -196,10 +209,10 @@ export class PrometheusMetricsProvider implements MetricsProvider {
       .map((v): [number, number] => [v.time.getTime(), v.value]);
   }
 
-  /** True when the server answers a trivial query (with the configured credentials). */
+  /** True when the server answers a trivial query (with the configured credentials) at once: no retries. */
   async isOnline(): Promise<boolean> {
     try {
-      const result = await this.call('vector(1)', () => this.driver.instantQuery('vector(1)'));
+      const result = await this.call('vector(1)', () => this.driver.instantQuery('vector(1)'), 0);
       return this.single('vector(1)', result) === 1;
     } catch {
       return false;
@@ -333,11 +346,24 @@ export class PrometheusMetricsProvider implements MetricsProvider {
     return {};
   }
 
-  private async call(query: string, run: () => Promise<QueryResult>): Promise<QueryResult> {
-    try {
-      return await run();
-    } catch (err) {
-      throw this.wrap(err, query);
+  /**
+   * Runs one request. A transient failure (a restart, a blip) is retried with backoff, so it does not cost the
+   * rollout an analysis round; one that lasts is thrown, saying how many attempts it got.
+   */
+  private async call(
+    query: string,
+    run: () => Promise<QueryResult>,
+    retries = this.settings.retries ?? DEFAULT_PROMETHEUS_RETRIES,
+  ): Promise<QueryResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        const failure = this.wrap(err, query);
+        if (!failure.transient) throw failure;
+        if (attempt > retries) throw attempt === 1 ? failure : this.wrap(err, query, attempt);
+        await new Promise((resolve) => setTimeout(resolve, retryDelayMs(attempt)));
+      }
     }
   }
 
@@ -373,12 +399,12 @@ export class PrometheusMetricsProvider implements MetricsProvider {
   }
 
   /** Turns whatever prometheus-query threw (a plain object, an Error, a string) into a MetricsQueryError. */
-  private wrap(err: unknown, query: string): MetricsQueryError {
+  private wrap(err: unknown, query: string, attempts = 1): MetricsQueryError {
     if (err instanceof MetricsQueryError) return err;
     const at = `Prometheus at ${this.url}`;
-    const q = `; query: ${shorten(query)}`;
-    const make = (kind: MetricsQueryErrorKind, what: string) =>
-      new MetricsQueryError(kind, this.redact(`${at} ${what}${q}`), query);
+    const q = `${attempts > 1 ? ` (${attempts} attempts)` : ''}; query: ${shorten(query)}`;
+    const make = (kind: MetricsQueryErrorKind, what: string, transient = false) =>
+      new MetricsQueryError(kind, this.redact(`${at} ${what}${q}`), query, transient);
     if (!isRecord(err)) {
       const text = err instanceof Error ? err.message : String(err);
       return make('server', `could not be queried: ${text}`);
@@ -414,6 +440,7 @@ export class PrometheusMetricsProvider implements MetricsProvider {
         return make(
           'unreachable',
           `is unreachable (${[code, detail].filter(Boolean).join(': ') || 'network error'})`,
+          true,
         );
       }
       case 'http_error': {
@@ -434,7 +461,8 @@ export class PrometheusMetricsProvider implements MetricsProvider {
         if (status === 404) {
           return make('server', `has no query API at this URL (${why}): is it the server's base URL?`);
         }
-        return make('server', `failed the query (${why})`);
+        // 5xx: Prometheus starting up (503 while it replays its WAL), overloaded, or a proxy in front of it.
+        return make('server', `failed the query (${why})`, status >= 500);
       }
       case 'client_error':
         return make(
@@ -465,6 +493,11 @@ export class PrometheusMetricsProvider implements MetricsProvider {
     }
     return out;
   }
+}
+
+/** The wait before retry number `attempt` (1-based): RETRY_BASE_MS, doubling, at most RETRY_MAX_DELAY_MS. */
+export function retryDelayMs(attempt: number): number {
+  return Math.min(RETRY_BASE_MS * 2 ** (attempt - 1), RETRY_MAX_DELAY_MS);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -603,6 +636,17 @@ export function prometheusConnectionFromEnv(env: NodeJS.ProcessEnv): PrometheusC
     }
     if (ms !== undefined && ms <= 0) problem('CANARY_PROMETHEUS_TIMEOUT', 'must be more than 0s');
     else if (ms !== undefined) out.timeoutMs = ms;
+  }
+
+  const retries = read('CANARY_PROMETHEUS_RETRIES');
+  if (retries !== undefined) {
+    const n = Number(retries);
+    if (!/^\d+$/.test(retries) || n > MAX_PROMETHEUS_RETRIES) {
+      problem(
+        'CANARY_PROMETHEUS_RETRIES',
+        `${JSON.stringify(retries)} is not a whole number from 0 to ${MAX_PROMETHEUS_RETRIES}`,
+      );
+    } else out.retries = n;
   }
 
   if (problems.length > 0) {

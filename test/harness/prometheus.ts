@@ -5,7 +5,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort } from '../../demo/dev-server';
-import { basicAuthHeaders, findBinary, startServedBinary, writeBasicAuthWebConfig } from './served-binary';
+import {
+  basicAuthHeaders,
+  findBinary,
+  startServedBinary,
+  writeBasicAuthWebConfig,
+  type ServedBinary,
+} from './served-binary';
 
 export const PROMETHEUS_HINT =
   "run `bash scripts/setup.sh` (as root it installs Debian's package), or `apt-get install prometheus`, or set " +
@@ -33,11 +39,16 @@ export interface PrometheusOptions {
 export interface PrometheusServer {
   /** http://127.0.0.1:port */
   url: string;
-  pid: number;
+  /** The running process's id (a new one after resume()). */
+  readonly pid: number;
   /** Resolves once every target has been scraped successfully (`up == 1`). */
   waitUp(timeoutMs?: number): Promise<void>;
   /** SIGTERM, SIGKILL after a grace period; resolves once the process has exited and its folder is gone. */
   stop(): Promise<void>;
+  /** Ends the process (SIGTERM: a clean shutdown; SIGKILL: a crash), keeping its config and storage. */
+  halt(sig?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Starts it again after halt(), on the same port and storage (its TSDB replays the WAL); resolves once ready. */
+  resume(): Promise<void>;
   /** The tail of its log, for failure messages. */
   output(): string;
 }
@@ -78,7 +89,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
 
   const url = `http://${HOST}:${port}`;
   const headers = basicAuthHeaders(auth);
-  const { pid, stop, output, poll } = await startServedBinary({
+  const served = {
     name: 'prometheus',
     bin,
     args,
@@ -87,7 +98,9 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     url,
     headers,
     readyTimeoutMs: opts.readyTimeoutMs ?? 30_000,
-  });
+  };
+  let server = await startServedBinary(served);
+  const poll: ServedBinary['poll'] = (...a) => server.poll(...a);
 
   const waitUp = (timeoutMs = 30_000): Promise<void> =>
     // Discovery hands targets to the scraper at most every 5 s, so the first sample lands ~7 s after start.
@@ -106,7 +119,19 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
       return down.length === 0 || `not up yet: ${down.map((t) => `${t.job} ${t.url}`).join(', ')}`;
     });
 
-  return { url, pid, waitUp, stop, output };
+  return {
+    url,
+    get pid() {
+      return server.pid;
+    },
+    waitUp,
+    stop: () => server.stop(),
+    halt: (sig) => server.halt(sig),
+    resume: async () => {
+      server = await startServedBinary(served);
+    },
+    output: () => server.output(),
+  };
 }
 
 function scrapeConfig(targets: ScrapeTarget[]): string {

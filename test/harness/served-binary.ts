@@ -76,6 +76,11 @@ export interface ServedBinary {
   pid: number;
   /** SIGTERM, SIGKILL after a grace period; resolves once the process has exited and `dir` is gone. */
   stop(): Promise<void>;
+  /**
+   * Ends the process and keeps `dir` (config, storage), so the same server can be started again on it: SIGTERM
+   * (a clean shutdown, SIGKILL after the grace period) or SIGKILL (a crash). Resolves once it has exited.
+   */
+  halt(sig?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   /** The tail of its log, for failure messages. */
   output(): string;
   /**
@@ -121,16 +126,19 @@ export async function startServedBinary(opts: ServedBinaryOptions): Promise<Serv
   child.unref();
   for (const stream of [child.stdout, child.stderr]) (stream as net.Socket | null)?.unref();
 
+  const halt = async (sig: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.ref();
+      signal(pid, sig);
+      const timer = sig === 'SIGTERM' ? setTimeout(() => signal(pid, 'SIGKILL'), STOP_GRACE_MS) : undefined;
+      await exited;
+      clearTimeout(timer);
+    }
+  };
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.ref();
-        signal(pid, 'SIGTERM');
-        const timer = setTimeout(() => signal(pid, 'SIGKILL'), STOP_GRACE_MS);
-        await exited;
-        clearTimeout(timer);
-      }
+      await halt();
       fs.rmSync(dir, { recursive: true, force: true });
     })();
     return stopping;
@@ -176,5 +184,5 @@ export async function startServedBinary(opts: ServedBinaryOptions): Promise<Serv
     await stop();
     throw err;
   }
-  return { pid, stop, output, poll };
+  return { pid, stop, halt, output, poll };
 }

@@ -14,6 +14,8 @@ import {
   MetricsQueryError,
   PrometheusMetricsProvider,
   prometheusConnectionFromEnv,
+  RETRY_BASE_MS,
+  retryDelayMs,
   type PrometheusQuery,
   type PrometheusSettings,
 } from '../../activities/metrics/prometheus';
@@ -328,6 +330,36 @@ describe('a query that did not run is an error of its own kind', () => {
     expect(await direct().isOnline()).toBe(true);
   });
 
+  test('a refused connection is retried with backoff (2 retries by default), then names its attempts', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const started = Date.now();
+    const err = await queryError(direct({ url }).runQuery(q('canary', 'error-rate')));
+    // 0.5 s, then 1 s: a moment for a restarting server before the round counts it as failed.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(RETRY_BASE_MS * 3 - 20);
+    expect(err).toMatchObject({ kind: 'unreachable', transient: true });
+    expect(err.message).toMatch(/is unreachable \(ECONNREFUSED[^)]*\) \(3 attempts\); query: /);
+    const once = await queryError(direct({ url, retries: 0 }).runQuery(q('canary', 'error-rate')));
+    expect(once.message).not.toMatch(/attempts/);
+    // A probe answers at once.
+    const probe = Date.now();
+    expect(await direct({ url }).isOnline()).toBe(false);
+    expect(Date.now() - probe).toBeLessThan(RETRY_BASE_MS);
+    expect([1, 2, 3, 4, 5].map(retryDelayMs)).toEqual([500, 1000, 2000, 4000, 4000]);
+  });
+
+  test('what waiting cannot fix is not retried: bad PromQL, a 404, refused credentials', async () => {
+    const bad = await queryError(
+      direct({ retries: 5 }).runQuery({ side: 'canary', query: 'sum(rate(x[1m])', windowSeconds: 60 }),
+    );
+    expect(bad).toMatchObject({ kind: 'bad_query', transient: false });
+    expect(bad.message).not.toMatch(/attempts/);
+    const notFound = await queryError(
+      direct({ url: `${prom.url}/nothing-here`, retries: 5 }).runQuery(q('canary', 'error-rate')),
+    );
+    expect(notFound).toMatchObject({ kind: 'server', transient: false });
+    expect(notFound.message).not.toMatch(/attempts/);
+  });
+
   test('a server that never answers: kind timeout', async () => {
     const sockets: net.Socket[] = [];
     const silent = net.createServer((s) => sockets.push(s));
@@ -554,6 +586,25 @@ test('a server that is not Prometheus: kind server', async () => {
     web.closeAllConnections();
     await new Promise((r) => web.close(r));
   }
+});
+
+test('Prometheus killed and restarted on its storage while a query waits: the retries carry the query across, and what it scraped before is still there', async () => {
+  const p = direct({ retries: 5 }); // 0.5 + 1 + 2 + 4 + 4 s of backoff at most
+  const beforeMs = Date.now() - 2_000;
+  const before = await p.runQuery(q('canary', 'request-count', { atMs: beforeMs }));
+  expect(before).toBeGreaterThan(0);
+  const oldPid = prom.pid;
+  await prom.halt('SIGKILL');
+  const started = Date.now();
+  const answer = p.runQuery({ side: 'canary', query: 'vector(1)', windowSeconds: 60 });
+  await sleep(RETRY_BASE_MS + 200); // the first attempt was refused, and the first retry too
+  await prom.resume();
+  expect(await answer).toBe(1);
+  expect(Date.now() - started).toBeGreaterThanOrEqual(RETRY_BASE_MS);
+  expect(prom.pid).not.toBe(oldPid);
+  // The TSDB replayed its write-ahead log: the samples from before the kill answer as before.
+  expect(await p.runQuery(q('canary', 'request-count', { atMs: beforeMs }))).toBe(before);
+  await prom.waitUp();
 });
 
 test('a missing binary says how to get one', async () => {

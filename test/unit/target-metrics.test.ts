@@ -123,12 +123,14 @@ describe("the worker's CANARY_PROMETHEUS_* environment", () => {
         CANARY_PROMETHEUS_CA_FILE: ca,
         CANARY_PROMETHEUS_INSECURE_SKIP_VERIFY: 'false',
         CANARY_PROMETHEUS_TIMEOUT: '1m30s',
+        CANARY_PROMETHEUS_RETRIES: '0',
       }),
     ).toEqual({
       url: 'https://prometheus.monitoring:9090/prom',
       bearerTokenFile: token,
       ca: PEM,
       timeoutMs: 90_000,
+      retries: 0,
     });
     const password = file('password', 'pw');
     expect(
@@ -151,19 +153,24 @@ describe("the worker's CANARY_PROMETHEUS_* environment", () => {
         CANARY_PROMETHEUS_CA_FILE: notPem,
         CANARY_PROMETHEUS_INSECURE_SKIP_VERIFY: 'maybe',
         CANARY_PROMETHEUS_TIMEOUT: '10',
+        CANARY_PROMETHEUS_RETRIES: '9',
       });
     } catch (err) {
       message = (err as Error).message;
     }
     expect(message.split('\n')).toEqual([
-      'invalid Prometheus configuration (6 problems):',
+      'invalid Prometheus configuration (7 problems):',
       '  CANARY_PROMETHEUS_URL: "prometheus:9090" is not an http(s) URL',
       `  CANARY_PROMETHEUS_BEARER_TOKEN_FILE: ${path.join(tmp, 'missing-token')}: no such file`,
       '  CANARY_PROMETHEUS_USERNAME: is not set but a password is; basic auth needs both',
       `  CANARY_PROMETHEUS_CA_FILE: ${notPem} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
       '  CANARY_PROMETHEUS_INSECURE_SKIP_VERIFY: "maybe" is not a boolean; use true or false',
       expect.stringMatching(/^ {2}CANARY_PROMETHEUS_TIMEOUT: .*10.*; use a duration like 10s or 1m$/),
+      '  CANARY_PROMETHEUS_RETRIES: "9" is not a whole number from 0 to 5',
     ]);
+    expect(() => prometheusConnectionFromEnv({ CANARY_PROMETHEUS_RETRIES: '-1' })).toThrow(
+      /CANARY_PROMETHEUS_RETRIES: "-1" is not a whole number from 0 to 5/,
+    );
     expect(message).not.toContain('secret-pw');
     expect(() => prometheusConnectionFromEnv({ CANARY_PROMETHEUS_URL: 'not a url' })).toThrow(
       /CANARY_PROMETHEUS_URL: "not a url" is not a URL/,
