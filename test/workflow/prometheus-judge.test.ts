@@ -1,11 +1,9 @@
-// The full analysis form (judge-v2) against a real Prometheus: an outage between the worker and Prometheus, a
+// The full analysis form (judge-v2) against a real Prometheus: Prometheus killed and restarted mid-stage, a
 // Mann-Whitney test that catches a shifted latency distribution a fixed threshold lets through, a comparison with
 // stable's baseline, and checks whose query matches nothing (onNoData). The workflow runs on the time-skipping
 // server; Prometheus answers for real time, so checks use short windows and the test waits real seconds after
 // changing an exporter (see prometheus-analysis.test.ts).
 import { rolloutResult } from '../../client/index';
-import * as net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { ProviderRegistry } from '../../activities/factory';
 import type { PlanSpec } from '../../workflows/plan';
 import { abortSignal, approveUpdate, statusQuery } from '../../workflows/api';
@@ -17,57 +15,9 @@ const APP = 'shop';
 const NAMESPACE = 'test';
 const STABLE_LATENCY = { p50: 40, p95: 90, p99: 200 };
 
-/** A TCP proxy on 127.0.0.1 that can be closed (refusing connections, cutting open ones) and reopened on its port. */
-interface TcpProxy {
-  url: string;
-  close(): Promise<void>;
-  open(): Promise<void>;
-}
-
-async function startTcpProxy(upstream: string): Promise<TcpProxy> {
-  const { hostname, port: upstreamPort } = new URL(upstream);
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | undefined;
-  let port = 0;
-  const listen = async (): Promise<void> => {
-    const s = net.createServer((client) => {
-      const up = net.connect(Number(upstreamPort), hostname);
-      for (const sock of [client, up]) {
-        sockets.add(sock);
-        sock.on('close', () => sockets.delete(sock));
-        sock.on('error', () => {
-          client.destroy();
-          up.destroy();
-        });
-      }
-      client.pipe(up);
-      up.pipe(client);
-    });
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.listen(port, '127.0.0.1', () => resolve());
-    });
-    port = (s.address() as AddressInfo).port;
-    server = s;
-  };
-  await listen();
-  return {
-    url: `http://127.0.0.1:${port}`,
-    open: listen,
-    close: async () => {
-      const s = server;
-      server = undefined;
-      for (const sock of sockets) sock.destroy();
-      sockets.clear();
-      if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
-    },
-  };
-}
-
 let prom: PrometheusServer;
 let stable: Exporter;
 let canary: Exporter;
-let proxy: TcpProxy;
 let bench: RolloutBench;
 
 const sleepReal = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -95,7 +45,6 @@ beforeAll(async () => {
     ],
   });
   await prom.waitUp();
-  proxy = await startTcpProxy(prom.url);
   // Let the 20 s windows fill with samples before the first analysis.
   await sleepReal(21_000);
   bench = await RolloutBench.start({
@@ -103,14 +52,13 @@ beforeAll(async () => {
       new ProviderRegistry({
         ...real.config,
         metrics: 'prometheus',
-        prometheus: { url: proxy.url, timeoutMs: 5000 },
+        prometheus: { url: prom.url, timeoutMs: 5000 },
       }),
   });
 }, 180_000);
 
 afterAll(async () => {
   await bench?.close();
-  await proxy?.close();
   await prom?.stop();
   await stable?.stop();
   await canary?.stop();
@@ -144,14 +92,14 @@ const errorRate: Check = {
   abort: { max: 5, severity: 'critical' },
 };
 
-test('a Prometheus outage mid-stage holds the stage and alerts, without rolling back; it resumes once Prometheus answers', async () => {
+test('Prometheus killed mid-stage and restarted on its storage: the stage holds and alerts, never rolls back, and goes on once Prometheus answers', async () => {
   const h = await bench.startRollout(APP, 'v2', planOf([errorRate]));
   await bench.env.sleep(3.5 * 60_000);
   let st = await h.query(statusQuery);
   expect(st).toMatchObject({ stage: 1, weight: 10, phase: 'progressing' });
   expect(st.analyses[st.analyses.length - 1].checks[0].judged).toBe('pass');
 
-  await proxy.close();
+  await prom.halt('SIGKILL');
   try {
     // Past the stage's 10 m hold, and well past the query-failure limit (3, the inconclusiveLimit).
     await bench.env.sleep(9 * 60_000);
@@ -163,13 +111,18 @@ test('a Prometheus outage mid-stage holds the stage and alerts, without rolling 
     const last = st.analyses[st.analyses.length - 1];
     expect(last).toMatchObject({ stage: 1, weight: 10, action: 'hold' });
     expect(last.checks[0]).toMatchObject({ judged: 'query_failed' });
+    // Each round retried the refused connection with backoff before counting it as failed.
+    expect(last.checks[0].note).toMatch(/query failed \(unreachable: .*ECONNREFUSED.*\(3 attempts\)/);
     expect(last.reasons?.join('; ')).toMatch(/query failed \d+ rounds in a row: holding/);
     const alerts = bench.alerts(h.workflowId);
     expect(alerts.some((a) => a.event === 'check_breached' && /query failed/.test(a.message))).toBe(true);
     expect(alerts.some((a) => a.event === 'stuck' && /the stage holds/.test(a.message))).toBe(true);
   } finally {
-    await proxy.open();
+    await prom.resume();
   }
+  // Back on its WAL, it scrapes again: let the check's window fill with fresh samples before time skips on.
+  await prom.waitUp();
+  await sleepReal(17_000);
 
   const result = await rolloutResult(h);
   expect(result.outcome).toBe('promoted');
@@ -178,7 +131,7 @@ test('a Prometheus outage mid-stage holds the stage and alerts, without rolling 
   const events = bench.alerts(h.workflowId).map((a) => a.event);
   expect(events).not.toContain('rollback_started');
   expect(events).not.toContain('rolled_back');
-}, 120_000);
+}, 150_000);
 
 test('Mann-Whitney rolls back a canary whose latency distribution shifted up, under a fixed p95 threshold', async () => {
   await canaryBecomes({ latencyMs: { p50: 70, p95: 150, p99: 300 } }, 20_000);
