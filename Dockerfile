@@ -13,7 +13,7 @@ COPY worker worker
 COPY client client
 COPY demo demo
 COPY scripts scripts
-COPY test/harness test/harness
+COPY harness harness
 # tsc, then the prebuilt workflow bundle (dist/workflow-bundle.js) so the worker starts without webpack.
 RUN npm run build
 

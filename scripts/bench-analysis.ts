@@ -21,8 +21,8 @@ import { judgeRound, type JudgeState, type RoundMeasurement } from '../workflows
 import { validateTarget, type TargetSpec } from '../workflows/target';
 import type { canaryRollout } from '../workflows';
 import { startDevServer } from '../demo/dev-server';
-import { startExporter, type Exporter } from '../test/harness/exporter';
-import { startPrometheus, type PrometheusServer } from '../test/harness/prometheus';
+import { startExporter, type Exporter } from '../harness/exporter';
+import { startPrometheus, type PrometheusServer } from '../harness/prometheus';
 import { RolloutLogger } from '../worker/logger';
 
 const LANES = 4;
@@ -86,7 +86,7 @@ async function detectionLatency(prom: PrometheusServer, lanes: Lane[]): Promise<
   const worker = await Worker.create({
     connection: native,
     taskQueue,
-    workflowBundle: await (await import('../test/harness/rollout-env')).workflowBundle(),
+    workflowBundle: await (await import('../harness/rollout-env')).workflowBundle(),
     activities: createActivities(providersFromEnv({ CANARY_ALERT_LOG: '/dev/null' })),
   });
   const running = worker.run();

@@ -25,9 +25,9 @@ import { abortSignal, rolloutWorkflowId, type RolloutInput } from '../workflows/
 import type { canaryRollout } from '../workflows';
 import { validateTarget, type Target } from '../workflows/target';
 import { startDevServer, type DevServer } from '../demo/dev-server';
-import { startKubeServer, type KubeServer } from '../test/harness/kube';
-import { startDeploymentSimulator } from '../test/harness/kube-controller';
-import { workflowBundle } from '../test/harness/rollout-env';
+import { startKubeServer, type KubeServer } from '../harness/kube';
+import { startDeploymentSimulator } from '../harness/kube-controller';
+import { workflowBundle } from '../harness/rollout-env';
 
 export const KUBE_ROUTERS = ['istio', 'nginx', 'gatewayAPI', 'smi', 'replicas'] as const;
 export type KubeRouter = (typeof KUBE_ROUTERS)[number];

@@ -17,8 +17,8 @@ import { abortSignal, rolloutWorkflowId, type RolloutInput } from '../workflows/
 import { PRESETS } from '../workflows/presets';
 import type { canaryRollout } from '../workflows';
 import { startDevServer } from '../demo/dev-server';
-import { runHistories } from '../test/harness/history';
-import { RolloutBench, workflowBundle } from '../test/harness/rollout-env';
+import { runHistories } from '../harness/history';
+import { RolloutBench, workflowBundle } from '../harness/rollout-env';
 import { benchKubeRouters, kubeFigureLines } from './bench-kube';
 
 const HISTORY_WARNING = 10_240;

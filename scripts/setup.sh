@@ -88,7 +88,7 @@ if [[ -z "${CANARY_SKIP_KUBE:-}" ]]; then
   bash "$ROOT/scripts/kube-assets.sh" >/dev/null
 fi
 
-# Prometheus, for the metrics provider's integration tests (test/harness/prometheus.ts looks it up the same way):
+# Prometheus, for the metrics provider's integration tests (harness/prometheus.ts looks it up the same way):
 # PROMETHEUS_PATH, then PATH, then /usr/bin/prometheus; else Debian's package `prometheus` when we are root with
 # apt-get. The demo does not need it: `npm run demo` sets CANARY_SKIP_PROMETHEUS=1.
 PROMETHEUS_HINT="install Debian's package (apt-get install prometheus), or set PROMETHEUS_PATH to a prometheus binary (2.x)"
@@ -132,7 +132,7 @@ apt_install() {
   rm -f "$log"
 }
 
-# Alertmanager, for the alert sinks' integration tests (test/harness/alertmanager.ts looks it up the same way):
+# Alertmanager, for the alert sinks' integration tests (harness/alertmanager.ts looks it up the same way):
 # ALERTMANAGER_PATH, then PATH (prometheus-alertmanager, alertmanager), then /usr/bin/prometheus-alertmanager;
 # else Debian's package `prometheus-alertmanager`, installed with prometheus in one apt-get call. Skipped with
 # CANARY_SKIP_ALERTMANAGER=1, and with CANARY_SKIP_PROMETHEUS=1 (the demo needs neither).

@@ -22,15 +22,15 @@ import { signatureHeader, verifySignature, type WebhookPayloadV1 } from '../../a
 import { providersFromEnv } from '../../activities/factory';
 import { createActivities } from '../../activities/rollout-activities';
 import { describeProviders } from '../../worker/main';
-import { readAlerts } from '../harness/alerts';
+import { readAlerts } from '../../harness/alerts';
 import { freePort } from '../../demo/dev-server';
-import { startAlertmanager, type AlertmanagerServer } from '../harness/alertmanager';
+import { startAlertmanager, type AlertmanagerServer } from '../../harness/alertmanager';
 import {
   startPagerDutyReceiver,
   startReceiver,
   type PagerDutyReceiver,
   type Receiver,
-} from '../harness/receivers';
+} from '../../harness/receivers';
 
 jest.setTimeout(60_000);
 

@@ -1,5 +1,5 @@
 // `canary backtest` against a real Prometheus (Debian's 2.42) serving a history this test wrote: 48 h and more
-// of the http_* series, backfilled with promtool (test/harness/backfill.ts). Every round is measured by the live
+// of the http_* series, backfilled with promtool (harness/backfill.ts). Every round is measured by the live
 // rollout's measureChecks activity at its historical time and judged by the live judges; the test asserts the
 // exact round times and decisions its history implies. Then the built CLI (dist/client/cli.js): output and exit
 // codes (bad range 2, Prometheus unreachable 3).
@@ -15,10 +15,10 @@ import {
 import { validatePlan, type PlanSpec } from '../../workflows/plan';
 import { validateTarget, type Target } from '../../workflows/target';
 import type { Plan } from '../../workflows/types';
-import { startBackfilledPrometheus, type SideHistory } from '../harness/backfill';
+import { startBackfilledPrometheus, type SideHistory } from '../../harness/backfill';
 import { freePort } from '../../demo/dev-server';
-import { killAll, runCli } from '../harness/processes';
-import type { PrometheusServer } from '../harness/prometheus';
+import { killAll, runCli } from '../../harness/processes';
+import type { PrometheusServer } from '../../harness/prometheus';
 
 jest.setTimeout(120_000);
 

@@ -9,7 +9,7 @@ import { startTrafficGenerator } from '../../demo/traffic-generator';
 import { SA_APP } from '../../workflows/api';
 import type { RolloutStatus } from '../../workflows/types';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
-import { eventually, killAll, runCli, startWorkerProcess, type WorkerProcess } from '../harness/processes';
+import { eventually, killAll, runCli, startWorkerProcess, type WorkerProcess } from '../../harness/processes';
 
 let server: DevServer;
 let stack: LocalStack;

@@ -3,7 +3,7 @@
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../../workflows/api';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
-import { createTimeSkippingEnv } from '../harness/time-skipping';
+import { createTimeSkippingEnv } from '../../harness/time-skipping';
 
 function isRunning(pid: number): boolean {
   try {

@@ -11,7 +11,7 @@ import {
 } from '../../activities/traffic/gateway-api';
 import { ProviderError } from '../../activities/types';
 import { validateTarget } from '../../workflows/target';
-import { startKubeServer, type KubeServer } from '../harness/kube';
+import { startKubeServer, type KubeServer } from '../../harness/kube';
 
 jest.setTimeout(180_000);
 

@@ -10,7 +10,7 @@ import {
   KubeConfig,
   type V1Deployment,
 } from '@kubernetes/client-node';
-import { KUBE_ASSETS_HINT, startKubeServer, statusOf, type KubeServer } from '../harness/kube';
+import { KUBE_ASSETS_HINT, startKubeServer, statusOf, type KubeServer } from '../../harness/kube';
 
 jest.setTimeout(180_000);
 

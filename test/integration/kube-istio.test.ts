@@ -6,7 +6,7 @@ import { MERGE_PATCH, kubeClients, type KubeClients } from '../../activities/kub
 import { DR_RECORD, IstioRouter, VS_RECORD } from '../../activities/traffic/istio';
 import { ProviderError } from '../../activities/types';
 import { validateTarget } from '../../workflows/target';
-import { startKubeServer, type KubeServer } from '../harness/kube';
+import { startKubeServer, type KubeServer } from '../../harness/kube';
 
 jest.setTimeout(180_000);
 

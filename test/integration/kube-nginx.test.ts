@@ -6,7 +6,7 @@ import { kubeClients, MERGE_PATCH, type KubeClients } from '../../activities/kub
 import { NginxRouter, CREATED_FOR, DERIVED_FROM } from '../../activities/traffic/nginx';
 import { ProviderError } from '../../activities/types';
 import { validateTarget, type Target } from '../../workflows/target';
-import { startKubeServer, type KubeServer } from '../harness/kube';
+import { startKubeServer, type KubeServer } from '../../harness/kube';
 
 jest.setTimeout(180_000);
 

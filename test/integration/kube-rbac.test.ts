@@ -30,8 +30,8 @@ import { loadWorkerConfig } from '../../worker/config';
 import { DEFAULT_TASK_QUEUE, SEARCH_ATTRIBUTES } from '../../workflows/api';
 import { parseDuration } from '../../workflows/duration';
 import { validateTarget, type Target } from '../../workflows/target';
-import { startKubeServer, statusOf, type KubeServer } from '../harness/kube';
-import { startDeploymentSimulator, type DeploymentSimulator } from '../harness/kube-controller';
+import { startKubeServer, statusOf, type KubeServer } from '../../harness/kube';
+import { startDeploymentSimulator, type DeploymentSimulator } from '../../harness/kube-controller';
 
 jest.setTimeout(300_000);
 

@@ -6,8 +6,8 @@ import { ReplicaRatioRouter, replicaSplit } from '../../activities/traffic/repli
 import { ProviderError } from '../../activities/types';
 import { DeploymentWorkloadManager, TOTAL_REPLICAS_ANNOTATION } from '../../activities/workloads/deployment';
 import { validateTarget, type Target } from '../../workflows/target';
-import { startKubeServer, type KubeServer } from '../harness/kube';
-import { startDeploymentSimulator } from '../harness/kube-controller';
+import { startKubeServer, type KubeServer } from '../../harness/kube';
+import { startDeploymentSimulator } from '../../harness/kube-controller';
 
 jest.setTimeout(120_000);
 

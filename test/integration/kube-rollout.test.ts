@@ -9,10 +9,10 @@ import * as path from 'node:path';
 import { stringify } from 'yaml';
 import { kubeClients, type KubeClients } from '../../activities/kube/client';
 import type { RolloutStatus } from '../../workflows/types';
-import { readAlerts } from '../harness/alerts';
+import { readAlerts } from '../../harness/alerts';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
-import { startKubeServer, type KubeServer } from '../harness/kube';
-import { startDeploymentSimulator, type DeploymentSimulator } from '../harness/kube-controller';
+import { startKubeServer, type KubeServer } from '../../harness/kube';
+import { startDeploymentSimulator, type DeploymentSimulator } from '../../harness/kube-controller';
 import {
   createRolloutFixture,
   deploymentSpec,
@@ -20,7 +20,7 @@ import {
   type RolloutFixture,
   type RouterKind,
   type RouterSnapshot,
-} from '../harness/kube-rollout';
+} from '../../harness/kube-rollout';
 import {
   eventually,
   killAll,
@@ -28,7 +28,7 @@ import {
   startWorkerProcess,
   type CliRun,
   type WorkerProcess,
-} from '../harness/processes';
+} from '../../harness/processes';
 
 jest.setTimeout(120_000);
 

@@ -5,7 +5,7 @@ import { MERGE_PATCH, kubeClients, type KubeClients } from '../../activities/kub
 import { ADDED_BACKEND, CREATED_BY, SmiRouter } from '../../activities/traffic/smi';
 import { ProviderError } from '../../activities/types';
 import { validateTarget } from '../../workflows/target';
-import { startKubeServer, statusOf, type KubeServer } from '../harness/kube';
+import { startKubeServer, statusOf, type KubeServer } from '../../harness/kube';
 
 jest.setTimeout(180_000);
 

@@ -1,5 +1,5 @@
 // The Deployment workload manager against a real API server. There is no controller or kubelet: the simulator in
-// test/harness/kube-controller.ts writes the status a finished rollout would have, after ~1 s (or never).
+// harness/kube-controller.ts writes the status a finished rollout would have, after ~1 s (or never).
 import { AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { MERGE_PATCH, kubeClients, type KubeClients } from '../../activities/kube/client';
 import { ProviderError } from '../../activities/types';
@@ -12,8 +12,8 @@ import {
   type DeploymentWorkloadOptions,
 } from '../../activities/workloads/deployment';
 import { validateTarget, type Target } from '../../workflows/target';
-import { startKubeServer, type KubeServer } from '../harness/kube';
-import { startDeploymentSimulator, type DeploymentSimulatorOptions } from '../harness/kube-controller';
+import { startKubeServer, type KubeServer } from '../../harness/kube';
+import { startDeploymentSimulator, type DeploymentSimulatorOptions } from '../../harness/kube-controller';
 
 jest.setTimeout(120_000);
 

@@ -8,8 +8,8 @@ import { createActivities, type ChecksMeasurement } from '../../activities/rollo
 import { validateAnalysisChecks, type AnalysisCheck } from '../../workflows/analysis-spec';
 import { judgeRound } from '../../workflows/judge-v2';
 import { validateTarget, type Target } from '../../workflows/target';
-import { startExporter, type Exporter } from '../harness/exporter';
-import { startPrometheus, type PrometheusServer } from '../harness/prometheus';
+import { startExporter, type Exporter } from '../../harness/exporter';
+import { startPrometheus, type PrometheusServer } from '../../harness/prometheus';
 
 jest.setTimeout(60_000);
 

@@ -22,8 +22,8 @@ import {
 import { templateNames, type TemplateSetName } from '../../activities/metrics/templates';
 import { validateTarget, type Target } from '../../workflows/target';
 import { freePort } from '../../demo/dev-server';
-import { startExporter, type Exporter, type ExporterOptions } from '../harness/exporter';
-import { findPrometheus, startPrometheus, type PrometheusServer } from '../harness/prometheus';
+import { startExporter, type Exporter, type ExporterOptions } from '../../harness/exporter';
+import { findPrometheus, startPrometheus, type PrometheusServer } from '../../harness/prometheus';
 
 jest.setTimeout(60_000);
 

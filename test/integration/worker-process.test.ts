@@ -1,9 +1,9 @@
 // The worker entry point refuses bad configuration (exit 2) and an unreachable Temporal (exit 3) with messages
 // that say what to fix, before it polls anything.
 import { spawn } from 'node:child_process';
-import { WORKER_MAIN, requireBuilt } from '../harness/processes';
+import { WORKER_MAIN, requireBuilt } from '../../harness/processes';
 import { freePort, startDevServer, type DevServer } from '../../demo/dev-server';
-import { runCli } from '../harness/processes';
+import { runCli } from '../../harness/processes';
 
 function runWorker(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   requireBuilt(WORKER_MAIN);

@@ -14,9 +14,9 @@ import { startTrafficGenerator } from '../../demo/traffic-generator';
 import { rolloutWorkflowId, statusQuery, type RolloutInput } from '../../workflows/api';
 import type { canaryRollout } from '../../workflows';
 import type { RolloutStatus } from '../../workflows/types';
-import { readAlerts } from '../harness/alerts';
+import { readAlerts } from '../../harness/alerts';
 import { freePort, startDevServer, type DevServer } from '../../demo/dev-server';
-import { eventually, killAll, startWorkerProcess, type WorkerProcess } from '../harness/processes';
+import { eventually, killAll, startWorkerProcess, type WorkerProcess } from '../../harness/processes';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 

@@ -13,10 +13,10 @@ import { rolloutWorkflowId, statusQuery, type RolloutInput } from '../../workflo
 import type { canaryRollout } from '../../workflows';
 import { EVENT_ID_HEADER } from '../../activities/alerts/webhook';
 import type { RolloutAlert } from '../../activities/alerts/events';
-import { readAlerts } from '../harness/alerts';
+import { readAlerts } from '../../harness/alerts';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
-import { eventually, killAll, startWorkerProcess } from '../harness/processes';
-import { startReceiver, type Receiver, type RecordedRequest } from '../harness/receivers';
+import { eventually, killAll, startWorkerProcess } from '../../harness/processes';
+import { startReceiver, type Receiver, type RecordedRequest } from '../../harness/receivers';
 
 let server: DevServer;
 let stack: LocalStack;

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { workflowBundle } from '../harness/rollout-env';
+import { workflowBundle } from '../../harness/rollout-env';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures');
 const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.history.json'));

@@ -14,15 +14,15 @@ import type { MetricQuery, MetricsProvider } from '../../activities/types';
 import { approveUpdate, pauseUpdate, resumeUpdate, statusQuery } from '../../workflows/api';
 import type { PlanSpec } from '../../workflows/plan';
 import type { canaryRollout } from '../../workflows';
-import { startAlertmanager, type AlertmanagerServer } from '../harness/alertmanager';
+import { startAlertmanager, type AlertmanagerServer } from '../../harness/alertmanager';
 import {
   startPagerDutyReceiver,
   startReceiver,
   type PagerDutyReceiver,
   type Receiver,
   type RecordedRequest,
-} from '../harness/receivers';
-import { HOUR, MINUTE, RolloutBench } from '../harness/rollout-env';
+} from '../../harness/receivers';
+import { HOUR, MINUTE, RolloutBench } from '../../harness/rollout-env';
 
 jest.setTimeout(600_000);
 

@@ -5,7 +5,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { approveUpdate, pauseUpdate, promoteUpdate, resumeUpdate, statusQuery } from '../../workflows/api';
 import type { PlanSpec } from '../../workflows/plan';
 import type { canaryRollout } from '../../workflows';
-import { HOUR, MINUTE, RolloutBench } from '../harness/rollout-env';
+import { HOUR, MINUTE, RolloutBench } from '../../harness/rollout-env';
 
 jest.setTimeout(300_000);
 

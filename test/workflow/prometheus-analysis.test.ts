@@ -6,9 +6,9 @@ import { rolloutResult } from '../../client/index';
 import { ProviderRegistry } from '../../activities/factory';
 import type { PlanSpec } from '../../workflows/plan';
 import { statusQuery } from '../../workflows/api';
-import { startExporter, type Exporter } from '../harness/exporter';
-import { startPrometheus, type PrometheusServer } from '../harness/prometheus';
-import { RolloutBench } from '../harness/rollout-env';
+import { startExporter, type Exporter } from '../../harness/exporter';
+import { startPrometheus, type PrometheusServer } from '../../harness/prometheus';
+import { RolloutBench } from '../../harness/rollout-env';
 
 const APP = 'shop';
 // RolloutBench starts every rollout in namespace `test`; the stack's stable runs v1.

@@ -7,9 +7,9 @@ import { rolloutResult } from '../../client/index';
 import { ProviderRegistry } from '../../activities/factory';
 import type { PlanSpec } from '../../workflows/plan';
 import { abortSignal, approveUpdate, statusQuery } from '../../workflows/api';
-import { startExporter, type Exporter } from '../harness/exporter';
-import { startPrometheus, type PrometheusServer } from '../harness/prometheus';
-import { RolloutBench } from '../harness/rollout-env';
+import { startExporter, type Exporter } from '../../harness/exporter';
+import { startPrometheus, type PrometheusServer } from '../../harness/prometheus';
+import { RolloutBench } from '../../harness/rollout-env';
 
 const APP = 'shop';
 const NAMESPACE = 'test';

@@ -9,8 +9,8 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { approveUpdate, pauseUpdate, resumeUpdate, statusQuery } from '../../workflows/api';
 import type { PlanSpec } from '../../workflows/plan';
 import { localToInstant } from '../../workflows/windows';
-import { runHistories } from '../harness/history';
-import { HOUR, MINUTE, RolloutBench } from '../harness/rollout-env';
+import { runHistories } from '../../harness/history';
+import { HOUR, MINUTE, RolloutBench } from '../../harness/rollout-env';
 
 const record = test;
 const FIXTURES = path.join(__dirname, '..', 'fixtures');

@@ -18,8 +18,8 @@ import {
 import type { PlanSpec } from '../../workflows/plan';
 import { PRESETS } from '../../workflows/presets';
 import type { canaryRollout } from '../../workflows';
-import { HOUR, MINUTE, RolloutBench } from '../harness/rollout-env';
-import { runHistories } from '../harness/history';
+import { HOUR, MINUTE, RolloutBench } from '../../harness/rollout-env';
+import { runHistories } from '../../harness/history';
 
 type Handle = WorkflowHandle<typeof canaryRollout>;
 let bench: RolloutBench;

@@ -9,7 +9,7 @@ import { ProviderError, type TrafficRouter, type WorkloadManager } from '../../a
 import { resumeSignal, statusQuery, abortSignal } from '../../workflows/api';
 import type { PlanSpec } from '../../workflows/plan';
 import type { RolloutStatus } from '../../workflows/types';
-import { HOUR, MINUTE, RolloutBench } from '../harness/rollout-env';
+import { HOUR, MINUTE, RolloutBench } from '../../harness/rollout-env';
 
 /** What the test switches on and off in the wrapped providers. */
 const faults = {

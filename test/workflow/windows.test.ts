@@ -5,7 +5,7 @@ import type { ProviderRegistry, ProviderSource } from '../../activities/factory'
 import { statusQuery } from '../../workflows/api';
 import { localToInstant, zoneOffsetMs } from '../../workflows/windows';
 import type { PlanSpec } from '../../workflows/plan';
-import { HOUR, MINUTE, RolloutBench } from '../harness/rollout-env';
+import { HOUR, MINUTE, RolloutBench } from '../../harness/rollout-env';
 
 jest.setTimeout(300_000);
 

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from '../../demo/dev-server';
+import { freePort } from '../demo/dev-server';
 import { basicAuthHeaders, findBinary, startServedBinary, writeBasicAuthWebConfig } from './served-binary';
 
 export const ALERTMANAGER_HINT =

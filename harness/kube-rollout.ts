@@ -2,7 +2,7 @@
 // the router objects of one app (Istio VirtualService + DestinationRule, NGINX Ingress, or Gateway API HTTPRoute),
 // with snapshots of those objects and a reading of the live weights as a mesh would apply them.
 import type { V1Deployment, V1DeploymentSpec } from '@kubernetes/client-node';
-import type { KubeClients } from '../../activities/kube/client';
+import type { KubeClients } from '../activities/kube/client';
 
 export type RouterKind = 'istio' | 'nginx' | 'gatewayAPI';
 

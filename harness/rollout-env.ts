@@ -1,6 +1,6 @@
 // A rollout test bench on real components: the time-skipping Temporal test server, the real local stack
 // (weighted proxy + demo services) with live traffic, and a worker wired with the real `local` providers.
-import { rolloutResult } from '../../client/index';
+import { rolloutResult } from '../client/index';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,18 +14,18 @@ try {
 } catch {
   // Already installed by another harness in this process.
 }
-import { createActivities } from '../../activities/rollout-activities';
-import { providersFromEnv, type ProviderRegistry, type ProviderSource } from '../../activities/factory';
-import { startLocalStack, type Fault, type LocalStack } from '../../demo/stack';
-import { startTrafficGenerator } from '../../demo/traffic-generator';
-import type { AlertEvent } from '../../activities/types';
-import { rolloutWorkflowId, type RolloutInput } from '../../workflows/api';
-import type { PlanSpec } from '../../workflows/plan';
-import type { RolloutResult } from '../../workflows/types';
-import type { canaryRollout } from '../../workflows';
+import { createActivities } from '../activities/rollout-activities';
+import { providersFromEnv, type ProviderRegistry, type ProviderSource } from '../activities/factory';
+import { startLocalStack, type Fault, type LocalStack } from '../demo/stack';
+import { startTrafficGenerator } from '../demo/traffic-generator';
+import type { AlertEvent } from '../activities/types';
+import { rolloutWorkflowId, type RolloutInput } from '../workflows/api';
+import type { PlanSpec } from '../workflows/plan';
+import type { RolloutResult } from '../workflows/types';
+import type { canaryRollout } from '../workflows';
 import { readAlerts } from './alerts';
 import { createTimeSkippingEnv } from './time-skipping';
-import { RolloutLogger } from '../../worker/logger';
+import { RolloutLogger } from '../worker/logger';
 
 export const STABLE_VERSION = 'v1';
 
@@ -33,7 +33,7 @@ let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** The workflow bundle is built once per test file (webpack takes seconds). */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   bundlePromise ??= bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
+    workflowsPath: require.resolve('../workflows'),
     logger: quietLogger,
   });
   return bundlePromise;

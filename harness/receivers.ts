@@ -4,7 +4,7 @@
 // format, answers 202 like PagerDuty, and keeps the incidents' state by dedup key).
 import * as http from 'node:http';
 import type * as net from 'node:net';
-import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifySignature } from '../../activities/alerts/webhook';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, verifySignature } from '../activities/alerts/webhook';
 
 export interface RecordedRequest {
   method: string;

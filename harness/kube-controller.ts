@@ -8,7 +8,7 @@ import {
   type V1Deployment,
   type V1DeploymentStatus,
 } from '@kubernetes/client-node';
-import { MERGE_PATCH } from '../../activities/kube/client';
+import { MERGE_PATCH } from '../activities/kube/client';
 import { statusOf } from './kube';
 
 export interface DeploymentSimulatorOptions {

@@ -21,9 +21,9 @@ import {
   type V1PolicyRule,
 } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { freePort } from '../../demo/dev-server';
-import { isExecutableFile, projectRoot } from '../../demo/temporal-bin';
-import { signal, startWatchdog } from '../../demo/watchdog';
+import { freePort } from '../demo/dev-server';
+import { isExecutableFile, projectRoot } from '../demo/temporal-bin';
+import { signal, startWatchdog } from '../demo/watchdog';
 
 export type CrdSet = 'istio' | 'gateway' | 'smi';
 export type KubeUser = 'admin' | 'restricted';
@@ -80,7 +80,7 @@ const STOP_GRACE_MS = 10_000;
 const OUTPUT_TAIL_CHARS = 8_000;
 // The project root from the sources and from dist/ alike (the bench runs the compiled harness).
 const ROOT = projectRoot();
-const SMI_CRDS = path.join(ROOT, 'test', 'fixtures', 'crds', 'smi-trafficsplit.yaml');
+const SMI_CRDS = path.join(ROOT, 'harness', 'crds', 'smi-trafficsplit.yaml');
 const execFileAsync = promisify(execFile);
 
 // --- binaries and CRD files --------------------------------------------------------------------------------

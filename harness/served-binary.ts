@@ -6,8 +6,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import * as path from 'node:path';
-import { isExecutableFile } from '../../demo/temporal-bin';
-import { collectTail, signal, startWatchdog } from '../../demo/watchdog';
+import { isExecutableFile } from '../demo/temporal-bin';
+import { collectTail, signal, startWatchdog } from '../demo/watchdog';
 
 const STOP_GRACE_MS = 5_000;
 const OUTPUT_TAIL_CHARS = 8_000;

@@ -1,6 +1,6 @@
 // Reads the alert log (JSON lines, as the log alert sink writes it) of one rollout.
 import * as fs from 'node:fs';
-import type { AlertEvent } from '../../activities/types';
+import type { AlertEvent } from '../activities/types';
 
 /** Alert events of one rollout, in order; `offsetMs` is workflow time since its first event (rollout_started). */
 export function readAlerts(file: string, workflowId: string): Array<AlertEvent & { offsetMs: number }> {

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = path.resolve(__dirname, '..');
 /** Compiled entry points; `npm test` builds them before jest runs. */
 export const WORKER_MAIN = path.join(ROOT, 'dist', 'worker', 'main.js');
 export const CLI_MAIN = path.join(ROOT, 'dist', 'client', 'cli.js');

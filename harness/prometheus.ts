@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from '../../demo/dev-server';
+import { freePort } from '../demo/dev-server';
 import {
   basicAuthHeaders,
   findBinary,

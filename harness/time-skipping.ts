@@ -2,8 +2,8 @@
 // rollout's search attributes registered.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
-import { SEARCH_ATTRIBUTES } from '../../workflows/api';
-import { TEST_SERVER_HINT, testServerExecutable } from '../../demo/temporal-bin';
+import { SEARCH_ATTRIBUTES } from '../workflows/api';
+import { TEST_SERVER_HINT, testServerExecutable } from '../demo/temporal-bin';
 
 export interface TimeSkippingEnvOptions {
   /**
