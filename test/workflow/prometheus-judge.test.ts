@@ -133,6 +133,30 @@ test('Prometheus killed mid-stage and restarted on its storage: the stage holds 
   expect(events).not.toContain('rolled_back');
 }, 150_000);
 
+test('onQueryError { limit: 2, then: rollback }: the same outage rolls back after 2 failed rounds, as that plan asks', async () => {
+  const check: Check = { ...errorRate, onQueryError: { limit: 2, then: 'rollback' } };
+  const h = await bench.startRollout(APP, 'v2', planOf([check]));
+  await bench.env.sleep(1.5 * 60_000);
+  expect((await h.query(statusQuery)).analyses[0].checks[0].judged).toBe('pass');
+
+  await prom.halt('SIGKILL');
+  try {
+    const result = await rolloutResult(h);
+    expect(result).toMatchObject({
+      outcome: 'rolled_back',
+      reason: 'analysis at 10%: error-rate: query failed 2 rounds in a row: roll back',
+    });
+    const st = await h.query(statusQuery);
+    expect(st.analyses.map((a) => a.checks[0].judged)).toEqual(['pass', 'query_failed', 'query_failed']);
+    expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
+  } finally {
+    await prom.resume();
+  }
+  // The next tests need windows full of fresh samples.
+  await prom.waitUp();
+  await sleepReal(17_000);
+}, 150_000);
+
 test('Mann-Whitney rolls back a canary whose latency distribution shifted up, under a fixed p95 threshold', async () => {
   await canaryBecomes({ latencyMs: { p50: 70, p95: 150, p99: 300 } }, 20_000);
   const h = await bench.startRollout(
