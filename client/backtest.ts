@@ -6,7 +6,7 @@
 // short-form plans, as the live rollout judges them. The walk below mirrors workflows/rollout.ts (hold, watch,
 // analyse, analyseV2): an analysis every interval from the stage's entry, a stage advances once its hold is served
 // and its latest analysis passed, a medium breach steps back to the previous stage's weight and forward again,
-// a rollback ends it. The loop takes the measure function as an argument, so it runs without Prometheus in tests.
+// a rollback ends it; outside the plan's deployment windows nothing advances, as live. The loop takes the measure function as an argument, so it runs without Prometheus in tests.
 //
 // What a backtest cannot know, it assumes and says so: approval gates are approved at once; nobody pauses,
 // promotes or aborts; activities take no time; and the stage weights do not change the history (every round reads
@@ -18,6 +18,7 @@ import { judgeRound, roundOutcome, type JudgeState, type RoundMeasurement } from
 import { describePlan } from '../workflows/plan';
 import { describeTarget, type Target } from '../workflows/target';
 import type { Plan, Verdict } from '../workflows/types';
+import { describeWindowState, mayAdvance, nextOpen } from '../workflows/windows';
 import { ProviderRegistry, providerConfigFromEnv } from '../activities/factory';
 import { PrometheusMetricsProvider } from '../activities/metrics/prometheus';
 import { createActivities } from '../activities/rollout-activities';
@@ -77,7 +78,13 @@ export interface BacktestRound {
 }
 
 export type BacktestEventKind =
-  'approval_assumed' | 'stage_entered' | 'stepped_back' | 'stepped_forward' | 'promoted' | 'rolled_back';
+  | 'approval_assumed'
+  | 'window_wait'
+  | 'stage_entered'
+  | 'stepped_back'
+  | 'stepped_forward'
+  | 'promoted'
+  | 'rolled_back';
 
 export interface BacktestEvent {
   at: string;
@@ -262,12 +269,57 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     finish({ kind: 'running', at: iso(toMs), atMs: toMs, stage: s.stageIndex + 1, weight: s.weight });
 
   let t = fromMs;
+  const checks = plan.analysis.checks.length > 0;
+
+  /** The round due at t; a rollback ends the backtest with its result. */
+  const roundAt = async (): Promise<BacktestResult | undefined> => {
+    const round = await analyse(t);
+    if (round.decision !== 'rollback') return undefined;
+    const reason = round.reasons.join('; ');
+    event(t, 'rolled_back', `rolled back at ${s.weight}%: ${reason}`);
+    return finish({
+      kind: 'rolled_back',
+      at: iso(t),
+      atMs: t,
+      stage: s.stageIndex + 1,
+      weight: s.weight,
+      reason: v2 ? `analysis at ${round.weight}%: ${reason}` : reason,
+    });
+  };
+
+  /**
+   * Outside the plan's deployment windows nothing advances (rollout.ts awaitWindow): the walk waits until they
+   * open, analysing every interval meanwhile wherever the canary has traffic. Undefined once open; the result when
+   * a rollback or the end of the range comes first.
+   */
+  const awaitWindow = async (isPromotion: boolean, what: string): Promise<BacktestResult | undefined> => {
+    const w = plan.windows;
+    if (!w || mayAdvance(w, t, isPromotion)) return undefined;
+    const opensAt = nextOpen(w, t);
+    event(t, 'window_wait', `${what} waits: ${describeWindowState(w, t)}`);
+    for (;;) {
+      if (opensAt !== undefined && t >= opensAt) return undefined;
+      const due = checks && s.weight > 0 ? s.lastAnalysisAt + intervalMs : undefined;
+      if (due !== undefined && t >= due) {
+        const ended = await roundAt();
+        if (ended) return ended;
+        continue;
+      }
+      const next = Math.min(due ?? Infinity, opensAt ?? Infinity);
+      if (!(next <= toMs)) return running();
+      t = next;
+    }
+  };
+
   for (;;) {
     const stage = plan.stages[s.stageIndex];
+    const final = s.stageIndex === stageCount - 1;
     // The gate is passed before the stage's traffic shift; a person is assumed to approve at once.
     if (stage.gate.type === 'approval') {
       event(t, 'approval_assumed', `${label()}: approval gate assumed approved`);
     }
+    const closed = await awaitWindow(final, `${label()} at ${stage.weight}%`);
+    if (closed) return closed;
     s.weight = stage.weight;
     s.enteredAt = t;
     s.lastAnalysisAt = t;
@@ -280,26 +332,14 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     );
 
     // The hold (rollout.ts hold + watch): it ends once served with evidence; analyses run every interval.
-    const checks = plan.analysis.checks.length > 0;
     const evidence = () => !checks || stage.holdMs === 0 || (s.passedInStage && s.lastVerdict === 'pass');
     const holdEnd = s.enteredAt + stage.holdMs;
     for (;;) {
       if (t - s.enteredAt >= stage.holdMs && evidence()) break;
       const due = checks ? s.lastAnalysisAt + intervalMs : undefined;
       if (due !== undefined && t >= due) {
-        const round = await analyse(t);
-        if (round.decision === 'rollback') {
-          const reason = round.reasons.join('; ');
-          event(t, 'rolled_back', `rolled back at ${s.weight}%: ${reason}`);
-          return finish({
-            kind: 'rolled_back',
-            at: iso(t),
-            atMs: t,
-            stage: s.stageIndex + 1,
-            weight: s.weight,
-            reason: v2 ? `analysis at ${round.weight}%: ${reason}` : reason,
-          });
-        }
+        const ended = await roundAt();
+        if (ended) return ended;
         continue;
       }
       const next = Math.min(due ?? Infinity, holdEnd > t ? holdEnd : Infinity);
@@ -308,11 +348,13 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     }
     // Label the round that completed the hold (when one did, at this very time).
     const last = rounds[rounds.length - 1];
-    const final = s.stageIndex === stageCount - 1;
     if (last && last.atMs === t && last.stage === s.stageIndex + 1 && last.decision === 'continue') {
       last.decision = final ? 'promote' : 'advance';
     }
     if (final) {
+      // Promotion obeys the windows too, unless the plan says `promotion: any`.
+      const waiting = await awaitWindow(true, 'promotion');
+      if (waiting) return waiting;
       event(t, 'promoted', `promoted: ${label()} served${stage.holdMs > 0 ? ' its hold' : ''}`);
       return finish({ kind: 'promoted', at: iso(t), atMs: t });
     }

@@ -305,6 +305,81 @@ test('a plan without checks measures nothing and moves by time alone', async () 
   expect(r.assumptions.join('\n')).toMatch(/no checks/);
 });
 
+describe('deployment windows, as the live rollout keeps them', () => {
+  // T0 is Wed 2025-01-01 00:00 UTC; minute 540 is 09:00, 1020 is 17:00, 1980 is Thu 09:00.
+  const windowed = (promotion: 'windows' | 'any' = 'windows'): Plan =>
+    planOf({
+      analysis: { interval: '1m', checks: [ERROR_RATE_CRITICAL] },
+      stages: [{ weight: 10, hold: '10m' }, { weight: 50, hold: '10m' }, { weight: 100 }],
+      windows: {
+        timeZone: 'UTC',
+        allow: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '09:00', to: '17:00' }],
+        promotion,
+      },
+    } as PlanSpec);
+  const from = (minutes: number, plan: Plan, measure: MeasureFn, toMinutes: number) =>
+    runBacktest({ plan, fromMs: at(minutes), toMs: at(toMinutes), measure });
+
+  test('before the window opens nothing starts: stage 1 is entered at 09:00, with no round before it', async () => {
+    const measure = measureBy(() => 0.2);
+    const r = await run(windowed(), measure, 600);
+    expect(r.events.slice(0, 2)).toMatchObject([
+      { kind: 'window_wait', atMs: at(0), weight: 0 },
+      { kind: 'stage_entered', atMs: at(540), stage: 1, weight: 10 },
+    ]);
+    expect(r.events[0].message).toMatch(/^stage 1\/3 at 10% waits: outside the deployment window/);
+    expect(measure.calls[0]).toBe(541);
+    expect(r.outcome).toMatchObject({ kind: 'promoted', atMs: at(560) });
+  });
+
+  test('a promotion due after 17:00 waits for the next morning, analysing all night at 50 %', async () => {
+    const measure = measureBy(() => 0.2);
+    const r = await from(1005, windowed(), measure, 2000);
+    expect(r.events.find((e) => e.kind === 'stage_entered' && e.stage === 2)?.atMs).toBe(at(1015));
+    const wait = r.events.find((e) => e.kind === 'window_wait');
+    expect(wait).toMatchObject({ atMs: at(1025), stage: 3, weight: 50 });
+    expect(wait?.message).toMatch(
+      /^stage 3\/3 at 100% waits: outside the deployment window.*next opens Thu 2025-01-02 09:00 UTC$/,
+    );
+    expect(r.outcome).toMatchObject({ kind: 'promoted', atMs: at(1980) });
+    // Every minute from 17:06 until the window opens at 09:00, which ends the wait before that minute's round.
+    expect(measure.calls.filter((m) => m > 1025)).toEqual(
+      Array.from({ length: 1980 - 1026 }, (_, i) => 1026 + i),
+    );
+  });
+
+  test('trouble during the wait still rolls back', async () => {
+    const r = await from(
+      1005,
+      windowed(),
+      measureBy((m) => (m >= 1100 ? 9 : 0.2)),
+      2000,
+    );
+    expect(r.outcome).toMatchObject({ kind: 'rolled_back', atMs: at(1100), weight: 50 });
+  });
+
+  test('promotion: any promotes outside the windows', async () => {
+    const r = await from(
+      1005,
+      windowed('any'),
+      measureBy(() => 0.2),
+      2000,
+    );
+    expect(r.outcome).toMatchObject({ kind: 'promoted', atMs: at(1025) });
+    expect(r.events.some((e) => e.kind === 'window_wait')).toBe(false);
+  });
+
+  test('a window that has not opened by the end of the range leaves the rollout waiting', async () => {
+    const r = await run(
+      windowed(),
+      measureBy(() => 0.2),
+      300,
+    );
+    expect(r.outcome).toMatchObject({ kind: 'running', stage: 1, weight: 0 });
+    expect(r.rounds).toEqual([]);
+  });
+});
+
 describe('times and ranges', () => {
   const now = Date.UTC(2025, 5, 1, 12, 0, 0);
 
