@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { quantileFunction, type LatencySpec } from './exporter';
+import { cdf, quantileFunction, type LatencySpec } from './exporter';
 import { findPrometheus, startPrometheus, type PrometheusOptions, type PrometheusServer } from './prometheus';
 
 const run = promisify(execFile);
@@ -47,20 +47,6 @@ export interface History {
 const BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const DEFAULT_LATENCY = { p50: 40, p95: 90, p99: 200 };
 
-/** The share of requests at or below `ms` for a quantile function, by bisection. */
-function shareAtOrBelow(q: (u: number) => number, ms: number): number {
-  if (q(0) > ms) return 0;
-  if (q(1) <= ms) return 1;
-  let lo = 0;
-  let hi = 1;
-  for (let i = 0; i < 50; i++) {
-    const mid = (lo + hi) / 2;
-    if (q(mid) <= ms) lo = mid;
-    else hi = mid;
-  }
-  return lo;
-}
-
 interface PhaseShape {
   fromMs: number;
   rps: number;
@@ -78,7 +64,7 @@ function shape(p: HistoryPhase): PhaseShape {
     fromMs: p.fromMs,
     rps: p.rps,
     errorRate: p.errorRate,
-    buckets: BUCKETS_S.map((le) => shareAtOrBelow(q, le * 1000)),
+    buckets: BUCKETS_S.map((le) => cdf(q, le * 1000)),
     meanS: total / 1000 / 1000,
   };
 }

@@ -79,7 +79,7 @@ export function quantileFunction(spec: LatencySpec): (u: number) => number {
 }
 
 /** The share of requests at or below `ms`: the inverse of the quantile function, by bisection. */
-function cdf(q: (u: number) => number, ms: number): number {
+export function cdf(q: (u: number) => number, ms: number): number {
   if (q(0) > ms) return 0;
   if (q(1) <= ms) return 1;
   let lo = 0;
