@@ -1,7 +1,8 @@
 // Gateway API routing: one rule of an HTTPRoute carries both Services as weighted backendRefs (stable 100 - w,
 // canary w). Setup adds the canary backendRef (weight 0) and, when the target names a header, a rule sending
 // requests with that header to the canary; it records in an annotation what it added and the stable weight it
-// found, so teardown (from any worker) puts the HTTPRoute back exactly as it was.
+// found, so teardown (from any worker) puts the HTTPRoute back exactly as it was. Each weighted rule has its own
+// annotation and header rule name, so one HTTPRoute can carry the rollouts of several apps, one per rule.
 import type { GatewayApiTraffic, Target } from '../../workflows/target';
 import {
   CustomObjects,
@@ -25,10 +26,22 @@ export const HTTP_ROUTE: CustomKind = {
   version: 'v1',
   plural: 'httproutes',
 };
-/** What setup added to the HTTPRoute and the stable weight it found there (JSON, see SetupRecord). */
-export const SETUP_ANNOTATION = 'canary.temporal.io/gateway-api-setup';
-/** The name of the header rule setup adds (rule names exist since Gateway API v1.2). */
-export const HEADER_RULE_NAME = 'canary-header';
+/**
+ * What setup added to the HTTPRoute for the rollout on weighted rule `rule`, and the stable weight it found there
+ * (JSON, see SetupRecord). One annotation per rule, so rollouts of several apps can share one HTTPRoute, each on
+ * its own rule.
+ */
+export function setupAnnotation(rule: number): string {
+  return `${SETUP_ANNOTATION_PREFIX}.rule-${rule}`;
+}
+const SETUP_ANNOTATION_PREFIX = 'canary.temporal.io/gateway-api-setup';
+/** Where setup kept its record before one annotation per rule: read (and moved) for rollouts that began then. */
+export const LEGACY_SETUP_ANNOTATION = SETUP_ANNOTATION_PREFIX;
+/** The name of the header rule setup adds for weighted rule `rule` (rule names exist since Gateway API v1.2). */
+export function headerRuleName(rule: number): string {
+  return `canary-header-${rule}`;
+}
+const HEADER_RULE_PREFIX = 'canary-header';
 // A Gateway API header match needs a value; without one the NGINX convention applies (`always` goes to canary).
 const DEFAULT_HEADER_VALUE = 'always';
 // What the API implies for a backendRef without a weight.
@@ -59,6 +72,8 @@ interface RouteRule {
 /** Written by setup, read by teardown (possibly in another worker process). */
 interface SetupRecord {
   canaryBackend: string;
+  /** The weighted rule (absent in records written before one annotation per rule). */
+  rule?: number;
   /** The stable backendRef's weight before setup; null when it had none. */
   stableWeight: number | null;
   /** Whether setup added the canary backendRef (else it was there before and stays). */
@@ -93,12 +108,15 @@ export class GatewayApiRouter implements TrafficRouter {
       const refs = (weighted.backendRefs ??= []);
       const stable = this.stableRef(refs);
       let canary = refs.find((r) => isService(r, this.traffic.canaryBackend));
-      const previous = recordOf(route);
-      const record: SetupRecord = previous ?? {
-        canaryBackend: this.traffic.canaryBackend,
-        stableWeight: stable.weight ?? null,
-        addedCanary: false,
-      };
+      const { record: previous, legacy } = this.ownRecord(route, refs);
+      const record: SetupRecord = previous
+        ? { ...previous, rule: this.traffic.rule }
+        : {
+            canaryBackend: this.traffic.canaryBackend,
+            rule: this.traffic.rule,
+            stableWeight: stable.weight ?? null,
+            addedCanary: false,
+          };
       const port = this.traffic.port ?? stable.port;
       if (!canary) {
         canary = {
@@ -118,16 +136,17 @@ export class GatewayApiRouter implements TrafficRouter {
       const found = this.headerRuleIndex(rules, previous);
       const header = this.traffic.header;
       if (header) {
+        const name = headerRuleName(this.traffic.rule);
         const desired: RouteRule = {
-          name: HEADER_RULE_NAME,
+          name,
           matches: headerMatches(weighted.matches, header.name, header.value ?? DEFAULT_HEADER_VALUE),
           backendRefs: [refTo(canary)],
         };
         if (found === -1) {
-          if (rules.some((r) => r.name === HEADER_RULE_NAME)) {
+          if (rules.some((r) => r.name === name)) {
             throw new ProviderError(
               'invalid',
-              `HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" already has a rule named "${HEADER_RULE_NAME}" that setup did not add: rename it, or drop traffic.gatewayAPI.header`,
+              `HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" already has a rule named "${name}" that setup did not add: rename it, or drop traffic.gatewayAPI.header`,
             );
           }
           // Appended: rule order only breaks precedence ties (the extra header match makes it more specific than
@@ -138,20 +157,24 @@ export class GatewayApiRouter implements TrafficRouter {
           if (rules[found].name === undefined) delete desired.name;
           if (!contains(rules[found], desired)) rules[found] = desired;
         }
-        record.headerRule = { name: HEADER_RULE_NAME, matches: desired.matches ?? [] };
+        record.headerRule = { name, matches: desired.matches ?? [] };
       } else {
         if (found !== -1) rules.splice(found, 1);
         delete record.headerRule;
       }
 
+      const key = setupAnnotation(this.traffic.rule);
       const annotation = JSON.stringify(record);
-      const annotationChanged = route.metadata.annotations?.[SETUP_ANNOTATION] !== annotation;
+      const annotations: Record<string, string | null> = {};
+      if (route.metadata.annotations?.[key] !== annotation) annotations[key] = annotation;
+      if (legacy) annotations[LEGACY_SETUP_ANNOTATION] = null; // moved to this rule's own annotation
+      const annotationChanged = Object.keys(annotations).length > 0;
       const rulesChanged = !sameJson(before, rules);
       if (!annotationChanged && !rulesChanged) return;
       await this.routes.mergePatch(
         this.traffic.httpRoute,
         {
-          ...(annotationChanged ? { metadata: { annotations: { [SETUP_ANNOTATION]: annotation } } } : {}),
+          ...(annotationChanged ? { metadata: { annotations } } : {}),
           ...(rulesChanged ? { spec: { rules } } : {}),
         },
         route.metadata.resourceVersion,
@@ -233,11 +256,11 @@ export class GatewayApiRouter implements TrafficRouter {
     await retryOnConflict(async () => {
       const route = await this.routes.find(this.traffic.httpRoute);
       if (!route) return; // nothing of ours can be left on a route that is gone
-      const record = recordOf(route);
       const before = rulesOf(route);
       const rules = rulesOf(route);
       const weighted = this.weightedRule(rules);
       const refs = weighted.backendRefs ?? [];
+      const { record, legacy } = this.ownRecord(route, refs);
       const stable = refs.find((r) => isService(r, this.traffic.stableBackend));
       const canaryAt = refs.findIndex((r) => isService(r, this.traffic.canaryBackend));
       if (record) {
@@ -257,13 +280,17 @@ export class GatewayApiRouter implements TrafficRouter {
       const found = this.headerRuleIndex(rules, record);
       if (found !== -1) rules.splice(found, 1);
 
-      const hasAnnotation = route.metadata.annotations?.[SETUP_ANNOTATION] !== undefined;
+      const key = setupAnnotation(this.traffic.rule);
+      const annotations: Record<string, null> = {};
+      if (route.metadata.annotations?.[key] !== undefined) annotations[key] = null;
+      if (legacy) annotations[LEGACY_SETUP_ANNOTATION] = null;
+      const annotationChanged = Object.keys(annotations).length > 0;
       const rulesChanged = !sameJson(before, rules);
-      if (!hasAnnotation && !rulesChanged) return;
+      if (!annotationChanged && !rulesChanged) return;
       await this.routes.mergePatch(
         this.traffic.httpRoute,
         {
-          ...(hasAnnotation ? { metadata: { annotations: { [SETUP_ANNOTATION]: null } } } : {}),
+          ...(annotationChanged ? { metadata: { annotations } } : {}),
           ...(rulesChanged ? { spec: { rules } } : {}),
         },
         route.metadata.resourceVersion,
@@ -282,7 +309,45 @@ export class GatewayApiRouter implements TrafficRouter {
           `${rules.length > 0 ? ` (indexes 0 to ${rules.length - 1})` : ''}: traffic.gatewayAPI.rule ${this.traffic.rule} does not exist`,
       );
     }
+    if (rule.name?.startsWith(HEADER_RULE_PREFIX)) {
+      throw new ProviderError(
+        'invalid',
+        `rule ${this.traffic.rule} of HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" is the header rule "${rule.name}" another rollout's setup added, not a weighted rule: fix traffic.gatewayAPI.rule`,
+      );
+    }
     return rule;
+  }
+
+  /**
+   * This rollout's setup record: its rule's annotation, or (a rollout set up before one annotation per rule) the
+   * old single annotation when it names this canary backend; `legacy` says where it was found. A record of another
+   * canary backend on this rule is another rollout's: refused, so two rollouts never fight over one rule.
+   */
+  private ownRecord(
+    route: { metadata: { annotations?: Record<string, string> } },
+    refs: BackendRef[],
+  ): { record?: SetupRecord; legacy: boolean } {
+    const where = `rule ${this.traffic.rule} of HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}"`;
+    const taken = (other: string, key: string) =>
+      new ProviderError(
+        'invalid',
+        `${where} is in another rollout, to canary backend "${other}" (annotation ${key}): one rollout per rule; ` +
+          'give this target a rule of its own (traffic.gatewayAPI.rule), or wait for that rollout to end',
+      );
+    const key = setupAnnotation(this.traffic.rule);
+    const own = recordOf(route, key);
+    if (own) {
+      if (own.canaryBackend !== this.traffic.canaryBackend) throw taken(own.canaryBackend, key);
+      return { record: own, legacy: false };
+    }
+    const legacy = recordOf(route, LEGACY_SETUP_ANNOTATION);
+    if (!legacy) return { legacy: false };
+    if (legacy.canaryBackend === this.traffic.canaryBackend) return { record: legacy, legacy: true };
+    // An older rollout of another backend: it is on this rule when its canary backendRef is here.
+    if (refs.some((r) => isService(r, legacy.canaryBackend))) {
+      throw taken(legacy.canaryBackend, LEGACY_SETUP_ANNOTATION);
+    }
+    return { legacy: false };
   }
 
   private stableRef(refs: BackendRef[]): BackendRef {
@@ -324,12 +389,16 @@ function rulesOf(route: { spec?: Record<string, unknown> }): RouteRule[] {
   return JSON.parse(JSON.stringify(route.spec?.rules ?? [])) as RouteRule[];
 }
 
-function recordOf(route: { metadata: { annotations?: Record<string, string> } }): SetupRecord | undefined {
-  const raw = route.metadata.annotations?.[SETUP_ANNOTATION];
+function recordOf(
+  route: { metadata: { annotations?: Record<string, string> } },
+  key: string,
+): SetupRecord | undefined {
+  const raw = route.metadata.annotations?.[key];
   if (raw === undefined) return undefined;
   try {
     const r = JSON.parse(raw) as Partial<SetupRecord>;
     if (
+      typeof r.canaryBackend === 'string' &&
       typeof r.addedCanary === 'boolean' &&
       (typeof r.stableWeight === 'number' || r.stableWeight === null)
     ) {
@@ -340,7 +409,7 @@ function recordOf(route: { metadata: { annotations?: Record<string, string> } })
   }
   throw new ProviderError(
     'invalid',
-    `annotation ${SETUP_ANNOTATION} on the HTTPRoute is not what setup writes (${raw.slice(0, 200)}): restore it or remove it together with what it recorded`,
+    `annotation ${key} on the HTTPRoute is not what setup writes (${raw.slice(0, 200)}): restore it or remove it together with what it recorded`,
   );
 }
 

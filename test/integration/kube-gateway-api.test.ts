@@ -5,9 +5,10 @@
 import { kubeClients, MERGE_PATCH, type KubeClients } from '../../activities/kube/client';
 import {
   GatewayApiRouter,
-  HEADER_RULE_NAME,
   HTTP_ROUTE,
-  SETUP_ANNOTATION,
+  LEGACY_SETUP_ANNOTATION,
+  headerRuleName,
+  setupAnnotation,
 } from '../../activities/traffic/gateway-api';
 import { ProviderError } from '../../activities/types';
 import { validateTarget } from '../../workflows/target';
@@ -121,8 +122,9 @@ test('setup adds the canary backendRef at weight 0 (same port) and records what 
     { group: '', kind: 'Service', name: 'checkout', port: 80, weight: 1 },
     { group: '', kind: 'Service', name: 'checkout-canary', port: 80, weight: 0 },
   ]);
-  expect(JSON.parse(route.metadata.annotations![SETUP_ANNOTATION])).toEqual({
+  expect(JSON.parse(route.metadata.annotations![setupAnnotation(0)])).toEqual({
     canaryBackend: 'checkout-canary',
+    rule: 0,
     stableWeight: 1,
     addedCanary: true,
   });
@@ -209,7 +211,7 @@ test('the header rule copies the weighted matches, adds the header and sends to 
   expect(route.spec.rules).toHaveLength(3);
   expect(route.spec.rules[1].matches).toEqual([{ path: { type: 'PathPrefix', value: '/admin' } }]);
   const added = route.spec.rules[2];
-  expect(added.name).toBe(HEADER_RULE_NAME);
+  expect(added.name).toBe(headerRuleName(0));
   expect(added.matches).toEqual([
     {
       path: { type: 'PathPrefix', value: '/' },
@@ -291,7 +293,7 @@ test('dropping the header from the target removes the header rule at the next se
   await new GatewayApiRouter(admin, v.target).setup({ canary: 'v2' });
   const route = await read(ns);
   expect(route.spec.rules).toHaveLength(2);
-  expect(JSON.parse(route.metadata.annotations![SETUP_ANNOTATION]).headerRule).toBeUndefined();
+  expect(JSON.parse(route.metadata.annotations![setupAnnotation(0)]).headerRule).toBeUndefined();
 });
 
 /**
@@ -438,12 +440,136 @@ test('a canary backendRef that was there before the rollout stays, without traff
   const { ns, router } = await fixture({}, httpRoute(rules));
   const before = await read(ns);
   await router.setup({ stable: 'v1', canary: 'v2' });
-  expect(JSON.parse((await read(ns)).metadata.annotations![SETUP_ANNOTATION]).addedCanary).toBe(false);
+  expect(JSON.parse((await read(ns)).metadata.annotations![setupAnnotation(0)]).addedCanary).toBe(false);
   await router.setWeight(25);
   await router.teardown();
   const after = await read(ns);
   expect(after.spec).toEqual(before.spec);
   expect(after.metadata.annotations).toEqual(before.metadata.annotations);
+});
+
+describe('several apps on one HTTPRoute, a rule each', () => {
+  const routerFor = (ns: string, gatewayAPI: Record<string, unknown>, app: string) => {
+    const v = validateTarget({ app, namespace: ns, traffic: { gatewayAPI } });
+    if (!v.ok) throw new Error(JSON.stringify(v.problems));
+    return new GatewayApiRouter(admin, v.target);
+  };
+  const header = { name: 'x-canary', value: 'always' };
+  const adminRule = {
+    httpRoute: 'checkout',
+    rule: 1,
+    stableBackend: 'admin',
+    canaryBackend: 'admin-canary',
+    header,
+  };
+
+  test('each rollout keeps its own weights, header rule and record, and teardown of one leaves the other', async () => {
+    const { ns, router: shop } = await fixture({ header });
+    const adminApp = routerFor(ns, adminRule, 'admin');
+    const before = await read(ns);
+    await shop.setup({ canary: 'v2' });
+    await adminApp.setup({ canary: 'v9' });
+    await shop.setWeight(25);
+    await adminApp.setWeight(50);
+    let route = await read(ns);
+    expect(weights(route, 0)).toEqual({ checkout: 75, 'checkout-canary': 25 });
+    expect(weights(route, 1)).toEqual({ admin: 50, 'admin-canary': 50 });
+    expect(route.spec.rules.map((r) => r.name)).toEqual([
+      undefined,
+      undefined,
+      'canary-header-0',
+      'canary-header-1',
+    ]);
+    expect(route.spec.rules[3].backendRefs?.map((r) => r.name)).toEqual(['admin-canary']);
+    expect(JSON.parse(route.metadata.annotations![setupAnnotation(1)])).toMatchObject({
+      canaryBackend: 'admin-canary',
+      rule: 1,
+    });
+    expect(await shop.verifyWeight(25)).toEqual({ verified: true, weight: 25 });
+    expect(await adminApp.verifyWeight(50)).toEqual({ verified: true, weight: 50 });
+
+    await shop.teardown();
+    route = await read(ns);
+    expect(route.spec.rules[0]).toEqual(before.spec.rules[0]);
+    expect(route.spec.rules.map((r) => r.name)).toEqual([undefined, undefined, 'canary-header-1']);
+    expect(route.metadata.annotations![setupAnnotation(0)]).toBeUndefined();
+    expect(await adminApp.getWeight()).toBe(50);
+    await adminApp.setWeight(100);
+    await adminApp.teardown();
+    const after = await read(ns);
+    expect(after.spec).toEqual(before.spec);
+    expect(after.metadata.annotations).toEqual(before.metadata.annotations);
+  });
+
+  test('a second rollout on a rule another rollout holds is refused, naming it, and writes nothing', async () => {
+    const { ns, router: shop } = await fixture();
+    await shop.setup({ canary: 'v2' });
+    await shop.setWeight(10);
+    const held = await read(ns);
+    const other = routerFor(
+      ns,
+      { httpRoute: 'checkout', stableBackend: 'checkout', canaryBackend: 'checkout-next' },
+      'next',
+    );
+    const err = await rejection(other.setup({ canary: 'v3' }));
+    expect(err.kind).toBe('invalid');
+    expect(err.message).toMatch(
+      /^rule 0 of HTTPRoute "checkout" in namespace "gateway-\d+" is in another rollout, to canary backend "checkout-canary" \(annotation canary\.temporal\.io\/gateway-api-setup\.rule-0\): one rollout per rule/,
+    );
+    expect((await read(ns)).metadata.resourceVersion).toBe(held.metadata.resourceVersion);
+    // Nor can a target name the header rule another rollout added as its weighted rule.
+    const { ns: ns2, router: withHeader } = await fixture({ header });
+    await withHeader.setup({ canary: 'v2' });
+    const onHeader = routerFor(ns2, { ...adminRule, rule: 2 }, 'admin');
+    expect((await rejection(onHeader.setup({ canary: 'v9' }))).message).toMatch(
+      /rule 2 of HTTPRoute "checkout" .* is the header rule "canary-header-0" another rollout's setup added/,
+    );
+  });
+
+  test('a rollout set up before one annotation per rule is carried over by setup, and torn down completely', async () => {
+    const { ns, router } = await fixture({ header });
+    const before = await read(ns);
+    /** Rewrites this rollout's setup the way the previous version wrote it: one annotation, one header rule name. */
+    const makeLegacy = async () => {
+      const route = await read(ns);
+      const { rule: _rule, ...record } = JSON.parse(route.metadata.annotations![setupAnnotation(0)]);
+      record.headerRule.name = 'canary-header';
+      const rules = route.spec.rules.map((r) =>
+        r.name === headerRuleName(0) ? { ...r, name: 'canary-header' } : r,
+      );
+      await adminPatch(ns, {
+        metadata: {
+          annotations: { [setupAnnotation(0)]: null, [LEGACY_SETUP_ANNOTATION]: JSON.stringify(record) },
+        },
+        spec: { rules },
+      });
+    };
+
+    // Torn down straight from the old record.
+    await router.setup({ canary: 'v2' });
+    await router.setWeight(50);
+    await makeLegacy();
+    await router.teardown();
+    let after = await read(ns);
+    expect(after.spec).toEqual(before.spec);
+    expect(after.metadata.annotations).toEqual(before.metadata.annotations);
+
+    // Set up again (a retried setup after the upgrade): the record moves to the rule's annotation.
+    await router.setup({ canary: 'v2' });
+    await makeLegacy();
+    await router.setup({ canary: 'v2' });
+    const moved = await read(ns);
+    expect(moved.metadata.annotations![LEGACY_SETUP_ANNOTATION]).toBeUndefined();
+    expect(JSON.parse(moved.metadata.annotations![setupAnnotation(0)])).toMatchObject({
+      rule: 0,
+      headerRule: { name: headerRuleName(0) },
+    });
+    expect(moved.spec.rules.map((r) => r.name)).toEqual([undefined, undefined, headerRuleName(0)]);
+    await router.teardown();
+    after = await read(ns);
+    expect(after.spec).toEqual(before.spec);
+    expect(after.metadata.annotations).toEqual(before.metadata.annotations);
+  });
 });
 
 test('the constructor refuses another router type', () => {
