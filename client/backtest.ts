@@ -6,7 +6,8 @@
 // short-form plans, as the live rollout judges them. The walk below mirrors workflows/rollout.ts (hold, watch,
 // analyse, analyseV2): an analysis every interval from the stage's entry, a stage advances once its hold is served
 // and its latest analysis passed, a medium breach steps back to the previous stage's weight and forward again,
-// a rollback ends it; outside the plan's deployment windows nothing advances, as live. The loop takes the measure function as an argument, so it runs without Prometheus in tests.
+// a rollback ends it, and outside the plan's deployment windows nothing advances. The loop takes the measure
+// function as an argument, so it runs without Prometheus in tests.
 //
 // What a backtest cannot know, it assumes and says so: approval gates are approved at once; nobody pauses,
 // promotes or aborts; activities take no time; and the stage weights do not change the history (every round reads

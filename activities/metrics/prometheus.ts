@@ -41,8 +41,9 @@ export interface PrometheusConnection {
   /** Per request, in ms; also sent to Prometheus as the evaluation timeout. */
   timeoutMs: number;
   /**
-   * Retries of a query that failed in a way a moment may fix (connection refused or reset, HTTP 5xx: a restarting
-   * Prometheus answers 503 while it replays its WAL), with backoff from RETRY_BASE_MS (default 2).
+   * How many times a query that failed in a way a moment may fix (connection refused or reset, HTTP 5xx: a
+   * restarting Prometheus answers 503 while it replays its WAL) is retried, waiting retryDelayMs between tries
+   * (CANARY_PROMETHEUS_RETRIES, default DEFAULT_PROMETHEUS_RETRIES).
    */
   retries?: number;
 }
