@@ -100,6 +100,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     readyTimeoutMs: opts.readyTimeoutMs ?? 30_000,
   };
   let server = await startServedBinary(served);
+  let halted = false;
   const poll: ServedBinary['poll'] = (...a) => server.poll(...a);
 
   const waitUp = (timeoutMs = 30_000): Promise<void> =>
@@ -126,8 +127,14 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     },
     waitUp,
     stop: () => server.stop(),
-    halt: (sig) => server.halt(sig),
+    halt: async (sig) => {
+      await server.halt(sig);
+      halted = true;
+    },
     resume: async () => {
+      // A second process on the same port and storage would fail, and its failed start would remove the folder.
+      if (!halted) throw new Error('prometheus resume() without halt(): it is still running');
+      halted = false;
       server = await startServedBinary(served);
     },
     output: () => server.output(),
