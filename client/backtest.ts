@@ -12,7 +12,7 @@
 // What a backtest cannot know, it assumes and says so: approval gates are approved at once; nobody pauses,
 // promotes or aborts; activities take no time; and the stage weights do not change the history (every round reads
 // what the canary actually served then, whatever weight the simulated walk would have given it).
-import type { AnalysisCheck, AnalysisMetric } from '../workflows/analysis-spec';
+import { checksForStage, type AnalysisCheck, type AnalysisMetric } from '../workflows/analysis-spec';
 import { DurationError, formatDuration, parseDuration } from '../workflows/duration';
 import { describeResults, judge, type Measurement } from '../workflows/judge';
 import { judgeRound, roundOutcome, type JudgeState, type RoundMeasurement } from '../workflows/judge-v2';
@@ -191,6 +191,8 @@ export interface BacktestInput {
 /** What the simulated rollout carries between rounds: the part of the workflow's RolloutState analysis touches. */
 interface WalkState {
   stageIndex: number;
+  /** Whether stageIndex's traffic is on (before, the canary carries the previous stage's). */
+  entered: boolean;
   weight: number;
   enteredAt: number;
   lastAnalysisAt: number;
@@ -223,7 +225,7 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
   const { plan, fromMs, toMs, measure } = input;
   const rules = plan.analysis.rules;
   const v2 = rules !== undefined;
-  const measured = rules ?? shortFormMeasureChecks(plan);
+  const shortForm = rules ? undefined : shortFormMeasureChecks(plan);
   const intervalMs = plan.analysis.intervalMs;
   const stageCount = plan.stages.length;
   const rounds: BacktestRound[] = [];
@@ -243,6 +245,7 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
 
   const s: WalkState = {
     stageIndex: 0,
+    entered: false,
     weight: 0,
     enteredAt: fromMs,
     lastAnalysisAt: fromMs,
@@ -270,7 +273,10 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     finish({ kind: 'running', at: iso(toMs), atMs: toMs, stage: s.stageIndex + 1, weight: s.weight });
 
   let t = fromMs;
-  const checks = plan.analysis.checks.length > 0;
+  /** The checks that apply while the canary carries stage `n`'s traffic (a check's `stages`, as live). */
+  const checksIn = (n: number): AnalysisCheck[] => (rules ? checksForStage(rules, n) : shortForm!);
+  const liveStage = () => (s.entered ? s.stageIndex + 1 : s.stageIndex);
+  const analysing = () => checksIn(liveStage()).length > 0 && s.weight > 0;
 
   /** The round due at t; a rollback ends the backtest with its result. */
   const roundAt = async (): Promise<BacktestResult | undefined> => {
@@ -300,7 +306,7 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     event(t, 'window_wait', `${what} waits: ${describeWindowState(w, t)}`);
     for (;;) {
       if (opensAt !== undefined && t >= opensAt) return undefined;
-      const due = checks && s.weight > 0 ? s.lastAnalysisAt + intervalMs : undefined;
+      const due = analysing() ? s.lastAnalysisAt + intervalMs : undefined;
       if (due !== undefined && t >= due) {
         const ended = await roundAt();
         if (ended) return ended;
@@ -322,6 +328,7 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     const closed = await awaitWindow(final, `${label()} at ${stage.weight}%`);
     if (closed) return closed;
     s.weight = stage.weight;
+    s.entered = true;
     s.enteredAt = t;
     s.lastAnalysisAt = t;
     s.passedInStage = false;
@@ -333,11 +340,13 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     );
 
     // The hold (rollout.ts hold + watch): it ends once served with evidence; analyses run every interval.
-    const evidence = () => !checks || stage.holdMs === 0 || (s.passedInStage && s.lastVerdict === 'pass');
+    // A stage none of whose checks apply moves by time alone, as a plan without checks does.
+    const evidence = () =>
+      !analysing() || stage.holdMs === 0 || (s.passedInStage && s.lastVerdict === 'pass');
     const holdEnd = s.enteredAt + stage.holdMs;
     for (;;) {
       if (t - s.enteredAt >= stage.holdMs && evidence()) break;
-      const due = checks ? s.lastAnalysisAt + intervalMs : undefined;
+      const due = analysing() ? s.lastAnalysisAt + intervalMs : undefined;
       if (due !== undefined && t >= due) {
         const ended = await roundAt();
         if (ended) return ended;
@@ -360,16 +369,18 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
       return finish({ kind: 'promoted', at: iso(t), atMs: t });
     }
     s.stageIndex++;
+    s.entered = false;
   }
 
   /** One analysis round at `at`, as rollout.ts analyseV2 / analyse act on it. */
   async function analyse(at: number): Promise<BacktestRound> {
-    const measurements = await measure(measured, at);
+    const applying = checksIn(liveStage());
+    const measurements = await measure(applying, at);
     s.lastAnalysisAt = at;
     const weight = s.weight;
     const stage = s.stageIndex + 1;
     if (rules) {
-      const { state, decision } = judgeRound(rules, measurements, at, s.judge);
+      const { state, decision } = judgeRound(applying, measurements, at, s.judge);
       s.judge = state;
       const { advances, verdict } = roundOutcome(decision);
       s.lastVerdict = verdict;

@@ -1,6 +1,6 @@
 // Analysis checks as written in a plan (issue 6) and their validation into the normalised AnalysisCheck the
 // judge (judge-v2.ts) reads. Pure and deterministic: imported by the workflow sandbox and the client alike.
-// Not yet accepted by validatePlan: the workflow does not judge by these rules yet.
+// The full form is what validatePlan reads for a plan that uses any of its fields (plan.ts, usesFullForm).
 //
 // Grammar (YAML; durations as everywhere in a plan: 90s, 5m, 1h30m, PT5M):
 //
@@ -22,6 +22,7 @@
 //                                    # (a test check's window defaults to at least (minSamples - 1) x step)
 //     onNoData: hold                 # hold (default) | fail | ignore | { action: hold, limit: 3, then: rollback }
 //     onQueryError: rollback         # then-action after `limit` failed queries, or { limit: 3, then: approval }
+//     stages: [1]                    # only in these stages (1-based), e.g. "no errors at 5 %"; default: every one
 //
 //   Short form (plans before issue 6):   - { name, metric | query, max?, min? }
 //   (window, minRequests, onNoData and onQueryError may join it; success, abort, compare and test may not)
@@ -156,6 +157,16 @@ export interface AnalysisCheck {
   onQueryError: QueryErrorRule;
   /** Written in the short form `{ name, metric|query, max?, min? }`. */
   shortForm?: true;
+  /** The stages (1-based) the check is measured and judged in; absent: every stage. */
+  stages?: number[];
+}
+
+/**
+ * The checks that apply in stage `stage` (1-based: the stage whose traffic the canary carries). A check limited to
+ * other stages is neither measured nor judged there, and its streaks start afresh when it applies again.
+ */
+export function checksForStage(checks: readonly AnalysisCheck[], stage: number): AnalysisCheck[] {
+  return checks.filter((c) => c.stages === undefined || c.stages.includes(stage));
 }
 
 /** What the plan around the checks supplies. */
@@ -166,6 +177,8 @@ export interface AnalysisCheckDefaults {
   failureLimit: number;
   /** analysis.inconclusiveLimit: rounds without evidence (or with failing queries) that roll back. */
   inconclusiveLimit: number;
+  /** How many stages the plan has, for checking a check's `stages` (absent: not checked against it). */
+  stageCount?: number;
 }
 
 /** Defaults of the new form, where the plan does not decide. */
@@ -276,6 +289,7 @@ const checkSchema = z.strictObject(
     test: testSchema.optional(),
     onNoData: byHand<unknown>().optional(),
     onQueryError: byHand<unknown>().optional(),
+    stages: byHand<unknown>().optional(),
   },
   typeError('an object with name, metric or query, and thresholds'),
 );
@@ -494,9 +508,11 @@ function checkOne(
     );
   }
   const onQueryError = checkQueryError(c, spec.onQueryError, [...path, 'onQueryError'], defaults, shortForm);
+  const stages = checkStageList(c, spec.stages, [...path, 'stages'], defaults.stageCount);
   if (c.problems.length > before) return undefined;
 
   const out: AnalysisCheck = { ...check, onNoData, onQueryError };
+  if (stages) out.stages = stages;
   if (typeof metric === 'string') out.metric = metric as AnalysisMetric;
   if (typeof query === 'string') out.query = query;
   if (minRequests !== undefined) out.minRequests = minRequests;
@@ -517,7 +533,37 @@ function reorder(c: AnalysisCheck): AnalysisCheck {
   out.onNoData = c.onNoData;
   out.onQueryError = c.onQueryError;
   if (c.shortForm) out.shortForm = true;
+  if (c.stages) out.stages = c.stages;
   return out;
+}
+
+/** `stages: [1, 2]`: distinct stage numbers of the plan, ascending in the result. */
+function checkStageList(
+  c: Collector,
+  value: unknown,
+  path: Segment[],
+  stageCount: number | undefined,
+): number[] | undefined {
+  if (value === undefined) return undefined;
+  const how = `a list of stage numbers, counted from 1 (e.g. [1, 2])`;
+  if (!Array.isArray(value) || value.length === 0) {
+    c.add(path, `must be ${how}, got ${Array.isArray(value) ? 'an empty list' : describe(value)}`);
+    return undefined;
+  }
+  const out: number[] = [];
+  value.forEach((n, i) => {
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
+      c.add([...path, i], `must be a stage number (a whole number from 1), got ${describe(n)}`);
+    } else if (stageCount !== undefined && n > stageCount) {
+      c.add(
+        [...path, i],
+        `the plan has ${stageCount} stage${stageCount === 1 ? '' : 's'}; there is no stage ${n}`,
+      );
+    } else if (out.includes(n)) {
+      c.add([...path, i], `stage ${n} is listed twice`);
+    } else out.push(n);
+  });
+  return out.sort((a, b) => a - b);
 }
 
 function checkQuery(c: Collector, query: string, path: Segment[]): void {

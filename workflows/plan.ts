@@ -382,7 +382,12 @@ function checkChecks(c: Collector, checks: unknown[]): Check[] {
   return out;
 }
 
-function checkAnalysis(c: Collector, analysis: Obj, full: boolean): AnalysisSettings {
+function checkAnalysis(
+  c: Collector,
+  analysis: Obj,
+  full: boolean,
+  stageCount: number | undefined,
+): AnalysisSettings {
   const interval = analysis.interval ?? PLAN_DEFAULTS.interval;
   const intervalMs = checkDuration(c, interval, ['analysis', 'interval']) ?? 0;
   const failureLimit = checkLimit(
@@ -406,6 +411,7 @@ function checkAnalysis(c: Collector, analysis: Obj, full: boolean): AnalysisSett
       failureLimit: typeof failureLimit === 'number' ? failureLimit : PLAN_DEFAULTS.failureLimit,
       inconclusiveLimit:
         typeof inconclusiveLimit === 'number' ? inconclusiveLimit : PLAN_DEFAULTS.inconclusiveLimit,
+      ...(stageCount !== undefined ? { stageCount } : {}),
     });
     return {
       intervalMs,
@@ -587,7 +593,12 @@ export function validatePlan(
       );
     }
   }
-  const analysis = checkAnalysis(c, isObject(spec.analysis) ? spec.analysis : {}, full);
+  const analysis = checkAnalysis(
+    c,
+    isObject(spec.analysis) ? spec.analysis : {},
+    full,
+    Array.isArray(spec.stages) ? spec.stages.length : undefined,
+  );
   if (limits && isObject(spec.analysis)) checkAnalysisLimits(c, spec.analysis, analysis.intervalMs);
   const promotion = isObject(spec.promotion) ? spec.promotion : {};
   const cleanupDelayMs =

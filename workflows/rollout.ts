@@ -68,6 +68,7 @@ import {
   type ApprovalPolicy,
   type GivenApproval,
 } from './approval-policy';
+import { checksForStage } from './analysis-spec';
 import { formatDuration } from './duration';
 import { describeWindowState, mayAdvance, nextOpen } from './windows';
 import { metricsOfferProblems } from './metrics-offer';
@@ -351,6 +352,14 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       : s.stageEntered
         ? Math.max(0, stage().holdMs - heldMs(now))
         : stage().holdMs;
+  /** The stage (1-based) whose traffic the canary carries: before a stage is entered, the one before it. */
+  const liveStage = (): number => (s.stageEntered ? s.stageIndex + 1 : s.stageIndex);
+  /**
+   * The full analysis form's checks that apply in stage `n` (a check's `stages`); undefined for short-form plans.
+   * A stage none of whose checks apply moves by time alone, as a plan without checks does.
+   */
+  const stageChecks = (n: number) =>
+    plan.analysis.rules ? checksForStage(plan.analysis.rules, n) : undefined;
   /**
    * Whether the current stage has the evidence to advance: with checks, its latest analysis passed (or a person let
    * it go on without the missing evidence). A zero hold (the final stage by default) needs none.
@@ -358,6 +367,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   const stageEvidence = (): boolean =>
     !s.evidenceQuestion &&
     (plan.analysis.checks.length === 0 ||
+      stageChecks(s.stageIndex + 1)?.length === 0 ||
       stage().holdMs === 0 ||
       s.evidenceWaivedStage === s.stageIndex ||
       (s.passedInStage && s.lastVerdict === 'pass'));
@@ -927,11 +937,15 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   };
 
   // ---------- the walk ----------
-  const analysisActive = (): boolean => plan.analysis.checks.length > 0 && s.canaryReady && s.weight > 0;
+  const analysisActive = (): boolean =>
+    plan.analysis.checks.length > 0 &&
+    stageChecks(liveStage())?.length !== 0 &&
+    s.canaryReady &&
+    s.weight > 0;
 
   /** One round of the full analysis form: measure, judge, act by the decision's severity. */
   const analyseV2 = async (): Promise<void> => {
-    const rules = plan.analysis.rules ?? [];
+    const rules = stageChecks(liveStage()) ?? [];
     const answer = await analysisActs.measureChecks.executeWithOptions(
       { summary: `analyse canary at ${s.weight}% (${rules.map((c) => c.name).join(', ')})` },
       [

@@ -526,6 +526,48 @@ describe('validateAnalysisChecks: problems, by path, in document order', () => {
     ]);
   });
 
+  it('reads stages: the checks of some stages only, and checks the numbers against the plan', () => {
+    expect(one({ metric: 'error-rate', success: { max: 0 }, stages: [2, 1] }).stages).toEqual([1, 2]);
+    expect(one({ metric: 'error-rate', max: 1 }).stages).toBeUndefined();
+    // The short form with stages is judged by the new judge, with the short form's meaning.
+    expect(one({ metric: 'error-rate', max: 1, stages: [1] })).toMatchObject({
+      shortForm: true,
+      stages: [1],
+    });
+    expect(problemsOf({ metric: 'error-rate', max: 1, stages: [] })).toEqual([
+      {
+        path: 'analysis.checks[0].stages',
+        message: 'must be a list of stage numbers, counted from 1 (e.g. [1, 2]), got an empty list',
+      },
+    ]);
+    expect(problemsOf({ metric: 'error-rate', max: 1, stages: 2 })[0].message).toMatch(/got 2$/);
+    expect(
+      problems([{ name: 'c', metric: 'error-rate', max: 1, stages: [0, 1.5, 3, 3, 4] }], {
+        ...DEFAULTS,
+        stageCount: 3,
+      }),
+    ).toEqual([
+      {
+        path: 'analysis.checks[0].stages[0]',
+        message: 'must be a stage number (a whole number from 1), got 0',
+      },
+      {
+        path: 'analysis.checks[0].stages[1]',
+        message: 'must be a stage number (a whole number from 1), got 1.5',
+      },
+      { path: 'analysis.checks[0].stages[3]', message: 'stage 3 is listed twice' },
+      { path: 'analysis.checks[0].stages[4]', message: 'the plan has 3 stages; there is no stage 4' },
+    ]);
+    // validatePlan tells it the number of stages.
+    const plan = validatePlan({
+      analysis: { checks: [{ name: 'e', metric: 'error-rate', success: { max: 0 }, stages: [1, 3] }] },
+      stages: [{ weight: 5, hold: '5m' }, { weight: 100 }],
+    });
+    expect(plan.ok ? [] : plan.problems).toEqual([
+      { path: 'analysis.checks[0].stages[1]', message: 'the plan has 2 stages; there is no stage 3' },
+    ]);
+  });
+
   it('checks the plain fields', () => {
     expect(problems(['error-rate'])).toEqual([
       {

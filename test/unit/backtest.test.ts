@@ -305,6 +305,63 @@ test('a plan without checks measures nothing and moves by time alone', async () 
   expect(r.assumptions.join('\n')).toMatch(/no checks/);
 });
 
+describe('checks of some stages only (stages:)', () => {
+  // Flagger's DEP-CANARY: "no errors" at 5 % only; everywhere errors under 1 % advance and over 5 % roll back.
+  const plan = (onlyFirst: object[] = []) =>
+    planOf({
+      analysis: {
+        interval: '1m',
+        checks: [
+          { name: 'no-errors', metric: 'error-rate', success: { max: 0 }, stages: [1] },
+          ERROR_RATE_CRITICAL,
+          ...onlyFirst,
+        ],
+      },
+      stages: [{ weight: 5, hold: '10m' }, { weight: 50, hold: '10m' }, { weight: 100 }],
+    } as PlanSpec);
+  const names = (r: BacktestResult, minute: number) =>
+    r.rounds.find((x) => x.atMs === at(minute))?.checks.map((c) => c.name);
+
+  test('a check of stage 1 holds it there, and is neither measured nor judged after it', async () => {
+    const calls: string[][] = [];
+    const measure: MeasureFn = async (checks, atMs) => {
+      calls.push(checks.map((c) => c.name));
+      const m = (atMs - T0) / MIN;
+      return Object.fromEntries(checks.map((c) => [c.name, { value: m >= 12 ? 0.3 : 0 }]));
+    };
+    const r = await run(plan(), measure);
+    expect(names(r, 5)).toEqual(['no-errors', 'error-rate']);
+    expect(names(r, 15)).toEqual(['error-rate']);
+    expect(calls[0]).toEqual(['no-errors', 'error-rate']);
+    expect(calls[calls.length - 1]).toEqual(['error-rate']);
+    expect(r.outcome).toMatchObject({ kind: 'promoted', atMs: at(20) });
+
+    // The same 0.3 % from the start: stage 1 never passes "no errors", stage 2 is never reached.
+    const held = await run(
+      plan(),
+      measureBy(() => 0.3),
+      60,
+    );
+    expect(held.outcome).toMatchObject({ kind: 'running', stage: 1, weight: 5 });
+    expect(held.rounds.every((x) => x.decision === 'hold')).toBe(true);
+  });
+
+  test('a stage none of whose checks apply moves by time alone', async () => {
+    const r = await run(
+      planOf({
+        analysis: {
+          interval: '1m',
+          checks: [{ name: 'no-errors', metric: 'error-rate', success: { max: 0 }, stages: [1] }],
+        },
+        stages: [{ weight: 5, hold: '10m' }, { weight: 50, hold: '10m' }, { weight: 100 }],
+      } as PlanSpec),
+      measureBy(() => 0),
+    );
+    expect(r.rounds.map((x) => x.stage)).toEqual(Array(9).fill(1)); // minutes 1-9: the hold is served at 10
+    expect(r.outcome).toMatchObject({ kind: 'promoted', atMs: at(20) });
+  });
+});
+
 describe('deployment windows, as the live rollout keeps them', () => {
   // T0 is Wed 2025-01-01 00:00 UTC; minute 540 is 09:00, 1020 is 17:00, 1980 is Thu 09:00.
   const windowed = (promotion: 'windows' | 'any' = 'windows'): Plan =>

@@ -119,6 +119,9 @@ describe('examples/', () => {
     expect(rule(plan, 'latency-p99').abort?.band).toEqual({ value: { max: 2000 } });
     // Success-only criteria hold the stage but never abort.
     expect(rule(plan, 'latency-p50').abort).toBeUndefined();
+    // "No errors" at the first stage only.
+    expect(rule(plan, 'no-errors')).toMatchObject({ success: { value: { max: 0 } }, stages: [1] });
+    expect(rule(plan, 'error-rate').stages).toBeUndefined();
     expect(rule(plan, '5xx-rate').success).toEqual({ value: { max: 0.1 } });
     expect(target.traffic?.router).toBe('istio');
     expect(target.workload).toMatchObject({ name: 'api-gateway', progressDeadlineMs: HOUR });
@@ -152,6 +155,10 @@ describe('examples/', () => {
     const p95 = rule(plan, 'latency-p95');
     expect(p95.compare).toEqual({ to: 'stable' });
     expect(p95.success?.ratio).toEqual({ max: 1.2 });
+    expect(rule(plan, 'latency-p95-phase-2')).toMatchObject({
+      success: { value: { max: 2000 } },
+      stages: [1],
+    });
     expect(p95.abort).toMatchObject({
       band: { value: { max: 5000 } },
       persist: { kind: 'for', ms: 5 * MIN },

@@ -190,6 +190,33 @@ test('Mann-Whitney rolls back a canary whose latency distribution shifted up, un
   expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
 }, 120_000);
 
+test('a check of stage 2 only (stages: [2]) is not measured in stage 1, and rolls back once stage 2 begins', async () => {
+  const strictP95: Check = {
+    name: 'strict-p95',
+    metric: 'latency-p95',
+    window: '15s',
+    abort: { max: 50, severity: 'critical' }, // the canary's p95 is ~90 ms
+    stages: [2],
+  };
+  const h = await bench.startRollout(APP, 'v2', planOf([errorRate, strictP95]));
+  const result = await rolloutResult(h);
+  expect(result.outcome).toBe('rolled_back');
+  expect(result.reason).toMatch(
+    /^analysis at 50%: strict-p95: ([\d.]+): \1 > abort max 50 \(critical\): roll back at once$/,
+  );
+  const st = await h.query(statusQuery);
+  const stage1 = st.analyses.filter((a) => a.stage === 1);
+  expect(stage1.length).toBeGreaterThanOrEqual(9);
+  expect(stage1.every((a) => a.checks.map((c) => c.name).join() === 'error-rate')).toBe(true);
+  const stage2 = st.analyses.filter((a) => a.stage === 2);
+  expect(stage2).toHaveLength(1);
+  expect(stage2[0].checks.map((c) => [c.name, c.judged])).toEqual([
+    ['error-rate', 'pass'],
+    ['strict-p95', 'breach'],
+  ]);
+  expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
+}, 120_000);
+
 describe('comparison with stable', () => {
   const p95VsStable: Check = {
     name: 'p95-vs-stable',
