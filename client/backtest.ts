@@ -197,6 +197,8 @@ interface WalkState {
   enteredAt: number;
   lastAnalysisAt: number;
   passedInStage: boolean;
+  /** Since when every round of the stage has passed (its entry, at best): a stage's healthyFor. */
+  passingSince?: number;
   lastVerdict?: Verdict;
   consecutiveFailures: number;
   consecutiveInconclusive: number;
@@ -332,6 +334,7 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     s.enteredAt = t;
     s.lastAnalysisAt = t;
     s.passedInStage = false;
+    s.passingSince = t;
     event(
       t,
       'stage_entered',
@@ -341,8 +344,11 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
 
     // The hold (rollout.ts hold + watch): it ends once served with evidence; analyses run every interval.
     // A stage none of whose checks apply moves by time alone, as a plan without checks does.
+    const healthy = () =>
+      stage.healthyForMs === undefined ||
+      (s.passingSince !== undefined && t - s.passingSince >= stage.healthyForMs);
     const evidence = () =>
-      !analysing() || stage.holdMs === 0 || (s.passedInStage && s.lastVerdict === 'pass');
+      !analysing() || stage.holdMs === 0 || (s.passedInStage && s.lastVerdict === 'pass' && healthy());
     const holdEnd = s.enteredAt + stage.holdMs;
     for (;;) {
       if (t - s.enteredAt >= stage.holdMs && evidence()) break;
@@ -370,6 +376,13 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     }
     s.stageIndex++;
     s.entered = false;
+  }
+
+  /** Keeps the unbroken run of passing rounds of the entered stage (healthyFor), as rollout.ts does. */
+  function passing(passed: boolean, at: number): void {
+    if (!s.entered) return;
+    if (!passed) s.passingSince = undefined;
+    else s.passingSince ??= at;
   }
 
   /** One analysis round at `at`, as rollout.ts analyseV2 / analyse act on it. */
@@ -412,6 +425,7 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
         return round;
       }
       if (advances) s.passedInStage = true;
+      passing(advances, at);
       if (decision.steppedBack && !s.steppedBack) {
         // In the first stage no earlier weight carries canary traffic: the judge's hold applies instead.
         if (s.stageIndex > 0) {
@@ -467,6 +481,7 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
       reasons: [summary],
     };
     rounds.push(round);
+    passing(verdict === 'pass', at);
     if (verdict === 'pass') {
       s.consecutiveFailures = 0;
       s.consecutiveInconclusive = 0;

@@ -79,6 +79,8 @@ export interface StageSpec {
   /** Duration text; optional only on the final 100 % stage. */
   hold?: string;
   gate?: GateSpec;
+  /** Duration text: every round must have passed for this long in a row before the stage advances. */
+  healthyFor?: string;
 }
 
 export interface AnalysisSpec {
@@ -141,6 +143,7 @@ const stageSchema = z.strictObject(
     ),
     hold: byHand<string>().optional(),
     gate: byHand<GateSpec>().optional(),
+    healthyFor: byHand<string>().optional(),
   },
   typeError('an object with weight, hold and gate'),
 );
@@ -277,7 +280,13 @@ function checkGate(
   return approvalGate({ type: 'approval', timeoutMs, onTimeout: onTimeout as 'abort' | 'proceed' }, policy);
 }
 
-function checkStages(c: Collector, stages: unknown[], strict: boolean, planPolicy?: ApprovalPolicy): Stage[] {
+function checkStages(
+  c: Collector,
+  stages: unknown[],
+  strict: boolean,
+  planPolicy: ApprovalPolicy | undefined,
+  hasChecks: boolean,
+): Stage[] {
   if (stages.length === 0) {
     c.add(['stages'], 'must list at least one stage; the last one must have weight 100');
   }
@@ -323,8 +332,21 @@ function checkStages(c: Collector, stages: unknown[], strict: boolean, planPolic
       });
     }
     const normalisedGate = checkGate(c, gate, [...path, 'gate'], planPolicy, strict);
+    let healthyForMs: number | undefined;
+    if (stage.healthyFor !== undefined) {
+      healthyForMs = checkDuration(c, stage.healthyFor, [...path, 'healthyFor']);
+      if (healthyForMs !== undefined && holdMs !== undefined && healthyForMs > holdMs) {
+        c.add(
+          [...path, 'healthyFor'],
+          `is longer than the stage's hold (${formatDuration(holdMs)}); it may be at most the hold: make the hold longer`,
+        );
+      }
+      if (!hasChecks) {
+        c.add([...path, 'healthyFor'], 'needs analysis checks to tell health: add analysis.checks');
+      }
+    }
     if (typeof weight === 'number' && holdMs !== undefined && normalisedGate) {
-      out.push({ weight, holdMs, gate: normalisedGate });
+      out.push({ weight, holdMs, gate: normalisedGate, ...(healthyForMs ? { healthyForMs } : {}) });
     }
   });
   return out;
@@ -581,7 +603,11 @@ export function validatePlan(
 
   // Sections that came with issue 8 (alert routing, approval policy, deployment windows): strict plans only.
   const extras = checkPlanExtras(c, spec, strict);
-  const stages = Array.isArray(spec.stages) ? checkStages(c, spec.stages, strict, extras.approvals) : [];
+  const hasChecks =
+    isObject(spec.analysis) && Array.isArray(spec.analysis.checks) && spec.analysis.checks.length > 0;
+  const stages = Array.isArray(spec.stages)
+    ? checkStages(c, spec.stages, strict, extras.approvals, hasChecks)
+    : [];
   if (strict && typeof spec.name === 'string' && spec.name.length > PLAN_LIMITS.nameLength) {
     c.add(['name'], `must be at most ${PLAN_LIMITS.nameLength} characters, got ${spec.name.length}`);
   }

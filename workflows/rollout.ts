@@ -206,6 +206,8 @@ interface RolloutState {
   approvedStage?: number;
   lastAnalysisAt?: number;
   passedInStage: boolean;
+  /** Since when every round of this stage has passed (its entry, at best); unset after one that did not. */
+  passingSince?: number;
   consecutiveFailures: number;
   consecutiveInconclusive: number;
   lastVerdict?: Verdict;
@@ -370,7 +372,18 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       stageChecks(s.stageIndex + 1)?.length === 0 ||
       stage().holdMs === 0 ||
       s.evidenceWaivedStage === s.stageIndex ||
-      (s.passedInStage && s.lastVerdict === 'pass'));
+      (s.passedInStage && s.lastVerdict === 'pass' && healthyLongEnough(Date.now())));
+  /** A stage with healthyFor: every round has passed for that long (always true without it). */
+  const healthyLongEnough = (now: number): boolean => {
+    const need = stage().healthyForMs;
+    return need === undefined || (s.passingSince !== undefined && now - s.passingSince >= need);
+  };
+  /** Keeps the unbroken run of passing rounds of the entered stage (healthyFor). */
+  const passing = (passed: boolean, at: number): void => {
+    if (!s.stageEntered) return;
+    if (!passed) s.passingSince = undefined;
+    else s.passingSince ??= at;
+  };
   const planTimeLeft = (now: number): number =>
     s.phase !== 'progressing' || s.finalizing
       ? 0
@@ -432,12 +445,13 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     if (stage().holdMs === 0 || heldMs(now) < stage().holdMs || stageEvidence()) return {};
     const served = s.waitStartedAt + pausedMs(now) + stage().holdMs;
     const last = s.lastVerdict ? `the latest analysis was ${s.lastVerdict}` : 'no analysis has run yet';
-    return {
-      evidenceWait: {
-        since: iso(served),
-        note: `the hold is served, but stage ${s.stageIndex + 1} advances only on a passing analysis (${last})`,
-      },
-    };
+    const need = stage().healthyForMs;
+    const note =
+      s.passedInStage && s.lastVerdict === 'pass' && need !== undefined
+        ? `the hold is served, but stage ${s.stageIndex + 1} advances only once every analysis has passed for ` +
+          `${formatDuration(need)} in a row (for ${formatDuration(s.passingSince === undefined ? 0 : now - s.passingSince)} now)`
+        : `the hold is served, but stage ${s.stageIndex + 1} advances only on a passing analysis (${last})`;
+    return { evidenceWait: { since: iso(served), note } };
   };
 
   const status = (): RolloutStatus => {
@@ -1000,6 +1014,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       throw new RollbackRequired(`analysis at ${s.weight}%: ${decision.reasons.join('; ')}`);
     }
     if (advances && s.stageEntered) s.passedInStage = true;
+    passing(advances, now);
     if (decision.action === 'await-approval' && !s.evidenceQuestion && !s.finalizing) {
       s.evidenceQuestion = { checks: decision.approvalFor ?? [], since: now, reasons: decision.reasons };
       await alert(
@@ -1082,6 +1097,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       MAX_ANALYSES_KEPT,
     );
     const summary = describeResults(plan.analysis.checks, checks);
+    passing(verdict === 'pass', s.lastAnalysisAt);
     if (verdict === 'pass') {
       s.consecutiveFailures = 0;
       s.consecutiveInconclusive = 0;
@@ -1317,6 +1333,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     s.pausedMsInWait = 0;
     s.lastAnalysisAt = s.waitStartedAt;
     s.passedInStage = false;
+    s.passingSince = s.waitStartedAt;
     publish();
     await alert(
       'stage_advanced',

@@ -46,6 +46,11 @@ export interface Stage {
   /** How long the stage holds before the next one, in ms. Optional (0) only on the final 100 % stage. */
   holdMs: number;
   gate: Gate;
+  /**
+   * The stage advances only once every round has passed for this long without a break (a round that does not pass
+   * starts the count again), counted from its entry at best: "maintained for 3 continuous hours". At most holdMs.
+   */
+  healthyForMs?: number;
 }
 
 export interface AnalysisSettings {

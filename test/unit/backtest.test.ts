@@ -362,6 +362,34 @@ describe('checks of some stages only (stages:)', () => {
   });
 });
 
+describe('healthyFor: "maintained for 10 continuous minutes"', () => {
+  const plan = planOf({
+    analysis: { interval: '1m', checks: [ERROR_RATE_CRITICAL] },
+    stages: [{ weight: 10, hold: '10m', healthyFor: '10m' }, { weight: 100 }],
+  } as PlanSpec);
+
+  test('every round passing: the stage advances when its hold is served', async () => {
+    expect(
+      (
+        await run(
+          plan,
+          measureBy(() => 0.2),
+        )
+      ).outcome,
+    ).toMatchObject({ kind: 'promoted', atMs: at(10) });
+  });
+
+  test('a round between the bands at minute 4 starts the count again: 10 passing minutes from the round after it', async () => {
+    const r = await run(
+      plan,
+      measureBy((m) => (m === 4 ? 2 : 0.2)),
+    );
+    // Passing again from minute 5: healthy for 10 minutes at minute 15.
+    expect(decisions(r).slice(3, 5)).toEqual(['4 hold', '5 continue']);
+    expect(r.outcome).toMatchObject({ kind: 'promoted', atMs: at(15) });
+  });
+});
+
 describe('deployment windows, as the live rollout keeps them', () => {
   // T0 is Wed 2025-01-01 00:00 UTC; minute 540 is 09:00, 1020 is 17:00, 1980 is Thu 09:00.
   const windowed = (promotion: 'windows' | 'any' = 'windows'): Plan =>

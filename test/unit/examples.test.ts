@@ -155,6 +155,14 @@ describe('examples/', () => {
     const p95 = rule(plan, 'latency-p95');
     expect(p95.compare).toEqual({ to: 'stable' });
     expect(p95.success?.ratio).toEqual({ max: 1.2 });
+    // "Maintained for 3 (24) continuous hours", "no anomalies over 20 hours": the whole hold without a break.
+    expect(plan.stages.map((s) => s.healthyForMs)).toEqual([
+      undefined,
+      3 * HOUR,
+      20 * HOUR,
+      24 * HOUR,
+      undefined,
+    ]);
     expect(rule(plan, 'latency-p95-phase-2')).toMatchObject({
       success: { value: { max: 2000 } },
       stages: [1],

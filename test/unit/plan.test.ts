@@ -550,6 +550,29 @@ describe('validatePlan: every bad input has its own message', () => {
   });
 });
 
+describe('healthyFor: a stage advances only after an unbroken run of passing rounds', () => {
+  const plan = (stage: Record<string, unknown>, checks: unknown[] = [CHECK]) => ({
+    analysis: { checks },
+    stages: [{ weight: 10, hold: '3h', ...stage }, { weight: 100 }],
+  });
+  test('is read as a duration', () => {
+    expect(valid(plan({ healthyFor: '3h' })).stages[0].healthyForMs).toBe(3 * H);
+    expect(valid(plan({})).stages[0].healthyForMs).toBeUndefined();
+  });
+  test('at most the hold, only with checks, and a duration', () => {
+    expect(problems(plan({ healthyFor: '4h' }))).toEqual([
+      {
+        path: 'stages[0].healthyFor',
+        message: "is longer than the stage's hold (3h); it may be at most the hold: make the hold longer",
+      },
+    ]);
+    expect(problems(plan({ healthyFor: '1h' }, []))).toEqual([
+      { path: 'stages[0].healthyFor', message: 'needs analysis checks to tell health: add analysis.checks' },
+    ]);
+    expect(problems(plan({ healthyFor: 'always' }))[0]).toMatchObject({ path: 'stages[0].healthyFor' });
+  });
+});
+
 describe('validatePlan: several problems', () => {
   test('are all reported together, in document order', () => {
     const spec = {

@@ -217,6 +217,31 @@ test('a check of stage 2 only (stages: [2]) is not measured in stage 1, and roll
   expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
 }, 120_000);
 
+test('healthyFor: a round between the bands mid-stage starts the count again, and the stage advances only after 6 unbroken minutes', async () => {
+  const MIN = 60_000;
+  const plan = planOf([errorRate], [{ weight: 10, hold: '6m', healthyFor: '6m' }, { weight: 100 }]);
+  const h = await bench.startRollout(APP, 'v2', plan);
+  await bench.env.sleep(2.5 * MIN);
+  await canaryBecomes({ errorRate: 0.03 }); // 3 %: above success (1 %), below abort (5 %): the stage holds
+  await bench.env.sleep(1 * MIN);
+  await canaryBecomes({ errorRate: 0.002 });
+  await bench.env.sleep(3 * MIN); // past the 6 m hold, with passing rounds again
+  const st = await h.query(statusQuery);
+  expect(st).toMatchObject({ stage: 1, weight: 10, phase: 'progressing' });
+  expect(st.analyses.some((a) => a.action === 'hold')).toBe(true);
+  expect(st.evidenceWait?.note).toMatch(
+    /^the hold is served, but stage 1 advances only once every analysis has passed for 6m in a row \(for \d+m/,
+  );
+
+  expect((await rolloutResult(h)).outcome).toBe('promoted');
+  const entered = bench
+    .alerts(h.workflowId)
+    .find((a) => a.event === 'stage_advanced' && / stage 2\/2/.test(a.message));
+  // The last round that did not pass was at minute 3 at the earliest: 6 unbroken minutes end at minute 10 at best.
+  expect(entered?.offsetMs).toBeGreaterThanOrEqual(10 * MIN);
+  expect(entered?.offsetMs).toBeLessThan(14 * MIN);
+}, 150_000);
+
 describe('comparison with stable', () => {
   const p95VsStable: Check = {
     name: 'p95-vs-stable',
