@@ -41,6 +41,8 @@ export interface SideMetrics {
   p50: number | null;
   p95: number | null;
   p99: number | null;
+  /** Mean latency in ms (the sum of latencies over the count); null when the window holds no requests. */
+  mean: number | null;
   /** Requests per second over the part of the window this backend instance existed. */
   requestRate: number;
 }
@@ -65,6 +67,8 @@ interface Bucket {
   errors: number;
   min: number;
   max: number;
+  /** Sum of the latencies, in ms, for the mean. */
+  sum: number;
   hist: Uint32Array;
 }
 
@@ -81,17 +85,18 @@ export class WindowStats {
     const slot = second % this.ring.length;
     let b = this.ring[slot];
     if (!b) {
-      b = { second, requests: 0, errors: 0, min: Infinity, max: 0, hist: new Uint32Array(HIST_BINS) };
+      b = { second, requests: 0, errors: 0, min: Infinity, max: 0, sum: 0, hist: new Uint32Array(HIST_BINS) };
       this.ring[slot] = b;
     } else if (b.second !== second) {
       // A bucket from a previous lap of the ring: reuse its array instead of allocating.
-      Object.assign(b, { second, requests: 0, errors: 0, min: Infinity, max: 0 });
+      Object.assign(b, { second, requests: 0, errors: 0, min: Infinity, max: 0, sum: 0 });
       b.hist.fill(0);
     }
     b.requests++;
     if (error) b.errors++;
     b.min = Math.min(b.min, latencyMs);
     b.max = Math.max(b.max, latencyMs);
+    b.sum += latencyMs;
     b.hist[binOf(latencyMs)]++;
   }
 
@@ -103,6 +108,7 @@ export class WindowStats {
     let errors = 0;
     let min = Infinity;
     let max = 0;
+    let sum = 0;
     for (let s = first; s <= last; s++) {
       const b = this.ring[s % this.ring.length];
       if (!b || b.second !== s || b.requests === 0) continue;
@@ -110,6 +116,7 @@ export class WindowStats {
       errors += b.errors;
       min = Math.min(min, b.min);
       max = Math.max(max, b.max);
+      sum += b.sum;
       for (let i = 0; i < HIST_BINS; i++) hist[i] += b.hist[i];
     }
     const percentile = (q: number): number | null => {
@@ -133,6 +140,7 @@ export class WindowStats {
       p50: percentile(0.5),
       p95: percentile(0.95),
       p99: percentile(0.99),
+      mean: requests === 0 ? null : round(sum / requests),
       requestRate: round(requests / coveredSeconds),
     };
   }

@@ -92,7 +92,11 @@ export function cdf(q: (u: number) => number, ms: number): number {
   return lo;
 }
 
-/** The mean latency in ms, for the histogram's _sum. */
+/** The mean latency in ms of a latency spec: what the histogram's _sum over its _count reads. */
+export function meanLatencyMs(spec: LatencySpec): number {
+  return mean(quantileFunction(spec));
+}
+
 function mean(q: (u: number) => number): number {
   let total = 0;
   const n = 1000;

@@ -59,6 +59,7 @@ export const ANALYSIS_METRICS = [
   'latency-p50', // ms
   'latency-p95', // ms
   'latency-p99', // ms
+  'latency-avg', // ms: the mean (histogram sum / count)
   'request-rate', // requests per second
   'request-count', // requests in the window
 ] as const;

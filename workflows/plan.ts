@@ -463,6 +463,7 @@ const METRIC_RANGES: Record<string, { min: number; max?: number; unit: string }>
   'latency-p50': { min: 0, unit: 'a duration in ms' },
   'latency-p95': { min: 0, unit: 'a duration in ms' },
   'latency-p99': { min: 0, unit: 'a duration in ms' },
+  'latency-avg': { min: 0, unit: 'a duration in ms' },
   'request-rate': { min: 0, unit: 'requests per second' },
   'request-count': { min: 0, unit: 'a number of requests' },
 };

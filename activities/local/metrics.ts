@@ -15,6 +15,7 @@ const FIELDS = {
   // The local stack fails requests with 500 only, so every error is a 5xx.
   '5xx-rate': (m) => m.errorRate,
   'request-success-rate': (m) => (m.errorRate === null ? null : Math.round((100 - m.errorRate) * 100) / 100),
+  'latency-avg': (m) => m.mean,
 } as const satisfies Record<string, (m: MetricsAnswer) => number | null>;
 
 export const LOCAL_METRICS = Object.keys(FIELDS);

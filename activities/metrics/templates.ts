@@ -51,6 +51,9 @@ export type StandardPlaceholder = (typeof STANDARD_PLACEHOLDERS)[number];
 export type TemplateVars = Partial<Record<string, string | number | undefined>>;
 
 interface SetShape {
+  /** The latency histogram's sum and count series (for the mean). */
+  sum: string;
+  count: string;
   name: TemplateSetName;
   description: string;
   selector: { stable: string; canary: string };
@@ -96,6 +99,12 @@ function makeSet(s: SetShape): TemplateSet {
       'latency-p50': latency('50'),
       'latency-p95': latency('95'),
       'latency-p99': latency('99'),
+      'latency-avg': {
+        // Mean = increase of the sum over increase of the count; no requests in the window is 0/0, no data.
+        query: `${s.toMs}sum(rate(${s.sum}${sel()}[{{window}}])) / sum(rate(${s.count}${sel()}[{{window}}]))`,
+        unit: 'ms',
+        description: 'mean latency (the histogram sum over its count), in ms',
+      },
       latency: {
         query: quantile('{{quantile}}'),
         unit: 'ms',
@@ -123,6 +132,8 @@ export const TEMPLATE_SETS: Readonly<Record<TemplateSetName, TemplateSet>> = {
     requests: 'istio_requests_total',
     status: 'response_code',
     buckets: 'istio_request_duration_milliseconds_bucket',
+    sum: 'istio_request_duration_milliseconds_sum',
+    count: 'istio_request_duration_milliseconds_count',
     toMs: '',
   }),
   nginx: makeSet({
@@ -136,6 +147,8 @@ export const TEMPLATE_SETS: Readonly<Record<TemplateSetName, TemplateSet>> = {
     requests: 'nginx_ingress_controller_requests',
     status: 'status',
     buckets: 'nginx_ingress_controller_request_duration_seconds_bucket',
+    sum: 'nginx_ingress_controller_request_duration_seconds_sum',
+    count: 'nginx_ingress_controller_request_duration_seconds_count',
     toMs: '1000 * ',
   }),
   http: makeSet({
@@ -148,6 +161,8 @@ export const TEMPLATE_SETS: Readonly<Record<TemplateSetName, TemplateSet>> = {
     requests: 'http_requests_total',
     status: 'code',
     buckets: 'http_request_duration_seconds_bucket',
+    sum: 'http_request_duration_seconds_sum',
+    count: 'http_request_duration_seconds_count',
     toMs: '1000 * ',
   }),
 };

@@ -117,7 +117,15 @@ describe('proxy', () => {
     const hits = await hit(stack.proxyUrl, 200);
     expect(hits.every((h) => h.version === 'v1' && h.side === 'stable')).toBe(true);
     const m = await client.metrics('canary', 60);
-    expect(m).toMatchObject({ requests: 0, errors: 0, errorRate: null, p50: null, p95: null, p99: null });
+    expect(m).toMatchObject({
+      requests: 0,
+      errors: 0,
+      errorRate: null,
+      p50: null,
+      p95: null,
+      p99: null,
+      mean: null,
+    });
   });
 
   test('a faulty canary shows its error rate, and windows filter by time', async () => {
@@ -444,9 +452,17 @@ describe('WindowStats', () => {
     stats.record(1000, true, t0 + 10_500);
 
     const recent = stats.summary(5, t0 + 11_000);
-    expect(recent).toMatchObject({ requests: 1, errors: 1, errorRate: 100, p50: 1000, p99: 1000 });
+    expect(recent).toMatchObject({
+      requests: 1,
+      errors: 1,
+      errorRate: 100,
+      p50: 1000,
+      p99: 1000,
+      mean: 1000,
+    });
     const all = stats.summary(60, t0 + 11_000);
-    expect(all).toMatchObject({ requests: 101, errors: 11 });
+    // The mean is exact (a sum, not the histogram): (1 + ... + 100 + 1000) / 101.
+    expect(all).toMatchObject({ requests: 101, errors: 11, mean: Math.round((6050 / 101) * 100) / 100 });
     expect(all.p50).toBeGreaterThan(48);
     expect(all.p50).toBeLessThan(54);
     expect(all.p95).toBeGreaterThan(90);

@@ -22,7 +22,7 @@ import {
 import { templateNames, type TemplateSetName } from '../../activities/metrics/templates';
 import { validateTarget, type Target } from '../../workflows/target';
 import { freePort } from '../../demo/dev-server';
-import { startExporter, type Exporter, type ExporterOptions } from '../../harness/exporter';
+import { meanLatencyMs, startExporter, type Exporter, type ExporterOptions } from '../../harness/exporter';
 import { findPrometheus, startPrometheus, type PrometheusServer } from '../../harness/prometheus';
 
 jest.setTimeout(60_000);
@@ -185,6 +185,8 @@ describe.each(SETS)('the %s template set', (set) => {
         const got = values[`latency-${pct}`]!;
         expect({ pct, got, inBucket: got > lo && got <= hi }).toEqual({ pct, got, inBucket: true });
       }
+      // The mean from the histogram's _sum / _count, which the exporter fills with the spec's mean.
+      expect(Math.abs(values['latency-avg']! / meanLatencyMs(latency) - 1)).toBeLessThanOrEqual(0.02);
       expect(Math.abs(values['request-rate']! / spec.rps - 1)).toBeLessThanOrEqual(0.15);
       expect(Math.abs(values['request-count']! / (spec.rps * WINDOW) - 1)).toBeLessThanOrEqual(0.15);
 

@@ -276,7 +276,7 @@ describe('validateAnalysisChecks: problems, by path, in document order', () => {
         path: 'analysis.checks[0].metric',
         message:
           'unknown metric "eror-rate"; use request-success-rate, error-rate, 5xx-rate, latency-p50, latency-p95, ' +
-          'latency-p99, request-rate, request-count, or a query',
+          'latency-p99, latency-avg, request-rate, request-count, or a query',
       },
       { path: 'analysis.checks[0].windoww', message: 'unknown field "windoww" (did you mean "window"?)' },
       {
@@ -315,7 +315,7 @@ describe('validateAnalysisChecks: problems, by path, in document order', () => {
         path: 'analysis.checks[0]',
         message:
           'needs a metric (request-success-rate, error-rate, 5xx-rate, latency-p50, latency-p95, latency-p99, ' +
-          'request-rate, request-count) or a query',
+          'latency-avg, request-rate, request-count) or a query',
       },
     ]);
     expect(problemsOf({ metric: 'error-rate', query: 'x', max: 1 })[0].message).toBe(
