@@ -9,8 +9,9 @@
 // a rollback ends it, and outside the plan's deployment windows nothing advances. The loop takes the measure
 // function as an argument, so it runs without Prometheus in tests.
 //
-// What a backtest cannot know, it assumes and says so: approval gates are approved at once; nobody pauses,
-// promotes or aborts; activities take no time; and the stage weights do not change the history (every round reads
+// What a backtest cannot know, it assumes and says so: approval gates are approved at once; a question the judge
+// asks a person (a breach under `then: approval`, missing evidence at a limit whose `then` is approval) is left
+// unanswered, so the judge's own deadline decides; nobody pauses, promotes or aborts; activities take no time; and the stage weights do not change the history (every round reads
 // what the canary actually served then, whatever weight the simulated walk would have given it).
 import { checksForStage, type AnalysisCheck, type AnalysisMetric } from '../workflows/analysis-spec';
 import { DurationError, formatDuration, parseDuration } from '../workflows/duration';
@@ -80,6 +81,7 @@ export interface BacktestRound {
 
 export type BacktestEventKind =
   | 'approval_assumed'
+  | 'person_asked'
   | 'window_wait'
   | 'stage_entered'
   | 'stepped_back'
@@ -204,6 +206,8 @@ interface WalkState {
   consecutiveInconclusive: number;
   judge?: JudgeState;
   steppedBack?: { stageWeight: number; toWeight: number };
+  /** The judge is asking a person (await-approval); the backtest leaves it unanswered. */
+  asking?: boolean;
 }
 
 /** The short form's checks as measureChecks reads them: the plan's analysis window, the canary's value only. */
@@ -239,6 +243,13 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
   if (gated.length > 0) {
     assumptions.push(
       `approval gates were assumed approved at once (stage${gated.length > 1 ? 's' : ''} ${gated.join(', ')})`,
+    );
+  }
+  const asking = (rules ?? []).filter((r) => r.abort?.ask).map((r) => r.name);
+  if (asking.length > 0) {
+    assumptions.push(
+      `a breach that asks a person (then: approval: ${asking.join(', ')}) was left unanswered: it rolls back ` +
+        'after decideWithin unless it ends first',
     );
   }
   if (plan.analysis.checks.length === 0) {
@@ -426,6 +437,10 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
       }
       if (advances) s.passedInStage = true;
       passing(advances, at);
+      if (decision.action === 'await-approval' && !s.asking) {
+        s.asking = true;
+        event(at, 'person_asked', `a person would be asked: ${decision.reasons.join('; ')}`);
+      } else if (decision.action !== 'await-approval') s.asking = false;
       if (decision.steppedBack && !s.steppedBack) {
         // In the first stage no earlier weight carries canary traffic: the judge's hold applies instead.
         if (s.stageIndex > 0) {

@@ -265,7 +265,9 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
         color,
       ),
       `  Traffic holds at ${status.weight}%; analysis goes on.`,
-      `  Go on without that evidence: ${cli} approve ${ref} --stage ${status.stage} --comment "why it is fine"`,
+      q.breaches
+        ? `  Accept the breach, go on:    ${cli} approve ${ref} --stage ${status.stage} --comment "why it is fine"`
+        : `  Go on without that evidence: ${cli} approve ${ref} --stage ${status.stage} --comment "why it is fine"`,
       `  Or roll back:                ${cli} abort ${ref} --reason "why"`,
     );
   } else if (status.evidenceWait) {
@@ -367,6 +369,7 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
       ...(kinds.has('promote') ? ['promotion requests'] : []),
       ...(kinds.has('timeout-proceed') ? ['gate time-outs'] : []),
       ...(kinds.has('missing-evidence') ? ['evidence waivers'] : []),
+      ...(kinds.has('breach-accepted') ? ['accepted breaches'] : []),
     ].join(', ');
     out.push('', heading.charAt(0).toUpperCase() + heading.slice(1));
     for (const a of status.approvals) {
@@ -377,8 +380,10 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
             ? `promotion requested by ${a.by} (remaining stages skipped)`
             : a.kind === 'missing-evidence'
               ? `went on without the missing evidence, as ${a.by} decided`
-              : `approval gate approved by ${a.by}` +
-                (a.required !== undefined && a.count !== undefined ? ` (${a.count} of ${a.required})` : '');
+              : a.kind === 'breach-accepted'
+                ? `went on despite the breach, as ${a.by} decided`
+                : `approval gate approved by ${a.by}` +
+                  (a.required !== undefined && a.count !== undefined ? ` (${a.count} of ${a.required})` : '');
       const comment = a.comment ? `  "${a.comment}"` : '';
       out.push(`  ${formatTime(a.at, now)}  stage ${a.stage}  ${what}${comment}`);
     }
@@ -453,7 +458,7 @@ export function progressLines(
     say(
       a.kind === 'timeout-proceed'
         ? `stage ${a.stage}: approval gate timed out, proceeding`
-        : `stage ${a.stage}: ${a.kind === 'promote' ? 'promotion requested' : a.kind === 'missing-evidence' ? 'goes on without the missing evidence' : 'approved'} by ${a.by}${a.comment ? ` ("${a.comment}")` : ''}`,
+        : `stage ${a.stage}: ${a.kind === 'promote' ? 'promotion requested' : a.kind === 'missing-evidence' ? 'goes on without the missing evidence' : a.kind === 'breach-accepted' ? 'goes on despite the breach' : 'approved'} by ${a.by}${a.comment ? ` ("${a.comment}")` : ''}`,
     );
   }
 

@@ -18,6 +18,8 @@
 //       consecutive: 3               #   this many rounds in a row (high's default: 3; others: 1)
 //       recoverAfter: 10m            # medium: healthy this long after a step-back goes forward again
 //       rollbackAfter: 30m           # medium: still breaching this long after the step-back rolls back
+//       then: approval               # critical/high: ask a person instead of rolling back (playbook 002's hybrid
+//       decideWithin: 1h             #   decision); nobody answers within decideWithin (default 1h): roll back
 //     test: { type: mann-whitney, effectSize: 0.33, alpha: 0.05, direction: increase, minSamples: 10, step: 30s }
 //                                    # (a test check's window defaults to at least (minSamples - 1) x step)
 //     onNoData: hold                 # hold (default) | fail | ignore | { action: hold, limit: 3, then: rollback }
@@ -113,6 +115,12 @@ export interface AbortRule {
   persist: Persistence;
   /** medium only: the step-back's way forward (healthy this long) and way out (still breaching this long). */
   stepBack?: { recoverAfterMs: number; rollbackAfterMs: number };
+  /**
+   * critical/high with `then: approval`: a breach that would roll back asks a person instead, and traffic holds
+   * while they decide. `approve` accepts this breach (the stage goes on; a later breach asks again), `abort` rolls
+   * back, and without an answer within `decideWithinMs` it rolls back. Absent: the breach rolls back.
+   */
+  ask?: { decideWithinMs: number };
 }
 
 export interface MannWhitneyTest {
@@ -189,6 +197,8 @@ export const CHECK_DEFAULTS = {
   highConsecutive: 3,
   recoverAfter: '10m',
   rollbackAfter: '30m',
+  /** A breach that asks a person (then: approval) rolls back after this without an answer. */
+  decideWithin: '1h',
   noDataThen: 'rollback' as LimitAction,
   queryErrorThen: 'rollback' as LimitAction,
   test: { effectSize: 0.33, alpha: 0.05, minSamples: 10, step: '30s' },
@@ -239,6 +249,8 @@ const abortSchema = z.strictObject(
     consecutive: z.number(whole).optional(),
     recoverAfter: byHand<string>().optional(),
     rollbackAfter: byHand<string>().optional(),
+    then: z.string(typeError('rollback or approval')).optional(),
+    decideWithin: byHand<string>().optional(),
   },
   typeError('an object with thresholds (max, min, ratio, difference), severity and for or consecutive'),
 );
@@ -715,7 +727,38 @@ function checkAbort(c: Collector, value: Obj, path: Segment[], isTest: boolean):
     ]);
     rule.stepBack = { recoverAfterMs: recoverAfterMs ?? 0, rollbackAfterMs: rollbackAfterMs ?? 0 };
   }
+  const ask = checkAsk(c, value, path, sev);
+  if (ask) rule.ask = ask;
   return rule;
+}
+
+/** `then` and `decideWithin` of an abort band: whether a breach rolls back or asks a person first. */
+function checkAsk(c: Collector, value: Obj, path: Segment[], sev: Severity): AbortRule['ask'] {
+  const then = value.then;
+  if (then !== undefined && then !== 'rollback' && then !== 'approval') {
+    c.add(
+      [...path, 'then'],
+      `must be rollback (the default) or approval (a person decides), got ${describe(then)}`,
+    );
+    return undefined;
+  }
+  if (then === 'approval' && sev !== 'critical' && sev !== 'high') {
+    c.add(
+      [...path, 'then'],
+      `approval only applies to severity critical or high, whose breach rolls back; severity ${sev} ` +
+        (sev === 'medium' ? 'steps traffic back instead' : 'only alerts'),
+    );
+    return undefined;
+  }
+  if (value.decideWithin !== undefined && then !== 'approval') {
+    c.add(
+      [...path, 'decideWithin'],
+      'only applies with then: approval (how long a person has to decide before the breach rolls back)',
+    );
+  }
+  if (then !== 'approval') return undefined;
+  const ms = checkDuration(c, value.decideWithin ?? CHECK_DEFAULTS.decideWithin, [...path, 'decideWithin']);
+  return ms === undefined ? undefined : { decideWithinMs: ms };
 }
 
 /** Every bound of the abort band must lie outside the success band, or a value could pass and abort at once. */

@@ -53,7 +53,8 @@ export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): st
   }
   if (st.evidenceQuestion) {
     notes.push(
-      `**Waiting for a person:** ${st.evidenceQuestion.reasons.join('; ')}. Go on without that evidence: ` +
+      `**Waiting for a person:** ${st.evidenceQuestion.reasons.join('; ')}. ` +
+        `${st.evidenceQuestion.breaches ? 'Accept the breach and go on' : 'Go on without that evidence'}: ` +
         `\`${cli} approve ${st.workflowId} --stage ${st.stage}\`, or roll back: \`${cli} abort ${st.workflowId} --reason "why"\``,
     );
   } else if (st.evidenceWait) {

@@ -12,6 +12,9 @@
 // What a breach does depends on its severity (abort.severity):
 //   critical  rolls back at once
 //   high      rolls back once the breach has lasted `for`, or `consecutive` rounds in a row (default 3)
+//             (either one with `then: approval` asks a person instead: await-approval, traffic holds; accepted,
+//             the breach no longer stands in the way until its streak ends; unanswered for `decideWithin`, it
+//             rolls back)
 //   medium    once persisted: steps traffic back to the previous stage's weight and alerts; goes forward again
 //             after `recoverAfter` of unbroken passing rounds, rolls back if still breaching `rollbackAfter`
 //             after the step-back
@@ -67,6 +70,10 @@ export interface CheckState {
   steppedBackAt?: number;
   /** medium: start of the unbroken run of passing rounds since the step-back. */
   healthySince?: number;
+  /** then: approval: when this breach streak first asked a person (cleared when it ends or is accepted). */
+  askedAt?: number;
+  /** then: approval: a person accepted this breach streak; it no longer stands in the way until it ends. */
+  breachAccepted?: true;
   /** Alerts already given for the streaks running now, so a long breach or outage alerts once. */
   alerted?: { breach?: true; queryFailure?: true; noDataLimit?: true; queryLimit?: true };
 }
@@ -106,8 +113,10 @@ export interface Decision {
   alerts: JudgeAlert[];
   /** A medium check holds traffic at the previous stage's weight. */
   steppedBack: boolean;
-  /** The checks whose missing evidence asks a person (action await-approval). */
+  /** The checks that ask a person (action await-approval): for missing evidence, or for a breach. */
   approvalFor?: string[];
+  /** Those of `approvalFor` that ask about a breach (`then: approval`), not about missing evidence. */
+  breachApprovalFor?: string[];
   perCheck: CheckVerdict[];
 }
 
@@ -131,7 +140,8 @@ export function initialJudgeState(): JudgeState {
 
 /**
  * After a person answered an await-approval: the named checks (all when none are named) start counting
- * missing evidence and failed queries afresh, so the question comes again only after another full limit.
+ * missing evidence and failed queries afresh, so the question comes again only after another full limit; and a
+ * breach that asked (`then: approval`) is accepted until its streak ends, so only a later breach asks again.
  */
 export function acknowledgeMissingEvidence(state: JudgeState, names?: readonly string[]): JudgeState {
   const checks: Record<string, CheckState> = {};
@@ -141,6 +151,10 @@ export function acknowledgeMissingEvidence(state: JudgeState, names?: readonly s
       continue;
     }
     const next: CheckState = { ...s, consecutiveNoData: 0, consecutiveQueryFailures: 0 };
+    if (s.askedAt !== undefined) {
+      delete next.askedAt;
+      next.breachAccepted = true;
+    }
     if (s.alerted) {
       const rest = { ...s.alerted };
       delete rest.noDataLimit;
@@ -190,6 +204,7 @@ export function judgeRound(
   const perCheck: CheckVerdict[] = [];
   const nextChecks: Record<string, CheckState> = {};
   const approvalFor: string[] = [];
+  const breachApprovalFor: string[] = [];
 
   for (const check of checks) {
     const step = judgeCheck(check, measurements[check.name], at, state.checks[check.name]);
@@ -203,6 +218,7 @@ export function judgeRound(
       } else fired.push(f);
       if (f.action === 'await-approval') approvalFor.push(check.name);
     }
+    if (step.asksForBreach) breachApprovalFor.push(check.name);
     if (step.blocks && !step.fired.some((f) => STRENGTH[f.action] >= STRENGTH.hold)) {
       holds.push(`${check.name}: ${step.verdict.note}`);
     }
@@ -229,6 +245,7 @@ export function judgeRound(
     perCheck,
   };
   if (approvalFor.length > 0) decision.approvalFor = approvalFor;
+  if (breachApprovalFor.length > 0) decision.breachApprovalFor = breachApprovalFor;
   return { state: { version: 1, checks: nextChecks }, decision };
 }
 
@@ -253,6 +270,8 @@ interface CheckStep {
   alerts: JudgeAlert[];
   /** This check stands in the way of advancing. */
   blocks: boolean;
+  /** It asks a person about its breach (then: approval). */
+  asksForBreach: boolean;
 }
 
 function judgeCheck(
@@ -350,15 +369,44 @@ function judgeCheck(
     next.consecutiveBreaches = 0;
     delete next.breachSince;
     delete alerted.breach;
+    delete next.askedAt;
+    delete next.breachAccepted;
   }
+
+  // then: approval. A breach that would roll back asks a person; the question stands through rounds without
+  // evidence, until it is answered, the breach ends, or decideWithin passes.
+  let asksForBreach = false;
+  const ask = (why: string, precedence: number) => {
+    const within = abort?.ask?.decideWithinMs ?? 0;
+    if (next.breachAccepted) {
+      notes.push('accepted by a person: does not hold the stage while this breach lasts');
+      blocks = false;
+      return;
+    }
+    next.askedAt ??= at;
+    const waited = at - next.askedAt;
+    if (waited >= within) {
+      fire('rollback', precedence, `${why}; nobody decided within ${formatDuration(within)}: roll back`);
+    } else {
+      asksForBreach = true;
+      fire(
+        'await-approval',
+        precedence,
+        `${why}: a person decides (approve goes on, abort rolls back; without an answer it rolls back in ` +
+          `${formatDuration(within - waited)})`,
+      );
+    }
+  };
 
   if (breachRound && abort) {
     const { persisted, progress } = persistence(abort.persist, next, at);
     if (severity === 'critical') {
-      fire('rollback', PRECEDENCE.critical, `${obs.note} (critical): roll back at once`);
+      if (abort.ask) ask(`${obs.note} (critical)`, PRECEDENCE.critical);
+      else fire('rollback', PRECEDENCE.critical, `${obs.note} (critical): roll back at once`);
     } else if (severity === 'high') {
-      if (persisted) fire('rollback', PRECEDENCE.high, `${obs.note}, ${progress} (high): roll back`);
-      else notes.push(`breaching ${progress}`);
+      if (!persisted) notes.push(`breaching ${progress}`);
+      else if (abort.ask) ask(`${obs.note}, ${progress} (high)`, PRECEDENCE.high);
+      else fire('rollback', PRECEDENCE.high, `${obs.note}, ${progress} (high): roll back`);
     } else if (severity === 'medium') {
       delete next.healthySince;
       const stepBack = abort.stepBack ?? { recoverAfterMs: 0, rollbackAfterMs: 0 };
@@ -398,6 +446,12 @@ function judgeCheck(
     }
   }
   if (advisory && (obs.kind === 'evidence' || breachRound)) blocks = false;
+  if (!breachRound && abort?.ask && next.askedAt !== undefined && !next.breachAccepted) {
+    ask(
+      'the breach still waits for a decision (this round has no evidence either way)',
+      PRECEDENCE[severity ?? 'high'],
+    );
+  }
 
   // A medium step-back ends after an unbroken run of passing rounds.
   if (next.steppedBackAt !== undefined) {
@@ -448,7 +502,7 @@ function judgeCheck(
     const { u, z, pValue, effectSize, method } = obs.test;
     verdict.test = { u, z, pValue, effectSize, method };
   }
-  return { verdict, next, fired, alerts, blocks };
+  return { verdict, next, fired, alerts, blocks, asksForBreach };
 }
 
 function copyState(prev: CheckState | undefined): CheckState {
@@ -461,6 +515,8 @@ function copyState(prev: CheckState | undefined): CheckState {
   if (prev?.lastOutcome !== undefined) next.lastOutcome = prev.lastOutcome;
   if (prev?.steppedBackAt !== undefined) next.steppedBackAt = prev.steppedBackAt;
   if (prev?.healthySince !== undefined) next.healthySince = prev.healthySince;
+  if (prev?.askedAt !== undefined) next.askedAt = prev.askedAt;
+  if (prev?.breachAccepted) next.breachAccepted = true;
   return next;
 }
 

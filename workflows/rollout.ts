@@ -246,7 +246,7 @@ interface RolloutState {
    * Evidence has been missing (or queries failing) past a check's limit whose `then` is approval: a person decides
    * whether the rollout goes on without it (approve) or rolls back (abort). Traffic holds meanwhile.
    */
-  evidenceQuestion?: { checks: string[]; since: number; reasons: string[] };
+  evidenceQuestion?: { checks: string[]; since: number; reasons: string[]; breaches?: string[] };
   /** 0-based index of the stage a person let advance without the missing evidence. */
   evidenceWaivedStage?: number;
   /** The sequence number of the rollout's last alert event (alert-sinks-v2; counts across continue-as-new). */
@@ -439,7 +439,14 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     if (s.phase !== 'progressing' || s.finalizing) return {};
     if (s.evidenceQuestion) {
       const q = s.evidenceQuestion;
-      return { evidenceQuestion: { since: iso(q.since), checks: q.checks, reasons: q.reasons } };
+      return {
+        evidenceQuestion: {
+          since: iso(q.since),
+          checks: q.checks,
+          reasons: q.reasons,
+          ...(q.breaches ? { breaches: q.breaches } : {}),
+        },
+      };
     }
     if (!s.stageEntered || s.waitStartedAt === undefined || s.pausedSince !== undefined) return {};
     if (stage().holdMs === 0 || heldMs(now) < stage().holdMs || stageEvidence()) return {};
@@ -714,12 +721,16 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
           s.judge ?? initialJudgeState(),
           q.checks.length > 0 ? q.checks : undefined,
         );
-        s.evidenceWaivedStage = s.stageIndex;
+        // A breach that asked is accepted in the judge (it no longer holds the stage); only missing evidence
+        // waives the stage's need for a passing analysis.
+        const onlyBreaches =
+          q.breaches !== undefined && q.checks.length > 0 && q.checks.every((c) => q.breaches?.includes(c));
+        if (!onlyBreaches) s.evidenceWaivedStage = s.stageIndex;
         const waived: ApprovalRecord = {
           stage: s.stageIndex + 1,
           by: req.identity,
           at: iso(now),
-          kind: 'missing-evidence',
+          kind: onlyBreaches ? 'breach-accepted' : 'missing-evidence',
           ...(req.comment ? { comment: req.comment } : {}),
         };
         pushBounded(s.approvals, waived, MAX_APPROVALS_KEPT);
@@ -1016,15 +1027,40 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     if (advances && s.stageEntered) s.passedInStage = true;
     passing(advances, now);
     if (decision.action === 'await-approval' && !s.evidenceQuestion && !s.finalizing) {
-      s.evidenceQuestion = { checks: decision.approvalFor ?? [], since: now, reasons: decision.reasons };
-      await alert(
-        'stuck',
-        'critical',
-        `${label()}: ${decision.reasons.join('; ')}. Traffic holds at ${s.weight}%: go on without that evidence with ` +
-          `${cli} approve ${info.workflowId} --stage ${s.stageIndex + 1}, or roll back with ${cli} abort ${info.workflowId} --reason "why"`,
-      );
+      const breaches = decision.breachApprovalFor;
+      s.evidenceQuestion = {
+        checks: decision.approvalFor ?? [],
+        since: now,
+        reasons: decision.reasons,
+        ...(breaches ? { breaches } : {}),
+      };
+      const approve = `${cli} approve ${info.workflowId} --stage ${s.stageIndex + 1}`;
+      const abort = `${cli} abort ${info.workflowId} --reason "why"`;
+      if (breaches) {
+        // The hybrid decision (abort.then: approval): the breach asks a person before it rolls back.
+        const rule = rules.find((r) => r.name === breaches[0]);
+        const severity = rule?.abort?.severity as CheckSeverity | undefined;
+        await alert(
+          'approval_needed',
+          'critical',
+          `${label()}: ${decision.reasons.join('; ')}. Traffic holds at ${s.weight}%: accept it and go on with ` +
+            `${approve}, or roll back with ${abort}`,
+          false,
+          { check: { name: breaches[0], ...(severity ? { severity } : {}) } },
+        );
+      } else {
+        await alert(
+          'stuck',
+          'critical',
+          `${label()}: ${decision.reasons.join('; ')}. Traffic holds at ${s.weight}%: go on without that evidence with ` +
+            `${approve}, or roll back with ${abort}`,
+        );
+      }
     } else if (s.evidenceQuestion && advances) {
       // The evidence came back by itself: nobody needs to decide any more.
+      s.evidenceQuestion = undefined;
+    } else if (s.evidenceQuestion?.breaches && decision.action !== 'await-approval') {
+      // The breach that asked has ended by itself (the judge asks no more): the question is moot.
       s.evidenceQuestion = undefined;
     }
     if (decision.steppedBack && !s.steppedBack && !s.finalizing) {

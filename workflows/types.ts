@@ -133,9 +133,10 @@ export interface ApprovalRecord {
   /**
    * `approved`: a person approved a gate; `promote`: a person asked to skip the remaining holds;
    * `timeout-proceed`: a gate timed out with onTimeout: proceed; `missing-evidence`: a person let the stage go on
-   * without the evidence a check's onNoData/onQueryError limit asked about.
+   * without the evidence a check's onNoData/onQueryError limit asked about; `breach-accepted`: a person let the stage
+   * go on despite a breach whose check asks first (abort.then: approval).
    */
-  kind: 'approved' | 'promote' | 'timeout-proceed' | 'missing-evidence';
+  kind: 'approved' | 'promote' | 'timeout-proceed' | 'missing-evidence' | 'breach-accepted';
   /** Under an approval policy: distinct approvals the gate needs, and how many counted once this one was given. */
   required?: number;
   count?: number;
@@ -225,8 +226,11 @@ export interface RolloutStatus {
   window?: WindowState;
   /** The stage's hold is served but it cannot advance yet: no passing analysis (evidence) since it began. */
   evidenceWait?: { since: string; note: string };
-  /** A check's missing evidence reached a limit whose `then` is approval: a person decides (approve or abort). */
-  evidenceQuestion?: { since: string; checks: string[]; reasons: string[] };
+  /**
+   * A check's missing evidence reached a limit whose `then` is approval, or a breach of a check whose abort says
+   * `then: approval` (`breaches` names those): a person decides (approve or abort).
+   */
+  evidenceQuestion?: { since: string; checks: string[]; reasons: string[]; breaches?: string[] };
   /** The latest analyses (at most 10 are kept). */
   analyses: AnalysisRecord[];
   /** How many analyses ran in all (absent from rollouts recorded before it was counted). */

@@ -104,6 +104,48 @@ describe('full analysis form (judge-v2)', () => {
     );
   });
 
+  test('a breach that asks a person (then: approval) is left unanswered: asked once, rolled back at decideWithin', async () => {
+    const asking = {
+      ...ERROR_RATE_CRITICAL,
+      abort: { max: 5, severity: 'critical', then: 'approval', decideWithin: '4m' },
+    };
+    const r = await run(
+      twoStages(asking),
+      measureBy((m) => (m >= 3 ? 8 : 0.2)),
+    );
+    expect(r.outcome).toMatchObject({ kind: 'rolled_back', atMs: at(7), stage: 1, weight: 10 });
+    expect(r.outcome.kind === 'rolled_back' && r.outcome.reason).toMatch(
+      /^analysis at 10%: error-rate: 8: 8 > abort max 5 \(critical\); nobody decided within 4m: roll back$/,
+    );
+    expect(decisions(r)).toEqual([
+      '1 continue',
+      '2 continue',
+      '3 hold',
+      '4 hold',
+      '5 hold',
+      '6 hold',
+      '7 rollback',
+    ]);
+    expect(r.rounds[2].action).toBe('await-approval');
+    expect(r.events.filter((e) => e.kind === 'person_asked').map((e) => (e.atMs - T0) / MIN)).toEqual([3]);
+    expect(r.assumptions.join('\n')).toMatch(
+      /a breach that asks a person \(then: approval: error-rate\) was left unanswered/,
+    );
+  });
+
+  test('a breach that asks and ends before decideWithin: the stage goes on', async () => {
+    const asking = {
+      ...ERROR_RATE_CRITICAL,
+      abort: { max: 5, severity: 'critical', then: 'approval', decideWithin: '4m' },
+    };
+    const r = await run(
+      twoStages(asking),
+      measureBy((m) => (m >= 3 && m < 5 ? 8 : 0.2)),
+    );
+    expect(r.outcome).toMatchObject({ kind: 'promoted' });
+    expect(r.events.filter((e) => e.kind === 'person_asked')).toHaveLength(1);
+  });
+
   const HIGH_FOR_3M = {
     name: 'error-rate',
     metric: 'error-rate',

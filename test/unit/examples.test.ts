@@ -132,6 +132,13 @@ describe('examples/', () => {
     expect(plan.stages.map((s) => s.weight)).toEqual([5, 25, 50, 100]);
     expect(plan.stages[3].gate).toEqual({ type: 'approval' });
     expect(rule(plan, 'conversion-rate').abort?.band).toEqual({ value: { min: 10 } });
+    // The hybrid decision: a conversion dip asks a person, who has 30 minutes before it rolls back.
+    expect(rule(plan, 'conversion-rate').abort?.ask).toEqual({ decideWithinMs: 30 * MIN });
+    // The guide's latency is the mean response time.
+    expect(rule(plan, 'latency-avg')).toMatchObject({
+      metric: 'latency-avg',
+      success: { value: { max: 1000 } },
+    });
     expect(rule(plan, 'error-rate').abort).toMatchObject({ band: { value: { max: 5 } } });
     expect(target.traffic).toMatchObject({
       router: 'istio',

@@ -288,6 +288,137 @@ describe('playbook 002: general guide, business and resource metrics', () => {
   });
 });
 
+describe("playbook 002's hybrid decision: a breach asks a person (abort.then: approval)", () => {
+  // "Auto proceed unless anomaly": an anomaly asks for manual review instead of rolling back.
+  const checks = checksOf(`
+- name: error-rate
+  metric: error-rate
+  success: { max: 1 }
+  abort: { max: 5, severity: critical, then: approval, decideWithin: 10m }
+- name: latency
+  metric: latency-p95
+  abort: { max: 1000, severity: high, consecutive: 2, then: approval }
+`);
+  const healthy = (over: Round = {}): Round => ({ 'error-rate': v(0.5), latency: v(300), ...over });
+  const bad = (over: Round = {}) => healthy({ 'error-rate': v(7), ...over });
+
+  it('validates: decideWithin defaults to 1h, and only critical and high may ask', () => {
+    expect(checks[0].abort).toMatchObject({ severity: 'critical', ask: { decideWithinMs: 10 * M } });
+    expect(checks[1].abort).toMatchObject({ severity: 'high', ask: { decideWithinMs: 60 * M } });
+    const problems = (abort: unknown) => {
+      const r = validateAnalysisChecks([{ name: 'x', metric: 'error-rate', abort }], DEFAULTS);
+      return r.ok ? [] : r.problems.map((p) => `${p.path}: ${p.message}`);
+    };
+    expect(problems({ max: 5, severity: 'medium', then: 'approval' })).toEqual([
+      'analysis.checks[0].abort.then: approval only applies to severity critical or high, whose breach rolls back; severity medium steps traffic back instead',
+    ]);
+    expect(problems({ max: 5, severity: 'low', then: 'approval' })).toEqual([
+      'analysis.checks[0].abort.then: approval only applies to severity critical or high, whose breach rolls back; severity low only alerts',
+    ]);
+    expect(problems({ max: 5, then: 'ask' })).toEqual([
+      'analysis.checks[0].abort.then: must be rollback (the default) or approval (a person decides), got "ask"',
+    ]);
+    expect(problems({ max: 5, decideWithin: '10m' })).toEqual([
+      'analysis.checks[0].abort.decideWithin: only applies with then: approval (how long a person has to decide before the breach rolls back)',
+    ]);
+    expect(problems({ max: 5, then: 'approval', decideWithin: 'soon' })[0]).toMatch(
+      /^analysis\.checks\[0\]\.abort\.decideWithin: /,
+    );
+    expect(problems({ max: 5, then: 'rollback' })).toEqual([]);
+    expect(
+      validateAnalysisChecks(
+        [{ name: 'x', metric: 'error-rate', abort: { max: 5, then: 'rollback' } }],
+        DEFAULTS,
+      ),
+    ).toMatchObject({
+      ok: true,
+      checks: [{ abort: { severity: 'high' } }],
+    });
+  });
+
+  it('asks instead of rolling back, holds while nobody answers, and rolls back at decideWithin', () => {
+    const ds = run(
+      checks,
+      repeat(11, () => bad()),
+    );
+    expect(actions(ds)).toEqual([...repeat(10, () => 'await-approval'), 'rollback']);
+    expect(ds[0].approvalFor).toEqual(['error-rate']);
+    expect(ds[0].breachApprovalFor).toEqual(['error-rate']);
+    expect(ds[0].reasons[0]).toBe(
+      'error-rate: 7: 7 > abort max 5 (critical): a person decides (approve goes on, abort rolls back; without an answer it rolls back in 10m)',
+    );
+    expect(ds[4].reasons[0]).toMatch(/rolls back in 6m\)$/);
+    expect(ds[10].reasons[0]).toBe(
+      'error-rate: 7: 7 > abort max 5 (critical); nobody decided within 10m: roll back',
+    );
+    expect(roundOutcome(ds[0])).toEqual({ advances: false, verdict: 'fail' });
+  });
+
+  it('a high check asks only once its breach has persisted', () => {
+    const ds = run(checks, [healthy({ latency: v(1500) }), healthy({ latency: v(1600) })]);
+    expect(actions(ds)).toEqual(['hold', 'await-approval']);
+    expect(ds[1].reasons[0]).toMatch(
+      /^latency: 1600: 1600 > abort max 1000, 2 of 2 rounds \(high\): a person decides/,
+    );
+  });
+
+  it('once accepted, the breach no longer holds the stage; a later breach asks again', () => {
+    let state = initialJudgeState();
+    const at = (i: number) => T0 + i * M;
+    const round = (r: Round, i: number) => {
+      const out = judgeRound(checks, r, at(i), state);
+      state = JSON.parse(JSON.stringify(out.state)) as JudgeState;
+      return out.decision;
+    };
+    expect(round(bad(), 0).action).toBe('await-approval');
+    state = acknowledgeMissingEvidence(state, ['error-rate']);
+    const accepted = round(bad(), 1);
+    expect(accepted.action).toBe('advance-ok');
+    expect(accepted.perCheck[0]).toMatchObject({ outcome: 'breach', band: 'abort' });
+    expect(accepted.perCheck[0].note).toMatch(/accepted by a person/);
+    // Long after the deadline an accepted breach still does not roll back.
+    expect(round(bad(), 30).action).toBe('advance-ok');
+    // The breach ends; a new one asks again, with a fresh deadline.
+    expect(round(healthy(), 31).action).toBe('advance-ok');
+    const again = round(bad(), 32);
+    expect(again.action).toBe('await-approval');
+    expect(again.reasons[0]).toMatch(/rolls back in 10m\)$/);
+  });
+
+  it('the question stands through rounds without evidence, and the deadline still counts', () => {
+    const ds = run(checks, [
+      bad(),
+      healthy({ 'error-rate': v(null) }),
+      ...repeat(8, () => bad()),
+      healthy({ 'error-rate': v(null) }),
+    ]);
+    expect(actions(ds)).toEqual([...repeat(10, () => 'await-approval'), 'rollback']);
+    expect(ds[1].reasons[0]).toMatch(
+      /error-rate: the breach still waits for a decision \(this round has no evidence either way\)/,
+    );
+  });
+
+  it('a breach that ends by itself asks no more', () => {
+    const ds = run(checks, [bad(), healthy({ 'error-rate': v(3) }), healthy()]);
+    expect(actions(ds)).toEqual(['await-approval', 'hold', 'advance-ok']);
+    expect(ds[1].breachApprovalFor).toBeUndefined();
+  });
+
+  it('a rollback of a check that does not ask still wins over a question', () => {
+    const mixed = checksOf(`
+- name: error-rate
+  metric: error-rate
+  abort: { max: 5, severity: critical, then: approval }
+- name: crashes
+  query: 'sum(kube_pod_container_status_restarts_total{pod=~"{{workload}}-.*"})'
+  abort: { max: 0, severity: critical }
+`);
+    const [d] = run(mixed, [{ 'error-rate': v(7), crashes: v(2) }]);
+    expect(d.action).toBe('rollback');
+    expect(d.reasons[0]).toMatch(/^crashes: /);
+  });
+});
+
 describe('playbook 003: AI-model playbook, the default plan', () => {
   const checks = checksOf(`
 - name: error-rate               # error < 1 %; roll back when errors > 5 % for 5 min

@@ -244,6 +244,61 @@ test('healthyFor: a round between the bands mid-stage starts the count again, an
   expect(offset).toBeLessThan(14 * MIN);
 }, 150_000);
 
+describe("a breach that asks a person (abort.then: approval, playbook 002's hybrid decision)", () => {
+  const asking: Check = {
+    ...errorRate,
+    abort: { max: 5, severity: 'critical', then: 'approval', decideWithin: '5m' },
+  } as Check;
+  const short: PlanSpec['stages'] = [{ weight: 10, hold: '3m' }, { weight: 100 }];
+
+  test('7 % errors hold traffic and ask; approved, the stage goes on despite the breach; unanswered, it rolls back at decideWithin', async () => {
+    await canaryBecomes({ errorRate: 0.07 });
+    try {
+      const h = await bench.startRollout(APP, 'v2', planOf([asking], short));
+      await bench.env.sleep(3.5 * 60_000);
+      let st = await h.query(statusQuery);
+      expect(st).toMatchObject({ stage: 1, weight: 10, phase: 'waiting_approval' });
+      expect(await bench.live()).toMatchObject({ weight: 10 });
+      expect(st.evidenceQuestion).toMatchObject({ checks: ['error-rate'], breaches: ['error-rate'] });
+      expect(st.evidenceQuestion!.reasons[0]).toMatch(
+        /^error-rate: 7(\.\d+)?: 7(\.\d+)? > abort max 5 \(critical\): a person decides/,
+      );
+      const asked = bench
+        .alerts(h.workflowId)
+        .filter((e) => e.event === 'approval_needed')
+        .pop();
+      expect(asked?.message).toContain(`accept it and go on with canary approve ${h.workflowId} --stage 1`);
+      const record = await h.executeUpdate(approveUpdate, {
+        args: [{ identity: 'alice', stage: 1, comment: 'known noisy client' }],
+      });
+      expect(record).toMatchObject({ kind: 'breach-accepted', by: 'alice', stage: 1 });
+      const result = await rolloutResult(h);
+      expect(result.outcome).toBe('promoted');
+      st = await h.query(statusQuery);
+      const accepted = st.analyses.filter((a) => /accepted by a person/.test(a.checks[0].note ?? ''));
+      expect(accepted.length).toBeGreaterThan(0);
+      expect(accepted[0].checks[0]).toMatchObject({ judged: 'breach' });
+
+      // The same canary, and nobody answers: rolled back once decideWithin (5m) has passed since the question.
+      await bench.reset();
+      const h2 = await bench.startRollout(APP, 'v2', planOf([asking], short));
+      const result2 = await rolloutResult(h2);
+      expect(result2.outcome).toBe('rolled_back');
+      expect(result2.reason).toMatch(
+        /^analysis at 10%: error-rate: 7(\.\d+)?: 7(\.\d+)? > abort max 5 \(critical\); nobody decided within 5m: roll back$/,
+      );
+      const st2 = await h2.query(statusQuery);
+      const asks = st2.analyses.filter((a) => a.action === 'await-approval');
+      // Asked at the first round (1m), then every round until 6m: 5 rounds asked, the 6th rolled back.
+      expect(asks.length).toBe(5);
+      expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
+    } finally {
+      canary.set({ errorRate: 0.002 });
+      await sleepReal(17_000);
+    }
+  }, 180_000);
+});
+
 describe('comparison with stable', () => {
   const p95VsStable: Check = {
     name: 'p95-vs-stable',
