@@ -349,6 +349,23 @@ describe('renderStatus', () => {
     expect(asking).toContain('gpu: no evidence for 3 rounds in a row: a person decides');
     expect(asking).toContain('Go on without that evidence: npx canary approve prod/checkout --stage 2');
     expect(asking).toContain('Or roll back:                npx canary abort prod/checkout --reason "why"');
+    // A breach that asks (abort.then: approval): approving accepts the breach.
+    const breach = renderStatus(
+      {
+        ...base,
+        phase: 'waiting_approval',
+        evidenceQuestion: {
+          since: '2025-03-01T12:00:00.000Z',
+          checks: ['conversion'],
+          breaches: ['conversion'],
+          reasons: ['conversion: 8: 8 < abort min 10 (high): a person decides'],
+        },
+      },
+      NOW,
+      { cliName: 'npx canary' },
+    );
+    expect(breach).toContain('Accept the breach, go on:    npx canary approve prod/checkout --stage 2');
+    expect(breach).not.toContain('without that evidence');
   });
 
   it('counts every analysis that ran, not only those kept', () => {
