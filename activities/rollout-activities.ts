@@ -377,9 +377,19 @@ async function measureCheck(
   const at = atMs === undefined ? {} : { atMs };
   const windowSeconds = check.windowMs / 1000;
 
+  // A day-over-day baseline (compare.offset) reads stable's window that long before the canary's.
+  const offsetMs = check.compare?.offsetMs;
+  const stableAt = offsetMs === undefined ? at : { atMs: (atMs ?? Date.now()) - offsetMs };
   const instant = (side: 'canary' | 'stable', what: Pick<MetricQuery, 'metric' | 'query'>) =>
     attempt(async () =>
-      numberOrNull(await metrics.runQuery({ ...sideOf(side), ...what, windowSeconds, ...at })),
+      numberOrNull(
+        await metrics.runQuery({
+          ...sideOf(side),
+          ...what,
+          windowSeconds,
+          ...(side === 'stable' ? stableAt : at),
+        }),
+      ),
     );
   const test = check.test;
   const range = metrics.rangeQuery?.bind(metrics);
@@ -387,7 +397,7 @@ async function measureCheck(
     attempt(async () => {
       // Each point covers its own step, so the test compares points that do not overlap; together they span
       // the check's window, ending at the round's time.
-      const endMs = atMs ?? Date.now();
+      const endMs = (atMs ?? Date.now()) - (side === 'stable' ? (offsetMs ?? 0) : 0);
       const stepSeconds = stepMs / 1000;
       const points = await run({
         ...sideOf(side),

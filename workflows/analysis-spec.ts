@@ -10,6 +10,7 @@
 //     window: 5m                     # the range the value covers (default: the plan's analysis window)
 //     minRequests: 100               # fewer requests in the window: inconclusive, not judged
 //     compare: { to: stable, ratio: { max: 1.2 } }   # measure stable too; ratio/difference here join success
+//     compare: { to: stable, offset: 1d, ... }       # stable as it was 1 day earlier (day-over-day baseline)
 //     success: { max: 1, min: .., ratio: { max: .. }, difference: { max: .. } }   # all must hold to advance
 //     abort:                         # crossing any bound acts by severity
 //       max: 5                       # ..., min, ratio: {max,min}, difference: {max,min}
@@ -156,8 +157,11 @@ export interface AnalysisCheck {
   windowMs: number;
   /** Absent: no floor (the provider may still answer "no data" for an empty window). */
   minRequests?: number;
-  /** Stable is measured too, over the same window: set by ratio/difference bounds and by tests. */
-  compare?: { to: 'stable' };
+  /**
+   * Stable is measured too, over the same window: set by ratio/difference bounds and by tests. With `offsetMs`,
+   * stable's window ends that long before the canary's (a day-over-day baseline: the same hour yesterday).
+   */
+  compare?: { to: 'stable'; offsetMs?: number };
   /** Must hold for the stage to advance. Absent: success is "not crossing the abort band". */
   success?: Band;
   abort?: AbortRule;
@@ -260,6 +264,7 @@ const compareSchema = z.strictObject(
     to: z.string(typeError('stable', 'is required: stable')),
     ratio: boundSchema.optional(),
     difference: boundSchema.optional(),
+    offset: byHand<string>().optional(),
   },
   typeError('an object like { to: stable, ratio: { max: 1.2 } }'),
 );
@@ -444,6 +449,10 @@ function checkOne(
     };
   } else {
     const compareBand = isObject(spec.compare) ? checkCompare(c, spec.compare, [...path, 'compare']) : {};
+    const offsetMs =
+      isObject(spec.compare) && spec.compare.offset !== undefined
+        ? checkDuration(c, spec.compare.offset, [...path, 'compare', 'offset'])
+        : undefined;
     let success = isObject(spec.success) ? bandOf(c, spec.success, [...path, 'success']) : undefined;
     if (compareBand.ratio || compareBand.difference) {
       if (success?.ratio && compareBand.ratio) {
@@ -506,7 +515,9 @@ function checkOne(
     check = {
       name: spec.name as string,
       windowMs: windowMs ?? 0,
-      ...(comparing ? { compare: { to: 'stable' as const } } : {}),
+      ...(comparing
+        ? { compare: { to: 'stable' as const, ...(offsetMs !== undefined ? { offsetMs } : {}) } }
+        : {}),
       ...(success ? { success } : {}),
       ...(abortRule ? { abort: abortRule } : {}),
       ...(test ? { test } : {}),

@@ -588,13 +588,19 @@ function observe(check: AnalysisCheck, m: RoundMeasurement | undefined): Observa
   const value = finite(m.value);
   if (value === undefined) return { kind: 'no_evidence', outcome: 'no_data', note: `no data for ${window}` };
   let baseline: number | undefined;
+  // A day-over-day baseline is stable as it was `offset` earlier.
+  const offset = check.compare?.offsetMs;
+  const stableName = offset === undefined ? 'stable' : `stable ${formatDuration(offset)} earlier`;
   if (check.compare) {
     baseline = finite(m.baseline);
     if (baseline === undefined) {
       return {
         kind: 'no_evidence',
         outcome: 'no_data',
-        note: `no stable data for ${window} to compare with`,
+        note:
+          offset === undefined
+            ? `no stable data for ${window} to compare with`
+            : `no data for ${window} of ${stableName} to compare with`,
       };
     }
   }
@@ -612,7 +618,7 @@ function observe(check: AnalysisCheck, m: RoundMeasurement | undefined): Observa
   const shown =
     baseline === undefined
       ? fmt(value)
-      : `${fmt(value)} (stable ${fmt(baseline)}, ratio ${ratio === undefined ? '-' : fmt(ratio)})`;
+      : `${fmt(value)} (${stableName} ${fmt(baseline)}, ratio ${ratio === undefined ? '-' : fmt(ratio)})`;
   const crossed = check.abort?.band ? crossings(check.abort.band, sides, 'abort') : [];
   if (crossed.length > 0) {
     return { kind: 'evidence', band: 'abort', outcome: 'breach', note: `${shown}: ${crossed.join(', ')}` };

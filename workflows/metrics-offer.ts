@@ -1,6 +1,7 @@
 // What a target's metrics provider can measure, checked against a plan's analysis before anything starts: a plan
 // whose checks the provider cannot answer would otherwise hold (or roll back) on query errors at run time.
 import { ANALYSIS_METRICS } from './analysis-spec';
+import { formatDuration } from './duration';
 import type { InputProblem } from './problems';
 import type { MetricsTarget, Target } from './target';
 import type { Plan } from './types';
@@ -14,12 +15,20 @@ export interface MetricsOffer {
   queries: boolean;
   /** Series over a range (Mann-Whitney tests, backtests). */
   ranges: boolean;
+  /** Values as of a past time (day-over-day baselines, backtests). */
+  past: boolean;
 }
 
 export const METRICS_OFFERS: Readonly<Record<MetricsTarget['provider'], MetricsOffer>> = {
   // The demo stack's own counters: named metrics of the present only.
-  local: { provider: 'local', metrics: ANALYSIS_METRICS, queries: false, ranges: false },
-  prometheus: { provider: 'prometheus', metrics: ANALYSIS_METRICS, queries: true, ranges: true },
+  local: { provider: 'local', metrics: ANALYSIS_METRICS, queries: false, ranges: false, past: false },
+  prometheus: {
+    provider: 'prometheus',
+    metrics: ANALYSIS_METRICS,
+    queries: true,
+    ranges: true,
+    past: true,
+  },
 };
 
 /**
@@ -47,6 +56,13 @@ export function metricsOfferProblems(plan: Plan, target: Target): InputProblem[]
         message:
           `the ${provider} metrics provider (${where}) reads named metrics only (${offer.metrics.join(', ')}), ` +
           'not queries; use a metric, or point target.metrics at Prometheus',
+      });
+    }
+    const offsetMs = rules?.[i]?.compare?.offsetMs;
+    if (offsetMs !== undefined && !offer.past) {
+      problems.push({
+        path: `${path}.compare.offset`,
+        message: `a baseline from ${formatDuration(offsetMs)} earlier needs metrics as of a past time, which the ${provider} metrics provider (${where}) cannot give; point target.metrics at Prometheus`,
       });
     }
     if (rules?.[i]?.test && !offer.ranges) {

@@ -75,6 +75,23 @@ const history = {
       [-10, HEALTHY],
       [10, SPIKE],
     ]),
+    // A stable at 1 % errors on day 1 and 0.2 % on day 2, and a canary at 1.5 % on day 2 only: a day-over-day
+    // baseline reads day 1's stable.
+    {
+      namespace: NAMESPACE,
+      app: 'daily',
+      version: 'v1',
+      phases: [
+        { fromMs: at(-10), rps: 20, errorRate: 0.01 },
+        { fromMs: at(23 * 60), rps: 20, errorRate: 0.002 },
+      ],
+    },
+    {
+      namespace: NAMESPACE,
+      app: 'daily',
+      version: 'v2',
+      phases: [{ fromMs: at(24 * 60 - 10), rps: 20, errorRate: 0.015 }],
+    },
   ],
 };
 
@@ -247,6 +264,39 @@ test('a short-form plan is judged by the original judge: failureLimit failures i
     atMs: at(12),
     reason: 'analysis failed 2 time(s) in a row at 10%: error-rate 10 > max 1',
   });
+});
+
+test('a day-over-day baseline (compare.offset: 1d) compares with stable as it was a day earlier', async () => {
+  const planWith = (offset?: string) =>
+    planOf({
+      analysis: {
+        interval: '1m',
+        checks: [
+          {
+            name: 'errors-vs-stable',
+            metric: 'error-rate',
+            window: '5m',
+            compare: { to: 'stable', ...(offset ? { offset } : {}), difference: { max: 1 } },
+            abort: { difference: { max: 3 }, severity: 'critical' },
+          },
+        ],
+      },
+      stages: [{ weight: 10, hold: '10m' }, { weight: 100 }],
+    } as PlanSpec);
+  const from = at(24 * 60 + 30);
+  const to = at(24 * 60 + 50);
+  const daily = await backtest('daily', planWith('1d'), from, to);
+  const first = daily.rounds[0].checks[0];
+  expect(first).toMatchObject({ outcome: 'pass' });
+  expect(first.value).toBeCloseTo(1.5, 1);
+  expect(first.baseline).toBeCloseTo(1, 1);
+  expect(first.note).toMatch(/\(stable 24h earlier 1(\.\d+)?, ratio 1\.5\d*\) ok/);
+  expect(daily.outcome).toMatchObject({ kind: 'promoted', atMs: at(24 * 60 + 40) });
+  // Against stable now (0.2 %) the same canary is 1.3 points worse: between the bands, it never advances.
+  const now = await backtest('daily', planWith(), from, to);
+  expect(now.rounds[0].checks[0].baseline).toBeCloseTo(0.2, 1);
+  expect(now.rounds.every((x) => x.decision === 'hold')).toBe(true);
+  expect(now.outcome.kind).toBe('running');
 });
 
 describe('the CLI (dist/client/cli.js)', () => {

@@ -174,6 +174,12 @@ describe('examples/', () => {
       success: { value: { max: 2000 } },
       stages: [1],
     });
+    // Phase 4's "compare day-over-day performance": stable's p95 a day earlier, at 25 % only.
+    expect(rule(plan, 'latency-day-over-day')).toMatchObject({
+      compare: { to: 'stable', offsetMs: 24 * HOUR },
+      abort: { band: { ratio: { max: 1.2 } }, severity: 'low' },
+      stages: [3],
+    });
     expect(p95.abort).toMatchObject({
       band: { value: { max: 5000 } },
       persist: { kind: 'for', ms: 5 * MIN },
@@ -281,6 +287,9 @@ describe('canary validate', () => {
         '      metric: latency-p95',
         '      test: { type: mann-whitney }',
         '      abort: { severity: high }',
+        '    - name: p95-vs-yesterday',
+        '      metric: latency-p95',
+        '      compare: { to: stable, offset: 1d, ratio: { max: 1.2 } }',
         'stages: [{ weight: 10, hold: 1h }, { weight: 100 }]',
         'target:',
         '  app: checkout',
@@ -294,6 +303,9 @@ describe('canary validate', () => {
     );
     expect(r.stderr).toContain(
       '  - analysis.checks[2].test: a mann-whitney test needs series over a range, which the local metrics provider (target.metrics.local) cannot give; point target.metrics at Prometheus',
+    );
+    expect(r.stderr).toContain(
+      '  - analysis.checks[3].compare.offset: a baseline from 24h earlier needs metrics as of a past time, which the local metrics provider (target.metrics.local) cannot give; point target.metrics at Prometheus',
     );
     // The same plan against Prometheus is fine.
     fs.writeFileSync(

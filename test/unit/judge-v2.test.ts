@@ -864,6 +864,36 @@ describe('comparisons with stable', () => {
     });
   });
 
+  it('a day-over-day baseline (compare.offset) names stable as it was, and refuses a bad offset', () => {
+    const [daily] = checksOf([
+      {
+        name: 'p95-vs-yesterday',
+        metric: 'latency-p95',
+        compare: { to: 'stable', offset: '1d', ratio: { max: 1.2 } },
+        abort: { ratio: { max: 2 }, severity: 'critical' },
+      },
+    ]);
+    expect(daily.compare).toEqual({ to: 'stable', offsetMs: 24 * 60 * M });
+    const ds = run(
+      [daily],
+      [{ 'p95-vs-yesterday': v(230, { baseline: 200 }) }, { 'p95-vs-yesterday': v(230) }],
+    );
+    expect(ds[0].perCheck[0]).toMatchObject({ band: 'success', baseline: 200 });
+    expect(ds[0].perCheck[0].note).toBe('230 (stable 24h earlier 200, ratio 1.15) ok');
+    expect(ds[1].perCheck[0].note).toMatch(/^no data for 1m of stable 24h earlier to compare with/);
+    const problems = (offset: unknown) => {
+      const r = validateAnalysisChecks(
+        [{ name: 'x', metric: 'latency-p95', compare: { to: 'stable', offset, ratio: { max: 1.2 } } }],
+        DEFAULTS,
+      );
+      return r.ok ? [] : r.problems.map((p) => `${p.path}: ${p.message}`);
+    };
+    expect(problems('0s')).toEqual(['analysis.checks[0].compare.offset: must be more than 0s']);
+    expect(problems('yesterday')[0]).toMatch(/^analysis\.checks\[0\]\.compare\.offset: /);
+    // Without offset, the baseline is stable now, as before.
+    expect(c.compare).toEqual({ to: 'stable' });
+  });
+
   it('checks every success bound and any abort bound', () => {
     const ds = run(
       [c],
