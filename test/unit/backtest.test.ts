@@ -104,13 +104,15 @@ describe('full analysis form (judge-v2)', () => {
     );
   });
 
+  /** The hybrid decision: a critical breach asks a person, who has 4 minutes. */
+  const ASKING = {
+    ...ERROR_RATE_CRITICAL,
+    abort: { max: 5, severity: 'critical', then: 'approval', decideWithin: '4m' },
+  };
+
   test('a breach that asks a person (then: approval) is left unanswered: asked once, rolled back at decideWithin', async () => {
-    const asking = {
-      ...ERROR_RATE_CRITICAL,
-      abort: { max: 5, severity: 'critical', then: 'approval', decideWithin: '4m' },
-    };
     const r = await run(
-      twoStages(asking),
+      twoStages(ASKING),
       measureBy((m) => (m >= 3 ? 8 : 0.2)),
     );
     expect(r.outcome).toMatchObject({ kind: 'rolled_back', atMs: at(7), stage: 1, weight: 10 });
@@ -134,12 +136,8 @@ describe('full analysis form (judge-v2)', () => {
   });
 
   test('a breach that asks and ends before decideWithin: the stage goes on', async () => {
-    const asking = {
-      ...ERROR_RATE_CRITICAL,
-      abort: { max: 5, severity: 'critical', then: 'approval', decideWithin: '4m' },
-    };
     const r = await run(
-      twoStages(asking),
+      twoStages(ASKING),
       measureBy((m) => (m >= 3 && m < 5 ? 8 : 0.2)),
     );
     expect(r.outcome).toMatchObject({ kind: 'promoted' });
