@@ -239,11 +239,11 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
   const assumptions = [
     'stage weights do not change the historical data: every round reads what the canary actually served then',
   ];
-  const gated = plan.stages.flatMap((st, i) => (st.gate.type === 'approval' ? [i + 1] : []));
-  if (gated.length > 0) {
-    assumptions.push(
-      `approval gates were assumed approved at once (stage${gated.length > 1 ? 's' : ''} ${gated.join(', ')})`,
-    );
+  const gated = plan.stages.flatMap((st, i) => (st.gate.type === 'approval' ? [`${i + 1}`] : []));
+  if (gated.length > 0 || plan.promotion.gate) {
+    const stages = gated.length > 0 ? `stage${gated.length > 1 ? 's' : ''} ${gated.join(', ')}` : '';
+    const what = [stages, plan.promotion.gate ? 'the promotion' : ''].filter((w) => w !== '').join(' and ');
+    assumptions.push(`approval gates were assumed approved at once (${what})`);
   }
   const asking = (rules ?? []).filter((r) => r.abort?.ask).map((r) => r.name);
   if (asking.length > 0) {
@@ -379,6 +379,10 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
       last.decision = final ? 'promote' : 'advance';
     }
     if (final) {
+      // The prompt before promotion (promotion.gate) comes once the hold is served; approved at once, as above.
+      if (plan.promotion.gate) {
+        event(t, 'approval_assumed', `${label()}: promotion gate assumed approved`);
+      }
       // Promotion obeys the windows too, unless the plan says `promotion: any`.
       const waiting = await awaitWindow(true, 'promotion');
       if (waiting) return waiting;

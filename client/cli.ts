@@ -743,7 +743,9 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
       out(
         opts.output === 'json'
           ? json(record)
-          : `Approved stage ${record.stage} of ${workflowId} as ${record.by}`,
+          : record.promotion
+            ? `Approved the promotion of ${workflowId} (after stage ${record.stage}) as ${record.by}`
+            : `Approved stage ${record.stage} of ${workflowId} as ${record.by}`,
       );
     });
 

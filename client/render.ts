@@ -108,7 +108,15 @@ function stageStrip(status: RolloutStatus, color: boolean): string {
       if (s.state === 'failed') return paint(text, 'red', color);
       return s.state === 'current' ? paint(text, 'bold', color) : text;
     })
+    .concat(status.promotionGate ? [promotionMark(status, color)] : [])
     .join('  ');
+}
+
+/** The promotion gate after the stages: `· promotion (approval)`, current while it waits, done once promoted. */
+function promotionMark(status: RolloutStatus, color: boolean): string {
+  if (status.phase === 'promoted') return '✓ promotion (approval)';
+  if (status.gate?.promotion) return paint('▶ promotion (approval)', 'bold', color);
+  return '· promotion (approval)';
 }
 
 function renderChecks(a: AnalysisRecord): string {
@@ -175,8 +183,9 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
   if (stage && !stopped && status.phase !== 'promoted') {
     if (stage.holdMs > 0) {
       const fraction = (stage.holdMs - stageLeft) / stage.holdMs;
-      const suffix =
-        status.phase === 'waiting_approval'
+      const suffix = status.gate?.promotion
+        ? `${formatDuration(stage.holdMs)} served; promotion waits for approval`
+        : status.phase === 'waiting_approval'
           ? `${formatDuration(stage.holdMs)} hold starts after approval`
           : `${formatDuration(stageLeft)} left of ${formatDuration(stage.holdMs)}${status.phase === 'paused' ? ' (paused)' : ''}`;
       stageBar = `${progressBar(fraction, width)}  ${suffix}`;
@@ -192,9 +201,11 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
     const served = status.stages.filter((s) => s.state === 'done').reduce((sum, s) => sum + s.holdMs, 0);
     planBar = `${progressBar(served / totalHold, width)}  stopped`;
   } else if (totalHold > 0) {
-    const gatesAhead = status.stages.some(
-      (s) => s.gate === 'approval' && (s.state === 'pending' || status.phase === 'waiting_approval'),
-    );
+    const gatesAhead =
+      status.promotionGate !== undefined ||
+      status.stages.some(
+        (s) => s.gate === 'approval' && (s.state === 'pending' || status.phase === 'waiting_approval'),
+      );
     planBar =
       `${progressBar((totalHold - planLeft) / totalHold, width)}  ` +
       `${formatDuration(planLeft)} left of ${formatDuration(totalHold)}${gatesAhead ? ' (+ approval waits)' : ''}`;
@@ -229,8 +240,10 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
   if (status.gate && status.phase === 'waiting_approval') {
     const g = status.gate;
     const target = status.stages.find((s) => s.stage === g.stage);
-    let line = `Waiting for approval to enter stage ${g.stage}/${status.stageCount}`;
-    if (target) line += ` (${target.weight}%)`;
+    let line = g.promotion
+      ? `Waiting for approval to promote ${status.version} (stage ${g.stage}/${status.stageCount} served its hold)`
+      : `Waiting for approval to enter stage ${g.stage}/${status.stageCount}`;
+    if (target && !g.promotion) line += ` (${target.weight}%)`;
     line += ` since ${formatTime(g.since, now)} (${ago(g.since, now)})`;
     if (g.timeoutAt) {
       const left = Math.max(0, Date.parse(g.timeoutAt) - now.getTime());
@@ -375,15 +388,20 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
     for (const a of status.approvals) {
       const what =
         a.kind === 'timeout-proceed'
-          ? 'approval gate timed out: proceeded without approval'
-          : a.kind === 'promote'
-            ? `promotion requested by ${a.by} (remaining stages skipped)`
-            : a.kind === 'missing-evidence'
-              ? `went on without the missing evidence, as ${a.by} decided`
-              : a.kind === 'breach-accepted'
-                ? `went on despite the breach, as ${a.by} decided`
-                : `approval gate approved by ${a.by}` +
-                  (a.required !== undefined && a.count !== undefined ? ` (${a.count} of ${a.required})` : '');
+          ? `${a.promotion ? 'promotion gate' : 'approval gate'} timed out: proceeded without approval`
+          : a.promotion
+            ? `promotion approved by ${a.by}` +
+              (a.required !== undefined && a.count !== undefined ? ` (${a.count} of ${a.required})` : '')
+            : a.kind === 'promote'
+              ? `promotion requested by ${a.by} (remaining stages skipped)`
+              : a.kind === 'missing-evidence'
+                ? `went on without the missing evidence, as ${a.by} decided`
+                : a.kind === 'breach-accepted'
+                  ? `went on despite the breach, as ${a.by} decided`
+                  : `approval gate approved by ${a.by}` +
+                    (a.required !== undefined && a.count !== undefined
+                      ? ` (${a.count} of ${a.required})`
+                      : '');
       const comment = a.comment ? `  "${a.comment}"` : '';
       out.push(`  ${formatTime(a.at, now)}  stage ${a.stage}  ${what}${comment}`);
     }
@@ -457,12 +475,15 @@ export function progressLines(
   for (const a of newApprovals) {
     say(
       a.kind === 'timeout-proceed'
-        ? `stage ${a.stage}: approval gate timed out, proceeding`
-        : `stage ${a.stage}: ${a.kind === 'promote' ? 'promotion requested' : a.kind === 'missing-evidence' ? 'goes on without the missing evidence' : a.kind === 'breach-accepted' ? 'goes on despite the breach' : 'approved'} by ${a.by}${a.comment ? ` ("${a.comment}")` : ''}`,
+        ? `stage ${a.stage}: ${a.promotion ? 'promotion gate' : 'approval gate'} timed out, proceeding`
+        : `stage ${a.stage}: ${a.kind === 'promote' ? 'promotion requested' : a.kind === 'missing-evidence' ? 'goes on without the missing evidence' : a.kind === 'breach-accepted' ? 'goes on despite the breach' : a.promotion ? 'promotion approved' : 'approved'} by ${a.by}${a.comment ? ` ("${a.comment}")` : ''}`,
     );
   }
 
-  if (prev?.phase !== next.phase || (next.gate && prev?.gate?.stage !== next.gate.stage)) {
+  if (
+    prev?.phase !== next.phase ||
+    (next.gate && (prev?.gate?.stage !== next.gate.stage || prev?.gate?.promotion !== next.gate.promotion))
+  ) {
     switch (next.phase) {
       case 'waiting_approval':
         if (next.gate) {
@@ -470,7 +491,7 @@ export function progressLines(
             ? `; times out in ${formatDuration(Math.max(0, Date.parse(next.gate.timeoutAt) - now.getTime()))}, then ${next.gate.onTimeout === 'proceed' ? 'proceeds' : 'aborts'}`
             : '';
           say(
-            `stage ${next.gate.stage} waits for approval: ${cli} approve ${ref} --stage ${next.gate.stage}${timeout}`,
+            `${next.gate.promotion ? `the promotion (after stage ${next.gate.stage})` : `stage ${next.gate.stage}`} waits for approval: ${cli} approve ${ref} --stage ${next.gate.stage}${timeout}`,
           );
         } else if (next.evidenceQuestion) {
           say(

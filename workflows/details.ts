@@ -11,6 +11,12 @@ export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): st
     const text = `stage ${s.stage}: ${s.weight}%${s.holdMs ? ` for ${formatDuration(s.holdMs)}` : ''}${s.gate === 'approval' ? ', approval gate' : ''}${note}`;
     return `- ${mark[s.state]} ${s.state === 'current' ? `**${text}**` : text}`;
   });
+  if (st.promotionGate) {
+    const state = st.phase === 'promoted' ? 'done' : st.gate?.promotion ? 'current' : 'pending';
+    rows.push(
+      `- ${mark[state]} ${state === 'current' ? '**promotion: approval gate**' : 'promotion: approval gate'}`,
+    );
+  }
   const lines = [
     `### ${st.namespace}/${st.app} → ${st.version}`,
     `**${st.phase}** · stage ${st.stage}/${st.stageCount} · canary weight **${st.weight}%**` +
@@ -37,7 +43,7 @@ export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): st
   }
   if (st.gate) {
     notes.push(
-      `**Waiting for approval** of stage ${st.gate.stage} since ${st.gate.since}: ` +
+      `**Waiting for approval** of ${st.gate.promotion ? `the promotion (stage ${st.gate.stage} served its hold)` : `stage ${st.gate.stage}`} since ${st.gate.since}: ` +
         `\`${cli} approve ${st.workflowId} --stage ${st.gate.stage}\``,
     );
     const g = st.gate;
@@ -73,7 +79,7 @@ export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): st
       `Approvals: ${given
         .map(
           (a) =>
-            `stage ${a.stage} ${a.kind === 'promote' ? 'promotion requested' : 'approved'} by ${a.by} at ${a.at}` +
+            `stage ${a.stage} ${a.kind === 'promote' ? 'promotion requested' : a.promotion ? 'promotion approved' : 'approved'} by ${a.by} at ${a.at}` +
             (a.count !== undefined && a.required !== undefined ? ` (${a.count} of ${a.required})` : ''),
         )
         .join('; ')}`,

@@ -93,6 +93,8 @@ export interface AnalysisSpec {
 
 export interface PromotionSpec {
   cleanupDelay?: string;
+  /** A gate after the final stage's hold, before promotion ("prompt to promote"): auto (default) or approval. */
+  gate?: GateSpec;
 }
 
 /** A plan as written in a YAML/JSON file or a preset: durations are text. */
@@ -173,8 +175,8 @@ const analysisSchema = z.strictObject(
 );
 
 const promotionSchema = z.strictObject(
-  { cleanupDelay: byHand<string>().optional() },
-  typeError('an object with cleanupDelay'),
+  { cleanupDelay: byHand<string>().optional(), gate: byHand<GateSpec>().optional() },
+  typeError('an object with cleanupDelay and gate'),
 );
 
 const planSchema = z.strictObject({
@@ -200,6 +202,7 @@ const KNOWN_FIELDS: Record<string, readonly string[]> = {
   'analysis.checks.*': Object.keys(checkSchema.shape),
   'stages.*': Object.keys(stageSchema.shape),
   'stages.*.gate': Object.keys(gateObjectSchema.shape),
+  'promotion.gate': Object.keys(gateObjectSchema.shape),
   promotion: Object.keys(promotionSchema.shape),
   alerts: ALERTS_FIELDS,
   ...approvalPolicyKnownFields(),
@@ -632,11 +635,23 @@ export function validatePlan(
     checkDuration(c, promotion.cleanupDelay ?? PLAN_DEFAULTS.cleanupDelay, ['promotion', 'cleanupDelay'], {
       allowZero: true,
     }) ?? 0;
+  // The prompt before promotion: passed after the final stage's hold, like a stage's gate before its shift.
+  const promotionGate =
+    promotion.gate === undefined
+      ? undefined
+      : checkGate(c, promotion.gate, ['promotion', 'gate'], extras.approvals, strict);
 
   if (c.problems.length > 0) {
     return { ok: false, problems: sortedProblems(spec, c.problems) };
   }
-  const plan: Plan = { stages, analysis, promotion: { cleanupDelayMs } };
+  const plan: Plan = {
+    stages,
+    analysis,
+    promotion: {
+      cleanupDelayMs,
+      ...(promotionGate?.type === 'approval' ? { gate: promotionGate } : {}),
+    },
+  };
   if (typeof spec.name === 'string') plan.name = spec.name;
   if (extras.alerts) plan.alerts = extras.alerts;
   if (extras.approvals) plan.approvals = extras.approvals;
@@ -655,20 +670,23 @@ export function totalHoldMs(plan: Plan): number {
   return plan.stages.reduce((sum, stage) => sum + stage.holdMs, 0);
 }
 
-/** One line, e.g. `5% 1h → 10% 3h → [approval] 25% 20h → 100%` (a gate is passed before its stage's shift). */
+/** `[approval] `, `[approval within 2h, else abort] ` or nothing: how describePlan writes a gate. */
+function describeGate(gate: Gate): string {
+  if (gate.type !== 'approval') return '';
+  return gate.timeoutMs === undefined
+    ? '[approval] '
+    : `[approval within ${formatDuration(gate.timeoutMs)}, else ${gate.onTimeout}] `;
+}
+
+/**
+ * One line, e.g. `5% 1h → 10% 3h → [approval] 25% 20h → 100%` (a gate is passed before its stage's shift); a
+ * promotion gate ends it with `→ [approval] promotion`.
+ */
 export function describePlan(plan: Plan): string {
-  return plan.stages
-    .map((stage) => {
-      const gate = stage.gate;
-      let prefix = '';
-      if (gate.type === 'approval') {
-        prefix =
-          gate.timeoutMs === undefined
-            ? '[approval] '
-            : `[approval within ${formatDuration(gate.timeoutMs)}, else ${gate.onTimeout}] `;
-      }
-      const hold = stage.holdMs > 0 ? ` ${formatDuration(stage.holdMs)}` : '';
-      return `${prefix}${stage.weight}%${hold}`;
-    })
-    .join(' → ');
+  const stages = plan.stages.map((stage) => {
+    const hold = stage.holdMs > 0 ? ` ${formatDuration(stage.holdMs)}` : '';
+    return `${describeGate(stage.gate)}${stage.weight}%${hold}`;
+  });
+  const gate = plan.promotion.gate;
+  return [...stages, ...(gate ? [`${describeGate(gate)}promotion`] : [])].join(' → ');
 }

@@ -87,6 +87,7 @@ import type {
   AnalysisRecord,
   ApprovalRecord,
   CheckResult,
+  Gate,
   Phase,
   Plan,
   RolloutResult,
@@ -261,6 +262,11 @@ interface RolloutState {
    * (kept, so a replay never recomputes it with other time-zone data) and what status says.
    */
   windowWait?: { since: number; nextOpenAt?: number; note: string };
+  /**
+   * The plan's promotion gate (`promotion.gate`): waiting once the final stage's hold is served, passed once a person
+   * approved it (or it timed out with onTimeout: proceed). Absent before, and for plans without one.
+   */
+  promotionGate?: 'waiting' | 'passed';
 }
 
 /** Thrown inside the walk to stop it and roll back; never leaves the workflow. */
@@ -336,8 +342,17 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
 
   // ---------- derived views ----------
   const stage = (): Stage => plan.stages[s.stageIndex];
+  /** Waiting at the promotion gate: the final stage's hold is served, promotion waits for a person. */
+  const atPromotionGate = (): boolean => s.promotionGate === 'waiting' && plan.promotion.gate !== undefined;
+  /** The gate the rollout is at or comes to next: the promotion gate, or the current stage's. */
+  const currentGate = (): Gate => (atPromotionGate() ? plan.promotion.gate! : stage().gate);
   const gateWaiting = (): boolean =>
-    s.phase === 'progressing' && !s.finalizing && !s.stageEntered && stage().gate.type === 'approval';
+    s.phase === 'progressing' &&
+    !s.finalizing &&
+    (atPromotionGate() || (!s.stageEntered && stage().gate.type === 'approval'));
+  /** How messages name the waiting gate: `stage 3` or `the promotion (after stage 4)`. */
+  const gateName = (): string =>
+    atPromotionGate() ? `the promotion (after stage ${s.stageIndex + 1})` : `stage ${s.stageIndex + 1}`;
   const phase = (): Phase => {
     if (s.phase !== 'progressing') return s.phase;
     if (s.pausedSince !== undefined) return 'paused';
@@ -345,9 +360,13 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   };
   const pausedMs = (now: number): number =>
     s.pausedMsInWait + (s.pausedSince !== undefined ? now - s.pausedSince : 0);
-  /** Hold time already served in the current stage (paused time excluded). */
+  /** Hold time already served in the current stage (paused time excluded); all of it at the promotion gate. */
   const heldMs = (now: number): number =>
-    s.stageEntered && s.waitStartedAt !== undefined ? now - s.waitStartedAt - pausedMs(now) : 0;
+    s.promotionGate !== undefined
+      ? stage().holdMs
+      : s.stageEntered && s.waitStartedAt !== undefined
+        ? now - s.waitStartedAt - pausedMs(now)
+        : 0;
   const stageTimeLeft = (now: number): number =>
     s.phase !== 'progressing' || s.finalizing
       ? 0
@@ -393,14 +412,15 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     const last = plan.stages.length - 1;
     if (s.skippedFrom !== undefined && i >= s.skippedFrom && i < last) return 'skipped';
     if (s.failedStage === i && (s.phase === 'rolling_back' || s.phase === 'rolled_back')) return 'failed';
-    if (s.phase === 'promoted' || i < s.stageIndex) return 'done';
+    // At the promotion gate the final stage has served its hold.
+    if (s.phase === 'promoted' || i < s.stageIndex || s.promotionGate !== undefined) return 'done';
     if (i === s.stageIndex && s.phase === 'progressing') return 'current';
     return 'pending';
   };
 
   /** The approval policy of the current stage's gate, if it has one. */
   const gatePolicy = (): ApprovalPolicy | undefined => {
-    const g = stage().gate;
+    const g = currentGate();
     return g.type === 'approval' ? g.policy : undefined;
   };
   const gateState = () => ({ approvals: s.gateApprovals ?? [] });
@@ -449,6 +469,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       };
     }
     if (!s.stageEntered || s.waitStartedAt === undefined || s.pausedSince !== undefined) return {};
+    if (s.promotionGate !== undefined) return {};
     if (stage().holdMs === 0 || heldMs(now) < stage().holdMs || stageEvidence()) return {};
     const served = s.waitStartedAt + pausedMs(now) + stage().holdMs;
     const last = s.lastVerdict ? `the latest analysis was ${s.lastVerdict}` : 'no analysis has run yet';
@@ -463,11 +484,12 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
 
   const status = (): RolloutStatus => {
     const now = Date.now();
-    const g = stage().gate;
+    const g = currentGate();
     const gate =
       gateWaiting() && s.waitStartedAt !== undefined
         ? {
             stage: s.stageIndex + 1,
+            ...(atPromotionGate() ? { promotion: true as const } : {}),
             since: iso(s.waitStartedAt),
             ...(g.type === 'approval' && g.timeoutMs !== undefined
               ? { timeoutAt: iso(s.waitStartedAt + pausedMs(now) + g.timeoutMs), onTimeout: g.onTimeout }
@@ -476,7 +498,11 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
           }
         : undefined;
     const ends =
-      s.phase === 'progressing' && s.stageEntered && s.pausedSince === undefined && !s.finalizing
+      s.phase === 'progressing' &&
+      s.stageEntered &&
+      s.promotionGate === undefined &&
+      s.pausedSince === undefined &&
+      !s.finalizing
         ? iso(now + stageTimeLeft(now))
         : undefined;
     return {
@@ -491,7 +517,9 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       stage: s.stageIndex + 1,
       stageCount: plan.stages.length,
       weight: s.weight,
-      ...(s.stageEntered && s.waitStartedAt !== undefined ? { stageStartedAt: iso(s.waitStartedAt) } : {}),
+      ...(s.stageEntered && s.promotionGate === undefined && s.waitStartedAt !== undefined
+        ? { stageStartedAt: iso(s.waitStartedAt) }
+        : {}),
       ...(ends ? { stageEndsAt: ends } : {}),
       stageTimeLeftMs: stageTimeLeft(now),
       planTimeLeftMs: planTimeLeft(now),
@@ -547,6 +575,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
         gate: st.gate.type,
         state: stageState(i),
       })),
+      ...(plan.promotion.gate ? { promotionGate: 'approval' as const } : {}),
       run: s.run,
     };
   };
@@ -741,6 +770,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       const policy = gatePolicy();
       const record: ApprovalRecord = {
         stage: s.stageIndex + 1,
+        ...(atPromotionGate() ? { promotion: true } : {}),
         by: policy ? req.identity.trim() : req.identity,
         at: iso(now),
         kind: 'approved',
@@ -775,10 +805,9 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
           );
         }
         if (req.stage !== undefined && req.stage !== s.stageIndex + 1) {
-          throw new Error(`stage ${req.stage} is not waiting for approval; stage ${s.stageIndex + 1} is`);
+          throw new Error(`stage ${req.stage} is not waiting for approval; ${gateName()} is`);
         }
-        if (s.approvedStage === s.stageIndex)
-          throw new Error(`stage ${s.stageIndex + 1} is already approved`);
+        if (s.approvedStage === s.stageIndex) throw new Error(`${gateName()} is already approved`);
         const policy = gatePolicy();
         if (policy) {
           const check = canApprove(policy, gateState(), req.identity ?? '', Date.now());
@@ -815,12 +844,17 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
         // A promotion skips the remaining gates: under a policy only someone who may approve them may skip them.
         const who = (req.identity ?? '').trim();
         const from = s.stageEntered ? s.stageIndex + 1 : s.stageIndex;
-        for (let i = from; i < plan.stages.length; i++) {
-          const g = plan.stages[i].gate;
+        const skipped = plan.stages
+          .slice(from)
+          .map((st, k) => ({ gate: st.gate, name: `stage ${from + k + 1}` }));
+        if (plan.promotion.gate && s.promotionGate !== 'passed') {
+          skipped.push({ gate: plan.promotion.gate, name: 'the promotion' });
+        }
+        for (const { gate: g, name } of skipped) {
           if (g.type !== 'approval' || !g.policy) continue;
           if (who === '' || who === UNKNOWN_IDENTITY || !mayApprove(g.policy, who)) {
             throw new Error(
-              `cannot promote: ${who || 'an unnamed caller'} may not approve the gate of stage ${i + 1} ` +
+              `cannot promote: ${who || 'an unnamed caller'} may not approve the gate of ${name} ` +
                 `(approvers: ${describeApprovers(g.policy)}), which a promotion would skip`,
             );
           }
@@ -1206,16 +1240,22 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     }
   };
 
+  /** The current gate: a stage's before its shift, or the promotion gate after the final stage's hold. */
   const passGate = async (): Promise<void> => {
-    const g = stage().gate;
+    const g = currentGate();
     if (g.type !== 'approval') return;
     const n = s.stageIndex + 1;
+    const promotion = atPromotionGate();
     const policy = g.policy;
     const needs = (): string =>
       policy
         ? ` (${approvalsNeeded(policy, gateState(), Date.now())} of ${policy.required} approvals still needed; approvers: ${describeApprovers(policy)})`
         : '';
     const command = `${cli} approve ${info.workflowId} --stage ${n}`;
+    /** What the approval lets happen, e.g. `enter stage 2 (25%)` or `promote v2 (stage 4 at 100% served its hold)`. */
+    const step = promotion
+      ? `promote ${version} (stage ${n} at ${stage().weight}% served its hold)`
+      : `enter stage ${n} (${stage().weight}%)`;
     if (s.waitStartedAt === undefined) {
       s.waitStartedAt = Date.now();
       s.pausedMsInWait = 0;
@@ -1223,7 +1263,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       await alert(
         'approval_needed',
         'warning',
-        `${label()} waits for approval to enter stage ${n} (${stage().weight}%): ${command}${needs()}`,
+        `${label()} waits for approval to ${step}: ${command}${needs()}`,
       );
     }
     const approved = (): boolean =>
@@ -1266,7 +1306,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
           s.pausedSince === undefined &&
           (approved() || s.promoteRequest !== undefined || timedOut() || reminderDue() || escalationDue()),
         nextAt,
-        `approval gate of stage ${n}`,
+        promotion ? 'approval gate of the promotion' : `approval gate of stage ${n}`,
       );
       if (approved() || s.promoteRequest || timedOut()) break;
       const waited = formatDuration(Date.now() - (s.waitStartedAt ?? Date.now()) - pausedMs(Date.now()));
@@ -1278,7 +1318,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
         await alert(
           'approval_escalated',
           'critical',
-          `${label()} has waited ${waited} for approval to enter stage ${n} (${stage().weight}%): ${command}${needs()}`,
+          `${label()} has waited ${waited} for approval to ${step}: ${command}${needs()}`,
         );
       } else if (reminderDue()) {
         s.gateReminded = true;
@@ -1286,7 +1326,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
         await alert(
           'approval_reminder',
           'warning',
-          `${label()} still waits (${waited}) for approval to enter stage ${n} (${stage().weight}%): ${command}${needs()}`,
+          `${label()} still waits (${waited}) for approval to ${step}: ${command}${needs()}`,
         );
       }
     }
@@ -1295,13 +1335,13 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       const by = policy
         ? countedApprovals(policy, gateState(), Date.now()).map((a) => a.identity)
         : s.approvals
-            .filter((a) => a.kind === 'approved' && a.stage === n)
+            .filter((a) => a.kind === 'approved' && a.stage === n && (a.promotion ?? false) === promotion)
             .map((a) => a.by)
             .slice(-1);
       await alert(
         'approved',
         'info',
-        `${label()}: stage ${n} approved by ${by.join(', ') || 'unknown'}`,
+        `${label()}: ${promotion ? 'the promotion' : `stage ${n}`} approved by ${by.join(', ') || 'unknown'}`,
         false,
         {
           by: by.join(', '),
@@ -1313,12 +1353,20 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     if (g.onTimeout === 'proceed') {
       pushBounded(
         s.approvals,
-        { stage: n, by: 'gate timeout', at: iso(Date.now()), kind: 'timeout-proceed' },
+        {
+          stage: n,
+          ...(promotion ? { promotion: true } : {}),
+          by: 'gate timeout',
+          at: iso(Date.now()),
+          kind: 'timeout-proceed',
+        },
         MAX_APPROVALS_KEPT,
       );
       return;
     }
-    throw new RollbackRequired(`approval for stage ${n} timed out after ${formatDuration(g.timeoutMs ?? 0)}`);
+    throw new RollbackRequired(
+      `approval for ${promotion ? 'the promotion' : `stage ${n}`} timed out after ${formatDuration(g.timeoutMs ?? 0)}`,
+    );
   };
 
   /** Records what the router did: the achieved weight where it differs, and what it could not do. */
@@ -1416,7 +1464,17 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       }
       s.canaryReady = true;
     }
-    for (;;) {
+    /** A new wait at a gate: nothing of the previous gate's approvals, reminders or wait time carries over. */
+    const newWait = (): void => {
+      s.waitStartedAt = undefined;
+      s.pausedMsInWait = 0;
+      s.approvedStage = undefined;
+      s.gateApprovals = undefined;
+      s.gateReminded = undefined;
+      s.gateEscalated = undefined;
+    };
+    // A run continued at the promotion gate (or past it) has walked every stage already.
+    while (s.promotionGate === undefined) {
       if (!s.stageEntered) {
         await passGate();
         if (!s.promoteRequest) await awaitWindow(s.stageIndex === plan.stages.length - 1);
@@ -1431,12 +1489,18 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       if (s.promoteRequest || s.stageIndex === plan.stages.length - 1) break;
       s.stageIndex++;
       s.stageEntered = false;
-      s.waitStartedAt = undefined;
-      s.pausedMsInWait = 0;
-      s.approvedStage = undefined;
-      s.gateApprovals = undefined;
-      s.gateReminded = undefined;
-      s.gateEscalated = undefined;
+      newWait();
+      publish();
+    }
+    // The prompt before promotion (`promotion.gate`), once the final stage has served its hold with evidence. A
+    // person's promotion request is that approval already.
+    if (plan.promotion.gate && !s.promoteRequest && s.promotionGate !== 'passed') {
+      if (s.promotionGate === undefined) {
+        s.promotionGate = 'waiting';
+        newWait();
+      }
+      await passGate();
+      s.promotionGate = 'passed';
       publish();
     }
     // Promotion obeys the windows too, unless the plan says `promotion: any`.

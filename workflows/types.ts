@@ -72,6 +72,11 @@ export interface AnalysisSettings {
 export interface PromotionSettings {
   /** Time between promotion and removal of the canary workload, in ms. */
   cleanupDelayMs: number;
+  /**
+   * A gate between the final stage's hold and promotion (`promotion.gate`): a person approves the promotion. Absent
+   * for `auto`, as in plans written before it existed.
+   */
+  gate?: Extract<Gate, { type: 'approval' }>;
 }
 
 /** A validated, normalised plan: every duration is in ms. */
@@ -137,6 +142,8 @@ export interface ApprovalRecord {
    * go on despite a breach whose check asks first (abort.then: approval).
    */
   kind: 'approved' | 'promote' | 'timeout-proceed' | 'missing-evidence' | 'breach-accepted';
+  /** Given at the promotion gate (after `stage`, the final one, served its hold). */
+  promotion?: boolean;
   /** Under an approval policy: distinct approvals the gate needs, and how many counted once this one was given. */
   required?: number;
   count?: number;
@@ -146,6 +153,8 @@ export interface ApprovalRecord {
 
 export interface GateWait {
   stage: number;
+  /** The promotion gate: the final stage (`stage`) served its hold, promotion waits for approval. */
+  promotion?: true;
   since: string;
   /** ISO time the gate times out, absent when it waits forever. */
   timeoutAt?: string;
@@ -240,6 +249,8 @@ export interface RolloutStatus {
   rollbackReason?: string;
   promotedAt?: string;
   stages: StageView[];
+  /** The plan asks for approval before promotion, after the final stage's hold (`promotion.gate`). */
+  promotionGate?: 'approval';
   /** Which run of the workflow this is (continue-as-new increments it). */
   run: number;
 }

@@ -87,6 +87,32 @@ describe('full analysis form (judge-v2)', () => {
     expect(r.assumptions.join('\n')).toMatch(/stage weights do not change the historical data/);
   });
 
+  test('a promotion gate is assumed approved once the final hold is served', async () => {
+    const plan = planOf({
+      analysis: { interval: '1m', checks: [ERROR_RATE_CRITICAL] },
+      stages: [
+        { weight: 10, hold: '10m', gate: 'approval' },
+        { weight: 100, hold: '5m' },
+      ],
+      promotion: { gate: 'approval' },
+    } as PlanSpec);
+    const r = await run(
+      plan,
+      measureBy(() => 0.2),
+    );
+    expect(r.outcome).toEqual({ kind: 'promoted', at: isoAt(15), atMs: at(15) });
+    expect(r.events.map((e) => [(e.atMs - T0) / MIN, e.kind, e.stage, e.message])).toEqual([
+      [0, 'approval_assumed', 1, 'stage 1/2: approval gate assumed approved'],
+      [0, 'stage_entered', 1, 'stage 1/2 entered: canary at 10% for 10m'],
+      [10, 'stage_entered', 2, 'stage 2/2 entered: canary at 100% for 5m'],
+      [15, 'approval_assumed', 2, 'stage 2/2: promotion gate assumed approved'],
+      [15, 'promoted', 2, 'promoted: stage 2/2 served its hold'],
+    ]);
+    expect(r.assumptions.join('\n')).toMatch(
+      /approval gates were assumed approved at once \(stage 1 and the promotion\)/,
+    );
+  });
+
   test('a critical breach rolls back at the first round that sees it', async () => {
     const r = await run(
       twoStages(ERROR_RATE_CRITICAL),

@@ -513,7 +513,7 @@ describe('validatePlan: every bad input has its own message', () => {
       'promotion not an object',
       { stages: [{ weight: 100 }], promotion: '10m' },
       'promotion',
-      'must be an object with cleanupDelay, got "10m"',
+      'must be an object with cleanupDelay and gate, got "10m"',
     ],
     [
       'cleanupDelay negative',
@@ -537,7 +537,7 @@ describe('validatePlan: every bad input has its own message', () => {
       'unknown promotion field',
       { stages: [{ weight: 100 }], promotion: { delay: '1m' } },
       'promotion.delay',
-      'unknown field "delay" (known fields: cleanupDelay)',
+      'unknown field "delay" (known fields: cleanupDelay, gate)',
     ],
   ])('%s', (_case, spec, path, message) => {
     expect(problems(spec)).toEqual([{ path, message }]);
@@ -824,6 +824,66 @@ describe('describePlan and totalHoldMs', () => {
       '5% 1h30m → [approval] 50% 2h → [approval within 4h, else abort] 100% 30s',
     );
     expect(totalHoldMs(plan)).toBe(3 * H + 30 * M + 30_000);
+  });
+});
+
+describe('promotion.gate: the prompt before promotion', () => {
+  const withPromotion = (promotion: Record<string, unknown>): unknown => ({
+    stages: [
+      { weight: 10, hold: '1h' },
+      { weight: 100, hold: '1h' },
+    ],
+    promotion,
+  });
+
+  test('approval, with or without a timeout, is kept with the policy it applies; auto is no gate', () => {
+    expect(valid(withPromotion({ gate: 'approval' })).promotion).toEqual({
+      cleanupDelayMs: 10 * M,
+      gate: { type: 'approval' },
+    });
+    const timed = valid(withPromotion({ gate: { type: 'approval', timeout: '4h', onTimeout: 'proceed' } }));
+    expect(timed.promotion.gate).toEqual({ type: 'approval', timeoutMs: 4 * H, onTimeout: 'proceed' });
+    expect(describePlan(timed)).toBe('10% 1h → 100% 1h → [approval within 4h, else proceed] promotion');
+    expect(describePlan(valid(withPromotion({ gate: 'approval' })))).toBe(
+      '10% 1h → 100% 1h → [approval] promotion',
+    );
+    const auto = valid(withPromotion({ gate: 'auto', cleanupDelay: '0s' }));
+    expect(auto.promotion).toEqual({ cleanupDelayMs: 0 });
+    expect(describePlan(auto)).toBe('10% 1h → 100% 1h');
+    const policed = valid({
+      ...(withPromotion({ gate: { type: 'approval', approvals: { required: 2 } } }) as object),
+      approvals: { approvers: ['alice', 'bob'] },
+    });
+    expect(policed.promotion.gate?.policy).toMatchObject({ required: 2 });
+  });
+
+  test.each([
+    [
+      'an unknown gate',
+      { gate: 'manual' },
+      'promotion.gate',
+      `unknown gate type "manual"; use ${GATE_FORMS}`,
+    ],
+    [
+      'a timeout without onTimeout',
+      { gate: { type: 'approval', timeout: '2h' } },
+      'promotion.gate.onTimeout',
+      'is required when timeout is set: abort or proceed',
+    ],
+    [
+      'a misspelt field',
+      { gate: { type: 'approval', timout: '2h' } },
+      'promotion.gate.timout',
+      'unknown field "timout" (did you mean "timeout"?)',
+    ],
+    [
+      'a misspelt promotion field',
+      { gates: 'approval' },
+      'promotion.gates',
+      'unknown field "gates" (did you mean "gate"?)',
+    ],
+  ])('refuses %s', (_what, promotion, where, message) => {
+    expect(problems(withPromotion(promotion))).toContainEqual({ path: where, message });
   });
 });
 

@@ -145,6 +145,44 @@ describe('renderStatus', () => {
     expect(text).toContain('20h hold starts after approval');
   });
 
+  it('explains a waiting promotion gate: the final hold is served, promotion waits for approval', () => {
+    // At the promotion gate the final stage has served its hold (done), as the workflow reports it.
+    const final = stages(6).map((st) => (st.stage === 5 ? { ...st, holdMs: 2 * H } : st));
+    const s: RolloutStatus = {
+      ...progressing(),
+      phase: 'waiting_approval',
+      stage: 5,
+      weight: 100,
+      stageStartedAt: undefined,
+      stageEndsAt: undefined,
+      stageTimeLeftMs: 0,
+      planTimeLeftMs: 0,
+      gate: { stage: 5, promotion: true, since: '2025-03-01T12:00:00.000Z' },
+      stages: final,
+      promotionGate: 'approval',
+      approvals: [
+        { stage: 3, by: 'bob', at: '2025-03-01T01:00:00.000Z', kind: 'approved' },
+        { stage: 5, by: 'carol', at: '2025-03-01T12:10:00.000Z', kind: 'approved', promotion: true },
+      ],
+    };
+    const text = renderStatus(s, NOW);
+    expect(text).toContain(
+      'Waiting for approval to promote 1.4.2 (stage 5/5 served its hold) since 12:00:00Z (30m ago)',
+    );
+    expect(text).toContain('Approve: canary approve prod/checkout --stage 5');
+    expect(text).toContain('2h served; promotion waits for approval');
+    expect(text).toContain('✓ 50%  ✓ 100%  ▶ promotion (approval)');
+    expect(text).toContain('stage 3  approval gate approved by bob');
+    expect(text).toContain('stage 5  promotion approved by carol');
+    const lines = progressLines({ ...s, phase: 'progressing', gate: undefined }, s, NOW);
+    expect(lines).toContain(
+      '[12:30:00Z] the promotion (after stage 5) waits for approval: canary approve prod/checkout --stage 5',
+    );
+    expect(renderStatus({ ...s, phase: 'promoted', gate: undefined }, NOW)).toContain(
+      '✓ promotion (approval)',
+    );
+  });
+
   it('shows pause information', () => {
     const s: RolloutStatus = {
       ...progressing(),
