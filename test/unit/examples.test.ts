@@ -209,6 +209,8 @@ describe('examples/', () => {
       abort: { band: { value: { max: 5 } } },
     });
     expect(rule(plan, 'latency-p95').abort?.band).toEqual({ value: { max: 1000 } });
+    // "Prompts to promote to stable" after the 100 % stage.
+    expect(plan.promotion.gate).toEqual({ type: 'approval' });
     expect(target.traffic).toMatchObject({ router: 'nginx', canaryIngress: 'api-gateway-ingress-canary' });
     expect(target.metrics).toEqual({ provider: 'prometheus', templates: 'nginx' });
     // "Monitor during business hours": a weekday 09:00-17:00 window.
