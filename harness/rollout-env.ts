@@ -4,7 +4,11 @@ import { rolloutResult } from '../client/index';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import {
+  WorkflowUpdateFailedError,
+  type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 
@@ -196,3 +200,20 @@ export class RolloutBench {
 
 export const HOUR = 3_600_000;
 export const MINUTE = 60_000;
+
+/**
+ * The reason an Update was rejected with (its validator's message), as the caller sees it; fails when the Update
+ * was accepted or failed otherwise.
+ */
+export async function rejection(update: Promise<unknown>): Promise<string> {
+  const err = await update.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof WorkflowUpdateFailedError)) {
+    throw new Error(
+      `expected the update to be rejected, but it ${err === undefined ? 'was accepted' : `failed with ${String(err)}`}`,
+    );
+  }
+  return String(err.cause?.message);
+}

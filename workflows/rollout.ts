@@ -1246,6 +1246,8 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     if (g.type !== 'approval') return;
     const n = s.stageIndex + 1;
     const promotion = atPromotionGate();
+    /** What the gate guards, in messages: `stage 2` or `the promotion`. */
+    const subject = promotion ? 'the promotion' : `stage ${n}`;
     const policy = g.policy;
     const needs = (): string =>
       policy
@@ -1306,7 +1308,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
           s.pausedSince === undefined &&
           (approved() || s.promoteRequest !== undefined || timedOut() || reminderDue() || escalationDue()),
         nextAt,
-        promotion ? 'approval gate of the promotion' : `approval gate of stage ${n}`,
+        `approval gate of ${subject}`,
       );
       if (approved() || s.promoteRequest || timedOut()) break;
       const waited = formatDuration(Date.now() - (s.waitStartedAt ?? Date.now()) - pausedMs(Date.now()));
@@ -1341,7 +1343,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       await alert(
         'approved',
         'info',
-        `${label()}: ${promotion ? 'the promotion' : `stage ${n}`} approved by ${by.join(', ') || 'unknown'}`,
+        `${label()}: ${subject} approved by ${by.join(', ') || 'unknown'}`,
         false,
         {
           by: by.join(', '),
@@ -1364,9 +1366,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       );
       return;
     }
-    throw new RollbackRequired(
-      `approval for ${promotion ? 'the promotion' : `stage ${n}`} timed out after ${formatDuration(g.timeoutMs ?? 0)}`,
-    );
+    throw new RollbackRequired(`approval for ${subject} timed out after ${formatDuration(g.timeoutMs ?? 0)}`);
   };
 
   /** Records what the router did: the achieved weight where it differs, and what it could not do. */

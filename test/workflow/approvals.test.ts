@@ -1,11 +1,10 @@
 // Approval policies on the time-skipping server: who may approve, distinct approvers, expiry, reminders and
 // escalation at their instants, and promotion that cannot bypass a policy.
 import type { WorkflowHandle } from '@temporalio/client';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { approveUpdate, pauseUpdate, promoteUpdate, resumeUpdate, statusQuery } from '../../workflows/api';
 import type { PlanSpec } from '../../workflows/plan';
 import type { canaryRollout } from '../../workflows';
-import { HOUR, MINUTE, RolloutBench } from '../../harness/rollout-env';
+import { HOUR, MINUTE, RolloutBench, rejection } from '../../harness/rollout-env';
 
 jest.setTimeout(300_000);
 
@@ -31,15 +30,6 @@ function plan(gateApprovals: Record<string, unknown>): PlanSpec {
     ],
     promotion: { cleanupDelay: '0s' },
   } as PlanSpec;
-}
-
-async function rejection(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-  return String((err as WorkflowUpdateFailedError).cause?.message);
 }
 
 const approve = (h: Handle, identity: string) =>

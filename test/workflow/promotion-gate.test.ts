@@ -1,10 +1,9 @@
 // The promotion gate (`promotion.gate`, playbook 004's "prompt to promote") on the time-skipping server: it waits
 // once the final stage has served its hold, keeps the canary at 100 % meanwhile, and is passed by an approval, a
 // promotion request or its timeout; it survives continue-as-new without serving the hold again.
-import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { approveUpdate, promoteUpdate, statusQuery } from '../../workflows/api';
 import type { PlanSpec } from '../../workflows/plan';
-import { HOUR, MINUTE, RolloutBench } from '../../harness/rollout-env';
+import { HOUR, MINUTE, RolloutBench, rejection } from '../../harness/rollout-env';
 import { runHistories } from '../../harness/history';
 
 jest.setTimeout(300_000);
@@ -28,15 +27,6 @@ function plan(gate: unknown, extra: Partial<PlanSpec> = {}): PlanSpec {
     promotion: { cleanupDelay: '0s', gate },
     ...extra,
   } as PlanSpec;
-}
-
-async function rejection(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-  return String((err as WorkflowUpdateFailedError).cause?.message);
 }
 
 test('the gate waits after the final hold with the canary at 100 %; status, UI and alerts say so; approval promotes', async () => {

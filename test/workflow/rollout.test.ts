@@ -1,7 +1,7 @@
 // The rollout workflow on the time-skipping test server, against the real local stack with live traffic.
 import { rolloutResult } from '../../client/index';
 import type { WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import {
   SA_APP,
   SA_PHASE,
@@ -18,7 +18,7 @@ import {
 import type { PlanSpec } from '../../workflows/plan';
 import { PRESETS } from '../../workflows/presets';
 import type { canaryRollout } from '../../workflows';
-import { HOUR, MINUTE, RolloutBench } from '../../harness/rollout-env';
+import { HOUR, MINUTE, RolloutBench, rejection } from '../../harness/rollout-env';
 import { runHistories } from '../../harness/history';
 
 type Handle = WorkflowHandle<typeof canaryRollout>;
@@ -42,16 +42,6 @@ const twoGatePlan = (gate: unknown): PlanSpec =>
     stages: [{ weight: 5, hold: '1h' }, { weight: 25, hold: '1h', gate }, { weight: 100 }],
     promotion: { cleanupDelay: '0s' },
   }) as PlanSpec;
-
-/** The reason an Update was rejected with (the validator's message), as the caller sees it. */
-async function rejection(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-  return String((err as WorkflowUpdateFailedError).cause?.message);
-}
 
 async function status(h: Handle) {
   return h.query(statusQuery);
