@@ -219,7 +219,7 @@ export class ProviderRegistry implements ProviderSource {
     const url = m.url ?? connection.url;
     if (!url) {
       throw new ProviderError(
-        'invalid',
+        'unconfigured',
         `no Prometheus URL for ${target.namespace}/${target.app}: the target's metrics.prometheus.url is not ` +
           "set, nor is the worker's CANARY_PROMETHEUS_URL",
       );

@@ -11,6 +11,7 @@ import type { RolloutAlert } from './alerts/events';
 import { AlertDeliveryError } from './alerts/http';
 import { heartbeating } from './heartbeat';
 import type { ProviderSource } from './factory';
+import { runPreflight, type PreflightInput, type PreflightReport } from './preflight';
 import { MetricsQueryError } from './metrics/prometheus';
 import {
   ProviderError,
@@ -82,6 +83,14 @@ async function step<T>(mode: StepMode, fn: () => Promise<T>): Promise<T> {
 
 export function createActivities(p: ProviderSource) {
   return {
+    /**
+     * The rollout's first step: whether this worker can drive this target with this plan (cluster, objects,
+     * verbs, selectors, queries, data), read-only. Returns every finding; throws only when it cannot run at all.
+     */
+    async preflight(input: PreflightInput): Promise<PreflightReport> {
+      return heartbeating(() => runPreflight(p, input));
+    },
+
     async prepareCanary(input: { target: Target; version: string; image?: string }): Promise<CanaryInfo> {
       return step('forward', () => p.workloads(input.target).ensureCanary(input.version, input.image));
     },

@@ -32,6 +32,46 @@ export type WeightVerification =
   | { verified: false; weight: number; reason: string }
   | { verified: null; reason: string };
 
+/**
+ * One thing the preflight (the rollout's first step, before anything is touched) found wrong with this target on
+ * this worker. A rollout with a `refuse` finding ends as not started: nothing was changed, the target is free.
+ */
+export interface PreflightFinding {
+  /**
+   * What it concerns: `cluster` (reachable, credentials), `access` (a verb the worker's account lacks), `object` (a
+   * router object, Service, Deployment or CRD that is missing or unusable), `selector` (routing that would point at
+   * pods of the wrong version), `query` (a check's query does not parse or run), `metrics` (the provider cannot
+   * answer a check), `data` (a check has no data even for stable: its exporter is missing), `window` (the plan's
+   * deployment windows do not open in time).
+   */
+  area: 'cluster' | 'access' | 'object' | 'selector' | 'query' | 'metrics' | 'data' | 'window';
+  /**
+   * `input`: the plan or the target must change (the CLI exits 2); `infrastructure`: the worker's cluster,
+   * credentials or metrics source must (exit 3).
+   */
+  cause: 'input' | 'infrastructure';
+  /** `refuse`: the rollout does not start; `warn`: it starts, and its status and start alert name the finding. */
+  level: 'refuse' | 'warn';
+  /** One sentence that names what is wrong and how to fix it (never a secret). */
+  message: string;
+  /** Where in the plan or target, e.g. `target.traffic.istio.destinationRule` or `analysis.checks[2].query`. */
+  path?: string;
+}
+
+/** The labels the pods of each side carry (or will carry, for a canary not made yet), for selector checks. */
+export interface PodLabels {
+  stable?: Record<string, string>;
+  canary?: Record<string, string>;
+}
+
+/** What a workload manager's preflight found, and what routers need to check their selectors. */
+export interface WorkloadPreflight {
+  findings: PreflightFinding[];
+  /** The version stable runs now, when the manager can tell. */
+  stableVersion?: string;
+  pods?: PodLabels;
+}
+
 /** Shifts traffic between stable and canary (Istio, NGINX, Gateway API, SMI, replica ratio, local proxy). */
 export interface TrafficRouter {
   readonly type: string;
@@ -52,6 +92,12 @@ export interface TrafficRouter {
   verifyWeight(weight: number): Promise<WeightVerification>;
   /** Removes what setup created, leaving all traffic on stable. Idempotent. Called after promotion or rollback. */
   teardown(): Promise<void>;
+  /**
+   * Read-only: whether this router can drive this target on this worker (the objects and CRDs it needs exist, the
+   * verbs it uses are allowed, its routing would point at pods of the right version). Changes nothing; a problem it
+   * cannot check is not a finding. Absent: nothing to check (the local proxy).
+   */
+  preflight?(versions: RoutingVersions, pods: PodLabels): Promise<PreflightFinding[]>;
 }
 
 /** What the workload manager knows about the two sides after preparing the canary. */
@@ -84,6 +130,11 @@ export interface WorkloadManager {
   scaleDownCanary(): Promise<void>;
   /** Removes the canary workload after promotion. Idempotent. */
   cleanupCanary(): Promise<void>;
+  /**
+   * Read-only: whether the canary can be made from stable here (stable exists, the verbs are allowed), and the pod
+   * labels of both sides for the router's selector checks. Changes nothing. Absent: nothing to check.
+   */
+  preflight?(version: string, image?: string): Promise<WorkloadPreflight>;
 }
 
 export interface MetricQuery {
@@ -122,11 +173,13 @@ export interface MetricsProvider {
 /**
  * A failure a provider can name precisely. `forbidden` and `not_found` are permanent: a forward step fails
  * fast on them, a rollback keeps retrying (someone may fix the permission). `deadline`: the canary did not
- * become available in time. `conflict`: the object kept changing under us.
+ * become available in time. `conflict`: the object kept changing under us. `invalid`: the target asks for
+ * something this provider cannot do. `unconfigured`: the worker lacks what the provider needs (no cluster
+ * credentials, no Prometheus URL): its environment must change, not the rollout.
  */
 export class ProviderError extends Error {
   constructor(
-    readonly kind: 'forbidden' | 'not_found' | 'deadline' | 'conflict' | 'invalid',
+    readonly kind: 'forbidden' | 'not_found' | 'deadline' | 'conflict' | 'invalid' | 'unconfigured',
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -41,7 +41,7 @@ export function loadKubeConfig(settings: KubeSettings = {}): KubeConfig {
     else kc.loadFromDefault();
   } catch (err) {
     throw new ProviderError(
-      'invalid',
+      'unconfigured',
       `cannot load the Kubernetes configuration${settings.kubeconfig ? ` from ${settings.kubeconfig}` : ''}: ${errorText(err)}`,
     );
   }
@@ -49,7 +49,7 @@ export function loadKubeConfig(settings: KubeSettings = {}): KubeConfig {
     if (!kc.getContexts().some((c) => c.name === settings.context)) {
       const known = kc.getContexts().map((c) => c.name);
       throw new ProviderError(
-        'invalid',
+        'unconfigured',
         `Kubernetes context "${settings.context}" is not in the kubeconfig (CANARY_KUBE_CONTEXT); known: ${known.join(', ') || 'none'}`,
       );
     }
@@ -57,7 +57,7 @@ export function loadKubeConfig(settings: KubeSettings = {}): KubeConfig {
   }
   if (!kc.getCurrentCluster()) {
     throw new ProviderError(
-      'invalid',
+      'unconfigured',
       'no Kubernetes cluster configured: set KUBECONFIG (or CANARY_KUBECONFIG) to a kubeconfig file, or run the worker in a pod with a service account',
     );
   }
