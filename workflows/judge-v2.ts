@@ -5,6 +5,8 @@
 //
 // Per check, each round is one of:
 //   query_failed             the provider could not answer: not evidence either way
+//   fail (rejected query)    with permanentQueryErrors: the source refused the query itself (error kind bad_query:
+//                            invalid PromQL, an unknown metric); no retry can fix it, so the check fails at once
 //   no_data / inconclusive   it answered, but without data / with too little traffic (minRequests, minSamples)
 //   pass | hold | breach     a threshold check's value in its success band, between the bands, in its abort band
 //   pass | marginal | fail   a test check's result
@@ -23,6 +25,10 @@
 // round as a breach; ignore lets the stage advance without this check. A failed query alerts at once (no
 // advance, the next round retries) and does onQueryError.then at its limit. A breach streak survives rounds
 // without evidence (they show neither health nor harm) and ends at the first round with evidence outside abort.
+// A rejected query (option permanentQueryErrors) is not an outage: it counts as a breach round in the abort band,
+// so its severity decides (critical rolls back now, high once persisted, medium steps back, low alerts); a check
+// without an abort band holds the stage and alerts once that it is stuck. Without the option (rollouts recorded
+// before it) a rejected query is a failed query like any other.
 //
 // The decision is the strongest action any rule fired: rollback > await-approval > step-back > hold > alert >
 // advance-ok (so a medium step-back is not lost behind a missing-data hold, nor a medium rollback behind a
@@ -75,8 +81,27 @@ export interface CheckState {
   /** then: approval: a person accepted this breach streak; it no longer stands in the way until it ends. */
   breachAccepted?: true;
   /** Alerts already given for the streaks running now, so a long breach or outage alerts once. */
-  alerted?: { breach?: true; queryFailure?: true; noDataLimit?: true; queryLimit?: true };
+  alerted?: {
+    breach?: true;
+    queryFailure?: true;
+    noDataLimit?: true;
+    queryLimit?: true;
+    /** permanentQueryErrors: the source rejected this check's query (said once per streak). */
+    rejected?: true;
+  };
 }
+
+/** How judgeRound reads a round; each option changes decisions, so the workflow turns it on behind a patch. */
+export interface JudgeOptions {
+  /**
+   * A query the metrics source rejected (error kind `bad_query`: invalid PromQL, an unknown metric, an answer that
+   * is not one number) fails its check at once, by its severity, instead of being held through as an outage.
+   */
+  permanentQueryErrors?: boolean;
+}
+
+/** Error kinds that say the query itself is wrong: retrying cannot help (MetricsQueryError.permanent). */
+export const PERMANENT_QUERY_ERROR_KINDS: readonly string[] = ['bad_query'];
 
 /** Carried across rounds and continue-as-new; plain JSON. */
 export interface JudgeState {
@@ -190,12 +215,16 @@ interface Fired {
   check: string;
 }
 
-/** Judges one round. `at` is the round's workflow time in ms; `state` what the previous round returned. */
+/**
+ * Judges one round. `at` is the round's workflow time in ms; `state` what the previous round returned; `options`
+ * what the rollout's workflow version judges by (none: as rollouts recorded before them).
+ */
 export function judgeRound(
   checks: readonly AnalysisCheck[],
   measurements: Readonly<Record<string, RoundMeasurement | undefined>>,
   at: number,
   state: JudgeState = initialJudgeState(),
+  options: JudgeOptions = {},
 ): { state: JudgeState; decision: Decision } {
   const wasSteppedBack = checks.some((c) => state.checks[c.name]?.steppedBackAt !== undefined);
   const fired: Fired[] = [];
@@ -207,7 +236,7 @@ export function judgeRound(
   const breachApprovalFor: string[] = [];
 
   for (const check of checks) {
-    const step = judgeCheck(check, measurements[check.name], at, state.checks[check.name]);
+    const step = judgeCheck(check, measurements[check.name], at, state.checks[check.name], options);
     nextChecks[check.name] = step.next;
     perCheck.push(step.verdict);
     alerts.push(...step.alerts);
@@ -254,6 +283,7 @@ export function judgeRound(
 
 type Observation =
   | { kind: 'query_failed'; note: string }
+  | { kind: 'rejected'; note: string }
   | { kind: 'no_evidence'; outcome: 'no_data' | 'inconclusive'; note: string }
   | {
       kind: 'evidence';
@@ -279,8 +309,9 @@ function judgeCheck(
   m: RoundMeasurement | undefined,
   at: number,
   prev: CheckState | undefined,
+  options: JudgeOptions,
 ): CheckStep {
-  const obs = observe(check, m);
+  const obs = observe(check, m, options);
   const next: CheckState = copyState(prev);
   const alerted = { ...(prev?.alerted ?? {}) };
   const fired: Fired[] = [];
@@ -337,7 +368,24 @@ function judgeCheck(
     next.consecutiveQueryFailures = 0;
     delete alerted.queryFailure;
     delete alerted.queryLimit;
-    if (obs.kind === 'no_evidence') {
+    if (obs.kind !== 'rejected') delete alerted.rejected;
+    if (obs.kind === 'rejected') {
+      // No retry can fix the query: the check fails. With an abort band that is a breach round, for the severity
+      // to act on below; without one the stage cannot advance on this check until someone fixes the plan.
+      delete next.healthySince;
+      if (abort) breachRound = true;
+      else {
+        notes.push('the stage holds until the query is fixed');
+        if (!alerted.rejected) {
+          alerts.push({
+            check: name,
+            level: 'warning',
+            message: `${name}: ${obs.note}; the stage holds until the check's query is fixed`,
+            stuck: true,
+          });
+        }
+      }
+    } else if (obs.kind === 'no_evidence') {
       const rule = check.onNoData;
       if (rule.action === 'ignore') {
         blocks = false;
@@ -445,6 +493,17 @@ function judgeCheck(
       } else if (!persisted) notes.push(`breaching ${progress}`);
     }
   }
+  if (obs.kind === 'rejected') {
+    // Said once per streak, unless this round already says it (a step-back or low alert) or rolls back.
+    if (abort && !alerted.rejected && alerts.length === 0 && fired.length === 0) {
+      alerts.push({
+        check: name,
+        level: 'warning',
+        message: `${name}: ${obs.note}; it counts as a breach (${severity}) until the check's query is fixed`,
+      });
+    }
+    alerted.rejected = true;
+  }
   if (advisory && (obs.kind === 'evidence' || breachRound)) blocks = false;
   if (!breachRound && abort?.ask && next.askedAt !== undefined && !next.breachAccepted) {
     ask(
@@ -484,7 +543,8 @@ function judgeCheck(
     }
   }
 
-  const outcome: CheckOutcome = obs.kind === 'query_failed' ? 'query_failed' : obs.outcome;
+  const outcome: CheckOutcome =
+    obs.kind === 'query_failed' ? 'query_failed' : obs.kind === 'rejected' ? 'fail' : obs.outcome;
   next.lastOutcome = outcome;
   if (Object.keys(alerted).length > 0) next.alerted = alerted;
   else delete next.alerted;
@@ -545,11 +605,14 @@ function persistence(
 // ---------------------------------------------------------------------------------------------------------------
 // Reading a measurement
 
-function observe(check: AnalysisCheck, m: RoundMeasurement | undefined): Observation {
+function observe(check: AnalysisCheck, m: RoundMeasurement | undefined, options: JudgeOptions): Observation {
   if (!m) return { kind: 'no_evidence', outcome: 'no_data', note: 'no measurement this round' };
   if (m.error) {
     if (m.error.kind === 'no_data') {
       return { kind: 'no_evidence', outcome: 'no_data', note: `no data (${m.error.message})` };
+    }
+    if (options.permanentQueryErrors && PERMANENT_QUERY_ERROR_KINDS.includes(m.error.kind)) {
+      return { kind: 'rejected', note: `query rejected (${m.error.kind}: ${m.error.message})` };
     }
     return { kind: 'query_failed', note: `query failed (${m.error.kind}: ${m.error.message})` };
   }

@@ -1026,3 +1026,185 @@ describe('decisions across checks', () => {
     });
   });
 });
+
+describe('a query the source rejects (bad_query) fails its check, with permanentQueryErrors', () => {
+  const REASON =
+    'Prometheus at http://prom:9090 rejected the query (HTTP 400 bad_data: 1:27: parse error: unclosed left parenthesis); query: sum(rate(x[1m])';
+  const rejected = (message = REASON): RoundMeasurement => ({
+    value: null,
+    error: { kind: 'bad_query', message },
+  });
+  const ON = { permanentQueryErrors: true };
+
+  /** As run(), with the judge's options. */
+  function runWith(
+    checks: AnalysisCheck[],
+    rounds: Round[],
+    options: { permanentQueryErrors?: boolean } = ON,
+    every = M,
+  ): Decision[] {
+    let state = initialJudgeState();
+    return rounds.map((round, i) => {
+      const out = judgeRound(checks, round, T0 + i * every, state, options);
+      state = JSON.parse(JSON.stringify(out.state)) as JudgeState;
+      return out.decision;
+    });
+  }
+
+  it('critical: rolls back in the first round, naming the source’s reason', () => {
+    const [c] = checksOf([
+      { name: 'e', query: 'sum(rate(x[{{window}}])', abort: { max: 5, severity: 'critical' } },
+    ]);
+    const [d] = runWith([c], [{ e: rejected() }]);
+    expect(d.action).toBe('rollback');
+    expect(d.reasons).toEqual([`e: query rejected (bad_query: ${REASON}) (critical): roll back at once`]);
+    expect(d.perCheck[0]).toMatchObject({ outcome: 'fail', value: null, severity: 'critical' });
+    expect(roundOutcome(d)).toEqual({ advances: false, verdict: 'fail' });
+    // The rollback says it; no extra alert.
+    expect(d.alerts).toEqual([]);
+  });
+
+  it('high: breach rounds that roll back once persisted (3 in a row by default), alerting once meanwhile', () => {
+    const [c] = checksOf([{ name: 'e', metric: 'error-rate', success: { max: 1 }, abort: { max: 5 } }]);
+    const ds = runWith(
+      [c],
+      repeat(3, () => ({ e: rejected() })),
+    );
+    expect(actions(ds)).toEqual(['hold', 'hold', 'rollback']);
+    expect(ds[0].reasons).toEqual([`e: query rejected (bad_query: ${REASON}); breaching 1 of 3 rounds`]);
+    expect(ds[2].reasons).toEqual([
+      `e: query rejected (bad_query: ${REASON}), 3 of 3 rounds (high): roll back`,
+    ]);
+    expect(ds.map((d) => d.alerts.length)).toEqual([1, 0, 0]);
+    expect(ds[0].alerts[0]).toEqual({
+      check: 'e',
+      level: 'warning',
+      message: `e: query rejected (bad_query: ${REASON}); it counts as a breach (high) until the check's query is fixed`,
+    });
+    // Rejected rounds and real breaches make one streak; evidence inside the bands ends it.
+    expect(actions(runWith([c], [{ e: v(7) }, { e: rejected() }, { e: v(7) }]))).toEqual([
+      'hold',
+      'hold',
+      'rollback',
+    ]);
+    expect(
+      actions(runWith([c], [{ e: rejected() }, { e: rejected() }, { e: v(0.2) }, { e: rejected() }])),
+    ).toEqual(['hold', 'hold', 'advance-ok', 'hold']);
+  });
+
+  it('high with `for`: rolls back once the rejection has lasted that long', () => {
+    const [c] = checksOf([{ name: 'e', metric: 'error-rate', abort: { max: 5, for: '2m' } }]);
+    expect(
+      actions(
+        runWith(
+          [c],
+          repeat(3, () => ({ e: rejected() })),
+        ),
+      ),
+    ).toEqual(['hold', 'hold', 'rollback']);
+  });
+
+  it('medium: steps traffic back, and rolls back if still rejected rollbackAfter later', () => {
+    const [c] = checksOf([
+      { name: 'e', metric: 'error-rate', abort: { max: 5, severity: 'medium', rollbackAfter: '3m' } },
+    ]);
+    const ds = runWith(
+      [c],
+      repeat(4, () => ({ e: rejected() })),
+    );
+    expect(actions(ds)).toEqual(['step-back', 'hold', 'hold', 'rollback']);
+    expect(ds[0].reasons[0]).toBe(
+      `e: query rejected (bad_query: ${REASON}), this round (medium): step back to the previous weight`,
+    );
+    expect(ds[0].steppedBack).toBe(true);
+    // The step-back's own alert says it; the rejection adds none.
+    expect(ds.map((d) => d.alerts.length)).toEqual([1, 0, 0, 0]);
+  });
+
+  it('low: alerts once and keeps going (no success band), or holds with one', () => {
+    const [advisory] = checksOf([{ name: 'e', metric: 'request-rate', abort: { min: 1, severity: 'low' } }]);
+    const ds = runWith(
+      [advisory],
+      repeat(3, () => ({ e: rejected() })),
+    );
+    expect(actions(ds)).toEqual(['alert', 'advance-ok', 'advance-ok']);
+    expect(ds.map((d) => d.alerts.length)).toEqual([1, 0, 0]);
+    expect(ds[0].reasons).toEqual([`e: query rejected (bad_query: ${REASON}) (low): alert and keep going`]);
+    const [holding] = checksOf([
+      { name: 'e', metric: 'request-rate', success: { min: 5 }, abort: { min: 1, severity: 'low' } },
+    ]);
+    expect(actions(runWith([holding], [{ e: rejected() }]))).toEqual(['hold']);
+  });
+
+  it('without an abort band: holds the stage, says once that it is stuck, never rolls back', () => {
+    const [c] = checksOf([
+      { name: 'e', metric: 'error-rate', success: { max: 1 }, onQueryError: 'rollback' },
+    ]);
+    const ds = runWith(
+      [c],
+      repeat(6, () => ({ e: rejected() })),
+    );
+    expect(new Set(actions(ds))).toEqual(new Set(['hold']));
+    expect(ds[0].reasons).toEqual([
+      `e: query rejected (bad_query: ${REASON}); the stage holds until the query is fixed`,
+    ]);
+    expect(ds.flatMap((d) => d.alerts)).toEqual([
+      {
+        check: 'e',
+        level: 'warning',
+        message: `e: query rejected (bad_query: ${REASON}); the stage holds until the check's query is fixed`,
+        stuck: true,
+      },
+    ]);
+    expect(ds.map((d) => d.perCheck[0].outcome)).toEqual(repeat(6, () => 'fail'));
+  });
+
+  it('a short-form check rolls back at its failureLimit, as for a breach', () => {
+    const [c] = checksOf([{ name: 'e', metric: 'error-rate', max: 1 }], { ...DEFAULTS, failureLimit: 2 });
+    expect(actions(runWith([c], [{ e: rejected() }, { e: rejected() }]))).toEqual(['hold', 'rollback']);
+  });
+
+  it('then: approval asks a person, as for a breach', () => {
+    const [c] = checksOf([
+      { name: 'e', metric: 'error-rate', abort: { max: 5, severity: 'critical', then: 'approval' } },
+    ]);
+    const [d] = runWith([c], [{ e: rejected() }]);
+    expect(d).toMatchObject({ action: 'await-approval', approvalFor: ['e'], breachApprovalFor: ['e'] });
+  });
+
+  it('an outage keeps today’s behaviour with the option on: hold, alert once, onQueryError at its limit', () => {
+    const [c] = checksOf([
+      { name: 'e', metric: 'error-rate', success: { max: 1 }, abort: { max: 5, severity: 'critical' } },
+    ]);
+    for (const kind of ['unreachable', 'timeout', 'server', 'auth']) {
+      const outage: RoundMeasurement = {
+        value: null,
+        error: { kind, message: 'Prometheus at http://prom:9090 ...' },
+      };
+      const ds = runWith(
+        [c],
+        repeat(4, () => ({ e: outage })),
+      );
+      expect({ kind, actions: actions(ds) }).toEqual({ kind, actions: ['hold', 'hold', 'hold', 'hold'] });
+      expect(ds.map((d) => d.perCheck[0].outcome)).toEqual(repeat(4, () => 'query_failed'));
+      expect(ds.map((d) => d.alerts.length)).toEqual([1, 0, 1, 0]);
+    }
+  });
+
+  it('without the option (recorded rollouts), a rejected query is a failed query like any other', () => {
+    const [c] = checksOf([
+      { name: 'e', metric: 'error-rate', success: { max: 1 }, abort: { max: 5, severity: 'critical' } },
+    ]);
+    const rounds = [...repeat(4, () => ({ e: rejected() })), { e: v(0.2) }, { e: rejected() }];
+    const off = runWith([c], rounds, {});
+    expect(actions(off)).toEqual(['hold', 'hold', 'hold', 'hold', 'advance-ok', 'hold']);
+    expect(off[0].perCheck[0].outcome).toBe('query_failed');
+    // Exactly what judgeRound decided before it took options, and the same as for an outage.
+    expect(off).toEqual(run([c], rounds));
+    const asOutage = run(
+      [c],
+      rounds.map((r) => (r.e?.error ? { e: { ...r.e, error: { ...r.e.error, kind: 'unreachable' } } } : r)),
+    );
+    expect(actions(off)).toEqual(actions(asOutage));
+  });
+});
