@@ -100,7 +100,10 @@ export interface JudgeOptions {
   permanentQueryErrors?: boolean;
 }
 
-/** Error kinds that say the query itself is wrong: retrying cannot help (MetricsQueryError.permanent). */
+/**
+ * Error kinds that say the query itself is wrong: retrying cannot help (MetricsQueryError.permanent). Not
+ * `execution` (Prometheus's 422: valid PromQL that failed on the series it met, which may churn back next round).
+ */
 export const PERMANENT_QUERY_ERROR_KINDS: readonly string[] = ['bad_query'];
 
 /** Carried across rounds and continue-as-new; plain JSON. */

@@ -1,8 +1,11 @@
 // MetricsProvider over the local proxy's per-side counters (GET /metrics on the control API). It answers every
 // named metric of the analysis checks (ANALYSIS_METRICS), for now only: no evaluation in the past, no range
-// queries (a test check needs Prometheus).
+// queries (a test check needs Prometheus). Its failures are MetricsQueryErrors, as Prometheus's are, so a round and
+// the preflight tell a query no retry can fix (a raw query, an unknown metric: bad_query) from a stack that does not
+// answer (unreachable, server).
+import { MetricsQueryError } from '../metrics/errors';
 import type { MetricQuery, MetricsProvider } from '../types';
-import { LocalStackClient, type MetricsAnswer } from './control-client';
+import { LocalStackClient, LocalStackError, type MetricsAnswer } from './control-client';
 
 /** Named metrics and what each one reads from a /metrics answer. */
 const FIELDS = {
@@ -39,14 +42,16 @@ export class LocalMetricsProvider implements MetricsProvider {
 
   async runQuery(q: MetricQuery): Promise<number | null> {
     if (!q.metric) {
-      throw new Error(
+      throw new MetricsQueryError(
+        'bad_query',
         q.query
           ? 'the local metrics provider takes named metrics (error-rate, latency-p95, ...), not raw queries'
           : `a check needs a metric for the local metrics provider (one of ${LOCAL_METRICS.join(', ')})`,
       );
     }
     if (!Object.hasOwn(FIELDS, q.metric)) {
-      throw new Error(
+      throw new MetricsQueryError(
+        'bad_query',
         `unknown metric ${JSON.stringify(q.metric)}: the local provider knows ${LOCAL_METRICS.join(', ')}`,
       );
     }
@@ -60,15 +65,16 @@ export class LocalMetricsProvider implements MetricsProvider {
     if (q.metric === 'request-count') {
       // The count itself is the evidence of how much traffic there was, a small one included; no side (no
       // canary running) is no data.
-      const answer = await this.client.metrics(q.side, q.windowSeconds);
+      const answer = await this.metrics(q);
       return answer.version === null ? null : read(answer);
     }
-    // A side that just started (or just got traffic) may not have a minimum sample yet: give it a moment.
+    // A side that just started (or just got traffic) may not have a minimum sample yet: give it a moment. A side
+    // that does not run (no canary yet, as in the preflight) will not get one: no data at once.
     const deadline = Date.now() + this.sample.waitMs;
-    let answer = await this.client.metrics(q.side, q.windowSeconds);
-    while (answer.requests < this.sample.minSamples && Date.now() < deadline) {
+    let answer = await this.metrics(q);
+    while (answer.version !== null && answer.requests < this.sample.minSamples && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
-      answer = await this.client.metrics(q.side, q.windowSeconds);
+      answer = await this.metrics(q);
     }
     // Too few requests in the window is no evidence, whatever the metric (a rate of 0 included).
     if (answer.requests < Math.max(1, this.sample.minSamples)) return null;
@@ -77,5 +83,17 @@ export class LocalMetricsProvider implements MetricsProvider {
 
   isOnline(): Promise<boolean> {
     return this.client.healthy();
+  }
+
+  /** One side's counters; a stack that does not answer (or fails) is a MetricsQueryError naming its control URL. */
+  private async metrics(q: MetricQuery): Promise<MetricsAnswer> {
+    try {
+      return await this.client.metrics(q.side, q.windowSeconds);
+    } catch (err) {
+      if (!(err instanceof LocalStackError)) throw err;
+      // A refusal (4xx) is this query's fault (a window the stack does not take); anything else is the stack's.
+      const kind = err.status === undefined ? 'unreachable' : err.status < 500 ? 'bad_query' : 'server';
+      throw new MetricsQueryError(kind, err.message);
+    }
   }
 }

@@ -12,6 +12,7 @@ import { PrometheusDriver, type QueryResult } from 'prometheus-query';
 import { parseDuration } from '../../workflows/duration';
 import type { Target, TrafficTarget } from '../../workflows/target';
 import type { MetricQuery, MetricsProvider, RoutingVersions } from '../types';
+import { MetricsQueryError, type MetricsQueryErrorKind } from './errors';
 import {
   STANDARD_PLACEHOLDERS,
   TEMPLATE_SETS,
@@ -79,29 +80,8 @@ export interface PrometheusRangeQuery extends PrometheusQuery {
   stepSeconds: number;
 }
 
-export type MetricsQueryErrorKind = 'unreachable' | 'bad_query' | 'server' | 'auth' | 'timeout';
-
-/**
- * The query did not run (as opposed to "ran and found no data", which is null). The message names the server (its
- * URL without credentials) and the query, never a credential. `bad_query` is permanent until someone fixes the
- * plan or the target; the others may pass (a restart, a network blip).
- */
-export class MetricsQueryError extends Error {
-  constructor(
-    readonly kind: MetricsQueryErrorKind,
-    message: string,
-    readonly query?: string,
-    /** A moment may fix it (refused, reset, 5xx): the provider retries it with backoff before giving up. */
-    readonly transient = false,
-  ) {
-    super(message);
-    this.name = 'MetricsQueryError';
-  }
-
-  get permanent(): boolean {
-    return this.kind === 'bad_query';
-  }
-}
+// The error type lives in ./errors (the local provider throws it too); exported here as before.
+export { MetricsQueryError, type MetricsQueryErrorKind } from './errors';
 
 /** What prometheus-query throws: plain objects, not Errors (see its handleResponse). */
 interface DriverFailure {
@@ -181,6 +161,19 @@ export class PrometheusMetricsProvider implements MetricsProvider {
     const query = this.render(q);
     const result = await this.call(query, () => this.driver.instantQuery(query, q.atMs, this.evalTimeout()));
     return this.single(query, result);
+  }
+
+  /**
+   * runQuery's answer, plus how many series it had and the PromQL it ran: `series` counts a NaN or ±Inf sample too
+   * (a ratio over zero traffic: the series exist, the side was quiet), so 0 means "nothing matched at all" (no such
+   * series: their exporter is missing, or the labels select nothing). For the preflight; the same errors as runQuery.
+   */
+  async presence(q: PrometheusQuery): Promise<{ value: number | null; series: number; query: string }> {
+    const query = this.render(q);
+    const result = await this.call(query, () => this.driver.instantQuery(query, q.atMs, this.evalTimeout()));
+    const series =
+      result.resultType === 'vector' ? result.result.length : result.resultType === 'scalar' ? 1 : 0;
+    return { value: this.single(query, result), series, query };
   }
 
   /**
@@ -456,9 +449,13 @@ export class PrometheusMetricsProvider implements MetricsProvider {
           );
         }
         if (type === 'timeout') return make('timeout', `gave up evaluating the query (${why})`);
-        if (type === 'bad_data' || type === 'execution' || status === 400 || status === 422) {
-          return make('bad_query', `rejected the query (${why})`);
+        // 422 (execution): valid PromQL that failed on the data it met (many-to-many matching, duplicate series
+        // while a target restarts, too many samples); the same query may run next round. 400 (bad_data): the query
+        // itself is invalid, and stays so.
+        if (type === 'execution' || status === 422) {
+          return make('execution', `could not evaluate the query on its data (${why})`);
         }
+        if (type === 'bad_data' || status === 400) return make('bad_query', `rejected the query (${why})`);
         if (status === 404) {
           return make('server', `has no query API at this URL (${why}): is it the server's base URL?`);
         }
