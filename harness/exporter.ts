@@ -35,6 +35,17 @@ export interface ExporterOptions extends ExporterBehaviour {
   ingress?: string;
   /** Histogram bucket bounds in the set's unit (ms for istio, s otherwise); defaults as the real exporters. */
   buckets?: number[];
+  /**
+   * Series of other exporters served beside the set's own, as a cluster that runs them has them (kube-state-metrics'
+   * kube_deployment_status_replicas_unavailable, say): fixed gauges.
+   */
+  extraSeries?: ExtraSeries[];
+}
+
+export interface ExtraSeries {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
 }
 
 export interface Exporter {
@@ -223,6 +234,12 @@ export async function startExporter(opts: ExporterOptions): Promise<Exporter> {
         histogram('http_request_duration_seconds', 'HTTP request duration in s', common, 1000);
         break;
       }
+    }
+    const extra = new Map<string, ExtraSeries[]>();
+    for (const e of opts.extraSeries ?? []) extra.set(e.name, [...(extra.get(e.name) ?? []), e]);
+    for (const [name, series] of extra) {
+      out.push(`# HELP ${name} A series of another exporter`, `# TYPE ${name} gauge`);
+      for (const e of series) out.push(`${name}${labels(e.labels)} ${e.value}`);
     }
     return `${out.join('\n')}\n`;
   }
