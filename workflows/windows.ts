@@ -3,6 +3,7 @@
 // function takes the current time as a parameter, and time-zone rules come only from the platform's Intl data
 // (formatToParts), never from hand-written offsets.
 import { z } from 'zod';
+import { DurationError, formatDuration, parseDuration } from './duration';
 import {
   Collector,
   byHand,
@@ -30,6 +31,11 @@ export interface WindowsSpec {
   freeze?: FreezeSpec[];
   /** Whether promotion (the final 100 % stage) obeys the windows too (default) or may happen any time. */
   promotion?: 'windows' | 'any';
+  /**
+   * A rollout is refused at start unless the windows open within this long (a duration; default 30 days), so a
+   * freeze that never ends or an allow range that never comes is caught before anything changes.
+   */
+  opensWithin?: string;
 }
 
 export interface AllowRangeSpec {
@@ -73,12 +79,17 @@ export interface Windows {
   allow?: AllowRange[];
   freeze: FreezePeriod[];
   promotion: 'windows' | 'any';
+  /** `opensWithin` in ms, only when the plan says it (absent: DEFAULT_OPENS_WITHIN_MS), so older plans normalise alike. */
+  opensWithinMs?: number;
 }
 
 export const WINDOWS_LIMITS = { allow: 50, freeze: 50, reasonLength: 200 } as const;
 
 /** How far ahead nextOpen looks before it gives up. */
 export const NEXT_OPEN_HORIZON_DAYS = 400;
+
+/** A rollout must find its windows open within this long from its start, unless `opensWithin` says otherwise. */
+export const DEFAULT_OPENS_WITHIN_MS = 30 * 86_400_000;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Structure (zod) and known fields
@@ -111,8 +122,9 @@ const windowsSchema = z.strictObject(
     allow: z.array(byHand<unknown>(), typeError('a list of ranges')).optional(),
     freeze: z.array(byHand<unknown>(), typeError('a list of freeze periods')).optional(),
     promotion: z.string(typeError('windows or any')).optional(),
+    opensWithin: byHand<string>().optional(),
   },
-  typeError('an object with timeZone, allow, freeze and promotion'),
+  typeError('an object with timeZone, allow, freeze, promotion and opensWithin'),
 );
 
 /** Known fields per object for "did you mean", by path pattern under `base` (e.g. `windows`). */
@@ -206,8 +218,44 @@ export function collectWindows(
       `must be windows (promotion waits for a window, the default) or any, got ${describe(promotion)}`,
     );
   }
+  const opensWithinMs =
+    spec.opensWithin === undefined
+      ? undefined
+      : checkOpensWithin(c, spec.opensWithin, [...path, 'opensWithin']);
   if (c.problems.length > before || timeZone === undefined) return undefined;
-  return { timeZone, ...(allow ? { allow } : {}), freeze, promotion: promotion as 'windows' | 'any' };
+  return {
+    timeZone,
+    ...(allow ? { allow } : {}),
+    freeze,
+    promotion: promotion as 'windows' | 'any',
+    ...(opensWithinMs !== undefined ? { opensWithinMs } : {}),
+  };
+}
+
+/** `opensWithin`: a duration of more than 0 and at most NEXT_OPEN_HORIZON_DAYS (as far as nextOpen looks). */
+function checkOpensWithin(c: Collector, value: unknown, path: Segment[]): number | undefined {
+  const forms = '7d, 720h or P45D';
+  if (typeof value !== 'string' && typeof value !== 'number') {
+    c.add(path, `must be a duration like ${forms}, got ${describe(value)}`);
+    return undefined;
+  }
+  let ms: number;
+  try {
+    ms = parseDuration(String(value));
+  } catch (e) {
+    if (!(e instanceof DurationError)) throw e;
+    c.add(path, e.kind === 'syntax' ? `${e.message}; use a duration like ${forms}` : e.message);
+    return undefined;
+  }
+  if (ms <= 0 || ms > NEXT_OPEN_HORIZON_DAYS * DAY) {
+    c.add(
+      path,
+      `must be more than 0s and at most ${NEXT_OPEN_HORIZON_DAYS} days (how far ahead openings are searched), ` +
+        `got ${describe(value)}`,
+    );
+    return undefined;
+  }
+  return ms;
 }
 
 function checkTimeZone(c: Collector, zone: string, path: Segment[]): string | undefined {
@@ -318,7 +366,15 @@ function checkTime(c: Collector, value: unknown, path: Segment[], endOfDay: bool
   const minutes = match ? Number(match[2]) : NaN;
   const minute = hours * 60 + minutes;
   if (!match || minutes > 59 || minute > (endOfDay ? 1440 : 1439)) {
-    c.add(path, `must be a time of day as ${forms}, got ${describe(value)}`);
+    // Say what is impossible about a time of the right shape (24:61, 25:00): its hour or its minute.
+    const why = !match
+      ? undefined
+      : minutes > 59
+        ? clockProblem(0, minutes)
+        : endOfDay && hours === 24
+          ? 'only 24:00 itself ends a day'
+          : clockProblem(hours, minutes);
+    c.add(path, `must be a time of day as ${forms}, got ${describe(value)}${why ? `: ${why}` : ''}`);
     return undefined;
   }
   return minute;
@@ -331,26 +387,59 @@ const MOMENT_FORMS = 'a date like 2026-12-20 or an RFC 3339 timestamp like 2026-
 
 type Moment = { kind: 'date'; y: number; m: number; d: number } | { kind: 'instant'; ms: number };
 
-function validDate(y: number, m: number, d: number): boolean {
-  const probe = new Date(Date.UTC(y, m - 1, d));
-  return probe.getUTCFullYear() === y && probe.getUTCMonth() === m - 1 && probe.getUTCDate() === d;
+const MONTH_NAMES = [
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+];
+
+/**
+ * Why y-m-d is not a day of the calendar (`February 2025 has 28 days`, `there is no month 13`), or undefined when
+ * it is one. Date.UTC would quietly roll 2025-02-30 over to March 2.
+ */
+export function calendarProblem(y: number, m: number, d: number): string | undefined {
+  if (!(m >= 1 && m <= 12)) return `there is no month ${m} (months go from 01 to 12)`;
+  const days = new Date(Date.UTC(y, m, 0)).getUTCDate();
+  if (!(d >= 1 && d <= days)) return `${MONTH_NAMES[m - 1]} ${y} has ${days} days, so there is no day ${d}`;
+  return undefined;
 }
 
-function parseMoment(text: string): Moment | undefined {
+/** Why a time of day is impossible (`there is no hour 24`), or undefined. Leap seconds (:60) are refused too. */
+export function clockProblem(h: number, mi: number, s = 0): string | undefined {
+  if (h > 23) return `there is no hour ${h} (hours go from 00 to 23)`;
+  if (mi > 59) return `there is no minute ${mi} (minutes go from 00 to 59)`;
+  if (s > 59) return `there is no second ${s} (seconds go from 00 to 59)`;
+  return undefined;
+}
+
+/** A moment, or why text has a moment's shape but names an impossible one, or undefined for any other text. */
+function parseMoment(text: string): Moment | { impossible: string } | undefined {
   const date = DATE.exec(text);
   if (date) {
     const [y, m, d] = date.slice(1, 4).map(Number);
-    return validDate(y, m, d) ? { kind: 'date', y, m, d } : undefined;
+    const wrong = calendarProblem(y, m, d);
+    return wrong ? { impossible: wrong } : { kind: 'date', y, m, d };
   }
   const ts = TIMESTAMP.exec(text);
   if (!ts) return undefined;
   const [y, mo, d, h, mi, s] = ts.slice(1, 7).map(Number);
-  if (!validDate(y, mo, d) || h > 23 || mi > 59 || s > 59) return undefined;
+  const wrong = calendarProblem(y, mo, d) ?? clockProblem(h, mi, s);
+  if (wrong) return { impossible: wrong };
   const fraction = ts[7] ? Math.floor(Number(`0${ts[7]}`) * 1000) : 0;
   let offsetMinutes = 0;
   if (ts[9]) {
     const [oh, om] = [Number(ts[10]), Number(ts[11])];
-    if (oh > 23 || om > 59) return undefined;
+    if (oh > 23 || om > 59)
+      return { impossible: `the offset ${ts[9]}${ts[10]}:${ts[11]} is not a UTC offset` };
     offsetMinutes = (ts[9] === '-' ? -1 : 1) * (oh * 60 + om);
   }
   return { kind: 'instant', ms: Date.UTC(y, mo - 1, d, h, mi, s, fraction) - offsetMinutes * MINUTE };
@@ -362,6 +451,10 @@ function checkMoment(c: Collector, value: unknown, path: Segment[]): Moment | un
     return undefined;
   }
   const moment = typeof value === 'string' ? parseMoment(value.trim()) : undefined;
+  if (moment && 'impossible' in moment) {
+    c.add(path, `${describe(value)} is not a real date or time: ${moment.impossible}`);
+    return undefined;
+  }
   if (!moment) c.add(path, `must be ${MOMENT_FORMS}, got ${describe(value)}`);
   return moment;
 }
@@ -573,6 +666,39 @@ export function nextOpen(w: Windows, atMs: number): number | undefined {
 export function mayAdvance(w: Windows | undefined, atMs: number, isPromotion: boolean): boolean {
   if (!w || (isPromotion && w.promotion === 'any')) return true;
   return isOpen(w, atMs);
+}
+
+/**
+ * Whether windows that open only beyond their `opensWithin` bound (default DEFAULT_OPENS_WITHIN_MS) from nowMs, or
+ * never within NEXT_OPEN_HORIZON_DAYS, should refuse a rollout starting at nowMs: such a rollout would shift its
+ * first traffic (or its next stage) months from now, or never (a freeze until 2999). Undefined when they open in
+ * time. Not part of validatePlan: whether windows open depends on when the rollout starts, and recorded histories
+ * re-validate their plans long after.
+ */
+export function windowOpeningProblem(w: Windows, nowMs: number): InputProblem | undefined {
+  const boundMs = w.opensWithinMs ?? DEFAULT_OPENS_WITHIN_MS;
+  const next = nextOpen(w, nowMs);
+  if (next !== undefined && next - nowMs <= boundMs) return undefined;
+  const bound = `${formatDays(boundMs)}${w.opensWithinMs === undefined ? ' (the default of windows.opensWithin)' : ' (windows.opensWithin)'}`;
+  const when =
+    next === undefined
+      ? `do not open within the next ${NEXT_OPEN_HORIZON_DAYS} days (as far ahead as openings are searched)`
+      : `next open ${formatLocal(w.timeZone, next)}, in ${formatDays(next - nowMs)}`;
+  return {
+    path: 'windows',
+    message:
+      `the deployment windows ${when}, more than ${bound} from now (${formatLocal(w.timeZone, nowMs)}): the ` +
+      'rollout would wait that long before it changes anything. Check the freeze dates and allow ranges, or set ' +
+      'windows.opensWithin to a longer bound if the wait is meant',
+  };
+}
+
+/** `30 days`, `45 days 6h`, `2h30m`: long spans in days, short ones as durations. */
+function formatDays(ms: number): string {
+  if (ms < DAY) return formatDuration(ms);
+  const days = Math.floor(ms / DAY);
+  const rest = ms - days * DAY;
+  return `${days} day${days === 1 ? '' : 's'}${rest >= 60_000 ? ` ${formatDuration(rest - (rest % 60_000))}` : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import {
   mayAdvance,
   nextOpen,
   validateWindows,
+  windowOpeningProblem,
   type Windows,
   type WindowsSpec,
 } from '../../workflows/windows';
@@ -329,7 +330,8 @@ describe('validateWindows', () => {
       },
       {
         path: 'windows.allow[0].to',
-        message: 'must be a time of day as HH:MM from 00:00 to 24:00, got "25:00"',
+        message:
+          'must be a time of day as HH:MM from 00:00 to 24:00, got "25:00": there is no hour 25 (hours go from 00 to 23)',
       },
       {
         path: 'windows.allow[1]',
@@ -345,13 +347,13 @@ describe('validateWindows', () => {
       { path: 'windows.allow[2].dayz', message: 'unknown field "dayz" (did you mean "days"?)' },
       {
         path: 'windows.allow[3].from',
-        message: 'must be a time of day as HH:MM from 00:00 to 23:59, got "24:00"',
+        message:
+          'must be a time of day as HH:MM from 00:00 to 23:59, got "24:00": there is no hour 24 (hours go from 00 to 23)',
       },
       { path: 'windows.freeze[0].to', message: 'must not be before from (2026-12-20), got "2026-12-01"' },
       {
         path: 'windows.freeze[1].from',
-        message:
-          'must be a date like 2026-12-20 or an RFC 3339 timestamp like 2026-12-20T18:00:00+01:00, got "2026-02-30"',
+        message: '"2026-02-30" is not a real date or time: February 2026 has 28 days, so there is no day 30',
       },
       {
         path: 'windows.freeze[1].to',
@@ -411,6 +413,113 @@ describe('validateWindows', () => {
         path: 'stages[2].windows',
         message: 'must be an object with timeZone, allow, freeze and promotion, got "weekdays"',
       },
+    ]);
+  });
+});
+
+describe('impossible dates and times are refused, never rolled over', () => {
+  it.each([
+    ['2026-02-29', 'February 2026 has 28 days, so there is no day 29'],
+    ['2026-04-31', 'April 2026 has 30 days, so there is no day 31'],
+    ['2026-13-01', 'there is no month 13 (months go from 01 to 12)'],
+    ['2026-00-01', 'there is no month 0 (months go from 01 to 12)'],
+    ['2026-12-20T24:00:00Z', 'there is no hour 24 (hours go from 00 to 23)'],
+    ['2026-12-20T23:61:00Z', 'there is no minute 61 (minutes go from 00 to 59)'],
+    ['2026-12-20T23:59:60Z', 'there is no second 60 (seconds go from 00 to 59)'],
+    ['2026-02-30T12:00:00+01:00', 'February 2026 has 28 days, so there is no day 30'],
+    ['2026-12-20T12:00:00+24:00', 'the offset +24:00 is not a UTC offset'],
+  ])('freeze from %s: %s', (from, why) => {
+    expect(validateWindows({ timeZone: 'UTC', freeze: [{ from, to: '2027-01-04' }] }).problems).toEqual([
+      { path: 'windows.freeze[0].from', message: `"${from}" is not a real date or time: ${why}` },
+    ]);
+  });
+
+  it('a leap day is a real day', () => {
+    expect(windows({ timeZone: 'UTC', freeze: [{ from: '2028-02-29', to: '2028-02-29' }] }).freeze).toEqual([
+      {
+        fromMs: Date.UTC(2028, 1, 29),
+        untilMs: Date.UTC(2028, 2, 1),
+        from: '2028-02-29',
+        to: '2028-02-29',
+      },
+    ]);
+  });
+
+  it.each([
+    ['from', '24:61', 'HH:MM from 00:00 to 23:59', 'there is no minute 61 (minutes go from 00 to 59)'],
+    ['from', '25:00', 'HH:MM from 00:00 to 23:59', 'there is no hour 25 (hours go from 00 to 23)'],
+    ['to', '24:30', 'HH:MM from 00:00 to 24:00', 'only 24:00 itself ends a day'],
+    ['to', '12:75', 'HH:MM from 00:00 to 24:00', 'there is no minute 75 (minutes go from 00 to 59)'],
+  ])('allow %s %s', (field, value, forms, why) => {
+    const range = { from: '00:00', to: '24:00', [field]: value };
+    expect(validateWindows({ timeZone: 'UTC', allow: [range] }).problems).toEqual([
+      {
+        path: `windows.allow[0].${field}`,
+        message: `must be a time of day as ${forms}, got "${value}": ${why}`,
+      },
+    ]);
+  });
+});
+
+describe('windowOpeningProblem: windows that never open refuse a new rollout', () => {
+  const now = at('2026-03-02T10:00:00Z'); // a Monday
+
+  it('is silent when the windows are open, or open within the bound', () => {
+    expect(windowOpeningProblem(berlin, now)).toBeUndefined();
+    expect(windowOpeningProblem(berlin, at('2026-03-07T10:00:00Z'))).toBeUndefined(); // Saturday: opens Monday
+    const freeze = windows({ timeZone: 'UTC', freeze: [{ from: '2026-03-01', to: '2026-03-20' }] });
+    expect(windowOpeningProblem(freeze, now)).toBeUndefined();
+  });
+
+  it('refuses a freeze that lasts past the horizon (until 2999)', () => {
+    const w = windows({
+      timeZone: 'Europe/Berlin',
+      freeze: [{ from: '2026-01-01', to: '2999-12-31', reason: 'forever' }],
+    });
+    expect(windowOpeningProblem(w, now)).toEqual({
+      path: 'windows',
+      message:
+        'the deployment windows do not open within the next 400 days (as far ahead as openings are searched), ' +
+        'more than 30 days (the default of windows.opensWithin) from now (Mon 2026-03-02 11:00 CET): the rollout ' +
+        'would wait that long before it changes anything. Check the freeze dates and allow ranges, or set ' +
+        'windows.opensWithin to a longer bound if the wait is meant',
+    });
+  });
+
+  it('refuses windows that open later than the default 30 days, naming when; opensWithin moves the bound', () => {
+    const spec = { timeZone: 'UTC', freeze: [{ from: '2026-03-01', to: '2026-04-15' }] };
+    expect(windowOpeningProblem(windows(spec), now)?.message).toMatch(
+      /^the deployment windows next open Thu 2026-04-16 00:00 UTC, in 44 days 14h, more than 30 days \(the default of windows.opensWithin\) from now/,
+    );
+    expect(windowOpeningProblem(windows({ ...spec, opensWithin: '60d' }), now)).toBeUndefined();
+    expect(
+      windowOpeningProblem(windows({ ...spec, opensWithin: '7d' }), at('2026-04-10T00:00:00Z')),
+    ).toBeUndefined();
+    expect(
+      windowOpeningProblem(windows({ ...spec, opensWithin: '2d' }), at('2026-04-10T00:00:00Z'))?.message,
+    ).toMatch(
+      /next open Thu 2026-04-16 00:00 UTC, in 6 days, more than 2 days \(windows.opensWithin\) from now/,
+    );
+  });
+
+  it('opensWithin is a duration up to 400 days, kept only when written (older plans normalise as before)', () => {
+    expect(windows({ timeZone: 'UTC' })).toEqual({ timeZone: 'UTC', freeze: [], promotion: 'windows' });
+    expect(windows({ timeZone: 'UTC', opensWithin: 'P45D' }).opensWithinMs).toBe(45 * 86_400_000);
+    const refused = (opensWithin: unknown) => validateWindows({ timeZone: 'UTC', opensWithin }).problems;
+    expect(refused('soon')).toEqual([
+      {
+        path: 'windows.opensWithin',
+        message:
+          'invalid duration "soon": expected a number followed by a unit; use a duration like 7d, 720h or P45D',
+      },
+    ]);
+    expect(refused('401d')[0].message).toBe(
+      'must be more than 0s and at most 400 days (how far ahead openings are searched), got "401d"',
+    );
+    expect(refused('0s')[0].path).toBe('windows.opensWithin');
+    expect(refused(['7d'])[0].message).toBe('must be a duration like 7d, 720h or P45D, got a list');
+    expect(validateWindows({ timeZone: 'UTC', opensWithn: '7d' }).problems).toEqual([
+      { path: 'windows.opensWithn', message: 'unknown field "opensWithn" (did you mean "opensWithin"?)' },
     ]);
   });
 });
