@@ -11,9 +11,9 @@ export type QueryFailure = NonNullable<RoundMeasurement['error']>;
 type Attempt<T> = { ok: true; value: T } | { ok: false; error: QueryFailure };
 
 /**
- * The kind a failed query is recorded with: a MetricsQueryError's own kind (unreachable, bad_query, timeout,
- * auth, server: Prometheus and the local stack throw them), `no_data` when the provider says it found no values
- * (Flagger's "no values found"), else `error`.
+ * The kind a failed query is recorded with: a MetricsQueryError's own kind (unreachable, bad_query, execution,
+ * timeout, auth, server: Prometheus and the local stack throw them), `no_data` when the provider says it found no
+ * values (Flagger's "no values found"), else `error`.
  */
 export function queryFailure(err: unknown): QueryFailure {
   const message = err instanceof Error ? err.message : String(err);
