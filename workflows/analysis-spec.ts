@@ -81,6 +81,19 @@ export const QUERY_PLACEHOLDERS = [
   'selector',
 ] as const;
 
+/**
+ * The placeholders whose value differs between the canary's side and stable's (the others, namespace, app, ingress
+ * and window, are the same for both): a query without any of them measures the whole fleet, not the canary.
+ */
+export const SIDE_PLACEHOLDERS = ['side', 'version', 'workload', 'service', 'selector'] as const;
+
+/** Whether a query uses a placeholder that tells the canary's series from stable's. */
+export function selectsASide(query: string): boolean {
+  return [...query.matchAll(/\{\{\s*([^{}]*?)\s*\}\}/g)].some((m) =>
+    (SIDE_PLACEHOLDERS as readonly string[]).includes(m[1]),
+  );
+}
+
 export const SEVERITIES = ['critical', 'high', 'medium', 'low'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 

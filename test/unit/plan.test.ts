@@ -4,11 +4,13 @@ import {
   describePlan,
   formatProblems,
   MAX_DURATION_MS,
+  planStartFindings,
   type PlanProblem,
   type PlanSpec,
   totalHoldMs,
   validatePlan,
 } from '../../workflows/plan';
+import { judgeRound } from '../../workflows/judge-v2';
 import { PRESETS, presetNames } from '../../workflows/presets';
 import type { Plan } from '../../workflows/types';
 
@@ -898,4 +900,190 @@ describe('workflow-safe modules', () => {
       expect(imports.filter((i) => !pure.has(i) && !i.startsWith('./'))).toEqual([]);
     },
   );
+});
+
+describe('planStartFindings: what a new rollout must not start with, beyond validatePlan', () => {
+  const NOW = Date.UTC(2026, 2, 2, 10);
+  const twoTenMinuteStages = [{ weight: 10, hold: '10m' }, { weight: 50, hold: '10m' }, { weight: 100 }];
+  const findings = (spec: unknown) => planStartFindings(valid(spec), NOW);
+  const withCheck = (check: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    analysis: { checks: [{ name: 'errors', metric: 'error-rate', ...check }] },
+    stages: twoTenMinuteStages,
+    ...extra,
+  });
+
+  it('finds nothing in the presets', () => {
+    for (const name of presetNames()) {
+      expect({ name, ...planStartFindings(valid(PRESETS[name]), NOW) }).toEqual({
+        name,
+        problems: [],
+        warnings: [],
+      });
+    }
+  });
+
+  describe('a raw query without a side or version placeholder measures the whole fleet', () => {
+    it.each([
+      ['sum(rate(http_requests_total{app="{{app}}", namespace="{{namespace}}"}[{{window}}]))', true],
+      ['sum(up)', true],
+      ['sum(rate(x{ingress="{{ingress}}"}[{{window}}]))', true],
+      ['sum(rate(x{version="{{version}}"}[{{window}}]))', false],
+      ['sum(rate(x{ {{selector}} }[{{window}}]))', false],
+      ['sum(kube_deployment_status_replicas_unavailable{deployment="{{ workload }}"})', false],
+      ['sum(rate(x{service="{{service}}"}[5m]))', false],
+      ['sum(rate(x{side="{{side}}"}[5m]))', false],
+    ])('%s: warned %s', (query, warned) => {
+      const short = findings({
+        analysis: { checks: [{ name: 'q', query, max: 1 }] },
+        stages: twoTenMinuteStages,
+      });
+      const full = findings({
+        analysis: { checks: [{ name: 'q', query, success: { max: 1 } }] },
+        stages: twoTenMinuteStages,
+      });
+      for (const f of [short, full]) {
+        expect(f.problems).toEqual([]);
+        expect(f.warnings.map((w) => w.path)).toEqual(warned ? ['analysis.checks[0].query'] : []);
+      }
+      if (warned) {
+        expect(short.warnings[0].message).toBe(
+          'uses none of {{side}}, {{version}}, {{workload}}, {{service}} or {{selector}}, so it measures the whole ' +
+            "fleet (stable and canary alike), not the canary: a bad canary barely moves it. Select the canary's " +
+            'series with one of them, e.g. version="{{version}}" or pod=~"{{workload}}-.*"',
+        );
+      }
+    });
+  });
+
+  describe('persistence a breach could never reach', () => {
+    it('a breach of a high check holds the stage, so judge-v2 reaches a long `for` past the holds: a warning', () => {
+      // What the finding rests on: a breach that has not lasted `for` yet holds (the stage does not advance).
+      const rule = valid(withCheck({ abort: { max: 5, for: '2h' } })).analysis.rules![0];
+      const breach = { errors: { value: 9 } };
+      const first = judgeRound([rule], breach, 0);
+      expect(first.decision.action).toBe('hold');
+      expect(judgeRound([rule], breach, 2 * H, first.state).decision.action).toBe('rollback');
+
+      const f = findings(withCheck({ abort: { max: 5, for: '2h' } }));
+      expect(f.problems).toEqual([]);
+      expect(f.warnings).toEqual([
+        {
+          path: 'analysis.checks[0].abort.for',
+          message:
+            'asks a breach to last 2h, longer than the check is judged in stages 1–3, whose holds add up to 20m: ' +
+            'a breach holds the stage, so the canary would keep its traffic past the hold until the breach has ' +
+            'lasted that long before the high abort acts. Shorten for to fit the holds, or lengthen the holds',
+        },
+      ]);
+      expect(findings(withCheck({ abort: { max: 5, for: '20m' } }))).toEqual({ problems: [], warnings: [] });
+    });
+
+    it('a low check without a success band lets the stages move on: a `for` past its holds is refused', () => {
+      const f = findings(withCheck({ abort: { max: 5, severity: 'low', for: '2h' } }));
+      expect(f.warnings).toEqual([]);
+      expect(f.problems).toEqual([
+        {
+          path: 'analysis.checks[0].abort.for',
+          message:
+            'asks a breach to last 2h, but the check is judged in stages 1–3, whose holds add up to 20m, and this ' +
+            'low check without a success band does not hold the stage: the stages move on first, so it could ' +
+            'never alert. Shorten for to at most 20m, or lengthen the holds',
+        },
+      ]);
+      // With a success band it holds the stage like any other: only a warning.
+      expect(
+        findings(withCheck({ success: { max: 1 }, abort: { max: 5, severity: 'low', for: '2h' } })).problems,
+      ).toEqual([]);
+    });
+
+    it('counts only the stages the check applies to, and the longest run of consecutive ones', () => {
+      const stages = [
+        { weight: 5, hold: '10m' },
+        { weight: 10, hold: '1h' },
+        { weight: 25, hold: '10m' },
+        { weight: 100 },
+      ];
+      const low = (applies: number[], persist: Record<string, unknown>) =>
+        findings({
+          analysis: {
+            checks: [
+              {
+                name: 'p',
+                metric: 'latency-p99',
+                abort: { max: 500, severity: 'low', ...persist },
+                stages: applies,
+              },
+            ],
+          },
+          stages,
+        });
+      expect(low([1, 3], { for: '15m' }).problems[0].message).toContain(
+        'the check is judged in stage 1, whose holds add up to 10m (its longest run of consecutive stages; a breach ' +
+          'streak ends where the check stops applying)',
+      );
+      expect(low([1, 2], { for: '70m' }).problems).toEqual([]);
+      expect(low([1, 2], { for: '71m' }).problems.map((p) => p.path)).toEqual([
+        'analysis.checks[0].abort.for',
+      ]);
+      // Consecutive rounds at the 1m interval: stage 3 has room for 10.
+      expect(low([3], { consecutive: 10 }).problems).toEqual([]);
+      expect(low([3], { consecutive: 11 }).problems[0].message).toMatch(
+        /^asks a breach to last 11 rounds in a row \(11m at the 1m interval\), but the check is judged in stage 3, whose holds add up to 10m.* Shorten consecutive to at most 10 rounds/,
+      );
+    });
+
+    it('is only a warning when an approval gate or windows may keep the rollout in those stages longer', () => {
+      const gated = findings(
+        withCheck(
+          { abort: { max: 5, severity: 'low', for: '2h' } },
+          {
+            stages: [
+              { weight: 10, hold: '10m' },
+              { weight: 50, hold: '10m', gate: 'approval' },
+              { weight: 100 },
+            ],
+          },
+        ),
+      );
+      expect(gated.problems).toEqual([]);
+      expect(gated.warnings.map((w) => w.path)).toEqual(['analysis.checks[0].abort.for']);
+      expect(gated.warnings[0].message).toContain(
+        'it alerts only if a gate, a deployment window or the promotion gate',
+      );
+    });
+
+    it('refuses a check that applies only to a final stage without a hold: it is never measured', () => {
+      const spec = {
+        analysis: { checks: [{ name: 'full', metric: 'error-rate', success: { max: 1 }, stages: [2] }] },
+        stages: [{ weight: 10, hold: '10m' }, { weight: 100 }],
+      };
+      expect(findings(spec).problems).toEqual([
+        {
+          path: 'analysis.checks[0].stages',
+          message:
+            'the check applies only to stage 2, which holds for 0s: the rollout promotes at once there, without an ' +
+            'analysis round, so the check is never measured. Give that stage a hold, or apply the check to other ' +
+            'stages too',
+        },
+      ]);
+      // A promotion gate keeps the canary at 100 % with analysis running: then it is measured.
+      expect(findings({ ...spec, promotion: { gate: 'approval' } }).problems).toEqual([]);
+    });
+  });
+
+  it('refuses deployment windows that do not open within opensWithin', () => {
+    const spec = {
+      stages: twoTenMinuteStages,
+      windows: { timeZone: 'UTC', freeze: [{ from: '2026-01-01', to: '2999-01-01' }] },
+    };
+    // validatePlan itself keeps accepting it (recorded histories re-validate their plans).
+    const plan = valid(spec);
+    expect(plan.windows).toEqual({
+      timeZone: 'UTC',
+      freeze: [expect.objectContaining({ from: '2026-01-01', to: '2999-01-01' })],
+      promotion: 'windows',
+    });
+    expect(planStartFindings(plan, NOW).problems.map((p) => p.path)).toEqual(['windows']);
+    expect(planStartFindings(plan, Date.UTC(2999, 0, 5)).problems).toEqual([]);
+  });
 });
