@@ -20,7 +20,13 @@ import { judgeRound, roundOutcome, type JudgeState, type RoundMeasurement } from
 import { describePlan } from '../workflows/plan';
 import { describeTarget, type Target } from '../workflows/target';
 import type { Plan, Verdict } from '../workflows/types';
-import { describeWindowState, mayAdvance, nextOpen } from '../workflows/windows';
+import {
+  calendarProblem,
+  clockProblem,
+  describeWindowState,
+  mayAdvance,
+  nextOpen,
+} from '../workflows/windows';
 import { ProviderRegistry, providerConfigFromEnv } from '../activities/factory';
 import { PrometheusMetricsProvider } from '../activities/metrics/prometheus';
 import { createActivities } from '../activities/rollout-activities';
@@ -124,7 +130,7 @@ export interface BacktestResult {
 // ---------------------------------------------------------------------------------------------------------------
 // Times and ranges
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /**
  * A time on the command line: RFC 3339 with an offset (`2025-03-01T12:00:00Z`, `2025-03-01T14:00:00+02:00`),
@@ -144,7 +150,19 @@ export function parseTime(option: string, text: string, nowMs: number): number {
       throw err;
     }
   }
-  if (RFC3339.test(t)) {
+  const m = RFC3339.exec(t);
+  if (m) {
+    // Date.parse reads 2025-02-30 as March 2 and lets 24:00 through: check the fields first.
+    const [y, mo, d, h, mi] = m.slice(1, 6).map(Number);
+    const s = m[6] === undefined ? 0 : Number(m[6]);
+    const offset = m[7].length > 1 ? m[7].slice(1).split(':').map(Number) : undefined;
+    const impossible =
+      calendarProblem(y, mo, d) ??
+      clockProblem(h, mi, s) ??
+      (offset && (offset[0] > 23 || offset[1] > 59) ? `${m[7]} is not a UTC offset` : undefined);
+    if (impossible) {
+      throw new BacktestInputError(`${option}: "${text}" is not a real time: ${impossible}`);
+    }
     const ms = Date.parse(t.replace(' ', 'T'));
     if (Number.isFinite(ms)) return ms;
   }

@@ -550,6 +550,27 @@ describe('times and ranges', () => {
     expect(() => parseTime('--from', text, now)).toThrow(BacktestInputError);
   });
 
+  // Date.parse would read these as other times (2025-02-30 as March 2) or not at all: each is named.
+  test.each([
+    ['2025-02-30T00:00:00Z', 'February 2025 has 28 days, so there is no day 30'],
+    ['2024-02-30T00:00:00Z', 'February 2024 has 29 days, so there is no day 30'],
+    ['2025-04-31T12:00:00+02:00', 'April 2025 has 30 days, so there is no day 31'],
+    ['2025-13-01T00:00:00Z', 'there is no month 13 (months go from 01 to 12)'],
+    ['2025-00-10T00:00:00Z', 'there is no month 0 (months go from 01 to 12)'],
+    ['2025-03-01T24:00:00Z', 'there is no hour 24 (hours go from 00 to 23)'],
+    ['2025-03-01T23:61Z', 'there is no minute 61 (minutes go from 00 to 59)'],
+    ['2025-03-01T23:59:60Z', 'there is no second 60 (seconds go from 00 to 59)'],
+    ['2025-03-01T12:00:00+24:00', '+24:00 is not a UTC offset'],
+  ])('refuses the impossible %s: %s', (text, why) => {
+    expect(() => parseTime('--from', text, now)).toThrow(
+      new BacktestInputError(`--from: "${text}" is not a real time: ${why}`),
+    );
+  });
+
+  test('a leap day is a real day', () => {
+    expect(parseTime('--to', '2024-02-29T23:59:59Z', now)).toBe(Date.UTC(2024, 1, 29, 23, 59, 59));
+  });
+
   const plan = twoStages(ERROR_RATE_CRITICAL);
   test('an empty, reversed or future range is refused', () => {
     expect(() => checkRange(plan, now, now, now)).toThrow(/the range is empty/);
