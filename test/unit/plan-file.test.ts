@@ -2,8 +2,15 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadAndValidatePlan, loadPlan, PlanFileError, PlanInvalidError } from '../../client/plan-file';
-import { validatePlan } from '../../workflows/plan';
+import {
+  loadAndValidatePlan,
+  loadPlan,
+  loadTargetFile,
+  PlanFileError,
+  PlanInvalidError,
+  validateLoadedPlan,
+} from '../../client/plan-file';
+import { validatePlan, type PlanSpec } from '../../workflows/plan';
 import { PRESETS } from '../../workflows/presets';
 
 const PRESET_LIST = 'default, progressive, quick, gpu-model';
@@ -106,10 +113,12 @@ describe('loadPlan', () => {
     expect(loadPlan(write('invalid.yaml', 'stages: []\nextra: 1\n')).spec).toEqual({ stages: [], extra: 1 });
   });
 
-  test('a missing file names the presets as alternatives', () => {
+  test('a missing file names the presets as alternatives; a bare word is an unknown preset', () => {
     const error = errorOf(() => loadPlan('fast'));
     expect(error).toBeInstanceOf(PlanFileError);
-    expect(error.message).toBe(`plan file "fast" not found; give a plan file or a preset (${PRESET_LIST})`);
+    expect(error.message).toBe(
+      `unknown preset "fast" (and no plan file of that name); presets: ${PRESET_LIST}, or give a plan file (YAML/JSON)`,
+    );
     const file = path.join(dir, 'nope.yaml');
     expect(errorOf(() => loadPlan(file)).message).toBe(
       `plan file "${file}" not found; give a plan file or a preset (${PRESET_LIST})`,
@@ -177,10 +186,11 @@ describe('loadPlan', () => {
     );
   });
 
-  test('duplicate keys are a syntax error, not a silent override', () => {
+  test('duplicate keys are refused with the key and where, not silently overridden', () => {
     const file = write('dup.yaml', 'stages:\n  - weight: 5\n    weight: 10\n');
     expect(errorOf(() => loadPlan(file)).message).toBe(
-      `plan file "${file}" has a YAML syntax error at line 3, column 5: Map keys must be unique`,
+      `plan file "${file}" gives the key weight twice in one mapping at line 3, column 5: YAML keys must be ` +
+        'unique; remove or merge one of them',
     );
   });
 
@@ -232,5 +242,133 @@ describe('loadAndValidatePlan', () => {
 
   test('file errors pass through', () => {
     expect(() => loadAndValidatePlan(path.join(dir, 'missing.yml'))).toThrow(PlanFileError);
+  });
+});
+
+describe('duplicate keys are refused, in JSON as in YAML', () => {
+  test('JSON: the key, where it is repeated and where it first was', () => {
+    const file = write(
+      'dup.json',
+      [
+        '{',
+        '  "stages": [{ "weight": 5, "hold": "1m", "weight": 10 }],',
+        '  "name": "a",',
+        '  "name": "b"',
+        '}',
+      ].join('\n'),
+    );
+    const error = errorOf(() => loadPlan(file));
+    expect(error).toBeInstanceOf(PlanFileError);
+    expect(error.message).toBe(
+      `plan file "${file}" has the key "weight" twice in one object (at line 2, column 43; first at line 2, ` +
+        'column 16): JSON would keep only the last one; remove or merge one of them',
+    );
+  });
+
+  test('JSON: the same key in different objects is fine', () => {
+    const file = write(
+      'distinct.json',
+      JSON.stringify({ stages: [{ weight: 5, hold: '1m' }, { weight: 100 }], analysis: { checks: [] } }),
+    );
+    expect(loadPlan(file).spec.stages).toHaveLength(2);
+  });
+
+  test('JSON target files too', () => {
+    const file = write('dup.target.json', '{"app": "a", "namespace": "x", "app": "b"}');
+    const error = errorOf(() => loadTargetFile(file)) as PlanFileError;
+    expect(error.what).toBe('target');
+    expect(error.message).toBe(
+      `target file "${file}" has the key "app" twice in one object (at line 1, column 32; first at line 1, ` +
+        'column 2): JSON would keep only the last one; remove or merge one of them',
+    );
+  });
+
+  test('YAML: deep inside the plan, and in target files', () => {
+    const plan = write(
+      'deep.yaml',
+      'analysis:\n  checks:\n    - name: e\n      metric: error-rate\n      abort: { max: 5, max: 6 }\nstages: [{ weight: 100 }]\n',
+    );
+    expect(errorOf(() => loadPlan(plan)).message).toBe(
+      `plan file "${plan}" gives the key max twice in one mapping at line 5, column 24: YAML keys must be unique; ` +
+        'remove or merge one of them',
+    );
+    const target = write('dup.target.yaml', 'app: a\napp: b\n');
+    expect(errorOf(() => loadTargetFile(target)).message).toBe(
+      `target file "${target}" gives the key app twice in one mapping at line 2, column 1: YAML keys must be ` +
+        'unique; remove or merge one of them',
+    );
+  });
+});
+
+describe('validateLoadedPlan: what cannot work is refused before a rollout starts', () => {
+  const NOW = Date.UTC(2026, 2, 2, 10);
+  const loaded = (spec: unknown) => ({ spec: spec as PlanSpec, source: 'plan.yaml' });
+  const stages = [{ weight: 10, hold: '10m' }, { weight: 100 }];
+
+  test('PromQL that does not parse, with its path and where it breaks', () => {
+    const error = errorOf(() =>
+      validateLoadedPlan(
+        loaded({
+          analysis: {
+            checks: [
+              { name: 'errors', metric: 'error-rate', max: 1 },
+              { name: 'ok', query: 'sum(rate(x{version="{{version}}"}[{{window}}]))', max: 1 },
+              { name: 'broken', query: 'sum(rate(x{version="{{version}}"}[{{window}}])', max: 1 },
+            ],
+          },
+          stages,
+        }),
+        { nowMs: NOW },
+      ),
+    ) as PlanInvalidError;
+    expect(error).toBeInstanceOf(PlanInvalidError);
+    expect(error.source).toBe('plan.yaml');
+    expect(error.problems.map((p) => p.path)).toEqual(['analysis.checks[2].query']);
+    expect(error.message).toContain(
+      '  - analysis.checks[2].query: is not valid PromQL: at column 47, after "…on="{{version}}"}[{{window}}])": ' +
+        'the query ends too early: 1 "(" is never closed (missing ")")',
+    );
+  });
+
+  test('warnings come back with the plan, and --strict refuses them', () => {
+    const spec = { analysis: { checks: [{ name: 'fleet', query: 'sum(up)', max: 1 }] }, stages };
+    const ok = validateLoadedPlan(loaded(spec), { nowMs: NOW });
+    expect(ok.plan.stages).toHaveLength(2);
+    expect(ok.warnings.map((w) => w.path)).toEqual(['analysis.checks[0].query']);
+    const error = errorOf(() =>
+      validateLoadedPlan(loaded(spec), { nowMs: NOW, strict: true }),
+    ) as PlanInvalidError;
+    expect(error).toBeInstanceOf(PlanInvalidError);
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0].message).toMatch(/measures the whole fleet .* \(refused by --strict\)$/);
+  });
+
+  test('refusals come in document order, with the warnings kept for the JSON report', () => {
+    const error = errorOf(() =>
+      validateLoadedPlan(
+        loaded({
+          analysis: {
+            checks: [
+              { name: 'fleet', query: 'sum(up)', max: 1 },
+              { name: 'broken', query: 'sum(up{version="{{version}}"', max: 1 },
+            ],
+          },
+          stages,
+          windows: { timeZone: 'UTC', freeze: [{ from: '2026-01-01', to: '2999-01-01' }] },
+        }),
+        { nowMs: NOW },
+      ),
+    ) as PlanInvalidError;
+    expect(error.problems.map((p) => p.path)).toEqual(['analysis.checks[1].query', 'windows']);
+    expect(error.warnings.map((p) => p.path)).toEqual(['analysis.checks[0].query']);
+  });
+
+  test('the same through loadAndValidatePlan, for files and presets', () => {
+    const file = write(
+      'never.yaml',
+      'stages: [{ weight: 10, hold: 10m }, { weight: 100 }]\nwindows: { timeZone: UTC, freeze: [{ from: 2026-01-01, to: 2999-01-01 }] }\n',
+    );
+    expect(() => loadAndValidatePlan(file, { nowMs: NOW })).toThrow(PlanInvalidError);
+    expect(loadAndValidatePlan('default', { nowMs: NOW, strict: true }).warnings).toEqual([]);
   });
 });
