@@ -17,6 +17,8 @@ import {
   loadPlan,
   loadTargetFile,
   validateLoadedPlan,
+  type PlanCheckOptions,
+  type ValidatedPlan,
 } from './plan-file';
 import {
   ROUTER_TYPES,
@@ -35,7 +37,7 @@ import {
   runBacktest,
   shortFormMeasureChecks,
 } from './backtest';
-import { describeIdentity, resolveIdentity } from './identity';
+import { IdentityError, describeIdentity, resolveIdentity } from './identity';
 import {
   InfrastructureError,
   RolloutClient,
@@ -198,6 +200,35 @@ function outputOption(): Option {
   return new Option('--output <format>', 'output format').choices(['text', 'json']).default('text');
 }
 
+const strictOption = (): Option =>
+  new Option(
+    '--strict',
+    'refuse what is otherwise a warning (a query that measures the whole fleet, a breach bound longer than the holds)',
+  );
+
+/** The global options that take a value, for finding the command in argv before commander has parsed it. */
+const GLOBAL_VALUE_OPTIONS = [
+  '--address',
+  '--temporal-namespace',
+  '--task-queue',
+  '--connect-timeout',
+  '--as',
+];
+
+/**
+ * Whether argv asks for `validate --output json`: then every refusal, including commander's own (an unknown flag,
+ * a missing --plan), is a `{ valid: false, problems }` document on stdout.
+ */
+export function wantsValidateJson(argv: readonly string[]): boolean {
+  let i = 0;
+  while (i < argv.length && argv[i].startsWith('-')) {
+    i += GLOBAL_VALUE_OPTIONS.includes(argv[i]) ? 2 : 1;
+  }
+  if (argv[i] !== 'validate') return false;
+  const rest = argv.slice(i + 1);
+  return rest.some((a, j) => a === '--output=json' || (a === '--output' && rest[j + 1] === 'json'));
+}
+
 function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
@@ -245,6 +276,9 @@ export async function main(argv: string[], options: CliOptions = {}): Promise<nu
 
   let exitCode = EXIT_OK;
   let client: RolloutClient | undefined;
+  const validateJson = wantsValidateJson(argv);
+  /** Commander's last error message (an unknown flag, a missing option), for validate --output json. */
+  let commanderMessage = '';
 
   const program = new Command('canary');
   program
@@ -253,7 +287,10 @@ export async function main(argv: string[], options: CliOptions = {}): Promise<nu
     .configureOutput({
       writeOut: (s) => stdout.write(s),
       writeErr: (s) => stderr.write(s),
-      outputError: (s, write) => write(`canary: ${s}`),
+      outputError: (s, write) => {
+        commanderMessage = s.trim().replace(/^error: /, '');
+        write(`canary: ${s}`);
+      },
     })
     .showHelpAfterError('(run the command with --help for its usage)')
     .addHelpText(
@@ -302,6 +339,11 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
   };
 
   const identity = () => resolveIdentity({ as: globals().as, env });
+
+  /** What a plan may start with but probably should not (`--strict` refuses it), on stderr. */
+  const warnAbout = (loaded: ValidatedPlan): void => {
+    for (const w of loaded.warnings) err(`canary: warning: ${loaded.source}: ${w.path}: ${w.message}`);
+  };
 
   /** This CLI as a pasted command must spell it: its invocation plus the global options that point it somewhere. */
   const self = (): string => {
@@ -356,6 +398,7 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
       '--like <rollout>',
       "take the plan and target of this rollout (namespace/app or workflow id), as it was started; --plan, --target and the target's flags override them",
     )
+    .addOption(strictOption())
     .option('--wait', 'wait for the outcome: exit 0 when promoted, 1 when rolled back')
     .option('--interval <duration>', 'poll interval with --wait', '2s')
     .option(
@@ -373,6 +416,7 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
           plan: string;
           like?: string;
           wait?: boolean;
+          strict?: boolean;
           interval: string;
           output: OutputFormat;
         },
@@ -393,10 +437,11 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
         // Without --like, everything is checked before Temporal is contacted; --like reads its rollout first.
         const early = like !== undefined ? await connect() : undefined;
         const setup = early && like !== undefined ? await early.setupOf(like) : undefined;
+        const planChecks: PlanCheckOptions = { strict: Boolean(opts.strict), nowMs: now().getTime() };
         const loaded =
           setup && !planGiven
-            ? validateLoadedPlan({ spec: setup.plan, source: `the plan of ${setup.workflowId}` })
-            : loadAndValidatePlan(opts.plan);
+            ? validateLoadedPlan({ spec: setup.plan, source: `the plan of ${setup.workflowId}` }, planChecks)
+            : loadAndValidatePlan(opts.plan, planChecks);
         // A plan file's own `target:` is more specific than the --like rollout's target.
         const targetSpec = targetFromOptions(
           opts,
@@ -410,6 +455,7 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
           );
         }
         const { app, namespace } = checked.target;
+        warnAbout(loaded);
         const c = early ?? (await connect());
         const started = await c.start({
           target: targetSpec,
@@ -493,11 +539,13 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .addOption(containerOption())
     .addOption(routerOption())
     .addOption(routerOptOption())
+    .addOption(strictOption())
     .addOption(outputOption())
     .action(
       (
         opts: TargetOptions & {
           plan: string;
+          strict?: boolean;
           output: OutputFormat;
         },
       ) => {
@@ -508,40 +556,35 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
             (v) => v !== undefined,
           ) ||
           Boolean(opts.routerOpt?.length);
-        const targetProblems = (problems: InputProblem[]): InputProblem[] =>
-          problems.map((p) => ({ ...p, path: p.path === '' ? 'target' : `target.${p.path}` }));
-        const invalid = (problems: InputProblem[]): void => {
-          out(json({ valid: false, problems }));
+        const invalid = (problems: InputProblem[], warnings: InputProblem[]): void => {
+          out(json({ valid: false, problems, warnings }));
           exitCode = EXIT_BAD_INPUT;
         };
 
-        let loaded: ReturnType<typeof loadAndValidatePlan>;
+        let loaded: ValidatedPlan;
         try {
-          loaded = loadAndValidatePlan(opts.plan);
+          loaded = loadAndValidatePlan(opts.plan, { strict: Boolean(opts.strict), nowMs: now().getTime() });
         } catch (e) {
-          if (!asJson) throw e; // the same messages as start
-          if (e instanceof PlanInvalidError) {
-            // List the target's problems too, so one run shows everything to fix.
-            const problems: InputProblem[] = [...e.problems];
-            try {
-              const fromPlan = loadPlan(opts.plan).target;
-              if (targetGiven(fromPlan)) {
-                const checked = validateTarget(targetFromOptions(opts, fromPlan));
-                if (!checked.ok) problems.push(...targetProblems(checked.problems));
-              }
-            } catch {
-              // A target that cannot even be read is reported once the plan is fixed.
+          if (!asJson || !(e instanceof PlanInvalidError)) throw e; // the same messages as start
+          // List the target's problems too, so one run shows everything to fix.
+          const problems: InputProblem[] = [...e.problems];
+          try {
+            const fromPlan = loadPlan(opts.plan).target;
+            if (targetGiven(fromPlan)) {
+              const checked = validateTarget(targetFromOptions(opts, fromPlan));
+              if (!checked.ok) problems.push(...underTarget(checked.problems));
             }
-            return invalid(problems);
+          } catch {
+            // A target that cannot even be read is reported once the plan is fixed.
           }
-          if (e instanceof PlanFileError) return invalid([{ path: '', message: e.message }]);
-          throw e;
+          return invalid(problems, e.warnings);
         }
+        if (!asJson) warnAbout(loaded);
 
         if (!targetGiven(loaded.target)) {
           // No target anywhere: start takes it from its flags and the worker's defaults, so only the plan counts.
           if (asJson) {
-            out(json({ valid: true, plan: loaded.plan }));
+            out(json({ valid: true, plan: loaded.plan, warnings: loaded.warnings }));
           } else {
             out(`Plan ${loaded.source} is valid: ${describePlan(loaded.plan)}`);
             out(
@@ -550,26 +593,19 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
           }
           return;
         }
-        let targetSpec: TargetSpec;
-        try {
-          targetSpec = targetFromOptions(opts, loaded.target);
-        } catch (e) {
-          if (asJson && e instanceof PlanFileError) return invalid([{ path: 'target', message: e.message }]);
-          throw e;
-        }
-        const checked = validateTarget(targetSpec);
+        const checked = validateTarget(targetFromOptions(opts, loaded.target));
         if (!checked.ok) {
-          if (asJson) return invalid(targetProblems(checked.problems));
+          if (asJson) return invalid(underTarget(checked.problems), loaded.warnings);
           throw new TargetInvalidError(checked.problems, opts.target ?? loaded.source);
         }
         // The plan as the target's metrics provider can measure it, as start checks.
         const unmeasurable = metricsOfferProblems(loaded.plan, checked.target);
         if (unmeasurable.length > 0) {
-          if (asJson) return invalid(unmeasurable);
+          if (asJson) return invalid(unmeasurable, loaded.warnings);
           throw new PlanInvalidError(unmeasurable, loaded.source);
         }
         if (asJson) {
-          out(json({ valid: true, plan: loaded.plan, target: checked.target }));
+          out(json({ valid: true, plan: loaded.plan, target: checked.target, warnings: loaded.warnings }));
         } else {
           out(`Plan ${loaded.source} is valid: ${describePlan(loaded.plan)}`);
           out(`Target: ${describeTarget(checked.target)}`);
@@ -596,6 +632,7 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .addOption(routerOptOption())
     .option('--version <version>', 'the version the canary ran (templates that select a side by version)')
     .option('--stable-version <version>', 'the version stable ran (checks that compare with stable)')
+    .addOption(strictOption())
     .addOption(outputOption())
     .addHelpText(
       'after',
@@ -618,6 +655,7 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
           to: string;
           version?: string;
           stableVersion?: string;
+          strict?: boolean;
           output: OutputFormat;
         },
       ) => {
@@ -629,10 +667,18 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
             throw e;
           }
         };
-        const loaded = loadAndValidatePlan(opts.plan);
+        const nowMs = now().getTime();
+        // Deployment windows are checked from where the backtest starts (a bad --from is reported below).
+        let startMs = nowMs;
+        try {
+          startMs = parseTime('--from', opts.from, nowMs);
+        } catch {
+          // reported after the plan
+        }
+        const loaded = loadAndValidatePlan(opts.plan, { strict: Boolean(opts.strict), nowMs: startMs });
         const checked = validateTarget(targetFromOptions(opts, loaded.target));
         if (!checked.ok) throw new TargetInvalidError(checked.problems, opts.target ?? loaded.source);
-        const nowMs = now().getTime();
+        warnAbout(loaded);
         const fromMs = input(() => parseTime('--from', opts.from, nowMs));
         const toMs = input(() => parseTime('--to', opts.to, nowMs));
         input(() => checkRange(loaded.plan, fromMs, toMs, nowMs));
@@ -880,6 +926,14 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;
   } catch (e) {
+    if (validateJson) {
+      // validate --output json: every refusal is a document on stdout, whatever refused it.
+      const problems = problemsOf(e, commanderMessage);
+      if (problems) {
+        out(json({ valid: false, problems, warnings: e instanceof PlanInvalidError ? e.warnings : [] }));
+        return EXIT_BAD_INPUT;
+      }
+    }
     return reportError(e, err);
   } finally {
     if (client) await client.close().catch(() => undefined);
@@ -926,6 +980,15 @@ export function targetFromOptions(opts: TargetOptions, fromPlan?: TargetSpec): T
       if (eq <= 0) throw new UsageError(`--router-opt takes key=value, got "${pair}"`);
       const key = pair.slice(0, eq).trim();
       const value = pair.slice(eq + 1).trim();
+      if (value === '') {
+        // `routes=` would read as "no routes named", which the router takes as every route: never by accident.
+        throw new UsageError(
+          key === 'routes'
+            ? '--router-opt routes= names no route; name the routes to shift (routes=primary,secondary), or leave ' +
+                '--router-opt routes out to shift every HTTP route'
+            : `--router-opt ${key}= has no value; give ${key}=VALUE, or leave it out for the router's default`,
+        );
+      }
       settings[key] = routerOptValue(key, value);
     }
     t.traffic = { [keys[0]]: settings };
@@ -935,7 +998,7 @@ export function targetFromOptions(opts: TargetOptions, fromPlan?: TargetSpec): T
 
 /** Flag text to the setting's type: lists for routes, numbers for rule and port, {name, value} for header. */
 function routerOptValue(key: string, value: string): unknown {
-  if (key === 'routes') return value === '' ? [] : value.split(',').map((r) => r.trim());
+  if (key === 'routes') return value.split(',').map((r) => r.trim());
   if (key === 'rule' || key === 'port') return /^\d+$/.test(value) ? Number(value) : value;
   if (key === 'header') {
     const colon = value.indexOf(':');
@@ -944,6 +1007,28 @@ function routerOptValue(key: string, value: string): unknown {
       : { name: value.slice(0, colon).trim(), value: value.slice(colon + 1).trim() };
   }
   return value;
+}
+
+/** Target problems with their paths under `target`, as validate --output json lists them beside the plan's. */
+function underTarget(problems: readonly InputProblem[]): InputProblem[] {
+  return problems.map((p) => ({ ...p, path: p.path === '' ? 'target' : `target.${p.path}` }));
+}
+
+/**
+ * The problems a refusal stands for, for validate --output json; undefined for what is not bad input (help, an
+ * unexpected failure), which keeps its usual report.
+ */
+export function problemsOf(e: unknown, commanderMessage = ''): InputProblem[] | undefined {
+  if (e instanceof CommanderError) {
+    return e.exitCode === 0 ? undefined : [{ path: '', message: commanderMessage || e.message }];
+  }
+  if (e instanceof PlanInvalidError) return e.problems;
+  if (e instanceof TargetInvalidError) return underTarget(e.problems);
+  if (e instanceof PlanFileError) return [{ path: e.what === 'target' ? 'target' : '', message: e.message }];
+  if (e instanceof UsageError || e instanceof IdentityError || e instanceof RolloutInputError) {
+    return [{ path: '', message: e.message }];
+  }
+  return undefined;
 }
 
 /** Prints what went wrong and how to fix it; returns the exit code. */
@@ -959,6 +1044,7 @@ export function reportError(e: unknown, err: (text: string) => void): number {
   if (
     e instanceof PlanFileError ||
     e instanceof UsageError ||
+    e instanceof IdentityError ||
     e instanceof RolloutInputError ||
     e instanceof TargetInvalidError
   ) {
@@ -989,10 +1075,25 @@ export function reportError(e: unknown, err: (text: string) => void): number {
 }
 
 function flush(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.destroyed || stream.writableEnded) return Promise.resolve();
   return new Promise((resolve) => stream.write('', () => resolve()));
 }
 
+/**
+ * A reader that stops reading (`canary --help | head -1`, a closed terminal) is no error of ours: once stdout or
+ * stderr reports EPIPE, whatever else is written to it is dropped, and the CLI ends as it would have, without a
+ * stack trace. Other stream errors stay errors.
+ */
+export function quietOnClosedPipe(stream: NodeJS.WritableStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') return;
+    throw e;
+  });
+}
+
 if (require.main === module) {
+  quietOnClosedPipe(process.stdout);
+  quietOnClosedPipe(process.stderr);
   void (async () => {
     let code: number;
     try {

@@ -54,13 +54,28 @@ function defaultOsUser(env: NodeJS.ProcessEnv): string | undefined {
   }
 }
 
+/** `--as` was given but says nobody (empty or blank): acting under another identity would be a silent surprise. */
+export class IdentityError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IdentityError';
+  }
+}
+
 /**
  * Resolution order: `--as`, then `CANARY_IDENTITY`, then the CI actor variables in
- * {@link CI_ACTOR_VARIABLES} order, then the OS user, then `unknown`.
+ * {@link CI_ACTOR_VARIABLES} order, then the OS user, then `unknown`. An `--as` that is given but empty or blank
+ * (`--as ''`, `--as "$UNSET_VARIABLE"`) throws IdentityError rather than falling back to another identity.
  */
 export function resolveIdentity(options: ResolveIdentityOptions = {}): Identity {
   const env = options.env ?? process.env;
   const flag = clean(options.as);
+  if (options.as !== undefined && !flag) {
+    throw new IdentityError(
+      `--as is ${options.as === '' ? 'empty' : 'blank'}: give the name to act as (--as alice), or leave --as out ` +
+        `to act as ${IDENTITY_ENV_VARIABLE}, the CI actor or the OS user`,
+    );
+  }
   if (flag) return { name: flag, source: 'flag', from: '--as' };
   const explicit = clean(env[IDENTITY_ENV_VARIABLE]);
   if (explicit) return { name: explicit, source: 'env', from: IDENTITY_ENV_VARIABLE };

@@ -10,6 +10,7 @@ import {
   cliInvocation,
   main,
   versionFromImage,
+  wantsValidateJson,
   type CliOptions,
 } from '../../client/cli';
 import { validatePlan } from '../../workflows/plan';
@@ -264,5 +265,249 @@ describe('cliInvocation: hints spell the CLI as it can be typed again', () => {
     expect(cliInvocation("/work/it's here/dist/client/cli.js", '/tmp')).toBe(
       "node '/work/it'\\''s here/dist/client/cli.js'",
     );
+  });
+});
+
+describe('canary validate --output json: every refusal is a document on stdout, exit 2', () => {
+  interface Report {
+    valid: boolean;
+    problems: Array<{ path: string; message: string }>;
+    warnings: Array<{ path: string; message: string }>;
+  }
+  async function refused(argv: string[]): Promise<Report & { stderr: string }> {
+    const r = await run(argv, { spyConnect: true });
+    expect({ argv, code: r.code, connects: r.connects }).toEqual({ argv, code: EXIT_BAD_INPUT, connects: 0 });
+    const doc = JSON.parse(r.stdout) as Report;
+    expect(doc.valid).toBe(false);
+    expect(doc.problems.length).toBeGreaterThan(0);
+    for (const p of doc.problems) expect(p.message).not.toBe('');
+    expect(Array.isArray(doc.warnings)).toBe(true);
+    return { ...doc, stderr: r.stderr };
+  }
+
+  it('an unknown preset and a missing plan file', async () => {
+    expect((await refused(['validate', '--plan', 'fastest', '--output', 'json'])).problems).toEqual([
+      {
+        path: '',
+        message:
+          'unknown preset "fastest" (and no plan file of that name); presets: default, progressive, quick, gpu-model, or give a plan file (YAML/JSON)',
+      },
+    ]);
+    const missing = path.join(tmp, 'missing.yaml');
+    expect((await refused(['validate', '--plan', missing, '--output=json'])).problems[0].message).toBe(
+      `plan file "${missing}" not found; give a plan file or a preset (default, progressive, quick, gpu-model)`,
+    );
+  });
+
+  it('a target file that is missing, or repeats a key', async () => {
+    const missing = path.join(tmp, 'nowhere.target.yaml');
+    expect(
+      (await refused(['validate', '--plan', 'default', '--target', missing, '--output', 'json'])).problems,
+    ).toEqual([{ path: 'target', message: `target file "${missing}" not found; give a target file` }]);
+    const dup = writePlan('dup.target.json', '{"app": "a", "app": "b"}');
+    const doc = await refused(['validate', '--plan', 'default', '--target', dup, '--output', 'json']);
+    expect(doc.problems[0].path).toBe('target');
+    expect(doc.problems[0].message).toContain('has the key "app" twice in one object');
+  });
+
+  it("commander's own refusals: an unknown flag, a missing --plan, a bad --router", async () => {
+    const bogus = await refused(['validate', '--plan', 'default', '--bogus', '--output', 'json']);
+    expect(bogus.problems).toEqual([{ path: '', message: "unknown option '--bogus'" }]);
+    expect((await refused(['validate', '--output', 'json'])).problems).toEqual([
+      { path: '', message: "required option '--plan <file|preset>' not specified" },
+    ]);
+    expect(
+      (
+        await refused([
+          '--as',
+          'x',
+          'validate',
+          '--plan',
+          'default',
+          '--router',
+          'haproxy',
+          '--output',
+          'json',
+        ])
+      ).problems[0].message,
+    ).toMatch(/^option '--router <type>' argument 'haproxy' is invalid/);
+  });
+
+  it('usage errors: an empty --router-opt routes=', async () => {
+    const doc = await refused([
+      'validate',
+      '--plan',
+      'default',
+      '--app',
+      'checkout',
+      '--router',
+      'istio',
+      '--router-opt',
+      'routes=',
+      '--output',
+      'json',
+    ]);
+    expect(doc.problems).toEqual([
+      {
+        path: '',
+        message:
+          '--router-opt routes= names no route; name the routes to shift (routes=primary,secondary), or leave ' +
+          '--router-opt routes out to shift every HTTP route',
+      },
+    ]);
+  });
+
+  it('the new offline refusals: PromQL syntax and windows that never open', async () => {
+    const file = writePlan(
+      'never.yaml',
+      [
+        'analysis:',
+        '  checks:',
+        '    - { name: fleet, query: "sum(up)", max: 1 }',
+        '    - { name: p95, query: "sum(rate(x{version=\\"{{version}}\\"}[{{window}}])", max: 1 }',
+        'stages: [{ weight: 10, hold: 10m }, { weight: 100 }]',
+        'windows: { timeZone: UTC, freeze: [{ from: 2026-01-01, to: 2999-12-31 }] }',
+      ].join('\n'),
+    );
+    const doc = await refused(['validate', '--plan', file, '--output', 'json']);
+    expect(doc.problems.map((p) => p.path)).toEqual(['analysis.checks[1].query', 'windows']);
+    expect(doc.problems[0].message).toMatch(/^is not valid PromQL: at column 47, /);
+    expect(doc.problems[1].message).toMatch(/^the deployment windows do not open within the next 400 days/);
+    expect(doc.warnings.map((p) => p.path)).toEqual(['analysis.checks[0].query']);
+    expect(doc.stderr).toBe('');
+  });
+});
+
+describe('warnings, and --strict on validate, start and backtest', () => {
+  let fleet: string;
+  beforeAll(() => {
+    fleet = writePlan(
+      'fleet.yaml',
+      [
+        'analysis:',
+        '  checks: [{ name: fleet, query: "sum(rate(http_requests_total[{{window}}]))", max: 100 }]',
+        'stages: [{ weight: 10, hold: 10m }, { weight: 100 }]',
+      ].join('\n'),
+    );
+  });
+  const warning =
+    'analysis.checks[0].query: uses none of {{side}}, {{version}}, {{workload}}, {{service}} or {{selector}}, so ' +
+    'it measures the whole fleet';
+
+  it('validate warns on stderr and passes; JSON lists the warning; --strict refuses', async () => {
+    const text = await run(['validate', '--plan', fleet], { spyConnect: true });
+    expect(text.code).toBe(EXIT_OK);
+    expect(text.stderr).toContain(`canary: warning: ${fleet}: ${warning}`);
+    expect(text.stdout).toContain('is valid');
+
+    const asJson = await run(['validate', '--plan', fleet, '--output', 'json'], { spyConnect: true });
+    expect(asJson.code).toBe(EXIT_OK);
+    expect(asJson.stderr).toBe('');
+    const doc = JSON.parse(asJson.stdout) as { valid: boolean; warnings: Array<{ path: string }> };
+    expect(doc.valid).toBe(true);
+    expect(doc.warnings.map((w) => w.path)).toEqual(['analysis.checks[0].query']);
+
+    const strict = await run(['validate', '--plan', fleet, '--strict'], { spyConnect: true });
+    expect(strict.code).toBe(EXIT_BAD_INPUT);
+    expect(strict.stderr).toContain(`canary: error: ${fleet}: plan is invalid (1 problem):\n  - ${warning}`);
+    expect(strict.stderr).toContain('(refused by --strict)');
+    const strictJson = await run(['validate', '--plan', fleet, '--strict', '--output', 'json']);
+    expect(strictJson.code).toBe(EXIT_BAD_INPUT);
+    expect((JSON.parse(strictJson.stdout) as { valid: boolean }).valid).toBe(false);
+    expect((await run(['validate', '--plan', 'default', '--strict'])).code).toBe(EXIT_OK);
+  });
+
+  it('start warns and goes on, or with --strict refuses before contacting Temporal', async () => {
+    const argv = ['start', '--app', 'checkout', '--version', '1.0.0', '--plan', fleet];
+    const warned = await run(argv, { spyConnect: true });
+    expect(warned.stderr).toContain(`canary: warning: ${fleet}: ${warning}`);
+    expect(warned.connects).toBe(1);
+    const strict = await run([...argv, '--strict'], { spyConnect: true });
+    expect(strict.code).toBe(EXIT_BAD_INPUT);
+    expect(strict.connects).toBe(0);
+    expect(strict.stderr).toContain('(refused by --strict)');
+  });
+
+  it('start refuses PromQL that does not parse before contacting Temporal', async () => {
+    const file = writePlan(
+      'broken-query.yaml',
+      [
+        'analysis:',
+        '  checks: [{ name: p, query: "sum(rate(x{version=\\"{{version}}\\"}[{{window}}])", max: 1 }]',
+        'stages: [{ weight: 10, hold: 10m }, { weight: 100 }]',
+      ].join('\n'),
+    );
+    const r = await run(['start', '--app', 'checkout', '--version', '1.0.0', '--plan', file], {
+      spyConnect: true,
+    });
+    expect(r.code).toBe(EXIT_BAD_INPUT);
+    expect(r.connects).toBe(0);
+    expect(r.stderr).toContain('  - analysis.checks[0].query: is not valid PromQL: at column 47');
+  });
+
+  it('backtest: --strict refuses the warning, an impossible --from is refused', async () => {
+    const base = ['backtest', '--app', 'checkout', '--plan', fleet, '--from', '-1h'];
+    const strict = await run([...base, '--strict'], { spyConnect: true });
+    expect(strict.code).toBe(EXIT_BAD_INPUT);
+    expect(strict.stderr).toContain('(refused by --strict)');
+    const impossible = await run(
+      ['backtest', '--app', 'checkout', '--plan', 'default', '--from', '2025-02-30T00:00:00Z'],
+      { spyConnect: true },
+    );
+    expect(impossible.code).toBe(EXIT_BAD_INPUT);
+    expect(impossible.stderr).toContain(
+      'canary: error: --from: "2025-02-30T00:00:00Z" is not a real time: February 2025 has 28 days, so there is no day 30',
+    );
+  });
+});
+
+describe('small CLI defects (issue 21)', () => {
+  it('--router-opt routes= (or any empty value) is refused on start, not read as "every route"', async () => {
+    for (const [opt, message] of [
+      ['routes=', '--router-opt routes= names no route'],
+      ['routes= ', '--router-opt routes= names no route'],
+      [
+        'virtualService=',
+        "--router-opt virtualService= has no value; give virtualService=VALUE, or leave it out for the router's default",
+      ],
+    ]) {
+      const r = await run(
+        ['start', '--app', 'checkout', '--version', '1.0.0', '--router', 'istio', '--router-opt', opt],
+        { spyConnect: true },
+      );
+      expect({ opt, code: r.code, connects: r.connects }).toEqual({ opt, code: EXIT_BAD_INPUT, connects: 0 });
+      expect(r.stderr).toContain(`canary: error: ${message}`);
+    }
+  });
+
+  it('an empty or blank --as is refused on every command that records who acts', async () => {
+    const commands = [
+      ['start', '--app', 'checkout', '--version', '1.0.0'],
+      ['approve', 'prod/checkout'],
+      ['abort', 'prod/checkout', '--reason', 'why'],
+      ['pause', 'prod/checkout'],
+      ['resume', 'prod/checkout'],
+      ['promote', 'prod/checkout'],
+    ];
+    for (const command of commands) {
+      for (const as of [['--as', ''], ['--as', '   '], ['--as=']]) {
+        const argv = [...as, ...command];
+        const r = await run(argv, { spyConnect: true });
+        expect({ argv, code: r.code, connects: r.connects }).toEqual({
+          argv,
+          code: EXIT_BAD_INPUT,
+          connects: 0,
+        });
+        expect(r.stderr).toMatch(/^canary: error: --as is (empty|blank): give the name to act as/);
+      }
+    }
+  });
+
+  it('wantsValidateJson finds validate --output json behind global options', () => {
+    expect(wantsValidateJson(['validate', '--plan', 'x', '--output', 'json'])).toBe(true);
+    expect(wantsValidateJson(['--as', 'validate', 'status', '--output', 'json'])).toBe(false);
+    expect(wantsValidateJson(['--address', 'h:1', 'validate', '--output=json'])).toBe(true);
+    expect(wantsValidateJson(['validate', '--output', 'text'])).toBe(false);
+    expect(wantsValidateJson(['start', '--output', 'json'])).toBe(false);
   });
 });

@@ -1,4 +1,4 @@
-import { CI_ACTOR_VARIABLES, describeIdentity, resolveIdentity } from '../../client/identity';
+import { CI_ACTOR_VARIABLES, IdentityError, describeIdentity, resolveIdentity } from '../../client/identity';
 
 const noOsUser = (): undefined => undefined;
 
@@ -45,13 +45,25 @@ describe('resolveIdentity', () => {
     expect(CI_ACTOR_VARIABLES[0].variable).toBe('GITHUB_ACTOR');
   });
 
-  it('ignores empty and blank values', () => {
+  it('ignores empty and blank variables', () => {
     const id = resolveIdentity({
-      as: '  ',
       env: { CANARY_IDENTITY: '', GITHUB_ACTOR: ' ' },
       osUser: () => 'bob',
     });
     expect(id).toEqual({ name: 'bob', source: 'os', from: 'os.userInfo()' });
+  });
+
+  it('refuses an --as that is given but empty or blank, instead of acting as someone else', () => {
+    const env = { CANARY_IDENTITY: 'release-bot', GITHUB_ACTOR: 'octocat' };
+    for (const as of ['', '  ', '\t']) {
+      expect(() => resolveIdentity({ as, env, osUser: () => 'bob' })).toThrow(IdentityError);
+    }
+    expect(() => resolveIdentity({ as: '', env })).toThrow(
+      '--as is empty: give the name to act as (--as alice), or leave --as out to act as CANARY_IDENTITY, the CI actor or the OS user',
+    );
+    expect(() => resolveIdentity({ as: ' ', env })).toThrow(/^--as is blank: /);
+    // Leaving --as out still falls back.
+    expect(resolveIdentity({ env }).name).toBe('release-bot');
   });
 
   it('falls back to the OS user, then to "unknown"', () => {
