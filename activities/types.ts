@@ -1,7 +1,7 @@
 // One small interface per concern; one file (or folder) per provider implements it. Nothing here knows about
 // stages. A provider instance is built for one rollout target (its settings are bound at construction) and
 // cached by the activities' provider registry, the way Argo Rollouts builds a router from each rollout's spec.
-import type { RolloutTarget } from '../workflows/types';
+import type { PreflightFinding, RolloutTarget } from '../workflows/types';
 import type { RolloutAlert } from './alerts/events';
 
 /** Which versions the routing must point at: the stable side and the canary side. */
@@ -32,31 +32,8 @@ export type WeightVerification =
   | { verified: false; weight: number; reason: string }
   | { verified: null; reason: string };
 
-/**
- * One thing the preflight (the rollout's first step, before anything is touched) found wrong with this target on
- * this worker. A rollout with a `refuse` finding ends as not started: nothing was changed, the target is free.
- */
-export interface PreflightFinding {
-  /**
-   * What it concerns: `cluster` (reachable, credentials), `access` (a verb the worker's account lacks), `object` (a
-   * router object, Service, Deployment or CRD that is missing or unusable), `selector` (routing that would point at
-   * pods of the wrong version), `query` (a check's query does not parse or run), `metrics` (the provider cannot
-   * answer a check), `data` (a check has no data even for stable: its exporter is missing), `window` (the plan's
-   * deployment windows do not open in time).
-   */
-  area: 'cluster' | 'access' | 'object' | 'selector' | 'query' | 'metrics' | 'data' | 'window';
-  /**
-   * `input`: the plan or the target must change (the CLI exits 2); `infrastructure`: the worker's cluster,
-   * credentials or metrics source must (exit 3).
-   */
-  cause: 'input' | 'infrastructure';
-  /** `refuse`: the rollout does not start; `warn`: it starts, and its status and start alert name the finding. */
-  level: 'refuse' | 'warn';
-  /** One sentence that names what is wrong and how to fix it (never a secret). */
-  message: string;
-  /** Where in the plan or target, e.g. `target.traffic.istio.destinationRule` or `analysis.checks[2].query`. */
-  path?: string;
-}
+/** The preflight's findings are part of a rollout's status: the model lives beside it (workflows/types.ts). */
+export type { PreflightFinding } from '../workflows/types';
 
 /** The labels the pods of each side carry (or will carry, for a canary not made yet), for selector checks. */
 export interface PodLabels {

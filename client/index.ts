@@ -16,6 +16,7 @@ import {
 } from '@temporalio/client';
 import {
   DEFAULT_TASK_QUEUE,
+  NOT_STARTED_FAILURE,
   ROLLED_BACK_FAILURE,
   SA_APP,
   SA_PHASE,
@@ -27,6 +28,7 @@ import {
   approveUpdate,
   pauseUpdate,
   promoteUpdate,
+  resolveUpdate,
   resumeUpdate,
   rolloutWorkflowId,
   legacyRolloutWorkflowId,
@@ -40,6 +42,8 @@ import type {
   ApprovalRecord,
   Phase,
   Plan,
+  PreflightFinding,
+  ResolveRecord,
   RolloutResult,
   RolloutStatus,
   RolloutTarget,
@@ -74,6 +78,10 @@ export type {
   GateWait,
   Phase,
   Plan,
+  PreflightFinding,
+  PreflightView,
+  ResolveRecord,
+  RolloutEnding,
   RolloutResult,
   RolloutStatus,
   RolloutTarget,
@@ -99,6 +107,8 @@ export { ConfigError } from '../worker/config';
 /** How long a single call (query, update, start) may take before it counts as an infrastructure failure. */
 export const DEFAULT_RPC_TIMEOUT_MS = 30_000;
 export const DEFAULT_POLL_MS = 2_000;
+/** How long a start waits for a promoted rollout it hands over to finish (stable's own rollout takes time). */
+export const HANDOVER_TIMEOUT_MS = 15 * 60_000;
 
 // ---------------------------------------------------------------------------------------------- errors
 
@@ -133,15 +143,43 @@ export class RolloutConflictError extends RolloutError {
     readonly runningVersion: string,
     readonly requestedVersion: string,
     /** Set when the versions are the same but the plan or target differ: what differs. */
-    readonly options: { detail?: string; cli?: string } = {},
+    readonly options: { detail?: string; cli?: string; running?: RolloutStatus } = {},
   ) {
+    const cli = options.cli ?? 'canary';
+    const running = options.running;
     super(
       options.detail !== undefined
         ? `a rollout of version ${runningVersion} is already running as ${workflowId}, with another plan or target than requested; ` +
-            `not started again. Abort it (${options.cli ?? 'canary'} abort ${workflowId} --reason "new plan") to start over with the new plan, ` +
+            `not started again. Abort it (${cli} abort ${workflowId} --reason "new plan") to start over with the new plan, ` +
             `or start with the running plan.\n  ${options.detail}`
-        : `a rollout of version ${runningVersion} is already running as ${workflowId}; ` +
-            `abort it (${options.cli ?? 'canary'} abort ${workflowId} --reason "why") or wait for it to finish before rolling out ${requestedVersion}`,
+        : running?.phase === 'rolling_back'
+          ? `the rollout of version ${runningVersion} (${workflowId}) is rolling back; ${requestedVersion} can start once it has ended` +
+            (running.retrying
+              ? `. It is stuck: "${running.retrying.step}" keeps failing (${running.retrying.error}). Fix what that step needs, or once all traffic is on stable (moved by hand), end it: ` +
+                (running.retrying.resolve ??
+                  `${cli} resolve ${workflowId} --confirm-traffic-restored --reason "what was done"`)
+              : ` (follow it: ${cli} status ${workflowId} --watch)`)
+          : `a rollout of version ${runningVersion} is already running as ${workflowId}; ` +
+            `abort it (${cli} abort ${workflowId} --reason "why") or wait for it to finish before rolling out ${requestedVersion}`,
+    );
+  }
+}
+
+/**
+ * The rollout's preflight refused it: nothing was touched and the target is free. `cause` says whose problem it
+ * is: `input` (the plan or target must change; the CLI exits 2) or `infrastructure` (the worker's cluster,
+ * credentials or metrics source must; exit 3).
+ */
+export class RolloutNotStartedError extends RolloutError {
+  constructor(
+    readonly workflowId: string,
+    readonly cause: 'input' | 'infrastructure',
+    readonly findings: PreflightFinding[],
+  ) {
+    const refusals = findings.filter((f) => f.level === 'refuse');
+    super(
+      `rollout ${workflowId} did not start; nothing was changed (${cause === 'input' ? 'fix the plan or the target' : "fix the worker's cluster, credentials or metrics source"}, then start again):\n` +
+        refusals.map((f) => `  - ${f.path ? `${f.path}: ` : ''}${f.message}`).join('\n'),
     );
   }
 }
@@ -150,7 +188,7 @@ export class RolloutConflictError extends RolloutError {
 export class RolloutRejectedError extends RolloutError {
   constructor(
     readonly workflowId: string,
-    readonly operation: 'approve' | 'promote' | 'abort' | 'pause' | 'resume',
+    readonly operation: 'approve' | 'promote' | 'abort' | 'pause' | 'resume' | 'resolve',
     /** The workflow's reason, verbatim; also the message. */
     readonly reason: string,
   ) {
@@ -197,6 +235,8 @@ export interface StartRolloutRequest {
   requestedBy: string;
   /** How the commands the rollout suggests (alerts, the Web UI's details) spell the CLI; default `canary`. */
   cli?: string;
+  /** Told what a start does to a promoted rollout still running on the target (going back, or finishing it). */
+  onHandover?: (message: string) => void;
 }
 
 export interface StartRolloutResult {
@@ -205,6 +245,11 @@ export interface StartRolloutResult {
   /** false when the same version was already rolling out to this target (nothing new started). */
   started: boolean;
   version: string;
+  /**
+   * The target's promoted rollout was soaking and this version still ran beside it: the start went back to it
+   * (traffic returned to stable) instead of starting a rollout.
+   */
+  wentBack?: true;
 }
 
 export interface AbortResult {
@@ -217,6 +262,8 @@ export interface AbortResult {
   state: 'requested' | 'already_rolling_back' | 'already_rolled_back' | 'unconfirmed';
   /** The rollback reason already under way, for `already_*`. */
   reason?: string;
+  /** `already_rolling_back` with a step that keeps failing: what it is, and the command that ends it. */
+  retrying?: RolloutStatus['retrying'];
 }
 
 export interface ListFilter {
@@ -382,19 +429,30 @@ export async function rolloutResult(handle: { result(): Promise<unknown> }): Pro
   try {
     return (await handle.result()) as RolloutResult;
   } catch (err) {
-    const rolledBack = rolledBackResult(err);
-    if (rolledBack) return rolledBack;
+    const outcome = outcomeResult(err);
+    if (outcome) return outcome;
     throw err;
   }
 }
 
-/** The result a rolled-back rollout's failure carries, undefined for any other error. */
-export function rolledBackResult(err: unknown): RolloutResult | undefined {
+/**
+ * The result a rollout's outcome failure carries (rolled back, or not started by its preflight), undefined for any
+ * other error.
+ */
+export function outcomeResult(err: unknown): RolloutResult | undefined {
   if (!(err instanceof WorkflowFailedError)) return undefined;
   const cause = err.cause;
-  if (!(cause instanceof ApplicationFailure) || cause.type !== ROLLED_BACK_FAILURE) return undefined;
+  if (!(cause instanceof ApplicationFailure)) return undefined;
   const details = cause.details?.[0] as RolloutResult | undefined;
-  return details && details.outcome === 'rolled_back' ? details : undefined;
+  if (cause.type === ROLLED_BACK_FAILURE) return details?.outcome === 'rolled_back' ? details : undefined;
+  if (cause.type === NOT_STARTED_FAILURE) return details?.outcome === 'not_started' ? details : undefined;
+  return undefined;
+}
+
+/** The result a rolled-back rollout's failure carries, undefined for any other error (a not-started one too). */
+export function rolledBackResult(err: unknown): RolloutResult | undefined {
+  const result = outcomeResult(err);
+  return result?.outcome === 'rolled_back' ? result : undefined;
 }
 
 function statusFromResult(workflowId: string, result: RolloutResult): RolloutStatus {
@@ -404,7 +462,7 @@ function statusFromResult(workflowId: string, result: RolloutResult): RolloutSta
     namespace: result.namespace,
     version: result.version,
     requestedBy: '',
-    phase: result.outcome === 'promoted' ? 'promoted' : 'rolled_back',
+    phase: result.outcome,
     stage: 0,
     stageCount: 0,
     weight: result.finalWeight,
@@ -413,6 +471,17 @@ function statusFromResult(workflowId: string, result: RolloutResult): RolloutSta
     analyses: [],
     approvals: result.approvals,
     ...(result.reason ? { rollbackReason: result.reason } : {}),
+    ...(result.ending ? { ending: result.ending } : {}),
+    ...(result.resolved ? { resolved: result.resolved } : {}),
+    ...(result.outcome === 'not_started'
+      ? {
+          preflight: {
+            state: 'failed' as const,
+            findings: result.findings ?? [],
+            ...(result.cause ? { cause: result.cause } : {}),
+          },
+        }
+      : {}),
     stages: [],
     run: 0,
   };
@@ -580,6 +649,7 @@ export class RolloutClient {
       (request.image ? `\n\nImage: ${request.image}` : '');
 
     // Two attempts: the running rollout may finish between the failed start and the describe.
+    let handedOver = false;
     for (let attempt = 1; ; attempt++) {
       try {
         const handle = await this.rpc(() =>
@@ -611,8 +681,20 @@ export class RolloutClient {
           await this.requireSameInput(workflowId, running.runId, input);
           return { workflowId, runId: running.runId, started: false, version };
         }
+        const current = await this.status(workflowId).catch(() => undefined);
+        if (current?.phase === 'promoted' && !handedOver) {
+          // The way back (and forward) works at once: a promoted rollout that still soaks or cleans up hands over.
+          const how = await this.handOver(workflowId, current, version, requestedBy, request.onHandover);
+          if (how === 'went_back') {
+            return { workflowId, runId: running.runId, started: false, version, wentBack: true };
+          }
+          handedOver = true;
+          attempt = 0;
+          continue;
+        }
         throw new RolloutConflictError(workflowId, running.runId, running.version, version, {
           cli: this.cli,
+          ...(current ? { running: current } : {}),
         });
       }
       if (attempt >= 3) {
@@ -623,6 +705,69 @@ export class RolloutClient {
           },
         );
       }
+    }
+  }
+
+  /**
+   * A start while the target's last rollout is promoted but still running (soaking, or waiting out its cleanup
+   * delay). A start of the version it replaced, which still runs beside it during a soak, goes back to it: traffic
+   * returns in seconds and nothing new starts. A start of any other version first finishes that promotion now
+   * (the soak, or the cleanup delay, ends early), then starts.
+   */
+  private async handOver(
+    workflowId: string,
+    current: RolloutStatus,
+    version: string,
+    by: string,
+    say: ((message: string) => void) | undefined,
+  ): Promise<'went_back' | 'finished'> {
+    const handle = this.client.workflow.getHandle(workflowId);
+    const ref = `${current.namespace}/${current.app}`;
+    if (current.soak && current.soak.previousVersion === version) {
+      say?.(
+        `${ref}: ${current.version} is promoted and soaking while ${version} still runs beside it; going back to ` +
+          `${version} (traffic returns in seconds; nothing new starts)`,
+      );
+      await this.rpc(() =>
+        handle.signal(abortSignal, {
+          identity: by,
+          reason: `going back to ${version} (a start of ${version} by ${by})`,
+        }),
+      );
+    } else if (current.soak) {
+      say?.(
+        `${ref}: ${current.version} is promoted and soaking; its soak ends now (stable takes ${current.version}, ` +
+          `the canary goes), then ${version} starts`,
+      );
+      await this.update(workflowId, 'promote', () =>
+        handle.executeUpdate(promoteUpdate, {
+          args: [{ identity: by, comment: `a start of ${version} ends the soak`, endSoak: true }],
+        }),
+      );
+    } else {
+      // A cancel during the cleanup delay only shortens it (promotion itself cannot be cancelled).
+      say?.(`${ref}: ${current.version} is promoted; its cleanup runs now, then ${version} starts`);
+      await this.rpc(() => handle.cancel());
+    }
+    await this.awaitClosed(workflowId, HANDOVER_TIMEOUT_MS);
+    return current.soak && current.soak.previousVersion === version ? 'went_back' : 'finished';
+  }
+
+  /** Polls until the workflow is no longer running; an InfrastructureError after `timeoutMs`. */
+  private async awaitClosed(workflowId: string, timeoutMs: number): Promise<void> {
+    const handle = this.client.workflow.getHandle(workflowId);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const info = await this.rpc(() => handle.describe());
+      if (info.status.name !== 'RUNNING') return;
+      if (Date.now() >= deadline) {
+        throw new InfrastructureError(
+          `${workflowId} is still running after ${Math.round(timeoutMs / 60_000)} minutes of waiting for it to finish; ` +
+            `follow it (${this.cli} status ${workflowId} --watch) and start again once it has ended`,
+          { transient: true },
+        );
+      }
+      await sleep(500);
     }
   }
 
@@ -842,15 +987,16 @@ export class RolloutClient {
           failingSince = undefined;
           await options.onStatus?.(status);
           if (TERMINAL_PHASES.includes(status.phase)) return status;
-        } else if (state === 'COMPLETED' || (state === 'FAILED' && (await this.rolledBack(workflowId)))) {
+        } else if (
+          state === 'COMPLETED' ||
+          (state === 'FAILED' && (await this.endedWithOutcome(workflowId)))
+        ) {
           const result = await this.rpc(() => rolloutResult(handle));
           let status: RolloutStatus;
           try {
             // Answered by replay on a worker: do not wait long when none is left.
             status = await this.rpc(() => handle.query(statusQuery), 5_000);
-            if (!TERMINAL_PHASES.includes(status.phase)) {
-              status = { ...status, phase: result.outcome === 'promoted' ? 'promoted' : 'rolled_back' };
-            }
+            if (!TERMINAL_PHASES.includes(status.phase)) status = { ...status, phase: result.outcome };
           } catch {
             status = statusFromResult(workflowId, result);
           }
@@ -869,13 +1015,44 @@ export class RolloutClient {
     }
   }
 
-  /** Whether the closed workflow failed because its rollout rolled back (the typed failure). */
-  private async rolledBack(workflowId: string): Promise<boolean> {
+  /** Whether the closed workflow failed with its rollout's outcome (rolled back, not started: the typed failures). */
+  private async endedWithOutcome(workflowId: string): Promise<boolean> {
     try {
       await this.client.workflow.getHandle(workflowId).result();
       return false;
     } catch (err) {
-      return rolledBackResult(err) !== undefined;
+      return outcomeResult(err) !== undefined;
+    }
+  }
+
+  /**
+   * Waits for the rollout's preflight (its first step) to answer, at most `timeoutMs`: throws
+   * {@link RolloutNotStartedError} when it refused the rollout, returns the status otherwise (passed, still running
+   * when the time is up). Call it for a rollout just started: one started before preflights existed never answers.
+   */
+  async awaitPreflight(
+    ref: string,
+    options: { timeoutMs?: number; pollMs?: number } = {},
+  ): Promise<RolloutStatus | undefined> {
+    const workflowId = await this.locate(ref);
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+    for (;;) {
+      let status: RolloutStatus | undefined;
+      try {
+        status = await this.status(workflowId);
+      } catch (err) {
+        if (!(err instanceof InfrastructureError && err.transient)) throw err;
+      }
+      if (status?.phase === 'not_started' || status?.preflight?.state === 'failed') {
+        throw new RolloutNotStartedError(
+          workflowId,
+          status.preflight?.cause ?? 'infrastructure',
+          status.preflight?.findings ?? [],
+        );
+      }
+      if (status?.preflight && status.preflight.state !== 'running') return status;
+      if (Date.now() >= deadline) return status;
+      await sleep(options.pollMs ?? 250);
     }
   }
 
@@ -919,8 +1096,11 @@ export class RolloutClient {
     );
   }
 
-  /** Skips the remaining stages and promotes now. */
-  async promote(ref: string, request: { identity: string; comment?: string }) {
+  /**
+   * Skips the remaining stages and promotes now. With `endSoak`, during the soak after a promotion: finishes it now
+   * (stable takes the new version, the canary goes).
+   */
+  async promote(ref: string, request: { identity: string; comment?: string; endSoak?: boolean }) {
     const workflowId = await this.locate(ref);
     return this.update(workflowId, 'promote', () =>
       this.client.workflow.getHandle(workflowId).executeUpdate(promoteUpdate, {
@@ -928,6 +1108,7 @@ export class RolloutClient {
           {
             identity: identityOf(request.identity),
             ...(request.comment ? { comment: request.comment } : {}),
+            ...(request.endSoak ? { endSoak: true } : {}),
           },
         ],
       }),
@@ -955,12 +1136,20 @@ export class RolloutClient {
         workflowId,
         state: current.phase === 'rolling_back' ? 'already_rolling_back' : 'already_rolled_back',
         ...(current.rollbackReason ? { reason: current.rollbackReason } : {}),
+        ...(current.retrying ? { retrying: current.retrying } : {}),
       };
     }
-    if (
-      current?.phase === 'promoted' ||
-      (current && current.stage === current.stageCount && current.weight === 100)
-    ) {
+    if (current?.phase === 'not_started') {
+      throw new RolloutRejectedError(
+        workflowId,
+        'abort',
+        `cannot abort: rollout ${workflowId} did not start (its preflight refused it; nothing was changed)`,
+      );
+    }
+    // At a gate (the promotion's too) and in the final 100 % hold an abort still rolls back, and during the soak
+    // after a promotion it goes back to the previous version (still running); only a promotion under way or
+    // finished cannot be undone by one.
+    if ((current?.phase === 'promoted' && !current.soak) || current?.promoting) {
       const previous = current.stableVersion
         ? ` (${current.stableVersion} before this rollout)`
         : ' (which this rollout did not record: write it in place of VERSION)';
@@ -1009,11 +1198,35 @@ export class RolloutClient {
     );
   }
 
+  /**
+   * Ends a rollback stuck on a step that keeps failing, once a person has put all traffic on stable by hand:
+   * records who and why, and the rollout ends as rolled back. Refused (RolloutRejectedError) unless a step keeps
+   * failing, and without `confirmTrafficRestored`.
+   */
+  async resolve(
+    ref: string,
+    request: { identity: string; reason: string; confirmTrafficRestored: boolean },
+  ): Promise<ResolveRecord> {
+    const workflowId = await this.locate(ref);
+    const reason = request.reason?.trim() ?? '';
+    if (reason === '') throw new RolloutInputError('a resolve needs a reason: what was done by hand');
+    if (request.confirmTrafficRestored !== true) {
+      throw new RolloutInputError(
+        'a resolve needs the confirmation that all traffic is on stable (--confirm-traffic-restored): check it by hand first',
+      );
+    }
+    return this.update(workflowId, 'resolve', () =>
+      this.client.workflow.getHandle(workflowId).executeUpdate(resolveUpdate, {
+        args: [{ identity: identityOf(request.identity), reason, confirmTrafficRestored: true }],
+      }),
+    );
+  }
+
   // -------------------------------------------------------------------------------------- plumbing
 
   private async update<R>(
     workflowId: string,
-    operation: 'approve' | 'promote' | 'pause' | 'resume',
+    operation: 'approve' | 'promote' | 'pause' | 'resume' | 'resolve',
     call: () => Promise<R>,
   ): Promise<R> {
     try {

@@ -1,6 +1,7 @@
 // Pure text rendering of a rollout's status and of rollout lists. No I/O; colour only when asked for.
 import type { AnalysisRecord, Phase, RolloutStatus, StageView, Verdict } from '../workflows/types';
 import { formatDuration } from '../workflows/duration';
+import { describeEnding } from '../workflows/details';
 import type { RolloutSummary } from './index';
 
 export interface RenderOptions {
@@ -38,6 +39,7 @@ const PHASE_STYLE: Record<Phase, Style> = {
   rolled_back: 'red',
   promoted: 'green',
   failed: 'red',
+  not_started: 'red',
 };
 
 const VERDICT_STYLE: Record<Verdict, Style> = { pass: 'green', fail: 'red', inconclusive: 'yellow' };
@@ -101,11 +103,21 @@ function currentStage(status: RolloutStatus): StageView | undefined {
 function stageStrip(status: RolloutStatus, color: boolean): string {
   return status.stages
     .map((s) => {
-      const mark = { done: '✓', current: '▶', pending: '·', skipped: '↷', failed: '✗' }[s.state];
+      const mark = { done: '✓', current: '▶', pending: '·', skipped: '↷', failed: '✗', stopped: '■' }[
+        s.state
+      ];
       const gate = s.gate === 'approval' ? ' (approval)' : '';
-      const note = s.state === 'skipped' ? ' skipped' : s.state === 'failed' ? ' failed' : '';
+      const note =
+        s.state === 'skipped'
+          ? ' skipped'
+          : s.state === 'failed'
+            ? ' failed'
+            : s.state === 'stopped'
+              ? ` ${status.ending ? describeEnding(status.ending) : 'stopped'}`
+              : '';
       const text = `${mark} ${s.weight}%${gate}${note}`;
       if (s.state === 'failed') return paint(text, 'red', color);
+      if (s.state === 'stopped') return paint(text, 'yellow', color);
       return s.state === 'current' ? paint(text, 'bold', color) : text;
     })
     .concat(status.promotionGate ? [promotionMark(status, color)] : [])
@@ -178,7 +190,10 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
   const totalHold = status.stages.reduce((sum, s) => sum + s.holdMs, 0);
 
   const stopped =
-    status.phase === 'rolling_back' || status.phase === 'rolled_back' || status.phase === 'failed';
+    status.phase === 'rolling_back' ||
+    status.phase === 'rolled_back' ||
+    status.phase === 'failed' ||
+    status.phase === 'not_started';
   let stageBar: string | undefined;
   if (stage && !stopped && status.phase !== 'promoted') {
     if (stage.holdMs > 0) {
@@ -265,7 +280,7 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
     if (g.remindAt) out.push(`  Reminder at ${formatTime(g.remindAt, now)}`);
     if (g.escalateAt) out.push(`  Escalates at ${formatTime(g.escalateAt, now)}`);
     out.push(`  Approve: ${cli} approve ${ref} --stage ${g.stage} --comment "looks good"`);
-    out.push(`  Reject:  ${cli} abort ${ref} --reason "why"`);
+    out.push(`  Decline: ${cli} abort ${ref} --reason "why"   (rolls back)`);
   }
 
   if (status.evidenceQuestion) {
@@ -319,11 +334,44 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
     }
   }
 
-  if (status.phase === 'promoted' && status.stableVersion && status.stableVersion !== status.version) {
+  if (status.phase === 'promoted' && status.soak) {
+    const previous = status.soak.previousVersion ?? 'the previous version';
+    out.push(
+      '',
+      paint(
+        `Soaking until ${formatTime(status.soak.until, now)}: ${previous} keeps running beside ${status.version}`,
+        'green',
+        color,
+      ),
+      `  Go back to ${previous} (traffic returns in seconds): ${cli} abort ${ref} --reason "why"`,
+      `  End the soak now (stable takes ${status.version}): ${cli} promote ${ref} --end-soak`,
+    );
+  } else if (status.phase === 'promoted' && status.stableVersion && status.stableVersion !== status.version) {
     // An abort can no longer undo a promotion: going back is a rollout of the previous version, with this plan.
     out.push(
       '',
       `Go back: ${cli} start --like ${ref} --version ${status.stableVersion}   (this plan and target, ${status.stableVersion} as the canary)`,
+    );
+  }
+
+  if (status.preflight?.state === 'failed') {
+    const refusals = status.preflight.findings.filter((f) => f.level === 'refuse');
+    out.push(
+      '',
+      paint(
+        `Not started: nothing was changed; ${status.preflight.cause === 'input' ? 'fix the plan or the target' : "fix the worker's cluster, credentials or metrics source"}, then start again`,
+        'red',
+        color,
+      ),
+      ...refusals.map((f) => `  - ${f.path ? `${f.path}: ` : ''}${f.message}`),
+    );
+  }
+  const warnings = status.preflight?.findings.filter((f) => f.level === 'warn') ?? [];
+  if (warnings.length > 0) {
+    out.push(
+      '',
+      'Preflight warnings:',
+      ...warnings.map((f) => `  - ${f.path ? `${f.path}: ` : ''}${f.message}`),
     );
   }
 
@@ -336,6 +384,15 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
         'red',
         color,
       ),
+    );
+    if (r.resolve) {
+      out.push(`  Once all traffic is on stable (fixed, or moved by hand), end it: ${r.resolve}`);
+    }
+  }
+  if (status.resolved) {
+    out.push(
+      '',
+      `Resolved by hand by ${status.resolved.by} at ${formatTime(status.resolved.at, now)}: ${status.resolved.reason}`,
     );
   }
   if (status.capacityNote) out.push('', `Stable capacity: ${status.capacityNote}`);
@@ -358,7 +415,8 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
 
   if (status.rollbackReason) {
     const label = status.phase === 'rolling_back' ? 'Rolling back' : 'Rollback reason';
-    out.push('', paint(`${label}: ${status.rollbackReason}`, 'red', color));
+    const how = status.ending ? ` (${describeEnding(status.ending)})` : '';
+    out.push('', paint(`${label}${how}: ${status.rollbackReason}`, 'red', color));
   }
 
   if (status.analyses.length > 0) {
@@ -511,10 +569,24 @@ export function progressLines(
         say(`rolling back: ${next.rollbackReason ?? 'no reason given'}`);
         break;
       case 'rolled_back':
-        say(`rolled back: ${next.rollbackReason ?? 'no reason given'}`);
+        say(
+          `rolled back${next.ending ? ` (${describeEnding(next.ending)})` : ''}: ${next.rollbackReason ?? 'no reason given'}`,
+        );
+        break;
+      case 'not_started':
+        say(
+          `not started (nothing was changed): ${(next.preflight?.findings ?? [])
+            .filter((f) => f.level === 'refuse')
+            .map((f) => f.message)
+            .join('; ')}`,
+        );
         break;
       case 'promoted':
-        say(`promoted: stable now runs ${next.version}`);
+        say(
+          next.soak
+            ? `promoted: ${next.version} serves all traffic; ${next.soak.previousVersion ?? 'the previous version'} keeps running until ${formatTime(next.soak.until, now)} (the soak)`
+            : `promoted: stable now runs ${next.version}`,
+        );
         break;
       case 'failed':
         say('failed');

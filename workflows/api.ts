@@ -1,7 +1,7 @@
 // The rollout workflow's public surface: input, messages, and ids. Imported by the workflow and the client.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { ApprovalRecord, RolloutStatus, RolloutTarget } from './types';
+import type { ApprovalRecord, ResolveRecord, RolloutStatus, RolloutTarget } from './types';
 import type { PlanSpec } from './plan';
 import type { TargetSpec } from './target';
 
@@ -53,6 +53,22 @@ export interface PauseRequest {
 export interface PromoteRequest {
   identity: string;
   comment?: string;
+  /**
+   * During the soak after promotion (the previous version still runs): finish the promotion now, so stable takes
+   * the new version and the canary goes. Refused at any other time; a plain promote during the soak is refused too.
+   */
+  endSoak?: boolean;
+}
+
+/**
+ * `canary resolve`: a person confirms that traffic is back on stable (done by hand), so a rollback stuck on a step
+ * that keeps failing (a lost cluster, a revoked permission) may end. Accepted only while a step keeps failing.
+ */
+export interface ResolveRequest {
+  identity: string;
+  reason: string;
+  /** Must be true: the caller has checked, by hand, that all traffic is on stable. */
+  confirmTrafficRestored: boolean;
 }
 
 export interface PromoteAck {
@@ -62,6 +78,7 @@ export interface PromoteAck {
 }
 
 export const approveUpdate = defineUpdate<ApprovalRecord, [ApproveRequest]>('approve');
+export const resolveUpdate = defineUpdate<ResolveRecord, [ResolveRequest]>('resolve');
 export const promoteUpdate = defineUpdate<PromoteAck, [PromoteRequest]>('promote');
 /** What a pause or resume changed, as the workflow recorded it. */
 export interface PauseAck {
@@ -104,6 +121,9 @@ const ROLLOUT_ID_PREFIX = 'canary.';
 export const ROLLED_BACK_FAILURE = 'RolledBack';
 /** How that failure's message begins (what is left of it once it crosses a thread by structured clone). */
 export const ROLLED_BACK_MESSAGE_PREFIX = 'rolled back: ';
+/** The failure type of a rollout its preflight refused (nothing was touched); its details hold the RolloutResult. */
+export const NOT_STARTED_FAILURE = 'NotStarted';
+export const NOT_STARTED_MESSAGE_PREFIX = 'not started: ';
 
 /**
  * One rollout per target at a time: the workflow id derives from namespace and app, joined by dots. Both are

@@ -626,3 +626,41 @@ export function gateTimers(
       : {}),
   };
 }
+
+/**
+ * Whether a promotion request by `identity` may pass a gate it would skip (`name`: `stage 3`, `the promotion`).
+ * Skipping a gate approves it, so it needs what `approve` needs: the approvals the gate holds now (none for a gate
+ * not reached yet) together with the requester's must reach the gate's `required`, each from an allowed approver.
+ * Undefined when it may; otherwise why not, and what would let it.
+ */
+export function promotionRefusal(
+  policy: ApprovalPolicy,
+  state: GateApprovalState | undefined,
+  identity: string,
+  atMs: number,
+  name: string,
+): string | undefined {
+  const who = identity.trim();
+  if (who === '' || who === UNKNOWN_IDENTITY || !mayApprove(policy, who)) {
+    return (
+      `cannot promote: ${who || 'an unnamed caller'} may not approve the gate of ${name} ` +
+      `(approvers: ${describeApprovers(policy)}), which a promotion would skip`
+    );
+  }
+  const counted = countedApprovals(policy, state ?? { approvals: [] }, atMs).map((a) => a.identity);
+  const together = new Set([...counted, who]);
+  if (together.size >= policy.required) return undefined;
+  const has =
+    counted.length === 0
+      ? state
+        ? 'it has no approval yet'
+        : 'it is not waiting yet, so it has no approval'
+      : `it has ${counted.length} (${counted.join(', ')})`;
+  const adds = counted.includes(who) ? `${who} approved it already` : `${who}'s own counts as one`;
+  const more = policy.required - together.size;
+  return (
+    `cannot promote: the gate of ${name} needs ${policy.required} distinct approvals (approvers: ` +
+    `${describeApprovers(policy)}); ${has} and ${adds}, so ${approvers(more)} must approve it first ` +
+    `(a promotion skips a gate only with the approvals the gate itself needs)`
+  );
+}

@@ -1,13 +1,40 @@
 // The workflow's "current details" in the Temporal Web UI: a short markdown page a person reads at a glance.
 import { formatDuration } from './duration';
-import type { Plan, RolloutStatus } from './types';
+import type { Plan, RolloutEnding, RolloutStatus } from './types';
+
+/** How a rollout that rolled back ended, in words: `aborted by alice`, `a check failed`, `declined by bob`. */
+export function describeEnding(e: RolloutEnding): string {
+  const by = e.by ? ` by ${e.by}` : '';
+  switch (e.kind) {
+    case 'check':
+      return 'a check failed';
+    case 'step':
+      return 'a step failed';
+    case 'timeout':
+      return 'the approval gate timed out';
+    case 'abort':
+      return `aborted${by}`;
+    case 'decline':
+      return `declined${by}`;
+    case 'cancel':
+      return `cancelled${by || ' from the Temporal UI or API'}`;
+    case 'back':
+      return `went back${by}`;
+  }
+}
 
 export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): string {
   // A list, not a table: the Web UI renders markdown tables without spacing.
-  const mark = { done: '✓', current: '▶', pending: '·', skipped: '↷', failed: '✗' } as const;
+  const mark = { done: '✓', current: '▶', pending: '·', skipped: '↷', failed: '✗', stopped: '■' } as const;
   const rows = st.stages.map((s) => {
     const note =
-      s.state === 'skipped' ? ' (skipped by promotion)' : s.state === 'failed' ? ' (rolled back here)' : '';
+      s.state === 'skipped'
+        ? ' (skipped by promotion)'
+        : s.state === 'failed'
+          ? ' (rolled back here)'
+          : s.state === 'stopped'
+            ? ` (${st.ending ? describeEnding(st.ending) : 'stopped'} here)`
+            : '';
     const text = `stage ${s.stage}: ${s.weight}%${s.holdMs ? ` for ${formatDuration(s.holdMs)}` : ''}${s.gate === 'approval' ? ', approval gate' : ''}${note}`;
     return `- ${mark[s.state]} ${s.state === 'current' ? `**${text}**` : text}`;
   });
@@ -36,10 +63,27 @@ export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): st
     );
   }
   if (st.routingNote) notes.push(`Routing: ${st.routingNote}`);
+  if (st.preflight?.state === 'failed') {
+    notes.push(
+      `**Not started** (${st.preflight.cause === 'input' ? 'fix the plan or the target' : "fix the worker's environment"}); nothing was changed: ` +
+        st.preflight.findings
+          .filter((f) => f.level === 'refuse')
+          .map((f) => (f.path ? `${f.path}: ${f.message}` : f.message))
+          .join('; '),
+    );
+  }
+  const warnings = st.preflight?.findings.filter((f) => f.level === 'warn') ?? [];
+  if (warnings.length > 0) notes.push(`Preflight warnings: ${warnings.map((f) => f.message).join('; ')}`);
   if (st.retrying) {
     notes.push(
-      `**Retrying** "${st.retrying.step}" since ${st.retrying.since} (${st.retrying.attempts} rounds): ${st.retrying.error}`,
+      `**Retrying** "${st.retrying.step}" since ${st.retrying.since} (${st.retrying.attempts} rounds): ${st.retrying.error}` +
+        (st.retrying.resolve
+          ? `. Once all traffic is on stable (moved by hand), end it: \`${st.retrying.resolve}\``
+          : ''),
     );
+  }
+  if (st.resolved) {
+    notes.push(`**Resolved by hand** by ${st.resolved.by} at ${st.resolved.at}: ${st.resolved.reason}`);
   }
   if (st.gate) {
     notes.push(
@@ -108,7 +152,11 @@ export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): st
       `**Stepped back** to ${st.steppedBack.toWeight}% (stage weight ${st.steppedBack.stageWeight}%) since ${st.steppedBack.since}`,
     );
   }
-  if (st.rollbackReason) notes.push(`**Rollback reason:** ${st.rollbackReason}`);
+  if (st.rollbackReason) {
+    notes.push(
+      `**Rollback reason${st.ending ? ` (${describeEnding(st.ending)})` : ''}:** ${st.rollbackReason}`,
+    );
+  }
   // Separate paragraphs: single newlines would run together in markdown.
   lines.push(...notes.flatMap((n) => [n, '']));
   return lines.join('\n');

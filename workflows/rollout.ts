@@ -36,6 +36,8 @@ import {
 import { routes } from '../activities/alerts/routing';
 import {
   SA_APP,
+  NOT_STARTED_FAILURE,
+  NOT_STARTED_MESSAGE_PREFIX,
   ROLLED_BACK_FAILURE,
   ROLLED_BACK_MESSAGE_PREFIX,
   SA_PHASE,
@@ -47,6 +49,7 @@ import {
   pauseSignal,
   pauseUpdate,
   promoteUpdate,
+  resolveUpdate,
   resumeSignal,
   resumeUpdate,
   statusQuery,
@@ -63,7 +66,7 @@ import {
   describeApprovers,
   gateSatisfied,
   gateTimers,
-  mayApprove,
+  promotionRefusal,
   recordApproval,
   type ApprovalPolicy,
   type GivenApproval,
@@ -90,6 +93,10 @@ import type {
   Gate,
   Phase,
   Plan,
+  PreflightFinding,
+  PreflightView,
+  ResolveRecord,
+  RolloutEnding,
   RolloutResult,
   RolloutStatus,
   Stage,
@@ -120,6 +127,13 @@ export const CANCEL_IDENTITY_PATCH = 'cancel-requester';
  * Rollouts recorded before it keep the single sendAlert activity, awaited where the event happens.
  */
 export const ALERTS_PATCH = 'alert-sinks-v2';
+/**
+ * From this patch on a rollout never stays stuck: a read-only preflight before anything is touched (a refusal ends
+ * it as not started), a rollback undoes only what the rollout changed, a person can resolve a rollback stuck on a
+ * failing step, permanent query errors count against a check at once, and a rolled-back rollout names who or what
+ * ended it. Decided once, at the rollout's first run, and carried in its state.
+ */
+export const NEVER_STUCK_PATCH = 'never-stuck';
 
 const acts = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '1 minute',
@@ -154,6 +168,13 @@ const persistentActs = proxyActivities<RolloutActivities>({
 const RETRY_PAUSE_MS = 30_000;
 /** Time a canary or a promoted stable gets beyond its progress deadline before the activity is timed out. */
 const DEADLINE_MARGIN_MS = 60_000;
+// The preflight answers within seconds (its own requests time out quickly); a worker lost mid-way is noticed by the
+// heartbeat, and a second attempt is all it gets: a preflight that cannot run is itself an infrastructure finding.
+const preflightActs = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 2 },
+});
 // A look-up that may fail without consequence: quick, few attempts.
 const lookupActs = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '10 seconds',
@@ -191,7 +212,7 @@ const ALERT_FLUSH_MS = 2 * 60_000;
 interface RolloutState {
   run: number;
   /** Base phase; `paused` and `waiting_approval` are derived. */
-  phase: 'progressing' | 'rolling_back' | 'rolled_back' | 'promoted' | 'failed';
+  phase: 'progressing' | 'rolling_back' | 'rolled_back' | 'promoted' | 'failed' | 'not_started';
   canaryReady: boolean;
   /** 0-based index of the current stage. */
   stageIndex: number;
@@ -215,7 +236,8 @@ interface RolloutState {
   analyses: AnalysisRecord[];
   approvals: ApprovalRecord[];
   promoteRequest?: { by: string; at: number; fromStage: number };
-  abortRequest?: { by: string; reason: string };
+  /** `declined`: what the abort declined (a waiting gate or question), when it came while one waited. */
+  abortRequest?: { by: string; reason: string; declined?: string; back?: true };
   rollbackReason?: string;
   finalizing: boolean;
   promotedAt?: number;
@@ -267,14 +289,45 @@ interface RolloutState {
    * approved it (or it timed out with onTimeout: proceed). Absent before, and for plans without one.
    */
   promotionGate?: 'waiting' | 'passed';
+  /** The never-stuck behaviour (NEVER_STUCK_PATCH), decided at the rollout's first run; absent before it. */
+  neverStuck?: boolean;
+  /** What the first step found. */
+  preflight?: PreflightView;
+  /**
+   * What the rollout has changed so far (never-stuck): a rollback undoes only that, so a rollout that never moved
+   * traffic or set up routing is rolled back at once, whatever state its cluster is in.
+   */
+  touched?: { canary?: boolean; routing?: boolean; traffic?: boolean };
+  /** Who or what ended the rollout, once it rolls back (never-stuck). */
+  ending?: RolloutEnding;
+  /** A person confirmed by hand that traffic is back on stable while a rollback step kept failing. */
+  resolved?: ResolveRecord;
+  /** 0-based index of the stage whose wait for evidence after its hold has been alerted (once per stage). */
+  evidenceAlertedStage?: number;
+  /**
+   * The soak after promotion (never-stuck, a cleanup delay above 0): the new version serves all traffic from the
+   * canary while stable keeps the previous one, so going back is a weight change. `endNow`: a person (or a start
+   * of another version) asked to finish the promotion before `until`.
+   */
+  soak?: { since: number; until: number; previousVersion?: string; endNow?: { by: string; at: number } };
 }
 
 /** Thrown inside the walk to stop it and roll back; never leaves the workflow. */
 class RollbackRequired extends Error {
-  constructor(public readonly reason: string) {
+  constructor(
+    public readonly reason: string,
+    /** Who or what asks for it: an analysis (`check`), a failed step, a gate's timeout. */
+    public readonly ending: RolloutEnding = { kind: 'check' },
+  ) {
     super(reason);
   }
 }
+
+/** Thrown out of a step that kept failing once a person resolved the rollback by hand (`canary resolve`). */
+class ResolvedByHand extends Error {}
+
+/** Thrown by the preflight when it refuses: the rollout ends as not started, with nothing to roll back. */
+class NotStarted extends Error {}
 
 export async function canaryRollout(input: RolloutInput): Promise<RolloutResult> {
   // Rollouts started before whole-percent weights, size bounds and the version rule validate by the rules they
@@ -335,6 +388,9 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     finalizing: false,
   };
   s.planRules ??= { strict, limits };
+  // Decided once, by the first run; a run continued from a rollout that started before it keeps the old behaviour.
+  if (input.carried === undefined) s.neverStuck = patched(NEVER_STUCK_PATCH);
+  if (s.neverStuck) s.touched ??= {};
   const walkScope = new CancellationScope();
   // Bumped by every message so the waiting loop re-evaluates at once.
   let messages = 0;
@@ -342,6 +398,8 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
 
   // ---------- derived views ----------
   const stage = (): Stage => plan.stages[s.stageIndex];
+  /** In the soak after promotion, before stable takes the new version (the previous one still runs). */
+  const soaking = (): boolean => s.phase === 'promoted' && s.soak !== undefined && !s.finalizing;
   /** Waiting at the promotion gate: the final stage's hold is served, promotion waits for a person. */
   const atPromotionGate = (): boolean => s.promotionGate === 'waiting' && plan.promotion.gate !== undefined;
   /** The gate the rollout is at or comes to next: the promotion gate, or the current stage's. */
@@ -391,7 +449,23 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       stageChecks(s.stageIndex + 1)?.length === 0 ||
       stage().holdMs === 0 ||
       s.evidenceWaivedStage === s.stageIndex ||
-      (s.passedInStage && s.lastVerdict === 'pass' && healthyLongEnough(Date.now())));
+      (s.passedInStage &&
+        s.lastVerdict === 'pass' &&
+        healthyLongEnough(Date.now()) &&
+        (!s.neverStuck || roundAfterHold())));
+  /** The instant the current stage's hold is served (paused time added), undefined while paused or not entered. */
+  const holdServedAt = (): number | undefined =>
+    s.stageEntered && s.waitStartedAt !== undefined && s.pausedSince === undefined
+      ? s.waitStartedAt + s.pausedMsInWait + stage().holdMs
+      : undefined;
+  /**
+   * Whether the latest round was taken at or after the end of the hold (never-stuck): the last interval of a stage is
+   * judged before the traffic moves on, not after.
+   */
+  const roundAfterHold = (): boolean => {
+    const served = holdServedAt();
+    return served === undefined || (s.lastAnalysisAt ?? -Infinity) >= served;
+  };
   /** A stage with healthyFor: every round has passed for that long (always true without it). */
   const healthyLongEnough = (now: number): boolean => {
     const need = stage().healthyForMs;
@@ -411,7 +485,10 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   const stageState = (i: number): StageView['state'] => {
     const last = plan.stages.length - 1;
     if (s.skippedFrom !== undefined && i >= s.skippedFrom && i < last) return 'skipped';
-    if (s.failedStage === i && (s.phase === 'rolling_back' || s.phase === 'rolled_back')) return 'failed';
+    if (s.failedStage === i && (s.phase === 'rolling_back' || s.phase === 'rolled_back')) {
+      // Failed only where a check or a step failed; a person's abort, a declined gate, a timeout or a cancel stopped it.
+      return !s.ending || s.ending.kind === 'check' || s.ending.kind === 'step' ? 'failed' : 'stopped';
+    }
     // At the promotion gate the final stage has served its hold.
     if (s.phase === 'promoted' || i < s.stageIndex || s.promotionGate !== undefined) return 'done';
     if (i === s.stageIndex && s.phase === 'progressing') return 'current';
@@ -472,7 +549,10 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     if (s.promotionGate !== undefined) return {};
     if (stage().holdMs === 0 || heldMs(now) < stage().holdMs || stageEvidence()) return {};
     const served = s.waitStartedAt + pausedMs(now) + stage().holdMs;
-    const last = s.lastVerdict ? `the latest analysis was ${s.lastVerdict}` : 'no analysis has run yet';
+    const record = s.analyses[s.analyses.length - 1];
+    const last = s.lastVerdict
+      ? `the latest analysis was ${s.lastVerdict}${s.neverStuck && record?.reasons?.length ? `: ${record.reasons.join('; ')}` : ''}`
+      : 'no analysis has run yet';
     const need = stage().healthyForMs;
     const note =
       s.passedInStage && s.lastVerdict === 'pass' && need !== undefined
@@ -540,7 +620,15 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       ...(s.drift
         ? { drift: { expected: s.drift.expected, found: s.drift.found, at: iso(s.drift.at) } }
         : {}),
-      ...(s.retrying ? { retrying: { ...s.retrying, since: iso(s.retrying.since) } } : {}),
+      ...(s.retrying
+        ? {
+            retrying: {
+              ...s.retrying,
+              since: iso(s.retrying.since),
+              ...(s.neverStuck ? { resolve: resolveCommand() } : {}),
+            },
+          }
+        : {}),
       ...(s.capacityNote ? { capacityNote: s.capacityNote } : {}),
       ...(s.steppedBack
         ? {
@@ -567,6 +655,18 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       ...(s.lastVerdict ? { lastVerdict: s.lastVerdict } : {}),
       approvals: s.approvals,
       ...(s.rollbackReason ? { rollbackReason: s.rollbackReason } : {}),
+      ...(s.ending && (s.phase === 'rolling_back' || s.phase === 'rolled_back') ? { ending: s.ending } : {}),
+      ...(s.resolved ? { resolved: s.resolved } : {}),
+      ...(s.preflight ? { preflight: s.preflight } : {}),
+      ...(s.finalizing && (s.phase === 'progressing' || s.soak) ? { promoting: true as const } : {}),
+      ...(soaking()
+        ? {
+            soak: {
+              until: iso(s.soak!.until),
+              ...(s.soak!.previousVersion ? { previousVersion: s.soak!.previousVersion } : {}),
+            },
+          }
+        : {}),
       ...(s.promotedAt !== undefined ? { promotedAt: iso(s.promotedAt) } : {}),
       stages: plan.stages.map((st, i) => ({
         stage: i + 1,
@@ -820,6 +920,13 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   setHandler(
     promoteUpdate,
     (req) => {
+      if (soaking()) {
+        // Promoted already: a promotion request during the soak finishes it now (stable takes the new version).
+        s.soak!.endNow = { by: req.identity, at: Date.now() };
+        messages++;
+        publish();
+        return { fromStage: s.stageIndex + 1, acceptedAt: iso(Date.now()) };
+      }
       s.promoteRequest = { by: req.identity, at: Date.now(), fromStage: s.stageIndex + 1 };
       pushBounded(
         s.approvals,
@@ -837,27 +944,43 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     },
     {
       validator: (req) => {
+        if (soaking()) {
+          if (s.soak?.endNow) throw new Error('the soak is already ending: stable takes the new version now');
+          if (req.endSoak) return;
+          throw new Error(
+            `cannot promote: the rollout is promoted and soaks until ${iso(s.soak!.until)} (the previous version ` +
+              `keeps running meanwhile); to end the soak now: ${cli} promote ${info.workflowId} --end-soak`,
+          );
+        }
+        if (req.endSoak) throw new Error(`cannot end the soak: the rollout is ${phase()}, not soaking`);
         if (s.phase !== 'progressing') throw new Error(`cannot promote: the rollout is ${s.phase}`);
         if (s.pausedSince !== undefined)
           throw new Error('cannot promote: the rollout is paused; resume it first');
         if (s.promoteRequest || s.finalizing) throw new Error('promotion is already under way');
-        // A promotion skips the remaining gates: under a policy only someone who may approve them may skip them.
+        // A promotion skips the remaining gates: under a policy it passes each only with what approving it would
+        // take (the two-person rule holds on every path).
         const who = (req.identity ?? '').trim();
         const from = s.stageEntered ? s.stageIndex + 1 : s.stageIndex;
-        const skipped = plan.stages
-          .slice(from)
-          .map((st, k) => ({ gate: st.gate, name: `stage ${from + k + 1}` }));
+        const skipped = plan.stages.slice(from).map((st, k) => ({
+          gate: st.gate,
+          name: `stage ${from + k + 1}`,
+          waiting: from + k === s.stageIndex,
+        }));
         if (plan.promotion.gate && s.promotionGate !== 'passed') {
-          skipped.push({ gate: plan.promotion.gate, name: 'the promotion' });
+          skipped.push({ gate: plan.promotion.gate, name: 'the promotion', waiting: atPromotionGate() });
         }
-        for (const { gate: g, name } of skipped) {
+        for (const { gate: g, name, waiting } of skipped) {
           if (g.type !== 'approval' || !g.policy) continue;
-          if (who === '' || who === UNKNOWN_IDENTITY || !mayApprove(g.policy, who)) {
-            throw new Error(
-              `cannot promote: ${who || 'an unnamed caller'} may not approve the gate of ${name} ` +
-                `(approvers: ${describeApprovers(g.policy)}), which a promotion would skip`,
-            );
-          }
+          // Validators do not run on replay, so this holds for rollouts in flight too. The approvals a waiting gate
+          // holds count with the requester's; a gate not reached yet holds none.
+          const refusal = promotionRefusal(
+            g.policy,
+            waiting ? gateState() : undefined,
+            who,
+            Date.now(),
+            name,
+          );
+          if (refusal) throw new Error(refusal);
         }
       },
     },
@@ -865,11 +988,75 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
 
   setHandler(abortSignal, async (req) => {
     // Idempotent: only the first abort counts, and a promotion under way is not undone.
-    if (s.abortRequest || s.phase !== 'progressing' || s.finalizing) return;
-    s.abortRequest = { by: req.identity, reason: req.reason };
+    if (s.abortRequest || s.finalizing) return;
+    if (soaking()) {
+      // During the soak the previous version still runs: an abort goes back to it.
+      s.abortRequest = { by: req.identity, reason: req.reason, back: true };
+      messages++;
+      walkScope.cancel();
+      return;
+    }
+    if (s.phase !== 'progressing') return;
+    // An abort while a gate or a question waits declines it: a person said no, nothing failed.
+    const declined = gateWaiting()
+      ? `the gate of ${atPromotionGate() ? 'the promotion' : `stage ${s.stageIndex + 1}`}`
+      : s.evidenceQuestion
+        ? `the question about ${s.evidenceQuestion.checks.join(', ') || 'missing evidence'}`
+        : undefined;
+    s.abortRequest = { by: req.identity, reason: req.reason, ...(declined ? { declined } : {}) };
     messages++;
     walkScope.cancel();
   });
+
+  /** The step that keeps failing, while it runs one attempt (a resolve cancels it). */
+  let stepScope: CancellationScope | undefined;
+  setHandler(
+    resolveUpdate,
+    (req) => {
+      const record: ResolveRecord = {
+        by: req.identity.trim(),
+        reason: req.reason.trim(),
+        at: iso(Date.now()),
+        ...(s.retrying ? { step: s.retrying.step } : {}),
+      };
+      s.resolved = record;
+      pushBounded(
+        s.approvals,
+        { stage: s.stageIndex + 1, by: record.by, at: record.at, kind: 'resolved', comment: record.reason },
+        MAX_APPROVALS_KEPT,
+      );
+      messages++;
+      stepScope?.cancel();
+      publish();
+      return record;
+    },
+    {
+      validator: (req) => {
+        if (req.confirmTrafficRestored !== true) {
+          throw new Error(
+            'resolve needs --confirm-traffic-restored: check by hand that all traffic is on stable first, then say so',
+          );
+        }
+        if (!req.reason?.trim()) throw new Error('resolve needs a reason (--reason): what was done by hand');
+        const who = req.identity?.trim() ?? '';
+        if (who === '' || who === UNKNOWN_IDENTITY)
+          throw new Error('resolve needs a named person (--as NAME)');
+        if (s.resolved) throw new Error(`already resolved by ${s.resolved.by} at ${s.resolved.at}`);
+        if (!s.neverStuck) {
+          throw new Error(
+            'this rollout started before resolve existed: fix what its step needs (the worker retries it), or terminate its workflow once traffic is on stable',
+          );
+        }
+        const stuck = s.retrying && (s.phase === 'rolling_back' || s.finalizing);
+        if (!stuck) {
+          throw new Error(
+            `nothing to resolve: the rollout is ${phase()} and no rollback step keeps failing; resolve ends only a ` +
+              'rollback (or the return to stable after a promotion) stuck on a step that keeps failing',
+          );
+        }
+      },
+    },
+  );
 
   /** Why a pause would change nothing, or undefined when it would pause. */
   const pauseRefusal = (): string | undefined => {
@@ -976,24 +1163,55 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     );
   };
 
-  /** Runs a step that must not give up; between batches of attempts, status says why it is stuck. */
+  /**
+   * Runs a step that must not give up; between batches of attempts, status says why it is stuck. From never-stuck
+   * on, the first failed batch alerts with the way out, and a person's resolve ends the step (ResolvedByHand), even
+   * mid-attempt.
+   */
   const persist = async <T>(step: string, run: () => Promise<T>): Promise<T> => {
     for (let attempts = 1; ; attempts++) {
+      if (s.resolved) throw new ResolvedByHand();
       try {
-        const result = await run();
+        let result: T;
+        if (s.neverStuck) {
+          stepScope = new CancellationScope();
+          result = await stepScope.run(run);
+        } else {
+          result = await run();
+        }
         if (s.retrying) {
           s.retrying = undefined;
           publish();
         }
         return result;
       } catch (err) {
+        if (s.resolved) throw new ResolvedByHand();
         s.retrying = { step, attempts, error: errorMessage(err), since: s.retrying?.since ?? Date.now() };
         publish();
         log.warn('step keeps failing; retrying', { step, attempts, error: errorMessage(err) });
-        await sleep(RETRY_PAUSE_MS);
+        if (!s.neverStuck) {
+          await sleep(RETRY_PAUSE_MS);
+          continue;
+        }
+        if (attempts === 1) {
+          await alert(
+            'stuck',
+            'critical',
+            `${label()} cannot ${step}: ${errorMessage(err)}. It retries every ${formatDuration(RETRY_PAUSE_MS)}; ` +
+              `fix what the step needs, or once all traffic is on stable (moved by hand), end it: ${resolveCommand()}`,
+            false,
+            { commands: { status: `${cli} status ${info.workflowId}`, resolve: resolveCommand() } },
+          );
+        }
+        const seen = s.resolved;
+        await condition(() => s.resolved !== seen, RETRY_PAUSE_MS, { summary: `retry: ${step}` });
+      } finally {
+        stepScope = undefined;
       }
     }
   };
+  const resolveCommand = (): string =>
+    `${cli} resolve ${info.workflowId} --confirm-traffic-restored --reason "what was done"`;
 
   // ---------- the walk ----------
   const analysisActive = (): boolean =>
@@ -1210,6 +1428,8 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     done: () => boolean,
     deadline: () => number | undefined,
     what: string,
+    /** An analysis due earlier than the schedule says (the round at a hold's end), if any. */
+    roundDue?: () => number | undefined,
   ): Promise<void> => {
     for (;;) {
       routeEarly();
@@ -1222,7 +1442,9 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       }
       if (done()) return;
       const now = Date.now();
-      const analysisDue = analysisActive() ? (s.lastAnalysisAt ?? now) + plan.analysis.intervalMs : undefined;
+      const analysisDue = analysisActive()
+        ? Math.min((s.lastAnalysisAt ?? now) + plan.analysis.intervalMs, roundDue?.() ?? Infinity)
+        : undefined;
       if (analysisDue !== undefined && now >= analysisDue) {
         await analyse();
         continue;
@@ -1366,7 +1588,12 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       );
       return;
     }
-    throw new RollbackRequired(`approval for ${subject} timed out after ${formatDuration(g.timeoutMs ?? 0)}`);
+    throw new RollbackRequired(
+      `approval for ${subject} timed out after ${formatDuration(g.timeoutMs ?? 0)}`,
+      {
+        kind: 'timeout',
+      },
+    );
   };
 
   /** Records what the router did: the achieved weight where it differs, and what it could not do. */
@@ -1380,6 +1607,8 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
 
   const shift = async (weight: number, why: string, opts: { restoring?: boolean } = {}): Promise<void> => {
     const expected = s.achievedWeight ?? s.weight;
+    // Marked before the call: an attempt may land even when its answer is lost.
+    if (s.touched && weight > 0) s.touched.traffic = true;
     const r = await acts.setCanaryWeight.executeWithOptions(
       {
         summary: `${why}: canary ${s.weight}% → ${weight}%`,
@@ -1428,36 +1657,72 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   };
 
   const hold = async (): Promise<void> => {
-    // A stage advances only on evidence: with checks, its latest analysis must have passed.
-    // A zero hold (the final stage by default) promotes at once.
+    // A stage advances only on evidence: with checks, its latest analysis must have passed (from never-stuck on, a
+    // round taken at or after the hold's end). A zero hold (the final stage by default) promotes at once.
     const evidence = stageEvidence;
     const end = (): number | undefined =>
       s.pausedSince === undefined && s.waitStartedAt !== undefined
         ? s.waitStartedAt + s.pausedMsInWait + stage().holdMs
         : undefined;
-    await watch(
-      () =>
-        s.promoteRequest !== undefined ||
-        (s.pausedSince === undefined && heldMs(Date.now()) >= stage().holdMs && evidence()),
-      end,
-      `hold of stage ${s.stageIndex + 1} at ${stage().weight}%`,
-    );
+    const served = (): boolean => s.pausedSince === undefined && heldMs(Date.now()) >= stage().holdMs;
+    // The round the hold's end calls for, when none has been taken since.
+    const roundDue = (): number | undefined =>
+      s.neverStuck && !roundAfterHold() ? holdServedAt() : undefined;
+    // Served, but no evidence for this long: a person hears why the stage does not move (once per stage).
+    const alertAt = (): number | undefined => {
+      const at = holdServedAt();
+      return s.neverStuck && s.evidenceAlertedStage !== s.stageIndex && at !== undefined
+        ? at + evidenceWaitAlertMs()
+        : undefined;
+    };
+    const alertDue = (): boolean => {
+      const at = alertAt();
+      return at !== undefined && served() && !evidence() && Date.now() >= at;
+    };
+    for (;;) {
+      await watch(
+        () => s.promoteRequest !== undefined || (served() && (evidence() || alertDue())),
+        () => {
+          const times = [end(), alertAt()].filter((t): t is number => t !== undefined && t > Date.now());
+          return times.length > 0 ? Math.min(...times) : undefined;
+        },
+        `hold of stage ${s.stageIndex + 1} at ${stage().weight}%`,
+        roundDue,
+      );
+      if (s.promoteRequest !== undefined || !alertDue()) return;
+      s.evidenceAlertedStage = s.stageIndex;
+      const why = evidenceView(Date.now()).evidenceWait?.note ?? 'no passing analysis yet';
+      await alert(
+        'stuck',
+        'warning',
+        `${label()}: stage ${s.stageIndex + 1} served its hold ${formatDuration(Date.now() - (holdServedAt() ?? Date.now()))} ago ` +
+          `and does not advance: ${why}. It advances on the first passing analysis; to end the wait: ` +
+          `${cli} promote ${info.workflowId} (skip ahead) or ${cli} abort ${info.workflowId} --reason "why"`,
+      );
+    }
   };
+  /** How long a served hold may wait for a passing analysis before a person is told: 3 rounds, at least 15 min. */
+  const evidenceWaitAlertMs = (): number => Math.max(15 * 60_000, 3 * plan.analysis.intervalMs);
 
   const walk = async (): Promise<void> => {
     if (!s.canaryReady) {
+      if (s.neverStuck && !s.preflight) await preflight();
       publish();
+      const warnings = (s.preflight?.findings ?? []).filter((f) => f.level === 'warn');
       await alert(
         'rollout_started',
         'info',
-        `${label()} rollout started by ${input.requestedBy}: ${describePlan(plan)}`,
+        `${label()} rollout started by ${input.requestedBy}: ${describePlan(plan)}` +
+          (warnings.length > 0 ? `. Preflight warnings: ${warnings.map((f) => f.message).join('; ')}` : ''),
       );
+      if (s.touched) s.touched.canary = true;
       const canary = await acts.prepareCanary.executeWithOptions(
         { summary: `deploy canary ${version}`, ...(routingLifecycle ? workloadWaitOptions() : {}) },
         [{ target, version, image }],
       );
       if (canary?.stableVersion) s.stableVersion = canary.stableVersion;
       if (routingLifecycle) {
+        if (s.touched) s.touched.routing = true;
         await acts.prepareRouting.executeWithOptions({ summary: `prepare ${routerName()} routing` }, [
           { target, versions: { ...(s.stableVersion ? { stable: s.stableVersion } : {}), canary: version } },
         ]);
@@ -1508,6 +1773,47 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   };
 
   /**
+   * The first step (never-stuck): whether this worker can drive this target with this plan, read-only. Every
+   * refusal is listed at once; any refusal ends the rollout as not started, before anything is touched.
+   */
+  const preflight = async (): Promise<void> => {
+    s.preflight = { state: 'running', findings: [] };
+    publish();
+    let findings: PreflightFinding[];
+    let tookMs: number | undefined;
+    try {
+      const report = await preflightActs.preflight.executeWithOptions(
+        { summary: `preflight: can this worker roll ${version} out to ${target.namespace}/${target.app}?` },
+        [{ target, plan, version, ...(image ? { image } : {}) }],
+      );
+      findings = report.findings;
+      tookMs = report.tookMs;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      findings = [
+        {
+          area: 'cluster',
+          cause: 'infrastructure',
+          level: 'refuse',
+          message: `the preflight could not run on the worker: ${errorMessage(err)}`,
+        },
+      ];
+    }
+    const refusals = findings.filter((f) => f.level === 'refuse');
+    s.preflight = {
+      state: refusals.length > 0 ? 'failed' : 'passed',
+      findings,
+      ...(tookMs !== undefined ? { tookMs } : {}),
+      // An input problem needs the plan or target changed whatever else is wrong: it decides the exit code.
+      ...(refusals.length > 0
+        ? { cause: refusals.some((f) => f.cause === 'input') ? 'input' : 'infrastructure' }
+        : {}),
+    };
+    publish();
+    if (refusals.length > 0) throw new NotStarted();
+  };
+
+  /**
    * Outside the plan's deployment windows the rollout does not advance: it keeps analysing (and rolls back on
    * trouble) and waits on a timer until the windows open. The next-open instant is computed once, when the wait
    * begins, and kept in state. A promotion request ends a wait for a stage (promotion then waits by its own rule).
@@ -1541,6 +1847,45 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     publish();
   };
 
+  /**
+   * Whether promotion soaks (never-stuck, with a cleanup delay): the new version first takes all the traffic while
+   * stable keeps the previous one, and only at the soak's end does stable take the new version. Before it, stable
+   * took the new version at once and the canary lingered for the cleanup delay running the same version.
+   */
+  const soakPromotion = (): boolean =>
+    s.neverStuck === true && routingLifecycle && plan.promotion.cleanupDelayMs > 0;
+
+  /** The soak begins: the canary (the new version) carries all the traffic; the rollout counts as promoted. */
+  const beginSoak = async (): Promise<void> => {
+    if (s.weight !== 100) await shift(100, 'promotion');
+    s.stageIndex = plan.stages.length - 1;
+    s.stageEntered = true;
+    const now = Date.now();
+    s.phase = 'promoted';
+    s.promotedAt = now;
+    s.soak = {
+      since: now,
+      until: now + plan.promotion.cleanupDelayMs,
+      ...(s.stableVersion ? { previousVersion: s.stableVersion } : {}),
+    };
+    publish();
+    const previous = s.stableVersion ?? 'the previous version';
+    await alert(
+      'promoted',
+      'info',
+      `${label()} promoted: ${version} serves all traffic; ${previous} keeps running until ${iso(s.soak.until)} ` +
+        `(the soak), so going back is a weight change: ${cli} abort ${info.workflowId} --reason "why"`,
+    );
+  };
+
+  /** The soak: the previous version keeps running until its end, or until someone ends it or goes back. */
+  const soak = async (): Promise<void> => {
+    const until = s.soak?.until ?? Date.now();
+    await condition(() => s.soak?.endNow !== undefined, Math.max(1, until - Date.now()), {
+      summary: `soak until ${iso(until)}: the previous version keeps running`,
+    });
+  };
+
   // Promotion: canary takes all traffic, stable takes the new version, traffic returns to stable, the canary goes.
   const promote = async (): Promise<void> => {
     s.finalizing = true;
@@ -1558,38 +1903,45 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     } catch (err) {
       // Stable still runs the old version: rolling back is safe and right.
       s.finalizing = false;
-      throw new RollbackRequired(`promotion failed: ${errorMessage(err)}`);
+      throw new RollbackRequired(`promotion failed: ${errorMessage(err)}`, { kind: 'step' });
     }
     // From here stable runs the new version; sending traffic back to it must not give up.
     if (routingLifecycle) {
-      await persist('point the stable routing at the new version', () =>
-        persistentActs.prepareRouting.executeWithOptions(
-          { summary: `promotion: ${routerName()} routing, stable serves ${version}` },
-          [{ target, versions: { stable: stableLabel, canary: version }, mode: 'rollback' }],
-        ),
-      );
-      // Stable may have been shrunk while the canary carried the traffic (by an autoscaler, or by the replica
-      // ratio at 100 %): it gets its capacity back before the traffic returns.
-      const capacity = await persist('make sure the promoted stable can take the traffic', () =>
-        persistentActs.ensureStableCapacity.executeWithOptions(
-          { summary: 'promotion: check stable capacity' },
-          [{ target }],
-        ),
-      );
-      if (capacity) s.capacityNote = capacity;
-      const r = await persist('send traffic back to the promoted stable', () =>
-        persistentActs.setCanaryWeight.executeWithOptions(
-          { summary: `promotion: canary ${s.weight}% → 0%, stable serves ${version}` },
-          [{ target, weight: 0, mode: 'rollback' }],
-        ),
-      );
-      applyWeight(0, r);
-      await persist('remove the routing setup', () =>
-        persistentActs.teardownRouting.executeWithOptions(
-          { summary: `promotion: tear down ${routerName()} routing` },
-          [{ target }],
-        ),
-      );
+      try {
+        await persist('point the stable routing at the new version', () =>
+          persistentActs.prepareRouting.executeWithOptions(
+            { summary: `promotion: ${routerName()} routing, stable serves ${version}` },
+            [{ target, versions: { stable: stableLabel, canary: version }, mode: 'rollback' }],
+          ),
+        );
+        // Stable may have been shrunk while the canary carried the traffic (by an autoscaler, or by the replica
+        // ratio at 100 %): it gets its capacity back before the traffic returns.
+        const capacity = await persist('make sure the promoted stable can take the traffic', () =>
+          persistentActs.ensureStableCapacity.executeWithOptions(
+            { summary: 'promotion: check stable capacity' },
+            [{ target }],
+          ),
+        );
+        if (capacity) s.capacityNote = capacity;
+        const r = await persist('send traffic back to the promoted stable', () =>
+          persistentActs.setCanaryWeight.executeWithOptions(
+            { summary: `promotion: canary ${s.weight}% → 0%, stable serves ${version}` },
+            [{ target, weight: 0, mode: 'rollback' }],
+          ),
+        );
+        applyWeight(0, r);
+        await persist('remove the routing setup', () =>
+          persistentActs.teardownRouting.executeWithOptions(
+            { summary: `promotion: tear down ${routerName()} routing` },
+            [{ target }],
+          ),
+        );
+      } catch (err) {
+        // A person confirmed that traffic is on the promoted stable; what the failing step left is theirs now.
+        if (!(err instanceof ResolvedByHand)) throw err;
+        s.retrying = undefined;
+        s.achievedWeight = undefined;
+      }
     } else {
       await rollbackActs.setCanaryWeight.executeWithOptions(
         { summary: `promotion: canary ${s.weight}% → 0%, stable serves ${version}` },
@@ -1597,10 +1949,13 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       );
     }
     s.weight = 0;
+    const soaked = s.soak !== undefined;
     s.phase = 'promoted';
-    s.promotedAt = Date.now();
+    s.promotedAt ??= Date.now();
+    s.soak = undefined;
     publish();
-    await alert('promoted', 'info', `${label()} promoted: stable now runs ${version}`);
+    // A soaked promotion said so when it began; the end of the soak changes nothing for people.
+    if (!soaked) await alert('promoted', 'info', `${label()} promoted: stable now runs ${version}`);
   };
 
   /**
@@ -1612,6 +1967,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     try {
       const who = await lookupActs.cancelRequester.executeWithOptions({ summary: 'who cancelled' }, []);
       if (who) s.rollbackReason = `workflow cancelled by ${who} (Temporal UI or API)`;
+      if (who && s.ending?.kind === 'cancel') s.ending = { kind: 'cancel', by: who };
     } catch (err) {
       log.warn('could not tell who cancelled the rollout', { error: errorMessage(err) });
     }
@@ -1639,35 +1995,57 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
         { target },
       ]);
     } else {
-      // Stable must be able to take the traffic back (an autoscaler may have shrunk it); then traffic goes
-      // back before anything else (not even an alert) can delay it.
-      const capacity = await persist('make sure stable can take the traffic', () =>
-        persistentActs.ensureStableCapacity.executeWithOptions(
-          { summary: 'rollback: check stable capacity' },
-          [{ target }],
-        ),
-      );
-      if (capacity) s.capacityNote = capacity;
-      const r = await persist('send traffic back to stable', () =>
-        persistentActs.setCanaryWeight.executeWithOptions({ summary: `rollback: canary ${s.weight}% → 0%` }, [
-          { target, weight: 0, mode: 'rollback' },
-        ]),
-      );
-      applyWeight(0, r);
-      s.drift = undefined;
-      publish();
-      await nameCanceller(cancelled);
-      await persist('scale the canary down', () =>
-        persistentActs.scaleDownCanary.executeWithOptions({ summary: 'rollback: scale canary down' }, [
-          { target },
-        ]),
-      );
-      await persist('remove the routing setup', () =>
-        persistentActs.teardownRouting.executeWithOptions(
-          { summary: `rollback: tear down ${routerName()} routing` },
-          [{ target }],
-        ),
-      );
+      // Only what the rollout changed is undone (all of it for rollouts that did not keep track): one that never
+      // moved traffic or set up routing has no traffic to bring back, whatever state its cluster is in.
+      const t = s.touched;
+      try {
+        if (!t || t.traffic || t.routing) {
+          // Stable must be able to take the traffic back (an autoscaler may have shrunk it); then traffic goes
+          // back before anything else (not even an alert) can delay it.
+          const capacity = await persist('make sure stable can take the traffic', () =>
+            persistentActs.ensureStableCapacity.executeWithOptions(
+              { summary: 'rollback: check stable capacity' },
+              [{ target }],
+            ),
+          );
+          if (capacity) s.capacityNote = capacity;
+          const r = await persist('send traffic back to stable', () =>
+            persistentActs.setCanaryWeight.executeWithOptions(
+              { summary: `rollback: canary ${s.weight}% → 0%` },
+              [{ target, weight: 0, mode: 'rollback' }],
+            ),
+          );
+          applyWeight(0, r);
+        }
+        s.drift = undefined;
+        publish();
+        await nameCanceller(cancelled);
+        if (!t || t.canary) {
+          await persist('scale the canary down', () =>
+            persistentActs.scaleDownCanary.executeWithOptions({ summary: 'rollback: scale canary down' }, [
+              { target },
+            ]),
+          );
+        }
+        if (!t || t.routing) {
+          await persist('remove the routing setup', () =>
+            persistentActs.teardownRouting.executeWithOptions(
+              { summary: `rollback: tear down ${routerName()} routing` },
+              [{ target }],
+            ),
+          );
+        }
+      } catch (err) {
+        if (!(err instanceof ResolvedByHand)) throw err;
+        // A person confirmed that traffic is on stable; what the failing step did not finish is theirs now.
+        s.weight = 0;
+        s.achievedWeight = undefined;
+        s.retrying = undefined;
+        s.drift = undefined;
+        if (s.resolved) {
+          s.rollbackReason = `${s.rollbackReason ?? reason}; resolved by hand by ${s.resolved.by}: ${s.resolved.reason}`;
+        }
+      }
     }
     s.phase = 'rolled_back';
     publish();
@@ -1683,7 +2061,37 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     ...(s.rollbackReason ? { reason: s.rollbackReason } : {}),
     finalWeight: s.weight,
     approvals: s.approvals,
+    ...(s.ending ? { ending: s.ending } : {}),
+    ...(s.resolved ? { resolved: s.resolved } : {}),
+    ...(s.preflight?.state === 'failed'
+      ? { findings: s.preflight.findings, ...(s.preflight.cause ? { cause: s.preflight.cause } : {}) }
+      : {}),
   });
+
+  /** A refused preflight: nothing was touched, so nothing is rolled back; the target is free at once. */
+  const endNotStarted = async (): Promise<never> => {
+    const refusals = (s.preflight?.findings ?? []).filter((f) => f.level === 'refuse');
+    s.phase = 'not_started';
+    publish();
+    const why = refusals.map((f) => f.message);
+    await CancellationScope.nonCancellable(async () => {
+      await alert(
+        'not_started',
+        'warning',
+        `${label()} did not start: nothing was changed. ${why.join('; ')}`,
+        false,
+        { reason: why.join('; ') },
+      );
+      await condition(allHandlersFinished);
+      await flushAlerts();
+    });
+    const first = why[0] ?? 'the preflight refused it';
+    throw outcomeFailure(
+      NOT_STARTED_FAILURE,
+      `${NOT_STARTED_MESSAGE_PREFIX}${first}${why.length > 1 ? ` (and ${why.length - 1} more)` : ''}`,
+      result('not_started'),
+    );
+  };
 
   // ---------- main ----------
   publish();
@@ -1699,18 +2107,37 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       routeEarly();
     });
   }
-  if (s.phase === 'progressing') {
+  if (s.phase === 'progressing' || soaking()) {
     try {
-      await walkScope.run(walk);
+      if (s.phase === 'progressing') {
+        await walkScope.run(walk);
+        if (soakPromotion()) await CancellationScope.nonCancellable(beginSoak);
+      }
+      // While it soaks, an abort or a cancel goes back to the previous version, which still runs.
+      if (soaking()) await walkScope.run(soak);
       // Once stable runs the new version there is nothing to roll back to: promotion is not cancellable.
       await CancellationScope.nonCancellable(promote);
     } catch (err) {
       if (err instanceof ContinueAsNew) throw err;
+      if (err instanceof NotStarted) return endNotStarted();
+      const abort = s.abortRequest;
+      s.ending =
+        err instanceof RollbackRequired
+          ? err.ending
+          : abort
+            ? { kind: abort.back ? 'back' : abort.declined ? 'decline' : 'abort', by: abort.by }
+            : isCancellation(err)
+              ? { kind: 'cancel' }
+              : { kind: 'step' };
       const reason =
         err instanceof RollbackRequired
           ? err.reason
-          : s.abortRequest
-            ? `aborted by ${s.abortRequest.by}: ${s.abortRequest.reason}`
+          : abort
+            ? abort.back
+              ? `went back to ${s.soak?.previousVersion ?? 'the previous version'} during the soak, as ${abort.by} asked: ${abort.reason}`
+              : abort.declined && s.neverStuck
+                ? `declined by ${abort.by} (${abort.declined}): ${abort.reason}`
+                : `aborted by ${abort.by}: ${abort.reason}`
             : isCancellation(err)
               ? 'workflow cancelled (Temporal UI or API)'
               : `rollout step failed: ${errorMessage(err)}`;
@@ -1725,23 +2152,24 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       // The Web UI (and its Failures filter) tells a rolled-back rollout from a promoted one; the failure is typed
       // and carries the result, which clients read as before (client/index.ts rolloutResult).
       if (patched(ROLLBACK_FAILS_PATCH)) {
-        throw ApplicationFailure.create({
-          type: ROLLED_BACK_FAILURE,
-          message: `${ROLLED_BACK_MESSAGE_PREFIX}${s.rollbackReason ?? reason}`,
-          nonRetryable: true,
-          details: [rolledBack],
-        });
+        throw outcomeFailure(
+          ROLLED_BACK_FAILURE,
+          `${ROLLED_BACK_MESSAGE_PREFIX}${s.rollbackReason ?? reason}`,
+          rolledBack,
+        );
       }
       return rolledBack;
     }
   }
-  try {
-    // The canary lingers for the cleanup delay (a soak before the old capacity is gone); a cancel only shortens it.
-    await walkScope.run(() =>
-      condition(() => false, plan.promotion.cleanupDelayMs, { summary: 'cleanup delay' }),
-    );
-  } catch (err) {
-    if (!isCancellation(err)) throw err;
+  if (!s.neverStuck || !soakPromotion()) {
+    try {
+      // The canary lingers for the cleanup delay (before soaks, rollouts kept it this way); a cancel only shortens it.
+      await walkScope.run(() =>
+        condition(() => false, plan.promotion.cleanupDelayMs, { summary: 'cleanup delay' }),
+      );
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+    }
   }
   await CancellationScope.nonCancellable(async () => {
     await acts.cleanupCanary.executeWithOptions({ summary: 'remove canary workload' }, [{ target }]);
@@ -1749,6 +2177,17 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     await flushAlerts();
   });
   return result('promoted');
+}
+
+/**
+ * The typed failure a rollout that did not promote ends with: the Web UI (and its Failures filter) tells it apart
+ * from a promotion, and its details carry the result. It has no stack trace: a rollout's end is an outcome, not a
+ * crash, and a trace would show the worker's file paths.
+ */
+function outcomeFailure(type: string, message: string, result: RolloutResult): ApplicationFailure {
+  const failure = ApplicationFailure.create({ type, message, nonRetryable: true, details: [result] });
+  failure.stack = '';
+  return failure;
 }
 
 /** Each analysis reads the last interval of metrics, but never less than 30 s: short windows hold too few requests. */

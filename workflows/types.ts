@@ -94,9 +94,73 @@ export interface Plan {
 }
 
 export type Phase =
-  'progressing' | 'waiting_approval' | 'paused' | 'rolling_back' | 'rolled_back' | 'promoted' | 'failed';
+  | 'progressing'
+  | 'waiting_approval'
+  | 'paused'
+  | 'rolling_back'
+  | 'rolled_back'
+  | 'promoted'
+  | 'failed'
+  | 'not_started';
 
-export const TERMINAL_PHASES: readonly Phase[] = ['rolled_back', 'promoted', 'failed'];
+export const TERMINAL_PHASES: readonly Phase[] = ['rolled_back', 'promoted', 'failed', 'not_started'];
+
+/**
+ * One thing the preflight (the rollout's first step, before anything is touched) found wrong with this target on
+ * this worker. A rollout with a `refuse` finding ends as not started: nothing was changed, the target is free.
+ */
+export interface PreflightFinding {
+  /**
+   * What it concerns: `cluster` (reachable, credentials), `access` (a verb the worker's account lacks), `object` (a
+   * router object, Service, Deployment or CRD that is missing or unusable), `selector` (routing that would point at
+   * pods of the wrong version), `query` (a check's query does not parse or run), `metrics` (the provider cannot
+   * answer a check), `data` (a check has no data even for stable: its exporter is missing), `window` (the plan's
+   * deployment windows do not open in time).
+   */
+  area: 'cluster' | 'access' | 'object' | 'selector' | 'query' | 'metrics' | 'data' | 'window';
+  /**
+   * `input`: the plan or the target must change (the CLI exits 2); `infrastructure`: the worker's cluster,
+   * credentials or metrics source must (exit 3).
+   */
+  cause: 'input' | 'infrastructure';
+  /** `refuse`: the rollout does not start; `warn`: it starts, and its status and start alert name the finding. */
+  level: 'refuse' | 'warn';
+  /** One sentence that names what is wrong and how to fix it (never a secret). */
+  message: string;
+  /** Where in the plan or target, e.g. `target.traffic.istio.destinationRule` or `analysis.checks[2].query`. */
+  path?: string;
+}
+
+/** What the preflight found, as status shows it. */
+export interface PreflightView {
+  /** `running` until it answers; `failed`: the rollout did not start (see `findings`). */
+  state: 'running' | 'passed' | 'failed';
+  findings: PreflightFinding[];
+  /** Whose problem the refusals are when it failed: the input's wins (exit 2), else the infrastructure's (exit 3). */
+  cause?: 'input' | 'infrastructure';
+  tookMs?: number;
+}
+
+/**
+ * Who or what ended a rollout that rolled back: `check` (an analysis), `step` (a step of the rollout failed),
+ * `timeout` (a gate timed out with onTimeout: abort), `abort` (a person aborted), `decline` (a person declined the
+ * gate or question the rollout waited at), `cancel` (its workflow was cancelled from the Temporal UI or API), `back`
+ * (a person went back to the previous version during the soak after promotion).
+ */
+export interface RolloutEnding {
+  kind: 'check' | 'step' | 'timeout' | 'abort' | 'decline' | 'cancel' | 'back';
+  /** The person, when one acted. */
+  by?: string;
+}
+
+/** A person confirmed by hand that traffic is back on stable, ending a rollback stuck on a step that kept failing. */
+export interface ResolveRecord {
+  by: string;
+  reason: string;
+  at: string;
+  /** The step that kept failing when it was resolved. */
+  step?: string;
+}
 
 export interface CheckResult {
   name: string;
@@ -139,9 +203,10 @@ export interface ApprovalRecord {
    * `approved`: a person approved a gate; `promote`: a person asked to skip the remaining holds;
    * `timeout-proceed`: a gate timed out with onTimeout: proceed; `missing-evidence`: a person let the stage go on
    * without the evidence a check's onNoData/onQueryError limit asked about; `breach-accepted`: a person let the stage
-   * go on despite a breach whose check asks first (abort.then: approval).
+   * go on despite a breach whose check asks first (abort.then: approval); `resolved`: a person confirmed that
+   * traffic is back on stable while a rollback step kept failing (`canary resolve`; the comment is the reason).
    */
-  kind: 'approved' | 'promote' | 'timeout-proceed' | 'missing-evidence' | 'breach-accepted';
+  kind: 'approved' | 'promote' | 'timeout-proceed' | 'missing-evidence' | 'breach-accepted' | 'resolved';
   /** Given at the promotion gate (after `stage`, the final one, served its hold). */
   promotion?: boolean;
   /** Under an approval policy: distinct approvals the gate needs, and how many counted once this one was given. */
@@ -185,8 +250,11 @@ export interface StageView {
   weight: number;
   holdMs: number;
   gate: Gate['type'];
-  /** skipped: a promotion request went past it; failed: the rollback happened in it. */
-  state: 'done' | 'current' | 'pending' | 'skipped' | 'failed';
+  /**
+   * skipped: a promotion request went past it; failed: a check or a step failed in it and it rolled back; stopped:
+   * a person (or a gate's timeout, or a cancel) ended the rollout in it (status.ending says who).
+   */
+  state: 'done' | 'current' | 'pending' | 'skipped' | 'failed' | 'stopped';
 }
 
 /** The answer of the `status` query. Stage numbers are 1-based everywhere a person sees them. */
@@ -225,7 +293,14 @@ export interface RolloutStatus {
   /** Someone else changed the weights mid-rollout: what the rollout had set and what it found. */
   drift?: { expected: number; found: number; at: string };
   /** A step that must not give up (rollback, return to stable) keeps failing: which, how often, and why. */
-  retrying?: { step: string; attempts: number; error: string; since: string };
+  retrying?: {
+    step: string;
+    attempts: number;
+    error: string;
+    since: string;
+    /** The command that ends the rollback once a person has put all traffic on stable by hand. */
+    resolve?: string;
+  };
   /** What the rollback found about stable's capacity and did about it. */
   capacityNote?: string;
   /** A medium breach stepped traffic back to the previous stage's weight; it goes forward after a healthy period. */
@@ -247,6 +322,19 @@ export interface RolloutStatus {
   lastVerdict?: Verdict;
   approvals: ApprovalRecord[];
   rollbackReason?: string;
+  /** Who or what ended a rollout that rolls or rolled back (absent for rollouts recorded before it was kept). */
+  ending?: RolloutEnding;
+  /** A rollback stuck on a failing step that a person resolved by hand. */
+  resolved?: ResolveRecord;
+  /** The first step's findings (absent for rollouts recorded before preflight existed). */
+  preflight?: PreflightView;
+  /** Promotion is under way (stable takes the new version): it can no longer be aborted. */
+  promoting?: true;
+  /**
+   * After promotion, the soak: the new version serves all traffic while the previous one keeps running, until
+   * `until`; going back (`canary abort`, or a start of the previous version) shifts traffic back in seconds.
+   */
+  soak?: { until: string; previousVersion?: string };
   promotedAt?: string;
   stages: StageView[];
   /** The plan asks for approval before promotion, after the final stage's hold (`promotion.gate`). */
@@ -256,11 +344,18 @@ export interface RolloutStatus {
 }
 
 export interface RolloutResult {
-  outcome: 'promoted' | 'rolled_back';
+  /** `not_started`: the preflight refused it; nothing was touched. */
+  outcome: 'promoted' | 'rolled_back' | 'not_started';
   app: string;
   namespace: string;
   version: string;
   reason?: string;
   finalWeight: number;
   approvals: ApprovalRecord[];
+  /** Who or what ended a rolled-back rollout. */
+  ending?: RolloutEnding;
+  resolved?: ResolveRecord;
+  /** not_started: what the preflight found, and whose problem it is. */
+  findings?: PreflightFinding[];
+  cause?: 'input' | 'infrastructure';
 }

@@ -21,6 +21,7 @@ export const ALERT_KINDS = [
   'rollback_started',
   'rolled_back',
   'promoted',
+  'not_started',
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 
@@ -30,7 +31,7 @@ export const ALERT_SEVERITIES = ['info', 'warning', 'critical'] as const satisfi
 export type CheckSeverity = 'low' | 'medium' | 'high' | 'critical';
 
 /** The kinds after which the rollout is over: sinks resolve everything still open for it. */
-export const ENDING_KINDS: readonly AlertKind[] = ['promoted', 'rolled_back'];
+export const ENDING_KINDS: readonly AlertKind[] = ['promoted', 'rolled_back', 'not_started'];
 
 /**
  * The conditions a rollout can raise besides its checks (`check:<name>`). PagerDuty keeps no list of what is open
@@ -56,6 +57,7 @@ const KIND_CONDITION: Record<AlertKind, string> = {
   rollback_started: 'rollout',
   rolled_back: 'rollout',
   promoted: 'rollout',
+  not_started: 'rollout',
 };
 
 /** What a kind resolves by default (ending kinds resolve everything through `ends`). */
@@ -86,6 +88,7 @@ export const DEFAULT_SEVERITY: Record<AlertKind, AlertSeverity> = {
   rollback_started: 'critical',
   rolled_back: 'critical',
   promoted: 'info',
+  not_started: 'warning',
 };
 
 /** The last analysis, in short. */
@@ -106,6 +109,8 @@ export interface AlertCommands {
   approve?: string;
   /** While paused (by a person, or by a drift). */
   resume?: string;
+  /** While a rollback is stuck on a step that keeps failing: confirm by hand that traffic is back on stable. */
+  resolve?: string;
 }
 
 /**
