@@ -1,6 +1,8 @@
 // What every Kubernetes provider shares: the worker's cluster credentials (kubeconfig, in-cluster service
 // account, an explicit context), API clients, and the translation of API errors into ProviderErrors that name
 // the verb, resource and namespace a worker's account lacks, or the missing object or CRD.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import {
   ApiException,
   AppsV1Api,
@@ -31,15 +33,66 @@ export interface KubeClients {
   server: string;
   /** Who the worker acts as, for messages (`user "canary" in context "prod"`). */
   identity: string;
+  /** Where the credentials came from, for messages (`kubeconfig /etc/canary/kubeconfig`, `the pod's service account`). */
+  source?: string;
 }
 
-/** Loads credentials the usual way: an explicit file, KUBECONFIG, ~/.kube/config, or the pod's service account. */
+/** Where client-node's loadFromDefault looks for the pod's service-account token. */
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** Where loadKubeConfig found each configuration, for messages (kept beside the object, never in it). */
+const sources = new WeakMap<KubeConfig, string>();
+
+/**
+ * Which source client-node's loadFromDefault would read, or undefined when it has none and would fall back to
+ * http://localhost:8080 without credentials (a cluster nobody configured, which must not pass for one).
+ */
+function defaultSource(): { source?: string; looked: string[] } {
+  const looked: string[] = [];
+  const kubeconfig = process.env.KUBECONFIG;
+  if (kubeconfig) return { source: `kubeconfig ${kubeconfig} (KUBECONFIG)`, looked };
+  looked.push('KUBECONFIG and CANARY_KUBECONFIG are not set');
+  const home = process.env.HOME;
+  const file = home ? path.join(home, '.kube', 'config') : undefined;
+  if (file && fs.existsSync(file)) return { source: `kubeconfig ${file}`, looked };
+  looked.push(file ? `${file} does not exist` : 'HOME is not set (no ~/.kube/config)');
+  const host = process.env.KUBERNETES_SERVICE_HOST;
+  const token = fs.existsSync(SERVICE_ACCOUNT_TOKEN);
+  if (host && token) return { source: "the pod's service account", looked };
+  looked.push(
+    !host && !token
+      ? 'not in a pod (KUBERNETES_SERVICE_HOST is not set)'
+      : !host
+        ? `${SERVICE_ACCOUNT_TOKEN} exists but KUBERNETES_SERVICE_HOST is not set`
+        : `KUBERNETES_SERVICE_HOST is set but ${SERVICE_ACCOUNT_TOKEN} does not exist (no service account token mounted)`,
+  );
+  return { looked };
+}
+
+const NOT_CONFIGURED =
+  'no Kubernetes cluster configured: set KUBECONFIG (or CANARY_KUBECONFIG) to a kubeconfig file, or run the worker in a pod with a service account';
+
+/**
+ * Loads credentials the usual way: an explicit file, KUBECONFIG, ~/.kube/config, or the pod's service account.
+ * With none of them it refuses (`unconfigured`): client-node would otherwise fall back to http://localhost:8080
+ * without credentials, and a worker would start against a cluster that does not exist.
+ */
 export function loadKubeConfig(settings: KubeSettings = {}): KubeConfig {
   const kc = new KubeConfig();
+  let source: string;
   try {
-    if (settings.kubeconfig) kc.loadFromFile(settings.kubeconfig);
-    else kc.loadFromDefault();
+    if (settings.kubeconfig) {
+      kc.loadFromFile(settings.kubeconfig);
+      source = `kubeconfig ${settings.kubeconfig}`;
+    } else {
+      const found = defaultSource();
+      if (!found.source)
+        throw new ProviderError('unconfigured', `${NOT_CONFIGURED} (${found.looked.join('; ')})`);
+      kc.loadFromDefault();
+      source = found.source;
+    }
   } catch (err) {
+    if (err instanceof ProviderError) throw err;
     throw new ProviderError(
       'unconfigured',
       `cannot load the Kubernetes configuration${settings.kubeconfig ? ` from ${settings.kubeconfig}` : ''}: ${errorText(err)}`,
@@ -55,18 +108,24 @@ export function loadKubeConfig(settings: KubeSettings = {}): KubeConfig {
     }
     kc.setCurrentContext(settings.context);
   }
-  if (!kc.getCurrentCluster()) {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) {
+    throw new ProviderError('unconfigured', `${NOT_CONFIGURED} (${source} names no current cluster)`);
+  }
+  if (!cluster.server) {
     throw new ProviderError(
       'unconfigured',
-      'no Kubernetes cluster configured: set KUBECONFIG (or CANARY_KUBECONFIG) to a kubeconfig file, or run the worker in a pod with a service account',
+      `cluster "${cluster.name}" in ${source} has no server address: set clusters[].cluster.server`,
     );
   }
+  sources.set(kc, source);
   return kc;
 }
 
 export function kubeClients(kc: KubeConfig): KubeClients {
   const context = kc.getCurrentContext();
   const user = kc.getCurrentUser()?.name ?? 'unknown user';
+  const source = sources.get(kc);
   return {
     config: kc,
     core: kc.makeApiClient(CoreV1Api),
@@ -75,6 +134,7 @@ export function kubeClients(kc: KubeConfig): KubeClients {
     custom: kc.makeApiClient(CustomObjectsApi),
     server: kc.getCurrentCluster()?.server ?? 'unknown server',
     identity: `user "${user}"${context ? ` in context "${context}"` : ''}`,
+    ...(source ? { source } : {}),
   };
 }
 
@@ -97,7 +157,8 @@ export function httpStatus(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
-function apiMessage(err: unknown): string {
+/** The API server's own message for a failed call (its Status message), else the error's first line. */
+export function apiMessage(err: unknown): string {
   if (err instanceof ApiException) {
     const body = err.body as unknown;
     const parsed = typeof body === 'string' ? safeJson(body) : body;
