@@ -6,18 +6,29 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import type { DeploymentWorkload, Target } from '../../workflows/target';
 import {
   ProviderError,
+  type PodLabels,
+  type PreflightFinding,
   type RoutingVersions,
   type TrafficRouter,
   type WeightChange,
   type WeightVerification,
 } from '../types';
 import { retryOnConflict, type KubeClients } from '../kube/client';
+import { KubePreflight, type AccessNeed } from '../kube/preflight';
 import {
   Deployments,
   TOTAL_REPLICAS_ANNOTATION,
   deploymentWorkload,
+  missingStableFinding,
+  preflightDeployment,
   specReplicas,
 } from '../workloads/deployment';
+
+/** What the router does to Deployments (deploy/rbac.yaml's temporal-canary-replicas), for its preflight. */
+const REPLICAS_ACCESS: AccessNeed[] = [
+  { group: 'apps', resource: 'deployments', verbs: ['get', 'patch'] },
+  { group: 'apps', resource: 'deployments', subresource: 'scale', verbs: ['patch'] },
+];
 
 /** Replica counts for a weight. */
 export interface ReplicaSplit {
@@ -64,7 +75,7 @@ export class ReplicaRatioRouter implements TrafficRouter {
   private readonly deployments: Deployments;
 
   constructor(
-    clients: KubeClients,
+    private readonly clients: KubeClients,
     private readonly target: Target,
     private readonly options: ReplicaRatioOptions = {},
   ) {
@@ -93,6 +104,39 @@ export class ReplicaRatioRouter implements TrafficRouter {
         stable.metadata?.resourceVersion,
       );
     });
+  }
+
+  /**
+   * Read-only: the verbs are allowed, and stable has replicas to share (a ratio of nothing cannot give the canary a
+   * share). The pods' labels do not matter here: one Service selects both sides.
+   */
+  async preflight(_versions: RoutingVersions, _pods: PodLabels): Promise<PreflightFinding[]> {
+    const { name, canaryName } = this.workload;
+    const check = new KubePreflight(this.clients, this.target.namespace);
+    const cluster = await check.cluster();
+    if (cluster.length > 0) return cluster;
+    const findings = await check.access(REPLICAS_ACCESS, 'temporal-canary-replicas');
+    if (!(await check.allows([{ group: 'apps', resource: 'deployments', verbs: ['get'] }]))) return findings;
+    const [stable, canary] = await Promise.all([
+      preflightDeployment(check, name),
+      preflightDeployment(check, canaryName),
+    ]);
+    for (const read of [stable, canary]) if ('finding' in read) findings.push(read.finding);
+    if ('missing' in stable) findings.push(missingStableFinding(this.target.namespace, name));
+    if (!('found' in stable)) return findings;
+    const total = this.total(stable.found, 'found' in canary ? specReplicas(canary.found) : 0);
+    if (total === 0) {
+      findings.push({
+        area: 'object',
+        cause: 'input',
+        level: 'refuse',
+        message:
+          `Deployment "${this.target.namespace}/${name}" has 0 replicas: the replica-ratio router gives the canary its ` +
+          `share of stable's replicas, and a share of none is none; scale it up first, or use a mesh router`,
+        path: 'target.traffic.replicas',
+      });
+    }
+    return findings;
   }
 
   async getWeight(): Promise<number> {

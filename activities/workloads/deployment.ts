@@ -10,7 +10,13 @@ import type {
 } from '@kubernetes/client-node';
 import { formatDuration } from '../../workflows/duration';
 import type { DeploymentWorkload, Target } from '../../workflows/target';
-import { ProviderError, type CanaryInfo, type WorkloadManager } from '../types';
+import {
+  ProviderError,
+  type CanaryInfo,
+  type PreflightFinding,
+  type WorkloadManager,
+  type WorkloadPreflight,
+} from '../types';
 import {
   MERGE_PATCH,
   httpStatus,
@@ -20,10 +26,17 @@ import {
   type KubeClients,
   plain,
 } from '../kube/client';
+import { KubePreflight, type AccessNeed } from '../kube/preflight';
 
 /** RBAC resource names, as error messages (and a cluster admin writing a Role) need them. */
 export const DEPLOYMENTS = 'deployments.apps';
 export const DEPLOYMENT_SCALE = 'deployments/scale';
+
+/** What the workload manager does to Deployments (deploy/rbac.yaml's temporal-canary-workloads), for its preflight. */
+export const WORKLOAD_ACCESS: AccessNeed[] = [
+  { group: 'apps', resource: 'deployments', verbs: ['get', 'create', 'patch', 'delete'] },
+  { group: 'apps', resource: 'deployments', subresource: 'scale', verbs: ['patch'] },
+];
 
 /** Marks the Deployments this tool created, so it never overwrites or deletes one it does not own. */
 export const ROLE_LABEL = 'canary.temporal.io/role';
@@ -142,6 +155,28 @@ export function deploymentWorkload(target: Target, who: string): DeploymentWorkl
   return w;
 }
 
+/**
+ * The preflight's finding for a stable Deployment that does not exist: one wording for the workload manager and the
+ * replica-ratio router, so a preflight that runs both says it once.
+ */
+export function missingStableFinding(namespace: string, name: string): PreflightFinding {
+  return {
+    area: 'object',
+    cause: 'input',
+    level: 'refuse',
+    message: `Deployment "${namespace}/${name}" (the stable workload) does not exist: the canary is made from it; create it, or fix target.workload.name`,
+    path: 'target.workload.name',
+  };
+}
+
+/** Reads a Deployment for a preflight: found, missing, or a finding (no answer, forbidden). */
+export function preflightDeployment(check: KubePreflight, name: string) {
+  return check.read<V1Deployment>(
+    { verb: 'get', resource: DEPLOYMENTS, namespace: check.namespace, name },
+    (c) => c.apps.readNamespacedDeployment({ name, namespace: check.namespace }),
+  );
+}
+
 /** spec.replicas as the API server defaults it. */
 export function specReplicas(d: V1Deployment | undefined): number {
   return d?.spec?.replicas ?? 1;
@@ -231,7 +266,7 @@ export class DeploymentWorkloadManager implements WorkloadManager {
   private readonly heartbeat: (details?: unknown) => void;
 
   constructor(
-    clients: KubeClients,
+    private readonly clients: KubeClients,
     private readonly target: Target,
     options: DeploymentWorkloadOptions = {},
   ) {
@@ -283,6 +318,80 @@ export class DeploymentWorkloadManager implements WorkloadManager {
       stable.spec?.template?.metadata?.labels?.[this.workload.versionLabel] ??
       imageTag(this.container(stable).image)
     );
+  }
+
+  /**
+   * Read-only: the stable Deployment exists and has the container the new image goes into, the canary can be made
+   * from it (the verbs, no foreign Deployment under the canary's name), and the labels each side's pods carry: the
+   * canary's as ensureCanary would build them.
+   */
+  async preflight(version: string, image?: string): Promise<WorkloadPreflight> {
+    const { name, canaryName } = this.workload;
+    const check = new KubePreflight(this.clients, this.ns);
+    const cluster = await check.cluster();
+    if (cluster.length > 0) return { findings: cluster };
+    const findings = await check.access(WORKLOAD_ACCESS, 'temporal-canary-workloads');
+    // Without get the reads below would only repeat the access finding.
+    if (!(await check.allows([{ group: 'apps', resource: 'deployments', verbs: ['get'] }])))
+      return { findings };
+    const [stableRead, canaryRead] = await Promise.all([
+      preflightDeployment(check, name),
+      preflightDeployment(check, canaryName),
+    ]);
+    for (const read of [stableRead, canaryRead]) if ('finding' in read) findings.push(read.finding);
+    if ('missing' in stableRead) findings.push(missingStableFinding(this.ns, name));
+    if (!('found' in stableRead)) return { findings };
+    const stable = stableRead.found;
+    const existing = 'found' in canaryRead ? canaryRead.found : undefined;
+
+    const invalid = (err: unknown, path?: string): void => {
+      if (!(err instanceof ProviderError)) throw err;
+      findings.push({
+        area: 'object',
+        cause: 'input',
+        level: 'refuse',
+        message: err.message,
+        ...(path ? { path } : {}),
+      });
+    };
+    let wantImage: string | undefined;
+    try {
+      this.container(stable);
+      try {
+        wantImage = this.desiredImage(stable, version, image);
+      } catch (err) {
+        invalid(err); // the version (or the image given) cannot make the canary's image
+      }
+    } catch (err) {
+      invalid(err, 'target.workload.container');
+    }
+    const ours = existing?.metadata?.labels?.[ROLE_LABEL] === 'canary';
+    if (existing && !ours) {
+      findings.push({
+        area: 'object',
+        cause: 'input',
+        level: 'refuse',
+        message: `${this.describe(canaryName)} exists but was not created by the canary rollout (no label ${ROLE_LABEL}=canary): the rollout will not overwrite it; remove it or set target.workload.canaryName`,
+        path: 'target.workload.canaryName',
+      });
+    }
+    let stableVersion: string | undefined;
+    try {
+      stableVersion = this.stableVersion(stable);
+    } catch {
+      // No container: already a finding above.
+    }
+    const stablePods = { ...(stable.spec?.template?.metadata?.labels ?? {}) };
+    if (wantImage === undefined) {
+      return { findings, ...(stableVersion ? { stableVersion } : {}), pods: { stable: stablePods } };
+    }
+    // The canary's pods carry what ensureCanary would give them: built by the same code, written nowhere.
+    const canary = this.canaryFrom(stable, version, wantImage, ours ? existing : undefined);
+    return {
+      findings,
+      ...(stableVersion ? { stableVersion } : {}),
+      pods: { stable: stablePods, canary: { ...(canary.spec?.template?.metadata?.labels ?? {}) } },
+    };
   }
 
   async ensureCanary(version: string, image?: string): Promise<CanaryInfo> {
