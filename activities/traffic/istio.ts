@@ -16,7 +16,16 @@ import {
   sameJson,
 } from '../kube/client';
 import {
+  KubePreflight,
+  formatLabels,
+  selectorFindings,
+  type AccessNeed,
+  type SelectorSpec,
+} from '../kube/preflight';
+import {
   ProviderError,
+  type PodLabels,
+  type PreflightFinding,
   type RoutingVersions,
   type TrafficRouter,
   type WeightChange,
@@ -95,6 +104,7 @@ export class IstioRouter implements TrafficRouter {
   private readonly traffic: IstioTraffic;
   private readonly namespace: string;
   private readonly versionLabel: string;
+  private readonly app: string;
   /** The served API version per kind, found by discovery once (forgotten when the kind goes missing). */
   private readonly served = new Map<Plural, Promise<string>>();
 
@@ -112,6 +122,7 @@ export class IstioRouter implements TrafficRouter {
     }
     this.traffic = traffic;
     this.namespace = target.namespace;
+    this.app = target.app;
     this.versionLabel = target.workload?.kind === 'Deployment' ? target.workload.versionLabel : 'version';
   }
 
@@ -162,6 +173,301 @@ export class IstioRouter implements TrafficRouter {
     if (this.traffic.destinationRule) {
       await this.update(DESTINATION_RULES, this.traffic.destinationRule, (dr) => this.teardownSubsets(dr));
     }
+  }
+
+  // --- preflight -------------------------------------------------------------------------------------------
+
+  /**
+   * Read-only: Istio's CRDs are served, the verbs are allowed, the VirtualService and its managed routes exist with a
+   * stable destination, and the subsets those routes name (and setup will name: the canary's) are defined by a
+   * DestinationRule that selects the right version's pods, before traffic moves and after promotion. A
+   * DestinationRule the target names is the router's to keep right; one it does not name must be right by itself.
+   */
+  async preflight(versions: RoutingVersions, pods: PodLabels): Promise<PreflightFinding[]> {
+    const check = new KubePreflight(this.clients, this.namespace);
+    const cluster = await check.cluster();
+    if (cluster.length > 0) return cluster;
+    const what = "Istio's networking CRDs (install Istio, or its CRDs)";
+    const [vsKind, drKind] = await Promise.all([
+      check.served(GROUP, API_VERSIONS, VIRTUAL_SERVICES, what),
+      check.served(GROUP, API_VERSIONS, DESTINATION_RULES, what),
+    ]);
+    const findings: PreflightFinding[] = [];
+    for (const kind of [vsKind, drKind]) if ('finding' in kind) findings.push(kind.finding);
+    const needs: AccessNeed[] = [{ group: GROUP, resource: VIRTUAL_SERVICES, verbs: ['get', 'patch'] }];
+    if (this.traffic.destinationRule) {
+      needs.push({ group: GROUP, resource: DESTINATION_RULES, verbs: ['get', 'patch'] });
+    }
+    findings.push(...(await check.access(needs, 'temporal-canary-istio')));
+    if (!('version' in vsKind) || !(await check.allows([{ ...needs[0], verbs: ['get'] }]))) return findings;
+
+    const vsName = this.traffic.virtualService;
+    const vsRead = await this.preflightRead(check, vsKind.version, VIRTUAL_SERVICES, vsName);
+    if ('finding' in vsRead) return [...findings, vsRead.finding];
+    if ('missing' in vsRead) {
+      findings.push({
+        area: 'object',
+        cause: 'input',
+        level: 'refuse',
+        message: `${this.label(VIRTUAL_SERVICES, vsName)} does not exist: the router shifts traffic in it; create it, or fix traffic.istio.virtualService`,
+        path: 'target.traffic.istio.virtualService',
+      });
+      return findings;
+    }
+    const vs = vsRead.found;
+    let hosts: string[];
+    try {
+      vsRecord(vs);
+      const managed = this.managed(httpOf(vs));
+      hosts = [...new Set(managed.map((m) => this.requireStable(m).destination?.host ?? ''))];
+    } catch (err) {
+      if (!(err instanceof ProviderError)) throw err;
+      findings.push({
+        area: 'object',
+        cause: 'input',
+        level: 'refuse',
+        message: err.message,
+        path: /stableSubset/.test(err.message)
+          ? 'target.traffic.istio.stableSubset'
+          : 'target.traffic.istio.routes',
+      });
+      return findings;
+    }
+    if (!('version' in drKind)) return findings;
+    const named = this.traffic.destinationRule;
+    if (named) {
+      if (!(await check.allows([{ group: GROUP, resource: DESTINATION_RULES, verbs: ['get'] }]))) {
+        return findings;
+      }
+      findings.push(...(await this.namedRuleFindings(check, drKind.version, named, hosts, versions, pods)));
+    } else {
+      findings.push(...(await this.unnamedRuleFindings(check, drKind.version, hosts, pods)));
+    }
+    return findings;
+  }
+
+  /**
+   * The DestinationRule the target names: it must exist, be for the routes' host, and (once setup has pointed its
+   * subsets at the versions) select the right pods.
+   */
+  private async namedRuleFindings(
+    check: KubePreflight,
+    version: string,
+    name: string,
+    hosts: string[],
+    versions: RoutingVersions,
+    pods: PodLabels,
+  ): Promise<PreflightFinding[]> {
+    const path = 'target.traffic.istio.destinationRule';
+    const read = await this.preflightRead(check, version, DESTINATION_RULES, name);
+    if ('finding' in read) return [read.finding];
+    if ('missing' in read) {
+      return [
+        {
+          area: 'object',
+          cause: 'input',
+          level: 'refuse',
+          message: `${this.label(DESTINATION_RULES, name)} does not exist: setup keeps the stable and canary subsets in it but does not create it; create it for host ${hosts.map((h) => `"${h}"`).join(', ')}, or fix traffic.istio.destinationRule`,
+          path,
+        },
+      ];
+    }
+    const dr = read.found;
+    const host = typeof dr.spec?.host === 'string' ? dr.spec.host : '';
+    const foreign = hosts.filter((h) => !this.hostMatches(host, h));
+    if (foreign.length > 0) {
+      return [
+        {
+          area: 'selector',
+          cause: 'input',
+          level: 'refuse',
+          message: `${this.label(DESTINATION_RULES, name)} is for host "${host}", but the routes the router shifts send to ${foreign.map((h) => `"${h}"`).join(', ')}: Istio takes those subsets from another DestinationRule; name that one as traffic.istio.destinationRule`,
+          path,
+        },
+      ];
+    }
+    try {
+      subsetRecord(dr);
+    } catch (err) {
+      if (!(err instanceof ProviderError)) throw err;
+      return [{ area: 'object', cause: 'input', level: 'refuse', message: err.message, path }];
+    }
+    // The subsets as setup will leave them (the same code, on a copy): each must select its side's pods.
+    const subsets = structuredClone(subsetsOf(dr));
+    if (versions.stable !== undefined) this.select(subsets, this.traffic.stableSubset, versions.stable);
+    this.select(subsets, this.traffic.canarySubset, versions.canary);
+    const fix =
+      `the router sets ${this.versionLabel} on both subsets and keeps their other labels, so every other label a subset ` +
+      `selects must be on its side's pods, and stable's pods need ${this.versionLabel} (target.workload.versionLabel)`;
+    // The router keeps the stable subset on stable's version after promotion too: no promotion check needed.
+    return this.subsetFindings(name, subsets, pods, { fix, path }, false);
+  }
+
+  /**
+   * No DestinationRule named: the one that defines the routes' subsets for their host must exist already, define
+   * both subsets, and stay right without the router's help (after promotion too).
+   */
+  private async unnamedRuleFindings(
+    check: KubePreflight,
+    version: string,
+    hosts: string[],
+    pods: PodLabels,
+  ): Promise<PreflightFinding[]> {
+    const path = 'target.traffic.istio.destinationRule';
+    const { stableSubset, canarySubset } = this.traffic;
+    const keep = `name it as traffic.istio.destinationRule so the router keeps the canary and stable subsets on the right versions`;
+    const { rules, searched, finding } = await this.destinationRules(check, version, hosts);
+    if (finding) return [finding];
+    const findings: PreflightFinding[] = [];
+    for (const host of hosts) {
+      const dr = this.ruleFor(rules, host);
+      // A host of another namespace takes its subsets from a DestinationRule there: not this router's to look at.
+      if (!dr && !this.fqdn(host).endsWith(`.${this.namespace}.svc.cluster.local`)) continue;
+      if (!dr) {
+        findings.push({
+          area: 'object',
+          cause: 'input',
+          level: 'refuse',
+          message:
+            `the routes of ${this.label(VIRTUAL_SERVICES, this.traffic.virtualService)} send to subsets "${stableSubset}" and "${canarySubset}" of host "${host}", ` +
+            `but no DestinationRule ${searched} defines them, so Istio would answer 503 for them: create a DestinationRule for host "${host}" with those subsets and ${keep}`,
+          path,
+        });
+        continue;
+      }
+      const name = dr.metadata.name;
+      const missing = [stableSubset, canarySubset].filter((s) => !subsetsOf(dr).some((x) => x.name === s));
+      if (missing.length > 0) {
+        findings.push({
+          area: 'object',
+          cause: 'input',
+          level: 'refuse',
+          message:
+            `${this.label(DESTINATION_RULES, name)} (host "${dr.spec?.host as string}") defines no subset ${missing.map((s) => `"${s}"`).join(' or ')}, ` +
+            `which the routes ${missing.includes(canarySubset) ? 'will ' : ''}name, so Istio would answer 503 for them, and the router does not manage it: ${keep}`,
+          path,
+        });
+        continue;
+      }
+      findings.push(
+        ...this.subsetFindings(
+          name,
+          subsetsOf(dr),
+          pods,
+          { fix: `the router does not manage this DestinationRule; ${keep}`, path },
+          true,
+        ),
+      );
+    }
+    return findings;
+  }
+
+  /** Each of the two subsets must select its side's pods (and stable's after promotion, when asked). */
+  private subsetFindings(
+    name: string,
+    subsets: Subset[],
+    pods: PodLabels,
+    how: Pick<SelectorSpec, 'fix' | 'path'>,
+    afterPromotion: boolean,
+  ): PreflightFinding[] {
+    const findings: PreflightFinding[] = [];
+    for (const side of ['stable', 'canary'] as const) {
+      const subsetName = side === 'stable' ? this.traffic.stableSubset : this.traffic.canarySubset;
+      const subset = subsets.find((s) => s.name === subsetName);
+      const labels = subset?.labels ?? {};
+      const what = `subset "${subsetName}" of ${this.label(DESTINATION_RULES, name)} selects ${formatLabels(labels)}`;
+      const spec: SelectorSpec = {
+        side,
+        ...how,
+        ...(afterPromotion ? { versionLabel: this.versionLabel } : {}),
+      };
+      findings.push(...selectorFindings(labels, what, spec, pods));
+    }
+    return findings;
+  }
+
+  /**
+   * The DestinationRules that may define the routes' subsets: all of the namespace when the account may list them,
+   * else those named like the hosts, the app or the VirtualService (the router's role has get, not list).
+   */
+  private async destinationRules(
+    check: KubePreflight,
+    version: string,
+    hosts: string[],
+  ): Promise<{ rules: CustomObject[]; searched: string; finding?: PreflightFinding }> {
+    const where = `in namespace "${this.namespace}"`;
+    const resource = { group: GROUP, resource: DESTINATION_RULES };
+    if (await check.allows([{ ...resource, verbs: ['list'] }])) {
+      const list = await check.read(
+        { verb: 'list', resource: `${DESTINATION_RULES}.${GROUP}`, namespace: this.namespace },
+        (c) =>
+          c.custom.listNamespacedCustomObject({
+            group: GROUP,
+            version,
+            plural: DESTINATION_RULES,
+            namespace: this.namespace,
+          }),
+      );
+      if ('finding' in list) return { rules: [], searched: where, finding: list.finding };
+      const items = 'found' in list ? ((list.found as { items?: CustomObject[] }).items ?? []) : [];
+      return { rules: items, searched: where };
+    }
+    const names = [
+      ...new Set([...hosts.map((h) => h.split('.')[0]), this.app, this.traffic.virtualService]),
+    ].filter((n) => n !== '' && n !== '*');
+    const searched = `${where} named ${names.map((n) => `"${n}"`).join(', ')} (the worker may not list DestinationRules, so no others were looked at)`;
+    if (!(await check.allows([{ ...resource, verbs: ['get'] }]))) return { rules: [], searched };
+    const reads = await Promise.all(
+      names.map((n) => this.preflightRead(check, version, DESTINATION_RULES, n)),
+    );
+    const rules: CustomObject[] = [];
+    for (const read of reads) {
+      if ('finding' in read) return { rules, searched, finding: read.finding };
+      if ('found' in read) rules.push(read.found);
+    }
+    return { rules, searched };
+  }
+
+  /** The DestinationRule Istio applies to a host: an exact host first, then the longest wildcard. */
+  private ruleFor(rules: CustomObject[], host: string): CustomObject | undefined {
+    const hostOf = (r: CustomObject) => (typeof r.spec?.host === 'string' ? r.spec.host : '');
+    const exact = rules.find((r) => !hostOf(r).includes('*') && this.hostMatches(hostOf(r), host));
+    if (exact) return exact;
+    return rules
+      .filter((r) => hostOf(r).includes('*') && this.hostMatches(hostOf(r), host))
+      .sort((a, b) => hostOf(b).length - hostOf(a).length)[0];
+  }
+
+  /** Whether a DestinationRule's host covers a route's destination host (short names are namespace-relative). */
+  private hostMatches(ruleHost: string, host: string): boolean {
+    const a = this.fqdn(ruleHost);
+    const b = this.fqdn(host);
+    if (a === '*') return true;
+    if (a.startsWith('*.')) return b.endsWith(a.slice(1));
+    return a === b;
+  }
+
+  private fqdn(host: string): string {
+    if (host.includes('*')) return host;
+    const parts = host.split('.');
+    if (parts.length === 1) return `${host}.${this.namespace}.svc.cluster.local`;
+    if (parts.length === 2) return `${host}.svc.cluster.local`;
+    if (parts.length === 3 && parts[2] === 'svc') return `${host}.cluster.local`;
+    return host;
+  }
+
+  private preflightRead(check: KubePreflight, version: string, plural: Plural, name: string) {
+    return check.read<CustomObject>(
+      { verb: 'get', resource: `${plural}.${GROUP}`, namespace: this.namespace, name },
+      (c) =>
+        c.custom.getNamespacedCustomObject({
+          group: GROUP,
+          version,
+          plural,
+          namespace: this.namespace,
+          name,
+        }) as Promise<CustomObject>,
+    );
   }
 
   // --- VirtualService ------------------------------------------------------------------------------------
