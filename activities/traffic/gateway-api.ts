@@ -8,13 +8,17 @@ import {
   CustomObjects,
   retryOnConflict,
   type CustomKind,
+  type CustomObject,
   type KubeClients,
   routerSettings,
   sameJson,
   isRecord,
 } from '../kube/client';
+import { KubePreflight, suggestedCanarySelector, type AccessNeed } from '../kube/preflight';
 import {
   ProviderError,
+  type PodLabels,
+  type PreflightFinding,
   type RoutingVersions,
   type TrafficRouter,
   type WeightChange,
@@ -90,12 +94,134 @@ export class GatewayApiRouter implements TrafficRouter {
   private readonly traffic: GatewayApiTraffic;
   private readonly namespace: string;
   private readonly routes: CustomObjects;
+  private readonly versionLabel?: string;
 
-  constructor(clients: KubeClients, target: Target) {
+  constructor(
+    private readonly clients: KubeClients,
+    target: Target,
+  ) {
     const traffic = routerSettings(target, 'gatewayAPI');
     this.traffic = traffic;
     this.namespace = target.namespace;
     this.routes = new CustomObjects(clients, HTTP_ROUTE, target.namespace);
+    if (target.workload?.kind === 'Deployment') this.versionLabel = target.workload.versionLabel;
+  }
+
+  /**
+   * Read-only: the HTTPRoute CRD is served, the verbs are allowed, the HTTPRoute exists with the target's weighted
+   * rule and a backendRef to the stable Service, no other rollout holds that rule, and both backend Services exist and
+   * select the right pods (stable's now and after promotion; the canary's and not stable's).
+   */
+  async preflight(_versions: RoutingVersions, pods: PodLabels): Promise<PreflightFinding[]> {
+    const check = new KubePreflight(this.clients, this.namespace);
+    const cluster = await check.cluster();
+    if (cluster.length > 0) return cluster;
+    const { group, version, plural } = HTTP_ROUTE;
+    const kind = await check.served(
+      group,
+      [version],
+      plural,
+      'the Gateway API CRDs (gateway.networking.k8s.io, standard channel)',
+    );
+    const findings: PreflightFinding[] = [];
+    if ('finding' in kind) findings.push(kind.finding);
+    const needs: AccessNeed[] = [{ group, resource: plural, verbs: ['get', 'patch'] }];
+    findings.push(...(await check.access(needs, 'temporal-canary-gateway-api')));
+    if ('finding' in kind || !(await check.allows([{ group, resource: plural, verbs: ['get'] }])))
+      return findings;
+
+    const { httpRoute, rule, stableBackend, canaryBackend } = this.traffic;
+    const where = `HTTPRoute "${httpRoute}" in namespace "${this.namespace}"`;
+    const read = await check.read<CustomObject>(
+      { verb: 'get', resource: `${plural}.${group}`, namespace: this.namespace, name: httpRoute },
+      (c) =>
+        c.custom.getNamespacedCustomObject({
+          group,
+          version,
+          plural,
+          namespace: this.namespace,
+          name: httpRoute,
+        }) as Promise<CustomObject>,
+    );
+    if ('finding' in read) return [...findings, read.finding];
+    if ('missing' in read) {
+      findings.push({
+        area: 'object',
+        cause: 'input',
+        level: 'refuse',
+        message: `${where} does not exist: the router shifts traffic in it and does not create it; create it, or fix traffic.gatewayAPI.httpRoute`,
+        path: 'target.traffic.gatewayAPI.httpRoute',
+      });
+      return findings;
+    }
+    const route = read.found;
+    const rules = rulesOf(route);
+    let stable: BackendRef;
+    const refuse = (err: unknown, path: string): PreflightFinding[] => {
+      if (!(err instanceof ProviderError)) throw err;
+      return [...findings, { area: 'object', cause: 'input', level: 'refuse', message: err.message, path }];
+    };
+    try {
+      this.weightedRule(rules);
+    } catch (err) {
+      return refuse(err, 'target.traffic.gatewayAPI.rule');
+    }
+    const refs = this.weightedRule(rules).backendRefs ?? [];
+    try {
+      stable = this.stableRef(refs);
+    } catch (err) {
+      return refuse(err, 'target.traffic.gatewayAPI.stableBackend');
+    }
+    try {
+      const { record } = this.ownRecord(route, refs);
+      // Setup refuses a rule of that name it did not add: say so now.
+      const name = headerRuleName(rule);
+      if (
+        this.traffic.header &&
+        this.headerRuleIndex(rules, record) === -1 &&
+        rules.some((r) => r.name === name)
+      ) {
+        findings.push({
+          area: 'object',
+          cause: 'input',
+          level: 'refuse',
+          message: `${where} already has a rule named "${name}" that setup did not add: rename it, or drop traffic.gatewayAPI.header`,
+          path: 'target.traffic.gatewayAPI.header',
+        });
+      }
+    } catch (err) {
+      return refuse(err, 'target.traffic.gatewayAPI.rule');
+    }
+
+    // Backends live in the route's namespace unless the backendRef names another (with a ReferenceGrant there).
+    const namespace = stable.namespace ?? this.namespace;
+    const checks = [
+      check.service({
+        name: stableBackend,
+        namespace,
+        side: 'stable',
+        pods,
+        ...(this.versionLabel ? { versionLabel: this.versionLabel } : {}),
+        role: 'temporal-canary-gateway-api',
+        path: 'target.traffic.gatewayAPI.stableBackend',
+        missing: `rule ${rule} of ${where} sends stable's traffic to it; create it, or fix traffic.gatewayAPI.stableBackend`,
+        fix: `select stable's pods without pinning a version, or fix traffic.gatewayAPI.stableBackend`,
+      }),
+      check.service({
+        name: canaryBackend,
+        namespace,
+        side: 'canary',
+        pods,
+        role: 'temporal-canary-gateway-api',
+        path: 'target.traffic.gatewayAPI.canaryBackend',
+        missing:
+          `setup adds it as a backendRef of rule ${rule} of ${where}, which then sends the canary's share of traffic to ` +
+          `it; create it selecting the canary's pods${suggestedCanarySelector(pods, this.versionLabel)}, or fix traffic.gatewayAPI.canaryBackend`,
+        fix: `select the canary's pods by a label stable's pods lack (canary.temporal.io/role=canary, or the version label), or fix traffic.gatewayAPI.canaryBackend`,
+      }),
+    ];
+    for (const found of await Promise.all(checks)) findings.push(...found);
+    return findings;
   }
 
   async setup(_versions: RoutingVersions): Promise<void> {

@@ -15,8 +15,11 @@ import {
   isRecord,
   plain,
 } from '../kube/client';
+import { KubePreflight, suggestedCanarySelector, type AccessNeed } from '../kube/preflight';
 import {
   ProviderError,
+  type PodLabels,
+  type PreflightFinding,
   type RoutingVersions,
   type TrafficRouter,
   type WeightChange,
@@ -41,6 +44,11 @@ export const CREATED_FOR = 'canary.temporal.io/created-for';
 export const DERIVED_FROM = 'canary.temporal.io/derived-from';
 
 const RESOURCE = 'ingresses.networking.k8s.io';
+/** What the router does to Ingresses (deploy/rbac.yaml's temporal-canary-nginx), for its preflight. */
+const NGINX_ACCESS: AccessNeed[] = [
+  { group: 'networking.k8s.io', resource: 'ingresses', verbs: ['get', 'create', 'patch', 'delete'] },
+];
+const ROLE = 'temporal-canary-nginx';
 
 type Annotations = Record<string, string>;
 
@@ -59,6 +67,7 @@ export class NginxRouter implements TrafficRouter {
   private readonly traffic: NginxTraffic;
   private readonly namespace: string;
   private readonly app: string;
+  private readonly versionLabel?: string;
 
   constructor(
     private readonly clients: KubeClients,
@@ -68,6 +77,7 @@ export class NginxRouter implements TrafficRouter {
     this.traffic = traffic;
     this.namespace = target.namespace;
     this.app = target.app;
+    if (target.workload?.kind === 'Deployment') this.versionLabel = target.workload.versionLabel;
   }
 
   async setup(_versions: RoutingVersions): Promise<void> {
@@ -191,6 +201,113 @@ export class NginxRouter implements TrafficRouter {
         }
       });
     });
+  }
+
+  // --- preflight ---------------------------------------------------------------------------------------------
+
+  /**
+   * Read-only: the verbs are allowed, the primary Ingress exists with Service backends, no foreign Ingress holds the
+   * canary Ingress's name, and the Services both Ingresses send to exist and select the right pods: the primary's
+   * stable's (now and after promotion), the canary's the canary's and not stable's. The canary Ingress itself need
+   * not exist: setup derives it.
+   */
+  async preflight(_versions: RoutingVersions, pods: PodLabels): Promise<PreflightFinding[]> {
+    const check = new KubePreflight(this.clients, this.namespace);
+    const cluster = await check.cluster();
+    if (cluster.length > 0) return cluster;
+    const findings = await check.access(NGINX_ACCESS, ROLE);
+    if (!(await check.allows([{ ...NGINX_ACCESS[0], verbs: ['get'] }]))) return findings;
+    const { ingress, canaryIngress } = this.traffic;
+    const read = (name: string) =>
+      check.read<V1Ingress>(this.call('get', name), (c) =>
+        c.networking.readNamespacedIngress({ name, namespace: this.namespace }),
+      );
+    const [primary, canary] = await Promise.all([read(ingress), read(canaryIngress)]);
+    for (const r of [primary, canary]) if ('finding' in r) findings.push(r.finding);
+    if ('found' in canary && !this.owned(canary.found)) {
+      try {
+        this.assertOwned(canary.found, 'setup');
+      } catch (err) {
+        findings.push({
+          area: 'object',
+          cause: 'input',
+          level: 'refuse',
+          message: (err as Error).message,
+          path: 'target.traffic.nginx.canaryIngress',
+        });
+      }
+    }
+    if ('missing' in primary) {
+      findings.push({
+        area: 'object',
+        cause: 'input',
+        level: 'refuse',
+        message: `Ingress "${ingress}" (the primary) does not exist in namespace "${this.namespace}": the canary Ingress is derived from it; create it, or fix traffic.nginx.ingress`,
+        path: 'target.traffic.nginx.ingress',
+      });
+    }
+    if (!('found' in primary)) return findings;
+
+    const spec = primary.found.spec ?? {};
+    const backends = [
+      spec.defaultBackend,
+      ...(spec.rules ?? []).flatMap((r) => (r.http?.paths ?? []).map((p) => p.backend)),
+    ]
+      .map((b) => b?.service?.name)
+      .filter((n): n is string => n !== undefined);
+    const stableServices = [...new Set(backends)];
+    if (stableServices.length === 0) {
+      findings.push({
+        area: 'object',
+        cause: 'input',
+        level: 'refuse',
+        message: `Ingress "${ingress}" in namespace "${this.namespace}" sends to no Service, so a canary Ingress derived from it could not send to the canary's: give it a Service backend`,
+        path: 'target.traffic.nginx.ingress',
+      });
+      return findings;
+    }
+    // Each primary backend's canary counterpart, as setup derives it (desiredSpec).
+    const derived = this.desiredSpec(primary.found);
+    const canaryServices = [
+      ...new Set(
+        [
+          derived.defaultBackend,
+          ...(derived.rules ?? []).flatMap((r) => (r.http?.paths ?? []).map((p) => p.backend)),
+        ]
+          .map((b) => b?.service?.name)
+          .filter((n): n is string => n !== undefined),
+      ),
+    ];
+    const canaryLabels = suggestedCanarySelector(pods, this.versionLabel);
+    const checks = [
+      ...stableServices.map((name) =>
+        check.service({
+          name,
+          side: 'stable',
+          pods,
+          ...(this.versionLabel ? { versionLabel: this.versionLabel } : {}),
+          role: ROLE,
+          path: 'target.traffic.nginx.ingress',
+          missing: `Ingress "${ingress}" sends stable's traffic to it; create it, or fix the Ingress`,
+          fix: `select stable's pods without pinning a version, or fix the Ingress's backend`,
+        }),
+      ),
+      ...canaryServices.map((name) =>
+        check.service({
+          name,
+          side: 'canary',
+          pods,
+          role: ROLE,
+          path: 'target.traffic.nginx.canaryService',
+          missing:
+            `the canary Ingress would send the canary's share of traffic to it (ingress-nginx answers 503 without it); ` +
+            `create it selecting the canary's pods${canaryLabels}, or name an existing one as traffic.nginx.canaryService`,
+          fix: `select the canary's pods by a label stable's pods lack (canary.temporal.io/role=canary, or the version label), or name another Service as traffic.nginx.canaryService`,
+        }),
+      ),
+    ];
+    for (const found of await Promise.all(checks)) findings.push(...found);
+    return findings;
   }
 
   // --- deriving the canary Ingress ------------------------------------------------------------------------------

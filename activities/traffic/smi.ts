@@ -15,8 +15,11 @@ import {
   routerSettings,
   sameJson,
 } from '../kube/client';
+import { KubePreflight, suggestedCanarySelector } from '../kube/preflight';
 import {
   ProviderError,
+  type PodLabels,
+  type PreflightFinding,
   type RoutingVersions,
   type TrafficRouter,
   type WeightChange,
@@ -41,6 +44,7 @@ export class SmiRouter implements TrafficRouter {
   private readonly traffic: SmiTraffic;
   private readonly namespace: string;
   private readonly objects: CustomObjects;
+  private readonly versionLabel?: string;
 
   constructor(
     private readonly clients: KubeClients,
@@ -50,6 +54,107 @@ export class SmiRouter implements TrafficRouter {
     this.traffic = traffic;
     this.namespace = target.namespace;
     this.objects = new CustomObjects(clients, KIND, target.namespace);
+    if (target.workload?.kind === 'Deployment') this.versionLabel = target.workload.versionLabel;
+  }
+
+  /**
+   * Read-only: the TrafficSplit CRD is served, the verbs are allowed, an existing split has the stable backend (setup
+   * creates a missing one), the root Service exists, and the backend Services exist and select the right pods
+   * (stable's now and after promotion; the canary's and not stable's).
+   */
+  async preflight(_versions: RoutingVersions, pods: PodLabels): Promise<PreflightFinding[]> {
+    const check = new KubePreflight(this.clients, this.namespace);
+    const cluster = await check.cluster();
+    if (cluster.length > 0) return cluster;
+    const { group, version, plural } = KIND;
+    const kind = await check.served(
+      group,
+      [version],
+      plural,
+      `the SMI TrafficSplit CRD (${group}/${version}), which the mesh's SMI support brings (Linkerd's SMI extension, Open Service Mesh)`,
+    );
+    const findings: PreflightFinding[] = [];
+    if ('finding' in kind) findings.push(kind.finding);
+    findings.push(
+      ...(await check.access(
+        [{ group, resource: plural, verbs: ['get', 'create', 'patch', 'delete'] }],
+        'temporal-canary-smi',
+      )),
+    );
+    const { trafficSplit, rootService, stableBackend, canaryBackend } = this.traffic;
+    if (!('finding' in kind) && (await check.allows([{ group, resource: plural, verbs: ['get'] }]))) {
+      const read = await check.read<CustomObject>(
+        this.call('get', trafficSplit),
+        (c) =>
+          c.custom.getNamespacedCustomObject({
+            group,
+            version,
+            plural,
+            namespace: this.namespace,
+            name: trafficSplit,
+          }) as Promise<CustomObject>,
+      );
+      if ('finding' in read) findings.push(read.finding);
+      if ('found' in read) {
+        try {
+          this.requireBackend(backendsOf(read.found), stableBackend);
+        } catch (err) {
+          if (!(err instanceof ProviderError)) throw err;
+          findings.push({
+            area: 'object',
+            cause: 'input',
+            level: 'refuse',
+            message: `${err.message}: fix traffic.smi.stableBackend, or the split`,
+            path: 'target.traffic.smi.stableBackend',
+          });
+        }
+        const service = read.found.spec?.service;
+        if (typeof service === 'string' && service !== rootService) {
+          findings.push({
+            area: 'object',
+            cause: 'input',
+            level: 'warn',
+            message: `${this.label()} splits Service "${service}", not the target's root Service "${rootService}": the rollout shifts the traffic of "${service}"; fix traffic.smi.rootService if that is not what you mean`,
+            path: 'target.traffic.smi.rootService',
+          });
+        }
+      }
+    }
+    const role = 'temporal-canary-smi';
+    const checks = [
+      check.service({
+        name: rootService,
+        side: 'stable',
+        pods: {},
+        role,
+        path: 'target.traffic.smi.rootService',
+        missing: `the TrafficSplit splits the traffic sent to it (the mesh needs it as the split's apex); create it, or fix traffic.smi.rootService`,
+        fix: 'fix traffic.smi.rootService',
+      }),
+      check.service({
+        name: stableBackend,
+        side: 'stable',
+        pods,
+        ...(this.versionLabel ? { versionLabel: this.versionLabel } : {}),
+        role,
+        path: 'target.traffic.smi.stableBackend',
+        missing: `the TrafficSplit sends stable's share of traffic to it; create it selecting stable's pods, or fix traffic.smi.stableBackend`,
+        fix: `select stable's pods without pinning a version, or fix traffic.smi.stableBackend`,
+      }),
+      check.service({
+        name: canaryBackend,
+        side: 'canary',
+        pods,
+        role,
+        path: 'target.traffic.smi.canaryBackend',
+        missing:
+          `the TrafficSplit sends the canary's share of traffic to it; create it selecting the canary's pods` +
+          `${suggestedCanarySelector(pods, this.versionLabel)}, or fix traffic.smi.canaryBackend`,
+        fix: `select the canary's pods by a label stable's pods lack (canary.temporal.io/role=canary, or the version label), or fix traffic.smi.canaryBackend`,
+      }),
+    ];
+    for (const found of await Promise.all(checks)) findings.push(...found);
+    return findings;
   }
 
   async setup(_versions: RoutingVersions): Promise<void> {
