@@ -96,15 +96,14 @@ function stableDeploymentBody(app: string, image: string): V1Deployment {
 }
 
 /**
- * Creates the app's stable Deployment, its Services (`<app>` and `<app>-canary`) and the router's objects in the
- * namespace, and returns the fixture. Objects are named after the app.
+ * Creates the app's stable Deployment (pods `app: <app>, version: v1`) and its Services: `<app>` selecting every pod of
+ * the app, `<app>-canary` selecting the canary's (`canary.temporal.io/role: canary`). Returns the stable image.
  */
-export async function createRolloutFixture(
+export async function createStableWorkload(
   admin: KubeClients,
-  router: RouterKind,
   namespace: string,
   app: string,
-): Promise<RolloutFixture> {
+): Promise<string> {
   const stableImage = `registry.example:5000/shop/${app}:v1`;
   await admin.apps.createNamespacedDeployment({ namespace, body: stableDeploymentBody(app, stableImage) });
   // Services for the routers to point at (nothing serves them: the test API server runs no pods).
@@ -123,6 +122,20 @@ export async function createRolloutFixture(
       },
     });
   }
+  return stableImage;
+}
+
+/**
+ * Creates the app's stable Deployment, its Services (`<app>` and `<app>-canary`) and the router's objects in the
+ * namespace, and returns the fixture. Objects are named after the app.
+ */
+export async function createRolloutFixture(
+  admin: KubeClients,
+  router: RouterKind,
+  namespace: string,
+  app: string,
+): Promise<RolloutFixture> {
+  const stableImage = await createStableWorkload(admin, namespace, app);
 
   const objects = routerObjects(admin, router, namespace, app);
   await objects.create();
