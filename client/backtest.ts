@@ -376,12 +376,19 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     const healthy = () =>
       stage.healthyForMs === undefined ||
       (s.passingSince !== undefined && t - s.passingSince >= stage.healthyForMs);
-    const evidence = () =>
-      !analysing() || stage.holdMs === 0 || (s.passedInStage && s.lastVerdict === 'pass' && healthy());
     const holdEnd = s.enteredAt + stage.holdMs;
+    // The stage advances on a round taken at or after its hold's end (rollout.ts roundAfterHold), which the end of
+    // the hold calls for when the schedule has none there.
+    const roundAfterHold = () => s.lastAnalysisAt >= holdEnd;
+    const evidence = () =>
+      !analysing() ||
+      stage.holdMs === 0 ||
+      (s.passedInStage && s.lastVerdict === 'pass' && healthy() && roundAfterHold());
     for (;;) {
       if (t - s.enteredAt >= stage.holdMs && evidence()) break;
-      const due = analysing() ? s.lastAnalysisAt + intervalMs : undefined;
+      const due = analysing()
+        ? Math.min(s.lastAnalysisAt + intervalMs, roundAfterHold() ? Infinity : holdEnd)
+        : undefined;
       if (due !== undefined && t >= due) {
         const ended = await roundAt();
         if (ended) return ended;
@@ -426,7 +433,10 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     const weight = s.weight;
     const stage = s.stageIndex + 1;
     if (rules) {
-      const { state, decision } = judgeRound(applying, measurements, at, s.judge);
+      // As a new rollout judges: a query the source rejects fails its check at once.
+      const { state, decision } = judgeRound(applying, measurements, at, s.judge, {
+        permanentQueryErrors: true,
+      });
       s.judge = state;
       const { advances, verdict } = roundOutcome(decision);
       s.lastVerdict = verdict;

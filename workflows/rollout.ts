@@ -1239,7 +1239,10 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       if (answer.liveWeight !== expected) await driftDetected(expected, answer.liveWeight);
     }
     const now = Date.now();
-    const { state, decision } = judgeRound(rules, answer.measurements, now, s.judge);
+    // From never-stuck on, a query the source rejects fails its check at once (an invalid query is no outage).
+    const { state, decision } = judgeRound(rules, answer.measurements, now, s.judge, {
+      permanentQueryErrors: s.neverStuck === true,
+    });
     s.judge = state;
     s.lastAnalysisAt = now;
     const { advances, verdict } = roundOutcome(decision);

@@ -66,8 +66,8 @@ describe('full analysis form (judge-v2)', () => {
     expect(r.judge).toBe('judge-v2');
     expect(r.outcome).toEqual({ kind: 'promoted', at: isoAt(20), atMs: at(20) });
     expect(r.summary).toBe(`would have promoted at ${isoAt(20)} (20m after --from)`);
-    // A round every minute from each stage's entry; the hold's end comes before the round of that minute.
-    expect(measure.calls).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+    // A round every minute from each stage's entry; a stage moves on only after the round at its hold's end.
+    expect(measure.calls).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
     expect(r.rounds.every((x) => x.verdict === 'pass' && x.action === 'advance-ok')).toBe(true);
     expect(r.rounds[0]).toMatchObject({
       at: isoAt(1),
@@ -75,7 +75,8 @@ describe('full analysis form (judge-v2)', () => {
       weight: 10,
       checks: [{ name: 'error-rate', value: 0.2, outcome: 'pass', severity: 'critical' }],
     });
-    expect(r.rounds[9]).toMatchObject({ at: isoAt(11), stage: 2, weight: 50 });
+    expect(r.rounds[9]).toMatchObject({ at: isoAt(10), stage: 1, weight: 10, decision: 'advance' });
+    expect(r.rounds[10]).toMatchObject({ at: isoAt(11), stage: 2, weight: 50 });
     expect(r.events.map((e) => [(e.atMs - T0) / MIN, e.kind, e.stage, e.weight])).toEqual([
       [0, 'stage_entered', 1, 10],
       [10, 'approval_assumed', 2, 10],
@@ -123,7 +124,7 @@ describe('full analysis form (judge-v2)', () => {
       /^analysis at 50%: error-rate: 8: 8 > abort max 5 \(critical\): roll back at once$/,
     );
     expect(decisions(r).slice(-2)).toEqual(['12 continue', '13 rollback']);
-    expect(r.rounds).toHaveLength(12);
+    expect(r.rounds).toHaveLength(13);
     expect(r.events[r.events.length - 1]).toMatchObject({ kind: 'rolled_back', atMs: at(13) });
     expect(r.summary).toMatch(
       new RegExp(`^would have rolled back at ${isoAt(13)} \\(13m after --from, stage 2/3 at 50%\\) because`),
@@ -223,7 +224,7 @@ describe('full analysis form (judge-v2)', () => {
       twoStages(MEDIUM, '30m'),
       measureBy((m) => (m >= 12 && m < 14 ? 800 : 100)),
     );
-    expect(decisions(r).slice(10, 18)).toEqual([
+    expect(decisions(r).slice(11, 19)).toEqual([
       '12 step-back',
       '13 hold',
       '14 hold',
@@ -233,7 +234,7 @@ describe('full analysis form (judge-v2)', () => {
       '18 continue',
       '19 continue',
     ]);
-    expect(r.rounds.map((x) => x.weight).slice(10, 18)).toEqual([50, 10, 10, 10, 10, 10, 50, 50]);
+    expect(r.rounds.map((x) => x.weight).slice(11, 19)).toEqual([50, 10, 10, 10, 10, 10, 50, 50]);
     expect(
       r.events.filter((e) => e.kind.startsWith('stepped')).map((e) => [e.kind, (e.atMs - T0) / MIN]),
     ).toEqual([
@@ -278,13 +279,26 @@ describe('full analysis form (judge-v2)', () => {
   });
 });
 
+test('a query the source rejects (bad_query) fails its check at once, as in a new rollout: critical rolls back', async () => {
+  const measure: MeasureFn = async (checks, atMs) =>
+    Object.fromEntries(
+      checks.map((c) => [
+        c.name,
+        atMs >= at(3) ? { value: null, error: { kind: 'bad_query', message: 'parse error' } } : { value: 0.2 },
+      ]),
+    );
+  const r = await run(twoStages(ERROR_RATE_CRITICAL), measure);
+  expect(r.outcome).toMatchObject({ kind: 'rolled_back', atMs: at(3), stage: 1 });
+  expect(r.outcome.kind === 'rolled_back' && r.outcome.reason).toMatch(/parse error/);
+});
+
 test('notes: rounds without any data, and failed queries', async () => {
   const measure: MeasureFn = async (checks, atMs) =>
     Object.fromEntries(
       checks.map((c) => [
         c.name,
         atMs === at(2)
-          ? { value: null, error: { kind: 'bad_query', message: 'parse error' } }
+          ? { value: null, error: { kind: 'unreachable', message: 'connection refused' } }
           : { value: atMs >= at(5) ? null : 0.2 },
       ]),
     );
@@ -292,7 +306,7 @@ test('notes: rounds without any data, and failed queries', async () => {
   expect(r.notes).toEqual([
     `4 of 7 rounds had no data for any check, the first at ${isoAt(2)}: is the range within Prometheus's ` +
       "retention, and do the target and versions match the series' labels?",
-    '1 check measurements failed (error-rate: bad_query: parse error); a live rollout would have met the same failure',
+    '1 check measurements failed (error-rate: unreachable: connection refused); a live rollout would have met the same failure',
   ]);
   expect(r.rounds[1]).toMatchObject({ checks: [{ outcome: 'query_failed' }] });
   const v = validateTarget({ app: 'a', namespace: 'b' });
@@ -355,7 +369,8 @@ describe('short-form plans (the original judge)', () => {
       measureBy(() => 0.2),
     );
     expect(r.outcome).toMatchObject({ kind: 'promoted', atMs: at(10) });
-    expect(r.rounds).toHaveLength(9);
+    expect(r.rounds).toHaveLength(10);
+    expect(r.rounds[9]).toMatchObject({ atMs: at(10), decision: 'advance' });
   });
 });
 
@@ -423,7 +438,8 @@ describe('checks of some stages only (stages:)', () => {
       } as PlanSpec),
       measureBy(() => 0),
     );
-    expect(r.rounds.map((x) => x.stage)).toEqual(Array(9).fill(1)); // minutes 1-9: the hold is served at 10
+    // Minutes 1-10: the hold is served at 10, after the round of that minute.
+    expect(r.rounds.map((x) => x.stage)).toEqual(Array(10).fill(1));
     expect(r.outcome).toMatchObject({ kind: 'promoted', atMs: at(20) });
   });
 });
