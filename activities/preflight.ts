@@ -4,6 +4,7 @@
 import type { Plan } from '../workflows/types';
 import type { Target } from '../workflows/target';
 import { metricsOfferProblems } from '../workflows/metrics-offer';
+import { planStartFindings } from '../workflows/plan';
 import type { ProviderSource } from './factory';
 import { metricsPreflight } from './metrics/preflight';
 import {
@@ -34,8 +35,10 @@ export interface PreflightReport {
 /** Runs every preflight check this worker's providers offer for the target; never throws for what it finds. */
 export async function runPreflight(p: ProviderSource, input: PreflightInput): Promise<PreflightReport> {
   const started = Date.now();
-  const findings: PreflightFinding[] = [];
   const { target, plan, version, image } = input;
+  // What the plan cannot do as written, judged at this worker's clock (windows that do not open in time, checks that
+  // can never act): the client refuses the same before it starts, this guards direct starts and late ones.
+  const findings: PreflightFinding[] = planFindings(plan, started);
 
   const workloads = provider(findings, 'workload', () => p.workloads(target));
   const router = provider(findings, 'router', () => p.router(target));
@@ -64,6 +67,19 @@ export async function runPreflight(p: ProviderSource, input: PreflightInput): Pr
     ...(stableVersion ? { stableVersion } : {}),
     tookMs: Date.now() - started,
   };
+}
+
+function planFindings(plan: Plan, nowMs: number): PreflightFinding[] {
+  const { problems, warnings } = planStartFindings(plan, nowMs);
+  const finding = (level: 'refuse' | 'warn') => (p: { path: string; message: string }) =>
+    ({
+      area: p.path.startsWith('windows') ? 'window' : 'query',
+      cause: 'input',
+      level,
+      message: p.message,
+      ...(p.path ? { path: p.path } : {}),
+    }) satisfies PreflightFinding;
+  return [...problems.map(finding('refuse')), ...warnings.map(finding('warn'))];
 }
 
 /** What the metrics provider this worker would use can answer, then each check's queries run once. */
