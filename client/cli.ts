@@ -44,6 +44,7 @@ import {
   RolloutConflictError,
   RolloutInputError,
   RolloutNotFoundError,
+  RolloutNotStartedError,
   RolloutRejectedError,
   resolveRolloutId,
   type WorkerConfig,
@@ -74,6 +75,7 @@ const PHASES: Phase[] = [
   'rolled_back',
   'promoted',
   'failed',
+  'not_started',
 ];
 
 /** Something the user typed is wrong; nothing was sent. */
@@ -237,6 +239,9 @@ function json(value: unknown): string {
 export function exitCodeForStatus(status: RolloutStatus): number {
   if (status.phase === 'promoted') return EXIT_OK;
   if (status.phase === 'rolled_back') return EXIT_ROLLED_BACK;
+  // Not started: the preflight refused it; the plan or target is wrong (2), or the worker's environment (3).
+  if (status.phase === 'not_started')
+    return status.preflight?.cause === 'input' ? EXIT_BAD_INPUT : EXIT_INFRASTRUCTURE;
   return EXIT_INFRASTRUCTURE;
 }
 
@@ -298,8 +303,10 @@ export async function main(argv: string[], options: CliOptions = {}): Promise<nu
       `
 IDs: a workflow id (canary.prod.checkout) or namespace/app (prod/checkout).
 Exit codes: ${EXIT_OK} success (with --wait: promoted), ${EXIT_ROLLED_BACK} rolled back (with --wait),
-  ${EXIT_BAD_INPUT} bad input (flags, plan, rejected request, conflict, unknown rollout),
-  ${EXIT_INFRASTRUCTURE} Temporal unreachable or other infrastructure failure.
+  ${EXIT_BAD_INPUT} bad input (flags, plan, rejected request, conflict, unknown rollout; a rollout its preflight
+  refused for its plan or target: not started, nothing changed),
+  ${EXIT_INFRASTRUCTURE} Temporal unreachable or other infrastructure failure (a rollout its preflight refused for
+  the worker's cluster, credentials or metrics source: not started, nothing changed).
 Version: canary --version.
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/API key settings),
   CANARY_UI_URL (Temporal Web UI base URL for links), CANARY_IDENTITY, CANARY_CONNECT_TIMEOUT.`,
@@ -464,10 +471,47 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
           plan: loaded.spec,
           requestedBy: who.name,
           cli: options.invocation ?? cliInvocation(),
+          strict: Boolean(opts.strict),
+          // A promoted rollout still running on the target hands over: say what happens to it.
+          onHandover: (message) => (opts.output === 'json' ? err(`canary: ${message}`) : out(message)),
         });
+        const ref = `${namespace}/${app}`;
+        if (started.wentBack) {
+          if (opts.output === 'json') out(json({ ...started, app, namespace }));
+          else {
+            out(
+              `Went back to ${version} on ${ref}: traffic is on stable, which still ran ${version}; nothing new ` +
+                `started (workflow ${started.workflowId})`,
+            );
+          }
+          return;
+        }
         const ui = c.uiUrl(started.workflowId, env);
         const pollers = await c.workersPolling();
         const noWorker = pollers === 0;
+        // A rollout that cannot work never starts: its first step (the preflight) answers within seconds, and a
+        // refusal is this command's answer (exit 2 for the plan or target, 3 for the worker's environment). With
+        // --wait the final status says it.
+        let afterPreflight: RolloutStatus | undefined;
+        if (started.started && !noWorker && !opts.wait) {
+          try {
+            afterPreflight = await c.awaitPreflight(started.workflowId, { timeoutMs: 60_000 });
+          } catch (e) {
+            if (!(e instanceof RolloutNotStartedError) || opts.output !== 'json') throw e;
+            out(
+              json({
+                ...started,
+                app,
+                namespace,
+                phase: 'not_started',
+                preflight: { state: 'failed', cause: e.kind, findings: e.findings },
+              }),
+            );
+            exitCode = e.kind === 'input' ? EXIT_BAD_INPUT : EXIT_INFRASTRUCTURE;
+            return;
+          }
+        }
+        const preflightWarnings = afterPreflight?.preflight?.findings.filter((f) => f.level === 'warn') ?? [];
         if (noWorker) {
           err(
             `canary: warning: no worker polls task queue "${c.taskQueue}" in Temporal namespace "${c.namespace}": ` +
@@ -475,11 +519,11 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
               '(start one with the same TEMPORAL_* settings: node dist/worker/main.js, or npm run worker)',
           );
         }
-        const ref = `${namespace}/${app}`;
         if (opts.output === 'json' && !opts.wait) {
           out(
             json({
               ...started,
+              ...(afterPreflight?.preflight ? { preflight: afterPreflight.preflight } : {}),
               app,
               namespace,
               target: checked.target,
@@ -500,6 +544,15 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
           out(`  Target:       ${describeTarget(checked.target)}`);
           out(`  Holds total:  ${formatDuration(totalHoldMs(loaded.plan))} (approval waits not included)`);
           out(`  Requested by: ${describeIdentity(who)}`);
+          if (afterPreflight?.preflight?.state === 'passed') {
+            out(
+              `  Preflight:    passed${afterPreflight.preflight.tookMs !== undefined ? ` in ${afterPreflight.preflight.tookMs} ms` : ''}` +
+                (preflightWarnings.length > 0 ? `, ${preflightWarnings.length} warning(s):` : ''),
+            );
+            for (const f of preflightWarnings) out(`    - ${f.path ? `${f.path}: ` : ''}${f.message}`);
+          } else if (started.started && !noWorker) {
+            out('  Preflight:    still running; follow the rollout to see its verdict');
+          }
           if (ui) out(`  Temporal UI:  ${ui}`);
           if (!opts.wait) out(`  Follow:       ${self()} status ${ref} --watch`);
         }
@@ -815,7 +868,13 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
           : result.state === 'already_rolled_back'
             ? `${workflowId} is already rolled back${result.reason ? ` (${result.reason})` : ''}; nothing to abort`
             : result.state === 'already_rolling_back'
-              ? `${workflowId} is already rolling back${result.reason ? ` (${result.reason})` : ''}. Follow: ${self()} status ${workflowId} --watch`
+              ? `${workflowId} is already rolling back${result.reason ? ` (${result.reason})` : ''}` +
+                (result.retrying
+                  ? `, stuck: "${result.retrying.step}" keeps failing (${result.retrying.error}). An abort cannot help; ` +
+                    `fix what the step needs, or once all traffic is on stable (moved by hand): ` +
+                    (result.retrying.resolve ??
+                      `${self()} resolve ${workflowId} --confirm-traffic-restored --reason "what was done"`)
+                  : `. Follow: ${self()} status ${workflowId} --watch`)
               : result.state === 'unconfirmed'
                 ? `Abort sent to ${workflowId} by ${who.name}, but no worker answered: the rollout rolls back as soon as a worker polls its task queue. Follow: ${self()} status ${workflowId} --watch`
                 : `Abort requested for ${workflowId} by ${who.name}; it rolls back to stable. Follow: ${self()} status ${workflowId} --watch`,
@@ -867,11 +926,17 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
   // ----------------------------------------------------------------------------------------- promote
   program
     .command('promote')
-    .description('skip the remaining stages and promote now')
+    .description(
+      "skip the remaining stages and promote now (with --end-soak: finish a promoted rollout's soak now)",
+    )
     .argument('<id>', 'workflow id or namespace/app')
     .option('--comment <text>', 'recorded with the promotion')
+    .option(
+      '--end-soak',
+      'during the soak after a promotion (the previous version still runs): stable takes the new version now',
+    )
     .addOption(outputOption())
-    .action(async (ref: string, opts: { comment?: string; output: OutputFormat }) => {
+    .action(async (ref: string, opts: { comment?: string; endSoak?: boolean; output: OutputFormat }) => {
       resolveRolloutId(ref); // a malformed reference is refused before connecting
       const who = identity();
       const c = await connect();
@@ -879,13 +944,57 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
       const ack = await c.promote(workflowId, {
         identity: who.name,
         ...(opts.comment ? { comment: opts.comment } : {}),
+        ...(opts.endSoak ? { endSoak: true } : {}),
       });
       out(
         opts.output === 'json'
-          ? json({ workflowId, ...ack, by: who.name })
-          : `Promotion of ${workflowId} accepted from stage ${ack.fromStage} (by ${who.name}). Follow: ${self()} status ${workflowId} --watch`,
+          ? json({ workflowId, ...ack, by: who.name, ...(opts.endSoak ? { endSoak: true } : {}) })
+          : opts.endSoak
+            ? `The soak of ${workflowId} ends now (by ${who.name}): stable takes the new version and the canary goes. Follow: ${self()} status ${workflowId} --watch`
+            : `Promotion of ${workflowId} accepted from stage ${ack.fromStage} (by ${who.name}). Follow: ${self()} status ${workflowId} --watch`,
       );
     });
+
+  // ----------------------------------------------------------------------------------------- resolve
+  program
+    .command('resolve')
+    .description(
+      'end a rollback stuck on a step that keeps failing, once you have put all traffic on stable by hand',
+    )
+    .argument('<id>', 'workflow id or namespace/app')
+    .requiredOption('--reason <text>', 'what was done by hand (recorded and alerted)')
+    .option(
+      '--confirm-traffic-restored',
+      'required: you have checked that all traffic is on stable (the rollout cannot, its step keeps failing)',
+    )
+    .addOption(outputOption())
+    .action(
+      async (
+        ref: string,
+        opts: { reason: string; confirmTrafficRestored?: boolean; output: OutputFormat },
+      ) => {
+        resolveRolloutId(ref); // a malformed reference is refused before connecting
+        if (opts.reason.trim() === '') throw new UsageError('--reason must not be empty');
+        if (!opts.confirmTrafficRestored) {
+          throw new UsageError(
+            'resolve needs --confirm-traffic-restored: check by hand that all traffic is on stable first; the rollout then ends as rolled back',
+          );
+        }
+        const who = identity();
+        const c = await connect();
+        const workflowId = await c.locate(ref);
+        const record = await c.resolve(workflowId, {
+          identity: who.name,
+          reason: opts.reason,
+          confirmTrafficRestored: true,
+        });
+        out(
+          opts.output === 'json'
+            ? json({ workflowId, resolved: record })
+            : `Resolved ${workflowId} by hand (by ${record.by}${record.step ? `; "${record.step}" kept failing` : ''}): it ends as rolled back. Follow: ${self()} status ${workflowId} --watch`,
+        );
+      },
+    );
 
   // -------------------------------------------------------------------------------------------- list
   program
@@ -1054,6 +1163,10 @@ export function reportError(e: unknown, err: (text: string) => void): number {
   if (e instanceof RolloutNotFoundError || e instanceof RolloutConflictError) {
     err(`canary: error: ${e.message}`);
     return EXIT_BAD_INPUT;
+  }
+  if (e instanceof RolloutNotStartedError) {
+    err(`canary: error: ${e.message}`);
+    return e.kind === 'input' ? EXIT_BAD_INPUT : EXIT_INFRASTRUCTURE;
   }
   if (e instanceof RolloutRejectedError) {
     err(`canary: error: ${e.operation} rejected by ${e.workflowId}: ${e.reason}`);

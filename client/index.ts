@@ -58,7 +58,7 @@ import {
   versionProblem,
   type TargetSpec,
 } from '../workflows/target';
-import { loadAndValidatePlan, PlanInvalidError, TargetInvalidError } from './plan-file';
+import { loadAndValidatePlan, PlanInvalidError, TargetInvalidError, validateLoadedPlan } from './plan-file';
 import { ConfigError, loadWorkerConfig, type WorkerConfig } from '../worker/config';
 import { ConnectError, connectClient, connectionOptions, tlsMismatch } from '../worker/connection';
 
@@ -98,7 +98,8 @@ export {
   loadTargetFile,
 } from './plan-file';
 export type { Target, TargetSpec } from '../workflows/target';
-export { resolveIdentity, type Identity } from './identity';
+export { IdentityError, resolveIdentity, type Identity } from './identity';
+export { offlinePlanFindings, type PlanCheckOptions, type ValidatedPlan } from './plan-file';
 export { renderList, renderStatus } from './render';
 
 export type { WorkerConfig } from '../worker/config';
@@ -166,19 +167,20 @@ export class RolloutConflictError extends RolloutError {
 }
 
 /**
- * The rollout's preflight refused it: nothing was touched and the target is free. `cause` says whose problem it
+ * The rollout's preflight refused it: nothing was touched and the target is free. `kind` says whose problem it
  * is: `input` (the plan or target must change; the CLI exits 2) or `infrastructure` (the worker's cluster,
  * credentials or metrics source must; exit 3).
  */
 export class RolloutNotStartedError extends RolloutError {
   constructor(
     readonly workflowId: string,
-    readonly cause: 'input' | 'infrastructure',
+    /** Whose problem it is (the preflight's `cause`); named apart from Error's own `cause`. */
+    readonly kind: 'input' | 'infrastructure',
     readonly findings: PreflightFinding[],
   ) {
     const refusals = findings.filter((f) => f.level === 'refuse');
     super(
-      `rollout ${workflowId} did not start; nothing was changed (${cause === 'input' ? 'fix the plan or the target' : "fix the worker's cluster, credentials or metrics source"}, then start again):\n` +
+      `rollout ${workflowId} did not start; nothing was changed (${kind === 'input' ? 'fix the plan or the target' : "fix the worker's cluster, credentials or metrics source"}, then start again):\n` +
         refusals.map((f) => `  - ${f.path ? `${f.path}: ` : ''}${f.message}`).join('\n'),
     );
   }
@@ -237,6 +239,8 @@ export interface StartRolloutRequest {
   cli?: string;
   /** Told what a start does to a promoted rollout still running on the target (going back, or finishing it). */
   onHandover?: (message: string) => void;
+  /** Refuse what `--strict` refuses (a query that measures the whole fleet, a breach bound past the holds). */
+  strict?: boolean;
 }
 
 export interface StartRolloutResult {
@@ -607,7 +611,7 @@ export class RolloutClient {
    * resolved and validated first; nothing is sent to Temporal when it is invalid.
    */
   async start(request: StartRolloutRequest): Promise<StartRolloutResult> {
-    const resolved = resolvePlan(request.plan);
+    const resolved = resolvePlan(request.plan, request.strict === true);
     const { spec, plan } = resolved;
     const targetSpec: TargetSpec = { ...(request.target ?? resolved.target ?? {}) };
     if (request.app !== undefined) targetSpec.app = request.app.trim();
@@ -1315,11 +1319,13 @@ function identityOf(identity: string): string {
   return v;
 }
 
-function resolvePlan(plan: PlanSpec | string): { spec: PlanSpec; plan: Plan; target?: TargetSpec } {
-  if (typeof plan === 'string') return loadAndValidatePlan(plan);
-  const validation = validatePlan(plan);
-  if (!validation.ok) throw new PlanInvalidError(validation.problems, 'plan object');
-  return { spec: plan, plan: validation.plan };
+/** A plan file, preset or object, validated as `canary start` validates it (offline checks included). */
+function resolvePlan(
+  plan: PlanSpec | string,
+  strict: boolean,
+): { spec: PlanSpec; plan: Plan; target?: TargetSpec } {
+  if (typeof plan === 'string') return loadAndValidatePlan(plan, { strict });
+  return validateLoadedPlan({ spec: plan, source: 'plan object' }, { strict });
 }
 
 function summarize(info: WorkflowExecutionInfo): RolloutSummary {

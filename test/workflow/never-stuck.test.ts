@@ -184,7 +184,7 @@ describe('preflight: a rollout that cannot work never starts', () => {
       requestedBy: 'ci',
     });
     const err = await client.awaitPreflight(started.workflowId).catch((e: unknown) => e);
-    expect(err).toMatchObject({ name: 'RolloutNotStartedError', cause: 'input' });
+    expect(err).toMatchObject({ name: 'RolloutNotStartedError', kind: 'input' });
     expect(String((err as Error).message)).toContain('q: Prometheus rejected the query');
     const final = await client.waitForOutcome(started.workflowId, { pollMs: 50 });
     expect(final.phase).toBe('not_started');
