@@ -64,7 +64,6 @@ import {
   prometheusConnectionFromEnv,
   type PrometheusConnection,
 } from './metrics/prometheus';
-import { createActivities } from './rollout-activities';
 import { GatewayApiRouter } from './traffic/gateway-api';
 import { IstioRouter } from './traffic/istio';
 import { NginxRouter } from './traffic/nginx';
@@ -229,6 +228,12 @@ export class ProviderRegistry implements ProviderSource {
       const { url: _default, ...rest } = connection;
       return new PrometheusMetricsProvider({ ...rest, url, templates }, t);
     });
+  }
+
+  /** Whether the worker's defaults drive Kubernetes (or a kubeconfig or context was named explicitly). */
+  usesKubernetes(): boolean {
+    const c = this.config;
+    return c.router !== 'local' || c.workloads === 'kubernetes' || !!c.kube.kubeconfig || !!c.kube.context;
   }
 
   /** The worker's Kubernetes clients, built once; a worker without cluster access says how to give it one. */
@@ -557,14 +562,6 @@ function prometheusFromEnv(env: NodeJS.ProcessEnv): PrometheusConnection {
  */
 export function providersFromEnv(env: NodeJS.ProcessEnv = process.env): ProviderRegistry {
   const registry = new ProviderRegistry(providerConfigFromEnv(env));
-  const c = registry.config;
-  if (c.router !== 'local' || c.workloads === 'kubernetes' || c.kube.kubeconfig || c.kube.context) {
-    registry.kubeClients();
-  }
+  if (registry.usesKubernetes()) registry.kubeClients();
   return registry;
-}
-
-/** The activities object a worker registers. */
-export function buildActivities(env: NodeJS.ProcessEnv = process.env) {
-  return createActivities(providersFromEnv(env));
 }

@@ -4,7 +4,14 @@
 // cannot be reached (or does not know the namespace).
 import { Runtime } from '@temporalio/worker';
 import { RolloutLogger } from './logger';
-import { alertSinkNames, buildActivities, providerConfigFromEnv } from '../activities/factory';
+import {
+  alertSinkNames,
+  providerConfigFromEnv,
+  providersFromEnv,
+  type ProviderRegistry,
+} from '../activities/factory';
+import { checkCluster } from '../activities/kube/preflight';
+import { createActivities } from '../activities/rollout-activities';
 import { ConfigError, describeConfig, loadWorkerConfig, type WorkerConfig } from './config';
 import { ConnectError, connectNative } from './connection';
 import { createRolloutWorker } from './worker';
@@ -17,14 +24,17 @@ export const EXIT_UNREACHABLE = 3;
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let config: WorkerConfig;
   let activities: object;
+  let registry: ProviderRegistry;
   try {
     config = loadWorkerConfig(env);
   } catch (err) {
     return fail(err, isConfigError(err) ? EXIT_CONFIG : EXIT_FAILURE);
   }
   try {
-    // Provider names and settings come from the environment too: an error here is a configuration error.
-    activities = buildActivities(env);
+    // Provider names and settings come from the environment too: an error here is a configuration error (no
+    // Kubernetes cluster configured at all is one).
+    registry = providersFromEnv(env);
+    activities = createActivities(registry);
   } catch (err) {
     return fail(new Error(`cannot build the activities: ${errorMessage(err)}`), EXIT_CONFIG);
   }
@@ -82,6 +92,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     process.on('SIGINT', onSignal);
 
     console.log(`canary worker started: ${describeConfig(config)} ${describeProviders(env)}`);
+    // A cluster that does not answer now is said at once, not first at a rollout's start. The worker runs anyway:
+    // the cluster may come back, and every rollout's preflight checks it again (and refuses while it is down).
+    await warnAboutCluster(registry);
     try {
       await worker.run();
     } finally {
@@ -104,6 +117,20 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
 export function describeProviders(env: NodeJS.ProcessEnv): string {
   const p = providerConfigFromEnv(env);
   return `router=${p.router} workloads=${p.workloads} metrics=${p.metrics} alerts=${alertSinkNames(p).join(',')}`;
+}
+
+/** When the worker's defaults use Kubernetes: whether its API server answers with these credentials (≤ 5 s). */
+async function warnAboutCluster(registry: ProviderRegistry): Promise<void> {
+  if (!registry.usesKubernetes()) return;
+  try {
+    for (const f of await checkCluster(registry.kubeClients())) {
+      console.error(
+        `canary worker: warning: ${f.message}; rollouts on this cluster will not start until it answers`,
+      );
+    }
+  } catch (err) {
+    console.error(`canary worker: warning: cannot check the Kubernetes cluster: ${errorMessage(err)}`);
+  }
 }
 
 function isConfigError(err: unknown): boolean {

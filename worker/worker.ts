@@ -8,7 +8,7 @@ export interface RolloutWorkerOptions {
   connection: NativeConnection;
   namespace?: string;
   taskQueue?: string;
-  /** The activities object (from buildActivities); the SDK registers only its function-valued properties. */
+  /** The activities object (createActivities); the SDK registers only its function-valued properties. */
   activities: object;
   /** How long in-flight activities may run on after shutdown() before they are cancelled (default 30 s). */
   shutdownGraceTime?: Duration;
