@@ -61,13 +61,19 @@ const EXPECTED: Record<Role, string[]> = {
     'networking.k8s.io/ingresses:create',
     'networking.k8s.io/ingresses:patch',
     'networking.k8s.io/ingresses:delete',
+    'services:get',
   ],
-  'gateway-api': ['gateway.networking.k8s.io/httproutes:get', 'gateway.networking.k8s.io/httproutes:patch'],
+  'gateway-api': [
+    'gateway.networking.k8s.io/httproutes:get',
+    'gateway.networking.k8s.io/httproutes:patch',
+    'services:get',
+  ],
   smi: [
     'split.smi-spec.io/trafficsplits:get',
     'split.smi-spec.io/trafficsplits:create',
     'split.smi-spec.io/trafficsplits:patch',
     'split.smi-spec.io/trafficsplits:delete',
+    'services:get',
   ],
   replicas: ['apps/deployments:get', 'apps/deployments:patch', 'apps/deployments/scale:patch'],
   workloads: [

@@ -1,8 +1,8 @@
 // Whole canary rollouts through the real CLI and a real worker process, on a real Temporal dev server and a real
 // kube-apiserver (no kubelet: a simulator in this process makes Deployments available). For each router (Istio,
 // NGINX, Gateway API): a promoted rollout, and an abort mid-rollout that leaves every object as it was. Then a
-// worker that may only read: the first forward step fails fast and the rollout ends rolled back, naming what is
-// missing.
+// worker that may only read: its preflight refuses the rollout before anything is touched (not started, exit 3),
+// naming every verb that is missing.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -277,7 +277,7 @@ describe.each<RouterKind>(['istio', 'nginx', 'gatewayAPI'])('%s router', (router
   });
 });
 
-test('a worker that may only read fails the first forward step fast; the rollout rolls back naming what is missing', async () => {
+test('a worker that may only read: the preflight refuses at once, nothing touched, naming every missing verb', async () => {
   const fx = await createRolloutFixture(admin, 'nginx', DENIED_NS, 'shop-denied');
   await kube.grant(DENIED_NS, 'read-only', [
     { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list'] },
@@ -294,27 +294,34 @@ test('a worker that may only read fails the first forward step fast; the rollout
   const t0 = Date.now();
   const r = await start(fx, promotePlan, { TEMPORAL_TASK_QUEUE: deniedQueue });
   const elapsedMs = Date.now() - t0;
-  expectExit(r, 1, deniedWorker);
-  // Non-retryable: no backoff over ten attempts (minutes), and the rollback has nothing to wait for.
-  expect(elapsedMs).toBeLessThan(30_000);
+  // The worker's RBAC is its environment, not the user's input: exit 3.
+  expectExit(r, 3, deniedWorker);
+  // The first step answers: no retries, no rollback.
+  expect(elapsedMs).toBeLessThan(15_000);
 
   const final = JSON.parse(r.stdout) as RolloutStatus;
-  expect(final.phase).toBe('rolled_back');
-  const reason = final.rollbackReason ?? '';
-  expect(reason).toContain(`may not create deployments.apps in namespace "${DENIED_NS}"`);
-  expect(reason).toContain('grant the verb "create" on "deployments.apps"');
+  expect(final.phase).toBe('not_started');
+  expect(final.preflight).toMatchObject({ state: 'failed', cause: 'infrastructure' });
+  const refusals = (final.preflight?.findings ?? []).filter((f) => f.level === 'refuse');
+  const messages = refusals.map((f) => f.message).join('\n');
+  expect(messages).toMatch(
+    new RegExp(`may not create, patch, delete deployments\\.apps in namespace "${DENIED_NS}"`),
+  );
+  expect(messages).toContain('deploy/rbac.yaml');
+  expect(refusals.every((f) => f.area === 'access' && f.cause === 'infrastructure')).toBe(true);
 
   const s = await status(`${DENIED_NS}/${fx.app}`, { TEMPORAL_TASK_QUEUE: deniedQueue });
-  expect(s).toMatchObject({ phase: 'rolled_back', weight: 0, rollbackReason: reason });
+  expect(s).toMatchObject({ phase: 'not_started', weight: 0 });
   expect(s.retrying).toBeUndefined();
 
-  // The alert names the reason too (sent after the phase is recorded, so it may trail the exit).
+  // The alert says it did not start, and why (sent before the workflow ends).
   const alerted = await eventually(
-    async () => readAlerts(alertLog, final.workflowId).find((e) => e.event === 'rolled_back'),
+    async () => readAlerts(alertLog, final.workflowId).find((e) => e.event === 'not_started'),
     10_000,
-    'the rolled_back alert',
+    'the not_started alert',
   );
-  expect(alerted.message).toContain(reason);
+  expect(alerted.message).toContain('did not start: nothing was changed');
+  expect(readAlerts(alertLog, final.workflowId).map((e) => e.event)).toEqual(['not_started']);
 
   // Nothing was created or changed.
   expect(await fx.canaryDeployment()).toBeUndefined();
