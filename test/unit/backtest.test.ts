@@ -284,7 +284,9 @@ test('a query the source rejects (bad_query) fails its check at once, as in a ne
     Object.fromEntries(
       checks.map((c) => [
         c.name,
-        atMs >= at(3) ? { value: null, error: { kind: 'bad_query', message: 'parse error' } } : { value: 0.2 },
+        atMs >= at(3)
+          ? { value: null, error: { kind: 'bad_query', message: 'parse error' } }
+          : { value: 0.2 },
       ]),
     );
   const r = await run(twoStages(ERROR_RATE_CRITICAL), measure);
