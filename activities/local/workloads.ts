@@ -1,6 +1,6 @@
 // WorkloadManager over the local stack: the canary and stable "workloads" are demo-service instances the
 // stack starts and stops. Images mean nothing locally; the version alone picks the behaviour (and faults).
-import type { CanaryInfo, WorkloadManager } from '../types';
+import type { CanaryInfo, WorkloadManager, WorkloadPreflight } from '../types';
 import { LocalStackClient } from './control-client';
 
 export class LocalWorkloadManager implements WorkloadManager {
@@ -12,6 +12,12 @@ export class LocalWorkloadManager implements WorkloadManager {
     // The stack keeps a canary already running this version, and answers once the new one listens.
     const state = await this.client.ensureCanary(version);
     return { stableVersion: state.stable.version };
+  }
+
+  /** Read-only: the stack answers, and which version stable runs (what ensureCanary would report). */
+  async preflight(_version: string, _image?: string): Promise<WorkloadPreflight> {
+    const state = await this.client.state();
+    return { findings: [], stableVersion: state.stable.version };
   }
 
   async promoteStable(version: string, _image?: string): Promise<void> {

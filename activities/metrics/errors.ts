@@ -6,8 +6,11 @@
  * placeholder; an answer that is not one number). `execution`: valid PromQL that failed on the data it met
  * (Prometheus's 422: many-to-many matching, duplicate series, too many samples). The others: the source did not
  * answer (`unreachable`, `timeout`), refused the worker's credentials (`auth`) or failed (`server`).
+ * `unknown_version`: the query selects a side by its version, which is not known yet (stable's, before the workload
+ * manager has said it): the query is fine, this worker cannot render it now.
  */
-export type MetricsQueryErrorKind = 'unreachable' | 'bad_query' | 'execution' | 'server' | 'auth' | 'timeout';
+export type MetricsQueryErrorKind =
+  'unreachable' | 'bad_query' | 'execution' | 'server' | 'auth' | 'timeout' | 'unknown_version';
 
 /**
  * The query did not run (as opposed to "ran and found no data", which is null). The message names the server (its

@@ -86,6 +86,9 @@ export async function metricsPreflight(
     // What a round would see first: a query that did not run. The canary's "no data" is expected (no traffic yet).
     const failed = roundFailure(round);
     if (failed) {
+      // Stable's version comes from the workload manager; where it cannot tell before the canary is made (it
+      // learns it then), a query that selects stable by version cannot be tried yet: no finding either way.
+      if (failed.kind === 'unknown_version' && versions.stable === undefined) continue;
       if (REJECTED_KINDS.has(failed.kind)) findings.push(rejected(name, path, failed));
       else if (OUTAGE_KINDS.has(failed.kind)) outage(check.name, path, failed);
       else {
@@ -104,6 +107,7 @@ export async function metricsPreflight(
       // Stable's own query can fail where the canary's ran: more than one series (not aggregated), say. Without
       // stable's version a query that selects a side by it cannot be rendered for stable; a round of a check that
       // does not compare never needs it, so that is no finding.
+      if (stable.failure.kind === 'unknown_version') continue;
       if (REJECTED_KINDS.has(stable.failure.kind)) {
         if (versions.stable !== undefined) findings.push(rejected(name, path, stable.failure));
       } else outage(check.name, path, stable.failure);

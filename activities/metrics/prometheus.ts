@@ -261,7 +261,7 @@ export class PrometheusMetricsProvider implements MetricsProvider {
           placeholdersOf(set.selector[q.side]).includes('version'));
       if (vars.version === undefined && usesVersion) {
         throw new MetricsQueryError(
-          'bad_query',
+          'unknown_version',
           `${source} selects the ${q.side} side by its version, which is not known here` +
             `${q.side === 'stable' ? ' (the workload manager could not tell the stable version)' : ''}`,
         );
