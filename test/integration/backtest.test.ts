@@ -169,8 +169,9 @@ test('48 h of healthy history promotes at the end of the last hold, every round 
   } as PlanSpec);
   const r = await backtest('steady', plan, at(0), at(48 * 60 + 5));
   expect(r.outcome).toEqual({ kind: 'promoted', at: iso(at(48 * 60)), atMs: at(48 * 60) });
-  // A round every minute from each stage's entry, none at the minute a hold ends: 59 + 179 + 1199 + 1439.
-  expect(r.rounds).toHaveLength(2876);
+  // A round every minute from each stage's entry, the one at the minute a hold ends included (the stage moves on
+  // after it): 60 + 180 + 1200 + 1440.
+  expect(r.rounds).toHaveLength(2880);
   const failed = r.rounds.filter((x) => x.verdict !== 'pass');
   expect(failed).toEqual([]);
   expect(r.notes).toEqual([]);
@@ -208,7 +209,8 @@ test('an error spike under a critical check rolls back at the round after the sp
     /^analysis at 50%: error-rate: 10: 10 > abort max 5 \(critical\): roll back at once$/,
   );
   expect(decisions(r, 44, 46)).toEqual(['44 continue', '45 continue', '46 rollback']);
-  expect(r.rounds).toHaveLength(29 + 16);
+  // Stage 1's rounds at minutes 1-30 (its hold's end included), then stage 2's at 31-46.
+  expect(r.rounds).toHaveLength(30 + 16);
   const last = r.rounds[r.rounds.length - 1];
   expect(last.checks[0]).toMatchObject({
     name: 'error-rate',

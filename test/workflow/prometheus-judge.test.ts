@@ -341,11 +341,14 @@ describe('comparison with stable', () => {
   }, 120_000);
 });
 
-describe('onNoData: a query that matches nothing', () => {
+describe('onNoData: a query that matches nothing for the canary', () => {
+  // Stable (v1) has the series, so the preflight lets the rollout start; the canary's version (v9) has none: every
+  // round of the canary finds no data.
+  const NO_DATA_VERSION = 'v9';
   const nothing = (onNoData: unknown): Check =>
     ({
       name: 'nope-traffic',
-      query: 'sum(rate(http_requests_total{app="nope"}[{{window}}]))',
+      query: `sum(rate(http_requests_total{app="${APP}", version="{{version}}"}[{{window}}]))`,
       window: '15s',
       success: { max: 1000 },
       onNoData,
@@ -353,7 +356,7 @@ describe('onNoData: a query that matches nothing', () => {
   const short: PlanSpec['stages'] = [{ weight: 10, hold: '2m' }, { weight: 50, hold: '2m' }, { weight: 100 }];
 
   test('hold: the stage does not advance past its hold; at the default limit (3 rounds) it rolls back', async () => {
-    const h = await bench.startRollout(APP, 'v2', planOf([nothing('hold')], short));
+    const h = await bench.startRollout(APP, NO_DATA_VERSION, planOf([nothing('hold')], short));
     await bench.env.sleep(150_000);
     const st = await h.query(statusQuery);
     expect(st).toMatchObject({ stage: 1, weight: 10, phase: 'progressing' });
@@ -361,7 +364,9 @@ describe('onNoData: a query that matches nothing', () => {
     // The hold (2m) is served, and status says why the stage still waits.
     expect(st.evidenceWait).toEqual({
       since: expect.any(String),
-      note: 'the hold is served, but stage 1 advances only on a passing analysis (the latest analysis was inconclusive)',
+      note: expect.stringMatching(
+        /^the hold is served, but stage 1 advances only on a passing analysis \(the latest analysis was inconclusive: nope-traffic: .+\)$/,
+      ),
     });
     expect(Date.parse(st.evidenceWait!.since) - Date.parse(st.stageStartedAt!)).toBe(120_000);
     for (const a of st.analyses) {
@@ -378,7 +383,7 @@ describe('onNoData: a query that matches nothing', () => {
   test('{ action: hold, limit: 2, then: rollback }: rolled back after 2 rounds', async () => {
     const h = await bench.startRollout(
       APP,
-      'v2',
+      NO_DATA_VERSION,
       planOf([nothing({ action: 'hold', limit: 2, then: 'rollback' })]),
     );
     const result = await rolloutResult(h);
@@ -394,7 +399,7 @@ describe('onNoData: a query that matches nothing', () => {
   test('{ then: approval }: traffic holds and a person decides; approve lets the stage go on, abort rolls back', async () => {
     const h = await bench.startRollout(
       APP,
-      'v2',
+      NO_DATA_VERSION,
       planOf([nothing({ action: 'hold', limit: 2, then: 'approval' })], short),
     );
     await bench.env.sleep(200_000); // two rounds without evidence, then more: still waiting, never rolled back
@@ -422,14 +427,16 @@ describe('onNoData: a query that matches nothing', () => {
     await bench.env.sleep(150_000);
     expect((await h.query(statusQuery)).phase).toBe('waiting_approval');
     await h.signal(abortSignal, { identity: 'bob', reason: 'no evidence, no rollout' });
+    // The abort came while the question waited: bob declined it (no check failed).
     expect(await rolloutResult(h)).toMatchObject({
       outcome: 'rolled_back',
-      reason: 'aborted by bob: no evidence, no rollout',
+      reason: 'declined by bob (the question about nope-traffic): no evidence, no rollout',
+      ending: { kind: 'decline', by: 'bob' },
     });
   }, 180_000);
 
   test('ignore: promoted', async () => {
-    const h = await bench.startRollout(APP, 'v2', planOf([nothing('ignore')], short));
+    const h = await bench.startRollout(APP, NO_DATA_VERSION, planOf([nothing('ignore')], short));
     expect(await rolloutResult(h)).toMatchObject({ outcome: 'promoted' });
     const st = await h.query(statusQuery);
     expect(st.analyses.length).toBeGreaterThan(0);

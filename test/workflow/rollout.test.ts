@@ -192,9 +192,11 @@ describe('abort at every stage rolls back to weight 0', () => {
     await bench.env.sleep(2 * HOUR);
     expect((await status(h)).phase).toBe('waiting_approval');
     await h.signal(abortSignal, { identity: 'bob', reason: 'not today' });
+    // An abort while the gate waits declines it: a person said no, nothing failed.
     expect(await rolloutResult(h)).toMatchObject({
       outcome: 'rolled_back',
-      reason: 'aborted by bob: not today',
+      reason: 'declined by bob (the gate of stage 2): not today',
+      ending: { kind: 'decline', by: 'bob' },
     });
     expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
   }, 300_000);
