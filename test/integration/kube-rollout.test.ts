@@ -4,10 +4,11 @@
 // worker that may only read: its preflight refuses the rollout before anything is touched (not started, exit 3),
 // naming every verb that is missing.
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
-import { kubeClients, type KubeClients } from '../../activities/kube/client';
+import { MERGE_PATCH, kubeClients, type KubeClients } from '../../activities/kube/client';
 import type { RolloutStatus } from '../../workflows/types';
 import { readAlerts } from '../../harness/alerts';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
@@ -327,4 +328,190 @@ test('a worker that may only read: the preflight refuses at once, nothing touche
   expect(await fx.canaryDeployment()).toBeUndefined();
   expect(await fx.snapshot()).toEqual(before);
   expect(deploymentSpec(await fx.stableDeployment())).toEqual(stableBefore);
+});
+
+/**
+ * A TCP proxy in front of the API server: closing it is a lost cluster for whoever connects through it (connections
+ * refused at once, open ones cut), reopening it on the same port brings the cluster back.
+ */
+async function apiProxy(
+  target: URL,
+): Promise<{ url: string; close(): Promise<void>; reopen(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  let listener: net.Server | undefined;
+  let port = 0;
+  const open = () =>
+    new Promise<void>((resolve, reject) => {
+      const s = net.createServer((client) => {
+        const upstream = net.connect(Number(target.port), target.hostname);
+        for (const sock of [client, upstream]) {
+          sockets.add(sock);
+          sock.on('close', () => sockets.delete(sock));
+          sock.on('error', () => undefined);
+        }
+        client.pipe(upstream).pipe(client);
+      });
+      s.once('error', reject);
+      s.listen(port, '127.0.0.1', () => {
+        port = (s.address() as net.AddressInfo).port;
+        listener = s;
+        resolve();
+      });
+    });
+  await open();
+  return {
+    url: `https://127.0.0.1:${port}`,
+    close: async () => {
+      const s = listener;
+      listener = undefined;
+      for (const sock of sockets) sock.destroy();
+      await new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve()));
+    },
+    reopen: open,
+  };
+}
+
+test('a rollback stuck on a lost cluster: canary resolve ends it once traffic is on stable by hand; a new version then starts', async () => {
+  const ns = 'kr-lost';
+  await kube.createNamespace(ns);
+  simulators.push(startDeploymentSimulator(kube.kubeConfig('admin'), ns, { pollMs: 100 }));
+  const fx = await createRolloutFixture(admin, 'nginx', ns, 'shop-lost');
+  // The worker reaches the API server through a proxy this test can close.
+  const proxy = await apiProxy(new URL(kube.url));
+  const config = JSON.parse(kube.kubeConfig('admin').exportConfig()) as {
+    clusters: Array<{ cluster: { server: string } }>;
+  };
+  for (const c of config.clusters) c.cluster.server = proxy.url;
+  const lostQueue = `${queue}-lost`;
+  const lostWorker = await startWorkerProcess({
+    ...workerEnv,
+    KUBECONFIG: writeFile('lost.kubeconfig', config),
+    TEMPORAL_TASK_QUEUE: lostQueue,
+  });
+  const env = { TEMPORAL_TASK_QUEUE: lostQueue };
+  const ref = `${ns}/${fx.app}`;
+  try {
+    const target = writeFile(`${fx.app}.target.yaml`, { target: fx.target });
+    const started = await canary(
+      ['start', '--target', target, '--version', 'v2', '--image', newImage(fx), '--plan', longPlan],
+      env,
+    );
+    expectExit(started, 0, lostWorker);
+    expect(started.stdout).toContain('Preflight:    passed');
+    await until(
+      'the canary at 10 %',
+      async () => (await fx.weights()).canary === 10,
+      () => undefined,
+    );
+    await until(
+      'the rollout to hold stage 1',
+      async () => (await status(ref, env)).weight === 10,
+      () => undefined,
+    );
+
+    await proxy.close();
+    expectExit(await canary(['abort', ref, '--reason', 'p95 spike'], env), 0);
+    await until(
+      'the rollback to be stuck on the lost cluster',
+      async () => (await status(ref, env)).retrying !== undefined,
+      () => undefined,
+    );
+    const stuck = await status(ref, env);
+    expect(stuck.phase).toBe('rolling_back');
+    expect(stuck.retrying).toMatchObject({ step: 'make sure stable can take the traffic' });
+    expect(stuck.retrying?.error).toMatch(/ECONNREFUSED|socket hang up|ECONNRESET/);
+    expect(stuck.retrying?.resolve).toMatch(/resolve canary\.kr-lost\.shop-lost --confirm-traffic-restored/);
+    const alert = await eventually(
+      async () => readAlerts(alertLog, stuck.workflowId).find((e) => e.event === 'stuck'),
+      10_000,
+      'the stuck alert',
+    );
+    expect(alert.message).toContain('--confirm-traffic-restored');
+
+    // A new version is told what can help: resolve, not abort.
+    const blocked = await canary(
+      [
+        'start',
+        '--target',
+        target,
+        '--version',
+        'v3',
+        '--image',
+        newImage(fx).replace(':v2', ':v3'),
+        '--plan',
+        longPlan,
+      ],
+      env,
+    );
+    expectExit(blocked, 2, lostWorker);
+    expect(blocked.stderr).toMatch(/is rolling back.*It is stuck.*resolve .* --confirm-traffic-restored/s);
+    expect(blocked.stderr).not.toMatch(/abort it/);
+    // Resolve is refused without the confirmation, before anything is sent.
+    const unconfirmed = await canary(['resolve', ref, '--reason', 'by hand'], env);
+    expectExit(unconfirmed, 2, lostWorker);
+    expect(unconfirmed.stderr).toContain('--confirm-traffic-restored');
+
+    // A person puts the traffic back on stable with their own access, then resolves.
+    await admin.networking.patchNamespacedIngress(
+      {
+        namespace: ns,
+        name: `${fx.app}-canary`,
+        body: { metadata: { annotations: { 'nginx.ingress.kubernetes.io/canary-weight': '0' } } },
+      },
+      MERGE_PATCH,
+    );
+    expect(await fx.weights()).toEqual({ stable: 100, canary: 0 });
+    const resolved = await canary(
+      ['resolve', ref, '--confirm-traffic-restored', '--reason', 'weight set to 0 by hand', '--as', 'oncall'],
+      env,
+    );
+    expectExit(resolved, 0, lostWorker);
+    await until(
+      'the rollout to end',
+      async () => (await status(ref, env)).phase === 'rolled_back',
+      () => undefined,
+    );
+    const ended = await status(ref, env);
+    expect(ended).toMatchObject({
+      phase: 'rolled_back',
+      weight: 0,
+      ending: { kind: 'abort', by: 'ci-bot' },
+      resolved: { by: 'oncall', reason: 'weight set to 0 by hand' },
+    });
+    expect(ended.rollbackReason).toBe(
+      'aborted by ci-bot: p95 spike; resolved by hand by oncall: weight set to 0 by hand',
+    );
+
+    // The cluster comes back; the target is free: the next version starts (its preflight passes).
+    await proxy.reopen();
+    const next = await canary(
+      [
+        'start',
+        '--target',
+        target,
+        '--version',
+        'v3',
+        '--image',
+        newImage(fx).replace(':v2', ':v3'),
+        '--plan',
+        longPlan,
+      ],
+      env,
+    );
+    expectExit(next, 0, lostWorker);
+    await until(
+      'v3 at 10 %',
+      async () => (await status(ref, env)).version === 'v3',
+      () => undefined,
+    );
+    expectExit(await canary(['abort', ref, '--reason', 'done'], env), 0);
+    await until(
+      'v3 rolled back',
+      async () => (await status(ref, env)).phase === 'rolled_back',
+      () => undefined,
+    );
+  } finally {
+    await proxy.close().catch(() => undefined);
+    await lostWorker.kill('SIGTERM');
+  }
 });

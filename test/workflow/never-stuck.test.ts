@@ -36,6 +36,8 @@ const faults: {
   canaryFails?: boolean;
   /** Every call the router got, in order. */
   routerCalls: string[];
+  /** A preflight that takes its time (resolves when the test says). */
+  slowPreflight?: () => Promise<PreflightFinding[]>;
 } = { routerCalls: [] };
 
 /** The real local providers, with a router and a workload manager a test can make fail. */
@@ -62,7 +64,7 @@ function wrapped(real: ProviderRegistry): ProviderSource {
           if (faults.failWeights?.has(0)) throw new Error('connect ECONNREFUSED 127.0.0.1:6443 (teardown)');
           return r.teardown();
         },
-        preflight: async () => faults.preflight?.() ?? [],
+        preflight: async () => (faults.slowPreflight ? faults.slowPreflight() : (faults.preflight?.() ?? [])),
       };
     },
     workloads: (t): WorkloadManager => {
@@ -93,6 +95,7 @@ beforeEach(async () => {
   faults.preflight = undefined;
   faults.failWeights = undefined;
   faults.canaryFails = undefined;
+  faults.slowPreflight = undefined;
   faults.routerCalls = [];
   await bench.reset();
 });
@@ -153,6 +156,11 @@ describe('preflight: a rollout that cannot work never starts', () => {
     expect(await bench.live()).toMatchObject({ weight: 0, canary: null, stable: { version: 'v1' } });
     expect(faults.routerCalls).toEqual([]);
     expect(bench.alerts(h.workflowId).map((e) => e.event)).toEqual(['not_started']);
+    // Every human action is answered: the rollout is over and nothing is left to act on.
+    await expect(client.abort(h.workflowId, { identity: 'erin', reason: 'x' })).rejects.toThrow(
+      /cannot abort: rollout canary\.test\.pf-refused did not start/,
+    );
+    await expect(client.approve(h.workflowId, { identity: 'erin' })).rejects.toThrow(/has already finished/);
     // The target is free: the next start runs.
     faults.preflight = undefined;
     const again = await bench.startRollout('pf-refused', 'v3', simple());
@@ -169,6 +177,28 @@ describe('preflight: a rollout that cannot work never starts', () => {
     const result = await rolloutResult(h);
     expect(result).toMatchObject({ outcome: 'not_started', cause: 'infrastructure' });
     expect(result.findings?.[0].message).toContain('ECONNREFUSED');
+    expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
+  });
+
+  test('an abort while the preflight runs ends the rollout at once: nothing was touched, nothing to undo', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    // A preflight that answers only once the test lets it (a slow API server).
+    faults.slowPreflight = async () => {
+      await gate;
+      return [];
+    };
+    const h = await bench.startRollout('pf-abort', 'v2', simple());
+    await waitFor(h, 'the preflight running', (s) => s.preflight?.state === 'running');
+    await abort(h, 'dave', 'wrong version');
+    const result = await rolloutResult(h);
+    release();
+    expect(result).toMatchObject({
+      outcome: 'rolled_back',
+      ending: { kind: 'abort', by: 'dave' },
+      finalWeight: 0,
+    });
+    expect(faults.routerCalls).toEqual([]);
     expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
   });
 
@@ -448,10 +478,27 @@ describe('stages and soaks', () => {
       stable: { version: 'v1' },
       canary: { version: 'v2' },
     });
-    // A plain promote is refused during the soak (it would cut it short by accident).
+    // Every other human action during the soak: a plain promote is refused (it would cut the soak short by
+    // accident), and so are approve, pause, resume and resolve, each saying why.
     expect(await rejection(promote(h, 'erin'))).toMatch(
       /^cannot promote: the rollout is promoted and soaks until/,
     );
+    expect(await rejection(approve(h, 'erin'))).toMatch(
+      /^no approval gate is waiting: the rollout is promoted/,
+    );
+    expect(await rejection(h.executeUpdate(pauseUpdate, { args: [{ identity: 'erin' }] }))).toBe(
+      'cannot pause: the rollout is promoted',
+    );
+    expect(await rejection(h.executeUpdate(resumeUpdate, { args: [{ identity: 'erin' }] }))).toMatch(
+      /^not paused/,
+    );
+    expect(
+      await rejection(
+        h.executeUpdate(resolveUpdate, {
+          args: [{ identity: 'ops', reason: 'x', confirmTrafficRestored: true }],
+        }),
+      ),
+    ).toMatch(/^nothing to resolve: the rollout is promoted/);
     expect((await client.abort(h.workflowId, { identity: 'erin', reason: 'regression' })).state).toBe(
       'requested',
     );
