@@ -2,8 +2,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { projectRoot } from '../demo/temporal-bin';
 
-const ROOT = path.resolve(__dirname, '..');
+// The project root from the sources (harness/) and from dist/harness/ alike: `..` of the compiled file is dist/,
+// which would put the entry points at dist/dist/...
+const ROOT = projectRoot();
 /** Compiled entry points; `npm test` builds them before jest runs. */
 export const WORKER_MAIN = path.join(ROOT, 'dist', 'worker', 'main.js');
 export const CLI_MAIN = path.join(ROOT, 'dist', 'client', 'cli.js');
