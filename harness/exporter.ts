@@ -40,6 +40,18 @@ export interface ExporterOptions extends ExporterBehaviour {
    * kube_deployment_status_replicas_unavailable, say): fixed gauges.
    */
   extraSeries?: ExtraSeries[];
+  /**
+   * Counters that grow with this side's requests (an app's business metrics: conversions, visitors, inference cost):
+   * each adds `perRequest` per request counted, so their rates follow `rps` as the request counter's does.
+   */
+  extraCounters?: ExtraCounter[];
+}
+
+export interface ExtraCounter {
+  name: string;
+  labels: Record<string, string>;
+  /** What one request adds (1 for a per-request count, 0.25 for one conversion in four visits, a cost...). */
+  perRequest: number;
 }
 
 export interface ExtraSeries {
@@ -67,6 +79,8 @@ interface Counts {
   /** Cumulative bucket counts, in bucket order. */
   buckets: number[];
   sumMs: number;
+  /** The extra counters' values, in the order of opts.extraCounters. */
+  extra: number[];
 }
 
 /** The quantile function: piecewise linear through (0, p50/2), (.5, p50), (.95, p95), (.99, p99), (1, 1.2·p99). */
@@ -125,7 +139,15 @@ export async function startExporter(opts: ExporterOptions): Promise<Exporter> {
     latencyMs: opts.latencyMs,
   };
   // Counts at the start of the current segment (the last set()), plus what the segment has added since.
-  let base: Counts = { requests: 0, errors: 0, clientErrors: 0, buckets: bounds.map(() => 0), sumMs: 0 };
+  const extraCounters = opts.extraCounters ?? [];
+  let base: Counts = {
+    requests: 0,
+    errors: 0,
+    clientErrors: 0,
+    buckets: bounds.map(() => 0),
+    sumMs: 0,
+    extra: extraCounters.map(() => 0),
+  };
   let segmentStart = Date.now();
   let shares = sharesOf(behaviour);
 
@@ -142,6 +164,7 @@ export async function startExporter(opts: ExporterOptions): Promise<Exporter> {
       clientErrors: base.clientErrors + Math.floor(n * (behaviour.clientErrorRate ?? 0)),
       buckets: base.buckets.map((c, i) => c + Math.floor(n * shares.buckets[i])),
       sumMs: base.sumMs + n * shares.meanMs,
+      extra: base.extra.map((v, i) => v + n * extraCounters[i].perRequest),
     };
   }
 
@@ -240,6 +263,12 @@ export async function startExporter(opts: ExporterOptions): Promise<Exporter> {
     for (const [name, series] of extra) {
       out.push(`# HELP ${name} A series of another exporter`, `# TYPE ${name} gauge`);
       for (const e of series) out.push(`${name}${labels(e.labels)} ${e.value}`);
+    }
+    const counters = new Map<string, Array<[ExtraCounter, number]>>();
+    extraCounters.forEach((e, i) => counters.set(e.name, [...(counters.get(e.name) ?? []), [e, c.extra[i]]]));
+    for (const [name, series] of counters) {
+      out.push(`# HELP ${name} A counter of the app's own`, `# TYPE ${name} counter`);
+      for (const [e, v] of series) out.push(`${name}${labels(e.labels)} ${v}`);
     }
     return `${out.join('\n')}\n`;
   }

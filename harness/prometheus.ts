@@ -34,6 +34,11 @@ export interface PrometheusOptions {
   readyTimeoutMs?: number;
   /** Fills the (empty) TSDB folder before Prometheus starts: blocks of history, see backfill.ts. */
   prepareStorage?: (dataDir: string) => Promise<void>;
+  /**
+   * Also scrape targets added while it runs (setTargets), through file-based service discovery: a test or demo that
+   * starts exporters later (one set per example, say) shares one Prometheus.
+   */
+  discovery?: boolean;
 }
 
 export interface PrometheusServer {
@@ -51,6 +56,11 @@ export interface PrometheusServer {
   resume(): Promise<void>;
   /** The tail of its log, for failure messages. */
   output(): string;
+  /**
+   * With `discovery`: replaces the group of targets named `group` (an empty list removes them). Prometheus picks the
+   * change up within seconds; waitUp() then includes them.
+   */
+  setTargets(group: string, targets: ScrapeTarget[]): void;
 }
 
 const HOST = '127.0.0.1';
@@ -67,7 +77,10 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-prometheus-'));
   const port = await freePort();
   const configFile = path.join(dir, 'prometheus.yml');
-  fs.writeFileSync(configFile, scrapeConfig(opts.targets));
+  const sdDir = path.join(dir, 'targets');
+  if (opts.discovery) fs.mkdirSync(sdDir);
+  fs.writeFileSync(configFile, scrapeConfig(opts.targets, opts.discovery ? sdDir : undefined));
+  const discovered = new Map<string, ScrapeTarget[]>();
   if (opts.prepareStorage) {
     try {
       fs.mkdirSync(path.join(dir, 'data'));
@@ -116,7 +129,8 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
       const up = new Map(
         (body.data?.result ?? []).map((r) => [`${r.metric.job} ${r.metric.instance}`, r.value[1]]),
       );
-      const down = opts.targets.filter((t) => up.get(`${t.job} ${new URL(t.url).host}`) !== '1');
+      const all = [...opts.targets, ...[...discovered.values()].flat()];
+      const down = all.filter((t) => up.get(`${t.job} ${new URL(t.url).host}`) !== '1');
       return down.length === 0 || `not up yet: ${down.map((t) => `${t.job} ${t.url}`).join(', ')}`;
     });
 
@@ -138,10 +152,39 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
       server = await startServedBinary(served);
     },
     output: () => server.output(),
+    setTargets: (group, targets) => {
+      if (!opts.discovery) throw new Error('setTargets() needs startPrometheus({ discovery: true })');
+      if (!/^[A-Za-z0-9_.-]+$/.test(group))
+        throw new Error(`target group "${group}": use letters, digits, _ . -`);
+      const file = path.join(sdDir, `${group}.json`);
+      if (targets.length === 0) {
+        discovered.delete(group);
+        fs.rmSync(file, { force: true });
+        return;
+      }
+      discovered.set(group, targets);
+      // Written aside, then renamed: Prometheus never reads half a file (the *.tmp name is not in its pattern).
+      fs.writeFileSync(`${file}.tmp`, JSON.stringify(targets.map(fileSdGroup)));
+      fs.renameSync(`${file}.tmp`, file);
+    },
   };
 }
 
-function scrapeConfig(targets: ScrapeTarget[]): string {
+/** One file_sd target group: the job, path and scheme travel as labels (SD labels win over the job's own). */
+function fileSdGroup(t: ScrapeTarget): { targets: string[]; labels: Record<string, string> } {
+  const u = new URL(t.url);
+  return {
+    targets: [u.host],
+    labels: {
+      ...(t.labels ?? {}),
+      job: t.job,
+      __metrics_path__: u.pathname,
+      __scheme__: u.protocol.replace(':', ''),
+    },
+  };
+}
+
+function scrapeConfig(targets: ScrapeTarget[], sdDir?: string): string {
   const jobs = new Map<string, ScrapeTarget[]>();
   for (const t of targets) jobs.set(t.job, [...(jobs.get(t.job) ?? []), t]);
   const lines = [
@@ -172,6 +215,14 @@ function scrapeConfig(targets: ScrapeTarget[]): string {
         for (const [k, v] of Object.entries(t.labels)) lines.push(`          ${k}: ${JSON.stringify(v)}`);
       }
     }
+  }
+  if (sdDir) {
+    lines.push(
+      '  - job_name: "discovered"',
+      '    file_sd_configs:',
+      `      - files: [${JSON.stringify(path.join(sdDir, '*.json'))}]`,
+      '        refresh_interval: 5s',
+    );
   }
   return `${lines.join('\n')}\n`;
 }
