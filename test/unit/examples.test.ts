@@ -1,5 +1,6 @@
 // Every plan in examples/ validates through `canary validate` (in-process, no server), and the playbook rule each
-// one was written for survives normalisation.
+// one was written for survives normalisation. Each file's header lists what must exist to run it (the objects its
+// target needs, the exporters its checks read), and its compressed form for `npm run demo:example` stays valid.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -7,6 +8,11 @@ import { EXIT_BAD_INPUT, EXIT_OK, main, type CliOptions } from '../../client/cli
 import { totalHoldMs } from '../../workflows/plan';
 import type { Plan } from '../../workflows/types';
 import type { Target } from '../../workflows/target';
+import { loadPlan } from '../../client/plan-file';
+import { validatePlan } from '../../workflows/plan';
+import { requiredObjects } from '../../harness/kube-rollout';
+import { scalePlan } from '../../demo/examples/scale';
+import { seriesNeeds } from '../../demo/examples/series';
 
 const EXAMPLES = path.join(__dirname, '..', '..', 'examples');
 const files = fs
@@ -217,6 +223,122 @@ describe('examples/', () => {
     expect(plan.windows?.timeZone).toBe('UTC');
     expect(plan.windows?.allow).toHaveLength(1);
   });
+
+  it.each(['001-flagger.yaml', '003-ai-model-default.yaml'])(
+    '%s: names its DestinationRule, so the canary subset exists and stable follows the promotion',
+    async (file) => {
+      const { target } = await validated(file);
+      expect(target.traffic).toMatchObject({
+        router: 'istio',
+        destinationRule: target.app,
+        stableSubset: 'stable',
+        canarySubset: 'canary',
+      });
+    },
+  );
+});
+
+/** The comment block a file starts with, as one line of text. */
+function header(file: string): string {
+  const lines = fs.readFileSync(path.join(EXAMPLES, file), 'utf8').split('\n');
+  const end = lines.findIndex((l) => !l.startsWith('#'));
+  return lines
+    .slice(0, end)
+    .map((l) => l.replace(/^#\s?/, ''))
+    .join(' ')
+    .replace(/\s+/g, ' ');
+}
+
+/** What each series source is called in a header. */
+const SOURCE_WORDS: Record<string, (templates: string) => string> = {
+  templates: (t) =>
+    ({
+      istio: "Istio's telemetry",
+      nginx: "ingress-nginx's controller metrics",
+      http: 'http_* instrumentation',
+    })[t] ?? t,
+  'kube-state-metrics': () => 'kube-state-metrics',
+  cadvisor: () => 'cAdvisor',
+  dcgm: () => 'DCGM exporter',
+  app: () => 'own',
+};
+
+describe('examples/ as they run end to end (npm run demo:example)', () => {
+  it.each(files)(
+    '%s: the header lists every object its target needs and every exporter its checks read',
+    async (file) => {
+      const { target } = await validated(file);
+      const loaded = loadPlan(path.join(EXAMPLES, file));
+      const v = validatePlan(loaded.spec);
+      if (!v.ok) throw new Error(JSON.stringify(v.problems));
+      const text = header(file);
+      expect(text).toContain('What must exist before a rollout');
+      expect(text).toContain(`npm run demo:example -- --plan examples/${file}`);
+      expect(text).toContain(`namespace ${target.namespace}`);
+      for (const o of requiredObjects(target)) expect(text).toContain(`${o.kind} ${o.name}`);
+      const templates =
+        target.metrics?.provider === 'prometheus' && target.metrics.templates
+          ? target.metrics.templates
+          : 'http';
+      const needs = seriesNeeds(v.plan, templates);
+      expect([...needs.unknown.keys()]).toEqual([]);
+      for (const [source, { series, checks }] of needs.sources) {
+        expect(text).toContain(SOURCE_WORDS[source](templates));
+        // Raw queries' series by name, with the checks that read them (a template set's are named by the set).
+        if (source === 'templates') continue;
+        for (const name of series) expect(text).toContain(name);
+        for (const check of checks) expect(text).toContain(check);
+      }
+    },
+  );
+
+  it.each(files)(
+    '%s: compressed to about a minute, every floor kept, windows lifted, still valid',
+    (file) => {
+      const loaded = loadPlan(path.join(EXAMPLES, file));
+      const original = validatePlan(loaded.spec);
+      if (!original.ok) throw new Error(JSON.stringify(original.problems));
+      const scaled = scalePlan(loaded.spec);
+      const v = validatePlan(scaled.spec);
+      if (!v.ok) throw new Error(JSON.stringify(v.problems));
+      const plan = v.plan;
+      // One factor for every duration: holds and soak add up to about 60 s (rounding to whole seconds).
+      const planned =
+        original.plan.stages.reduce((n, st) => n + st.holdMs, 0) + original.plan.promotion.cleanupDelayMs;
+      expect(scaled.factor).toBeCloseTo(Math.min(1, 60_000 / planned), 10);
+      const total = totalHoldMs(plan) + plan.promotion.cleanupDelayMs;
+      expect(total).toBeGreaterThan(45_000);
+      expect(total).toBeLessThanOrEqual(60_000 + plan.stages.length * 1_000);
+      plan.stages.forEach((st, i) => {
+        const before = original.plan.stages[i];
+        expect(st.weight).toBe(before.weight);
+        expect(st.gate.type).toBe(before.gate.type);
+        if (before.holdMs > 0)
+          expect(st.holdMs).toBe(Math.max(1000, Math.round((before.holdMs * scaled.factor) / 1000) * 1000));
+        if (st.healthyForMs !== undefined) expect(st.healthyForMs).toBeLessThanOrEqual(st.holdMs);
+      });
+      // The product's minimum interval; windows that span 10 scrapes; a test step of at least one scrape.
+      expect(plan.analysis.intervalMs).toBeGreaterThanOrEqual(10_000);
+      for (const r of plan.analysis.rules ?? []) {
+        expect(r.windowMs).toBeGreaterThanOrEqual(10_000);
+        if (r.test) {
+          expect(r.test.stepMs).toBeGreaterThanOrEqual(1_000);
+          expect(Math.floor(r.windowMs / r.test.stepMs) + 1).toBeGreaterThanOrEqual(r.test.minSamples);
+        }
+        const before = original.plan.analysis.rules?.find((o) => o.name === r.name);
+        // A day-over-day baseline reads live data: its offset shrinks by the same factor.
+        if (before?.compare?.offsetMs) {
+          expect(r.compare?.offsetMs).toBe(
+            Math.round((before.compare.offsetMs * scaled.factor) / 1000) * 1000,
+          );
+        }
+      }
+      // Deployment windows are lifted (and said), approval gates kept.
+      expect(plan.windows).toBeUndefined();
+      expect(Boolean(scaled.liftedWindows)).toBe(original.plan.windows !== undefined);
+      expect(Boolean(plan.promotion.gate)).toBe(Boolean(original.plan.promotion.gate));
+    },
+  );
 });
 
 describe('canary validate', () => {
