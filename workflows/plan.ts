@@ -725,11 +725,41 @@ export function planStartFindings(plan: Plan, nowMs: number): PlanFindings {
   const reach = persistenceFindings(plan);
   out.problems.push(...reach.problems);
   out.warnings.push(...reach.warnings);
+  out.problems.push(...testEvidenceProblems(plan));
   if (plan.windows) {
     const closed = windowOpeningProblem(plan.windows, nowMs);
     if (closed) out.problems.push(closed);
   }
   return out;
+}
+
+/**
+ * A rank test (test: mann-whitney) has evidence only once the canary's series holds minSamples points, one per step,
+ * from the moment the canary gets traffic. If its onNoData rolls back after fewer rounds than that takes, every
+ * rollout of the plan rolls back for want of data in the first stage the check applies to, however healthy.
+ */
+function testEvidenceProblems(plan: Plan): InputProblem[] {
+  const interval = plan.analysis.intervalMs;
+  return (plan.analysis.rules ?? []).flatMap((rule, index) => {
+    const test = rule.test;
+    const noData = rule.onNoData;
+    if (!test || noData.action !== 'hold' || noData.then !== 'rollback') return [];
+    const needMs = test.minSamples * test.stepMs;
+    const patienceMs = noData.limit * interval;
+    if (needMs <= patienceMs) return [];
+    const rounds = Math.ceil(needMs / interval);
+    return [
+      {
+        path: `analysis.checks[${index}].onNoData`,
+        message:
+          `the ${test.type} test needs about ${formatDuration(needMs)} of canary traffic for its first evidence ` +
+          `(minSamples ${test.minSamples} × step ${formatDuration(test.stepMs)}), but onNoData rolls back after ` +
+          `${noData.limit} rounds without evidence (${formatDuration(patienceMs)} at a ${formatDuration(interval)} ` +
+          `interval): every rollout would roll back, however healthy. Raise onNoData's limit to at least ${rounds}, ` +
+          'or lower minSamples or step',
+      },
+    ];
+  });
 }
 
 /** `stage 3`, `stages 1–4`: a run of consecutive stage numbers. */

@@ -411,6 +411,7 @@ describe('canary validate', () => {
         '      metric: latency-p95',
         '      test: { type: mann-whitney }',
         '      abort: { severity: high }',
+        '      onNoData: { action: hold, limit: 10, then: rollback }', // room for the test's first 10 points
         '    - name: p95-vs-yesterday',
         '      metric: latency-p95',
         '      compare: { to: stable, offset: 1d, ratio: { max: 1.2 } }',

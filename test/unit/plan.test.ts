@@ -1071,6 +1071,36 @@ describe('planStartFindings: what a new rollout must not start with, beyond vali
     });
   });
 
+  it('refuses a rank test whose onNoData rolls back before the test can have its first evidence', () => {
+    const spec = (onNoData?: unknown) => ({
+      analysis: {
+        interval: '1m',
+        checks: [
+          {
+            name: 'shift',
+            metric: 'latency-p95',
+            test: { type: 'mann-whitney', minSamples: 10, step: '30s' },
+            ...(onNoData !== undefined ? { onNoData } : {}),
+          },
+        ],
+      },
+      stages: twoTenMinuteStages,
+    });
+    // 10 points of 30 s need 5m of canary traffic; the default onNoData rolls back after 3 rounds (3m).
+    const refused = findings(spec());
+    expect(refused.problems).toEqual([
+      {
+        path: 'analysis.checks[0].onNoData',
+        message:
+          'the mann-whitney test needs about 5m of canary traffic for its first evidence (minSamples 10 × step 30s), ' +
+          'but onNoData rolls back after 3 rounds without evidence (3m at a 1m interval): every rollout would roll ' +
+          "back, however healthy. Raise onNoData's limit to at least 5, or lower minSamples or step",
+      },
+    ]);
+    expect(findings(spec({ action: 'hold', limit: 5, then: 'rollback' })).problems).toEqual([]);
+    expect(findings(spec({ action: 'hold', limit: 3, then: 'hold' })).problems).toEqual([]);
+  });
+
   it('refuses deployment windows that do not open within opensWithin', () => {
     const spec = {
       stages: twoTenMinuteStages,
