@@ -155,7 +155,11 @@ function failed(part: Part, err: unknown): PreflightFinding {
             : 'cluster',
     cause: kind === 'invalid' || kind === 'not_found' ? 'input' : 'infrastructure',
     level: 'refuse',
-    message: `the ${part === 'workload' ? 'workload manager' : part} could not be checked: ${message}`,
+    // The worker's own configuration is the same whichever provider met it: said once (deduplicated).
+    message:
+      kind === 'unconfigured'
+        ? message
+        : `the ${part === 'workload' ? 'workload manager' : part} could not be checked: ${message}`,
   };
 }
 

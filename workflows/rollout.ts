@@ -921,7 +921,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     promoteUpdate,
     (req) => {
       if (soaking()) {
-        // Promoted already: a promotion request during the soak finishes it now (stable takes the new version).
+        // Promoted already: `promote --end-soak` during the soak finishes it now (stable takes the new version).
         s.soak!.endNow = { by: req.identity, at: Date.now() };
         messages++;
         publish();

@@ -398,14 +398,20 @@ describe('healthy plans', () => {
       },
       { name: 'ghost', query: 'max(nothing_here{ {{selector}} })', success: { max: 1 } },
     ]);
-    // The local router and workloads have no preflight of their own, so the stable version stays unknown: the
-    // http set's selector needs it for stable, so only what a round runs (the canary's side) is checked.
+    // The local workloads' stack (a closed port here) cannot say which version stable runs, and says so; the
+    // http set's selector needs that version for stable, so only what a round runs (the canary's side) is checked.
     const report = await acts.preflight({
       target: target({ app: 'checkout', namespace: 'shop' }),
       plan,
       version: 'v2',
     });
     expect(report.findings).toEqual([
+      expect.objectContaining({
+        area: 'cluster',
+        cause: 'infrastructure',
+        level: 'refuse',
+        message: expect.stringMatching(/^the workload manager could not be checked: .*127\.0\.0\.1:9/),
+      }),
       expect.objectContaining({
         area: 'query',
         cause: 'input',
