@@ -1,6 +1,7 @@
 // The rollout workflow: walks a stage plan, shifting traffic, analysing the canary on a schedule, waiting at
 // approval gates, and rolling back on its own. Only deterministic code: every wait is a Temporal timer.
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   type ActivityOptions,
   CancellationScope,
@@ -164,6 +165,9 @@ const persistentActs = proxyActivities<RolloutActivities>({
     maximumInterval: '10 seconds',
     maximumAttempts: 4,
   },
+  // A person's resolve ends the step without waiting for its attempt: that attempt is left to finish or fail on its
+  // own (every step is idempotent and only sends traffic to stable), no cancellation is requested.
+  cancellationType: ActivityCancellationType.ABANDON,
 });
 const RETRY_PAUSE_MS = 30_000;
 /** Time a canary or a promoted stable gets beyond its progress deadline before the activity is timed out. */
