@@ -510,7 +510,12 @@ export function progressLines(
         (next.planTimeLeftMs > 0 ? `, ${formatDuration(next.planTimeLeftMs)} of holds left` : ''),
     );
   } else if (
-    (prev.stage !== next.stage || prev.weight !== next.weight) &&
+    // A stage is told once its traffic moved: between the step to the next stage and its shift (a gate, a window)
+    // the canary still carries the previous stage's weight.
+    (prev.weight !== next.weight ||
+      (prev.stage !== next.stage &&
+        next.stageStartedAt !== undefined &&
+        next.stageStartedAt !== prev.stageStartedAt)) &&
     (next.phase === 'progressing' || next.phase === 'waiting_approval' || next.phase === 'paused')
   ) {
     // Weight changes during a rollback or a promotion are told by their own lines, not as stages.

@@ -468,8 +468,8 @@ describe('progressLines', () => {
         { stage: 2, weight: 10, at: '2025-03-01T12:30:00.000Z', verdict: 'pass', checks: [] },
       ],
     };
+    // Stage 3 waits at its gate with the canary still at stage 2's 10 %: no "stage 3: canary at 10%" line.
     expect(progressLines(progressing(), gated, NOW)).toEqual([
-      '[12:30:00Z] stage 3/5: canary at 10%',
       '[12:30:00Z] analysis at 10%: pass ((no checks))',
       '[12:30:00Z] stage 3 waits for approval: canary approve prod/checkout --stage 3',
     ]);
@@ -481,6 +481,15 @@ describe('progressLines', () => {
       gate: undefined,
     };
     expect(progressLines(gated, rolled, NOW)).toEqual(['[12:30:00Z] rolled back: aborted by bob: bad']);
+    // Once the gate passed and the traffic moved, the stage is told.
+    const entered: RolloutStatus = {
+      ...gated,
+      phase: 'progressing',
+      gate: undefined,
+      weight: 25,
+      stageStartedAt: '2025-03-01T12:30:00.000Z',
+    };
+    expect(progressLines(gated, entered, NOW)[0]).toBe('[12:30:00Z] stage 3/5: canary at 25%, holding 20h');
   });
 });
 
