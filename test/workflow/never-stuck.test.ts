@@ -85,12 +85,36 @@ function wrapped(real: ProviderRegistry): ProviderSource {
 
 let bench: RolloutBench;
 let client: RolloutClient;
+/** Every rollout a test started: one a failing test leaves running (stuck, say) is ended after it. */
+const started: Array<{ workflowId: string; runId?: string }> = [];
+const startRollout = async (...args: Parameters<RolloutBench['startRollout']>) => {
+  const h = await bench.startRollout(...args);
+  started.push({ workflowId: h.workflowId, runId: h.firstExecutionRunId });
+  return h;
+};
+const startWithClient = async (request: Parameters<RolloutClient['start']>[0]) => {
+  const r = await client.start(request);
+  started.push({ workflowId: r.workflowId, runId: r.runId });
+  return r;
+};
 
 beforeAll(async () => {
   bench = await RolloutBench.start({ providers: wrapped, faults: { 'v-bad': { errorRate: 0.5 } } });
   client = new RolloutClient(bench.env.client, { taskQueue: bench.taskQueue });
 }, 180_000);
 afterAll(async () => bench?.close());
+// A rollout left running by a failing test would keep the time-skipping server from skipping (its retries count as
+// outstanding work) and so stall every later test: terminate whatever is still running.
+afterEach(async () => {
+  for (const { workflowId, runId } of started.splice(0)) {
+    const h = bench.env.client.workflow.getHandle(workflowId, runId);
+    const running = await h.describe().then(
+      (d) => d.status.name === 'RUNNING',
+      () => false,
+    );
+    if (running) await h.terminate('left running by a failing test').catch(() => undefined);
+  }
+});
 beforeEach(async () => {
   faults.preflight = undefined;
   faults.failWeights = undefined;
@@ -117,11 +141,23 @@ function simple(extra: Partial<PlanSpec> = {}): PlanSpec {
   } as PlanSpec;
 }
 
-async function waitFor(h: Handle, what: string, ok: (s: Awaited<ReturnType<typeof status>>) => boolean) {
-  for (let i = 0; i < 200; i++) {
+/**
+ * Polls the status until `ok`, moving workflow time on by a minute between looks. With `realTime`, only looks (every
+ * 100 ms), for what activities bring without workflow time passing: the time-skipping server cannot skip while an
+ * activity is outstanding, so a skip begun then costs its length in real time.
+ */
+async function waitFor(
+  h: Handle,
+  what: string,
+  ok: (s: Awaited<ReturnType<typeof status>>) => boolean,
+  opts: { realTime?: boolean } = {},
+) {
+  const deadline = Date.now() + (opts.realTime ? 60_000 : 240_000);
+  for (let i = 0; i < 200 && Date.now() < deadline; i++) {
     const st = await status(h);
     if (ok(st)) return st;
-    await bench.env.sleep(MINUTE);
+    if (opts.realTime) await new Promise((r) => setTimeout(r, 100));
+    else await bench.env.sleep(MINUTE);
   }
   throw new Error(`never reached: ${what}: ${JSON.stringify(await status(h))}`);
 }
@@ -138,7 +174,7 @@ describe('preflight: a rollout that cannot work never starts', () => {
       },
       { area: 'data', cause: 'input', level: 'warn', message: 'check "cpu" has no data for stable' },
     ];
-    const h = await bench.startRollout('pf-refused', 'v2', simple());
+    const h = await startRollout('pf-refused', 'v2', simple());
     const err = await h.result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
@@ -163,8 +199,8 @@ describe('preflight: a rollout that cannot work never starts', () => {
     await expect(client.approve(h.workflowId, { identity: 'erin' })).rejects.toThrow(/has already finished/);
     // The target is free: the next start runs.
     faults.preflight = undefined;
-    const again = await bench.startRollout('pf-refused', 'v3', simple());
-    await waitFor(again, 'stage 1 entered', (s) => s.weight === 5);
+    const again = await startRollout('pf-refused', 'v3', simple());
+    await waitFor(again, 'stage 1 entered', (s) => s.weight === 5, { realTime: true });
     await abort(again, 'jest', 'done');
     await rolloutResult(again);
   });
@@ -173,32 +209,10 @@ describe('preflight: a rollout that cannot work never starts', () => {
     faults.preflight = () => {
       throw new Error('connect ECONNREFUSED 127.0.0.1:6443');
     };
-    const h = await bench.startRollout('pf-infra', 'v2', simple());
+    const h = await startRollout('pf-infra', 'v2', simple());
     const result = await rolloutResult(h);
     expect(result).toMatchObject({ outcome: 'not_started', cause: 'infrastructure' });
     expect(result.findings?.[0].message).toContain('ECONNREFUSED');
-    expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
-  });
-
-  test('an abort while the preflight runs ends the rollout at once: nothing was touched, nothing to undo', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => (release = r));
-    // A preflight that answers only once the test lets it (a slow API server).
-    faults.slowPreflight = async () => {
-      await gate;
-      return [];
-    };
-    const h = await bench.startRollout('pf-abort', 'v2', simple());
-    await waitFor(h, 'the preflight running', (s) => s.preflight?.state === 'running');
-    await abort(h, 'dave', 'wrong version');
-    const result = await rolloutResult(h);
-    release();
-    expect(result).toMatchObject({
-      outcome: 'rolled_back',
-      ending: { kind: 'abort', by: 'dave' },
-      finalWeight: 0,
-    });
-    expect(faults.routerCalls).toEqual([]);
     expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
   });
 
@@ -206,7 +220,7 @@ describe('preflight: a rollout that cannot work never starts', () => {
     faults.preflight = () => [
       { area: 'query', cause: 'input', level: 'refuse', message: 'Prometheus rejected the query', path: 'q' },
     ];
-    const started = await client.start({
+    const started = await startWithClient({
       app: 'pf-client',
       namespace: 'test',
       version: 'v2',
@@ -225,7 +239,7 @@ describe('a rollback undoes only what the rollout changed, and never stays stuck
   test('a canary that cannot be made rolls back at once: no traffic was moved, so the lost router is never asked', async () => {
     faults.canaryFails = true;
     faults.failWeights = new Set([0]);
-    const h = await bench.startRollout('rb-nothing', 'v2', simple());
+    const h = await startRollout('rb-nothing', 'v2', simple());
     const result = await rolloutResult(h);
     expect(result).toMatchObject({ outcome: 'rolled_back', ending: { kind: 'step' } });
     expect(result.reason).toContain('the canary did not become available');
@@ -236,17 +250,24 @@ describe('a rollback undoes only what the rollout changed, and never stays stuck
   });
 
   test('a rollback stuck on a lost cluster alerts with the way out; resolve ends it; a new version then starts', async () => {
-    const h = await bench.startRollout('rb-stuck', 'v2', simple());
-    await waitFor(h, 'stage 1', (s) => s.weight === 5);
+    const h = await startRollout('rb-stuck', 'v2', simple());
+    await waitFor(h, 'stage 1', (s) => s.weight === 5, { realTime: true });
     faults.failWeights = new Set([0]);
     await abort(h, 'alice', 'p95 spike');
-    const stuck = await waitFor(h, 'a retrying rollback', (s) => s.retrying !== undefined);
+    const stuck = await waitFor(h, 'a retrying rollback', (s) => s.retrying !== undefined, {
+      realTime: true,
+    });
     expect(stuck.phase).toBe('rolling_back');
     expect(stuck.retrying).toMatchObject({ step: 'send traffic back to stable' });
     expect(stuck.retrying?.resolve).toBe(
       `canary resolve ${h.workflowId} --confirm-traffic-restored --reason "what was done"`,
     );
-    const alert = bench.alerts(h.workflowId).find((e) => e.event === 'stuck');
+    // Delivered by its own activity, so it may trail the status a moment.
+    let alert = bench.alerts(h.workflowId).find((e) => e.event === 'stuck');
+    for (let i = 0; !alert && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      alert = bench.alerts(h.workflowId).find((e) => e.event === 'stuck');
+    }
     expect(alert?.message).toContain(`canary resolve ${h.workflowId} --confirm-traffic-restored`);
     // Refused without the confirmation, without a named person, and outside a stuck step.
     const resolve = (identity: string, confirm: boolean) =>
@@ -276,15 +297,15 @@ describe('a rollback undoes only what the rollout changed, and never stays stuck
     });
     expect(result.reason).toBe('aborted by alice: p95 spike; resolved by hand by ops: weights set by hand');
     faults.failWeights = undefined;
-    const next = await bench.startRollout('rb-stuck', 'v3', simple());
-    await waitFor(next, 'the next version at stage 1', (s) => s.weight === 5);
+    const next = await startRollout('rb-stuck', 'v3', simple());
+    await waitFor(next, 'the next version at stage 1', (s) => s.weight === 5, { realTime: true });
     await abort(next, 'jest');
     await rolloutResult(next);
   });
 
   test('resolve is refused while nothing is stuck', async () => {
-    const h = await bench.startRollout('rb-none', 'v2', simple());
-    await waitFor(h, 'stage 1', (s) => s.weight === 5);
+    const h = await startRollout('rb-none', 'v2', simple());
+    await waitFor(h, 'stage 1', (s) => s.weight === 5, { realTime: true });
     expect(
       await rejection(
         h.executeUpdate(resolveUpdate, {
@@ -313,7 +334,7 @@ describe('the approval policy holds on every path', () => {
   } as PlanSpec;
 
   test('stage gate: one approver cannot pass a two-person gate through promote; pause and resume keep it waiting; a second person can', async () => {
-    const h = await bench.startRollout('pol-stage', 'v2', gated);
+    const h = await startRollout('pol-stage', 'v2', gated);
     await waitFor(h, 'the stage 2 gate', (s) => s.gate?.stage === 2);
     await approve(h, 'alice', 2);
     expect(await rejection(promote(h, 'alice'))).toMatch(
@@ -334,14 +355,14 @@ describe('the approval policy holds on every path', () => {
       /^cannot promote: the gate of the promotion needs 2 distinct approvals/,
     );
     await approve(h, 'bob', 2);
-    st = await waitFor(h, 'stage 2 entered', (s) => s.weight === 50);
+    st = await waitFor(h, 'stage 2 entered', (s) => s.weight === 50, { realTime: true });
     expect(st.approvals.filter((a) => a.kind === 'approved').map((a) => a.by)).toEqual(['alice', 'bob']);
     await abort(h, 'jest');
     await rolloutResult(h);
   });
 
   test('promotion gate: approve, promote by the same person refused, abort declines it and rolls back', async () => {
-    const h = await bench.startRollout('pol-promo', 'v2', {
+    const h = await startRollout('pol-promo', 'v2', {
       ...gated,
       stages: [
         { weight: 5, hold: '1h' },
@@ -369,7 +390,7 @@ describe('the approval policy holds on every path', () => {
   });
 
   test('the final 100 % hold: the client lets an abort through, and it rolls back', async () => {
-    const h = await bench.startRollout(
+    const h = await startRollout(
       'pol-final',
       'v2',
       simple({
@@ -406,7 +427,7 @@ describe('the approval policy holds on every path', () => {
       stages: [{ weight: 5, hold: '1h' }, { weight: 100 }],
       promotion: { cleanupDelay: '0s' },
     } as PlanSpec;
-    const h = await bench.startRollout('pol-question', 'v-bad', plan);
+    const h = await startRollout('pol-question', 'v-bad', plan);
     const st = await waitFor(h, 'the question', (s) => s.evidenceQuestion !== undefined);
     expect(st.phase).toBe('waiting_approval');
     await h.executeUpdate(pauseUpdate, { args: [{ identity: 'carol' }] });
@@ -426,7 +447,7 @@ describe('stages and soaks', () => {
       analysis: { interval: '25m', checks },
       stages: [{ weight: 5, hold: '1h' }, { weight: 50, hold: '1h' }, { weight: 100 }],
     } as Partial<PlanSpec>);
-    const h = await bench.startRollout('adv-round', 'v2', plan);
+    const h = await startRollout('adv-round', 'v2', plan);
     await waitFor(h, 'stage 2', (s) => s.weight === 50);
     const st = await status(h);
     const stage1 = st.analyses.filter((a) => a.stage === 1);
@@ -450,7 +471,7 @@ describe('stages and soaks', () => {
       stages: [{ weight: 5, hold: '10m' }, { weight: 100 }],
       promotion: { cleanupDelay: '0s' },
     } as PlanSpec;
-    const h = await bench.startRollout('adv-wait', 'v-bad', plan);
+    const h = await startRollout('adv-wait', 'v-bad', plan);
     await bench.env.sleep(10 * MINUTE + 16 * MINUTE);
     const st = await status(h);
     expect(st.weight).toBe(5);
@@ -465,7 +486,7 @@ describe('stages and soaks', () => {
   });
 
   test('the soak keeps the old version running: going back is a weight change, and the soak then ends rolled back', async () => {
-    const h = await bench.startRollout(
+    const h = await startRollout(
       'soak-back',
       'v2',
       simple({ promotion: { cleanupDelay: '2h' } } as Partial<PlanSpec>),
@@ -509,7 +530,7 @@ describe('stages and soaks', () => {
   });
 
   test('a soak that runs out promotes stable; one ended early does too', async () => {
-    const h = await bench.startRollout(
+    const h = await startRollout(
       'soak-out',
       'v2',
       simple({ promotion: { cleanupDelay: '2h' } } as Partial<PlanSpec>),
@@ -518,7 +539,7 @@ describe('stages and soaks', () => {
     expect((await rolloutResult(h)).outcome).toBe('promoted');
     expect(await bench.live()).toMatchObject({ weight: 0, canary: null, stable: { version: 'v2' } });
     await bench.reset();
-    const early = await bench.startRollout(
+    const early = await startRollout(
       'soak-out',
       'v3',
       simple({ promotion: { cleanupDelay: '24h' } } as Partial<PlanSpec>),
@@ -531,7 +552,7 @@ describe('stages and soaks', () => {
 
   test('during a soak, a start of the previous version goes back; a start of another finishes the promotion and starts', async () => {
     const plan = simple({ promotion: { cleanupDelay: '24h' } } as Partial<PlanSpec>);
-    const first = await client.start({
+    const first = await startWithClient({
       app: 'soak-start',
       namespace: 'test',
       version: 'v2',
@@ -541,7 +562,7 @@ describe('stages and soaks', () => {
     const h = bench.env.client.workflow.getHandle(first.workflowId, first.runId) as Handle;
     await waitFor(h, 'the soak', (s) => s.soak !== undefined);
     const told: string[] = [];
-    const back = await client.start({
+    const back = await startWithClient({
       app: 'soak-start',
       namespace: 'test',
       version: 'v1',
@@ -553,7 +574,7 @@ describe('stages and soaks', () => {
     expect(told[0]).toMatch(/going back to v1/);
     expect(await bench.live()).toMatchObject({ weight: 0, canary: null, stable: { version: 'v1' } });
 
-    const second = await client.start({
+    const second = await startWithClient({
       app: 'soak-start',
       namespace: 'test',
       version: 'v2',
@@ -563,7 +584,7 @@ describe('stages and soaks', () => {
     // By run: a handle by id alone follows the id's newest run, which becomes v3's.
     const h2 = bench.env.client.workflow.getHandle(second.workflowId, second.runId) as Handle;
     await waitFor(h2, 'the soak', (s) => s.soak !== undefined);
-    const next = await client.start({
+    const next = await startWithClient({
       app: 'soak-start',
       namespace: 'test',
       version: 'v3',
@@ -573,9 +594,33 @@ describe('stages and soaks', () => {
     expect(next).toMatchObject({ started: true, version: 'v3' });
     expect((await rolloutResult(h2)).outcome).toBe('promoted');
     const h3 = bench.env.client.workflow.getHandle(next.workflowId, next.runId) as Handle;
-    await waitFor(h3, 'v3 at stage 1', (s) => s.weight === 5);
+    await waitFor(h3, 'v3 at stage 1', (s) => s.weight === 5, { realTime: true });
     expect((await bench.live()).stable.version).toBe('v2');
     await abort(h3, 'jest');
     await rolloutResult(h3);
+  });
+});
+
+describe('an abort while the preflight runs', () => {
+  // Last in the file: the time-skipping test server keeps the cancelled preflight activity as outstanding work after
+  // its workflow has ended, and no longer skips time for any later test (an env.sleep then takes its length in real
+  // time). The dev server has no such quirk.
+  test('an abort while the preflight runs ends the rollout at once: nothing was touched, nothing to undo', async () => {
+    // A preflight that takes its time (a slow API server): the abort comes while it runs.
+    faults.slowPreflight = async () => {
+      await new Promise((r) => setTimeout(r, 1_500));
+      return [];
+    };
+    const h = await startRollout('pf-abort', 'v2', simple());
+    await waitFor(h, 'the preflight running', (s) => s.preflight?.state === 'running', { realTime: true });
+    await abort(h, 'dave', 'wrong version');
+    const result = await rolloutResult(h);
+    expect(result).toMatchObject({
+      outcome: 'rolled_back',
+      ending: { kind: 'abort', by: 'dave' },
+      finalWeight: 0,
+    });
+    expect(faults.routerCalls).toEqual([]);
+    expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
   });
 });
