@@ -1,7 +1,7 @@
 // Pure text rendering of a rollout's status and of rollout lists. No I/O; colour only when asked for.
 import type { AnalysisRecord, Phase, RolloutStatus, StageView, Verdict } from '../workflows/types';
 import { formatDuration } from '../workflows/duration';
-import { describeEnding } from '../workflows/details';
+import { STAGE_MARKS, describeEnding } from '../workflows/details';
 import type { RolloutSummary } from './index';
 
 export interface RenderOptions {
@@ -103,9 +103,7 @@ function currentStage(status: RolloutStatus): StageView | undefined {
 function stageStrip(status: RolloutStatus, color: boolean): string {
   return status.stages
     .map((s) => {
-      const mark = { done: '✓', current: '▶', pending: '·', skipped: '↷', failed: '✗', stopped: '■' }[
-        s.state
-      ];
+      const mark = STAGE_MARKS[s.state];
       const gate = s.gate === 'approval' ? ' (approval)' : '';
       const note =
         s.state === 'skipped'

@@ -1,6 +1,6 @@
 // The workflow's "current details" in the Temporal Web UI: a short markdown page a person reads at a glance.
 import { formatDuration } from './duration';
-import type { Plan, RolloutEnding, RolloutStatus } from './types';
+import type { Plan, RolloutEnding, RolloutStatus, StageView } from './types';
 
 /** How a rollout that rolled back ended, in words: `aborted by alice`, `a check failed`, `declined by bob`. */
 export function describeEnding(e: RolloutEnding): string {
@@ -23,9 +23,19 @@ export function describeEnding(e: RolloutEnding): string {
   }
 }
 
+/** The mark of each stage state, in the Web UI's details and the CLI's stage strip. */
+export const STAGE_MARKS: Readonly<Record<StageView['state'], string>> = {
+  done: '✓',
+  current: '▶',
+  pending: '·',
+  skipped: '↷',
+  failed: '✗',
+  stopped: '■',
+};
+
 export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): string {
   // A list, not a table: the Web UI renders markdown tables without spacing.
-  const mark = { done: '✓', current: '▶', pending: '·', skipped: '↷', failed: '✗', stopped: '■' } as const;
+  const mark = STAGE_MARKS;
   const rows = st.stages.map((s) => {
     const note =
       s.state === 'skipped'
