@@ -205,6 +205,43 @@ describe('preflight: a rollout that cannot work never starts', () => {
     await rolloutResult(again);
   });
 
+  test("the worker's own checks of a direct start: a check its default metrics cannot answer, windows that never open", async () => {
+    // The target names no metrics source: the worker's default (the local stack) reads named metrics only.
+    const q = await startRollout(
+      'pf-default-metrics',
+      'v2',
+      simple({
+        analysis: {
+          interval: '10m',
+          checks: [{ name: 'gpu', query: 'sum(gpu_errors{pod=~"{{workload}}-.*"})', max: 0 }],
+        },
+      } as Partial<PlanSpec>),
+    );
+    const offer = await rolloutResult(q);
+    expect(offer).toMatchObject({ outcome: 'not_started', cause: 'input' });
+    expect(offer.findings).toEqual([
+      expect.objectContaining({
+        area: 'metrics',
+        path: 'analysis.checks[0].query',
+        message: expect.stringMatching(/reads named metrics only.*this worker's default, local, measures it/),
+      }),
+    ]);
+    // A freeze until 2999: the windows never open within the 30-day default.
+    const w = await startRollout(
+      'pf-windows',
+      'v2',
+      simple({
+        windows: { timeZone: 'UTC', freeze: [{ from: '2026-01-01', to: '2999-01-01', reason: 'forever' }] },
+      } as Partial<PlanSpec>),
+    );
+    const closed = await rolloutResult(w);
+    expect(closed).toMatchObject({ outcome: 'not_started', cause: 'input' });
+    expect(closed.findings).toEqual([
+      expect.objectContaining({ area: 'window', path: 'windows', level: 'refuse' }),
+    ]);
+    expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
+  });
+
   test('a preflight that cannot run at all is an infrastructure refusal', async () => {
     faults.preflight = () => {
       throw new Error('connect ECONNREFUSED 127.0.0.1:6443');
