@@ -436,6 +436,7 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
       // As a new rollout judges: a query the source rejects fails its check at once.
       const { state, decision } = judgeRound(applying, measurements, at, s.judge, {
         permanentQueryErrors: true,
+        roundSlack: true,
       });
       s.judge = state;
       const { advances, verdict } = roundOutcome(decision);

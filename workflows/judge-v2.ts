@@ -98,7 +98,16 @@ export interface JudgeOptions {
    * is not one number) fails its check at once, by its severity, instead of being held through as an outage.
    */
   permanentQueryErrors?: boolean;
+  /**
+   * Durations measured between rounds (a breach's `for`, a step-back's recovery, a question's decideWithin) count
+   * as served within ROUND_SLACK_MS: rounds due exactly a minute apart run a few milliseconds early or late by
+   * the clock, and a `for 5m` breach on 1m rounds must not wait a sixth round because one ran 0.1 s early.
+   */
+  roundSlack?: boolean;
 }
+
+/** How early a round may run and still count a duration as served (see JudgeOptions.roundSlack). */
+export const ROUND_SLACK_MS = 1000;
 
 /**
  * Error kinds that say the query itself is wrong: retrying cannot help (MetricsQueryError.permanent). Not
@@ -315,6 +324,7 @@ function judgeCheck(
   options: JudgeOptions,
 ): CheckStep {
   const obs = observe(check, m, options);
+  const slack = options.roundSlack ? ROUND_SLACK_MS : 0;
   const next: CheckState = copyState(prev);
   const alerted = { ...(prev?.alerted ?? {}) };
   const fired: Fired[] = [];
@@ -436,7 +446,7 @@ function judgeCheck(
     }
     next.askedAt ??= at;
     const waited = at - next.askedAt;
-    if (waited >= within) {
+    if (waited + slack >= within) {
       fire('rollback', precedence, `${why}; nobody decided within ${formatDuration(within)}: roll back`);
     } else {
       asksForBreach = true;
@@ -450,7 +460,7 @@ function judgeCheck(
   };
 
   if (breachRound && abort) {
-    const { persisted, progress } = persistence(abort.persist, next, at);
+    const { persisted, progress } = persistence(abort.persist, next, at, slack);
     if (severity === 'critical') {
       if (abort.ask) ask(`${obs.note} (critical)`, PRECEDENCE.critical);
       else fire('rollback', PRECEDENCE.critical, `${obs.note} (critical): roll back at once`);
@@ -525,7 +535,7 @@ function judgeCheck(
     } else if (obs.kind === 'evidence' && obs.outcome === 'pass') {
       next.healthySince ??= at;
       const healthy = at - next.healthySince;
-      if (healthy >= stepBack.recoverAfterMs) {
+      if (healthy + slack >= stepBack.recoverAfterMs) {
         delete next.steppedBackAt;
         delete next.healthySince;
         notes.push(`healthy for ${formatDuration(healthy)} since stepping back: goes forward again`);
@@ -588,6 +598,7 @@ function persistence(
   rule: NonNullable<AnalysisCheck['abort']>['persist'],
   s: CheckState,
   at: number,
+  slack: number,
 ): { persisted: boolean; progress: string } {
   if (rule.kind === 'consecutive') {
     return {
@@ -600,7 +611,7 @@ function persistence(
   }
   const lasted = at - (s.breachSince ?? at);
   return {
-    persisted: lasted >= rule.ms,
+    persisted: lasted + slack >= rule.ms,
     progress: `for ${formatDuration(lasted)} of ${formatDuration(rule.ms)}`,
   };
 }

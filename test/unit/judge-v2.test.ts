@@ -699,6 +699,36 @@ describe('short-form checks keep the semantics of today’s judge', () => {
   });
 });
 
+describe('rounds that run a little early by the clock (roundSlack)', () => {
+  const [check] = checksOf([
+    { name: 'e', metric: 'error-rate', success: { max: 1 }, abort: { max: 5, severity: 'high', for: '5m' } },
+  ]);
+  /** Rounds a minute apart, except that the sixth runs `early` ms before its minute (a timer's jitter). */
+  const rounds = (early: number, options: { roundSlack?: boolean }) => {
+    let state = initialJudgeState();
+    return repeat(6, (i) => {
+      const at = T0 + i * M - (i === 5 ? early : 0);
+      const out = judgeRound([check], { e: v(8, { requests: 5000 }) }, at, state, options);
+      state = out.state;
+      return out.decision;
+    });
+  };
+
+  it('counts a breach as lasting 5m when its sixth round runs 0.12 s early', () => {
+    const ds = rounds(120, { roundSlack: true });
+    expect(actions(ds)).toEqual(['hold', 'hold', 'hold', 'hold', 'hold', 'rollback']);
+    expect(ds[5].reasons[0]).toBe('e: 8: 8 > abort max 5, for 5m of 5m (high): roll back');
+  });
+
+  it('without it (rollouts started before never-stuck) waits a round more, as it did', () => {
+    expect(actions(rounds(120, {}))[5]).toBe('hold');
+  });
+
+  it('does not count a round a whole 2 s early', () => {
+    expect(actions(rounds(2 * S, { roundSlack: true }))[5]).toBe('hold');
+  });
+});
+
 describe('missing evidence and failed queries', () => {
   const [check] = checksOf([
     { name: 'e', metric: 'error-rate', success: { max: 1 }, abort: { max: 5 }, onQueryError: 'rollback' },
