@@ -16,7 +16,13 @@
 import { checksForStage, type AnalysisCheck, type AnalysisMetric } from '../workflows/analysis-spec';
 import { DurationError, formatDuration, parseDuration } from '../workflows/duration';
 import { describeResults, judge, type Measurement } from '../workflows/judge';
-import { judgeRound, roundOutcome, type JudgeState, type RoundMeasurement } from '../workflows/judge-v2';
+import {
+  judgeRound,
+  roundOutcome,
+  roundSlackFor,
+  type JudgeState,
+  type RoundMeasurement,
+} from '../workflows/judge-v2';
 import { describePlan } from '../workflows/plan';
 import { describeTarget, type Target } from '../workflows/target';
 import type { Plan, Verdict } from '../workflows/types';
@@ -436,7 +442,7 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
       // As a new rollout judges: a query the source rejects fails its check at once.
       const { state, decision } = judgeRound(applying, measurements, at, s.judge, {
         permanentQueryErrors: true,
-        roundSlack: true,
+        roundSlackMs: roundSlackFor(intervalMs),
       });
       s.judge = state;
       const { advances, verdict } = roundOutcome(decision);

@@ -35,8 +35,34 @@ const plan: PlanSpec = {
   promotion: { cleanupDelay: '15m' },
 };
 
+// The full form: an error check that rolls back when its breach lasts, and a latency check that steps back.
+const fullForm: PlanSpec = {
+  name: 'fixture-full-form',
+  analysis: {
+    interval: '10m',
+    checks: [
+      {
+        name: 'error-rate',
+        metric: 'error-rate',
+        success: { max: 1 },
+        abort: { max: 5, severity: 'high', for: '20m' },
+      },
+      {
+        name: 'latency-p95',
+        metric: 'latency-p95',
+        success: { max: 500 },
+        abort: { max: 800, severity: 'medium', recoverAfter: '30m', rollbackAfter: '2h' },
+      },
+    ],
+  },
+  stages: [{ weight: 5, hold: '30m' }, { weight: 25, hold: '30m' }, { weight: 100 }],
+  promotion: { cleanupDelay: '0s' },
+} as PlanSpec;
+
 async function main(): Promise<void> {
-  const bench = await RolloutBench.start({ faults: { 'v-bad': { errorRate: 0.5 } } });
+  const bench = await RolloutBench.start({
+    faults: { 'v-bad': { errorRate: 0.5 }, 'v-slow': { latencyMs: 900 } },
+  });
   try {
     fs.mkdirSync(FIXTURES, { recursive: true });
     const save = async (name: string, workflowId: string, runId: string) => {
@@ -89,6 +115,48 @@ async function main(): Promise<void> {
     const runs = await runHistories(bench.env.client, long.workflowId, long.firstExecutionRunId);
     if (runs.length < 2) throw new Error('expected the rollout to continue as new');
     await save('continued-as-new-run-2', long.workflowId, runs[1].runId);
+
+    // The full analysis form (bands, severities, a breach that must last, a medium breach): a canary too slow from
+    // its first stage holds there until rollbackAfter rolls it back; one with errors rolls back once they last.
+    await bench.reset();
+    const full = await bench.startRollout('fixture-full-form', 'v-slow', fullForm, undefined, TARGET);
+    await bench.env.sleep(3 * HOUR);
+    await rolloutResult(full);
+    await save('full-form-medium-rolled-back', full.workflowId, full.firstExecutionRunId);
+
+    await bench.reset();
+    const breach = await bench.startRollout('fixture-full-form-bad', 'v-bad', fullForm, undefined, TARGET);
+    await rolloutResult(breach);
+    await save('full-form-rolled-back', breach.workflowId, breach.firstExecutionRunId);
+
+    // A rollout the preflight refuses (its windows never open): it ends not started, nothing touched.
+    await bench.reset();
+    const refused = await bench.startRollout(
+      'fixture-not-started',
+      'v2',
+      {
+        ...plan,
+        windows: { timeZone: 'UTC', freeze: [{ from: '2026-01-01', to: '2999-01-01', reason: 'forever' }] },
+      },
+      undefined,
+      TARGET,
+    );
+    await rolloutResult(refused);
+    await save('not-started', refused.workflowId, refused.firstExecutionRunId);
+
+    // Going back during the soak: promoted, then an abort sends the traffic back to the previous version.
+    await bench.reset();
+    const soak = await bench.startRollout(
+      'fixture-soak-back',
+      'v2',
+      { ...plan, stages: [{ weight: 10, hold: '30m' }, { weight: 100 }], promotion: { cleanupDelay: '2h' } },
+      undefined,
+      TARGET,
+    );
+    await bench.env.sleep(HOUR);
+    await soak.signal(abortSignal, { identity: 'fixture', reason: 'went back in the soak' });
+    await rolloutResult(soak);
+    await save('soak-went-back', soak.workflowId, soak.firstExecutionRunId);
   } finally {
     await bench.close();
   }

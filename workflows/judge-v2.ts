@@ -100,14 +100,21 @@ export interface JudgeOptions {
   permanentQueryErrors?: boolean;
   /**
    * Durations measured between rounds (a breach's `for`, a step-back's recovery, a question's decideWithin) count
-   * as served within ROUND_SLACK_MS: rounds due exactly a minute apart run a few milliseconds early or late by
-   * the clock, and a `for 5m` breach on 1m rounds must not wait a sixth round because one ran 0.1 s early.
+   * as served this much early: rounds run a little off their schedule (each round's query takes its time, and the
+   * round at a hold's end comes a few seconds before the one the schedule has there), and a `for 20m` breach on
+   * 10m rounds must not wait a fourth round because the third came 2 s early. The workflow passes
+   * roundSlackFor(interval) from never-stuck on; without it (recorded rollouts) durations count exactly.
    */
-  roundSlack?: boolean;
+  roundSlackMs?: number;
 }
 
-/** How early a round may run and still count a duration as served (see JudgeOptions.roundSlack). */
+/** The least slack: timers and clocks alone put rounds a few milliseconds off. */
 export const ROUND_SLACK_MS = 1000;
+
+/** How early a round may come and still count a duration as served: a tenth of the interval, at least 1 s. */
+export function roundSlackFor(intervalMs: number): number {
+  return Math.max(ROUND_SLACK_MS, Math.floor(intervalMs / 10));
+}
 
 /**
  * Error kinds that say the query itself is wrong: retrying cannot help (MetricsQueryError.permanent). Not
@@ -324,7 +331,7 @@ function judgeCheck(
   options: JudgeOptions,
 ): CheckStep {
   const obs = observe(check, m, options);
-  const slack = options.roundSlack ? ROUND_SLACK_MS : 0;
+  const slack = options.roundSlackMs ?? 0;
   const next: CheckState = copyState(prev);
   const alerted = { ...(prev?.alerted ?? {}) };
   const fired: Fired[] = [];
@@ -486,7 +493,7 @@ function judgeCheck(
             `${name}: ${obs.note}; traffic steps back to the previous stage's weight, rolls back if this ` +
             `lasts ${formatDuration(stepBack.rollbackAfterMs)}`,
         });
-      } else if (at - next.steppedBackAt >= stepBack.rollbackAfterMs) {
+      } else if (at - next.steppedBackAt + slack >= stepBack.rollbackAfterMs) {
         fire(
           'rollback',
           PRECEDENCE.medium,

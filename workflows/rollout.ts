@@ -82,7 +82,7 @@ import {
   initialJudgeState,
   judgeRound,
   roundOutcome,
-  ROUND_SLACK_MS,
+  roundSlackFor,
   type JudgeState,
 } from './judge-v2';
 import { describePlan, formatProblems, validatePlan } from './plan';
@@ -474,8 +474,8 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   /** A stage with healthyFor: every round has passed for that long (always true without it). */
   const healthyLongEnough = (now: number): boolean => {
     const need = stage().healthyForMs;
-    // From never-stuck on, within a round's clock slack (JudgeOptions.roundSlack).
-    const slack = s.neverStuck ? ROUND_SLACK_MS : 0;
+    // From never-stuck on, within the rounds' slack (JudgeOptions.roundSlackMs).
+    const slack = s.neverStuck ? roundSlackFor(plan.analysis.intervalMs) : 0;
     return need === undefined || (s.passingSince !== undefined && now - s.passingSince + slack >= need);
   };
   /** Keeps the unbroken run of passing rounds of the entered stage (healthyFor). */
@@ -1249,7 +1249,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     // From never-stuck on, a query the source rejects fails its check at once (an invalid query is no outage).
     const { state, decision } = judgeRound(rules, answer.measurements, now, s.judge, {
       permanentQueryErrors: s.neverStuck === true,
-      roundSlack: s.neverStuck === true,
+      ...(s.neverStuck ? { roundSlackMs: roundSlackFor(plan.analysis.intervalMs) } : {}),
     });
     s.judge = state;
     s.lastAnalysisAt = now;

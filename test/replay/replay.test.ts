@@ -22,6 +22,16 @@ test('fixtures exist', () => {
       'target-rolled-back-by-analysis.history.json',
       'target-aborted-at-gate.history.json',
       'target-continued-as-new-run-2.history.json',
+      // Recorded with the never-stuck rollout (preflight, rounds at a hold's end, the soak), and its new paths: the
+      // full analysis form, a rollout that did not start, going back during the soak.
+      'never-stuck-promoted.history.json',
+      'never-stuck-rolled-back-by-analysis.history.json',
+      'never-stuck-aborted-at-gate.history.json',
+      'never-stuck-continued-as-new-run-2.history.json',
+      'never-stuck-full-form-rolled-back.history.json',
+      'never-stuck-full-form-medium-rolled-back.history.json',
+      'never-stuck-not-started.history.json',
+      'never-stuck-soak-went-back.history.json',
     ]),
   );
 });

@@ -9,6 +9,8 @@ import {
   type JudgeState,
   type RoundMeasurement,
   roundOutcome,
+  ROUND_SLACK_MS,
+  roundSlackFor,
 } from '../../workflows/judge-v2';
 
 const S = 1000;
@@ -699,33 +701,39 @@ describe('short-form checks keep the semantics of today’s judge', () => {
   });
 });
 
-describe('rounds that run a little early by the clock (roundSlack)', () => {
+describe('rounds that run a little off their schedule (roundSlackMs)', () => {
   const [check] = checksOf([
-    { name: 'e', metric: 'error-rate', success: { max: 1 }, abort: { max: 5, severity: 'high', for: '5m' } },
+    { name: 'e', metric: 'error-rate', success: { max: 1 }, abort: { max: 5, severity: 'high', for: '20m' } },
   ]);
-  /** Rounds a minute apart, except that the sixth runs `early` ms before its minute (a timer's jitter). */
-  const rounds = (early: number, options: { roundSlack?: boolean }) => {
+  /** Rounds 10m apart, except that the third runs `early` ms before its time (the round at a hold's end). */
+  const rounds = (early: number, options: { roundSlackMs?: number }) => {
     let state = initialJudgeState();
-    return repeat(6, (i) => {
-      const at = T0 + i * M - (i === 5 ? early : 0);
+    return repeat(4, (i) => {
+      const at = T0 + i * 10 * M - (i === 2 ? early : 0);
       const out = judgeRound([check], { e: v(8, { requests: 5000 }) }, at, state, options);
       state = out.state;
       return out.decision;
     });
   };
 
-  it('counts a breach as lasting 5m when its sixth round runs 0.12 s early', () => {
-    const ds = rounds(120, { roundSlack: true });
-    expect(actions(ds)).toEqual(['hold', 'hold', 'hold', 'hold', 'hold', 'rollback']);
-    expect(ds[5].reasons[0]).toBe('e: 8: 8 > abort max 5, for 5m of 5m (high): roll back');
+  it('is a tenth of the interval, at least 1 s', () => {
+    expect(roundSlackFor(10 * M)).toBe(M);
+    expect(roundSlackFor(M)).toBe(6 * S);
+    expect(roundSlackFor(5 * S)).toBe(ROUND_SLACK_MS);
+  });
+
+  it('counts a breach as lasting 20m when its third round on 10m rounds runs 2 s early', () => {
+    const ds = rounds(2 * S, { roundSlackMs: roundSlackFor(10 * M) });
+    expect(actions(ds)).toEqual(['hold', 'hold', 'rollback', 'rollback']);
+    expect(ds[2].reasons[0]).toBe('e: 8: 8 > abort max 5, for 19m58s of 20m (high): roll back');
   });
 
   it('without it (rollouts started before never-stuck) waits a round more, as it did', () => {
-    expect(actions(rounds(120, {}))[5]).toBe('hold');
+    expect(actions(rounds(2 * S, {}))).toEqual(['hold', 'hold', 'hold', 'rollback']);
   });
 
-  it('does not count a round a whole 2 s early', () => {
-    expect(actions(rounds(2 * S, { roundSlack: true }))[5]).toBe('hold');
+  it('does not count a round more than the slack early', () => {
+    expect(actions(rounds(2 * M, { roundSlackMs: roundSlackFor(10 * M) }))[2]).toBe('hold');
   });
 });
 
