@@ -1,5 +1,5 @@
-// The worker's (and the CLI's) connection settings, read from the environment and checked all at once, so a
-// misconfigured deployment reports every mistake in one go.
+// The worker's (and the CLI's) connection settings, and the worker's versioning, read from the environment and
+// checked all at once, so a misconfigured deployment reports every mistake in one go.
 import * as fs from 'node:fs';
 import { pemProblem } from '../activities/pem';
 import { DEFAULT_TASK_QUEUE } from '../workflows/api';
@@ -159,6 +159,99 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     apiKey,
     shutdownGraceTimeMs: shutdownGraceTimeMs ?? 0,
   });
+}
+
+/**
+ * Worker Versioning: the Worker Deployment this worker belongs to and the build it runs. With it, each rollout is
+ * pinned to the build that started it (PINNED): it runs to its end on workers of that build, whatever is deployed
+ * meanwhile, and new rollouts go to the deployment's current version (`temporal worker deployment
+ * set-current-version`).
+ */
+export interface WorkerVersioning {
+  deploymentName: string;
+  buildId: string;
+}
+
+/** The worker process's settings: the connection (shared with the CLI) and its own. */
+export interface WorkerProcessConfig extends WorkerConfig {
+  /** Undefined: unversioned, any worker polling the task queue takes any rollout (the default). */
+  versioning?: WorkerVersioning;
+}
+
+/**
+ * The names the Temporal Worker Controller sets on the pods it runs, so the worker runs under it as it is. The CLI
+ * does not read them.
+ */
+export const DEPLOYMENT_NAME_VARIABLE = 'TEMPORAL_DEPLOYMENT_NAME';
+export const BUILD_ID_VARIABLE = 'TEMPORAL_WORKER_BUILD_ID';
+
+/** loadWorkerConfig plus the worker's versioning settings, every problem of both in one ConfigError. */
+export function loadWorkerProcessConfig(env: NodeJS.ProcessEnv = process.env): WorkerProcessConfig {
+  const problems: ConfigProblem[] = [];
+  let connection: WorkerConfig | undefined;
+  try {
+    connection = loadWorkerConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  const versioning = loadWorkerVersioning(env, problems);
+  if (problems.length > 0 || connection === undefined) throw new ConfigError(problems);
+  return versioning ? { ...connection, versioning } : connection;
+}
+
+/**
+ * TEMPORAL_DEPLOYMENT_NAME and TEMPORAL_WORKER_BUILD_ID: both (versioned) or neither (unversioned). Problems are
+ * added to `problems`.
+ */
+export function loadWorkerVersioning(
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+): WorkerVersioning | undefined {
+  const deploymentName = env[DEPLOYMENT_NAME_VARIABLE]?.trim() || undefined;
+  const buildId = env[BUILD_ID_VARIABLE]?.trim() || undefined;
+  if (deploymentName === undefined && buildId === undefined) return undefined;
+  const before = problems.length;
+  if (deploymentName === undefined || buildId === undefined) {
+    const [given, missing] =
+      deploymentName === undefined
+        ? [BUILD_ID_VARIABLE, DEPLOYMENT_NAME_VARIABLE]
+        : [DEPLOYMENT_NAME_VARIABLE, BUILD_ID_VARIABLE];
+    problems.push({
+      variable: missing,
+      problem: `is not set but ${given} is; Worker Versioning needs both the deployment name and the build id (or neither)`,
+    });
+  }
+  if (deploymentName !== undefined) {
+    // The server refuses these in a deployment name: a worker using one would poll and never be registered.
+    const bad = /\s/.test(deploymentName)
+      ? 'whitespace'
+      : deploymentName.includes('.')
+        ? '"."'
+        : deploymentName.includes(':')
+          ? '":"'
+          : undefined;
+    if (bad)
+      problems.push({
+        variable: DEPLOYMENT_NAME_VARIABLE,
+        problem: `"${deploymentName}" contains ${bad}, which Temporal does not take in a deployment name; use letters, digits, - and _`,
+      });
+  }
+  if (buildId !== undefined && /\s/.test(buildId)) {
+    problems.push({
+      variable: BUILD_ID_VARIABLE,
+      problem: `"${buildId}" contains whitespace; use the image tag or commit, e.g. 1.4.2 or 3f9c2e1`,
+    });
+  }
+  if (problems.length > before || deploymentName === undefined || buildId === undefined) return undefined;
+  return { deploymentName, buildId };
+}
+
+/** `deployment=canary-worker build=3f9c2e1 (rollouts pinned)`, or `unversioned`. */
+export function describeVersioning(versioning: WorkerVersioning | undefined): string {
+  return versioning
+    ? `deployment=${versioning.deploymentName} build=${versioning.buildId} (rollouts pinned)`
+    : 'unversioned';
 }
 
 /** One line for logs: never includes the API key. */

@@ -2,7 +2,7 @@
 // configured providers, and a graceful shutdown on SIGTERM/SIGINT.
 // Exit codes: 0 after a clean shutdown, 1 on an unexpected failure, 2 on a configuration error, 3 when Temporal
 // cannot be reached (or does not know the namespace).
-import { Runtime } from '@temporalio/worker';
+import { Runtime, type NativeConnection } from '@temporalio/worker';
 import { RolloutLogger } from './logger';
 import {
   alertSinkNames,
@@ -12,8 +12,16 @@ import {
 } from '../activities/factory';
 import { checkCluster } from '../activities/kube/preflight';
 import { createActivities } from '../activities/rollout-activities';
-import { ConfigError, describeConfig, loadWorkerConfig, type WorkerConfig } from './config';
+import {
+  ConfigError,
+  describeConfig,
+  describeVersioning,
+  loadWorkerProcessConfig,
+  type WorkerProcessConfig,
+  type WorkerVersioning,
+} from './config';
 import { ConnectError, connectNative } from './connection';
+import { deploymentOptions, readRouting, routingNotice } from './versioning';
 import { createRolloutWorker } from './worker';
 
 export const EXIT_OK = 0;
@@ -22,11 +30,11 @@ export const EXIT_CONFIG = 2;
 export const EXIT_UNREACHABLE = 3;
 
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let config: WorkerConfig;
+  let config: WorkerProcessConfig;
   let activities: object;
   let registry: ProviderRegistry;
   try {
-    config = loadWorkerConfig(env);
+    config = loadWorkerProcessConfig(env);
   } catch (err) {
     return fail(err, isConfigError(err) ? EXIT_CONFIG : EXIT_FAILURE);
   }
@@ -61,6 +69,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
         taskQueue: config.taskQueue,
         activities,
         shutdownGraceTime: config.shutdownGraceTimeMs,
+        ...(config.versioning
+          ? { extra: { workerDeploymentOptions: deploymentOptions(config.versioning) } }
+          : {}),
       });
     } catch (err) {
       if (/namespace/i.test(errorMessage(err)) && /not.?found/i.test(errorMessage(err))) {
@@ -91,7 +102,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
 
-    console.log(`canary worker started: ${describeConfig(config)} ${describeProviders(env)}`);
+    // An unversioned worker's line stays as it was; a versioned one says its deployment and build.
+    const versioned = config.versioning ? ` ${describeVersioning(config.versioning)}` : '';
+    console.log(`canary worker started: ${describeConfig(config)} ${describeProviders(env)}${versioned}`);
+    if (config.versioning) await tellRouting(connection, config.namespace, config.versioning);
     // A cluster that does not answer now is said at once, not first at a rollout's start. The worker runs anyway:
     // the cluster may come back, and every rollout's preflight checks it again (and refuses while it is down).
     await warnAboutCluster(registry);
@@ -130,6 +144,23 @@ async function warnAboutCluster(registry: ProviderRegistry): Promise<void> {
     }
   } catch (err) {
     console.error(`canary worker: warning: cannot check the Kubernetes cluster: ${errorMessage(err)}`);
+  }
+}
+
+/** Whether this build takes new rollouts, and how to make it, when it does not (never stops the worker). */
+async function tellRouting(
+  connection: NativeConnection,
+  namespace: string,
+  versioning: WorkerVersioning,
+): Promise<void> {
+  try {
+    const notice = routingNotice(await readRouting(connection, namespace, versioning), versioning);
+    if (notice?.warning) console.error(`canary worker: warning: ${notice.message}`);
+    else if (notice) console.log(`canary worker: ${notice.message}`);
+  } catch (err) {
+    console.error(
+      `canary worker: warning: cannot read deployment ${versioning.deploymentName}: ${errorMessage(err)}`,
+    );
   }
 }
 

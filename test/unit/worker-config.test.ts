@@ -3,8 +3,15 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, describeConfig, loadWorkerConfig } from '../../worker/config';
+import {
+  ConfigError,
+  describeConfig,
+  describeVersioning,
+  loadWorkerConfig,
+  loadWorkerProcessConfig,
+} from '../../worker/config';
 import { connectionOptions } from '../../worker/connection';
+import { deploymentOptions, routingNotice } from '../../worker/versioning';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-config-'));
 const cert = path.join(dir, 'client.pem');
@@ -113,4 +120,77 @@ test('TLS turned off explicitly conflicts with an API key and TLS files', () => 
     'TEMPORAL_TLS: is false but TEMPORAL_API_KEY is set, and API keys are only sent over TLS; unset TEMPORAL_TLS or set it to true',
     'TEMPORAL_TLS_CA: is set but TEMPORAL_TLS is false; unset it, or set TEMPORAL_TLS=true',
   ]);
+});
+
+describe('Worker Versioning (TEMPORAL_DEPLOYMENT_NAME, TEMPORAL_WORKER_BUILD_ID)', () => {
+  const processProblems = (env: NodeJS.ProcessEnv): string[] => {
+    try {
+      loadWorkerProcessConfig(env);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as ConfigError).problems.map((p) => `${p.variable}: ${p.problem}`);
+    }
+    throw new Error('expected a ConfigError');
+  };
+
+  test('off by default: the worker runs unversioned, and the connection settings are as before', () => {
+    expect(loadWorkerProcessConfig({})).toEqual(loadWorkerConfig({}));
+    expect(describeVersioning(undefined)).toBe('unversioned');
+  });
+
+  test('both set: rollouts pinned to this build', () => {
+    const config = loadWorkerProcessConfig({
+      TEMPORAL_DEPLOYMENT_NAME: 'canary-worker',
+      TEMPORAL_WORKER_BUILD_ID: ' 3f9c2e1 ',
+    });
+    expect(config.versioning).toEqual({ deploymentName: 'canary-worker', buildId: '3f9c2e1' });
+    expect(describeVersioning(config.versioning)).toBe(
+      'deployment=canary-worker build=3f9c2e1 (rollouts pinned)',
+    );
+    expect(deploymentOptions(config.versioning!)).toEqual({
+      useWorkerVersioning: true,
+      version: { deploymentName: 'canary-worker', buildId: '3f9c2e1' },
+      defaultVersioningBehavior: 'PINNED',
+    });
+  });
+
+  test('the CLI ignores them: loadWorkerConfig has no versioning', () => {
+    expect(loadWorkerConfig({ TEMPORAL_WORKER_BUILD_ID: 'x' })).not.toHaveProperty('versioning');
+  });
+
+  test('one without the other, or a name the server refuses, is a configuration error with the rest', () => {
+    expect(processProblems({ TEMPORAL_WORKER_BUILD_ID: '1.4.2', TEMPORAL_TLS: 'maybe' })).toEqual([
+      'TEMPORAL_TLS: "maybe" is not a boolean; set it to true or false',
+      'TEMPORAL_DEPLOYMENT_NAME: is not set but TEMPORAL_WORKER_BUILD_ID is; Worker Versioning needs both the deployment name and the build id (or neither)',
+    ]);
+    expect(processProblems({ TEMPORAL_DEPLOYMENT_NAME: 'canary' })).toEqual([
+      'TEMPORAL_WORKER_BUILD_ID: is not set but TEMPORAL_DEPLOYMENT_NAME is; Worker Versioning needs both the deployment name and the build id (or neither)',
+    ]);
+    expect(
+      processProblems({ TEMPORAL_DEPLOYMENT_NAME: 'canary.prod', TEMPORAL_WORKER_BUILD_ID: 'v 2' }),
+    ).toEqual([
+      'TEMPORAL_DEPLOYMENT_NAME: "canary.prod" contains ".", which Temporal does not take in a deployment name; use letters, digits, - and _',
+      'TEMPORAL_WORKER_BUILD_ID: "v 2" contains whitespace; use the image tag or commit, e.g. 1.4.2 or 3f9c2e1',
+    ]);
+    expect(processProblems({ TEMPORAL_DEPLOYMENT_NAME: 'a:b', TEMPORAL_WORKER_BUILD_ID: '1' })[0]).toContain(
+      'contains ":"',
+    );
+  });
+
+  test('the start line says when this build does not take new rollouts, and the command that makes it', () => {
+    const v = { deploymentName: 'canary-worker', buildId: 'B' };
+    const cmd = 'temporal worker deployment set-current-version --deployment-name canary-worker --build-id B';
+    expect(routingNotice({ kind: 'current' }, v)).toBeUndefined();
+    expect(routingNotice({ kind: 'other', current: 'A' }, v)).toEqual({
+      warning: false,
+      message: `build B is not current in deployment canary-worker: new rollouts go to build A, this worker runs the rollouts pinned to B; to send new rollouts here: ${cmd}`,
+    });
+    expect(routingNotice({ kind: 'none' }, v)).toEqual({
+      warning: true,
+      message: `deployment canary-worker has no current version: new rollouts wait (or go to unversioned workers of the task queue) until one is set; for this build: ${cmd}`,
+    });
+    expect(routingNotice({ kind: 'ramping', percentage: 10, current: 'A' }, v)?.message).toContain(
+      '(10% of new rollouts)',
+    );
+  });
 });
