@@ -20,6 +20,8 @@ export interface DevServerOptions {
   namespace?: string;
   /** How long to wait for the server to answer (default 30 s). */
   readyTimeoutMs?: number;
+  /** Server dynamic config values (`--dynamic-config-value KEY=JSON`), e.g. faster Worker Deployment drainage. */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
 
 export interface DevServer {
@@ -62,6 +64,8 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   for (const [name, type] of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${name}=${type}`);
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
   if (namespace !== 'default') args.push('--namespace', namespace);
+  for (const [key, value] of Object.entries(opts.dynamicConfig ?? {}))
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
 
   const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const output = collectTail(child, OUTPUT_TAIL_CHARS);

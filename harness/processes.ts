@@ -30,10 +30,17 @@ export function killAll(): void {
   for (const c of live) c.kill('SIGKILL');
 }
 
-/** Starts `node dist/worker/main.js` and resolves once it polls its task queue. */
-export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
-  requireBuilt(WORKER_MAIN);
-  const child = spawn(process.execPath, [WORKER_MAIN], {
+/**
+ * Starts `node dist/worker/main.js` (or another build's entry point, `main`: see harness/worker-builds.ts) and
+ * resolves once it polls its task queue.
+ */
+export async function startWorkerProcess(
+  env: Record<string, string>,
+  opts: { main?: string } = {},
+): Promise<WorkerProcess> {
+  const main = opts.main ?? WORKER_MAIN;
+  requireBuilt(main);
+  const child = spawn(process.execPath, [main], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
