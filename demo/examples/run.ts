@@ -461,7 +461,8 @@ async function waitForScrapes(
     if (signal?.aborted) throw signal.reason;
     const counts = await Promise.all(
       targets.map(async (t) => {
-        const q = `count_over_time(up{instance="${new URL(t.url).host}"}[5m])`;
+        // Successful scrapes only (up is 0 for a scrape that failed or timed out, as one does under load).
+        const q = `sum_over_time(up{instance="${new URL(t.url).host}"}[5m])`;
         try {
           const res = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(q)}`, {
             signal: AbortSignal.timeout(2_000),
