@@ -7,7 +7,7 @@ import type { AnalysisCheck } from '../workflows/analysis-spec';
 import type { RoundMeasurement } from '../workflows/judge-v2';
 import type { Target } from '../workflows/target';
 import type { Check } from '../workflows/types';
-import type { RolloutAlert } from './alerts/events';
+import type { RolloutAlert } from '../workflows/alerts/events';
 import { AlertDeliveryError } from './alerts/http';
 import { heartbeating } from './heartbeat';
 import type { ProviderSource } from './factory';

@@ -1,8 +1,8 @@
 // One small interface per concern; one file (or folder) per provider implements it. Nothing here knows about
 // stages. A provider instance is built for one rollout target (its settings are bound at construction) and
 // cached by the activities' provider registry, the way Argo Rollouts builds a router from each rollout's spec.
-import type { PreflightFinding, RolloutTarget } from '../workflows/types';
-import type { RolloutAlert } from './alerts/events';
+import type { PreflightFinding } from '../workflows/types';
+import type { AlertEvent, RolloutAlert } from '../workflows/alerts/events';
 
 /** Which versions the routing must point at: the stable side and the canary side. */
 export interface RoutingVersions {
@@ -170,24 +170,8 @@ export class ProviderError extends Error {
   }
 }
 
-export type AlertSeverity = 'info' | 'warning' | 'critical';
-
-/**
- * The event the `sendAlert` activity takes (the workflow's alerts before per-sink delivery). The per-sink
- * `deliverAlert` activity takes a {@link RolloutAlert} (alerts/events.ts), a superset of this shape.
- */
-export interface AlertEvent {
-  /** Machine-readable kind: rollout_started, stage_advanced, approval_needed, paused, resumed, rollback_started, rolled_back, promoted, drift_detected, ... (alerts/events.ts ALERT_KINDS) */
-  event: string;
-  severity: AlertSeverity;
-  target: RolloutTarget;
-  version: string;
-  workflowId: string;
-  message: string;
-  stage?: number;
-  weight?: number;
-  at: string;
-}
+/** The alert model (kinds, events, routing) is pure and lives with the workflow that raises the events. */
+export type { AlertEvent, AlertSeverity } from '../workflows/alerts/events';
 
 /** What `sendAlert` delivers to (the log and webhook sinks, and the demo's echo). */
 export interface AlertSink {

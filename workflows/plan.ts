@@ -28,7 +28,7 @@ import {
   type GateApprovalSpec,
 } from './approval-policy';
 import { collectWindows, windowOpeningProblem, windowsKnownFields, type WindowsSpec } from './windows';
-import { validateAlertRoutes, type AlertRoute } from '../activities/alerts/routing';
+import { validateAlertRoutes, type AlertRoute } from './alerts/routing';
 
 export { MAX_DURATION_MS };
 
@@ -103,7 +103,7 @@ export interface PlanSpec {
   analysis?: AnalysisSpec;
   stages: StageSpec[];
   promotion?: PromotionSpec;
-  /** Routing of events to alert sinks (activities/alerts/routing.ts): `{ routes: [{ sinks, kinds?, minSeverity? }] }`. */
+  /** Routing of events to alert sinks (alerts/routing.ts): `{ routes: [{ sinks, kinds?, minSeverity? }] }`. */
   alerts?: { routes: AlertRoute[] };
   /** Who may approve the approval gates, how many, expiry, reminders and escalation (workflows/approval-policy.ts). */
   approvals?: ApprovalPolicySpec;

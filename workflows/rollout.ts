@@ -25,16 +25,17 @@ import type {
   RolloutActivities,
   WeightResult,
 } from '../activities/rollout-activities';
-import type { AlertEvent, AlertSeverity } from '../activities/types';
 import {
   buildRolloutAlert,
+  type AlertEvent,
   type AlertKind,
+  type AlertSeverity,
   type AlertVerdict,
   type CheckSeverity,
   type RolloutAlert,
   type RolloutAlertInput,
-} from '../activities/alerts/events';
-import { routes } from '../activities/alerts/routing';
+} from './alerts/events';
+import { routes } from './alerts/routing';
 import {
   SA_APP,
   NOT_STARTED_FAILURE,

@@ -1,5 +1,5 @@
 // Shared vocabulary of a rollout. Pure types only: imported by the workflow, the activities and the client.
-import type { AlertRoute } from '../activities/alerts/routing';
+import type { AlertRoute } from './alerts/kinds';
 import type { AnalysisCheck } from './analysis-spec';
 import type { ApprovalPolicy } from './approval-policy';
 import type { Windows } from './windows';
@@ -85,7 +85,7 @@ export interface Plan {
   stages: Stage[];
   analysis: AnalysisSettings;
   promotion: PromotionSettings;
-  /** Which events go to which alert sinks (absent: each sink's defaults, activities/alerts/routing.ts). */
+  /** Which events go to which alert sinks (absent: each sink's defaults, alerts/routing.ts). */
   alerts?: { routes: AlertRoute[] };
   /** The plan-wide approval policy (each approval gate carries the policy it applies in `gate.policy`). */
   approvals?: ApprovalPolicy;

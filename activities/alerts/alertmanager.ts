@@ -10,9 +10,9 @@
 // the rollout label) and posts each again with endsAt = now, which is how Alertmanager is told an alert is over.
 import type { RolloutAlertSink } from '../types';
 import { DEFAULT_SINK_CONTEXT, stageText, verdictText, withLinks, type SinkContext } from './context';
-import type { RolloutAlert } from './events';
+import type { RolloutAlert } from '../../workflows/alerts/events';
 import { authorization, send, type HttpAuth } from './http';
-import { isResolution } from './events';
+import { isResolution } from '../../workflows/alerts/events';
 
 export const DEFAULT_ALERTMANAGER_TTL_MS = 24 * 3600_000;
 

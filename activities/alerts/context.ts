@@ -1,6 +1,11 @@
 // What every sink adds to an event before sending it: the link to the rollout in the Temporal UI and the commands
 // to act on it, when the workflow did not put them in the event.
-import { rolloutCommands, rolloutUiUrl, type AlertCommands, type RolloutAlert } from './events';
+import {
+  rolloutCommands,
+  rolloutUiUrl,
+  type AlertCommands,
+  type RolloutAlert,
+} from '../../workflows/alerts/events';
 import { DEFAULT_ALERT_TIMEOUT_MS } from './http';
 
 export interface SinkContext {

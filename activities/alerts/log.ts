@@ -1,7 +1,7 @@
 // Writes each alert as one JSON line: to stdout, or appended to a file (handy for tests and for tailing).
 import { appendFile } from 'node:fs/promises';
 import type { AlertEvent, AlertSink, RolloutAlertSink } from '../types';
-import type { RolloutAlert } from './events';
+import type { RolloutAlert } from '../../workflows/alerts/events';
 
 export class LogAlertSink implements AlertSink, RolloutAlertSink {
   readonly type = 'log';

@@ -13,7 +13,7 @@ import {
   withLinks,
   type SinkContext,
 } from './context';
-import { FIXED_CONDITIONS, isResolution, type RolloutAlert } from './events';
+import { FIXED_CONDITIONS, isResolution, type RolloutAlert } from '../../workflows/alerts/events';
 import { send } from './http';
 import type { Secret } from './secrets';
 

@@ -12,7 +12,7 @@ import {
   withLinks,
   type SinkContext,
 } from './context';
-import type { RolloutAlert } from './events';
+import type { RolloutAlert } from '../../workflows/alerts/events';
 import { send } from './http';
 import type { Secret } from './secrets';
 

@@ -6,7 +6,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { AlertSeverity, AlertEvent, AlertSink, RolloutAlertSink } from '../types';
 import { DEFAULT_SINK_CONTEXT, withLinks, type SinkContext } from './context';
-import type { AlertCommands, AlertKind, AlertVerdict, CheckSeverity, RolloutAlert } from './events';
+import type {
+  AlertCommands,
+  AlertKind,
+  AlertVerdict,
+  CheckSeverity,
+  RolloutAlert,
+} from '../../workflows/alerts/events';
 import { send } from './http';
 import { literalSecret, type Secret } from './secrets';
 

@@ -15,9 +15,9 @@ import {
   type AlertKind,
   type RolloutAlert,
   type RolloutAlertInput,
-} from '../../activities/alerts/events';
+} from '../../workflows/alerts/events';
 import { dedupKey } from '../../activities/alerts/pagerduty';
-import { routes } from '../../activities/alerts/routing';
+import { routes } from '../../workflows/alerts/routing';
 import { signatureHeader, verifySignature, type WebhookPayloadV1 } from '../../activities/alerts/webhook';
 import { providersFromEnv } from '../../activities/factory';
 import { createActivities } from '../../activities/rollout-activities';

@@ -12,7 +12,7 @@ import { startTrafficGenerator } from '../../demo/traffic-generator';
 import { rolloutWorkflowId, statusQuery, type RolloutInput } from '../../workflows/api';
 import type { canaryRollout } from '../../workflows';
 import { EVENT_ID_HEADER } from '../../activities/alerts/webhook';
-import type { RolloutAlert } from '../../activities/alerts/events';
+import type { RolloutAlert } from '../../workflows/alerts/events';
 import { readAlerts } from '../../harness/alerts';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
 import { eventually, killAll, startWorkerProcess } from '../../harness/processes';

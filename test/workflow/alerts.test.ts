@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import type { RolloutAlert } from '../../activities/alerts/events';
+import type { RolloutAlert } from '../../workflows/alerts/events';
 import { dedupKey } from '../../activities/alerts/pagerduty';
 import { EVENT_ID_HEADER } from '../../activities/alerts/webhook';
 import type { ProviderRegistry, ProviderSource } from '../../activities/factory';

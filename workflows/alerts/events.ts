@@ -1,31 +1,11 @@
 // The rollout events alert sinks receive, and the pure helpers that build them. Workflow-safe: only type imports
 // and no Node API, so the workflow may import this module (its ids must be computed in the workflow, where they
-// are deterministic: a retried or replayed delivery carries the same id, and sinks deduplicate on it).
-import type { AlertEvent, AlertSeverity } from '../types';
+// are deterministic: a retried or replayed delivery carries the same id, and sinks deduplicate on it). The senders
+// (activities/alerts/) import it from here.
+import type { RolloutTarget } from '../types';
+import type { AlertKind, AlertSeverity } from './kinds';
 
-/** Every event kind, in the order a rollout meets them. */
-export const ALERT_KINDS = [
-  'rollout_started',
-  'stage_advanced',
-  'approval_needed',
-  'approval_reminder',
-  'approval_escalated',
-  'approved',
-  'paused',
-  'resumed',
-  'check_breached',
-  'stepped_back',
-  'stepped_forward',
-  'drift_detected',
-  'stuck',
-  'rollback_started',
-  'rolled_back',
-  'promoted',
-  'not_started',
-] as const;
-export type AlertKind = (typeof ALERT_KINDS)[number];
-
-export const ALERT_SEVERITIES = ['info', 'warning', 'critical'] as const satisfies readonly AlertSeverity[];
+export { ALERT_KINDS, ALERT_SEVERITIES, type AlertKind, type AlertSeverity } from './kinds';
 
 /** A check's severity in the plan (analysis-spec.ts), carried beside the alert's own severity. */
 export type CheckSeverity = 'low' | 'medium' | 'high' | 'critical';
@@ -111,6 +91,23 @@ export interface AlertCommands {
   resume?: string;
   /** While a rollback is stuck on a step that keeps failing: confirm by hand that traffic is back on stable. */
   resolve?: string;
+}
+
+/**
+ * The event the `sendAlert` activity takes (the workflow's alerts before per-sink delivery). The per-sink
+ * `deliverAlert` activity takes a {@link RolloutAlert}, a superset of this shape.
+ */
+export interface AlertEvent {
+  /** Machine-readable kind: rollout_started, stage_advanced, approval_needed, paused, resumed, rollback_started, rolled_back, promoted, drift_detected, ... (ALERT_KINDS) */
+  event: string;
+  severity: AlertSeverity;
+  target: RolloutTarget;
+  version: string;
+  workflowId: string;
+  message: string;
+  stage?: number;
+  weight?: number;
+  at: string;
 }
 
 /**

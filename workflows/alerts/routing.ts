@@ -1,5 +1,6 @@
-// Which sink receives which event. Pure and workflow-safe (type imports only): the workflow decides, per event and
-// per sink, whether to start that sink's delivery activity, so history records only deliveries that happen.
+// Which sink receives which event. Pure and workflow-safe (it imports only the alert model): the workflow decides,
+// per event and per sink, whether to start that sink's delivery activity, so history records only deliveries that
+// happen.
 //
 // Default routing (a plan without routing rules, or a sink no rule names):
 //   log, webhook   everything (and any sink added later, until it says otherwise)
@@ -10,15 +11,10 @@
 //   pagerduty      critical events and approval_escalated, and resolutions
 // A resolution (an event with `resolves` or `ends`) only clears what is open in Alertmanager and PagerDuty; it
 // never opens anything there.
-import type { AlertSeverity } from '../types';
-import {
-  ALERT_KINDS,
-  ALERT_SEVERITIES,
-  isResolution,
-  severityAtLeast,
-  type AlertKind,
-  type RolloutAlert,
-} from './events';
+import { isResolution, severityAtLeast, type RolloutAlert } from './events';
+import { ALERT_KINDS, ALERT_SEVERITIES, type AlertKind, type AlertRoute } from './kinds';
+
+export type { AlertRoute } from './kinds';
 
 export const ALERT_SINK_NAMES = ['log', 'webhook', 'slack', 'alertmanager', 'pagerduty'] as const;
 export type AlertSinkName = (typeof ALERT_SINK_NAMES)[number];
@@ -28,19 +24,6 @@ export const STATEFUL_SINKS: readonly string[] = ['alertmanager', 'pagerduty'];
 
 /** Info-level kinds Slack does not get by default. */
 export const SLACK_QUIET_INFO_KINDS: readonly AlertKind[] = ['check_breached'];
-
-/**
- * A plan's routing rule. A sink that at least one rule names (or `*`) receives exactly the events its rules
- * match (plus resolutions, for Alertmanager and PagerDuty); a sink no rule names keeps its default routing.
- */
-export interface AlertRoute {
-  /** Sink names (`log`, `webhook`, `slack`, `alertmanager`, `pagerduty`), or `*` for every sink. */
-  sinks: string[];
-  /** Only these kinds (default: every kind). */
-  kinds?: AlertKind[];
-  /** Only events of at least this severity (default: every severity). */
-  minSeverity?: AlertSeverity;
-}
 
 /** What routing looks at. */
 export type RoutableAlert = Pick<RolloutAlert, 'kind' | 'severity' | 'ends' | 'resolves'>;
