@@ -11,9 +11,9 @@ COPY workflows workflows
 COPY activities activities
 COPY worker worker
 COPY client client
+# Only the local stack of demo/ is built (tsconfig.build.json); the test harness, the scripts and the rest of the
+# demo are dev tools (npm run build:dev, dist-dev/) and stay out of the image.
 COPY demo demo
-COPY scripts scripts
-COPY harness harness
 # tsc, then the prebuilt workflow bundle (dist/workflow-bundle.js) so the worker starts without webpack.
 RUN npm run build
 

@@ -38,7 +38,7 @@ export function testServerExecutable(env: NodeJS.ProcessEnv = process.env): Ephe
   return toExecutable(findTestServer(env));
 }
 
-/** The project root (the nearest folder with a package.json), from sources or from dist/. */
+/** The project root (the nearest folder with a package.json), from sources or from dist/ and dist-dev/. */
 export function projectRoot(): string {
   let dir = __dirname;
   for (;;) {

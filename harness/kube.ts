@@ -78,7 +78,7 @@ const HOST = '127.0.0.1';
 const ALL_CRDS: CrdSet[] = ['istio', 'gateway', 'smi'];
 const STOP_GRACE_MS = 10_000;
 const OUTPUT_TAIL_CHARS = 8_000;
-// The project root from the sources and from dist/ alike (the bench runs the compiled harness).
+// The project root from the sources and from dist-dev/ alike (the bench runs the compiled harness).
 const ROOT = projectRoot();
 const SMI_CRDS = path.join(ROOT, 'harness', 'crds', 'smi-trafficsplit.yaml');
 const execFileAsync = promisify(execFile);

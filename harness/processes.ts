@@ -4,8 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { projectRoot } from '../demo/temporal-bin';
 
-// The project root from the sources (harness/) and from dist/harness/ alike: `..` of the compiled file is dist/,
-// which would put the entry points at dist/dist/...
+// The project root from the sources (harness/) and from dist-dev/harness/ alike: `..` of the compiled file is
+// dist-dev/, which would put the entry points at dist-dev/dist/...
 const ROOT = projectRoot();
 /** Compiled entry points; `npm test` builds them before jest runs. */
 export const WORKER_MAIN = path.join(ROOT, 'dist', 'worker', 'main.js');

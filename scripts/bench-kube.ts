@@ -1,5 +1,5 @@
 // Benchmarks of the Kubernetes traffic routers, printed as figures (not a test). Part of `npm run bench`; alone:
-// `node dist/scripts/bench-kube.js [--calls N] [--rollouts N]`.
+// `node dist-dev/scripts/bench-kube.js [--calls N] [--rollouts N]`.
 //  1. setWeight latency of each router against a real local kube-apiserver: calls that change the weight, and the
 //     same weight again (the idempotent, read-only path).
 //  2. Rollback latency through the real workflow (dev server, in-process worker, Deployment simulator): abort signal

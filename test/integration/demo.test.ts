@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { freePort } from '../../demo/dev-server';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const DEMO = path.join(ROOT, 'dist', 'scripts', 'demo.js');
+const DEMO = path.join(ROOT, 'dist-dev', 'scripts', 'demo.js');
 const RUN_TIMEOUT_MS = 110_000;
 
 interface DemoRun {
@@ -18,7 +18,7 @@ interface DemoRun {
 const live = new Set<ChildProcess>();
 
 async function runDemo(extra: string[]): Promise<DemoRun> {
-  if (!fs.existsSync(DEMO)) throw new Error(`${path.relative(ROOT, DEMO)} is missing: run npm run build`);
+  if (!fs.existsSync(DEMO)) throw new Error(`${path.relative(ROOT, DEMO)} is missing: run npm run build:dev`);
   const ports = {
     port: await freePort(),
     uiPort: await freePort(),
@@ -96,7 +96,7 @@ test('--faulty v2 is rolled back by the analysis: exit 1', async () => {
 }, 120_000);
 
 test('bad flags exit 2 without starting anything', async () => {
-  if (!fs.existsSync(DEMO)) throw new Error(`${path.relative(ROOT, DEMO)} is missing: run npm run build`);
+  if (!fs.existsSync(DEMO)) throw new Error(`${path.relative(ROOT, DEMO)} is missing: run npm run build:dev`);
   const child = spawn(process.execPath, [DEMO, '--error-rate', '150'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -106,7 +106,7 @@ test('bad flags exit 2 without starting anything', async () => {
 });
 
 test('ports in use are named, and the printed advice, pasted as printed, runs the demo: exit 3, then 0', async () => {
-  if (!fs.existsSync(DEMO)) throw new Error(`${path.relative(ROOT, DEMO)} is missing: run npm run build`);
+  if (!fs.existsSync(DEMO)) throw new Error(`${path.relative(ROOT, DEMO)} is missing: run npm run build:dev`);
   // The demo's gRPC port and the UI port it derives (+1000) are both taken.
   const blockers: net.Server[] = [];
   let grpc = 0;

@@ -239,8 +239,9 @@ test('an example whose target names too little is refused by the preflight with 
 });
 
 test('demo:example refuses a plan it cannot run before starting any server (exit 2)', async () => {
-  const script = path.join(ROOT, 'dist', 'scripts', 'demo-example.js');
-  if (!fs.existsSync(script)) throw new Error('dist/scripts/demo-example.js is missing: run npm run build');
+  const script = path.join(ROOT, 'dist-dev', 'scripts', 'demo-example.js');
+  if (!fs.existsSync(script))
+    throw new Error('dist-dev/scripts/demo-example.js is missing: run npm run build:dev');
   const missing = path.join(tmp, 'no-such-plan.yaml');
   const t0 = Date.now();
   const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {

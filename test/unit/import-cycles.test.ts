@@ -4,49 +4,28 @@
 // import-x/no-cycle skips `import type`, and every cycle this project had was one of those.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import ts from 'typescript';
+import { importGraph, readConfig, ROOT } from './import-graph';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 const FOLDERS = ['workflows', 'activities', 'worker', 'client', 'demo', 'scripts', 'harness', 'test'];
 
 /**
  * Cycles that existed when this test came, each as its sorted files, with who removes it. A cycle listed here that
- * no longer exists fails the second test, so the list only shrinks.
+ * no longer exists fails the third test, so the list only shrinks.
  */
 const KNOWN_CYCLES: string[][] = [
   // The client split of issue 15 removes it.
   ['client/index.ts', 'client/render.ts'],
 ];
 
-/** Project file (relative, `/`-separated) → the project files it imports, from its import/export/require forms. */
-function importGraph(): Map<string, string[]> {
-  const configFile = ts.readConfigFile(path.join(ROOT, 'tsconfig.json'), (f) => ts.sys.readFile(f));
-  const { options } = ts.parseJsonConfigFileContent(configFile.config, ts.sys, ROOT);
-  const cache = ts.createModuleResolutionCache(ROOT, (f) => f, options);
-  const rel = (file: string) => path.relative(ROOT, file).split(path.sep).join('/');
-  const graph = new Map<string, string[]>();
+/** Every source file of these folders, with what it imports. */
+function projectGraph(): Map<string, string[]> {
   const files = FOLDERS.flatMap((folder) =>
     fs
       .readdirSync(path.join(ROOT, folder), { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
       .map((f) => path.join(ROOT, folder, f)),
   );
-  for (const file of files) {
-    const { importedFiles } = ts.preProcessFile(fs.readFileSync(file, 'utf8'), true, true);
-    const deps = new Set<string>();
-    for (const { fileName } of importedFiles) {
-      const resolved = ts.resolveModuleName(fileName, file, options, ts.sys, cache).resolvedModule;
-      if (
-        resolved &&
-        !resolved.isExternalLibraryImport &&
-        !resolved.resolvedFileName.includes('node_modules')
-      ) {
-        deps.add(rel(resolved.resolvedFileName));
-      }
-    }
-    graph.set(rel(file), [...deps].sort());
-  }
-  return graph;
+  return importGraph(files, readConfig('tsconfig.json').options);
 }
 
 /** The strongly connected components with more than one file (or a file importing itself): Tarjan's algorithm. */
@@ -104,7 +83,7 @@ function loopThrough(graph: Map<string, string[]>, component: string[]): string 
 }
 
 describe('import cycles', () => {
-  const graph = importGraph();
+  const graph = projectGraph();
   const found = cycles(graph);
   const key = (c: string[]) => c.join(', ');
   const known = new Set(KNOWN_CYCLES.map(key));
