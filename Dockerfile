@@ -9,6 +9,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY workflows workflows
 COPY activities activities
+COPY connection connection
 COPY worker worker
 COPY client client
 # Only the local stack of demo/ is built (tsconfig.build.json); the test harness, the scripts and the rest of the

@@ -7,7 +7,7 @@ import { DurationError, formatDuration, parseDuration } from '../workflows/durat
 import { describePlan, totalHoldMs } from '../workflows/plan';
 import type { InputProblem } from '../workflows/problems';
 import type { Phase, RolloutStatus } from '../workflows/types';
-import { ConfigError, loadWorkerConfig } from '../worker/config';
+import { ConfigError, loadConnectionConfig, type ConnectionConfig } from '../connection/config';
 import { metricsOfferProblems } from '../workflows/metrics-offer';
 import {
   PlanFileError,
@@ -47,7 +47,6 @@ import {
   RolloutNotStartedError,
   RolloutRejectedError,
   resolveRolloutId,
-  type WorkerConfig,
 } from './index';
 import { progressLines, renderList, renderStatus } from './render';
 
@@ -99,7 +98,7 @@ export interface CliOptions {
   /** Environment for TEMPORAL_*, CANARY_UI_URL, identity variables. Default process.env. */
   env?: NodeJS.ProcessEnv;
   /** Replaces RolloutClient.connect (tests, embedding). */
-  connect?: (config: WorkerConfig) => Promise<RolloutClient>;
+  connect?: (config: ConnectionConfig) => Promise<RolloutClient>;
   now?: () => Date;
 }
 
@@ -325,17 +324,17 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
 
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 
-  const workerConfig = (): WorkerConfig => {
+  const connectionConfig = (): ConnectionConfig => {
     const g = globals();
     const overlay: NodeJS.ProcessEnv = { ...env };
     if (g.address !== undefined) overlay.TEMPORAL_ADDRESS = g.address;
     if (g.temporalNamespace !== undefined) overlay.TEMPORAL_NAMESPACE = g.temporalNamespace;
     if (g.taskQueue !== undefined) overlay.TEMPORAL_TASK_QUEUE = g.taskQueue;
-    return loadWorkerConfig(overlay);
+    return loadConnectionConfig(overlay);
   };
 
   const connect = async (): Promise<RolloutClient> => {
-    const config = workerConfig();
+    const config = connectionConfig();
     const timeoutText = globals().connectTimeout ?? env.CANARY_CONNECT_TIMEOUT?.trim();
     const connectTimeoutMs = timeoutText ? parseDurationOption('--connect-timeout', timeoutText) : undefined;
     client = options.connect

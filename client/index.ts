@@ -59,8 +59,8 @@ import {
   type TargetSpec,
 } from '../workflows/target';
 import { loadAndValidatePlan, PlanInvalidError, TargetInvalidError, validateLoadedPlan } from './plan-file';
-import { ConfigError, loadWorkerConfig, type WorkerConfig } from '../worker/config';
-import { ConnectError, connectClient, connectionOptions, tlsMismatch } from '../worker/connection';
+import { ConfigError, loadConnectionConfig, type ConnectionConfig } from '../connection/config';
+import { ConnectError, connectClient, connectionOptions, tlsMismatch } from '../connection/temporal';
 
 export type {
   AbortRequest,
@@ -102,8 +102,10 @@ export { IdentityError, resolveIdentity, type Identity } from './identity';
 export { offlinePlanFindings, type PlanCheckOptions, type ValidatedPlan } from './plan-file';
 export { renderList, renderStatus } from './render';
 
+export type { ConnectionConfig } from '../connection/config';
+/** What `connect` takes: the worker's configuration (or only its connection settings) works as it did. */
 export type { WorkerConfig } from '../worker/config';
-export { ConfigError } from '../worker/config';
+export { ConfigError } from '../connection/config';
 
 /** How long a single call (query, update, start) may take before it counts as an infrastructure failure. */
 export const DEFAULT_RPC_TIMEOUT_MS = 30_000;
@@ -520,9 +522,9 @@ export class RolloutClient {
     this.cli = options.cliName ?? 'canary';
   }
 
-  /** Connects with the worker's configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TLS...). */
+  /** Connects with the worker's connection settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, TLS...). */
   static async connect(
-    config: WorkerConfig = loadWorkerConfig(process.env),
+    config: ConnectionConfig = loadConnectionConfig(process.env),
     options: Pick<RolloutClientOptions, 'rpcTimeoutMs'> & {
       /** How long to try to reach the server (default: connectClient's, 10 s). */
       connectTimeoutMs?: number;

@@ -20,7 +20,7 @@ import { RolloutClient, rolloutUiUrl } from '../client/index';
 import { formatTime, progressLines, renderStatus } from '../client/render';
 import { startDevServer, type DevServer } from '../demo/dev-server';
 import { loadWorkerConfig } from '../worker/config';
-import { connectNative } from '../worker/connection';
+import { connectNative } from '../connection/temporal';
 import { createRolloutWorker } from '../worker/worker';
 import { DurationError, formatDuration, parseDuration } from '../workflows/duration';
 import { describePlan, formatProblems, totalHoldMs, validatePlan, type PlanSpec } from '../workflows/plan';

@@ -1,141 +1,37 @@
-// The worker's (and the CLI's) connection settings, and the worker's versioning, read from the environment and
-// checked all at once, so a misconfigured deployment reports every mistake in one go.
-import * as fs from 'node:fs';
-import { pemProblem } from '../activities/pem';
-import { DEFAULT_TASK_QUEUE } from '../workflows/api';
+// The worker's configuration: the Temporal connection settings it shares with the CLI (connection/config.ts) plus
+// its own, read from the environment and checked all at once, so a misconfigured deployment reports every mistake in
+// one go.
+import {
+  ConfigError,
+  describeConnection,
+  envReader,
+  readConnectionConfig,
+  type ConfigProblem,
+  type ConnectionConfig,
+} from '../connection/config';
 import { parseDuration } from '../workflows/duration';
 
-export interface TlsSettings {
-  /** Client certificate and key (mTLS), both or neither. */
-  certPath?: string;
-  keyPath?: string;
-  /** CA that signed the server's certificate; the system's trust store when not set. */
-  caPath?: string;
-  /** Overrides the name checked against the server's certificate (SNI). */
-  serverName?: string;
-}
+export {
+  ConfigError,
+  DEFAULT_ADDRESS,
+  DEFAULT_NAMESPACE,
+  type ConfigProblem,
+  type TlsSettings,
+} from '../connection/config';
 
-export interface WorkerConfig {
-  address: string;
-  namespace: string;
-  taskQueue: string;
-  /** Undefined: plain connection. */
-  tls?: TlsSettings;
-  apiKey?: string;
+export interface WorkerConfig extends ConnectionConfig {
   /** How long in-flight activities may run on after SIGTERM before they are cancelled, in milliseconds. */
   shutdownGraceTimeMs: number;
 }
 
-export interface ConfigProblem {
-  variable: string;
-  problem: string;
-}
-
-export class ConfigError extends Error {
-  readonly problems: ConfigProblem[];
-
-  constructor(problems: ConfigProblem[]) {
-    super(
-      `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
-        problems.map((p) => `  ${p.variable}: ${p.problem}`).join('\n'),
-    );
-    this.name = 'ConfigError';
-    this.problems = problems;
-  }
-}
-
-export const DEFAULT_ADDRESS = 'localhost:7233';
-export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_SHUTDOWN_GRACE_TIME = '30s';
 
 /** Reads TEMPORAL_* (and WORKER_SHUTDOWN_GRACE_TIME) from `env`; throws one ConfigError listing every problem. */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const problems: ConfigProblem[] = [];
-  const get = (name: string): string | undefined => {
-    const value = env[name]?.trim();
-    return value ? value : undefined;
-  };
+  const connection = readConnectionConfig(env, problems);
 
-  const address = get('TEMPORAL_ADDRESS') ?? DEFAULT_ADDRESS;
-  const addressProblem = checkAddress(address);
-  if (addressProblem) {
-    problems.push({
-      variable: 'TEMPORAL_ADDRESS',
-      problem: `${addressProblem}; set it to host:port, e.g. localhost:7233 or my-ns.a1b2c.tmprl.cloud:7233`,
-    });
-  }
-
-  const namespace = get('TEMPORAL_NAMESPACE') ?? DEFAULT_NAMESPACE;
-  if (/\s/.test(namespace)) {
-    problems.push({
-      variable: 'TEMPORAL_NAMESPACE',
-      problem: `"${namespace}" contains whitespace; use the bare name`,
-    });
-  }
-  const taskQueue = get('TEMPORAL_TASK_QUEUE') ?? DEFAULT_TASK_QUEUE;
-
-  const apiKey = get('TEMPORAL_API_KEY');
-  const certPath = get('TEMPORAL_TLS_CERT');
-  const keyPath = get('TEMPORAL_TLS_KEY');
-  const caPath = get('TEMPORAL_TLS_CA');
-  const serverName = get('TEMPORAL_TLS_SERVER_NAME');
-
-  let tlsFlag: boolean | undefined;
-  const tlsRaw = get('TEMPORAL_TLS');
-  if (tlsRaw !== undefined) {
-    tlsFlag = parseBool(tlsRaw);
-    if (tlsFlag === undefined) {
-      problems.push({
-        variable: 'TEMPORAL_TLS',
-        problem: `"${tlsRaw}" is not a boolean; set it to true or false`,
-      });
-    }
-  }
-
-  const tlsSettingNames = [
-    'TEMPORAL_TLS_CERT',
-    'TEMPORAL_TLS_KEY',
-    'TEMPORAL_TLS_CA',
-    'TEMPORAL_TLS_SERVER_NAME',
-  ];
-  const tlsSettingsGiven = tlsSettingNames.filter((name) => get(name) !== undefined);
-  if (tlsFlag === false) {
-    if (apiKey) {
-      problems.push({
-        variable: 'TEMPORAL_TLS',
-        problem:
-          'is false but TEMPORAL_API_KEY is set, and API keys are only sent over TLS; unset TEMPORAL_TLS or set it to true',
-      });
-    }
-    for (const name of tlsSettingsGiven) {
-      problems.push({
-        variable: name,
-        problem: 'is set but TEMPORAL_TLS is false; unset it, or set TEMPORAL_TLS=true',
-      });
-    }
-  }
-  if ((certPath === undefined) !== (keyPath === undefined)) {
-    const [given, missing] = certPath
-      ? ['TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY']
-      : ['TEMPORAL_TLS_KEY', 'TEMPORAL_TLS_CERT'];
-    problems.push({
-      variable: missing,
-      problem: `is not set but ${given} is; mTLS needs both the client certificate and its private key (or neither)`,
-    });
-  }
-  for (const [name, file] of [
-    ['TEMPORAL_TLS_CERT', certPath],
-    ['TEMPORAL_TLS_KEY', keyPath],
-    ['TEMPORAL_TLS_CA', caPath],
-  ] as const) {
-    if (file === undefined) continue;
-    const problem =
-      checkReadableFile(file) ?? pemProblem(file, name === 'TEMPORAL_TLS_KEY' ? 'key' : 'certificate');
-    if (problem)
-      problems.push({ variable: name, problem: `${file}: ${problem}; point it at a readable PEM file` });
-  }
-
-  const graceText = get('WORKER_SHUTDOWN_GRACE_TIME') ?? DEFAULT_SHUTDOWN_GRACE_TIME;
+  const graceText = envReader(env)('WORKER_SHUTDOWN_GRACE_TIME') ?? DEFAULT_SHUTDOWN_GRACE_TIME;
   let shutdownGraceTimeMs: number | undefined;
   try {
     shutdownGraceTimeMs = parseDuration(graceText);
@@ -145,20 +41,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   }
 
   if (problems.length > 0) throw new ConfigError(problems);
-
-  // TLS is on when asked for, or implied by an API key or any TLS setting.
-  const tlsOn = tlsFlag ?? (apiKey !== undefined || tlsSettingsGiven.length > 0);
-  const tls: TlsSettings | undefined = tlsOn
-    ? dropUndefined({ certPath, keyPath, caPath, serverName })
-    : undefined;
-  return dropUndefined({
-    address,
-    namespace,
-    taskQueue,
-    tls,
-    apiKey,
-    shutdownGraceTimeMs: shutdownGraceTimeMs ?? 0,
-  });
+  return { ...connection, shutdownGraceTimeMs: shutdownGraceTimeMs ?? 0 };
 }
 
 /**
@@ -256,47 +139,5 @@ export function describeVersioning(versioning: WorkerVersioning | undefined): st
 
 /** One line for logs: never includes the API key. */
 export function describeConfig(config: WorkerConfig): string {
-  const security = config.apiKey
-    ? 'tls+api-key'
-    : config.tls?.certPath
-      ? 'mtls'
-      : config.tls
-        ? 'tls'
-        : 'plaintext';
-  return `address=${config.address} namespace=${config.namespace} taskQueue=${config.taskQueue} security=${security}`;
-}
-
-function checkAddress(address: string): string | undefined {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(address))
-    return `"${address}" has a URL scheme, which gRPC addresses do not take`;
-  const match = /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+)(?::(\d+))?$/.exec(address);
-  if (!match) return `"${address}" is not host:port`;
-  if (match[2] !== undefined) {
-    const port = Number(match[2]);
-    if (!Number.isInteger(port) || port < 1 || port > 65535)
-      return `"${address}" has port ${match[2]} outside 1-65535`;
-  }
-  return undefined;
-}
-
-function checkReadableFile(file: string): string | undefined {
-  try {
-    if (!fs.statSync(file).isFile()) return 'is not a file';
-    fs.accessSync(file, fs.constants.R_OK);
-    return undefined;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'not readable' : (err as Error).message;
-  }
-}
-
-function parseBool(value: string): boolean | undefined {
-  const v = value.toLowerCase();
-  if (['true', '1', 'yes', 'on'].includes(v)) return true;
-  if (['false', '0', 'no', 'off'].includes(v)) return false;
-  return undefined;
-}
-
-function dropUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+  return describeConnection(config);
 }

@@ -20,7 +20,7 @@ import {
   type WorkerProcessConfig,
   type WorkerVersioning,
 } from './config';
-import { ConnectError, connectNative } from './connection';
+import { ConnectError, connectNative } from '../connection/temporal';
 import { deploymentOptions, readRouting, routingNotice } from './versioning';
 import { createRolloutWorker } from './worker';
 

@@ -6,7 +6,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { importGraph, readConfig, ROOT } from './import-graph';
 
-const FOLDERS = ['workflows', 'activities', 'worker', 'client', 'demo', 'scripts', 'harness', 'test'];
+const FOLDERS = [
+  'workflows',
+  'activities',
+  'connection',
+  'worker',
+  'client',
+  'demo',
+  'scripts',
+  'harness',
+  'test',
+];
 
 /**
  * Cycles that existed when this test came, each as its sorted files, with who removes it. A cycle listed here that

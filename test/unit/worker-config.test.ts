@@ -10,7 +10,7 @@ import {
   loadWorkerConfig,
   loadWorkerProcessConfig,
 } from '../../worker/config';
-import { connectionOptions } from '../../worker/connection';
+import { connectionOptions } from '../../connection/temporal';
 import { deploymentOptions, routingNotice } from '../../worker/versioning';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-config-'));

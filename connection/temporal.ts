@@ -1,12 +1,12 @@
 // One way to connect, shared by the worker (NativeConnection) and the CLI/client library (Connection): plain, TLS,
-// mTLS or API key, from the same WorkerConfig. Importing this file does not load @temporalio/worker, so the CLI
+// mTLS or API key, from the same ConnectionConfig. Importing this file does not load @temporalio/worker, so the CLI
 // stays light; connectNative loads it on demand.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { Client, Connection, type ClientOptions, type TLSConfig } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
-import type { WorkerConfig } from './config';
+import type { ConnectionConfig } from './config';
 
 /** What both connection kinds take: `address`, `tls`, `apiKey`. Reads the certificate files. */
 export interface SharedConnectionOptions {
@@ -15,7 +15,7 @@ export interface SharedConnectionOptions {
   apiKey?: string;
 }
 
-export function connectionOptions(config: WorkerConfig): SharedConnectionOptions {
+export function connectionOptions(config: ConnectionConfig): SharedConnectionOptions {
   const options: SharedConnectionOptions = { address: config.address };
   if (config.tls) {
     const tls: TLSConfig = {};
@@ -60,7 +60,7 @@ export class ConnectError extends Error {
  * sent over TLS) against a plaintext dev server, or plaintext against a TLS endpoint, otherwise surface as a
  * bare "transport error" or a timeout.
  */
-export async function tlsMismatch(config: WorkerConfig): Promise<string | undefined> {
+export async function tlsMismatch(config: ConnectionConfig): Promise<string | undefined> {
   const tlsOn = config.tls !== undefined;
   const answer = await speaksTls(config.address);
   if (tlsOn && answer === false) {
@@ -114,7 +114,7 @@ export function speaksTls(address: string, timeoutMs = 3_000): Promise<boolean |
 
 /** A connected `@temporalio/client` Client for the configured namespace (for the CLI and scripts). */
 export async function connectClient(
-  config: WorkerConfig,
+  config: ConnectionConfig,
   extra: Omit<ClientOptions, 'connection' | 'namespace'> = {},
 ): Promise<Client> {
   let connection: Connection;
@@ -127,7 +127,7 @@ export async function connectClient(
 }
 
 /** A connected NativeConnection for a Worker. */
-export async function connectNative(config: WorkerConfig): Promise<NativeConnection> {
+export async function connectNative(config: ConnectionConfig): Promise<NativeConnection> {
   const options = connectionOptions(config);
   const { NativeConnection } = await import('@temporalio/worker');
   try {
