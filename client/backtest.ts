@@ -37,7 +37,7 @@ import { ProviderRegistry, providerConfigFromEnv } from '../activities/factory';
 import { PrometheusMetricsProvider } from '../activities/metrics/prometheus';
 import { createActivities } from '../activities/rollout-activities';
 import type { RoutingVersions } from '../activities/types';
-import { InfrastructureError } from './index';
+import { InfrastructureError } from './errors';
 import { renderTable } from './render';
 
 /** More rounds than this is refused: a backtest that long is slow and unreadable; shorten the range. */

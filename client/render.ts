@@ -2,7 +2,7 @@
 import type { AnalysisRecord, Phase, RolloutStatus, StageView, Verdict } from '../workflows/types';
 import { formatDuration } from '../workflows/duration';
 import { STAGE_MARKS, describeEnding } from '../workflows/details';
-import type { RolloutSummary } from './index';
+import type { RolloutSummary } from './types';
 
 export interface RenderOptions {
   /** ANSI colours; the CLI sets it only when stdout is a TTY and NO_COLOR is unset. Default false. */
