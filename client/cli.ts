@@ -8,7 +8,6 @@ import { describePlan, totalHoldMs } from '../workflows/plan';
 import type { InputProblem } from '../workflows/problems';
 import type { Phase, RolloutStatus } from '../workflows/types';
 import { ConfigError, loadConnectionConfig, type ConnectionConfig } from '../connection/config';
-import { metricsOfferProblems } from '../workflows/metrics-offer';
 import {
   PlanFileError,
   PlanInvalidError,
@@ -20,13 +19,7 @@ import {
   type PlanCheckOptions,
   type ValidatedPlan,
 } from './plan-file';
-import {
-  ROUTER_TYPES,
-  describeTarget,
-  validateTarget,
-  versionProblem,
-  type TargetSpec,
-} from '../workflows/target';
+import { ROUTER_TYPES, describeTarget, versionProblem, type TargetSpec } from '../workflows/target';
 import {
   BacktestInputError,
   MAX_BACKTEST_ROUNDS,
@@ -38,6 +31,7 @@ import {
   shortFormMeasureChecks,
 } from './backtest';
 import { IdentityError, describeIdentity, resolveIdentity } from './identity';
+import { checkStartTarget, prepareStart, startProblemError } from './prepare-start';
 import {
   InfrastructureError,
   RolloutClient,
@@ -443,7 +437,8 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
         // Without --like, everything is checked before Temporal is contacted; --like reads its rollout first.
         const early = like !== undefined ? await connect() : undefined;
         const setup = early && like !== undefined ? await early.setupOf(like) : undefined;
-        const planChecks: PlanCheckOptions = { strict: Boolean(opts.strict), nowMs: now().getTime() };
+        const nowMs = now().getTime();
+        const planChecks: PlanCheckOptions = { strict: Boolean(opts.strict), nowMs };
         const loaded =
           setup && !planGiven
             ? validateLoadedPlan({ spec: setup.plan, source: `the plan of ${setup.workflowId}` }, planChecks)
@@ -453,25 +448,27 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
           opts,
           (setup && !planGiven ? undefined : loaded.target) ?? setup?.target,
         );
-        const checked = validateTarget(targetSpec);
-        if (!checked.ok) {
-          throw new TargetInvalidError(
-            checked.problems,
-            opts.target ?? (setup ? `the target of ${setup.workflowId}` : loaded.source),
-          );
-        }
-        const { app, namespace } = checked.target;
-        warnAbout(loaded);
-        const c = early ?? (await connect());
-        const started = await c.start({
+        const prepared = prepareStart({
+          plan: loaded,
+          strict: Boolean(opts.strict),
+          nowMs,
           target: targetSpec,
+          targetSource: opts.target ?? (setup ? `the target of ${setup.workflowId}` : loaded.source),
           version,
           ...(opts.image ? { image: opts.image } : {}),
-          plan: loaded.spec,
           requestedBy: who.name,
           cli: options.invocation ?? cliInvocation(),
-          strict: Boolean(opts.strict),
-          // A promoted rollout still running on the target hands over: say what happens to it.
+        });
+        if (!prepared.ok) {
+          // The plan's warnings come before what only a start refuses (a check its metrics provider cannot measure).
+          if (prepared.problems[0].kind !== 'target') warnAbout(loaded);
+          throw startProblemError(prepared.problems[0]);
+        }
+        const { app, namespace } = prepared.start.target;
+        warnAbout(loaded);
+        const c = early ?? (await connect());
+        // A promoted rollout still running on the target hands over: say what happens to it.
+        const started = await c.startPrepared(prepared.start, {
           onHandover: (message) => (opts.output === 'json' ? err(`canary: ${message}`) : out(message)),
         });
         const ref = `${namespace}/${app}`;
@@ -525,7 +522,7 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
               ...(afterPreflight?.preflight ? { preflight: afterPreflight.preflight } : {}),
               app,
               namespace,
-              target: checked.target,
+              target: prepared.start.target,
               ...(opts.image ? { image: opts.image } : {}),
               plan: loaded.source,
               requestedBy: who.name,
@@ -540,7 +537,7 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
               : `A rollout of ${version} to ${ref} is already running (workflow ${started.workflowId}, run ${started.runId}); not started again`,
           );
           out(`  Plan:         ${loaded.source}: ${describePlan(loaded.plan)}`);
-          out(`  Target:       ${describeTarget(checked.target)}`);
+          out(`  Target:       ${describeTarget(prepared.start.target)}`);
           out(`  Holds total:  ${formatDuration(totalHoldMs(loaded.plan))} (approval waits not included)`);
           out(`  Requested by: ${describeIdentity(who)}`);
           if (afterPreflight?.preflight?.state === 'passed') {
@@ -623,8 +620,8 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
           try {
             const fromPlan = loadPlan(opts.plan).target;
             if (targetGiven(fromPlan)) {
-              const checked = validateTarget(targetFromOptions(opts, fromPlan));
-              if (!checked.ok) problems.push(...underTarget(checked.problems));
+              const checked = checkStartTarget(undefined, targetFromOptions(opts, fromPlan));
+              if (!checked.ok) problems.push(...underTarget(checked.problems[0].problems));
             }
           } catch {
             // A target that cannot even be read is reported once the plan is fixed.
@@ -645,16 +642,20 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
           }
           return;
         }
-        const checked = validateTarget(targetFromOptions(opts, loaded.target));
+        // The target, and the plan as the target's metrics provider can measure it, as start checks them.
+        const checked = checkStartTarget(
+          loaded.plan,
+          targetFromOptions(opts, loaded.target),
+          opts.target ?? loaded.source,
+        );
         if (!checked.ok) {
-          if (asJson) return invalid(underTarget(checked.problems), loaded.warnings);
-          throw new TargetInvalidError(checked.problems, opts.target ?? loaded.source);
-        }
-        // The plan as the target's metrics provider can measure it, as start checks.
-        const unmeasurable = metricsOfferProblems(loaded.plan, checked.target);
-        if (unmeasurable.length > 0) {
-          if (asJson) return invalid(unmeasurable, loaded.warnings);
-          throw new PlanInvalidError(unmeasurable, loaded.source);
+          const [problem] = checked.problems;
+          if (problem.kind === 'target') {
+            if (asJson) return invalid(underTarget(problem.problems), loaded.warnings);
+            throw startProblemError(problem);
+          }
+          if (asJson) return invalid(problem.problems, loaded.warnings);
+          throw new PlanInvalidError(problem.problems, loaded.source);
         }
         if (asJson) {
           out(json({ valid: true, plan: loaded.plan, target: checked.target, warnings: loaded.warnings }));
@@ -728,8 +729,12 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
           // reported after the plan
         }
         const loaded = loadAndValidatePlan(opts.plan, { strict: Boolean(opts.strict), nowMs: startMs });
-        const checked = validateTarget(targetFromOptions(opts, loaded.target));
-        if (!checked.ok) throw new TargetInvalidError(checked.problems, opts.target ?? loaded.source);
+        const checked = checkStartTarget(
+          undefined,
+          targetFromOptions(opts, loaded.target),
+          opts.target ?? loaded.source,
+        );
+        if (!checked.ok) throw startProblemError(checked.problems[0]);
         warnAbout(loaded);
         const fromMs = input(() => parseTime('--from', opts.from, nowMs));
         const toMs = input(() => parseTime('--to', opts.to, nowMs));

@@ -1,6 +1,6 @@
 // The typed client CI scripts import: `import { RolloutClient } from 'temporal-canary'`. This file only says what the
 // library offers; the code lives beside it by role: rollout-client.ts (the client class), errors.ts, ids.ts,
-// types.ts, outcome.ts, plan-file.ts, identity.ts, render.ts.
+// types.ts, outcome.ts, prepare-start.ts, plan-file.ts, identity.ts, render.ts.
 export type {
   AbortRequest,
   ApproveRequest,
@@ -38,7 +38,24 @@ export {
 } from './plan-file';
 export type { Target, TargetSpec } from '../workflows/target';
 export { IdentityError, resolveIdentity, type Identity } from './identity';
-export { offlinePlanFindings, type PlanCheckOptions, type ValidatedPlan } from './plan-file';
+export {
+  loadPlan,
+  offlinePlanFindings,
+  type LoadedPlan,
+  type PlanCheckOptions,
+  type ValidatedPlan,
+} from './plan-file';
+export {
+  checkStartTarget,
+  prepareStart,
+  prepareStartOrThrow,
+  startProblemError,
+  type PreparedStart,
+  type StartPreparation,
+  type StartProblem,
+  type StartSpec,
+  type TargetProblem,
+} from './prepare-start';
 export { renderList, renderStatus } from './render';
 
 export type { ConnectionConfig } from '../connection/config';

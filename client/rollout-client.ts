@@ -25,7 +25,6 @@ import {
   promoteUpdate,
   resolveUpdate,
   resumeUpdate,
-  rolloutWorkflowId,
   legacyRolloutWorkflowId,
   targetOfWorkflowId,
   statusQuery,
@@ -33,11 +32,10 @@ import {
   type RolloutInput,
 } from '../workflows/api';
 import { TERMINAL_PHASES } from '../workflows/types';
-import type { ApprovalRecord, Plan, ResolveRecord, RolloutStatus, RolloutTarget } from '../workflows/types';
+import type { ApprovalRecord, ResolveRecord, RolloutStatus, RolloutTarget } from '../workflows/types';
 import type { PlanSpec } from '../workflows/plan';
-import { metricsOfferProblems } from '../workflows/metrics-offer';
 import { describePlan, validatePlan } from '../workflows/plan';
-import { describeTarget, validateTarget, versionProblem, type TargetSpec } from '../workflows/target';
+import type { TargetSpec } from '../workflows/target';
 import { ConfigError, loadConnectionConfig, type ConnectionConfig } from '../connection/config';
 import { ConnectError, connectClient, connectionOptions, tlsMismatch } from '../connection/temporal';
 import {
@@ -51,7 +49,8 @@ import {
 } from './errors';
 import { resolveRolloutId, rolloutUiUrl } from './ids';
 import { outcomeResult, rolloutResult, statusFromResult } from './outcome';
-import { loadAndValidatePlan, PlanInvalidError, TargetInvalidError, validateLoadedPlan } from './plan-file';
+import { loadPlan, type LoadedPlan } from './plan-file';
+import { prepareStartOrThrow, type PreparedStart } from './prepare-start';
 import {
   GRPC_INVALID_ARGUMENT,
   GRPC_UNAVAILABLE,
@@ -195,46 +194,48 @@ export class RolloutClient {
    * resolved and validated first; nothing is sent to Temporal when it is invalid.
    */
   async start(request: StartRolloutRequest): Promise<StartRolloutResult> {
-    const resolved = resolvePlan(request.plan, request.strict === true);
-    const { spec, plan } = resolved;
-    const targetSpec: TargetSpec = { ...(request.target ?? resolved.target ?? {}) };
-    if (request.app !== undefined) targetSpec.app = request.app.trim();
-    if (request.namespace !== undefined) targetSpec.namespace = request.namespace.trim();
-    const checked = validateTarget(targetSpec);
-    if (!checked.ok) throw new TargetInvalidError(checked.problems, 'target');
-    const unmeasurable = metricsOfferProblems(plan, checked.target);
-    if (unmeasurable.length > 0) throw new PlanInvalidError(unmeasurable, 'plan');
-    const target: RolloutTarget = { app: checked.target.app, namespace: checked.target.namespace };
-    const version = request.version?.trim() ?? '';
-    const badVersion = versionProblem(version);
-    if (badVersion) throw new RolloutInputError(badVersion);
-    const requestedBy = request.requestedBy?.trim() ?? '';
-    if (requestedBy === '') throw new RolloutInputError('requestedBy is empty');
-    const workflowId = rolloutWorkflowId(target);
-    const input: RolloutInput = {
-      target: { ...targetSpec, ...target },
-      version,
+    const loaded: LoadedPlan =
+      typeof request.plan === 'string'
+        ? loadPlan(request.plan)
+        : { spec: request.plan, source: 'plan object' };
+    const target: TargetSpec = { ...(request.target ?? loaded.target ?? {}) };
+    if (request.app !== undefined) target.app = request.app.trim();
+    if (request.namespace !== undefined) target.namespace = request.namespace.trim();
+    const prepared = prepareStartOrThrow({
+      plan: loaded,
+      strict: request.strict === true,
+      nowMs: Date.now(),
+      target,
+      version: request.version,
       ...(request.image ? { image: request.image } : {}),
-      plan: spec,
-      requestedBy,
-      ...(request.cli && request.cli !== 'canary' ? { cli: request.cli } : {}),
-    };
+      requestedBy: request.requestedBy,
+      ...(request.cli ? { cli: request.cli } : {}),
+    });
+    return this.startPrepared(prepared, request.onHandover ? { onHandover: request.onHandover } : {});
+  }
+
+  /**
+   * Starts a rollout {@link prepareStart} validated (as {@link start}, which prepares its request first): nothing
+   * is checked again.
+   */
+  async startPrepared(
+    start: PreparedStart,
+    options: Pick<StartRolloutRequest, 'onHandover'> = {},
+  ): Promise<StartRolloutResult> {
+    const { workflowId, input } = start;
+    const { version, requestedBy } = input;
+    const target: RolloutTarget = { app: input.target.app, namespace: input.target.namespace };
     // A rollout an older client started for this target, under the legacy id, is the one to answer for.
     const legacy = await this.runningRollout(legacyRolloutWorkflowId(target), target.app);
     if (legacy) {
       if (legacy.version === version) {
-        await this.requireSameInput(legacy.workflowId, legacy.runId, input);
+        await this.requireSameInput(legacy.workflowId, legacy.runId, start);
         return { workflowId: legacy.workflowId, runId: legacy.runId, started: false, version };
       }
       throw new RolloutConflictError(legacy.workflowId, legacy.runId, legacy.version, version, {
         cli: this.cli,
       });
     }
-    // What the Web UI shows as the workflow's summary and details.
-    const staticSummary = `${target.namespace}/${target.app} → ${version}${plan.name ? ` (plan ${plan.name})` : ''}, by ${requestedBy}`;
-    const staticDetails =
-      `Plan: ${describePlan(plan)}\n\nTarget: ${describeTarget(checked.target)}` +
-      (request.image ? `\n\nImage: ${request.image}` : '');
 
     // Two attempts: the running rollout may finish between the failed start and the describe.
     let handedOver = false;
@@ -254,8 +255,8 @@ export class RolloutClient {
             ],
             workflowIdConflictPolicy: 'FAIL',
             workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-            staticSummary,
-            staticDetails,
+            staticSummary: start.summary,
+            staticDetails: start.details,
           }),
         );
         return { workflowId, runId: handle.firstExecutionRunId, started: true, version };
@@ -266,13 +267,13 @@ export class RolloutClient {
       const running = await this.runningRollout(workflowId);
       if (running) {
         if (running.version === version) {
-          await this.requireSameInput(workflowId, running.runId, input);
+          await this.requireSameInput(workflowId, running.runId, start);
           return { workflowId, runId: running.runId, started: false, version };
         }
         const current = await this.status(workflowId).catch(() => undefined);
         if (current?.phase === 'promoted' && !handedOver) {
           // The way back (and forward) works at once: a promoted rollout that still soaks or cleans up hands over.
-          const how = await this.handOver(workflowId, current, version, requestedBy, request.onHandover);
+          const how = await this.handOver(workflowId, current, version, requestedBy, options.onHandover);
           if (how === 'went_back') {
             return { workflowId, runId: running.runId, started: false, version, wentBack: true };
           }
@@ -363,21 +364,20 @@ export class RolloutClient {
    * An idempotent start is only one when the running rollout was started with the same plan and target: the
    * same version with another plan is refused, showing both, rather than answered as if the requested plan ran.
    */
-  private async requireSameInput(workflowId: string, runId: string, requested: RolloutInput): Promise<void> {
+  private async requireSameInput(workflowId: string, runId: string, start: PreparedStart): Promise<void> {
+    const requested = start.input;
     const running = await this.startInput(workflowId, runId);
     if (!running) return; // The history cannot be read (e.g. archived): keep the version-only answer.
     const runningPlan = validatePlan(running.plan);
-    const requestedPlan = validatePlan(requested.plan);
-    const samePlan =
-      runningPlan.ok &&
-      requestedPlan.ok &&
-      JSON.stringify(runningPlan.plan) === JSON.stringify(requestedPlan.plan);
+    const samePlan = runningPlan.ok && JSON.stringify(runningPlan.plan) === JSON.stringify(start.plan);
     const sameTarget =
       JSON.stringify(sortedKeys(running.target)) === JSON.stringify(sortedKeys(requested.target));
     if (samePlan && sameTarget) return;
     const show = (r: ReturnType<typeof validatePlan>) => (r.ok ? describePlan(r.plan) : 'an invalid plan');
     const differences = [
-      ...(samePlan ? [] : [`running plan: ${show(runningPlan)}`, `requested plan: ${show(requestedPlan)}`]),
+      ...(samePlan
+        ? []
+        : [`running plan: ${show(runningPlan)}`, `requested plan: ${describePlan(start.plan)}`]),
       ...(sameTarget
         ? []
         : [
@@ -867,15 +867,6 @@ function identityOf(identity: string): string {
   const v = identity?.trim() ?? '';
   if (v === '') throw new RolloutInputError('identity is empty: say who is acting');
   return v;
-}
-
-/** A plan file, preset or object, validated as `canary start` validates it (offline checks included). */
-function resolvePlan(
-  plan: PlanSpec | string,
-  strict: boolean,
-): { spec: PlanSpec; plan: Plan; target?: TargetSpec } {
-  if (typeof plan === 'string') return loadAndValidatePlan(plan, { strict });
-  return validateLoadedPlan({ spec: plan, source: 'plan object' }, { strict });
 }
 
 function summarize(info: WorkflowExecutionInfo): RolloutSummary {

@@ -445,6 +445,25 @@ describe('warnings, and --strict on validate, start and backtest', () => {
     expect(r.stderr).toContain('  - analysis.checks[0].query: is not valid PromQL: at column 47');
   });
 
+  it("start refuses a check the target's metrics provider cannot measure before contacting Temporal", async () => {
+    const file = writePlan(
+      'local-query.yaml',
+      [
+        'analysis:',
+        '  checks: [{ name: gpu, query: "sum(gpu_memory_errors_total)", max: 0 }]',
+        'stages: [{ weight: 10, hold: 10m }, { weight: 100 }]',
+        'target: { app: checkout, metrics: { local: {} } }',
+      ].join('\n'),
+    );
+    const r = await run(['start', '--version', '1.0.0', '--plan', file], { spyConnect: true });
+    expect(r.code).toBe(EXIT_BAD_INPUT);
+    expect(r.connects).toBe(0);
+    expect(r.stderr).toContain('canary: error: plan: plan is invalid (1 problem):');
+    expect(r.stderr).toContain(
+      '  - analysis.checks[0].query: the local metrics provider (target.metrics.local) reads named metrics only',
+    );
+  });
+
   it('backtest: --strict refuses the warning, an impossible --from is refused', async () => {
     const base = ['backtest', '--app', 'checkout', '--plan', fleet, '--from', '-1h'];
     const strict = await run([...base, '--strict'], { spyConnect: true });
