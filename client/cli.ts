@@ -25,7 +25,6 @@ import {
   MAX_BACKTEST_ROUNDS,
   checkRange,
   parseTime,
-  prometheusMeasure,
   renderBacktest,
   runBacktest,
   shortFormMeasureChecks,
@@ -752,10 +751,12 @@ Exit codes: ${EXIT_OK} the backtest ran (whatever it would have done), ${EXIT_BA
         const plan = loaded.plan;
         const checks = plan.analysis.rules ?? shortFormMeasureChecks(plan);
         // A plan without checks measures nothing: time alone walks it, and no Prometheus is needed.
-        const source =
-          checks.length > 0
-            ? input(() => prometheusMeasure(checked.target, checks, versions, env))
-            : undefined;
+        // The providers (and through them the Kubernetes client) load here, not with every command.
+        const { prometheusMeasure } =
+          checks.length > 0 ? await import('./backtest-prometheus') : { prometheusMeasure: undefined };
+        const source = prometheusMeasure
+          ? input(() => prometheusMeasure(checked.target, checks, versions, env))
+          : undefined;
         const result = await runBacktest({
           plan,
           fromMs,

@@ -6,12 +6,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  prometheusMeasure,
-  runBacktest,
-  shortFormMeasureChecks,
-  type BacktestResult,
-} from '../../client/backtest';
+import { runBacktest, shortFormMeasureChecks, type BacktestResult } from '../../client/backtest';
+import { prometheusMeasure } from '../../client/backtest-prometheus';
 import { validatePlan, type PlanSpec } from '../../workflows/plan';
 import { validateTarget, type Target } from '../../workflows/target';
 import type { Plan } from '../../workflows/types';

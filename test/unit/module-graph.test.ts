@@ -83,13 +83,31 @@ describe('the built CLI', () => {
     address = `127.0.0.1:${await closedPort()}`;
   });
 
-  it('canary status loads the Temporal client, not the worker', () => {
+  // Every command but backtest talks to Temporal only: none loads a provider, the Kubernetes client least of all.
+  it('canary status loads the Temporal client, not the worker, the providers or the Kubernetes client', () => {
     const { files, status } = modulesLoaded(
       [path.join(dist, 'client', 'cli.js'), 'status', 'prod/checkout', '--connect-timeout', '300ms'],
       { TEMPORAL_ADDRESS: address },
     );
     expect(status).toBe(3); // nothing listens there
     expect(loads(files, '@temporalio/client')).toBe(true);
+    expect(loads(files, '@temporalio/worker')).toBe(false);
+    expect(loads(files, '@kubernetes/client-node')).toBe(false);
+    expect(files.filter((f) => f.includes(`${path.sep}activities${path.sep}factory.js`))).toEqual([]);
+  });
+
+  // The control: the probe sees the Kubernetes client when a command does load it.
+  it('canary backtest loads the providers (Kubernetes client included) once it measures', () => {
+    const { files, status } = modulesLoaded(
+      [
+        path.join(dist, 'client', 'cli.js'),
+        ...['backtest', '--plan', 'quick', '--from', '-1h', '--app', 'checkout'],
+        ...['--version', '1.0.0', '--stable-version', '0.9.0'],
+      ],
+      { CANARY_PROMETHEUS_URL: `http://${address}` },
+    );
+    expect(status).toBe(3); // Prometheus unreachable
+    expect(loads(files, '@kubernetes/client-node')).toBe(true);
     expect(loads(files, '@temporalio/worker')).toBe(false);
   });
 });
