@@ -170,61 +170,54 @@ export function renderTable(headers: string[], rows: string[][]): string {
  * latest analyses, the approvals log and the rollback reason.
  */
 export function renderStatus(status: RolloutStatus, now: Date, options: RenderOptions = {}): string {
-  const color = options.color ?? false;
-  const cli = options.cliName ?? 'canary';
-  const width = options.barWidth ?? 20;
-  const maxAnalyses = options.maxAnalyses ?? 5;
-  const ref = `${status.namespace}/${status.app}`;
-  const out: string[] = [];
+  const v: StatusView = {
+    status,
+    now,
+    color: options.color ?? false,
+    cli: options.cliName ?? 'canary',
+    ref: `${status.namespace}/${status.app}`,
+    width: options.barWidth ?? 20,
+    maxAnalyses: options.maxAnalyses ?? 5,
+  };
+  return [
+    ...summaryLines(v),
+    ...gateLines(v),
+    ...evidenceLines(v),
+    ...windowLines(v),
+    ...pauseLines(v),
+    ...promotedLines(v),
+    ...preflightLines(v),
+    ...troubleLines(v),
+    ...rollbackLines(v),
+    ...analysesLines(v),
+    ...approvalsLines(v),
+  ].join('\n');
+}
 
-  out.push(paint(`Rollout ${ref} → ${status.version}`, 'bold', color));
+/** What a status is rendered from: the status, the time, and the options. */
+interface StatusView {
+  status: RolloutStatus;
+  now: Date;
+  color: boolean;
+  /** The CLI as hints spell it. */
+  cli: string;
+  /** `namespace/app`. */
+  ref: string;
+  /** Width of the progress bars. */
+  width: number;
+  maxAnalyses: number;
+}
+
+/** The title and the aligned fields: target, phase, stage, weight, the stage strip and the hold bars. */
+function summaryLines(v: StatusView): string[] {
+  const { status, now, color } = v;
   const stage = currentStage(status);
   const stageText =
     status.stage > 0
       ? `${status.stage}/${status.stageCount}${stage?.gate === 'approval' ? ' (approval gate)' : ''}`
       : `0/${status.stageCount} (not started)`;
-  const stageLeft = liveStageTimeLeftMs(status, now);
-  const planLeft = livePlanTimeLeftMs(status, now);
-  const totalHold = status.stages.reduce((sum, s) => sum + s.holdMs, 0);
-
-  const stopped =
-    status.phase === 'rolling_back' ||
-    status.phase === 'rolled_back' ||
-    status.phase === 'failed' ||
-    status.phase === 'not_started';
-  let stageBar: string | undefined;
-  if (stage && !stopped && status.phase !== 'promoted') {
-    if (stage.holdMs > 0) {
-      const fraction = (stage.holdMs - stageLeft) / stage.holdMs;
-      const suffix = status.gate?.promotion
-        ? `${formatDuration(stage.holdMs)} served; promotion waits for approval`
-        : status.phase === 'waiting_approval'
-          ? `${formatDuration(stage.holdMs)} hold starts after approval`
-          : `${formatDuration(stageLeft)} left of ${formatDuration(stage.holdMs)}${status.phase === 'paused' ? ' (paused)' : ''}`;
-      stageBar = `${progressBar(fraction, width)}  ${suffix}`;
-    } else {
-      stageBar = 'no hold';
-    }
-  }
-  let planBar: string | undefined;
-  if (status.phase === 'promoted') {
-    planBar = `${progressBar(1, width)}  done`;
-  } else if (totalHold > 0 && stopped) {
-    // Time left is zero once a rollback starts: show how far the plan got instead.
-    const served = status.stages.filter((s) => s.state === 'done').reduce((sum, s) => sum + s.holdMs, 0);
-    planBar = `${progressBar(served / totalHold, width)}  stopped`;
-  } else if (totalHold > 0) {
-    const gatesAhead =
-      status.promotionGate !== undefined ||
-      status.stages.some(
-        (s) => s.gate === 'approval' && (s.state === 'pending' || status.phase === 'waiting_approval'),
-      );
-    planBar =
-      `${progressBar((totalHold - planLeft) / totalHold, width)}  ` +
-      `${formatDuration(planLeft)} left of ${formatDuration(totalHold)}${gatesAhead ? ' (+ approval waits)' : ''}`;
-  }
-
-  out.push(
+  return [
+    paint(`Rollout ${v.ref} → ${status.version}`, 'bold', color),
     ...fields([
       ['Workflow', `${status.workflowId}${status.run > 1 ? ` (run ${status.run})` : ''}`],
       ['Target', status.target],
@@ -240,16 +233,70 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
       ],
       ['Routing', status.routingNote],
       ['Stages', status.stages.length > 0 ? stageStrip(status, color) : undefined],
-      ['Stage hold', stageBar],
-      ['Plan hold', planBar],
+      ['Stage hold', stageHoldBar(v)],
+      ['Plan hold', planHoldBar(v)],
       [
         'Last verdict',
         status.lastVerdict ? paint(status.lastVerdict, VERDICT_STYLE[status.lastVerdict], color) : undefined,
       ],
       ['Promoted at', status.promotedAt ? formatTime(status.promotedAt, now) : undefined],
     ]),
-  );
+  ];
+}
 
+/** A rollout that stopped short of promotion: its bars show how far it got, not time left. */
+function stoppedEarly(status: RolloutStatus): boolean {
+  return (
+    status.phase === 'rolling_back' ||
+    status.phase === 'rolled_back' ||
+    status.phase === 'failed' ||
+    status.phase === 'not_started'
+  );
+}
+
+/** The current stage's hold: served so far and time left, or what it waits for. */
+function stageHoldBar(v: StatusView): string | undefined {
+  const { status } = v;
+  const stage = currentStage(status);
+  if (!stage || stoppedEarly(status) || status.phase === 'promoted') return undefined;
+  if (stage.holdMs <= 0) return 'no hold';
+  const stageLeft = liveStageTimeLeftMs(status, v.now);
+  const fraction = (stage.holdMs - stageLeft) / stage.holdMs;
+  const suffix = status.gate?.promotion
+    ? `${formatDuration(stage.holdMs)} served; promotion waits for approval`
+    : status.phase === 'waiting_approval'
+      ? `${formatDuration(stage.holdMs)} hold starts after approval`
+      : `${formatDuration(stageLeft)} left of ${formatDuration(stage.holdMs)}${status.phase === 'paused' ? ' (paused)' : ''}`;
+  return `${progressBar(fraction, v.width)}  ${suffix}`;
+}
+
+/** The whole plan's holds: time left (approval waits aside), done, or how far a stopped rollout got. */
+function planHoldBar(v: StatusView): string | undefined {
+  const { status, width } = v;
+  const totalHold = status.stages.reduce((sum, s) => sum + s.holdMs, 0);
+  if (status.phase === 'promoted') return `${progressBar(1, width)}  done`;
+  if (totalHold <= 0) return undefined;
+  if (stoppedEarly(status)) {
+    // Time left is zero once a rollback starts: show how far the plan got instead.
+    const served = status.stages.filter((s) => s.state === 'done').reduce((sum, s) => sum + s.holdMs, 0);
+    return `${progressBar(served / totalHold, width)}  stopped`;
+  }
+  const planLeft = livePlanTimeLeftMs(status, v.now);
+  const gatesAhead =
+    status.promotionGate !== undefined ||
+    status.stages.some(
+      (s) => s.gate === 'approval' && (s.state === 'pending' || status.phase === 'waiting_approval'),
+    );
+  return (
+    `${progressBar((totalHold - planLeft) / totalHold, width)}  ` +
+    `${formatDuration(planLeft)} left of ${formatDuration(totalHold)}${gatesAhead ? ' (+ approval waits)' : ''}`
+  );
+}
+
+/** The gate the rollout waits at, and the commands that approve or decline it. */
+function gateLines(v: StatusView): string[] {
+  const { status, now, color, cli, ref } = v;
+  const out: string[] = [];
   if (status.gate && status.phase === 'waiting_approval') {
     const g = status.gate;
     const target = status.stages.find((s) => s.stage === g.stage);
@@ -280,7 +327,13 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
     out.push(`  Approve: ${cli} approve ${ref} --stage ${g.stage} --comment "looks good"`);
     out.push(`  Decline: ${cli} abort ${ref} --reason "why"   (rolls back)`);
   }
+  return out;
+}
 
+/** A question the judge asks a person, or evidence the rollout waits for. */
+function evidenceLines(v: StatusView): string[] {
+  const { status, now, color, cli, ref } = v;
+  const out: string[] = [];
   if (status.evidenceQuestion) {
     const q = status.evidenceQuestion;
     out.push(
@@ -306,13 +359,25 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
       ),
     );
   }
+  return out;
+}
 
+/** Outside the plan's deployment windows: nothing advances. */
+function windowLines(v: StatusView): string[] {
+  const { status, now, color } = v;
+  const out: string[] = [];
   if (status.window && !status.window.open) {
     let line = `Not advancing: ${status.window.note}`;
     if (status.window.nextOpenAt) line += ` (${formatTime(status.window.nextOpenAt, now)})`;
     out.push('', paint(line, 'yellow', color), '  Analysis goes on; a failing canary still rolls back.');
   }
+  return out;
+}
 
+/** Who paused, why (traffic drift too), and how to resume. */
+function pauseLines(v: StatusView): string[] {
+  const { status, now, color, cli, ref } = v;
+  const out: string[] = [];
   if (status.phase === 'paused') {
     let line = 'Paused';
     if (status.pausedSince)
@@ -331,7 +396,13 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
       out.push(`  Resume: ${cli} resume ${ref}`);
     }
   }
+  return out;
+}
 
+/** After a promotion: the soak and its way back, or how to go back once it is over. */
+function promotedLines(v: StatusView): string[] {
+  const { status, now, color, cli, ref } = v;
+  const out: string[] = [];
   if (status.phase === 'promoted' && status.soak) {
     const previous = status.soak.previousVersion ?? 'the previous version';
     out.push(
@@ -351,7 +422,13 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
       `Go back: ${cli} start --like ${ref} --version ${status.stableVersion}   (this plan and target, ${status.stableVersion} as the canary)`,
     );
   }
+  return out;
+}
 
+/** What the preflight refused or warned about. */
+function preflightLines(v: StatusView): string[] {
+  const { status, color } = v;
+  const out: string[] = [];
   if (status.preflight?.state === 'failed') {
     const refusals = status.preflight.findings.filter((f) => f.level === 'refuse');
     out.push(
@@ -372,7 +449,13 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
       ...warnings.map((f) => `  - ${f.path ? `${f.path}: ` : ''}${f.message}`),
     );
   }
+  return out;
+}
 
+/** A step that keeps failing, a resolve by hand, stable's capacity, a step-back, the last analysis's action. */
+function troubleLines(v: StatusView): string[] {
+  const { status, now, color } = v;
+  const out: string[] = [];
   if (status.retrying) {
     const r = status.retrying;
     out.push(
@@ -410,15 +493,27 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
   if (last?.action && last.action !== 'advance-ok' && last.reasons?.length) {
     out.push('', `Last analysis: ${last.action}: ${last.reasons.join('; ')}`);
   }
+  return out;
+}
 
+/** Why the rollout rolls (or rolled) back. */
+function rollbackLines(v: StatusView): string[] {
+  const { status, color } = v;
+  const out: string[] = [];
   if (status.rollbackReason) {
     const label = status.phase === 'rolling_back' ? 'Rolling back' : 'Rollback reason';
     const how = status.ending ? ` (${describeEnding(status.ending)})` : '';
     out.push('', paint(`${label}${how}: ${status.rollbackReason}`, 'red', color));
   }
+  return out;
+}
 
+/** The latest analyses, one line each. */
+function analysesLines(v: StatusView): string[] {
+  const { status, now, color } = v;
+  const out: string[] = [];
   if (status.analyses.length > 0) {
-    const shown = status.analyses.slice(-maxAnalyses);
+    const shown = status.analyses.slice(-v.maxAnalyses);
     const total = Math.max(status.analysesRun ?? 0, status.analyses.length);
     const title =
       shown.length < total ? `Analyses (last ${shown.length} of ${total})` : `Analyses (${shown.length})`;
@@ -430,7 +525,13 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
       );
     }
   }
+  return out;
+}
 
+/** The approvals log: gates approved, promotions requested, time-outs, waivers. */
+function approvalsLines(v: StatusView): string[] {
+  const { status, now } = v;
+  const out: string[] = [];
   if (status.approvals.length > 0) {
     const kinds = new Set(status.approvals.map((a) => a.kind));
     const heading = [
@@ -462,8 +563,7 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
       out.push(`  ${formatTime(a.at, now)}  stage ${a.stage}  ${what}${comment}`);
     }
   }
-
-  return out.join('\n');
+  return out;
 }
 
 /** One line per rollout, newest first as given. */
