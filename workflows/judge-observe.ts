@@ -3,7 +3,7 @@
 // (rejected, with permanentQueryErrors), it answered without evidence (no data, too little traffic), or evidence:
 // a value in one of the check's bands, or a test's result. Pure and deterministic.
 import { formatDuration } from './duration';
-import type { AnalysisCheck, Band, Bound } from './analysis-spec';
+import type { AnalysisCheck, Band, Bound } from './analysis-model';
 import { compareSeries, type MannWhitneyResult } from './mann-whitney';
 import {
   PERMANENT_QUERY_ERROR_KINDS,

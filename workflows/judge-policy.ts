@@ -1,6 +1,6 @@
 // The judge's one severity policy (judge-v2.ts): what a round in a check's abort band does, by the check's severity
 // and how far its breach has got; and how the actions the rules fire rank into one decision.
-import type { Severity } from './analysis-spec';
+import type { Severity } from './analysis-model';
 import type { JudgeAction } from './judge-types';
 
 /** What a breach round's severity does this round. */

@@ -4,7 +4,7 @@
 //   let an advisory check pass → keep asking a question that stands → recover from a step-back → the verdict.
 // Each rule may add notes (shown after the observation), alerts and fired actions; their order is the output's.
 import { formatDuration } from './duration';
-import type { AnalysisCheck, LimitAction, Severity } from './analysis-spec';
+import type { AnalysisCheck, LimitAction, Severity } from './analysis-model';
 import { observe, reportedValue, type Observation } from './judge-observe';
 import { PRECEDENCE, SEVERITY_POLICY, type BreachResponse, type Fired } from './judge-policy';
 import type {

@@ -1,6 +1,6 @@
 // The judge's vocabulary (judge-v2.ts): what a round reads, what it carries between rounds and what it decides.
 // Plain JSON throughout: the state crosses continue-as-new, the decision lands in status and history.
-import type { Severity } from './analysis-spec';
+import type { Severity } from './analysis-model';
 import type { MannWhitneyResult } from './mann-whitney';
 
 /** One round's measurement of one check (canary side, and stable's where the check compares). */

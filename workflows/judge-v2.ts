@@ -38,7 +38,7 @@
 // Where it lives: judge-types.ts (what a round reads, carries and decides), judge-observe.ts (reading a
 // measurement into a band), judge-rules.ts (one check's round as small rules), judge-policy.ts (the severity
 // policy, and how actions rank); this file judges the round and keeps the API the workflow and backtest use.
-import type { AnalysisCheck } from './analysis-spec';
+import type { AnalysisCheck } from './analysis-model';
 import { STRENGTH, type Fired } from './judge-policy';
 import { judgeCheck, type CheckStep } from './judge-rules';
 import type {

@@ -1,0 +1,185 @@
+// The normalised model of analysis checks (analysis-spec.ts): what the judge (judge-v2.ts) reads, every default
+// filled in and every duration in ms. Pure data and small helpers: imported by the workflow and the client alike.
+import type { Direction } from './mann-whitney';
+
+// ---------------------------------------------------------------------------------------------------------------
+// The normalised model (what the judge reads)
+
+/** Metric names every metrics provider's template set defines, with their units. */
+export const ANALYSIS_METRICS = [
+  'request-success-rate', // %
+  'error-rate', // %
+  '5xx-rate', // %
+  'latency-p50', // ms
+  'latency-p95', // ms
+  'latency-p99', // ms
+  'latency-avg', // ms: the mean (histogram sum / count)
+  'request-rate', // requests per second
+  'request-count', // requests in the window
+] as const;
+export type AnalysisMetric = (typeof ANALYSIS_METRICS)[number];
+
+/** Placeholders a custom query may use (the metrics templates fill them in for each side). */
+export const QUERY_PLACEHOLDERS = [
+  'namespace',
+  'app',
+  'version',
+  'side',
+  'workload',
+  'service',
+  'ingress',
+  'window',
+  'selector',
+] as const;
+
+/**
+ * The placeholders whose value differs between the canary's side and stable's (the others, namespace, app, ingress
+ * and window, are the same for both): a query without any of them measures the whole fleet, not the canary.
+ */
+export const SIDE_PLACEHOLDERS = ['side', 'version', 'workload', 'service', 'selector'] as const;
+
+/** Whether a query uses a placeholder that tells the canary's series from stable's. */
+export function selectsASide(query: string): boolean {
+  return [...query.matchAll(/\{\{\s*([^{}]*?)\s*\}\}/g)].some((m) =>
+    (SIDE_PLACEHOLDERS as readonly string[]).includes(m[1]),
+  );
+}
+
+export const SEVERITIES = ['critical', 'high', 'medium', 'low'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/** What happens once missing evidence or failing queries reach their limit. */
+export const LIMIT_ACTIONS = ['rollback', 'hold', 'approval'] as const;
+export type LimitAction = (typeof LIMIT_ACTIONS)[number];
+
+export const NO_DATA_ACTIONS = ['hold', 'fail', 'ignore'] as const;
+export type NoDataAction = (typeof NO_DATA_ACTIONS)[number];
+
+export const DIRECTIONS = ['increase', 'decrease', 'either'] as const;
+
+export interface Bound {
+  min?: number;
+  max?: number;
+}
+
+/** Bounds on the canary's value, on canary / stable, and on canary - stable. */
+export interface Band {
+  value?: Bound;
+  ratio?: Bound;
+  difference?: Bound;
+}
+
+/** How long a breach must last before its severity acts. */
+export type Persistence = { kind: 'consecutive'; rounds: number } | { kind: 'for'; ms: number };
+
+export interface AbortRule {
+  /** The thresholds; absent on test checks, where a failing test is the breach. */
+  band?: Band;
+  severity: Severity;
+  /** critical: always one round. */
+  persist: Persistence;
+  /** medium only: the step-back's way forward (healthy this long) and way out (still breaching this long). */
+  stepBack?: { recoverAfterMs: number; rollbackAfterMs: number };
+  /**
+   * critical/high with `then: approval`: a breach that would roll back asks a person instead, and traffic holds
+   * while they decide. `approve` accepts this breach (the stage goes on; a later breach asks again), `abort` rolls
+   * back, and without an answer within `decideWithinMs` it rolls back. Absent: the breach rolls back.
+   */
+  ask?: { decideWithinMs: number };
+}
+
+export interface MannWhitneyTest {
+  type: 'mann-whitney';
+  /** Smallest Cliff's delta in the bad direction that counts (see mann-whitney.ts compareSeries). */
+  effectSize: number;
+  alpha: number;
+  direction: Direction;
+  /** Fewer points than this on either side: inconclusive. */
+  minSamples: number;
+  /** Resolution of the range query the series come from. */
+  stepMs: number;
+}
+
+export interface NoDataRule {
+  action: NoDataAction;
+  /** hold: rounds in a row without evidence (no data, or too few requests) before `then`. */
+  limit: number;
+  then: LimitAction;
+}
+
+export interface QueryErrorRule {
+  /** Failed queries in a row before `then` (before it: no advance, an alert, the next round retries). */
+  limit: number;
+  then: LimitAction;
+}
+
+/** A validated, normalised check: durations in ms, every default filled in. */
+export interface AnalysisCheck {
+  name: string;
+  metric?: AnalysisMetric;
+  query?: string;
+  windowMs: number;
+  /** Absent: no floor (the provider may still answer "no data" for an empty window). */
+  minRequests?: number;
+  /**
+   * Stable is measured too, over the same window: set by ratio/difference bounds and by tests. With `offsetMs`,
+   * stable's window ends that long before the canary's (a day-over-day baseline: the same hour yesterday).
+   */
+  compare?: { to: 'stable'; offsetMs?: number };
+  /** Must hold for the stage to advance. Absent: success is "not crossing the abort band". */
+  success?: Band;
+  abort?: AbortRule;
+  test?: MannWhitneyTest;
+  onNoData: NoDataRule;
+  onQueryError: QueryErrorRule;
+  /** Written in the short form `{ name, metric|query, max?, min? }`. */
+  shortForm?: true;
+  /** The stages (1-based) the check is measured and judged in; absent: every stage. */
+  stages?: number[];
+}
+
+/**
+ * The checks that apply in stage `stage` (1-based: the stage whose traffic the canary carries). A check limited to
+ * other stages is neither measured nor judged there, and its streaks start afresh when it applies again.
+ */
+export function checksForStage(checks: readonly AnalysisCheck[], stage: number): AnalysisCheck[] {
+  return checks.filter((c) => c.stages === undefined || c.stages.includes(stage));
+}
+
+/** What the plan around the checks supplies. */
+export interface AnalysisCheckDefaults {
+  /** The window of a check that names none, in ms: the plan's analysis window (max(interval, 30s) today). */
+  windowMs: number;
+  /** analysis.failureLimit: consecutive breaches after which a short-form check rolls back. */
+  failureLimit: number;
+  /** analysis.inconclusiveLimit: rounds without evidence (or with failing queries) that roll back. */
+  inconclusiveLimit: number;
+  /** How many stages the plan has, for checking a check's `stages` (absent: not checked against it). */
+  stageCount?: number;
+}
+
+/** Defaults of the new form, where the plan does not decide. */
+export const CHECK_DEFAULTS = {
+  severity: 'high' as Severity,
+  /** high: "3 consecutive failures", as Flagger's threshold and playbook 001. */
+  highConsecutive: 3,
+  recoverAfter: '10m',
+  rollbackAfter: '30m',
+  /** A breach that asks a person (then: approval) rolls back after this without an answer. */
+  decideWithin: '1h',
+  noDataThen: 'rollback' as LimitAction,
+  queryErrorThen: 'rollback' as LimitAction,
+  test: { effectSize: 0.33, alpha: 0.05, minSamples: 10, step: '30s' },
+} as const;
+
+/** Which way a named metric gets worse; custom queries and traffic metrics: either way. */
+export function defaultDirection(metric: unknown): Direction {
+  if (metric === 'request-success-rate') return 'decrease';
+  if (
+    metric === 'error-rate' ||
+    metric === '5xx-rate' ||
+    (typeof metric === 'string' && metric.startsWith('latency-'))
+  )
+    return 'increase';
+  return 'either';
+}
