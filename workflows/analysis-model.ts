@@ -136,6 +136,14 @@ export interface AnalysisCheck {
   shortForm?: true;
   /** The stages (1-based) the check is measured and judged in; absent: every stage. */
   stages?: number[];
+  /**
+   * Checks that share a group are judged as one, round by round, as the original judge judged a short-form plan:
+   * the group breaches when any member crosses its abort band, has no evidence when none does and any member has
+   * none (a failed or rejected query is missing evidence here), and passes otherwise. It keeps one set of streaks
+   * (JudgeState.groups) and acts by its first member's abort and onNoData. Set by toFullForm (judge-short-form.ts)
+   * for short-form checks converted to this form; a plan cannot write it.
+   */
+  roundGroup?: string;
 }
 
 /**

@@ -83,9 +83,10 @@ export * from './analysis-model';
 //   onNoData      = { action: hold, limit: inconclusiveLimit, then: rollback }
 //   onQueryError  = { limit: inconclusiveLimit, then: rollback }   (today a failed query counts as no data)
 //   windowMs      = the plan's analysis window; no minRequests (providers answer "no data" for empty windows)
-// One difference remains: the new judge counts per check, where today's counts per analysis round (a round
-// with check A failing then one with only B failing is 2 failures in a row today, 1 and 1 now), and a failed
-// query and a "no data" answer are two streaks, not one.
+// One difference remains: the new judge counts per check, where the original judge (legacy-judge.ts) counts per
+// analysis round (a round with check A failing then one with only B failing is 2 failures in a row there, 1 and
+// 1 here), and a failed query and a "no data" answer are two streaks, not one. toFullForm (judge-short-form.ts)
+// closes that gap for plans written wholly in the short form: it puts their checks in one roundGroup.
 
 export type AnalysisChecksValidation =
   { ok: true; checks: AnalysisCheck[] } | { ok: false; problems: InputProblem[] };

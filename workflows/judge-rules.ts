@@ -413,12 +413,21 @@ export function outcomeOf(obs: Observation): CheckOutcome {
 
 /** What the round shows of the check: its value, band, severity and notes. */
 export function verdictOf(r: CheckRound, m: RoundMeasurement | undefined): CheckVerdict {
-  const { check, obs } = r;
+  return verdictFor(r.check, r.obs, r.notes, m);
+}
+
+/** The verdict of a check observed as `obs`, its notes joined. */
+export function verdictFor(
+  check: AnalysisCheck,
+  obs: Observation,
+  notes: readonly string[],
+  m: RoundMeasurement | undefined,
+): CheckVerdict {
   const verdict: CheckVerdict = {
     name: check.name,
     value: reportedValue(m?.value, m?.series?.canary),
     outcome: outcomeOf(obs),
-    note: r.notes.join('; '),
+    note: notes.join('; '),
   };
   if (check.compare) verdict.baseline = reportedValue(m?.baseline, m?.series?.baseline);
   if (obs.kind === 'evidence') verdict.band = obs.band;

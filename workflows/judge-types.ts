@@ -85,6 +85,8 @@ export const PERMANENT_QUERY_ERROR_KINDS: readonly string[] = ['bad_query'];
 export interface JudgeState {
   version: 1;
   checks: Record<string, CheckState>;
+  /** Checks judged as one (AnalysisCheck.roundGroup), by group; absent when no check is in a group. */
+  groups?: Record<string, CheckState>;
 }
 
 export interface CheckVerdict {

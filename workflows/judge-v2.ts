@@ -40,6 +40,7 @@
 // policy, and how actions rank); this file judges the round and keeps the API the workflow and backtest use.
 import type { AnalysisCheck } from './analysis-model';
 import { STRENGTH, type Fired } from './judge-policy';
+import { groupsOf, judgeGroup } from './judge-group';
 import { judgeCheck, type CheckStep } from './judge-rules';
 import type {
   CheckState,
@@ -79,8 +80,17 @@ export function initialJudgeState(): JudgeState {
  * breach that asked (`then: approval`) is accepted until its streak ends, so only a later breach asks again.
  */
 export function acknowledgeMissingEvidence(state: JudgeState, names?: readonly string[]): JudgeState {
+  const out: JudgeState = { version: 1, checks: acknowledged(state.checks, names) };
+  if (state.groups) out.groups = acknowledged(state.groups, names);
+  return out;
+}
+
+function acknowledged(
+  states: Record<string, CheckState>,
+  names: readonly string[] | undefined,
+): Record<string, CheckState> {
   const checks: Record<string, CheckState> = {};
-  for (const [name, s] of Object.entries(state.checks)) {
+  for (const [name, s] of Object.entries(states)) {
     if (names && !names.includes(name)) {
       checks[name] = s;
       continue;
@@ -100,7 +110,7 @@ export function acknowledgeMissingEvidence(state: JudgeState, names?: readonly s
     }
     checks[name] = next;
   }
-  return { version: 1, checks };
+  return checks;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -128,7 +138,10 @@ export function judgeRound(
   state: JudgeState = initialJudgeState(),
   options: JudgeOptions = {},
 ): { state: JudgeState; decision: Decision } {
-  const wasSteppedBack = checks.some((c) => state.checks[c.name]?.steppedBackAt !== undefined);
+  const groups = groupsOf(checks);
+  const wasSteppedBack =
+    checks.some((c) => state.checks[c.name]?.steppedBackAt !== undefined) ||
+    [...groups.keys()].some((g) => state.groups?.[g]?.steppedBackAt !== undefined);
   const tally: Tally = {
     fired: [],
     alerts: [],
@@ -138,18 +151,44 @@ export function judgeRound(
     breachApprovalFor: [],
   };
   const nextChecks: Record<string, CheckState> = {};
+  const nextGroups: Record<string, CheckState> = {};
   for (const check of checks) {
-    const step = judgeCheck(check, measurements[check.name], at, state.checks[check.name], options);
-    nextChecks[check.name] = step.next;
-    add(tally, check.name, step, wasSteppedBack);
+    const group = check.roundGroup;
+    if (group === undefined) {
+      const step = judgeCheck(check, measurements[check.name], at, state.checks[check.name], options);
+      nextChecks[check.name] = step.next;
+      add(tally, check.name, step, [step.verdict], step.verdict.note, wasSteppedBack);
+    } else if (!Object.hasOwn(nextGroups, group)) {
+      // A group is judged where its first member stands.
+      const step = judgeGroup(
+        group,
+        groups.get(group) ?? [],
+        measurements,
+        at,
+        state.groups?.[group],
+        options,
+      );
+      nextGroups[group] = step.next;
+      add(tally, group, step, step.verdicts, step.note, wasSteppedBack);
+    }
   }
-  const decision = decide(tally, checks.length, Object.values(nextChecks));
-  return { state: { version: 1, checks: nextChecks }, decision };
+  const states = [...Object.values(nextChecks), ...Object.values(nextGroups)];
+  const decision = decide(tally, checks.length, states);
+  const next: JudgeState = { version: 1, checks: nextChecks };
+  if (groups.size > 0) next.groups = nextGroups;
+  return { state: next, decision };
 }
 
-/** Adds one check's step to the round's tally. */
-function add(tally: Tally, name: string, step: CheckStep, wasSteppedBack: boolean): void {
-  tally.perCheck.push(step.verdict);
+/** Adds one check's (or group's) step to the round's tally. */
+function add(
+  tally: Tally,
+  name: string,
+  step: Omit<CheckStep, 'verdict'>,
+  verdicts: CheckVerdict[],
+  note: string,
+  wasSteppedBack: boolean,
+): void {
+  tally.perCheck.push(...verdicts);
   tally.alerts.push(...step.alerts);
   for (const f of step.fired) {
     if (f.action === 'step-back' && wasSteppedBack) {
@@ -160,7 +199,7 @@ function add(tally: Tally, name: string, step: CheckStep, wasSteppedBack: boolea
   }
   if (step.asksForBreach) tally.breachApprovalFor.push(name);
   if (step.blocks && !step.fired.some((f) => STRENGTH[f.action] >= STRENGTH.hold)) {
-    tally.holds.push(`${name}: ${step.verdict.note}`);
+    tally.holds.push(`${name}: ${note}`);
   }
 }
 
