@@ -41,7 +41,9 @@ export async function startWorkerProcess(
   const main = opts.main ?? WORKER_MAIN;
   requireBuilt(main);
   const child = spawn(process.execPath, [main], {
-    env: { ...process.env, ...env },
+    // The harness's workers run on the demo's local stack wherever a test leaves a provider default unset
+    // (CANARY_PROVIDERS=local, the opt-in outside which a worker refuses the local providers as defaults).
+    env: { ...process.env, CANARY_PROVIDERS: 'local', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);

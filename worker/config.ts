@@ -141,3 +141,44 @@ export function describeVersioning(versioning: WorkerVersioning | undefined): st
 export function describeConfig(config: WorkerConfig): string {
   return describeConnection(config);
 }
+
+/**
+ * The demo's opt-in: CANARY_PROVIDERS=local lets the local stack (activities/local, the demo's proxy and counters)
+ * be the default of every provider variable left unset. `npm run demo`, docker-compose.yml and the test harness
+ * set it.
+ */
+export const DEMO_PROVIDERS_VARIABLE = 'CANARY_PROVIDERS';
+
+/** The provider defaults (activities/factory.ts) and what a worker outside the demo sets them to. */
+const PROVIDER_DEFAULT_CHOICES: ReadonlyArray<readonly [string, string, string]> = [
+  ['CANARY_ROUTER', 'targets without `traffic`', 'istio, nginx, gatewayAPI, smi or replicas'],
+  ['CANARY_WORKLOADS', 'targets without `workload`', 'kubernetes'],
+  ['CANARY_METRICS', 'targets without `metrics`', 'prometheus (with CANARY_PROMETHEUS_URL)'],
+];
+
+/**
+ * Outside the demo a worker does not fall back to the local stack: each provider variable left unset is a problem,
+ * unless CANARY_PROVIDERS=local says the demo's stack is meant. A variable set to `local` explicitly is a choice
+ * and stays allowed. Without this a production worker left a target without `metrics:` on the demo's counters,
+ * which never answer there, and every such rollout rolled back after three rounds.
+ */
+export function providerDefaultProblems(env: NodeJS.ProcessEnv = process.env): ConfigProblem[] {
+  const optIn = env[DEMO_PROVIDERS_VARIABLE]?.trim();
+  if (optIn) {
+    if (optIn.toLowerCase() === 'local') return [];
+    return [
+      {
+        variable: DEMO_PROVIDERS_VARIABLE,
+        problem: `"${optIn}" is not known; local (the demo's stack as every unset default) is the only value, or unset it`,
+      },
+    ];
+  }
+  return PROVIDER_DEFAULT_CHOICES.filter(([variable]) => !env[variable]?.trim()).map(
+    ([variable, forWhat, choices]) => ({
+      variable,
+      problem:
+        `is not set, and a worker outside the demo has no default for ${forWhat}: set it to ${choices}, ` +
+        `or set ${DEMO_PROVIDERS_VARIABLE}=local to run on the demo's local stack`,
+    }),
+  );
+}

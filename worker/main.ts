@@ -17,6 +17,8 @@ import {
   describeConfig,
   describeVersioning,
   loadWorkerProcessConfig,
+  providerDefaultProblems,
+  type ConfigProblem,
   type WorkerProcessConfig,
   type WorkerVersioning,
 } from './config';
@@ -30,14 +32,19 @@ export const EXIT_CONFIG = 2;
 export const EXIT_UNREACHABLE = 3;
 
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let config: WorkerProcessConfig;
+  let config: WorkerProcessConfig | undefined;
   let activities: object;
   let registry: ProviderRegistry;
+  // Every configuration problem in one message: the connection's, the versioning's and the provider defaults'.
+  const problems: ConfigProblem[] = [];
   try {
     config = loadWorkerProcessConfig(env);
   } catch (err) {
-    return fail(err, isConfigError(err) ? EXIT_CONFIG : EXIT_FAILURE);
+    if (!isConfigError(err)) return fail(err, EXIT_FAILURE);
+    problems.push(...((err as ConfigError).problems ?? []));
   }
+  problems.push(...providerDefaultProblems(env));
+  if (problems.length > 0 || config === undefined) return fail(new ConfigError(problems), EXIT_CONFIG);
   try {
     // Provider names and settings come from the environment too: an error here is a configuration error (no
     // Kubernetes cluster configured at all is one).

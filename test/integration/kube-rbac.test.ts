@@ -26,7 +26,7 @@ import { ReplicaRatioRouter } from '../../activities/traffic/replicas';
 import { SmiRouter } from '../../activities/traffic/smi';
 import type { TrafficRouter } from '../../activities/types';
 import { DeploymentWorkloadManager, ROLE_LABEL } from '../../activities/workloads/deployment';
-import { loadWorkerConfig } from '../../worker/config';
+import { loadWorkerConfig, providerDefaultProblems } from '../../worker/config';
 import { DEFAULT_TASK_QUEUE, SEARCH_ATTRIBUTES } from '../../workflows/api';
 import { parseDuration } from '../../workflows/duration';
 import { validateTarget, type Target } from '../../workflows/target';
@@ -709,6 +709,9 @@ describe('deploy/worker.yaml and deploy/search-attributes.yaml', () => {
     const providers = providerConfigFromEnv(env);
     expect(providers.router).toBe(env.CANARY_ROUTER);
     expect(providers.workloads).toBe('kubernetes');
+    // Every provider default is named (a worker outside the demo refuses the local stack's).
+    expect(providerDefaultProblems(env)).toEqual([]);
+    expect(providers.metrics).toBe('prometheus');
   });
 
   test('the search-attribute Job is a valid object and registers every attribute the workflow writes', async () => {

@@ -9,7 +9,7 @@ function runWorker(env: Record<string, string>): Promise<{ code: number | null; 
   requireBuilt(WORKER_MAIN);
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [WORKER_MAIN], {
-      env: { ...process.env, ...env },
+      env: { ...process.env, CANARY_PROVIDERS: 'local', ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
