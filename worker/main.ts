@@ -1,7 +1,8 @@
 // The worker process: configuration from the environment, the Temporal connection, the activities over the
 // configured providers, and a graceful shutdown on SIGTERM/SIGINT.
-// Exit codes: 0 after a clean shutdown, 1 on an unexpected failure, 2 on a configuration error, 3 when Temporal
-// cannot be reached (or does not know the namespace).
+// Exit codes: 0 after a clean shutdown, 1 on an unexpected failure, 2 on a configuration error (a namespace
+// without the rollout's search attributes that the worker may not register is one), 3 when Temporal cannot be
+// reached (or does not know the namespace).
 import { Runtime, type NativeConnection } from '@temporalio/worker';
 import { RolloutLogger } from './logger';
 import {
@@ -23,6 +24,7 @@ import {
   type WorkerVersioning,
 } from './config';
 import { ConnectError, connectNative } from '../connection/temporal';
+import { ensureSearchAttributesOn, SearchAttributeError } from './search-attributes';
 import { deploymentOptions, readRouting, routingNotice } from './versioning';
 import { createRolloutWorker } from './worker';
 
@@ -68,6 +70,25 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   }
 
   try {
+    // The namespace must have the rollout's search attributes before a rollout can start; register what is
+    // missing, or refuse (exit 2) with the commands that do.
+    try {
+      const { registered } = await ensureSearchAttributesOn(connection, config);
+      if (registered.length > 0) {
+        console.log(
+          `canary worker: registered the search attributes ${registered.join(', ')} in namespace ${config.namespace}`,
+        );
+      }
+    } catch (err) {
+      if (err instanceof SearchAttributeError) return fail(err, EXIT_CONFIG);
+      if (isNamespaceNotFound(err)) return fail(noNamespace(config, err), EXIT_UNREACHABLE);
+      // Not allowed to list them (a restricted operator API): the worker cannot tell, so it says so and runs.
+      console.error(
+        `canary worker: warning: cannot check the search attributes of namespace ${config.namespace}: ` +
+          `${errorMessage(err)}; rollouts fail to start while any is missing`,
+      );
+    }
+
     let worker;
     try {
       worker = await createRolloutWorker({
@@ -81,16 +102,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
           : {}),
       });
     } catch (err) {
-      if (/namespace/i.test(errorMessage(err)) && /not.?found/i.test(errorMessage(err))) {
-        return fail(
-          new Error(
-            `Temporal at ${config.address} has no namespace "${config.namespace}": create it ` +
-              `(temporal operator namespace create --namespace ${config.namespace}) or fix TEMPORAL_NAMESPACE ` +
-              `(${errorMessage(err)})`,
-          ),
-          EXIT_UNREACHABLE,
-        );
-      }
+      if (isNamespaceNotFound(err)) return fail(noNamespace(config, err), EXIT_UNREACHABLE);
       throw err;
     }
 
@@ -169,6 +181,18 @@ async function tellRouting(
       `canary worker: warning: cannot read deployment ${versioning.deploymentName}: ${errorMessage(err)}`,
     );
   }
+}
+
+function isNamespaceNotFound(err: unknown): boolean {
+  return /namespace/i.test(errorMessage(err)) && /not.?found/i.test(errorMessage(err));
+}
+
+function noNamespace(config: WorkerProcessConfig, err: unknown): Error {
+  return new Error(
+    `Temporal at ${config.address} has no namespace "${config.namespace}": create it ` +
+      `(temporal operator namespace create --namespace ${config.namespace}) or fix TEMPORAL_NAMESPACE ` +
+      `(${errorMessage(err)})`,
+  );
 }
 
 function isConfigError(err: unknown): boolean {

@@ -1,5 +1,18 @@
-// The worker's start-up checks that need no server: the provider defaults outside the demo.
+// The worker's start-up checks that need no server: the provider defaults outside the demo, and the commands it
+// prints for search attributes it may not register.
 import { providerDefaultProblems } from '../../worker/config';
+import {
+  ensureSearchAttributes,
+  registerCommands,
+  SearchAttributeError,
+} from '../../worker/search-attributes';
+
+const config = {
+  address: 'temporal.example.com:7233',
+  namespace: 'rollouts',
+  taskQueue: 'q',
+  shutdownGraceTimeMs: 0,
+};
 
 describe('provider defaults outside the demo', () => {
   test('none set: each is named with its choices and the demo opt-in', () => {
@@ -29,5 +42,36 @@ describe('provider defaults outside the demo', () => {
         problem: `"demo" is not known; local (the demo's stack as every unset default) is the only value, or unset it`,
       },
     ]);
+  });
+});
+
+describe('search attributes', () => {
+  test('one create command per attribute, with the connection flags and never the API key', () => {
+    expect(registerCommands(config, [['CanaryStage', 'Int']])).toEqual([
+      'temporal operator search-attribute create --address temporal.example.com:7233 --namespace rollouts --name CanaryStage --type Int',
+    ]);
+    const tls = registerCommands({
+      ...config,
+      tls: { certPath: '/c.pem', keyPath: '/c.key', caPath: '/ca.pem' },
+      apiKey: 'secret-key',
+    });
+    expect(tls).toHaveLength(5);
+    expect(tls[0]).toContain(
+      '--tls --tls-cert-path /c.pem --tls-key-path /c.key --tls-ca-path /ca.pem --api-key "$TEMPORAL_API_KEY"',
+    );
+    expect(tls.join('\n')).not.toContain('secret-key');
+  });
+
+  test('a type the workflow does not write cannot be fixed by the worker', async () => {
+    const operator = {
+      listSearchAttributes: () => Promise.resolve({ customAttributes: { CanaryStage: 2 } }),
+      addSearchAttributes: jest.fn(() => Promise.resolve({})),
+    };
+    const err = await ensureSearchAttributes(operator, config).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SearchAttributeError);
+    expect((err as Error).message).toContain(
+      'CanaryStage is registered as Keyword, the rollout workflow writes Int',
+    );
+    expect(operator.addSearchAttributes).not.toHaveBeenCalled();
   });
 });
