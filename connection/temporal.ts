@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { Client, Connection, type ClientOptions, type TLSConfig } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
+import { SEARCH_ATTRIBUTES } from '../workflows/api';
 import type { ConnectionConfig } from './config';
 
 /** What both connection kinds take: `address`, `tls`, `apiKey`. Reads the certificate files. */
@@ -33,6 +34,11 @@ export function connectionOptions(config: ConnectionConfig): SharedConnectionOpt
   return options;
 }
 
+/** A local dev server that the worker and the CLI can use as they are (the binary is not on PATH in a clone). */
+export const DEV_SERVER_COMMAND =
+  '.tools/py/bin/temporal server start-dev ' +
+  SEARCH_ATTRIBUTES.map(([name, type]) => `--search-attribute ${name}=${type}`).join(' ');
+
 /** Temporal could not be reached (or refused us); the message names the address and what to check. */
 export class ConnectError extends Error {
   constructor(
@@ -46,7 +52,9 @@ export class ConnectError extends Error {
       tlsMismatch
         ? `cannot connect to Temporal at ${address}: ${tlsMismatch}`
         : `cannot reach Temporal at ${address}: ${reason}\n` +
-            `  Is a server running there? For local development start one with \`temporal server start-dev\`;\n` +
+            `  Is a server running there? For local development start one with the CLI that npm run setup installs,\n` +
+            `  with the rollout's search attributes: ${DEV_SERVER_COMMAND}\n` +
+            `  (npm run demo runs a whole rollout on a server of its own);\n` +
             `  otherwise check TEMPORAL_ADDRESS (and TEMPORAL_TLS, TEMPORAL_TLS_CERT/KEY/CA or TEMPORAL_API_KEY for ` +
             `a TLS endpoint such as Temporal Cloud).`,
       { cause },

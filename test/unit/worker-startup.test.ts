@@ -1,6 +1,7 @@
 // The worker's start-up checks that need no server: the provider defaults outside the demo, and the commands it
 // prints for search attributes it may not register.
 import { providerDefaultProblems } from '../../worker/config';
+import { DEV_SERVER_COMMAND } from '../../connection/temporal';
 import {
   ensureSearchAttributes,
   registerCommands,
@@ -73,5 +74,13 @@ describe('search attributes', () => {
       'CanaryStage is registered as Keyword, the rollout workflow writes Int',
     );
     expect(operator.addSearchAttributes).not.toHaveBeenCalled();
+  });
+
+  test('the dev-server hint names the binary setup installs and every search attribute', () => {
+    expect(DEV_SERVER_COMMAND).toBe(
+      '.tools/py/bin/temporal server start-dev --search-attribute CanaryApp=Keyword --search-attribute ' +
+        'CanaryVersion=Keyword --search-attribute CanaryPhase=Keyword --search-attribute CanaryStage=Int ' +
+        '--search-attribute CanaryWeight=Int',
+    );
   });
 });
