@@ -13,7 +13,7 @@ import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { providersFromEnv } from '../activities/factory';
 import { kubeClients } from '../activities/kube/client';
 import { createActivities } from '../activities/rollout-activities';
-import { RolloutClient, RolloutNotStartedError } from '../client/index';
+import { PlanInvalidError, RolloutClient, RolloutNotStartedError } from '../client/index';
 import { startDevServer } from '../demo/dev-server';
 import { startExporter } from '../harness/exporter';
 import { startKubeServer } from '../harness/kube';
@@ -133,13 +133,14 @@ async function main(): Promise<void> {
       plan: plan([]),
     },
     {
-      name: 'query Prometheus rejects (bad PromQL)',
+      // Valid syntax (the client's offline check passes it); Prometheus rejects its types (rate of an instant vector).
+      name: 'query Prometheus rejects (rate of an instant vector)',
       kubeconfig: kubeconfigs.admin,
       target: withMetrics,
       plan: plan([
         {
           name: 'bad',
-          query: 'sum(rate(istio_requests_total{destination_workload="{{workload}}"}[{{window}}])',
+          query: 'sum(rate(istio_requests_total{destination_workload="{{workload}}"}))',
           abort: { max: 5 },
         },
       ]),
@@ -190,12 +191,21 @@ async function main(): Promise<void> {
       try {
         for (let r = 0; r < REPEATS; r++) {
           const t0 = performance.now();
-          const started = await rollouts.start({
-            target: { ...c.target, app: `shop-${i}-${r}`, namespace: ns },
-            version: 'v2',
-            plan: c.plan,
-            requestedBy: 'bench',
-          });
+          const started = await rollouts
+            .start({
+              target: { ...c.target, app: `shop-${i}-${r}`, namespace: ns },
+              version: 'v2',
+              plan: c.plan,
+              requestedBy: 'bench',
+            })
+            .catch((err: unknown) => {
+              // What the client refuses offline never reaches the worker: that verdict's time is the client's.
+              if (!(err instanceof PlanInvalidError)) throw err;
+              times.push(performance.now() - t0);
+              verdict = `refused by the client before starting (exit 2): ${err.problems[0]?.message.slice(0, 110)}…`;
+              return undefined;
+            });
+          if (!started) continue;
           try {
             await rollouts.awaitPreflight(started.workflowId, { timeoutMs: 60_000, pollMs: 20 });
             verdict = 'started (expected not started)';
