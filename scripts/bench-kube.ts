@@ -27,6 +27,7 @@ import { validateTarget, type Target } from '../workflows/target';
 import { startDevServer, type DevServer } from '../demo/dev-server';
 import { startKubeServer, type KubeServer } from '../harness/kube';
 import { startDeploymentSimulator } from '../harness/kube-controller';
+import { createTargetFixture } from '../harness/kube-rollout';
 import { workflowBundle } from '../harness/rollout-env';
 
 export const KUBE_ROUTERS = ['istio', 'nginx', 'gatewayAPI', 'smi', 'replicas'] as const;
@@ -210,8 +211,16 @@ async function createFixture(admin: KubeClients, router: KubeRouter, ns: string,
 }
 
 /** The target as written, so the workflow and the routers validate it the same way. */
-function targetSpec(router: KubeRouter, ns: string, app: string): RolloutInput['target'] {
-  const traffic = router === 'istio' ? { istio: { routes: ['primary'] } } : { [router]: {} };
+function targetSpec(
+  router: KubeRouter,
+  ns: string,
+  app: string,
+  opts: { destinationRule?: boolean } = {},
+): RolloutInput['target'] {
+  const traffic =
+    router === 'istio'
+      ? { istio: { routes: ['primary'], ...(opts.destinationRule ? { destinationRule: app } : {}) } }
+      : { [router]: {} };
   return { app, namespace: ns, workload: { kind: 'Deployment', name: app }, traffic };
 }
 
@@ -364,8 +373,11 @@ async function rollbackLatency(
   try {
     for (let i = 0; i < rollouts; i++) {
       const app = `${APP}-${i}`;
-      await createFixture(admin, router, ns, app);
-      const target = targetSpec(router, ns, app);
+      // Everything the preflight checks (a DestinationRule, the backend Services), as the real-server tests make it.
+      const target = targetSpec(router, ns, app, { destinationRule: true });
+      const validated = validateTarget(target);
+      if (!validated.ok) throw new Error(`bench target ${ns}/${app}: ${JSON.stringify(validated.problems)}`);
+      await createTargetFixture(admin, validated.target, { stableVersion: 'v1', replicas: 2 });
       const input: RolloutInput = {
         target,
         version: 'v2',
