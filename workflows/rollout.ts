@@ -71,7 +71,6 @@ import {
   promotionRefusal,
   recordApproval,
   type ApprovalPolicy,
-  type GivenApproval,
 } from './approval-policy';
 import { checksForStage } from './analysis-spec';
 import { formatDuration } from './duration';
@@ -84,27 +83,24 @@ import {
   judgeRound,
   roundOutcome,
   roundSlackFor,
-  type JudgeState,
 } from './judge-v2';
 import { describePlan, formatProblems, validatePlan } from './plan';
 import { describeTarget, formatTargetProblems, validateTarget, versionProblem, type Target } from './target';
 import { renderDetails } from './details';
+import { carryOver, initialState, migrateCarried, type RolloutState } from './machine/state';
 import type {
-  AnalysisRecord,
   ApprovalRecord,
   CheckResult,
   Gate,
   Phase,
   Plan,
   PreflightFinding,
-  PreflightView,
   ResolveRecord,
   RolloutEnding,
   RolloutResult,
   RolloutStatus,
   Stage,
   StageView,
-  Verdict,
 } from './types';
 
 const MAX_ANALYSES_KEPT = 10;
@@ -214,110 +210,6 @@ const V2_ONLY_KINDS: readonly AlertKind[] = [
 /** How long the end of a run (completion, continue-as-new) waits for deliveries still under way. */
 const ALERT_FLUSH_MS = 2 * 60_000;
 
-/** Everything a run needs to resume where the previous one stopped (carried through continue-as-new). */
-interface RolloutState {
-  run: number;
-  /** Base phase; `paused` and `waiting_approval` are derived. */
-  phase: 'progressing' | 'rolling_back' | 'rolled_back' | 'promoted' | 'failed' | 'not_started';
-  canaryReady: boolean;
-  /** 0-based index of the current stage. */
-  stageIndex: number;
-  /** Whether the current stage's traffic shift happened (false while its gate waits). */
-  stageEntered: boolean;
-  weight: number;
-  /** Start of the current wait (a gate or a hold), in workflow time. */
-  waitStartedAt?: number;
-  /** Paused time accumulated during the current wait; it does not count toward holds or gate timeouts. */
-  pausedMsInWait: number;
-  pausedSince?: number;
-  pausedBy?: string;
-  approvedStage?: number;
-  lastAnalysisAt?: number;
-  passedInStage: boolean;
-  /** Since when every round of this stage has passed (its entry, at best); unset after one that did not. */
-  passingSince?: number;
-  consecutiveFailures: number;
-  consecutiveInconclusive: number;
-  lastVerdict?: Verdict;
-  analyses: AnalysisRecord[];
-  approvals: ApprovalRecord[];
-  promoteRequest?: { by: string; at: number; fromStage: number };
-  /** `declined`: what the abort declined (a waiting gate or question), when it came while one waited. */
-  abortRequest?: { by: string; reason: string; declined?: string; back?: true };
-  rollbackReason?: string;
-  finalizing: boolean;
-  promotedAt?: number;
-  /** The version stable ran when the canary was prepared (from the workload manager). */
-  stableVersion?: string;
-  /** The weight the router really carries, where it differs from the stage weight (replica ratios). */
-  achievedWeight?: number;
-  /** Why the router could not meet or verify the weight, as it said last. */
-  routingNote?: string;
-  /** Someone else changed the weights; the rollout paused until a person resumes it. */
-  drift?: { expected: number; found: number; at: number };
-  pauseReason?: string;
-  /** A step that must not give up (rollback, return to stable) and keeps failing. */
-  retrying?: { step: string; attempts: number; error: string; since: number };
-  /** What the rollback found and did about stable's capacity. */
-  capacityNote?: string;
-  /** judge-v2's memory between rounds (breach streaks, missing evidence, step-backs). */
-  judge?: JudgeState;
-  steppedBack?: { stageWeight: number; toWeight: number; at: number };
-  /** The plan rules the rollout started under (set from the plan-limits patch on). */
-  planRules?: { strict: boolean; limits: boolean };
-  /** Every analysis that ran (the record keeps only the latest). */
-  analysesRun?: number;
-  /** 0-based index of the first stage a promotion request skipped (the final stage is never skipped). */
-  skippedFrom?: number;
-  /** 0-based index of the stage the rollback happened in. */
-  failedStage?: number;
-  /**
-   * Evidence has been missing (or queries failing) past a check's limit whose `then` is approval: a person decides
-   * whether the rollout goes on without it (approve) or rolls back (abort). Traffic holds meanwhile.
-   */
-  evidenceQuestion?: { checks: string[]; since: number; reasons: string[]; breaches?: string[] };
-  /** 0-based index of the stage a person let advance without the missing evidence. */
-  evidenceWaivedStage?: number;
-  /** The sequence number of the rollout's last alert event (alert-sinks-v2; counts across continue-as-new). */
-  alertSeq?: number;
-  /** Approvals given at the current gate, oldest first (expired ones stay, for the record). */
-  gateApprovals?: GivenApproval[];
-  /** Whether the current gate sent its reminder, and escalated. */
-  gateReminded?: boolean;
-  gateEscalated?: boolean;
-  /**
-   * Waiting for a deployment window before the next advance: the next-open instant computed when the wait began
-   * (kept, so a replay never recomputes it with other time-zone data) and what status says.
-   */
-  windowWait?: { since: number; nextOpenAt?: number; note: string };
-  /**
-   * The plan's promotion gate (`promotion.gate`): waiting once the final stage's hold is served, passed once a person
-   * approved it (or it timed out with onTimeout: proceed). Absent before, and for plans without one.
-   */
-  promotionGate?: 'waiting' | 'passed';
-  /** The never-stuck behaviour (NEVER_STUCK_PATCH), decided at the rollout's first run; absent before it. */
-  neverStuck?: boolean;
-  /** What the first step found. */
-  preflight?: PreflightView;
-  /**
-   * What the rollout has changed so far (never-stuck): a rollback undoes only that, so a rollout that never moved
-   * traffic or set up routing is rolled back at once, whatever state its cluster is in.
-   */
-  touched?: { canary?: boolean; routing?: boolean; traffic?: boolean };
-  /** Who or what ended the rollout, once it rolls back (never-stuck). */
-  ending?: RolloutEnding;
-  /** A person confirmed by hand that traffic is back on stable while a rollback step kept failing. */
-  resolved?: ResolveRecord;
-  /** 0-based index of the stage whose wait for evidence after its hold has been alerted (once per stage). */
-  evidenceAlertedStage?: number;
-  /**
-   * The soak after promotion (never-stuck, a cleanup delay above 0): the new version serves all traffic from the
-   * canary while stable keeps the previous one, so going back is a weight change. `endNow`: a person (or a start
-   * of another version) asked to finish the promotion before `until`.
-   */
-  soak?: { since: number; until: number; previousVersion?: string; endNow?: { by: string; at: number } };
-}
-
 /** Thrown inside the walk to stop it and roll back; never leaves the workflow. */
 class RollbackRequired extends Error {
   constructor(
@@ -340,10 +232,10 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   // started with.
   // A continued run keeps the rules its rollout started with (a worker upgrade between runs must not refuse
   // a plan the first run accepted); runs carried before the rules were recorded decide as they did.
-  const carriedRules = (input.carried as Partial<RolloutState> | undefined)?.planRules;
+  const carried = migrateCarried(input.carried);
+  const carriedRules = carried?.planRules;
   const strict = carriedRules?.strict ?? patched(STRICT_PLAN_PATCH);
-  const limits =
-    carriedRules?.limits ?? (input.carried === undefined && strict && patched(PLAN_LIMITS_PATCH));
+  const limits = carriedRules?.limits ?? (carried === undefined && strict && patched(PLAN_LIMITS_PATCH));
   const validation = validatePlan(input.plan, { strict, limits });
   if (!validation.ok) {
     // The client validates first; this guards direct starts. Nothing has been touched yet.
@@ -361,7 +253,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   const target: Target = targetCheck.target;
   // Checks the target's metrics provider cannot measure are refused before anything is touched (the client
   // refuses them first; this guards direct starts). Only for new rollouts: a continued run passed this already.
-  if (input.carried === undefined && patched(METRICS_OFFER_PATCH)) {
+  if (carried === undefined && patched(METRICS_OFFER_PATCH)) {
     const unmeasurable = metricsOfferProblems(plan, target);
     if (unmeasurable.length > 0) {
       throw ApplicationFailure.nonRetryable(formatProblems(unmeasurable), 'InvalidPlan');
@@ -378,24 +270,10 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   // How the suggested commands spell the CLI: as the CLI that started the rollout was run.
   const cli =
     typeof input.cli === 'string' && /^[\w@%+=:,./ '-]{1,200}$/.test(input.cli) ? input.cli : 'canary';
-  const s: RolloutState = (input.carried as RolloutState | undefined) ?? {
-    run: 1,
-    phase: 'progressing',
-    canaryReady: false,
-    stageIndex: 0,
-    stageEntered: false,
-    weight: 0,
-    pausedMsInWait: 0,
-    passedInStage: false,
-    consecutiveFailures: 0,
-    consecutiveInconclusive: 0,
-    analyses: [],
-    approvals: [],
-    finalizing: false,
-  };
+  const s: RolloutState = carried ?? initialState();
   s.planRules ??= { strict, limits };
   // Decided once, by the first run; a run continued from a rollout that started before it keeps the old behaviour.
-  if (input.carried === undefined) s.neverStuck = patched(NEVER_STUCK_PATCH);
+  if (carried === undefined) s.neverStuck = patched(NEVER_STUCK_PATCH);
   if (s.neverStuck) s.touched ??= {};
   const walkScope = new CancellationScope();
   // Bumped by every message so the waiting loop re-evaluates at once.
@@ -1428,8 +1306,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     // Let in-flight handlers (alerts from pause/resume) finish so nothing is lost across runs.
     await condition(allHandlersFinished);
     await flushAlerts();
-    const carried: RolloutState = { ...s, run: s.run + 1 };
-    await continueAsNew<typeof canaryRollout>({ ...input, carried });
+    await continueAsNew<typeof canaryRollout>({ ...input, carried: carryOver(s) });
   };
 
   /**
