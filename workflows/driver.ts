@@ -1,0 +1,276 @@
+// The Temporal side of the rollout machine: carries out its commands with activities, timers and conditions, each
+// with the retry policy, timeouts and summary it has always had (recorded histories replay against them), and hands
+// back their results. Every method returns Temporal's own promise untouched: the machine awaits exactly what the
+// workflow awaited before it was a machine, so commands keep their order in history.
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  type ActivityOptions,
+  CancellationScope,
+  ContinueAsNew,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  patched,
+  proxyActivities,
+  setCurrentDetails,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { RolloutActivities } from '../activities/rollout-activities';
+import type { RolloutAlert } from './alerts/events';
+import {
+  NOT_STARTED_FAILURE,
+  NOT_STARTED_MESSAGE_PREFIX,
+  ROLLED_BACK_FAILURE,
+  ROLLED_BACK_MESSAGE_PREFIX,
+  SA_APP,
+  SA_PHASE,
+  SA_STAGE,
+  SA_VERSION,
+  SA_WEIGHT,
+  type RolloutInput,
+} from './api';
+import { errorMessage } from './machine/context';
+import { CANCEL_IDENTITY_PATCH, ROLLBACK_FAILS_PATCH } from './patches';
+import type {
+  LatePatch,
+  RolloutPort,
+  Scope,
+  SearchAttributes,
+  StepCommand,
+  StepName,
+  StepPolicy,
+  StepResult,
+} from './machine/port';
+import type { RolloutState } from './machine/state';
+import type { Target } from './target';
+import type { RolloutResult } from './types';
+
+const LATE_PATCHES: Record<LatePatch, string> = {
+  'cancel-identity': CANCEL_IDENTITY_PATCH,
+  'rollback-fails': ROLLBACK_FAILS_PATCH,
+};
+
+const proxies: Record<StepPolicy, RolloutActivities> = {
+  step: proxyActivities<RolloutActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      maximumAttempts: 10,
+    },
+  }),
+  // An analysis heartbeats while it queries: a worker that dies mid-round holds the rollout up ~10 s, not 30.
+  analysis: proxyActivities<RolloutActivities>({
+    startToCloseTimeout: '30 seconds',
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '1 second', maximumAttempts: 3 },
+  }),
+  // Rollback never gives up: traffic must go back to stable whatever it takes.
+  rollback: proxyActivities<RolloutActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds' },
+  }),
+  // The same steps in batches of attempts, so the workflow can say in status why a rollback is stuck, then retry.
+  persistent: proxyActivities<RolloutActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '10 seconds',
+      maximumAttempts: 4,
+    },
+    // A person's resolve ends the step without waiting for its attempt: that attempt is left to finish or fail on its
+    // own (every step is idempotent and only sends traffic to stable), no cancellation is requested.
+    cancellationType: ActivityCancellationType.ABANDON,
+  }),
+  // The preflight answers within seconds (its own requests time out quickly); a worker lost mid-way is noticed by the
+  // heartbeat, and a second attempt is all it gets: a preflight that cannot run is itself an infrastructure finding.
+  preflight: proxyActivities<RolloutActivities>({
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '20 seconds',
+    retry: { initialInterval: '1 second', maximumAttempts: 2 },
+  }),
+  // A look-up that may fail without consequence: quick, few attempts.
+  lookup: proxyActivities<RolloutActivities>({
+    startToCloseTimeout: '10 seconds',
+    retry: { initialInterval: '1 second', maximumAttempts: 2 },
+  }),
+  alert: proxyActivities<RolloutActivities>({
+    startToCloseTimeout: '15 seconds',
+    retry: { initialInterval: '1 second', maximumAttempts: 3 },
+  }),
+};
+// One event to one sink: retried with backoff, and given up after 10 minutes (a dead sink) or on a refusal. It
+// heartbeats while in flight, so a delivery cut off by a worker crash is retried within 10 s, not 30.
+const deliveryActs = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
+  scheduleToCloseTimeout: '10 minutes',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: ['AlertRejected', 'AlertSinkUnknown'],
+  },
+});
+/** Time a canary or a promoted stable gets beyond its progress deadline before the activity is timed out. */
+const DEADLINE_MARGIN_MS = 60_000;
+
+/** Steps that wait for a workload get its progress deadline (and heartbeat while they wait). */
+function workloadWaitOptions(
+  target: Target,
+): Pick<ActivityOptions, 'startToCloseTimeout' | 'heartbeatTimeout'> {
+  const w = target.workload;
+  const deadlineMs = w?.kind === 'Deployment' ? w.progressDeadlineMs : w?.kind === 'local' ? 0 : 10 * 60_000;
+  return {
+    startToCloseTimeout: deadlineMs + DEADLINE_MARGIN_MS,
+    ...(w?.kind === 'Deployment' ? { heartbeatTimeout: '30 seconds' } : {}),
+  };
+}
+
+/**
+ * The typed failure a rollout that did not promote ends with: the Web UI (and its Failures filter) tells it apart
+ * from a promotion, and its details carry the result. It has no stack trace: a rollout's end is an outcome, not a
+ * crash, and a trace would show the worker's file paths.
+ */
+function outcomeFailure(type: string, message: string, result: RolloutResult): ApplicationFailure {
+  const failure = ApplicationFailure.create({ type, message, nonRetryable: true, details: [result] });
+  failure.stack = '';
+  return failure;
+}
+
+class TemporalScope implements Scope {
+  private readonly scope = new CancellationScope();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    return this.scope.run(fn);
+  }
+  cancel(): void {
+    this.scope.cancel();
+  }
+}
+
+export class TemporalPort implements RolloutPort {
+  /** One chain of deliveries per sink: a sink's events stay in order, sinks do not wait for each other. */
+  private readonly chains = new Map<string, Promise<void>>();
+  private deliveries = 0;
+
+  constructor(
+    private readonly input: RolloutInput,
+    private readonly target: Target,
+  ) {}
+
+  now(): number {
+    return Date.now();
+  }
+
+  run<K extends StepName>(c: StepCommand<K>): Promise<StepResult<K>> {
+    const fn = proxies[c.policy][c.step] as unknown as {
+      executeWithOptions(o: ActivityOptions, args: unknown[]): Promise<StepResult<K>>;
+    };
+    return fn.executeWithOptions(
+      { summary: c.summary, ...(c.workloadWait ? workloadWaitOptions(this.target) : {}) },
+      c.args as unknown[],
+    );
+  }
+
+  waitUntil(done: () => boolean, timeoutMs?: number, summary?: string): Promise<boolean | void> {
+    return timeoutMs === undefined ? condition(done) : condition(done, timeoutMs, { summary });
+  }
+
+  sleep(ms: number): Promise<void> {
+    return sleep(ms);
+  }
+
+  handlersFinished(): Promise<void> {
+    return condition(allHandlersFinished);
+  }
+
+  scope(): Scope {
+    return new TemporalScope();
+  }
+
+  nonCancellable<T>(fn: () => Promise<T>): Promise<T> {
+    return CancellationScope.nonCancellable(fn);
+  }
+
+  isCancellation(err: unknown): boolean {
+    return isCancellation(err);
+  }
+
+  isContinueAsNew(err: unknown): boolean {
+    return err instanceof ContinueAsNew;
+  }
+
+  /** Starts one delivery after the sink's previous one; never awaited where the event happens. */
+  deliver(sink: string, e: RolloutAlert): void {
+    this.deliveries++;
+    const previous = this.chains.get(sink) ?? Promise.resolve();
+    // Not cancellable: an abort or a cancel of the walk must not cancel an alert about it.
+    const next = CancellationScope.nonCancellable(async () => {
+      await previous;
+      try {
+        await deliveryActs.deliverAlert.executeWithOptions({ summary: `alert ${e.kind} → ${sink}` }, [
+          sink,
+          e,
+        ]);
+      } catch (err) {
+        // An alert that cannot be delivered never blocks the rollout, and never blocks a rollback.
+        log.warn('alert not delivered', { sink, id: e.id, error: errorMessage(err) });
+      } finally {
+        this.deliveries--;
+      }
+    });
+    this.chains.set(sink, next);
+  }
+
+  pendingDeliveries(): number {
+    return this.deliveries;
+  }
+
+  publish(attributes: SearchAttributes | undefined, details: string): void {
+    if (attributes) {
+      upsertSearchAttributes([
+        ...(attributes.first
+          ? [
+              { key: SA_APP, value: attributes.first.app },
+              { key: SA_VERSION, value: attributes.first.version },
+            ]
+          : []),
+        { key: SA_PHASE, value: attributes.phase },
+        { key: SA_STAGE, value: attributes.stage },
+        { key: SA_WEIGHT, value: attributes.weight },
+      ]);
+    }
+    setCurrentDetails(details);
+  }
+
+  continueAsNewDue(historyLimit: number): boolean {
+    const i = workflowInfo();
+    return i.continueAsNewSuggested || i.historyLength >= historyLimit;
+  }
+
+  continueAsNew(carried: RolloutState): Promise<never> {
+    return continueAsNew<(input: RolloutInput) => Promise<RolloutResult>>({ ...this.input, carried });
+  }
+
+  patched(which: LatePatch): boolean {
+    return patched(LATE_PATCHES[which]);
+  }
+
+  outcome(outcome: 'rolled_back' | 'not_started', why: string, result: RolloutResult): Error {
+    return outcome === 'rolled_back'
+      ? outcomeFailure(ROLLED_BACK_FAILURE, `${ROLLED_BACK_MESSAGE_PREFIX}${why}`, result)
+      : outcomeFailure(NOT_STARTED_FAILURE, `${NOT_STARTED_MESSAGE_PREFIX}${why}`, result);
+  }
+
+  readonly log = {
+    info: (message: string, attrs?: Record<string, unknown>): void => log.info(message, attrs),
+    warn: (message: string, attrs?: Record<string, unknown>): void => log.warn(message, attrs),
+  };
+}

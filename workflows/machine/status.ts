@@ -1,0 +1,185 @@
+// What `canary status`, the Web UI and alerts show of a rollout: its status, built from the state and the plan.
+import { approvalExpiresAt, approvalsNeeded, countedApprovals, describeApprovers } from '../approval-policy';
+import { formatDuration } from '../duration';
+import { describeTarget } from '../target';
+import type { RolloutStatus } from '../types';
+import { iso } from './context';
+import type { RolloutView } from './views';
+
+/** What status says about a waiting gate's policy: who approved, how many more, reminder and escalation. */
+export function gatePolicyView(v: RolloutView, now: number) {
+  const policy = v.gatePolicy();
+  if (!policy) return {};
+  const counted = countedApprovals(policy, v.gateState(), now);
+  const times = v.gateTimes(now);
+  return {
+    required: policy.required,
+    needed: approvalsNeeded(policy, v.gateState(), now),
+    approvers: describeApprovers(policy),
+    approvedBy: counted.map((a) => {
+      const expires = approvalExpiresAt(policy, a);
+      return {
+        by: a.identity,
+        at: iso(a.atMs),
+        ...(expires !== undefined ? { expiresAt: iso(expires) } : {}),
+      };
+    }),
+    ...(times.remindAtMs !== undefined && !v.s.gateReminded ? { remindAt: iso(times.remindAtMs) } : {}),
+    ...(times.escalateAtMs !== undefined && !v.s.gateEscalated
+      ? { escalateAt: iso(times.escalateAtMs) }
+      : {}),
+  };
+}
+
+/** What status says about evidence: a question waiting for a person, or a served hold waiting for a pass. */
+export function evidenceView(
+  v: RolloutView,
+  now: number,
+): Pick<RolloutStatus, 'evidenceWait' | 'evidenceQuestion'> {
+  const s = v.s;
+  if (s.phase !== 'progressing' || s.finalizing) return {};
+  if (s.evidenceQuestion) {
+    const q = s.evidenceQuestion;
+    return {
+      evidenceQuestion: {
+        since: iso(q.since),
+        checks: q.checks,
+        reasons: q.reasons,
+        ...(q.breaches ? { breaches: q.breaches } : {}),
+      },
+    };
+  }
+  if (!s.stageEntered || s.waitStartedAt === undefined || s.pausedSince !== undefined) return {};
+  if (s.promotionGate !== undefined) return {};
+  const stage = v.stage();
+  if (stage.holdMs === 0 || v.heldMs(now) < stage.holdMs || v.stageEvidence(now)) return {};
+  const served = s.waitStartedAt + v.pausedMs(now) + stage.holdMs;
+  const record = s.analyses[s.analyses.length - 1];
+  const last = s.lastVerdict
+    ? `the latest analysis was ${s.lastVerdict}${s.neverStuck && record?.reasons?.length ? `: ${record.reasons.join('; ')}` : ''}`
+    : 'no analysis has run yet';
+  const need = stage.healthyForMs;
+  const note =
+    s.passedInStage && s.lastVerdict === 'pass' && need !== undefined
+      ? `the hold is served, but stage ${s.stageIndex + 1} advances only once every analysis has passed for ` +
+        `${formatDuration(need)} in a row (for ${formatDuration(s.passingSince === undefined ? 0 : now - s.passingSince)} now)`
+      : `the hold is served, but stage ${s.stageIndex + 1} advances only on a passing analysis (${last})`;
+  return { evidenceWait: { since: iso(served), note } };
+}
+
+export function rolloutStatus(v: RolloutView, now: number): RolloutStatus {
+  const { s, plan } = v;
+  const { target } = v.ctx;
+  const g = v.currentGate();
+  const gate =
+    v.gateWaiting() && s.waitStartedAt !== undefined
+      ? {
+          stage: s.stageIndex + 1,
+          ...(v.atPromotionGate() ? { promotion: true as const } : {}),
+          since: iso(s.waitStartedAt),
+          ...(g.type === 'approval' && g.timeoutMs !== undefined
+            ? { timeoutAt: iso(s.waitStartedAt + v.pausedMs(now) + g.timeoutMs), onTimeout: g.onTimeout }
+            : {}),
+          ...gatePolicyView(v, now),
+        }
+      : undefined;
+  const ends =
+    s.phase === 'progressing' &&
+    s.stageEntered &&
+    s.promotionGate === undefined &&
+    s.pausedSince === undefined &&
+    !s.finalizing
+      ? iso(now + v.stageTimeLeft(now))
+      : undefined;
+  return {
+    workflowId: v.ctx.workflowId,
+    app: target.app,
+    namespace: target.namespace,
+    version: v.ctx.version,
+    ...(v.ctx.image ? { image: v.ctx.image } : {}),
+    ...(plan.name ? { planName: plan.name } : {}),
+    requestedBy: v.ctx.requestedBy,
+    phase: v.phase(),
+    stage: s.stageIndex + 1,
+    stageCount: plan.stages.length,
+    weight: s.weight,
+    ...(s.stageEntered && s.promotionGate === undefined && s.waitStartedAt !== undefined
+      ? { stageStartedAt: iso(s.waitStartedAt) }
+      : {}),
+    ...(ends ? { stageEndsAt: ends } : {}),
+    stageTimeLeftMs: v.stageTimeLeft(now),
+    planTimeLeftMs: v.planTimeLeft(now),
+    ...(s.pausedSince !== undefined
+      ? {
+          pausedSince: iso(s.pausedSince),
+          pausedBy: s.pausedBy,
+          ...(s.pauseReason ? { pauseReason: s.pauseReason } : {}),
+        }
+      : {}),
+    target: describeTarget(target),
+    ...(target.traffic ? { router: target.traffic.router } : {}),
+    ...(s.stableVersion ? { stableVersion: s.stableVersion } : {}),
+    ...(s.achievedWeight !== undefined && s.achievedWeight !== s.weight
+      ? { achievedWeight: s.achievedWeight }
+      : {}),
+    ...(s.routingNote ? { routingNote: s.routingNote } : {}),
+    ...(s.drift ? { drift: { expected: s.drift.expected, found: s.drift.found, at: iso(s.drift.at) } } : {}),
+    ...(s.retrying
+      ? {
+          retrying: {
+            ...s.retrying,
+            since: iso(s.retrying.since),
+            ...(s.neverStuck ? { resolve: v.resolveCommand() } : {}),
+          },
+        }
+      : {}),
+    ...(s.capacityNote ? { capacityNote: s.capacityNote } : {}),
+    ...(s.steppedBack
+      ? {
+          steppedBack: {
+            stageWeight: s.steppedBack.stageWeight,
+            toWeight: s.steppedBack.toWeight,
+            since: iso(s.steppedBack.at),
+          },
+        }
+      : {}),
+    ...(gate ? { gate } : {}),
+    ...(s.windowWait && s.phase === 'progressing'
+      ? {
+          window: {
+            open: false as const,
+            note: s.windowWait.note,
+            ...(s.windowWait.nextOpenAt !== undefined ? { nextOpenAt: iso(s.windowWait.nextOpenAt) } : {}),
+          },
+        }
+      : {}),
+    ...evidenceView(v, now),
+    analyses: s.analyses,
+    analysesRun: s.analysesRun ?? s.analyses.length,
+    ...(s.lastVerdict ? { lastVerdict: s.lastVerdict } : {}),
+    approvals: s.approvals,
+    ...(s.rollbackReason ? { rollbackReason: s.rollbackReason } : {}),
+    ...(s.ending && (s.phase === 'rolling_back' || s.phase === 'rolled_back') ? { ending: s.ending } : {}),
+    ...(s.resolved ? { resolved: s.resolved } : {}),
+    ...(s.preflight ? { preflight: s.preflight } : {}),
+    ...(s.finalizing && (s.phase === 'progressing' || s.soak) ? { promoting: true as const } : {}),
+    ...(v.soaking()
+      ? {
+          soak: {
+            until: iso(s.soak!.until),
+            ...(s.soak!.previousVersion ? { previousVersion: s.soak!.previousVersion } : {}),
+          },
+        }
+      : {}),
+    ...(s.promotedAt !== undefined ? { promotedAt: iso(s.promotedAt) } : {}),
+    stages: plan.stages.map((st, i) => ({
+      stage: i + 1,
+      weight: st.weight,
+      holdMs: st.holdMs,
+      gate: st.gate.type,
+      state: v.stageState(i),
+    })),
+    ...(plan.promotion.gate ? { promotionGate: 'approval' as const } : {}),
+    run: s.run,
+  };
+}

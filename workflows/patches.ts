@@ -1,0 +1,30 @@
+// The Temporal patches the rollout workflow has taken, oldest first. Each keeps rollouts recorded before it deciding
+// as they did; the driver decides them (patched()) and hands the machine the answers as flags or asks where a run
+// first reaches them.
+/** Rollouts started before targets named their routers ran no routing setup, teardown or capacity check. */
+export const TARGET_PATCH = 'per-rollout-target';
+/** Rollouts whose plans use the full analysis form are judged by judge-v2 from this patch on. */
+export const JUDGE_PATCH = 'judge-v2';
+/** Rollouts started before plans were held to whole-percent weights and size bounds. */
+export const STRICT_PLAN_PATCH = 'strict-plan-validation';
+/** Rollouts started before the 10 s minimum analysis interval and per-metric threshold ranges. */
+export const PLAN_LIMITS_PATCH = 'plan-limits';
+/** From this patch on, a rolled-back rollout ends as a failed workflow (typed, carrying the result). */
+export const ROLLBACK_FAILS_PATCH = 'rolled-back-fails-workflow';
+/** From this patch on, the workflow refuses checks its target's metrics provider cannot measure. */
+export const METRICS_OFFER_PATCH = 'metrics-offer';
+/** From this patch on, a rollback caused by a cancel names who requested it, when Temporal recorded that. */
+export const CANCEL_IDENTITY_PATCH = 'cancel-requester';
+/**
+ * From this patch on, every event has a stable id (workflow id, first run id, sequence number) and goes to each
+ * routed sink in its own deliverAlert activity, started without awaiting it (one chain per sink, in order).
+ * Rollouts recorded before it keep the single sendAlert activity, awaited where the event happens.
+ */
+export const ALERTS_PATCH = 'alert-sinks-v2';
+/**
+ * From this patch on a rollout never stays stuck: a read-only preflight before anything is touched (a refusal ends
+ * it as not started), a rollback undoes only what the rollout changed, a person can resolve a rollback stuck on a
+ * failing step, permanent query errors count against a check at once, and a rolled-back rollout names who or what
+ * ended it. Decided once, at the rollout's first run, and carried in its state.
+ */
+export const NEVER_STUCK_PATCH = 'never-stuck';
