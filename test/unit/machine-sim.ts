@@ -1,0 +1,352 @@
+// Runs the rollout machine on the simulated port: random plans, random events (time, metrics, failing steps, drift,
+// people's messages), and the invariants a user relies on, checked at every step. Used by the property tests.
+import { runRollout } from '../../workflows/machine/ending';
+import { RolloutMachine } from '../../workflows/machine/machine';
+import { SimContinueAsNew, SimOutcome, SimPort, type PendingStep } from '../../workflows/machine/sim';
+import { initialState, migrateCarried, type RolloutState } from '../../workflows/machine/state';
+import { validatePlan, type PlanSpec } from '../../workflows/plan';
+import type { Plan, RolloutResult } from '../../workflows/types';
+import { mayAdvance } from '../../workflows/windows';
+
+export type Message = 'pause' | 'resume' | 'abort' | 'approve' | 'promote' | 'resolve' | 'endSoak';
+export type SimEvent =
+  | { k: 'advance'; ms: number }
+  | { k: 'metric'; value: number | null }
+  | { k: 'fail' }
+  | { k: 'drift' }
+  | { k: 'msg'; m: Message; who: string };
+
+export interface Scenario {
+  plan: PlanSpec;
+  events: SimEvent[];
+  neverStuck: boolean;
+  alertsV2: boolean;
+  /** Continue as new this far into the rollout (ms), if at all. */
+  continueAfterMs?: number;
+  /** Steps before the run counts as unfinished (a long plan needs more). */
+  maxSteps?: number;
+}
+
+export interface RunReport {
+  result?: RolloutResult;
+  /** `failed`: a step failed past its retries where nothing catches it (the workflow fails, as it does today). */
+  outcome: 'promoted' | 'rolled_back' | 'not_started' | 'failed' | 'unfinished';
+  steps: number;
+  runs: number;
+  violations: string[];
+  /** Every traffic shift the machine asked for: when, to what, and why. */
+  shifts: Array<{ atMs: number; weight: number; why: string }>;
+  /** Where an unfinished run stood. */
+  stoodAt?: string;
+}
+
+const START = Date.UTC(2026, 11, 7, 10, 0, 0); // a Monday, 10:00 UTC
+const MAX_STEPS = 4000;
+
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+export function planOf(spec: PlanSpec): Plan | undefined {
+  const v = validatePlan(spec, { strict: true, limits: true });
+  return v.ok ? v.plan : undefined;
+}
+
+/** Drives one scenario to its end (or MAX_STEPS), checking every invariant on the way. */
+export async function runScenario(sc: Scenario): Promise<RunReport> {
+  const plan = planOf(sc.plan);
+  if (!plan) throw new Error('invalid plan');
+  const violations: string[] = [];
+  const fail = (what: string) => {
+    if (violations.length < 5) violations.push(what);
+  };
+  const port = new SimPort(START);
+  if (sc.continueAfterMs !== undefined) port.continueAsNewAt = START + sc.continueAfterMs;
+  let metric: number | null = 0;
+  let failNext = false;
+  let driftNext = false;
+  let rollbackSeen = false;
+  let abortAccepted = false;
+  let machine!: RolloutMachine;
+  let runs = 0;
+  // Hold time credited to each stage: only while entered, progressing, not paused (the simulation's own clock).
+  const credit = new Map<number, number>();
+  let lastStage = 0;
+  let lastWeightAfterRollback: number | undefined;
+
+  const state0 = (): RolloutState => ({
+    ...initialState(),
+    neverStuck: sc.neverStuck,
+    planRules: { strict: true, limits: true },
+    ...(sc.neverStuck ? { touched: {} } : {}),
+  });
+  const start = (s: RolloutState): Promise<RolloutResult> => {
+    runs++;
+    machine = new RolloutMachine(
+      s,
+      {
+        plan,
+        target: { app: 'app', namespace: 'ns' },
+        version: 'v2',
+        requestedBy: 'ci',
+        cli: 'canary',
+        workflowId: 'canary-ns-app',
+        firstRunId: 'run-1',
+        temporalNamespace: 'default',
+        flags: { routingLifecycle: true, judgeV2: plan.analysis.rules !== undefined, alertsV2: sc.alertsV2 },
+        historyLimit: 4000,
+      },
+      port,
+    );
+    return runRollout(machine);
+  };
+
+  port.onCommand = (c) => {
+    const s = machine.s;
+    if (c.step === 'setCanaryWeight') {
+      const weight = (c.args[0] as { weight: number }).weight;
+      const stageWeight = plan.stages[s.stageIndex].weight;
+      if (rollbackSeen && weight > 0) fail(`weight ${weight}% set after the rollback started`);
+      if (rollbackSeen) lastWeightAfterRollback = weight;
+      if (
+        !s.finalizing &&
+        !c.summary.startsWith('promotion') &&
+        s.phase === 'progressing' &&
+        weight > stageWeight
+      ) {
+        fail(`shift to ${weight}% in stage ${s.stageIndex + 1} (${stageWeight}%): ${c.summary}`);
+      }
+      if (c.summary.startsWith('step back')) {
+        if (s.stageIndex < 1 || weight < plan.stages[0].weight)
+          fail(`step back to ${weight}% below the first stage`);
+      }
+      if (/^stage \d+\//.test(c.summary) && s.phase === 'progressing' && !s.promoteRequest) {
+        // A stage is entered only through its gate and inside the deployment windows.
+        const gate = plan.stages[s.stageIndex].gate;
+        const passed =
+          s.approvedStage === s.stageIndex ||
+          s.approvals.some(
+            (a) => a.kind === 'timeout-proceed' && a.stage === s.stageIndex + 1 && !a.promotion,
+          );
+        if (gate.type === 'approval' && !passed)
+          fail(`stage ${s.stageIndex + 1} entered while its gate waits`);
+        if (plan.windows && !mayAdvance(plan.windows, port.now(), s.stageIndex === plan.stages.length - 1)) {
+          fail(`stage ${s.stageIndex + 1} entered outside the deployment windows`);
+        }
+      }
+    }
+    const promoting =
+      c.step === 'promoteStable' ||
+      (c.step === 'setCanaryWeight' &&
+        c.summary.startsWith('promotion') &&
+        (c.args[0] as { weight: number }).weight === 100);
+    if (promoting) {
+      // A person's promote request is their answer to every gate it skips (its validator holds it to their policies).
+      if (machine.gateWaiting() && !s.promoteRequest) fail(`promotion while ${machine.gateName()} waits`);
+      if (!s.promoteRequest && plan.promotion.gate && s.promotionGate !== 'passed')
+        fail('promotion before its gate passed');
+    }
+  };
+  port.onPublish = () => {
+    const s = machine.s;
+    if (s.phase === 'rolling_back') rollbackSeen = true;
+    if (s.stageIndex > lastStage && s.phase === 'progressing' && !s.finalizing && !s.promoteRequest) {
+      const k = lastStage;
+      const stage = plan.stages[k];
+      const checks = plan.analysis.rules ? machine.stageChecks(k + 1) : plan.analysis.checks;
+      const needsEvidence = plan.analysis.checks.length > 0 && (checks?.length ?? 0) > 0 && stage.holdMs > 0;
+      const evidence = s.evidenceWaivedStage === k || (s.passedInStage && s.lastVerdict === 'pass');
+      if (needsEvidence && !evidence) fail(`stage ${k + 1} advanced without a passing analysis`);
+      if ((credit.get(k) ?? 0) < stage.holdMs) {
+        fail(`stage ${k + 1} advanced after ${credit.get(k) ?? 0} ms of its ${stage.holdMs} ms hold`);
+      }
+    }
+    lastStage = Math.max(lastStage, s.stageIndex);
+  };
+
+  const advance = (t: number) => {
+    const s = machine.s;
+    const counts =
+      s.phase === 'progressing' &&
+      s.stageEntered &&
+      s.pausedSince === undefined &&
+      !s.finalizing &&
+      s.promotionGate === undefined;
+    if (counts && t > port.clock)
+      credit.set(s.stageIndex, (credit.get(s.stageIndex) ?? 0) + (t - port.clock));
+    port.advanceTo(t);
+  };
+
+  const answer = (p: PendingStep) => {
+    const c = p.command;
+    port.steps.splice(port.steps.indexOf(p), 1);
+    if (failNext && c.step !== 'alertSinks') {
+      failNext = false;
+      p.reject(new Error(`${c.step} failed`));
+      return;
+    }
+    const s = machine.s;
+    switch (c.step) {
+      case 'preflight':
+        return p.resolve({ findings: [], tookMs: 5 });
+      case 'alertSinks':
+        return p.resolve(['log']);
+      case 'prepareCanary':
+        return p.resolve({ stableVersion: 'v1' });
+      case 'setCanaryWeight': {
+        const weight = (c.args[0] as { weight: number }).weight;
+        return p.resolve({ previous: s.weight, current: weight });
+      }
+      case 'promoteStable':
+        return p.resolve({ stableLabel: 'v2' });
+      case 'ensureStableCapacity':
+        return p.resolve(undefined);
+      case 'measureChecks': {
+        const rules = (c.args[0] as { checks: Array<{ name: string }> }).checks;
+        const measurements = Object.fromEntries(rules.map((r) => [r.name, { value: metric }]));
+        const live = driftNext ? Math.min(100, (s.achievedWeight ?? s.weight) + 3) : undefined;
+        driftNext = false;
+        return p.resolve({ measurements, ...(live !== undefined ? { liveWeight: live } : {}) });
+      }
+      case 'runAnalysis': {
+        const checks = (c.args[0] as { checks: Array<{ name: string }> }).checks;
+        const live = driftNext ? Math.min(100, (s.achievedWeight ?? s.weight) + 3) : undefined;
+        driftNext = false;
+        return p.resolve({
+          measurements: checks.map((ch) => ({ name: ch.name, value: metric })),
+          ...(live !== undefined ? { liveWeight: live } : {}),
+        });
+      }
+      default:
+        return p.resolve(undefined);
+    }
+  };
+
+  const send = (m: Message, who: string) => {
+    const s = machine.s;
+    const now = port.now();
+    switch (m) {
+      case 'pause':
+        if (!machine.pauseRefusal()) {
+          machine.pause({ identity: who });
+          void machine.pausedAlert({ identity: who });
+        }
+        return;
+      case 'resume':
+        if (!machine.resumeRefusal()) {
+          machine.resume({ identity: who });
+          void machine.resumedAlert({ identity: who });
+        }
+        return;
+      case 'abort': {
+        const before = s.abortRequest;
+        const acceptable = s.phase === 'progressing' && !s.finalizing;
+        machine.abort({ identity: who, reason: 'property test' });
+        if (!before && s.abortRequest && (acceptable || s.abortRequest.back)) abortAccepted = true;
+        return;
+      }
+      case 'approve':
+        if (!machine.approveRefusal({ identity: who }, now)) machine.approve({ identity: who });
+        return;
+      case 'promote':
+        if (!machine.promoteRefusal({ identity: who }, now)) machine.promote({ identity: who });
+        return;
+      case 'endSoak':
+        if (!machine.promoteRefusal({ identity: who, endSoak: true }, now))
+          machine.promote({ identity: who, endSoak: true });
+        return;
+      case 'resolve': {
+        const req = { identity: who, reason: 'moved by hand', confirmTrafficRestored: true };
+        if (!machine.resolveRefusal(req)) machine.resolve(req);
+        return;
+      }
+    }
+  };
+
+  let finished: { result?: RolloutResult; outcome: RunReport['outcome'] } | undefined;
+  const launch = (s: RolloutState) => {
+    start(s).then(
+      (result) => (finished = { result, outcome: 'promoted' }),
+      (err: unknown) => {
+        if (err instanceof SimContinueAsNew) {
+          port.continueAsNewAt = Infinity;
+          // The next run reads the carried state as a recorded run would: through JSON and the migration.
+          launch(migrateCarried(err.carried)!);
+        } else if (err instanceof SimOutcome) finished = { result: err.result, outcome: err.outcome };
+        else finished = { outcome: 'failed' };
+      },
+    );
+  };
+  launch(state0());
+
+  let steps = 0;
+  let next = 0;
+  while (!finished && steps < (sc.maxSteps ?? MAX_STEPS)) {
+    steps++;
+    await settle();
+    if (finished) break;
+    if (port.wakeOne()) continue;
+    if (port.steps.length > 0) {
+      answer(port.steps[0]);
+      continue;
+    }
+    const e = sc.events[next];
+    if (e) {
+      next++;
+      if (e.k === 'advance') {
+        const d = port.nextDeadline();
+        advance(Math.min(port.clock + e.ms, d ?? Infinity));
+      } else if (e.k === 'metric') metric = e.value;
+      else if (e.k === 'fail') failNext = true;
+      else if (e.k === 'drift') driftNext = true;
+      else send(e.m, e.who);
+      continue;
+    }
+    // The events are spent: healthy metrics, and whatever a patient person would do to let it end.
+    metric = 0;
+    failNext = false;
+    const d = port.nextDeadline();
+    const s = machine.s;
+    if (s.pausedSince !== undefined) send('resume', 'carol');
+    else if (
+      (machine.gateWaiting() || s.evidenceQuestion) &&
+      !machine.approveRefusal({ identity: 'carol' }, port.now())
+    ) {
+      send('approve', 'carol');
+    } else if (
+      s.retrying &&
+      machine.resolveRefusal({ identity: 'carol', reason: 'x', confirmTrafficRestored: true }) === undefined
+    )
+      send('resolve', 'carol');
+    else if (d !== undefined) advance(d);
+    else send('abort', 'carol');
+  }
+  const s = machine.s;
+  const outcome = finished?.outcome ?? 'unfinished';
+  if (rollbackSeen && finished) {
+    if (outcome !== 'rolled_back') fail(`a rollback ended ${outcome}`);
+    if (s.weight !== 0) fail(`rolled back with the weight at ${s.weight}%`);
+    if (!s.resolved && lastWeightAfterRollback !== undefined && lastWeightAfterRollback !== 0)
+      fail('the last shift of a rollback was not to 0%');
+  }
+  if (abortAccepted && finished && outcome !== 'rolled_back') fail(`an accepted abort ended ${outcome}`);
+  if (outcome === 'promoted' && (s.weight !== 0 || s.phase !== 'promoted'))
+    fail(`promoted with phase ${s.phase} at ${s.weight}%`);
+  const stoodAt = finished
+    ? undefined
+    : `${machine.phase()} stage ${s.stageIndex + 1} at ${s.weight}% ${new Date(port.clock).toISOString()}: ${port.waiting().join(', ')}`;
+  const shifts = port.commands
+    .filter((r) => r.command.step === 'setCanaryWeight')
+    .map((r) => ({
+      atMs: r.at - START,
+      weight: (r.command.args[0] as { weight: number }).weight,
+      why: r.command.summary,
+    }));
+  return {
+    ...(finished?.result ? { result: finished.result } : {}),
+    outcome,
+    steps,
+    runs,
+    violations,
+    shifts,
+    ...(stoodAt ? { stoodAt } : {}),
+  };
+}
