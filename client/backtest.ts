@@ -1,38 +1,27 @@
 // `canary backtest`: runs a plan's analysis over historical metrics, round by round, and walks the stages on
 // simulated time, so a team sees when a rollout would have advanced, held, stepped back or rolled back before it
-// trusts the thresholds. It reuses the live rollout's code: measurements come from the measureChecks activity
-// (activities/rollout-activities.ts) evaluated at each round's time (`atMs`), verdicts from judgeRound
-// (workflows/judge-v2.ts) for the full analysis form, or from the original judge (workflows/judge.ts) for
-// short-form plans, as the live rollout judges them. The walk below mirrors workflows/rollout.ts (hold, watch,
-// analyse, analyseV2): an analysis every interval from the stage's entry, a stage advances once its hold is served
-// and its latest analysis passed, a medium breach steps back to the previous stage's weight and forward again,
-// a rollback ends it, and outside the plan's deployment windows nothing advances. The loop takes the measure
-// function as an argument, so it runs without Prometheus in tests.
+// trusts the thresholds. It runs the live rollout's code: the walk is the rollout machine (workflows/machine/), the
+// same code the workflow drives, here on a simulated clock (workflows/machine/sim.ts); measurements come from the
+// measureChecks activity (activities/rollout-activities.ts) evaluated at each round's time (`atMs`), and the machine
+// judges them as a new rollout does (judge-v2 for the full analysis form, the original judge for short-form plans).
+// The loop takes the measure function as an argument, so it runs without Prometheus in tests.
 //
 // What a backtest cannot know, it assumes and says so: approval gates are approved at once; a question the judge
 // asks a person (a breach under `then: approval`, missing evidence at a limit whose `then` is approval) is left
 // unanswered, so the judge's own deadline decides; nobody pauses, promotes or aborts; activities take no time; and the stage weights do not change the history (every round reads
 // what the canary actually served then, whatever weight the simulated walk would have given it).
-import { checksForStage, type AnalysisCheck, type AnalysisMetric } from '../workflows/analysis-spec';
+import type { AnalysisCheck, AnalysisMetric } from '../workflows/analysis-spec';
 import { DurationError, formatDuration, parseDuration } from '../workflows/duration';
-import { describeResults, judge, type Measurement } from '../workflows/judge';
-import {
-  judgeRound,
-  roundOutcome,
-  roundSlackFor,
-  type JudgeState,
-  type RoundMeasurement,
-} from '../workflows/judge-v2';
+import { describeResults } from '../workflows/judge';
+import type { RoundMeasurement } from '../workflows/judge-v2';
+import { runRollout } from '../workflows/machine/ending';
+import { RolloutMachine } from '../workflows/machine/machine';
+import { SimPort, type PendingStep } from '../workflows/machine/sim';
+import { initialState } from '../workflows/machine/state';
 import { describePlan } from '../workflows/plan';
 import { describeTarget, type Target } from '../workflows/target';
 import type { Plan, Verdict } from '../workflows/types';
-import {
-  calendarProblem,
-  clockProblem,
-  describeWindowState,
-  mayAdvance,
-  nextOpen,
-} from '../workflows/windows';
+import { calendarProblem, clockProblem } from '../workflows/windows';
 import { renderTable } from './render';
 
 /** More rounds than this is refused: a backtest that long is slow and unreadable; shorten the range. */
@@ -209,26 +198,6 @@ export interface BacktestInput {
   measure: MeasureFn;
 }
 
-/** What the simulated rollout carries between rounds: the part of the workflow's RolloutState analysis touches. */
-interface WalkState {
-  stageIndex: number;
-  /** Whether stageIndex's traffic is on (before, the canary carries the previous stage's). */
-  entered: boolean;
-  weight: number;
-  enteredAt: number;
-  lastAnalysisAt: number;
-  passedInStage: boolean;
-  /** Since when every round of the stage has passed (its entry, at best): a stage's healthyFor. */
-  passingSince?: number;
-  lastVerdict?: Verdict;
-  consecutiveFailures: number;
-  consecutiveInconclusive: number;
-  judge?: JudgeState;
-  steppedBack?: { stageWeight: number; toWeight: number };
-  /** The judge is asking a person (await-approval); the backtest leaves it unanswered. */
-  asking?: boolean;
-}
-
 /** The short form's checks as measureChecks reads them: the plan's analysis window, the canary's value only. */
 export function shortFormMeasureChecks(plan: Plan): AnalysisCheck[] {
   // The live rollout reads max(interval, 30s) of metrics per analysis (analysisWindowSeconds in rollout.ts).
@@ -245,16 +214,8 @@ export function shortFormMeasureChecks(plan: Plan): AnalysisCheck[] {
   }));
 }
 
-/** Runs the plan's analysis over [fromMs, toMs] and walks the stages; checkRange is the caller's. */
-export async function runBacktest(input: BacktestInput): Promise<BacktestResult> {
-  const { plan, fromMs, toMs, measure } = input;
-  const rules = plan.analysis.rules;
-  const v2 = rules !== undefined;
-  const shortForm = rules ? undefined : shortFormMeasureChecks(plan);
-  const intervalMs = plan.analysis.intervalMs;
-  const stageCount = plan.stages.length;
-  const rounds: BacktestRound[] = [];
-  const events: BacktestEvent[] = [];
+/** What a backtest cannot know and assumes, said in its header. */
+function assumptionsOf(plan: Plan): string[] {
   const assumptions = [
     'stage weights do not change the historical data: every round reads what the canary actually served then',
   ];
@@ -264,7 +225,7 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
     const what = [stages, plan.promotion.gate ? 'the promotion' : ''].filter((w) => w !== '').join(' and ');
     assumptions.push(`approval gates were assumed approved at once (${what})`);
   }
-  const asking = (rules ?? []).filter((r) => r.abort?.ask).map((r) => r.name);
+  const asking = (plan.analysis.rules ?? []).filter((r) => r.abort?.ask).map((r) => r.name);
   if (asking.length > 0) {
     assumptions.push(
       `a breach that asks a person (then: approval: ${asking.join(', ')}) was left unanswered: it rolls back ` +
@@ -274,286 +235,278 @@ export async function runBacktest(input: BacktestInput): Promise<BacktestResult>
   if (plan.analysis.checks.length === 0) {
     assumptions.push('the plan has no checks: nothing is measured, time alone moves the stages');
   }
+  return assumptions;
+}
 
-  const s: WalkState = {
-    stageIndex: 0,
-    entered: false,
-    weight: 0,
-    enteredAt: fromMs,
-    lastAnalysisAt: fromMs,
-    passedInStage: false,
-    consecutiveFailures: 0,
-    consecutiveInconclusive: 0,
+/** The live rollout's machine, as a new rollout runs it, on a simulated clock starting at `fromMs`. */
+function simulatedRollout(plan: Plan, fromMs: number): RolloutMachine {
+  return new RolloutMachine(
+    { ...initialState(), neverStuck: true, touched: {}, planRules: { strict: true, limits: true } },
+    {
+      plan,
+      target: { app: 'backtest', namespace: 'backtest' },
+      version: 'canary',
+      requestedBy: 'backtest',
+      cli: 'canary',
+      workflowId: 'backtest',
+      firstRunId: 'backtest',
+      temporalNamespace: 'backtest',
+      flags: { routingLifecycle: true, judgeV2: plan.analysis.rules !== undefined, alertsV2: true },
+      historyLimit: Infinity,
+    },
+    new SimPort(fromMs),
+  );
+}
+
+/** What the machine did, as the backtest reports it: its rounds, and the events between them. */
+class BacktestRecorder {
+  readonly rounds: BacktestRound[] = [];
+  readonly events: BacktestEvent[] = [];
+  /** Each round's measurements (their errors are the backtest's notes), in the order they were taken. */
+  readonly measured: Array<Record<string, RoundMeasurement | undefined>> = [];
+  ended: BacktestOutcome | undefined;
+  private judged = 0;
+  private personAsked = false;
+  /** The stage (0-based) whose hold was last served, and the last entered. */
+  private served = -1;
+  private entered = -1;
+  private windowWaitSeen = false;
+  private readonly plan: Plan;
+  private readonly last: number;
+
+  constructor(
+    private readonly m: RolloutMachine,
+    private readonly port: SimPort,
+  ) {
+    this.plan = m.plan;
+    this.last = m.plan.stages.length - 1;
+  }
+
+  private label(): string {
+    return `stage ${this.m.s.stageIndex + 1}/${this.plan.stages.length}`;
+  }
+
+  event(kind: BacktestEventKind, message: string, weight = this.m.s.weight, at = this.port.now()): void {
+    this.events.push({ at: iso(at), atMs: at, kind, stage: this.m.s.stageIndex + 1, weight, message });
+  }
+
+  private lastRound(): BacktestRound | undefined {
+    return this.rounds[this.rounds.length - 1];
+  }
+
+  /** Picks up the rounds the machine has judged since the last look. */
+  private syncRounds(): void {
+    const s = this.m.s;
+    while (this.judged < (s.analysesRun ?? 0)) {
+      this.judged++;
+      const record = s.analyses[s.analyses.length - 1 - ((s.analysesRun ?? 0) - this.judged)];
+      const measurements = this.measured[this.judged - 1] ?? {};
+      const at = Date.parse(record.at);
+      const reasons = record.reasons ?? [describeResults(this.plan.analysis.checks, record.checks)];
+      this.rounds.push({
+        at: record.at,
+        atMs: at,
+        stage: record.stage,
+        weight: record.weight,
+        verdict: record.verdict,
+        action: record.action ?? record.verdict,
+        decision: record.verdict === 'pass' ? 'continue' : 'hold',
+        checks: record.checks.map((c) => {
+          const e = measurements[c.name]?.error;
+          return {
+            name: c.name,
+            value: c.value,
+            ...(c.baseline !== undefined ? { baseline: c.baseline } : {}),
+            outcome: c.judged ?? c.outcome,
+            ...(c.severity ? { severity: c.severity } : {}),
+            ...(c.note !== undefined ? { note: c.note } : {}),
+            ...(e ? { error: `${e.kind}: ${e.message}` } : {}),
+          };
+        }),
+        reasons,
+      });
+      // A person would be asked once per run of rounds that ask (the backtest leaves the question unanswered).
+      const asks = record.action === 'await-approval';
+      if (asks && !this.personAsked) {
+        this.event('person_asked', `a person would be asked: ${reasons.join('; ')}`, s.weight, at);
+      }
+      this.personAsked = asks;
+    }
+  }
+
+  /** Looks at the machine after each of its steps: rounds, stage entries, served holds, windows, the end. */
+  observe(): void {
+    this.syncRounds();
+    const { s, plan } = this.m;
+    const now = this.port.now();
+    if (s.stageIndex > this.entered && s.stageEntered && s.phase === 'progressing' && !s.finalizing) {
+      this.entered = s.stageIndex;
+      const hold = plan.stages[s.stageIndex].holdMs;
+      this.event(
+        'stage_entered',
+        `${this.label()} entered: canary at ${s.weight}%` + (hold > 0 ? ` for ${formatDuration(hold)}` : ''),
+      );
+    }
+    // A hold is served once the walk moves past it: to the next stage's gate, or to the promotion gate, its window
+    // or promotion itself.
+    const finalServed =
+      s.stageIndex === this.last &&
+      s.stageEntered &&
+      (s.promotionGate !== undefined || s.finalizing || s.phase === 'promoted' || s.windowWait !== undefined);
+    if (s.stageIndex - 1 > this.served || (finalServed && this.served < this.last)) {
+      this.served = finalServed ? this.last : s.stageIndex - 1;
+      // Label the round that completed the hold (when one did, at this very time).
+      const r = this.lastRound();
+      if (r && r.atMs === now && r.stage === this.served + 1 && r.decision === 'continue') {
+        r.decision = this.served === this.last ? 'promote' : 'advance';
+      }
+    }
+    if (s.windowWait && !this.windowWaitSeen) {
+      this.windowWaitSeen = true;
+      const what =
+        s.stageIndex === this.last && s.stageEntered
+          ? 'promotion'
+          : `${this.label()} at ${plan.stages[s.stageIndex].weight}%`;
+      this.event('window_wait', `${what} waits: ${s.windowWait.note}`);
+    } else if (!s.windowWait) this.windowWaitSeen = false;
+    if (this.ended) return;
+    if (s.finalizing || s.phase === 'promoted') {
+      const hold = plan.stages[this.last].holdMs;
+      this.event('promoted', `promoted: ${this.label()} served${hold > 0 ? ' its hold' : ''}`);
+      this.ended = { kind: 'promoted', at: iso(now), atMs: now };
+    } else if (s.phase === 'rolling_back') {
+      const r = this.lastRound();
+      const reason = s.rollbackReason ?? '';
+      if (r) {
+        r.decision = 'rollback';
+        // The original judge's round says why it rolled back (judge-v2's reasons say it already).
+        if (!this.m.ctx.flags.judgeV2) r.reasons = [reason];
+      }
+      this.event('rolled_back', `rolled back at ${s.weight}%: ${r ? r.reasons.join('; ') : reason}`);
+      this.ended = {
+        kind: 'rolled_back',
+        at: iso(now),
+        atMs: now,
+        stage: s.stageIndex + 1,
+        weight: s.weight,
+        reason,
+      };
+    }
+  }
+
+  /** A traffic shift the machine asks for: a step back or forward is an event of the round that caused it. */
+  shift(summary: string, to: number): void {
+    const r = this.lastRound();
+    if (summary.startsWith('step back')) {
+      if (r) r.decision = 'step-back';
+      this.event(
+        'stepped_back',
+        `stepped back from ${this.m.s.weight}% to ${to}%: ${(r?.reasons ?? []).join('; ')}`,
+        to,
+      );
+    } else if (summary.startsWith('forward again')) {
+      if (r) r.decision = 'step-forward';
+      this.event('stepped_forward', `healthy again: forward to ${to}%`, to);
+    }
+  }
+
+  /** The gate waiting now, passed at once: a person is assumed to approve. */
+  approveGate(): void {
+    const { s } = this.m;
+    const which = this.m.atPromotionGate() ? 'promotion gate' : 'approval gate';
+    this.event('approval_assumed', `${this.label()}: ${which} assumed approved`);
+    s.approvedStage = s.stageIndex;
+    this.m.messages++;
+  }
+}
+
+/** Answers one of the machine's steps: at once, measuring history for a round; other steps change nothing. */
+async function answerStep(p: PendingStep, m: RolloutMachine, measure: MeasureFn, rec: BacktestRecorder) {
+  const c = p.command;
+  const now = m.now();
+  switch (c.step) {
+    case 'preflight':
+      return p.resolve({ findings: [] });
+    case 'alertSinks':
+      return p.resolve(['log']);
+    case 'setCanaryWeight':
+      return p.resolve({ previous: m.s.weight, current: (c.args[0] as { weight: number }).weight });
+    case 'measureChecks': {
+      const measurements = await measure((c.args[0] as { checks: AnalysisCheck[] }).checks, now);
+      rec.measured.push(measurements);
+      return p.resolve({ measurements });
+    }
+    case 'runAnalysis': {
+      // The short form as measureChecks reads it: the plan's analysis window, the canary's value only.
+      const measurements = await measure(shortFormMeasureChecks(m.plan), now);
+      rec.measured.push(measurements);
+      return p.resolve(
+        m.plan.analysis.checks.map((ch) => {
+          const x = measurements[ch.name];
+          return { name: ch.name, value: x?.value ?? null, ...(x?.error ? { error: x.error.message } : {}) };
+        }),
+      );
+    }
+    default:
+      return p.resolve(c.step === 'prepareCanary' ? {} : undefined);
+  }
+}
+
+/**
+ * Runs the plan's analysis over [fromMs, toMs] and walks the stages; checkRange is the caller's. The walk is the
+ * live rollout's machine (workflows/machine/) on a simulated clock: every step answers at once (a round with the
+ * history as of its time), a waiting gate is approved at once, and time moves to the machine's next deadline.
+ */
+export async function runBacktest(input: BacktestInput): Promise<BacktestResult> {
+  const { plan, fromMs, toMs, measure } = input;
+  const m = simulatedRollout(plan, fromMs);
+  const port = m.port as SimPort;
+  const rec = new BacktestRecorder(m, port);
+  port.onPublish = () => rec.observe();
+  port.onCommand = (c) => {
+    rec.observe();
+    if (c.step === 'setCanaryWeight') rec.shift(c.summary, (c.args[0] as { weight: number }).weight);
   };
-  const label = () => `stage ${s.stageIndex + 1}/${stageCount}`;
-  const event = (at: number, kind: BacktestEventKind, message: string) =>
-    events.push({ at: iso(at), atMs: at, kind, stage: s.stageIndex + 1, weight: s.weight, message });
   const finish = (outcome: BacktestOutcome): BacktestResult => ({
     from: iso(fromMs),
     to: iso(toMs),
-    intervalMs,
-    judge: v2 ? 'judge-v2' : 'judge',
+    intervalMs: plan.analysis.intervalMs,
+    judge: plan.analysis.rules ? 'judge-v2' : 'judge',
     checks: plan.analysis.checks.map((c) => c.name),
-    assumptions,
-    rounds,
-    events,
-    notes: notesOf(rounds),
+    assumptions: assumptionsOf(plan),
+    rounds: rec.rounds,
+    events: rec.events,
+    notes: notesOf(rec.rounds),
     outcome,
-    summary: summaryLine(outcome, fromMs, stageCount),
+    summary: summaryLine(outcome, fromMs, plan.stages.length),
   });
-  const running = (): BacktestResult =>
-    finish({ kind: 'running', at: iso(toMs), atMs: toMs, stage: s.stageIndex + 1, weight: s.weight });
-
-  let t = fromMs;
-  /** The checks that apply while the canary carries stage `n`'s traffic (a check's `stages`, as live). */
-  const checksIn = (n: number): AnalysisCheck[] => (rules ? checksForStage(rules, n) : shortForm!);
-  const liveStage = () => (s.entered ? s.stageIndex + 1 : s.stageIndex);
-  const analysing = () => checksIn(liveStage()).length > 0 && s.weight > 0;
-
-  /** The round due at t; a rollback ends the backtest with its result. */
-  const roundAt = async (): Promise<BacktestResult | undefined> => {
-    const round = await analyse(t);
-    if (round.decision !== 'rollback') return undefined;
-    const reason = round.reasons.join('; ');
-    event(t, 'rolled_back', `rolled back at ${s.weight}%: ${reason}`);
-    return finish({
-      kind: 'rolled_back',
-      at: iso(t),
-      atMs: t,
-      stage: s.stageIndex + 1,
-      weight: s.weight,
-      reason: v2 ? `analysis at ${round.weight}%: ${reason}` : reason,
-    });
-  };
-
-  /**
-   * Outside the plan's deployment windows nothing advances (rollout.ts awaitWindow): the walk waits until they
-   * open, analysing every interval meanwhile wherever the canary has traffic. Undefined once open; the result when
-   * a rollback or the end of the range comes first.
-   */
-  const awaitWindow = async (isPromotion: boolean, what: string): Promise<BacktestResult | undefined> => {
-    const w = plan.windows;
-    if (!w || mayAdvance(w, t, isPromotion)) return undefined;
-    const opensAt = nextOpen(w, t);
-    event(t, 'window_wait', `${what} waits: ${describeWindowState(w, t)}`);
-    for (;;) {
-      if (opensAt !== undefined && t >= opensAt) return undefined;
-      const due = analysing() ? s.lastAnalysisAt + intervalMs : undefined;
-      if (due !== undefined && t >= due) {
-        const ended = await roundAt();
-        if (ended) return ended;
-        continue;
-      }
-      const next = Math.min(due ?? Infinity, opensAt ?? Infinity);
-      if (!(next <= toMs)) return running();
-      t = next;
-    }
-  };
-
+  void runRollout(m).catch(() => undefined);
   for (;;) {
-    const stage = plan.stages[s.stageIndex];
-    const final = s.stageIndex === stageCount - 1;
-    // The gate is passed before the stage's traffic shift; a person is assumed to approve at once.
-    if (stage.gate.type === 'approval') {
-      event(t, 'approval_assumed', `${label()}: approval gate assumed approved`);
+    await new Promise((r) => setImmediate(r));
+    rec.observe();
+    if (rec.ended) return finish(rec.ended);
+    if (port.wakeOne()) continue;
+    const step = port.steps.shift();
+    if (step) {
+      // A failed query of the backtest's own (Prometheus unreachable) stops it: it is not the rollout's failure.
+      await answerStep(step, m, measure, rec);
+      continue;
     }
-    const closed = await awaitWindow(final, `${label()} at ${stage.weight}%`);
-    if (closed) return closed;
-    s.weight = stage.weight;
-    s.entered = true;
-    s.enteredAt = t;
-    s.lastAnalysisAt = t;
-    s.passedInStage = false;
-    s.passingSince = t;
-    event(
-      t,
-      'stage_entered',
-      `${label()} entered: canary at ${s.weight}%` +
-        (stage.holdMs > 0 ? ` for ${formatDuration(stage.holdMs)}` : ''),
-    );
-
-    // The hold (rollout.ts hold + watch): it ends once served with evidence; analyses run every interval.
-    // A stage none of whose checks apply moves by time alone, as a plan without checks does.
-    const healthy = () =>
-      stage.healthyForMs === undefined ||
-      (s.passingSince !== undefined && t - s.passingSince >= stage.healthyForMs);
-    const holdEnd = s.enteredAt + stage.holdMs;
-    // The stage advances on a round taken at or after its hold's end (rollout.ts roundAfterHold), which the end of
-    // the hold calls for when the schedule has none there.
-    const roundAfterHold = () => s.lastAnalysisAt >= holdEnd;
-    const evidence = () =>
-      !analysing() ||
-      stage.holdMs === 0 ||
-      (s.passedInStage && s.lastVerdict === 'pass' && healthy() && roundAfterHold());
-    for (;;) {
-      if (t - s.enteredAt >= stage.holdMs && evidence()) break;
-      const due = analysing()
-        ? Math.min(s.lastAnalysisAt + intervalMs, roundAfterHold() ? Infinity : holdEnd)
-        : undefined;
-      if (due !== undefined && t >= due) {
-        const ended = await roundAt();
-        if (ended) return ended;
-        continue;
-      }
-      const next = Math.min(due ?? Infinity, holdEnd > t ? holdEnd : Infinity);
-      if (!(next <= toMs)) return running();
-      t = next;
+    if (m.gateWaiting() && m.s.approvedStage !== m.s.stageIndex) {
+      rec.approveGate();
+      continue;
     }
-    // Label the round that completed the hold (when one did, at this very time).
-    const last = rounds[rounds.length - 1];
-    if (last && last.atMs === t && last.stage === s.stageIndex + 1 && last.decision === 'continue') {
-      last.decision = final ? 'promote' : 'advance';
-    }
-    if (final) {
-      // The prompt before promotion (promotion.gate) comes once the hold is served; approved at once, as above.
-      if (plan.promotion.gate) {
-        event(t, 'approval_assumed', `${label()}: promotion gate assumed approved`);
-      }
-      // Promotion obeys the windows too, unless the plan says `promotion: any`.
-      const waiting = await awaitWindow(true, 'promotion');
-      if (waiting) return waiting;
-      event(t, 'promoted', `promoted: ${label()} served${stage.holdMs > 0 ? ' its hold' : ''}`);
-      return finish({ kind: 'promoted', at: iso(t), atMs: t });
-    }
-    s.stageIndex++;
-    s.entered = false;
-  }
-
-  /** Keeps the unbroken run of passing rounds of the entered stage (healthyFor), as rollout.ts does. */
-  function passing(passed: boolean, at: number): void {
-    if (!s.entered) return;
-    if (!passed) s.passingSince = undefined;
-    else s.passingSince ??= at;
-  }
-
-  /** One analysis round at `at`, as rollout.ts analyseV2 / analyse act on it. */
-  async function analyse(at: number): Promise<BacktestRound> {
-    const applying = checksIn(liveStage());
-    const measurements = await measure(applying, at);
-    s.lastAnalysisAt = at;
-    const weight = s.weight;
-    const stage = s.stageIndex + 1;
-    if (rules) {
-      // As a new rollout judges: a query the source rejects fails its check at once.
-      const { state, decision } = judgeRound(applying, measurements, at, s.judge, {
-        permanentQueryErrors: true,
-        roundSlackMs: roundSlackFor(intervalMs),
+    const next = port.nextDeadline();
+    if (next === undefined || !(next <= toMs)) {
+      return finish({
+        kind: 'running',
+        at: iso(toMs),
+        atMs: toMs,
+        stage: m.s.stageIndex + 1,
+        weight: m.s.weight,
       });
-      s.judge = state;
-      const { advances, verdict } = roundOutcome(decision);
-      s.lastVerdict = verdict;
-      const round: BacktestRound = {
-        at: iso(at),
-        atMs: at,
-        stage,
-        weight,
-        verdict,
-        action: decision.action,
-        decision: advances ? 'continue' : 'hold',
-        checks: decision.perCheck.map((v) => {
-          const m = measurements[v.name];
-          return {
-            name: v.name,
-            value: v.value,
-            ...(v.baseline !== undefined ? { baseline: v.baseline } : {}),
-            outcome: v.outcome,
-            ...(v.severity ? { severity: v.severity } : {}),
-            note: v.note,
-            ...(m?.error ? { error: `${m.error.kind}: ${m.error.message}` } : {}),
-          };
-        }),
-        reasons: decision.reasons,
-      };
-      rounds.push(round);
-      if (decision.action === 'rollback') {
-        round.decision = 'rollback';
-        return round;
-      }
-      if (advances) s.passedInStage = true;
-      passing(advances, at);
-      if (decision.action === 'await-approval' && !s.asking) {
-        s.asking = true;
-        event(at, 'person_asked', `a person would be asked: ${decision.reasons.join('; ')}`);
-      } else if (decision.action !== 'await-approval') s.asking = false;
-      if (decision.steppedBack && !s.steppedBack) {
-        // In the first stage no earlier weight carries canary traffic: the judge's hold applies instead.
-        if (s.stageIndex > 0) {
-          const previous = plan.stages[s.stageIndex - 1].weight;
-          s.steppedBack = { stageWeight: s.weight, toWeight: previous };
-          s.weight = previous;
-          round.decision = 'step-back';
-          event(
-            at,
-            'stepped_back',
-            `stepped back from ${s.steppedBack.stageWeight}% to ${previous}%: ${decision.reasons.join('; ')}`,
-          );
-        }
-      } else if (!decision.steppedBack && s.steppedBack) {
-        const back = s.steppedBack;
-        s.steppedBack = undefined;
-        s.weight = back.stageWeight;
-        round.decision = 'step-forward';
-        event(at, 'stepped_forward', `healthy again: forward to ${back.stageWeight}%`);
-      }
-      return round;
     }
-
-    // The short form: the original judge, with the plan's failureLimit and inconclusiveLimit.
-    const byName: Measurement[] = plan.analysis.checks.map((c) => {
-      const m = measurements[c.name];
-      return {
-        name: c.name,
-        value: m?.value ?? null,
-        ...(m?.error ? { error: m.error.message } : {}),
-      };
-    });
-    const { verdict, checks } = judge(plan.analysis.checks, byName);
-    s.lastVerdict = verdict;
-    const summary = describeResults(plan.analysis.checks, checks);
-    const round: BacktestRound = {
-      at: iso(at),
-      atMs: at,
-      stage,
-      weight,
-      verdict,
-      action: verdict,
-      decision: verdict === 'pass' ? 'continue' : 'hold',
-      checks: checks.map((r) => {
-        const e = measurements[r.name]?.error;
-        return {
-          name: r.name,
-          value: r.value,
-          outcome: r.outcome,
-          ...(e ? { error: `${e.kind}: ${e.message}` } : {}),
-        };
-      }),
-      reasons: [summary],
-    };
-    rounds.push(round);
-    passing(verdict === 'pass', at);
-    if (verdict === 'pass') {
-      s.consecutiveFailures = 0;
-      s.consecutiveInconclusive = 0;
-      s.passedInStage = true;
-    } else if (verdict === 'fail') {
-      s.consecutiveFailures++;
-      s.consecutiveInconclusive = 0;
-      if (s.consecutiveFailures >= plan.analysis.failureLimit) {
-        round.decision = 'rollback';
-        round.reasons = [
-          `analysis failed ${s.consecutiveFailures} time(s) in a row at ${weight}%: ${summary}`,
-        ];
-      }
-    } else {
-      s.consecutiveInconclusive++;
-      if (s.consecutiveInconclusive >= plan.analysis.inconclusiveLimit) {
-        round.decision = 'rollback';
-        round.reasons = [
-          `no metric evidence for ${s.consecutiveInconclusive} analyses in a row at ${weight}%: ${summary}`,
-        ];
-      }
-    }
-    return round;
+    port.advanceTo(next);
   }
 }
 
