@@ -4,7 +4,7 @@
 import type { Plan } from '../workflows/types';
 import type { Target } from '../workflows/target';
 import { metricsOfferProblems } from '../workflows/metrics-offer';
-import { planStartFindings } from '../workflows/plan';
+import { planStartFindings } from '../workflows/plan-findings';
 import type { ProviderSource } from './factory';
 import { metricsPreflight } from './metrics/preflight';
 import {

@@ -21,7 +21,7 @@ import { initialState } from '../workflows/machine/state';
 import { describePlan } from '../workflows/plan';
 import { describeTarget, type Target } from '../workflows/target';
 import type { Plan, Verdict } from '../workflows/types';
-import { calendarProblem, clockProblem } from '../workflows/windows';
+import { calendarProblem, clockProblem } from '../workflows/windows-spec';
 import { renderTable } from './render';
 
 /** More rounds than this is refused: a backtest that long is slow and unreadable; shorten the range. */

@@ -10,14 +10,8 @@ import {
   type ParseError,
 } from 'jsonc-parser';
 import { parse, YAMLParseError } from 'yaml';
-import {
-  formatProblems,
-  planStartFindings,
-  validatePlan,
-  type PlanFindings,
-  type PlanProblem,
-  type PlanSpec,
-} from '../workflows/plan';
+import { formatProblems, validatePlan, type PlanProblem, type PlanSpec } from '../workflows/plan';
+import { planStartFindings, type PlanFindings } from '../workflows/plan-findings';
 import { PRESETS, presetNames } from '../workflows/presets';
 import { formatTargetProblems, type TargetSpec } from '../workflows/target';
 import { sortedProblems, type InputProblem, type Segment } from '../workflows/problems';

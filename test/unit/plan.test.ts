@@ -4,12 +4,12 @@ import {
   describePlan,
   formatProblems,
   MAX_DURATION_MS,
-  planStartFindings,
   type PlanProblem,
   type PlanSpec,
   totalHoldMs,
   validatePlan,
 } from '../../workflows/plan';
+import { planStartFindings } from '../../workflows/plan-findings';
 import { judgeRound } from '../../workflows/judge-v2';
 import { PRESETS, presetNames } from '../../workflows/presets';
 import type { Plan } from '../../workflows/types';

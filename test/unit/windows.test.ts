@@ -5,11 +5,11 @@ import {
   localToInstant,
   mayAdvance,
   nextOpen,
-  validateWindows,
   windowOpeningProblem,
   type Windows,
   type WindowsSpec,
 } from '../../workflows/windows';
+import { validateWindows } from '../../workflows/windows-spec';
 
 const at = (iso: string): number => {
   const ms = Date.parse(iso);
