@@ -245,6 +245,104 @@ export function mayAdvance(w: Windows | undefined, atMs: number, isPromotion: bo
 }
 
 /**
+ * The end of the run of allow ranges that contains `wall` (ranges that touch or overlap chain on, across midnight),
+ * as a wall time; `wall` itself when no range contains it; undefined when the run lasts beyond a week (always open).
+ */
+function allowRunEndWall(allow: readonly AllowRange[], wall: number): number | undefined {
+  let cur = wall;
+  while (cur - wall <= 8 * DAY) {
+    const day = Math.floor(cur / DAY);
+    let end: number | undefined;
+    for (const range of allow) {
+      if (!range.days.includes(weekdayOfWall(day * DAY))) continue;
+      const from = day * DAY + range.fromMinute * MINUTE;
+      const to = day * DAY + range.toMinute * MINUTE;
+      if (from <= cur && cur < to && (end === undefined || to > end)) end = to;
+    }
+    if (end === undefined) return cur;
+    cur = end;
+  }
+  return undefined;
+}
+
+/**
+ * The earliest instant after atMs at which the windows are closed (atMs itself when they are), or undefined when
+ * they stay open beyond NEXT_OPEN_HORIZON_DAYS.
+ */
+export function nextClose(w: Windows, atMs: number): number | undefined {
+  const horizon = atMs + NEXT_OPEN_HORIZON_DAYS * DAY;
+  let t = atMs;
+  // Every round either answers or moves t strictly forward (to a DST transition).
+  while (t <= horizon) {
+    if (!isOpen(w, t)) return t;
+    let candidate = Infinity;
+    for (const f of w.freeze) if (f.fromMs > t && f.fromMs < candidate) candidate = f.fromMs;
+    if (w.allow) {
+      // Between transitions the offset is constant, so wall time moves with the instant.
+      const offset = zoneOffsetMs(w.timeZone, t);
+      const endWall = allowRunEndWall(w.allow, t + offset);
+      if (endWall !== undefined) candidate = Math.min(candidate, endWall - offset);
+      const transition = nextTransition(w.timeZone, t, Math.min(candidate, horizon));
+      if (transition !== undefined && transition < candidate) {
+        t = transition;
+        continue;
+      }
+    }
+    return candidate === Infinity ? undefined : candidate;
+  }
+  return undefined;
+}
+
+/**
+ * How much of [fromMs, toMs) the next step may happen in: the time inside the windows (for a step that is the
+ * promotion, all of it with `promotion: any`). A hold counts only this time (rollouts from machine-v2 on).
+ */
+export function openMsBetween(
+  w: Windows | undefined,
+  fromMs: number,
+  toMs: number,
+  isPromotion: boolean,
+): number {
+  if (!w || (isPromotion && w.promotion === 'any')) return Math.max(0, toMs - fromMs);
+  let sum = 0;
+  let t = fromMs;
+  while (t < toMs) {
+    const opens = nextOpen(w, t);
+    if (opens === undefined || opens >= toMs) break;
+    const closes = nextClose(w, opens) ?? Infinity;
+    sum += Math.min(closes, toMs) - opens;
+    t = closes;
+  }
+  return sum;
+}
+
+/**
+ * The instant by which `openMs` of window time has passed since fromMs (openMsBetween(w, fromMs, t) === openMs), or
+ * undefined when the windows do not open enough within the horizon.
+ */
+export function openReachedAt(
+  w: Windows | undefined,
+  fromMs: number,
+  openMs: number,
+  isPromotion: boolean,
+): number | undefined {
+  if (openMs <= 0) return fromMs;
+  if (!w || (isPromotion && w.promotion === 'any')) return fromMs + openMs;
+  const horizon = fromMs + NEXT_OPEN_HORIZON_DAYS * DAY;
+  let served = 0;
+  let t = fromMs;
+  while (t <= horizon) {
+    const opens = nextOpen(w, t);
+    if (opens === undefined) return undefined;
+    const closes = nextClose(w, opens) ?? Infinity;
+    if (served + (closes - opens) >= openMs) return opens + (openMs - served);
+    served += closes - opens;
+    t = closes;
+  }
+  return undefined;
+}
+
+/**
  * Whether windows that open only beyond their `opensWithin` bound (default DEFAULT_OPENS_WITHIN_MS) from nowMs, or
  * never within NEXT_OPEN_HORIZON_DAYS, should refuse a rollout starting at nowMs: such a rollout would shift its
  * first traffic (or its next stage) months from now, or never (a freeze until 2999). Undefined when they open in
