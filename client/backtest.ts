@@ -241,7 +241,13 @@ function assumptionsOf(plan: Plan): string[] {
 /** The live rollout's machine, as a new rollout runs it, on a simulated clock starting at `fromMs`. */
 function simulatedRollout(plan: Plan, fromMs: number): RolloutMachine {
   return new RolloutMachine(
-    { ...initialState(), neverStuck: true, touched: {}, planRules: { strict: true, limits: true } },
+    {
+      ...initialState(),
+      neverStuck: true,
+      machineV2: true,
+      touched: {},
+      planRules: { strict: true, limits: true },
+    },
     {
       plan,
       target: { app: 'backtest', namespace: 'backtest' },

@@ -477,6 +477,10 @@ function troubleLines(v: StatusView): string[] {
     );
   }
   if (status.capacityNote) out.push('', `Stable capacity: ${status.capacityNote}`);
+  if (status.cleanupFailed) {
+    const c = status.cleanupFailed;
+    out.push('', `Canary not removed (${c.at}): ${c.error}`, `  remove it by hand: ${c.fix}`);
+  }
   if (status.steppedBack) {
     const b = status.steppedBack;
     out.push(

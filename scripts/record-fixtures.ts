@@ -157,6 +157,35 @@ async function main(): Promise<void> {
     await soak.signal(abortSignal, { identity: 'fixture', reason: 'went back in the soak' });
     await rolloutResult(soak);
     await save('soak-went-back', soak.workflowId, soak.firstExecutionRunId);
+
+    // Deployment windows (machine-v2): a daily window that closes during stage 1's hold (the hold counts only window
+    // time, so the stage serves the rest the next day), then a gate approved while the window is closed again.
+    await bench.reset();
+    const startMinute =
+      Math.floor(new Date(Date.now()).getUTCHours() * 4 + new Date(Date.now()).getUTCMinutes() / 15) * 15;
+    const hhmm = (m: number) =>
+      `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+    const windowed = await bench.startRollout(
+      'fixture-windows',
+      'v2',
+      {
+        ...plan,
+        stages: [{ weight: 5, hold: '1h' }, { weight: 25, hold: '30m', gate: 'approval' }, { weight: 100 }],
+        windows: {
+          timeZone: 'UTC',
+          allow: [
+            { from: hhmm(startMinute), to: startMinute + 60 >= 1440 ? '24:00' : hhmm(startMinute + 60) },
+          ],
+        },
+      },
+      undefined,
+      TARGET,
+    );
+    await bench.env.sleep(26 * HOUR);
+    await windowed.executeUpdate(approveUpdate, { args: [{ identity: 'fixture', stage: 2, comment: 'ok' }] });
+    await bench.env.sleep(24 * HOUR);
+    await rolloutResult(windowed);
+    await save('windows-promoted', windowed.workflowId, windowed.firstExecutionRunId);
   } finally {
     await bench.close();
   }

@@ -28,3 +28,14 @@ export const ALERTS_PATCH = 'alert-sinks-v2';
  * ended it. Decided once, at the rollout's first run, and carried in its state.
  */
 export const NEVER_STUCK_PATCH = 'never-stuck';
+/**
+ * From this patch on (decided once, at the rollout's first run, and carried in its state as `machineV2`):
+ * - a hold counts only time inside the deployment windows (as it never counted paused time);
+ * - a gate that is approved reads as approved while the rollout waits for a window (phase progressing, not
+ *   waiting_approval);
+ * - a canary workload that cannot be removed after promotion leaves the rollout promoted, with a warning and the
+ *   command that removes it, instead of failing the workflow;
+ * - short-form checks are converted to the full form at the edge (toFullForm) and judged by judge-v2, with the
+ *   short form's messages.
+ */
+export const MACHINE_V2_PATCH = 'machine-v2';

@@ -12,6 +12,7 @@ import { metricsOfferProblems } from './metrics-offer';
 import {
   ALERTS_PATCH,
   JUDGE_PATCH,
+  MACHINE_V2_PATCH,
   METRICS_OFFER_PATCH,
   NEVER_STUCK_PATCH,
   PLAN_LIMITS_PATCH,
@@ -73,6 +74,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   s.planRules ??= { strict, limits };
   // Decided once, by the first run; a run continued from a rollout that started before it keeps the old behaviour.
   if (carried === undefined) s.neverStuck = patched(NEVER_STUCK_PATCH);
+  if (carried === undefined) s.machineV2 = patched(MACHINE_V2_PATCH);
   if (s.neverStuck) s.touched ??= {};
   const machine = new RolloutMachine(
     s,

@@ -303,6 +303,8 @@ export interface RolloutStatus {
   };
   /** What the rollback found about stable's capacity and did about it. */
   capacityNote?: string;
+  /** Promoted, but the canary workload could not be removed (machine-v2): when, why, and how to remove it by hand. */
+  cleanupFailed?: { at: string; error: string; fix: string };
   /** A medium breach stepped traffic back to the previous stage's weight; it goes forward after a healthy period. */
   steppedBack?: { stageWeight: number; toWeight: number; since: string };
   gate?: GateWait;

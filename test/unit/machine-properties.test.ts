@@ -118,7 +118,9 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
   plan: planArb,
   events: fc.array(eventArb, { maxLength: 60 }),
   neverStuck: fc.boolean(),
+  machineV2: fc.boolean(),
   alertsV2: fc.boolean(),
+  startAfterMs: fc.integer({ min: 0, max: 7 * 24 * 4 - 1 }).map((q) => q * 15 * 60_000),
   continueAfterMs: fc.option(fc.constantFrom(10 * 60_000, 2 * 3600_000), { nil: undefined }),
 });
 
@@ -128,6 +130,8 @@ test(`${RUNS} random rollouts keep every invariant`, async () => {
   await fc.assert(
     fc.asyncProperty(scenarioArb, async (sc) => {
       fc.pre(planOf(sc.plan) !== undefined);
+      // machine-v2 comes with never-stuck: every rollout this build starts has both.
+      if (!sc.neverStuck) sc.machineV2 = false;
       cases++;
       const report = await runScenario(sc);
       outcomes[report.outcome] = (outcomes[report.outcome] ?? 0) + 1;

@@ -6,7 +6,7 @@ import { SimContinueAsNew, SimOutcome, SimPort, type PendingStep } from '../../w
 import { initialState, migrateCarried, type RolloutState } from '../../workflows/machine/state';
 import { validatePlan, type PlanSpec } from '../../workflows/plan';
 import type { Plan, RolloutResult } from '../../workflows/types';
-import { mayAdvance } from '../../workflows/windows';
+import { mayAdvance, openMsBetween } from '../../workflows/windows';
 
 export type Message = 'pause' | 'resume' | 'abort' | 'approve' | 'promote' | 'resolve' | 'endSoak';
 export type SimEvent =
@@ -20,9 +20,15 @@ export interface Scenario {
   plan: PlanSpec;
   events: SimEvent[];
   neverStuck: boolean;
+  /** The machine-v2 behaviour (with never-stuck, as every rollout started by this build has both). */
+  machineV2?: boolean;
   alertsV2: boolean;
+  /** When the rollout starts, after Monday 2026-12-07 10:00 UTC (ms; default 0), so holds straddle windows. */
+  startAfterMs?: number;
   /** Continue as new this far into the rollout (ms), if at all. */
   continueAfterMs?: number;
+  /** Steps that fail every attempt (the simulated port rejects them). */
+  failSteps?: string[];
   /** Steps before the run counts as unfinished (a long plan needs more). */
   maxSteps?: number;
 }
@@ -36,11 +42,17 @@ export interface RunReport {
   violations: string[];
   /** Every traffic shift the machine asked for: when, to what, and why. */
   shifts: Array<{ atMs: number; weight: number; why: string }>;
+  /** The phase status showed after each publish, when it changed (ms after the start). */
+  phases: Array<{ atMs: number; phase: string }>;
+  /** The alerts raised (alert-sinks-v2 scenarios): kind and message. */
+  alerts: Array<{ kind: string; message: string }>;
+  /** The final state. */
+  state: RolloutState;
   /** Where an unfinished run stood. */
   stoodAt?: string;
 }
 
-const START = Date.UTC(2026, 11, 7, 10, 0, 0); // a Monday, 10:00 UTC
+const MONDAY_10 = Date.UTC(2026, 11, 7, 10, 0, 0);
 const MAX_STEPS = 4000;
 
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -58,6 +70,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
   const fail = (what: string) => {
     if (violations.length < 5) violations.push(what);
   };
+  const START = MONDAY_10 + (sc.startAfterMs ?? 0);
   const port = new SimPort(START);
   if (sc.continueAfterMs !== undefined) port.continueAsNewAt = START + sc.continueAfterMs;
   let metric: number | null = 0;
@@ -67,7 +80,8 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
   let abortAccepted = false;
   let machine!: RolloutMachine;
   let runs = 0;
-  // Hold time credited to each stage: only while entered, progressing, not paused (the simulation's own clock).
+  // Hold time credited to each stage: only while entered, progressing, not paused (the simulation's own clock), and
+  // from machine-v2 on only inside the deployment windows (the windows the step after the hold obeys).
   const credit = new Map<number, number>();
   let lastStage = 0;
   let lastWeightAfterRollback: number | undefined;
@@ -77,6 +91,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     neverStuck: sc.neverStuck,
     planRules: { strict: true, limits: true },
     ...(sc.neverStuck ? { touched: {} } : {}),
+    ...(sc.machineV2 ? { machineV2: true } : {}),
   });
   const start = (s: RolloutState): Promise<RolloutResult> => {
     runs++;
@@ -128,7 +143,9 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
           );
         if (gate.type === 'approval' && !passed)
           fail(`stage ${s.stageIndex + 1} entered while its gate waits`);
-        if (plan.windows && !mayAdvance(plan.windows, port.now(), s.stageIndex === plan.stages.length - 1)) {
+        // (Before machine-v2 a pause that outlasted the windows' opening let a stage in after they closed again.)
+        const isPromotion = s.stageIndex === plan.stages.length - 1;
+        if (sc.machineV2 && plan.windows && !mayAdvance(plan.windows, port.now(), isPromotion)) {
           fail(`stage ${s.stageIndex + 1} entered outside the deployment windows`);
         }
       }
@@ -145,8 +162,11 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
         fail('promotion before its gate passed');
     }
   };
+  const phases: RunReport['phases'] = [];
   port.onPublish = () => {
     const s = machine.s;
+    const phase = machine.phase();
+    if (phases[phases.length - 1]?.phase !== phase) phases.push({ atMs: port.now() - START, phase });
     if (s.phase === 'rolling_back') rollbackSeen = true;
     if (s.stageIndex > lastStage && s.phase === 'progressing' && !s.finalizing && !s.promoteRequest) {
       const k = lastStage;
@@ -170,14 +190,23 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
       s.pausedSince === undefined &&
       !s.finalizing &&
       s.promotionGate === undefined;
-    if (counts && t > port.clock)
-      credit.set(s.stageIndex, (credit.get(s.stageIndex) ?? 0) + (t - port.clock));
+    if (counts && t > port.clock) {
+      const leadsToPromotion = s.stageIndex + 1 >= plan.stages.length - 1;
+      const served = sc.machineV2
+        ? openMsBetween(plan.windows, port.clock, t, leadsToPromotion)
+        : t - port.clock;
+      credit.set(s.stageIndex, (credit.get(s.stageIndex) ?? 0) + served);
+    }
     port.advanceTo(t);
   };
 
   const answer = (p: PendingStep) => {
     const c = p.command;
     port.steps.splice(port.steps.indexOf(p), 1);
+    if (sc.failSteps?.includes(c.step)) {
+      p.reject(new Error(`${c.step} failed`));
+      return;
+    }
     if (failNext && c.step !== 'alertSinks') {
       failNext = false;
       p.reject(new Error(`${c.step} failed`));
@@ -328,6 +357,9 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
       fail('the last shift of a rollback was not to 0%');
   }
   if (abortAccepted && finished && outcome !== 'rolled_back') fail(`an accepted abort ended ${outcome}`);
+  // From machine-v2 on a rollout ends promoted, rolled back or not started: a step failing past its retries is
+  // caught wherever it happens (after promotion, a cleanup that fails leaves the rollout promoted, with a warning).
+  if (sc.machineV2 && outcome === 'failed') fail('the workflow failed');
   if (outcome === 'promoted' && (s.weight !== 0 || s.phase !== 'promoted'))
     fail(`promoted with phase ${s.phase} at ${s.weight}%`);
   const stoodAt = finished
@@ -347,6 +379,9 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     runs,
     violations,
     shifts,
+    phases,
+    alerts: port.alerts.map((a) => ({ kind: a.kind, message: a.message })),
+    state: s,
     ...(stoodAt ? { stoodAt } : {}),
   };
 }

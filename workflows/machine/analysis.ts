@@ -4,6 +4,7 @@ import type { AnalysisResult, CheckMeasurement } from '../../activities/rollout-
 import type { CheckSeverity } from '../alerts/events';
 import { describeResults, judge } from '../judge';
 import { judgeRound, roundOutcome, roundSlackFor } from '../judge-v2';
+import { shortFormRound, toFullForm } from '../judge-short-form';
 import type { CheckResult } from '../types';
 import { MAX_ANALYSES_KEPT, analysisWindowSeconds, iso, pushBounded } from './context';
 import { RollbackRequired } from './errors';
@@ -164,10 +165,74 @@ async function analyseV2(m: RolloutMachine): Promise<void> {
   m.publish();
 }
 
-/** One round: the full analysis form through judge-v2, the short form through the original judge. */
+/**
+ * One round of short-form checks from machine-v2 on: converted to the full form at the edge (toFullForm), measured
+ * like full-form checks and judged by judge-v2, then recorded and reported as the original path did (shortFormRound;
+ * test/unit/judge-short-form.test.ts proves the decisions and messages the same).
+ */
+async function analyseShortForm(m: RolloutMachine): Promise<void> {
+  const { s, plan, ctx } = m;
+  const rules = toFullForm(plan.analysis.checks, {
+    windowMs: analysisWindowSeconds(plan) * 1000,
+    failureLimit: plan.analysis.failureLimit,
+    inconclusiveLimit: plan.analysis.inconclusiveLimit,
+  });
+  const answer = await m.port.run({
+    policy: 'analysis',
+    step: 'measureChecks',
+    summary: `analyse canary at ${s.weight}% (${plan.analysis.checks.map((c) => c.name).join(', ')})`,
+    args: [
+      {
+        target: ctx.target,
+        checks: rules,
+        versions: { canary: ctx.version, ...(s.stableVersion ? { stable: s.stableVersion } : {}) },
+        ...(ctx.flags.routingLifecycle ? { checkWeight: true } : {}),
+      },
+    ],
+  });
+  if (answer.liveWeight !== undefined && !s.drift && !s.finalizing) {
+    const expected = s.achievedWeight ?? s.weight;
+    if (answer.liveWeight !== expected) await m.driftDetected(expected, answer.liveWeight);
+  }
+  const now = m.now();
+  const judged = judgeRound(rules, answer.measurements, now, s.judge, {
+    permanentQueryErrors: true,
+    roundSlackMs: roundSlackFor(plan.analysis.intervalMs),
+  });
+  s.judge = judged.state;
+  const round = shortFormRound(rules, answer.measurements, judged, s.weight);
+  s.lastAnalysisAt = now;
+  s.lastVerdict = round.verdict;
+  s.analysesRun = (s.analysesRun ?? s.analyses.length) + 1;
+  pushBounded(
+    s.analyses,
+    { stage: s.stageIndex + 1, weight: s.weight, at: iso(now), verdict: round.verdict, checks: round.checks },
+    MAX_ANALYSES_KEPT,
+  );
+  passing(m, round.verdict === 'pass', now);
+  // The original path's counts, kept for status and for a run carried into an older reading of the state.
+  if (round.verdict === 'pass') {
+    s.consecutiveFailures = 0;
+    s.consecutiveInconclusive = 0;
+    if (s.stageEntered) s.passedInStage = true;
+  } else if (round.verdict === 'fail') {
+    s.consecutiveFailures++;
+    s.consecutiveInconclusive = 0;
+  } else {
+    s.consecutiveInconclusive++;
+  }
+  if (round.rollback) throw new RollbackRequired(round.rollback);
+  m.publish();
+}
+
+/**
+ * One round: the full analysis form through judge-v2; the short form converted to it at the edge (machine-v2), or
+ * through the original judge (legacy-judge.ts) for rollouts started before machine-v2.
+ */
 export async function analyse(m: RolloutMachine): Promise<void> {
   const { s, plan, ctx } = m;
   if (ctx.flags.judgeV2) return analyseV2(m);
+  if (s.machineV2) return analyseShortForm(m);
   const answer: AnalysisResult | CheckMeasurement[] = await m.port.run({
     policy: 'analysis',
     step: 'runAnalysis',

@@ -148,6 +148,32 @@ async function nameCanceller(m: RolloutMachine, cancelled: boolean): Promise<voi
   }
 }
 
+/**
+ * Removes the canary workload after promotion. Traffic is already on stable, so from machine-v2 on a removal that
+ * fails past its retries leaves the rollout promoted: status and a warning say so, with the command that removes it.
+ */
+async function cleanupCanary(m: RolloutMachine): Promise<void> {
+  const { s, ctx, port } = m;
+  try {
+    await port.run({
+      policy: 'step',
+      step: 'cleanupCanary',
+      summary: 'remove canary workload',
+      args: [{ target: ctx.target }],
+    });
+  } catch (err) {
+    if (!s.machineV2) throw err;
+    s.cleanupFailed = { at: m.now(), error: errorMessage(err) };
+    m.publish();
+    await m.alert(
+      'stuck',
+      'warning',
+      `${m.label()} is promoted (stable runs ${ctx.version}), but its canary workload could not be removed: ` +
+        `${errorMessage(err)}. Remove it by hand: ${m.cleanupFix()}`,
+    );
+  }
+}
+
 async function rollback(m: RolloutMachine, reason: string, cancelled = false): Promise<void> {
   const { s, ctx } = m;
   const { target } = ctx;
@@ -382,12 +408,7 @@ export async function runRollout(m: RolloutMachine): Promise<RolloutResult> {
     }
   }
   await port.nonCancellable(async () => {
-    await port.run({
-      policy: 'step',
-      step: 'cleanupCanary',
-      summary: 'remove canary workload',
-      args: [{ target: ctx.target }],
-    });
+    await cleanupCanary(m);
     await port.handlersFinished();
     await m.flushAlerts();
   });

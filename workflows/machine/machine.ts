@@ -353,6 +353,8 @@ export class RolloutMachine extends RolloutView {
   resume(req: PauseRequest): PauseAck {
     const s = this.s;
     s.pausedMsInWait += this.now() - (s.pausedSince ?? this.now());
+    if (s.machineV2 && this.plan.windows)
+      s.pausedOpenMsInWait = (s.pausedOpenMsInWait ?? 0) + this.pausedHoldTime(this.now());
     s.pausedSince = undefined;
     s.pausedBy = undefined;
     s.pauseReason = undefined;

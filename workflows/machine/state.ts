@@ -106,6 +106,12 @@ export interface RolloutState {
   promotionGate?: 'waiting' | 'passed';
   /** The never-stuck behaviour (NEVER_STUCK_PATCH), decided at the rollout's first run; absent before it. */
   neverStuck?: boolean;
+  /** The machine-v2 behaviour (MACHINE_V2_PATCH), decided at the rollout's first run; absent before it. */
+  machineV2?: boolean;
+  /** Window time (see openMsBetween) inside pauses in the current wait (machine-v2, plans with windows). */
+  pausedOpenMsInWait?: number;
+  /** Promoted, but the canary workload could not be removed (machine-v2): why, and the command that removes it. */
+  cleanupFailed?: { at: number; error: string };
   /** What the first step found. */
   preflight?: PreflightView;
   /**

@@ -3,6 +3,7 @@ import { approvalExpiresAt, approvalsNeeded, countedApprovals, describeApprovers
 import { formatDuration } from '../duration';
 import { describeTarget } from '../target';
 import type { RolloutStatus } from '../types';
+import { describeWindowState, mayAdvance, nextOpen } from '../windows';
 import { iso } from './context';
 import type { RolloutView } from './views';
 
@@ -53,7 +54,7 @@ export function evidenceView(
   if (s.promotionGate !== undefined) return {};
   const stage = v.stage();
   if (stage.holdMs === 0 || v.heldMs(now) < stage.holdMs || v.stageEvidence(now)) return {};
-  const served = s.waitStartedAt + v.pausedMs(now) + stage.holdMs;
+  const served = s.machineV2 ? (v.holdServedAt() ?? now) : s.waitStartedAt + v.pausedMs(now) + stage.holdMs;
   const record = s.analyses[s.analyses.length - 1];
   const last = s.lastVerdict
     ? `the latest analysis was ${s.lastVerdict}${s.neverStuck && record?.reasons?.length ? `: ${record.reasons.join('; ')}` : ''}`
@@ -65,6 +66,33 @@ export function evidenceView(
         `${formatDuration(need)} in a row (for ${formatDuration(s.passingSince === undefined ? 0 : now - s.passingSince)} now)`
       : `the hold is served, but stage ${s.stageIndex + 1} advances only on a passing analysis (${last})`;
   return { evidenceWait: { since: iso(served), note } };
+}
+
+/**
+ * Outside the deployment windows: waiting for them to advance, or (machine-v2) a hold that does not count until they
+ * open again.
+ */
+function windowView(v: RolloutView, now: number): Pick<RolloutStatus, 'window'> {
+  const { s, plan } = v;
+  if (s.phase !== 'progressing') return {};
+  if (s.windowWait) {
+    const { note, nextOpenAt } = s.windowWait;
+    return {
+      window: { open: false, note, ...(nextOpenAt !== undefined ? { nextOpenAt: iso(nextOpenAt) } : {}) },
+    };
+  }
+  const w = plan.windows;
+  const holding = s.stageEntered && s.promotionGate === undefined && !s.finalizing;
+  if (!s.machineV2 || !w || !holding || v.heldMs(now) >= v.stage().holdMs) return {};
+  if (mayAdvance(w, now, s.stageIndex + 1 >= plan.stages.length - 1)) return {};
+  const opens = nextOpen(w, now);
+  return {
+    window: {
+      open: false,
+      note: `${describeWindowState(w, now)}; the hold of stage ${s.stageIndex + 1} counts only time inside the windows`,
+      ...(opens !== undefined ? { nextOpenAt: iso(opens) } : {}),
+    },
+  };
 }
 
 export function rolloutStatus(v: RolloutView, now: number): RolloutStatus {
@@ -134,6 +162,9 @@ export function rolloutStatus(v: RolloutView, now: number): RolloutStatus {
         }
       : {}),
     ...(s.capacityNote ? { capacityNote: s.capacityNote } : {}),
+    ...(s.cleanupFailed
+      ? { cleanupFailed: { at: iso(s.cleanupFailed.at), error: s.cleanupFailed.error, fix: v.cleanupFix() } }
+      : {}),
     ...(s.steppedBack
       ? {
           steppedBack: {
@@ -144,15 +175,7 @@ export function rolloutStatus(v: RolloutView, now: number): RolloutStatus {
         }
       : {}),
     ...(gate ? { gate } : {}),
-    ...(s.windowWait && s.phase === 'progressing'
-      ? {
-          window: {
-            open: false as const,
-            note: s.windowWait.note,
-            ...(s.windowWait.nextOpenAt !== undefined ? { nextOpenAt: iso(s.windowWait.nextOpenAt) } : {}),
-          },
-        }
-      : {}),
+    ...windowView(v, now),
     ...evidenceView(v, now),
     analyses: s.analyses,
     analysesRun: s.analysesRun ?? s.analyses.length,

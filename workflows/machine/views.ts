@@ -11,6 +11,7 @@ import { checksForStage } from '../analysis-spec';
 import { roundSlackFor } from '../judge-v2';
 import type { ApproveRequest, PromoteRequest, ResolveRequest } from '../api';
 import type { Gate, Phase, Stage, StageView } from '../types';
+import { openMsBetween, openReachedAt } from '../windows';
 import { iso, type RolloutContext } from './context';
 import type { RolloutState } from './state';
 
@@ -57,20 +58,45 @@ export class RolloutView {
     const s = this.s;
     if (s.phase !== 'progressing') return s.phase;
     if (s.pausedSince !== undefined) return 'paused';
-    return this.gateWaiting() || s.evidenceQuestion ? 'waiting_approval' : 'progressing';
+    // From machine-v2 on, an approved gate no longer waits for a person (a closed window may still hold it).
+    const waiting = this.gateWaiting() && !(s.machineV2 && s.approvedStage === s.stageIndex);
+    return waiting || s.evidenceQuestion ? 'waiting_approval' : 'progressing';
   }
   pausedMs(now: number): number {
     const s = this.s;
     return s.pausedMsInWait + (s.pausedSince !== undefined ? now - s.pausedSince : 0);
   }
-  /** Hold time already served in the current stage (paused time excluded); all of it at the promotion gate. */
+  /**
+   * Whether a hold counts only time inside the deployment windows (machine-v2, plans with windows): the time in
+   * which the step the hold leads to may happen (entering the next stage, or promotion).
+   */
+  private holdCountsWindows(): boolean {
+    return this.s.machineV2 === true && this.plan.windows !== undefined;
+  }
+  /** Whether the step the current stage's hold leads to is the promotion (entering the final stage counts as it). */
+  private holdLeadsToPromotion(): boolean {
+    return this.s.stageIndex + 1 >= this.plan.stages.length - 1;
+  }
+  /** Window time in [from, to) for the current stage's hold (see holdCountsWindows). */
+  private holdTime(from: number, to: number): number {
+    return openMsBetween(this.plan.windows, from, to, this.holdLeadsToPromotion());
+  }
+  /**
+   * Hold time already served in the current stage (paused time excluded, and from machine-v2 on time outside the
+   * deployment windows); all of it at the promotion gate.
+   */
   heldMs(now: number): number {
     const s = this.s;
-    return s.promotionGate !== undefined
-      ? this.stage().holdMs
-      : s.stageEntered && s.waitStartedAt !== undefined
-        ? now - s.waitStartedAt - this.pausedMs(now)
-        : 0;
+    if (s.promotionGate !== undefined) return this.stage().holdMs;
+    if (!s.stageEntered || s.waitStartedAt === undefined) return 0;
+    if (!this.holdCountsWindows()) return now - s.waitStartedAt - this.pausedMs(now);
+    const pausedNow = s.pausedSince !== undefined ? this.holdTime(s.pausedSince, now) : 0;
+    return this.holdTime(s.waitStartedAt, now) - (s.pausedOpenMsInWait ?? 0) - pausedNow;
+  }
+  /** Window time the pause that ends now took from the current wait (machine-v2, plans with windows). */
+  pausedHoldTime(now: number): number {
+    const s = this.s;
+    return this.holdCountsWindows() && s.pausedSince !== undefined ? this.holdTime(s.pausedSince, now) : 0;
   }
   stageTimeLeft(now: number): number {
     const s = this.s;
@@ -125,12 +151,20 @@ export class RolloutView {
           (!s.neverStuck || this.roundAfterHold())))
     );
   }
-  /** The instant the current stage's hold is served (paused time added), undefined while paused or not entered. */
+  /**
+   * The instant the current stage's hold is served (paused time added, and from machine-v2 on time outside the
+   * windows), undefined while paused or not entered, or when the windows do not open for long enough.
+   */
   holdServedAt(): number | undefined {
     const s = this.s;
-    return s.stageEntered && s.waitStartedAt !== undefined && s.pausedSince === undefined
-      ? s.waitStartedAt + s.pausedMsInWait + this.stage().holdMs
-      : undefined;
+    if (!s.stageEntered || s.waitStartedAt === undefined || s.pausedSince !== undefined) return undefined;
+    if (!this.holdCountsWindows()) return s.waitStartedAt + s.pausedMsInWait + this.stage().holdMs;
+    return openReachedAt(
+      this.plan.windows,
+      s.waitStartedAt,
+      this.stage().holdMs + (s.pausedOpenMsInWait ?? 0),
+      this.holdLeadsToPromotion(),
+    );
   }
   /**
    * Whether the latest round was taken at or after the end of the hold (never-stuck): the last interval of a stage is
@@ -198,6 +232,15 @@ export class RolloutView {
   }
   resolveCommand(): string {
     return `${this.ctx.cli} resolve ${this.ctx.workflowId} --confirm-traffic-restored --reason "what was done"`;
+  }
+
+  /** How a person removes the canary workload by hand when the rollout could not (machine-v2). */
+  cleanupFix(): string {
+    const { target } = this.ctx;
+    const w = target.workload;
+    return w?.kind === 'Deployment'
+      ? `kubectl -n ${target.namespace} delete deployment ${w.canaryName}`
+      : `remove the canary workload of ${target.namespace}/${target.app} by hand`;
   }
 
   // ---------- why a message would change nothing (validators; undefined: it is accepted) ----------

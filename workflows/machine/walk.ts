@@ -11,7 +11,7 @@ import {
 import { formatDuration } from '../duration';
 import { describePlan } from '../plan';
 import type { PreflightFinding } from '../types';
-import { describeWindowState, mayAdvance, nextOpen } from '../windows';
+import { describeWindowState, mayAdvance, nextOpen, type Windows } from '../windows';
 import { analyse } from './analysis';
 import { MAX_APPROVALS_KEPT, errorMessage, iso, pushBounded } from './context';
 import { NotStarted, RollbackRequired } from './errors';
@@ -84,6 +84,7 @@ async function passGate(m: RolloutMachine): Promise<void> {
   if (s.waitStartedAt === undefined) {
     s.waitStartedAt = m.now();
     s.pausedMsInWait = 0;
+    if (s.pausedOpenMsInWait !== undefined) s.pausedOpenMsInWait = 0;
     m.publish();
     await m.alert(
       'approval_needed',
@@ -201,6 +202,7 @@ async function enterStage(m: RolloutMachine): Promise<void> {
   s.stageEntered = true;
   s.waitStartedAt = m.now();
   s.pausedMsInWait = 0;
+  if (s.pausedOpenMsInWait !== undefined) s.pausedOpenMsInWait = 0;
   s.lastAnalysisAt = s.waitStartedAt;
   s.passedInStage = false;
   s.passingSince = s.waitStartedAt;
@@ -219,9 +221,11 @@ async function hold(m: RolloutMachine): Promise<void> {
   // round taken at or after the hold's end). A zero hold (the final stage by default) promotes at once.
   const evidence = (): boolean => m.stageEvidence(m.now());
   const end = (): number | undefined =>
-    s.pausedSince === undefined && s.waitStartedAt !== undefined
-      ? s.waitStartedAt + s.pausedMsInWait + m.stage().holdMs
-      : undefined;
+    s.machineV2
+      ? m.holdServedAt()
+      : s.pausedSince === undefined && s.waitStartedAt !== undefined
+        ? s.waitStartedAt + s.pausedMsInWait + m.stage().holdMs
+        : undefined;
   const served = (): boolean => s.pausedSince === undefined && m.heldMs(m.now()) >= m.stage().holdMs;
   // The round the hold's end calls for, when none has been taken since.
   const roundDue = (): number | undefined =>
@@ -320,10 +324,26 @@ async function preflight(m: RolloutMachine): Promise<void> {
 export async function awaitWindow(m: RolloutMachine, isPromotion: boolean): Promise<void> {
   const s = m.s;
   const w = m.plan.windows;
-  if (!w) return;
+  if (!w || (!s.windowWait && mayAdvance(w, m.now(), isPromotion))) return;
+  for (;;) {
+    await waitForWindow(m, w, isPromotion);
+    // From machine-v2 on, the windows are asked again when the wait ends: a pause that outlasted the opening must
+    // not let the rollout advance after the windows closed again.
+    if (
+      !s.machineV2 ||
+      (!isPromotion && s.promoteRequest !== undefined) ||
+      mayAdvance(w, m.now(), isPromotion)
+    )
+      break;
+  }
+  s.windowWait = undefined;
+  m.publish();
+}
+
+async function waitForWindow(m: RolloutMachine, w: Windows, isPromotion: boolean): Promise<void> {
+  const s = m.s;
   if (!s.windowWait) {
     const now = m.now();
-    if (mayAdvance(w, now, isPromotion)) return;
     const next = nextOpen(w, now);
     s.windowWait = {
       since: now,
@@ -344,8 +364,7 @@ export async function awaitWindow(m: RolloutMachine, isPromotion: boolean): Prom
     opensAt,
     'deployment window opens',
   );
-  s.windowWait = undefined;
-  m.publish();
+  if (s.machineV2) s.windowWait = undefined;
 }
 
 /** A new wait at a gate: nothing of the previous gate's approvals, reminders or wait time carries over. */
@@ -353,6 +372,7 @@ function newWait(m: RolloutMachine): void {
   const s = m.s;
   s.waitStartedAt = undefined;
   s.pausedMsInWait = 0;
+  if (s.pausedOpenMsInWait !== undefined) s.pausedOpenMsInWait = 0;
   s.approvedStage = undefined;
   s.gateApprovals = undefined;
   s.gateReminded = undefined;
