@@ -161,8 +161,15 @@ async function main(): Promise<void> {
     // Deployment windows (machine-v2): a daily window that closes during stage 1's hold (the hold counts only window
     // time, so the stage serves the rest the next day), then a gate approved while the window is closed again.
     await bench.reset();
-    const startMinute =
-      Math.floor(new Date(Date.now()).getUTCHours() * 4 + new Date(Date.now()).getUTCMinutes() / 15) * 15;
+    // The test server's clock, not this process's: the rollouts before skipped hours of it.
+    const minuteOfDay = async () => {
+      const t = new Date(await bench.env.currentTimeMs());
+      return t.getUTCHours() * 60 + t.getUTCMinutes();
+    };
+    // A full hour of window today: after 23:00 the recording starts just after midnight.
+    if ((await minuteOfDay()) >= 23 * 60)
+      await bench.env.sleep((24 * 60 - (await minuteOfDay()) + 5) * MINUTE);
+    const startMinute = Math.floor((await minuteOfDay()) / 15) * 15;
     const hhmm = (m: number) =>
       `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
     const windowed = await bench.startRollout(
@@ -170,6 +177,8 @@ async function main(): Promise<void> {
       'v2',
       {
         ...plan,
+        // Rounds every 30 minutes keep the two days' history small.
+        analysis: { ...plan.analysis, interval: '30m' },
         stages: [{ weight: 5, hold: '1h' }, { weight: 25, hold: '30m', gate: 'approval' }, { weight: 100 }],
         windows: {
           timeZone: 'UTC',
