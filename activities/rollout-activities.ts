@@ -42,6 +42,8 @@ export interface WeightResult {
   /** Set when the router cannot read its weight back. */
   unverified?: string;
   router?: string;
+  /** What making sure stable could take the traffic found or did (asked with `ensureCapacity`), when worth saying. */
+  capacityNote?: string;
 }
 
 export interface AnalysisResult {
@@ -112,9 +114,18 @@ export function createActivities(p: ProviderSource) {
       weight: number;
       expected?: number;
       mode?: StepMode;
+      /**
+       * First make sure stable can take the traffic (machine-v2's rollback and promotion): in this activity, so the
+       * check costs no round trip through the workflow before the shift.
+       */
+      ensureCapacity?: boolean;
     }): Promise<WeightResult> {
       const router = p.router(input.target);
       return step(input.mode ?? 'forward', async () => {
+        const workloads = input.ensureCapacity ? p.workloads(input.target) : undefined;
+        const capacityNote = workloads?.ensureStableCapacity
+          ? await workloads.ensureStableCapacity()
+          : undefined;
         const change = await router.setWeight(input.weight);
         const want = change.achieved ?? input.weight;
         const check = await router.verifyWeight(input.weight);
@@ -130,6 +141,7 @@ export function createActivities(p: ProviderSource) {
           changed: change.changed,
           router: router.type,
           ...(change.note ? { note: change.note } : {}),
+          ...(capacityNote ? { capacityNote } : {}),
           ...(input.expected !== undefined && change.previous !== input.expected
             ? { drift: { expected: input.expected, found: change.previous } }
             : {}),

@@ -76,24 +76,27 @@ async function promote(m: RolloutMachine): Promise<void> {
         }),
       );
       // Stable may have been shrunk while the canary carried the traffic (by an autoscaler, or by the replica
-      // ratio at 100 %): it gets its capacity back before the traffic returns.
-      const capacity = await m.persist('make sure the promoted stable can take the traffic', () =>
-        m.port.run({
-          policy: 'persistent',
-          step: 'ensureStableCapacity',
-          summary: 'promotion: check stable capacity',
-          args: [{ target }],
-        }),
-      );
-      if (capacity) s.capacityNote = capacity;
+      // ratio at 100 %): it gets its capacity back before the traffic returns (from machine-v2 on, in the same step).
+      if (!s.machineV2) {
+        const capacity = await m.persist('make sure the promoted stable can take the traffic', () =>
+          m.port.run({
+            policy: 'persistent',
+            step: 'ensureStableCapacity',
+            summary: 'promotion: check stable capacity',
+            args: [{ target }],
+          }),
+        );
+        if (capacity) s.capacityNote = capacity;
+      }
       const r = await m.persist('send traffic back to the promoted stable', () =>
         m.port.run({
           policy: 'persistent',
           step: 'setCanaryWeight',
           summary: `promotion: canary ${s.weight}% → 0%, stable serves ${version}`,
-          args: [{ target, weight: 0, mode: 'rollback' }],
+          args: [{ target, weight: 0, mode: 'rollback', ...(s.machineV2 ? { ensureCapacity: true } : {}) }],
         }),
       );
+      if (r.capacityNote) s.capacityNote = r.capacityNote;
       m.applyWeight(0, r);
       await m.persist('remove the routing setup', () =>
         m.port.run({
@@ -207,7 +210,20 @@ async function rollback(m: RolloutMachine, reason: string, cancelled = false): P
     // moved traffic or set up routing has no traffic to bring back, whatever state its cluster is in.
     const t = s.touched;
     try {
-      if (!t || t.traffic || t.routing) {
+      if ((!t || t.traffic || t.routing) && s.machineV2) {
+        // Stable must be able to take the traffic back (an autoscaler may have shrunk it), then traffic goes back:
+        // one step, so a stable big enough costs no round trip through the workflow before the shift.
+        const r = await m.persist('make sure stable can take the traffic, and send traffic back to it', () =>
+          m.port.run({
+            policy: 'persistent',
+            step: 'setCanaryWeight',
+            summary: `rollback: canary ${s.weight}% → 0% (stable's capacity checked first)`,
+            args: [{ target, weight: 0, mode: 'rollback', ensureCapacity: true }],
+          }),
+        );
+        if (r.capacityNote) s.capacityNote = r.capacityNote;
+        m.applyWeight(0, r);
+      } else if (!t || t.traffic || t.routing) {
         // Stable must be able to take the traffic back (an autoscaler may have shrunk it); then traffic goes
         // back before anything else (not even an alert) can delay it.
         const capacity = await m.persist('make sure stable can take the traffic', () =>
