@@ -7,6 +7,7 @@ import { metricsOfferProblems } from '../workflows/metrics-offer';
 import { planStartFindings } from '../workflows/plan-findings';
 import type { ProviderSource } from './factory';
 import { metricsPreflight } from './metrics/preflight';
+import { webPreflight } from './metrics/web';
 import {
   ProviderError,
   type MetricsProvider,
@@ -42,8 +43,12 @@ export async function runPreflight(p: ProviderSource, input: PreflightInput): Pr
 
   const workloads = provider(findings, 'workload', () => p.workloads(target));
   const router = provider(findings, 'router', () => p.router(target));
-  const metrics =
-    plan.analysis.checks.length > 0 ? provider(findings, 'metrics', () => p.metrics(target)) : undefined;
+  // Web checks read their own endpoints (their secrets are looked at here): only other checks need a metrics source.
+  findings.push(...webPreflight(plan));
+  const measured = plan.analysis.rules
+    ? plan.analysis.rules.some((r) => !r.web)
+    : plan.analysis.checks.length > 0;
+  const metrics = measured ? provider(findings, 'metrics', () => p.metrics(target)) : undefined;
 
   let pods: PodLabels = {};
   let stableVersion: string | undefined;

@@ -13,6 +13,7 @@ import { heartbeating } from './heartbeat';
 import type { ProviderSource } from './factory';
 import { runPreflight, type PreflightInput, type PreflightReport } from './preflight';
 import { measureCheck, queryFailure, type QueryFailure } from './metrics/measure';
+import { measureWeb } from './metrics/web';
 import {
   ProviderError,
   type AlertEvent,
@@ -210,7 +211,8 @@ export function createActivities(p: ProviderSource) {
         let metrics: MetricsProvider | undefined;
         let unavailable: QueryFailure | undefined;
         try {
-          metrics = p.metrics(input.target);
+          // Web checks read their own endpoints: a plan of web checks alone needs no metrics source.
+          if (input.checks.some((c) => !c.web)) metrics = p.metrics(input.target);
         } catch (err) {
           // No provider for this target (no Prometheus URL, say): every check's query fails the same way.
           unavailable = queryFailure(err);
@@ -218,9 +220,11 @@ export function createActivities(p: ProviderSource) {
         const measured = Promise.all(
           input.checks.map(async (check): Promise<[string, RoundMeasurement]> => [
             check.name,
-            metrics
-              ? await measureCheck(metrics, check, input.versions, input.atMs)
-              : { value: null, error: unavailable! },
+            check.web
+              ? await measureWeb(check.name, check.web, { atMs: input.atMs })
+              : metrics
+                ? await measureCheck(metrics, check, input.versions, input.atMs)
+                : { value: null, error: unavailable! },
           ]),
         );
         const weight = input.checkWeight

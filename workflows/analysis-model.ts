@@ -113,11 +113,52 @@ export interface QueryErrorRule {
   then: LimitAction;
 }
 
+/** HTTP methods a web check may use. */
+export const WEB_METHODS = ['GET', 'POST'] as const;
+export type WebMethod = (typeof WEB_METHODS)[number];
+
+/**
+ * A web check's source: one HTTP request per round, one number (or boolean: true is 1, false is 0) read from its
+ * JSON answer with an RFC 9535 JSONPath. `${secret:NAME}` placeholders in the URL and the header values stay as
+ * written here (in the plan, the workflow's input and its history); the worker fills them in when it sends the
+ * request (activities/metrics/web.ts), from its own environment or secrets directory.
+ */
+export interface WebSource {
+  url: string;
+  method: WebMethod;
+  headers?: Record<string, string>;
+  /** POST only: sent as is (a string) or as JSON. */
+  body?: unknown;
+  jsonPath: string;
+  timeoutMs: number;
+}
+
+/** A web check's request gives up after this long unless it says otherwise. */
+export const WEB_DEFAULT_TIMEOUT = '10s';
+
+/** `${secret:NAME}`: a value only the worker knows. */
+export const SECRET_PLACEHOLDER = /\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** The secrets a web check names, in order, each once. */
+export function webSecrets(web: Pick<WebSource, 'url' | 'headers'>): string[] {
+  const texts = [web.url, ...Object.values(web.headers ?? {})];
+  const names = texts.flatMap((t) => [...t.matchAll(SECRET_PLACEHOLDER)].map((m) => m[1]));
+  return [...new Set(names)];
+}
+
 /** A validated, normalised check: durations in ms, every default filled in. */
 export interface AnalysisCheck {
   name: string;
   metric?: AnalysisMetric;
   query?: string;
+  /** The value comes from an HTTP endpoint instead of the metrics source. */
+  web?: WebSource;
+  /**
+   * Measured and judged every round, shown in status, alerts and the backtest, but it never advances, holds, steps
+   * back or rolls back anything: the round is decided as if the check were not in the plan, and the check's
+   * verdict says what it would have done ("dry run: would roll back — ...").
+   */
+  dryRun?: true;
   windowMs: number;
   /** Absent: no floor (the provider may still answer "no data" for an empty window). */
   minRequests?: number;

@@ -28,6 +28,11 @@
 //     onNoData: hold                 # hold (default) | fail | ignore | { action: hold, limit: 3, then: rollback }
 //     onQueryError: rollback         # then-action after `limit` failed queries, or { limit: 3, then: approval }
 //     stages: [1]                    # only in these stages (1-based), e.g. "no errors at 5 %"; default: every one
+//     web: { url: 'https://...', method: GET, headers: { authorization: 'Bearer ${secret:TOKEN}' },
+//            body: .., jsonPath: $.errors.rate, timeout: 10s }
+//                                    # instead of metric/query: one number (or boolean: 1/0) from an HTTP answer;
+//                                    # no window, minRequests, compare, test, ratio or difference (no stable side)
+//     dryRun: true                   # measured, judged and shown; never advances, holds, steps back or rolls back
 //
 //   Short form (plans before issue 6):   - { name, metric | query, max?, min? }
 //   (window, minRequests, onNoData and onQueryError may join it; success, abort, compare and test may not)
@@ -74,6 +79,7 @@ import {
   queryErrorSchema,
   wholeAtLeast,
 } from './analysis-fields';
+import { checkWeb, checkWebFits, webSchema } from './analysis-web';
 
 export * from './analysis-model';
 
@@ -167,6 +173,8 @@ const checkSchema = z.strictObject(
     onNoData: byHand<unknown>().optional(),
     onQueryError: byHand<unknown>().optional(),
     stages: byHand<unknown>().optional(),
+    web: byHand<unknown>().optional(),
+    dryRun: z.boolean(typeError('true or false')).optional(),
   },
   typeError('an object with name, metric or query, and thresholds'),
 );
@@ -188,6 +196,7 @@ export function analysisCheckKnownFields(base = 'analysis.checks.*'): Record<str
     [`${base}.test`]: Object.keys(testSchema.shape),
     [`${base}.onNoData`]: Object.keys(noDataSchema.shape),
     [`${base}.onQueryError`]: Object.keys(queryErrorSchema.shape),
+    [`${base}.web`]: Object.keys(webSchema.shape),
   };
 }
 // ---------------------------------------------------------------------------------------------------------------
@@ -265,6 +274,8 @@ function checkOne(
   const before = c.problems.length;
   const { metric, query, max, min } = spec;
   checkSource(c, spec, path);
+  const web = spec.web === undefined ? undefined : checkWeb(c, spec.web, [...path, 'web'], String(spec.name));
+  if (spec.web !== undefined) checkWebFits(c, spec, path);
   const windowMs =
     spec.window === undefined ? defaults.windowMs : checkDuration(c, spec.window, [...path, 'window']);
   const minRequests = wholeAtLeast(c, spec.minRequests, [...path, 'minRequests'], 0);
@@ -289,19 +300,22 @@ function checkOne(
   if (stages) out.stages = stages;
   if (typeof metric === 'string') out.metric = metric as AnalysisMetric;
   if (typeof query === 'string') out.query = query;
+  if (web) out.web = web;
   if (minRequests !== undefined) out.minRequests = minRequests;
+  if (spec.dryRun === true) out.dryRun = true;
   return reorder(out);
 }
 
 type CheckForm = Omit<AnalysisCheck, 'onNoData' | 'onQueryError'>;
 
-/** Where the value comes from: exactly one of a known metric and a query. */
+/** Where the value comes from: exactly one of a known metric, a query and a web endpoint. */
 function checkSource(c: Collector, spec: Obj, path: Segment[]): void {
-  const { metric, query } = spec;
-  if (metric === undefined && query === undefined) {
+  const { metric, query, web } = spec;
+  const sources = (['metric', 'query', 'web'] as const).filter((k) => spec[k] !== undefined);
+  if (metric === undefined && query === undefined && web === undefined) {
     c.add(path, `needs a metric (${METRIC_LIST}) or a query`);
-  } else if (metric !== undefined && query !== undefined) {
-    c.add(path, 'has both metric and query; keep exactly one');
+  } else if (sources.length > 1) {
+    c.add(path, `has both ${sources.join(' and ')}; keep exactly one`);
   }
   if (typeof metric === 'string' && !(ANALYSIS_METRICS as readonly string[]).includes(metric)) {
     c.add([...path, 'metric'], `unknown metric ${describe(metric)}; use ${METRIC_LIST}, or a query`);
@@ -443,6 +457,7 @@ function reorder(c: AnalysisCheck): AnalysisCheck {
   const out: AnalysisCheck = { name: c.name } as AnalysisCheck;
   if (c.metric !== undefined) out.metric = c.metric;
   if (c.query !== undefined) out.query = c.query;
+  if (c.web !== undefined) out.web = c.web;
   out.windowMs = c.windowMs;
   if (c.minRequests !== undefined) out.minRequests = c.minRequests;
   if (c.compare) out.compare = c.compare;
@@ -453,5 +468,6 @@ function reorder(c: AnalysisCheck): AnalysisCheck {
   out.onQueryError = c.onQueryError;
   if (c.shortForm) out.shortForm = true;
   if (c.stages) out.stages = c.stages;
+  if (c.dryRun) out.dryRun = true;
   return out;
 }

@@ -148,7 +148,10 @@ export async function metricsPreflight(
 function plannedChecks(plan: Plan): PlannedCheck[] {
   const where = (i: number, c: { query?: string }) =>
     `analysis.checks[${i}].${c.query !== undefined ? 'query' : 'metric'}`;
-  if (plan.analysis.rules) return plan.analysis.rules.map((check, i) => ({ check, path: where(i, check) }));
+  if (plan.analysis.rules) {
+    // Web checks are not the metrics source's: their own preflight is web.ts's.
+    return plan.analysis.rules.flatMap((check, i) => (check.web ? [] : [{ check, path: where(i, check) }]));
+  }
   // A short-form round (runAnalysis) reads the canary's value over the plan's analysis window.
   const windowMs = Math.max(30, Math.round(plan.analysis.intervalMs / 1000)) * 1000;
   return plan.analysis.checks.map((c, i) => ({
