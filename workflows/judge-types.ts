@@ -47,6 +47,8 @@ export interface CheckState {
     queryLimit?: true;
     /** permanentQueryErrors: the source rejected this check's query (said once per streak). */
     rejected?: true;
+    /** A dry-run check said what it would have done (rolled back, stepped back, asked): once per streak. */
+    dryRun?: true;
   };
 }
 
@@ -100,6 +102,8 @@ export interface CheckVerdict {
   note: string;
   /** The Mann-Whitney result of a test check. */
   test?: Pick<MannWhitneyResult, 'u' | 'z' | 'pValue' | 'effectSize' | 'method'>;
+  /** A dry-run check: its note says what it would have done; it had no part in the decision. */
+  dryRun?: true;
 }
 
 export interface JudgeAlert {

@@ -42,6 +42,7 @@ import type { AnalysisCheck } from './analysis-model';
 import { STRENGTH, type Fired } from './judge-policy';
 import { groupsOf, judgeGroup } from './judge-group';
 import { judgeCheck, type CheckStep } from './judge-rules';
+import { decidingChecks, dryRunRound } from './judge-dry-run';
 import type {
   CheckState,
   CheckVerdict,
@@ -64,7 +65,7 @@ export function roundOutcome(decision: Decision): { advances: boolean; verdict: 
   const advances = decision.action === 'advance-ok' || decision.action === 'alert';
   const verdict: Verdict = advances
     ? 'pass'
-    : decision.perCheck.some((c) => c.outcome === 'breach' || c.outcome === 'fail')
+    : decision.perCheck.some((c) => !c.dryRun && (c.outcome === 'breach' || c.outcome === 'fail'))
       ? 'fail'
       : 'inconclusive';
   return { advances, verdict };
@@ -139,8 +140,10 @@ export function judgeRound(
   options: JudgeOptions = {},
 ): { state: JudgeState; decision: Decision } {
   const groups = groupsOf(checks);
+  // Dry-run checks are judged, but never decide: traffic is never stepped back for one.
+  const deciding = decidingChecks(checks);
   const wasSteppedBack =
-    checks.some((c) => state.checks[c.name]?.steppedBackAt !== undefined) ||
+    deciding.some((c) => state.checks[c.name]?.steppedBackAt !== undefined) ||
     [...groups.keys()].some((g) => state.groups?.[g]?.steppedBackAt !== undefined);
   const tally: Tally = {
     fired: [],
@@ -154,7 +157,13 @@ export function judgeRound(
   const nextGroups: Record<string, CheckState> = {};
   for (const check of checks) {
     const group = check.roundGroup;
-    if (group === undefined) {
+    if (check.dryRun && group === undefined) {
+      const step = judgeCheck(check, measurements[check.name], at, state.checks[check.name], options);
+      const dry = dryRunRound(check.name, step);
+      nextChecks[check.name] = dry.next;
+      tally.perCheck.push(dry.verdict);
+      tally.alerts.push(...dry.alerts);
+    } else if (group === undefined) {
       const step = judgeCheck(check, measurements[check.name], at, state.checks[check.name], options);
       nextChecks[check.name] = step.next;
       add(tally, check.name, step, [step.verdict], step.verdict.note, wasSteppedBack);
@@ -172,8 +181,11 @@ export function judgeRound(
       add(tally, group, step, step.verdicts, step.note, wasSteppedBack);
     }
   }
-  const states = [...Object.values(nextChecks), ...Object.values(nextGroups)];
-  const decision = decide(tally, checks.length, states);
+  const states = [...deciding.map((c) => nextChecks[c.name]).filter(Boolean), ...Object.values(nextGroups)];
+  const decision = decide(tally, deciding.length, states);
+  if (deciding.length === 0 && checks.length > 0 && decision.reasons.length === 1) {
+    decision.reasons = ['only dry-run checks: nothing to decide'];
+  }
   const next: JudgeState = { version: 1, checks: nextChecks };
   if (groups.size > 0) next.groups = nextGroups;
   return { state: next, decision };

@@ -178,6 +178,8 @@ export interface CheckResult {
   /** The judge's own outcome: pass, hold, breach, inconclusive, no_data, query_failed, marginal, fail. */
   judged?: string;
   note?: string;
+  /** A dry-run check: measured and judged, no part in the decision; its note says what it would have done. */
+  dryRun?: true;
 }
 
 export type Verdict = 'pass' | 'fail' | 'inconclusive';

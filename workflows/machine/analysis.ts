@@ -34,6 +34,7 @@ function roundChecks(decision: ReturnType<typeof judgeRound>['decision']): Check
     ...(v.baseline !== undefined ? { baseline: v.baseline } : {}),
     ...(v.band ? { band: v.band } : {}),
     ...(v.severity ? { severity: v.severity } : {}),
+    ...(v.dryRun ? { dryRun: true as const } : {}),
   }));
 }
 

@@ -142,7 +142,7 @@ export class RolloutView {
     return (
       !s.evidenceQuestion &&
       (this.plan.analysis.checks.length === 0 ||
-        this.stageChecks(s.stageIndex + 1)?.length === 0 ||
+        this.stageChecks(s.stageIndex + 1)?.every((c) => c.dryRun) === true ||
         this.stage().holdMs === 0 ||
         s.evidenceWaivedStage === s.stageIndex ||
         (s.passedInStage &&
