@@ -20,7 +20,7 @@ import { SimPort, type PendingStep } from '../workflows/machine/sim';
 import { initialState } from '../workflows/machine/state';
 import { describePlan } from '../workflows/plan';
 import { describeTarget, type Target } from '../workflows/target';
-import type { Plan, Verdict } from '../workflows/types';
+import type { CheckResult, Plan, Verdict } from '../workflows/types';
 import { calendarProblem, clockProblem } from '../workflows/windows-spec';
 import { renderTable } from './render';
 
@@ -50,6 +50,8 @@ export interface BacktestCheck {
   severity?: string;
   note?: string;
   error?: string;
+  /** A dry-run check: judged and shown, no part in the decision; its note says what it would have done. */
+  dryRun?: true;
 }
 
 /**
@@ -77,6 +79,7 @@ export interface BacktestRound {
 
 export type BacktestEventKind =
   | 'approval_assumed'
+  | 'dry_run'
   | 'person_asked'
   | 'window_wait'
   | 'stage_entered'
@@ -162,6 +165,9 @@ export function parseTime(option: string, text: string, nowMs: number): number {
   );
 }
 
+/** A dry-run check's note when it would have acted (judge-dry-run.ts). */
+const DRY_RUN_ACTS = /^dry run: would (roll back|step back|ask a person)/;
+
 /** At most this many analysis rounds fit in [fromMs, toMs] (none for a plan without checks). */
 export function roundsInRange(plan: Plan, fromMs: number, toMs: number): number {
   return plan.analysis.checks.length === 0 ? 0 : Math.floor((toMs - fromMs) / plan.analysis.intervalMs);
@@ -235,6 +241,21 @@ function assumptionsOf(plan: Plan): string[] {
   if (plan.analysis.checks.length === 0) {
     assumptions.push('the plan has no checks: nothing is measured, time alone moves the stages');
   }
+  const rules = plan.analysis.rules ?? [];
+  const dry = rules.filter((r) => r.dryRun).map((r) => r.name);
+  if (dry.length > 0) {
+    assumptions.push(
+      `dry-run checks (${dry.join(', ')}) are measured and judged and say what they would have done; they decide ` +
+        'nothing, as in a live rollout',
+    );
+  }
+  const web = rules.filter((r) => r.web).map((r) => r.name);
+  if (web.length > 0) {
+    assumptions.push(
+      `web checks (${web.join(', ')}) read an endpoint as it answers now, not as of a past time: every round of ` +
+        'theirs fails (unsupported)',
+    );
+  }
   return assumptions;
 }
 
@@ -277,6 +298,8 @@ class BacktestRecorder {
   private served = -1;
   private entered = -1;
   private windowWaitSeen = false;
+  /** Dry-run checks whose last round would have acted (rolled back, stepped back, asked). */
+  private dryActing = new Set<string>();
   private readonly plan: Plan;
   private readonly last: number;
 
@@ -294,6 +317,17 @@ class BacktestRecorder {
 
   event(kind: BacktestEventKind, message: string, weight = this.m.s.weight, at = this.port.now()): void {
     this.events.push({ at: iso(at), atMs: at, kind, stage: this.m.s.stageIndex + 1, weight, message });
+  }
+
+  /** Once per run of rounds in which a dry-run check would have acted: what it would have done. */
+  private dryRunEvents(checks: readonly CheckResult[], weight: number, at: number): void {
+    for (const c of checks) {
+      if (!c.dryRun) continue;
+      const acts = DRY_RUN_ACTS.test(c.note ?? '');
+      if (acts && !this.dryActing.has(c.name)) this.event('dry_run', `${c.name}: ${c.note}`, weight, at);
+      if (acts) this.dryActing.add(c.name);
+      else this.dryActing.delete(c.name);
+    }
   }
 
   private lastRound(): BacktestRound | undefined {
@@ -327,10 +361,12 @@ class BacktestRecorder {
             ...(c.severity ? { severity: c.severity } : {}),
             ...(c.note !== undefined ? { note: c.note } : {}),
             ...(e ? { error: `${e.kind}: ${e.message}` } : {}),
+            ...(c.dryRun ? { dryRun: true as const } : {}),
           };
         }),
         reasons,
       });
+      this.dryRunEvents(record.checks, s.weight, at);
       // A person would be asked once per run of rounds that ask (the backtest leaves the question unanswered).
       const asks = record.action === 'await-approval';
       if (asks && !this.personAsked) {
@@ -585,7 +621,7 @@ export function renderBacktest(result: BacktestResult, ctx: BacktestContext): st
     ...result.checks.map((name) => {
       const c = r.checks.find((x) => x.name === name);
       if (!c) return '-';
-      return `${c.value === null ? '-' : formatValue(c.value)} ${c.outcome}`;
+      return `${c.value === null ? '-' : formatValue(c.value)} ${c.outcome}${c.dryRun ? ' (dry run)' : ''}`;
     }),
     r.verdict,
     r.decision === 'rollback' || r.decision === 'hold' ? `${r.decision}: ${r.reasons[0] ?? ''}` : r.decision,

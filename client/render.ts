@@ -137,7 +137,8 @@ function renderChecks(a: AnalysisRecord): string {
         // The full analysis form: the judge's own outcome, the band and severity, and stable's value.
         const baseline = c.baseline !== undefined ? ` vs stable ${formatValue(c.baseline)}` : '';
         const band = c.band ? ` ${c.band}${c.severity ? `/${c.severity}` : ''}` : '';
-        return `${c.name}=${formatValue(c.value)}${baseline} ${c.judged.toUpperCase().replace('_', ' ')}${band}`;
+        const dry = c.dryRun ? ' (dry run)' : '';
+        return `${c.name}=${formatValue(c.value)}${baseline} ${c.judged.toUpperCase().replace('_', ' ')}${band}${dry}`;
       }
       const outcome = c.outcome === 'pass' ? 'ok' : c.outcome === 'fail' ? 'FAIL' : 'NO DATA';
       const error = c.error ? ` (error: ${c.error})` : '';
@@ -497,6 +498,9 @@ function troubleLines(v: StatusView): string[] {
   if (last?.action && last.action !== 'advance-ok' && last.reasons?.length) {
     out.push('', `Last analysis: ${last.action}: ${last.reasons.join('; ')}`);
   }
+  // Dry-run checks decide nothing: say what each would have done.
+  const dry = (last?.checks ?? []).filter((c) => c.dryRun && c.note).map((c) => `${c.name}: ${c.note}`);
+  if (dry.length > 0) out.push('', ...dry);
   return out;
 }
 

@@ -145,7 +145,8 @@ export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): st
       .map(
         (c) =>
           `${c.name}=${c.value ?? 'no data'}${c.baseline !== undefined ? ` vs stable ${c.baseline ?? 'no data'}` : ''} ` +
-          `(${c.judged ?? c.outcome}${c.band ? `, ${c.band}${c.severity ? `/${c.severity}` : ''}` : ''})`,
+          `(${c.judged ?? c.outcome}${c.band ? `, ${c.band}${c.severity ? `/${c.severity}` : ''}` : ''})` +
+          (c.dryRun && c.note ? ` [${c.note}]` : ''),
       )
       .join(', ');
     notes.push(

@@ -9,9 +9,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { measureWeb, valueAt, webPreflight } from '../../activities/metrics/web';
+import { renderBacktest, runBacktest } from '../../client/backtest';
 import { type AnalysisCheck, validateAnalysisChecks } from '../../workflows/analysis-spec';
 import type { InputProblem } from '../../workflows/problems';
 import { validatePlan } from '../../workflows/plan';
+import { validateTarget } from '../../workflows/target';
 import {
   initialJudgeState,
   judgeRound,
@@ -378,4 +380,62 @@ test('adding a dry-run check to any plan never changes the decisions of a round'
     ),
     { numRuns: 300 },
   );
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// The backtest shows dry-run verdicts
+
+test('the backtest shows what a dry-run check would have done, and decides without it', async () => {
+  const plan = validatePlan({
+    analysis: {
+      interval: '1m',
+      checks: [
+        {
+          name: 'errors',
+          metric: 'error-rate',
+          success: { max: 1 },
+          abort: { max: 5, severity: 'critical' },
+        },
+        {
+          name: 'candidate',
+          metric: 'latency-p95',
+          success: { max: 200 },
+          abort: { max: 300, severity: 'high', consecutive: 2 },
+          dryRun: true,
+        },
+      ],
+    },
+    stages: [{ weight: 10, hold: '10m' }, { weight: 100 }],
+  });
+  if (!plan.ok) throw new Error('plan refused');
+  // errors stays at 0.2 %; the candidate's p95 is 400 ms from minute 4 to minute 7, then 100 ms.
+  const measure = async (checks: AnalysisCheck[], atMs: number) => {
+    const minute = (atMs - T0) / M;
+    return Object.fromEntries(
+      checks.map((c) => [
+        c.name,
+        { value: c.name === 'errors' ? 0.2 : minute >= 4 && minute <= 7 ? 400 : 100 },
+      ]),
+    );
+  };
+  const r = await runBacktest({ plan: plan.plan, fromMs: T0, toMs: T0 + 60 * M, measure });
+  expect(r.outcome).toMatchObject({ kind: 'promoted', atMs: T0 + 10 * M });
+  expect(r.rounds.every((x) => x.verdict === 'pass')).toBe(true);
+  expect(r.assumptions).toContain(
+    'dry-run checks (candidate) are measured and judged and say what they would have done; they decide nothing, ' +
+      'as in a live rollout',
+  );
+  const candidate = r.rounds.map((x) => x.checks.find((c) => c.name === 'candidate')!);
+  expect(candidate[4]).toMatchObject({ value: 400, outcome: 'breach', dryRun: true });
+  expect(candidate[4].note).toBe(
+    'dry run: would roll back — 400: 400 > abort max 300, 2 of 2 rounds (high): roll back',
+  );
+  expect(r.events.filter((e) => e.kind === 'dry_run').map((e) => [(e.atMs - T0) / M, e.message])).toEqual([
+    [5, 'candidate: dry run: would roll back — 400: 400 > abort max 300, 2 of 2 rounds (high): roll back'],
+  ]);
+  const target = validateTarget({ app: 'shop', namespace: 'prod' });
+  if (!target.ok) throw new Error('target refused');
+  const text = renderBacktest(r, { planSource: 'plan.yaml', plan: plan.plan, target: target.target });
+  expect(text).toContain('400 breach (dry run)');
+  expect(text).toContain('» candidate: dry run: would roll back');
 });
