@@ -42,7 +42,8 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   // The worker's secret: the plan only names it.
   process.env.CANARY_SECRET_STATUS_TOKEN = 's3cret';
-  bench = await RolloutBench.start();
+  // v3 answers 30 % errors: a dry-run metric check breaches on what the local stack measures.
+  bench = await RolloutBench.start({ faults: { v3: { errorRate: 0.3 } } });
 }, 180_000);
 
 afterAll(async () => {
@@ -142,6 +143,37 @@ test('a dry-run check that breaches changes nothing; status and alerts say what 
   expect(said).toEqual([
     expect.stringContaining('candidate: candidate: dry run: would roll back — 7: 7 > abort max 5 (critical)'),
   ]);
+});
+
+test('a dry-run metric check at 30 % errors changes nothing either: the metrics path judges it the same way', async () => {
+  const h = await bench.startRollout(
+    APP,
+    'v3',
+    plan(
+      [
+        {
+          name: 'error-rate',
+          metric: 'error-rate',
+          success: { max: 1 },
+          abort: { max: 5, severity: 'high', consecutive: 2 },
+          dryRun: true,
+        },
+      ],
+      [{ weight: 20, hold: '3m' }, { weight: 100 }],
+    ),
+  );
+  expect(await rolloutResult(h)).toMatchObject({ outcome: 'promoted' });
+  const st = await h.query(statusQuery);
+  const checks = st.analyses.map((a) => a.checks[0]);
+  expect(checks.every((c) => c.dryRun && c.judged === 'breach')).toBe(true);
+  expect(checks[1].note).toMatch(
+    /^dry run: would roll back — [\d.]+: [\d.]+ > abort max 5, 2 of 2 rounds \(high\): roll back$/,
+  );
+  expect(st.analyses.every((a) => a.verdict === 'pass')).toBe(true);
+  // The workflow id is the target's: this rollout's alerts are v3's.
+  const said = bench.alerts(h.workflowId).filter((a) => a.event === 'check_breached' && a.version === 'v3');
+  expect(said).toHaveLength(1);
+  expect(said[0].message).toContain('dry run: would roll back');
 });
 
 test('a JSONPath that does not parse: the CLI refuses it with exit 2, the workflow with InvalidPlan', async () => {
