@@ -3,7 +3,7 @@
 import { formatDuration } from './duration';
 import type { InputProblem } from './problems';
 import type { Plan } from './types';
-import { selectsASide } from './analysis-spec';
+import { selectsASide, webSecrets } from './analysis-spec';
 import { windowOpeningProblem } from './windows';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -37,6 +37,7 @@ export function planStartFindings(plan: Plan, nowMs: number): PlanFindings {
       });
     }
   });
+  out.warnings.push(...webFindings(plan));
   const reach = persistenceFindings(plan);
   out.problems.push(...reach.problems);
   out.warnings.push(...reach.warnings);
@@ -72,6 +73,22 @@ function testEvidenceProblems(plan: Plan): InputProblem[] {
           `${noData.limit} rounds without evidence (${formatDuration(patienceMs)} at a ${formatDuration(interval)} ` +
           `interval): every rollout would roll back, however healthy. Raise onNoData's limit to at least ${rounds}, ` +
           'or lower minSamples or step',
+      },
+    ];
+  });
+}
+
+/** A web check that sends a worker's secret over plain http: anyone on the path can read it. */
+function webFindings(plan: Plan): InputProblem[] {
+  return (plan.analysis.rules ?? []).flatMap((rule, index) => {
+    const web = rule.web;
+    if (!web || !/^http:/i.test(web.url) || webSecrets(web).length === 0) return [];
+    return [
+      {
+        path: `analysis.checks[${index}].web.url`,
+        message:
+          `sends the worker's secret ${webSecrets(web).join(', ')} over plain http, readable on the way: use an ` +
+          'https:// URL',
       },
     ];
   });
@@ -156,7 +173,16 @@ function persistenceFindings(plan: Plan): PlanFindings {
     const severity = rule.abort?.severity ?? 'high';
     const advisory = severity === 'low' && rule.success === undefined;
     const at = `${path}.abort.${need.field}`;
-    if (!advisory) {
+    if (rule.dryRun) {
+      // A dry-run check never holds the stage: the stages move on under its breach.
+      out.warnings.push({
+        path: at,
+        message:
+          `asks a breach to last ${need.text}, longer than ${where}, and a dry-run check does not hold the stage: ` +
+          `the stages move on first, so it could never say what its ${severity} abort would do. Shorten ` +
+          `${need.field} to fit the holds`,
+      });
+    } else if (!advisory) {
       out.warnings.push({
         path: at,
         message:

@@ -13,6 +13,7 @@ import { renderBacktest, runBacktest } from '../../client/backtest';
 import { type AnalysisCheck, validateAnalysisChecks } from '../../workflows/analysis-spec';
 import type { InputProblem } from '../../workflows/problems';
 import { validatePlan } from '../../workflows/plan';
+import { planStartFindings } from '../../workflows/plan-findings';
 import { validateTarget } from '../../workflows/target';
 import {
   initialJudgeState,
@@ -438,4 +439,37 @@ test('the backtest shows what a dry-run check would have done, and decides witho
   const text = renderBacktest(r, { planSource: 'plan.yaml', plan: plan.plan, target: target.target });
   expect(text).toContain('400 breach (dry run)');
   expect(text).toContain('» candidate: dry run: would roll back');
+});
+
+test('start findings: a secret over plain http, and a dry-run breach that could never last its `for`', () => {
+  const plan = validatePlan({
+    analysis: {
+      interval: '1m',
+      checks: [
+        {
+          name: 'health',
+          web: { url: 'http://status.internal/h?key=${secret:KEY}', jsonPath: '$.rate' },
+          abort: { max: 5 },
+        },
+        { name: 'candidate', metric: 'error-rate', abort: { max: 5, for: '30m' }, dryRun: true },
+      ],
+    },
+    stages: [{ weight: 10, hold: '5m' }, { weight: 100 }],
+  });
+  if (!plan.ok) throw new Error('plan refused');
+  const { problems, warnings } = planStartFindings(plan.plan, T0);
+  expect(problems).toEqual([]);
+  expect(warnings).toEqual([
+    {
+      path: 'analysis.checks[0].web.url',
+      message: "sends the worker's secret KEY over plain http, readable on the way: use an https:// URL",
+    },
+    {
+      path: 'analysis.checks[1].abort.for',
+      message:
+        'asks a breach to last 30m, longer than the check is judged in stages 1–2, whose holds add up to 5m, and ' +
+        'a dry-run check does not hold the stage: the stages move on first, so it could never say what its high ' +
+        'abort would do. Shorten for to fit the holds',
+    },
+  ]);
 });
