@@ -199,6 +199,31 @@ test('a JSONPath that does not parse: the CLI refuses it with exit 2, the workfl
   expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
 });
 
+test('the preflight refuses a web check whose secret this worker does not have: nothing is touched', async () => {
+  const check = webCheck('health', '/health');
+  const h = await bench.startRollout(
+    APP,
+    'v2',
+    plan([{ ...check, web: { ...check.web, headers: { Authorization: 'Bearer ${secret:NOT_HERE}' } } }]),
+  );
+  const result = await rolloutResult(h);
+  expect(result).toMatchObject({ outcome: 'not_started', cause: 'infrastructure', finalWeight: 0 });
+  expect(result.findings).toEqual([
+    // The local endpoint is http: the secret would travel in the clear (a warning; --strict refuses it).
+    expect.objectContaining({ level: 'warn', path: 'analysis.checks[0].web.url' }),
+    {
+      area: 'metrics',
+      cause: 'infrastructure',
+      level: 'refuse',
+      message:
+        'web check "health" names a secret this worker does not have: NOT_HERE (set CANARY_SECRET_NOT_HERE ' +
+        '(or a file in CANARY_SECRETS_DIR))',
+      path: 'analysis.checks[0].web',
+    },
+  ]);
+  expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
+});
+
 test("figure: a web check's round cost against a local endpoint", async () => {
   answers.set('/health', { errors: { rate: 0.5 } });
   const web = {
