@@ -123,7 +123,8 @@ export async function measureWeb(
         headers,
         ...(body !== undefined ? { body } : {}),
         signal: AbortSignal.timeout(web.timeoutMs),
-        redirect: 'follow',
+        // A redirect is not followed: the worker's secrets must not travel to a host the plan did not name.
+        redirect: 'manual',
       });
     } catch (err) {
       const e = err as Error & { cause?: { code?: string } };
@@ -133,6 +134,12 @@ export async function measureWeb(
       throw new WebFailure('unreachable', `could not connect (${e.cause?.code ?? e.message})`);
     }
     const text = await res.text();
+    if (res.status >= 300 && res.status < 400) {
+      throw new WebFailure(
+        'bad_query',
+        `answered HTTP ${res.status} (a redirect${res.headers.get('location') ? ` to ${res.headers.get('location')}` : ''}), which a web check does not follow: use the URL it names`,
+      );
+    }
     if (!res.ok) throw new WebFailure(statusKind(res.status), `answered HTTP ${res.status}`);
     let document: unknown;
     try {

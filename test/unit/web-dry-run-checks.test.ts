@@ -146,6 +146,7 @@ describe('web checks: a round against a local HTTP server', () => {
       req.on('end', () => {
         seen.push({ method: req.method, url: req.url, auth: req.headers.authorization, body });
         if (req.url?.startsWith('/slow')) return void setTimeout(() => res.end('{}'), 2_000);
+        if (req.url?.startsWith('/moved')) return void res.writeHead(302, { location: '/health' }).end();
         res.writeHead(answer.status, { 'content-type': 'application/json' });
         res.end(answer.body);
       });
@@ -223,6 +224,12 @@ describe('web checks: a round against a local HTTP server', () => {
     expect(await kind()).toBe('no_data');
     expect(await kind(web({ url: `${base}/slow`, timeout: '1s' }))).toBe('timeout');
     expect(await kind(web({ url: 'http://127.0.0.1:1/x' }))).toBe('unreachable');
+    // A redirect is not followed (secrets must not travel to a host the plan did not name).
+    const moved = await measureWeb('health', web({ url: `${base}/moved` }));
+    expect(moved.error).toEqual({
+      kind: 'bad_query',
+      message: `web check "health" (GET ${base}/moved): answered HTTP 302 (a redirect to /health), which a web check does not follow: use the URL it names`,
+    });
     expect((await measureWeb('health', web(), { atMs: T0 })).error?.kind).toBe('unsupported');
   });
 });
