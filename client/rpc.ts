@@ -95,6 +95,16 @@ export function wrapRpcError(err: unknown, what: string, where: RpcContext): Err
       { cause: err, transient: true },
     );
   }
+  const unmapped = /no mapping defined for search attribute (\w+)/i.exec(detail);
+  if (unmapped) {
+    // The namespace lacks the rollout's search attributes: a worker registers them (or says how) at start-up.
+    return new InfrastructureError(
+      `cannot ${what}: namespace "${where.namespace}"${at} has no search attribute ${unmapped[1]} (nor, likely, the ` +
+        `other Canary* ones). Start a canary worker on this namespace once: it registers them where the server lets ` +
+        `it, and otherwise refuses to start with the exact \`temporal operator search-attribute create\` commands`,
+      { cause: err },
+    );
+  }
   if (code === GRPC_FAILED_PRECONDITION) {
     return new InfrastructureError(
       `cannot ${what}: ${detail}. Is a canary worker polling task queue "${where.taskQueue}"?`,

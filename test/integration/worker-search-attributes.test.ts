@@ -11,7 +11,14 @@ import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/se
 import { msToTs } from '@temporalio/common/lib/time';
 import { findTemporalCli } from '../../demo/temporal-bin';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
-import { eventually, killAll, requireBuilt, startWorkerProcess, WORKER_MAIN } from '../../harness/processes';
+import {
+  eventually,
+  killAll,
+  requireBuilt,
+  runCli,
+  startWorkerProcess,
+  WORKER_MAIN,
+} from '../../harness/processes';
 import { SEARCH_ATTRIBUTES } from '../../workflows/api';
 
 jest.setTimeout(120_000);
@@ -199,4 +206,18 @@ test('outside the demo, a worker with no provider defaults refuses the local one
   );
   expect(r.stderr).toContain('CANARY_METRICS: is not set, and a worker outside the demo has no default for');
   expect(r.stderr).not.toContain('CANARY_ROUTER');
+});
+
+test('a start on a namespace without the search attributes says how to get them, exit 3, and starts nothing', async () => {
+  await createNamespace('bare');
+  const plan = path.join(__dirname, '..', '..', 'examples', '003-ai-model-default.yaml');
+  const r = await runCli(['start', '--app', 'shop', '--namespace', 'it', '--version', 'v2', '--plan', plan], {
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_NAMESPACE: 'bare',
+  });
+  expect(r.code).toBe(3);
+  expect(r.stderr).toMatch(/namespace "bare" at \S+ has no search attribute Canary\w+/);
+  expect(r.stderr).toContain('Start a canary worker on this namespace once: it registers them');
+  const open = await connection.workflowService.listWorkflowExecutions({ namespace: 'bare', query: '' });
+  expect(open.executions ?? []).toEqual([]);
 });
