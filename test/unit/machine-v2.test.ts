@@ -15,6 +15,14 @@ const WEEKDAYS_9_TO_5 = {
 const run = (sc: Omit<Scenario, 'neverStuck' | 'alertsV2'>, machineV2: boolean) =>
   runScenario({ neverStuck: true, alertsV2: true, ...sc, machineV2 });
 
+/** A plan with no checks, no cleanup delay and weekday 09:00–17:00 UTC windows: a first stage, then 100 %. */
+const windowed = (first: { weight: number; hold: string }, gate: 'auto' | 'approval'): PlanSpec => ({
+  analysis: { interval: '1m', checks: [] },
+  stages: [first, { weight: 100, gate }],
+  promotion: { cleanupDelay: '0s' },
+  windows: WEEKDAYS_9_TO_5,
+});
+
 /** When (ms after the rollout's start) the first shift to this weight happened. */
 const shiftAt = (report: Awaited<ReturnType<typeof run>>, weight: number) =>
   report.shifts.find((s) => s.weight === weight)?.atMs;
@@ -22,15 +30,7 @@ const shiftAt = (report: Awaited<ReturnType<typeof run>>, weight: number) =>
 describe('machine-v2 on the rollout machine', () => {
   // Started Monday 16:30 UTC: stage 1 (5 %, 1 h hold) has served 30 minutes when the window closes at 17:00.
   const straddling: Omit<Scenario, 'neverStuck' | 'alertsV2'> = {
-    plan: {
-      analysis: { interval: '1m', checks: [] },
-      stages: [
-        { weight: 5, hold: '1h' },
-        { weight: 100, gate: 'auto' },
-      ],
-      promotion: { cleanupDelay: '0s' },
-      windows: WEEKDAYS_9_TO_5,
-    },
+    plan: windowed({ weight: 5, hold: '1h' }, 'auto'),
     events: [],
     startAfterMs: 6.5 * HOUR,
   };
@@ -65,15 +65,7 @@ describe('machine-v2 on the rollout machine', () => {
 
   it('an approved gate waiting for its window reads as progressing, not as waiting for approval', async () => {
     const gated: Omit<Scenario, 'neverStuck' | 'alertsV2'> = {
-      plan: {
-        analysis: { interval: '1m', checks: [] },
-        stages: [
-          { weight: 5, hold: '5m' },
-          { weight: 100, gate: 'approval' },
-        ],
-        promotion: { cleanupDelay: '0s' },
-        windows: WEEKDAYS_9_TO_5,
-      },
+      plan: windowed({ weight: 5, hold: '5m' }, 'approval'),
       // Monday 16:50: the hold ends at 16:55 and the gate waits; approved at 17:15, after the window closed.
       events: [
         { k: 'advance', ms: 5 * MIN },
@@ -100,15 +92,7 @@ describe('machine-v2 on the rollout machine', () => {
 
   it('a pause that outlasts the window opening does not let the stage in after the window closed again', async () => {
     const paused: Omit<Scenario, 'neverStuck' | 'alertsV2'> = {
-      plan: {
-        analysis: { interval: '1m', checks: [] },
-        stages: [
-          { weight: 5, hold: '1h' },
-          { weight: 100, gate: 'auto' },
-        ],
-        promotion: { cleanupDelay: '0s' },
-        windows: WEEKDAYS_9_TO_5,
-      },
+      plan: windowed({ weight: 5, hold: '1h' }, 'auto'),
       // Started Sunday 08:00: waits for Monday 09:00, paused meanwhile until Monday 20:00.
       events: [
         { k: 'msg', m: 'pause', who: 'alice' },
