@@ -11,6 +11,7 @@ import {
 } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NO_METRICS_SINKS } from '../worker/worker';
 
 // Worker state chatter drowns test output; warnings and errors still show.
 try {
@@ -106,6 +107,7 @@ export class RolloutBench {
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: await workflowBundle(),
+      sinks: NO_METRICS_SINKS,
       activities,
       ...cache,
     });
@@ -134,6 +136,7 @@ export class RolloutBench {
       connection: this.env.nativeConnection,
       taskQueue: this.taskQueue,
       workflowBundle: await workflowBundle(),
+      sinks: NO_METRICS_SINKS,
       activities: this.activities,
       ...this.workerOptions,
     });

@@ -11,6 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NO_METRICS_SINKS } from '../worker/worker';
 import { ProviderRegistry, providersFromEnv } from '../activities/factory';
 import { LocalStackClient } from '../activities/local/control-client';
 import { startLocalStack, type LocalStack } from '../demo/stack';
@@ -87,6 +88,7 @@ async function detectionLatency(prom: PrometheusServer, lanes: Lane[]): Promise<
     connection: native,
     taskQueue,
     workflowBundle: await (await import('../harness/rollout-env')).workflowBundle(),
+    sinks: NO_METRICS_SINKS,
     activities: createActivities(providersFromEnv({ CANARY_ALERT_LOG: '/dev/null' })),
   });
   const running = worker.run();

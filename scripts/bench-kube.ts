@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import type { CustomObjectsApi, V1Deployment, V1Ingress } from '@kubernetes/client-node';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { NO_METRICS_SINKS } from '../worker/worker';
 import { providersFromEnv } from '../activities/factory';
 import { kubeClients, type KubeClients } from '../activities/kube/client';
 import { createActivities } from '../activities/rollout-activities';
@@ -468,6 +469,7 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
       connection: native,
       taskQueue,
       workflowBundle: await bundle,
+      sinks: NO_METRICS_SINKS,
       activities: createActivities(
         providersFromEnv({ KUBECONFIG: kubeconfig, CANARY_ALERT_LOG: '/dev/null' }),
       ),

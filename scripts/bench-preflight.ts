@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NO_METRICS_SINKS } from '../worker/worker';
 import { providersFromEnv } from '../activities/factory';
 import { kubeClients } from '../activities/kube/client';
 import { createActivities } from '../activities/rollout-activities';
@@ -182,6 +183,7 @@ async function main(): Promise<void> {
         namespace: server.namespace,
         taskQueue,
         workflowBundle: bundle,
+        sinks: NO_METRICS_SINKS,
         activities,
       });
       const running = worker.run();

@@ -8,6 +8,7 @@ import { rolloutResult } from '../client/index';
 import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { NO_METRICS_SINKS } from '../worker/worker';
 import { providersFromEnv } from '../activities/factory';
 import { LocalStackClient } from '../activities/local/control-client';
 import { startLocalStack } from '../demo/stack';
@@ -64,6 +65,7 @@ async function abortLatency(rollouts: number): Promise<void> {
     connection: native,
     taskQueue,
     workflowBundle: await workflowBundle(),
+    sinks: NO_METRICS_SINKS,
     activities: createActivities(
       providersFromEnv({ CANARY_LOCAL_CONTROL_URL: stack.controlUrl, CANARY_ALERT_LOG: '/dev/null' }),
     ),

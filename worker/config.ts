@@ -9,6 +9,7 @@ import {
   type ConfigProblem,
   type ConnectionConfig,
 } from '../connection/config';
+import * as net from 'node:net';
 import { parseDuration } from '../workflows/duration';
 
 export {
@@ -59,6 +60,47 @@ export interface WorkerVersioning {
 export interface WorkerProcessConfig extends WorkerConfig {
   /** Undefined: unversioned, any worker polling the task queue takes any rollout (the default). */
   versioning?: WorkerVersioning;
+  /** Where the worker serves /metrics; undefined: it serves none (the default). */
+  metrics?: MetricsEndpoint;
+}
+
+export interface MetricsEndpoint {
+  port: number;
+  host: string;
+}
+
+export const METRICS_PORT_VARIABLE = 'CANARY_METRICS_PORT';
+export const METRICS_HOST_VARIABLE = 'CANARY_METRICS_HOST';
+/** The port the Helm chart and deploy/worker.yaml give the worker (OpenTelemetry's Prometheus exporter's). */
+export const CONVENTIONAL_METRICS_PORT = 9464;
+
+/**
+ * CANARY_METRICS_PORT (1-65535) turns /metrics on, on all interfaces unless CANARY_METRICS_HOST names one. Off when
+ * unset: a worker started by hand or by a test binds no port it was not asked to.
+ */
+export function loadMetricsEndpoint(
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+): MetricsEndpoint | undefined {
+  const text = env[METRICS_PORT_VARIABLE]?.trim();
+  if (!text) return undefined;
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(port >= 1 && port <= 65535)) {
+    problems.push({
+      variable: METRICS_PORT_VARIABLE,
+      problem: `"${text}" is not a port number (1-65535), e.g. ${CONVENTIONAL_METRICS_PORT}; unset it to serve no /metrics`,
+    });
+    return undefined;
+  }
+  const host = env[METRICS_HOST_VARIABLE]?.trim() || '0.0.0.0';
+  if (net.isIP(host) === 0 && host !== 'localhost') {
+    problems.push({
+      variable: METRICS_HOST_VARIABLE,
+      problem: `"${host}" is not an IP address to listen on, e.g. 0.0.0.0 (all interfaces, the default) or 127.0.0.1`,
+    });
+    return undefined;
+  }
+  return { port, host };
 }
 
 /**
@@ -79,8 +121,9 @@ export function loadWorkerProcessConfig(env: NodeJS.ProcessEnv = process.env): W
     problems.push(...err.problems);
   }
   const versioning = loadWorkerVersioning(env, problems);
+  const metrics = loadMetricsEndpoint(env, problems);
   if (problems.length > 0 || connection === undefined) throw new ConfigError(problems);
-  return versioning ? { ...connection, versioning } : connection;
+  return { ...connection, ...(versioning ? { versioning } : {}), ...(metrics ? { metrics } : {}) };
 }
 
 /**

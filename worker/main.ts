@@ -1,8 +1,8 @@
 // The worker process: configuration from the environment, the Temporal connection, the activities over the
 // configured providers, and a graceful shutdown on SIGTERM/SIGINT.
 // Exit codes: 0 after a clean shutdown, 1 on an unexpected failure, 2 on a configuration error (a namespace
-// without the rollout's search attributes that the worker may not register is one), 3 when Temporal cannot be
-// reached (or does not know the namespace).
+// without the rollout's search attributes that the worker may not register is one, a metrics port in use another),
+// 3 when Temporal cannot be reached (or does not know the namespace).
 import { Runtime, type NativeConnection } from '@temporalio/worker';
 import { RolloutLogger } from './logger';
 import {
@@ -24,6 +24,13 @@ import {
   type WorkerVersioning,
 } from './config';
 import { ConnectError, connectNative } from '../connection/temporal';
+import {
+  freeLoopbackPort,
+  MetricsPortError,
+  RolloutMetrics,
+  serveMetrics,
+  type MetricsServer,
+} from './metrics';
 import { ensureSearchAttributesOn, SearchAttributeError } from './search-attributes';
 import { deploymentOptions, readRouting, routingNotice } from './versioning';
 import { createRolloutWorker } from './worker';
@@ -56,9 +63,46 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     return fail(new Error(`cannot build the activities: ${errorMessage(err)}`), EXIT_CONFIG);
   }
 
-  // This process handles the signals itself (below), so the SDK's own hook is off.
-  Runtime.install({ shutdownSignals: [], logger: new RolloutLogger() });
+  // /metrics first: a port in use stops the worker before it connects to anything.
+  let metrics: { collector: RolloutMetrics; server: MetricsServer; sdkPort: number } | undefined;
+  if (config.metrics) {
+    const collector = new RolloutMetrics();
+    try {
+      // The SDK's own metrics: its Prometheus exporter on a loopback port, forwarded by /metrics.
+      const sdkPort = await freeLoopbackPort();
+      const server = await serveMetrics({
+        ...config.metrics,
+        metrics: collector,
+        sdkMetricsUrl: `http://127.0.0.1:${sdkPort}/metrics`,
+      });
+      metrics = { collector, server, sdkPort };
+    } catch (err) {
+      return fail(err, err instanceof MetricsPortError ? EXIT_CONFIG : EXIT_FAILURE);
+    }
+  }
 
+  // This process handles the signals itself (below), so the SDK's own hook is off.
+  Runtime.install({
+    shutdownSignals: [],
+    logger: new RolloutLogger(),
+    ...(metrics
+      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${metrics.sdkPort}` } } } }
+      : {}),
+  });
+  try {
+    return await runWorker(env, config, activities, registry, metrics?.collector);
+  } finally {
+    await metrics?.server.close();
+  }
+}
+
+async function runWorker(
+  env: NodeJS.ProcessEnv,
+  config: WorkerProcessConfig,
+  activities: object,
+  registry: ProviderRegistry,
+  metrics: RolloutMetrics | undefined,
+): Promise<number> {
   let connection;
   try {
     connection = await connectNative(config);
@@ -97,6 +141,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
         taskQueue: config.taskQueue,
         activities,
         shutdownGraceTime: config.shutdownGraceTimeMs,
+        ...(metrics ? { metrics: { collector: metrics, providers: registry } } : {}),
         ...(config.versioning
           ? { extra: { workerDeploymentOptions: deploymentOptions(config.versioning) } }
           : {}),
@@ -123,7 +168,11 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
 
     // An unversioned worker's line stays as it was; a versioned one says its deployment and build.
     const versioned = config.versioning ? ` ${describeVersioning(config.versioning)}` : '';
-    console.log(`canary worker started: ${describeConfig(config)} ${describeProviders(env)}${versioned}`);
+    const served = config.metrics ? ` /metrics=${config.metrics.host}:${config.metrics.port}` : '';
+    if (metrics) metrics.running = () => worker.getState() === 'RUNNING';
+    console.log(
+      `canary worker started: ${describeConfig(config)} ${describeProviders(env)}${versioned}${served}`,
+    );
     if (config.versioning) await tellRouting(connection, config.namespace, config.versioning);
     // A cluster that does not answer now is said at once, not first at a rollout's start. The worker runs anyway:
     // the cluster may come back, and every rollout's preflight checks it again (and refuses while it is down).

@@ -15,10 +15,12 @@ import {
   log,
   patched,
   proxyActivities,
+  proxySinks,
   setCurrentDetails,
   sleep,
   upsertSearchAttributes,
   workflowInfo,
+  type Sinks,
 } from '@temporalio/workflow';
 import type { RolloutActivities } from '../activities/rollout-activities';
 import type { RolloutAlert } from './alerts/events';
@@ -48,7 +50,38 @@ import type {
 } from './machine/port';
 import type { RolloutState } from './machine/state';
 import type { Target } from './target';
-import type { RolloutResult } from './types';
+import type { AnalysisRecord, RolloutResult } from './types';
+
+/**
+ * What a rollout tells the worker's /metrics (worker/metrics.ts) through a Temporal sink: sink calls record nothing
+ * in history (replay stays identical) and are not made while a worker replays, so a round is counted once, by the
+ * worker that ran it. Times are workflow time (ms).
+ */
+export interface RolloutMetricsSinks extends Sinks {
+  canaryMetrics: {
+    /** The rollout's phase, stage and weight changed (each upsert of its search attributes). */
+    rollout(update: { namespace: string; app: string; phase: string; stage: number; weight: number }): void;
+    /** An analysis round was judged: its verdict, the full form's action, the highest severity that failed. */
+    decision(d: { verdict: string; action: string; severity: string }): void;
+    /** Traffic reached weight 0 after a rollback began (a breach, an abort, a cancel) at a weight above 0. */
+    breachToZero(d: { namespace: string; app: string; ms: number }): void;
+  };
+}
+
+export const ROLLOUT_METRICS_SINK = 'canaryMetrics';
+
+const { canaryMetrics } = proxySinks<RolloutMetricsSinks>();
+
+const SEVERITY_ORDER = ['low', 'medium', 'high', 'critical'];
+
+/** The highest severity among the round's failed checks; `none` when none failed, `unspecified` without one. */
+function roundSeverity(record: AnalysisRecord): string {
+  const failed = record.checks.filter((c) => c.outcome === 'fail');
+  if (failed.length === 0) return 'none';
+  const ranks = failed.map((c) => (c.severity ? SEVERITY_ORDER.indexOf(c.severity) : -1));
+  const top = Math.max(...ranks);
+  return top < 0 ? 'unspecified' : SEVERITY_ORDER[top]!;
+}
 
 const LATE_PATCHES: Record<LatePatch, string> = {
   'cancel-identity': CANCEL_IDENTITY_PATCH,
@@ -159,11 +192,20 @@ export class TemporalPort implements RolloutPort {
   /** One chain of deliveries per sink: a sink's events stay in order, sinks do not wait for each other. */
   private readonly chains = new Map<string, Promise<void>>();
   private deliveries = 0;
+  /** Rounds already reported to the metrics sink (the carried count at the start of a run). */
+  private roundsReported: number;
+  /** Workflow time a rollback began at a weight above 0, until traffic reaches 0. */
+  private rollbackSince: number | undefined;
+  private lastWeight: number | undefined;
 
   constructor(
     private readonly input: RolloutInput,
     private readonly target: Target,
-  ) {}
+    /** The machine's state, read (never written) for the metrics sink. */
+    private readonly state?: RolloutState,
+  ) {
+    this.roundsReported = state ? (state.analysesRun ?? state.analyses.length) : 0;
+  }
 
   now(): number {
     return Date.now();
@@ -248,6 +290,42 @@ export class TemporalPort implements RolloutPort {
       ]);
     }
     setCurrentDetails(details);
+    this.reportMetrics(attributes);
+  }
+
+  /** Sink calls only: nothing here reaches history or changes what the workflow does. */
+  private reportMetrics(attributes: SearchAttributes | undefined): void {
+    const { namespace, app } = this.target;
+    const s = this.state;
+    if (s) {
+      const rounds = s.analysesRun ?? s.analyses.length;
+      const last = s.analyses[s.analyses.length - 1];
+      if (rounds > this.roundsReported && last) {
+        canaryMetrics.decision({
+          verdict: last.verdict,
+          action: last.action ?? 'none',
+          severity: roundSeverity(last),
+        });
+      }
+      this.roundsReported = rounds;
+    }
+    if (!attributes) return;
+    const now = Date.now();
+    if (attributes.phase === 'rolling_back' && this.rollbackSince === undefined) {
+      if ((this.lastWeight ?? attributes.weight) > 0) this.rollbackSince = now;
+    }
+    if (this.rollbackSince !== undefined && attributes.weight === 0) {
+      canaryMetrics.breachToZero({ namespace, app, ms: now - this.rollbackSince });
+      this.rollbackSince = undefined;
+    }
+    this.lastWeight = attributes.weight;
+    canaryMetrics.rollout({
+      namespace,
+      app,
+      phase: attributes.phase,
+      stage: attributes.stage,
+      weight: attributes.weight,
+    });
   }
 
   continueAsNewDue(historyLimit: number): boolean {

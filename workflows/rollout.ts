@@ -91,7 +91,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       flags: { routingLifecycle, judgeV2, alertsV2 },
       historyLimit: input.options?.continueAsNewAfterEvents ?? DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS,
     },
-    new TemporalPort(input, target),
+    new TemporalPort(input, target, s),
   );
   setRolloutHandlers(machine);
   return runRollout(machine);

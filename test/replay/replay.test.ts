@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
+import { NO_METRICS_SINKS } from '../../worker/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { workflowBundle } from '../../harness/rollout-env';
 
@@ -41,7 +42,11 @@ test.each(files)(
   async (file) => {
     const history = historyFromJSON(JSON.parse(fs.readFileSync(path.join(FIXTURES, file), 'utf8')));
     await expect(
-      Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, `replay-${file}`),
+      Worker.runReplayHistory(
+        { workflowBundle: await workflowBundle(), sinks: NO_METRICS_SINKS },
+        history,
+        `replay-${file}`,
+      ),
     ).resolves.toBeUndefined();
   },
   120_000,
