@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // The worker process: configuration from the environment, the Temporal connection, the activities over the
 // configured providers, and a graceful shutdown on SIGTERM/SIGINT.
 // Exit codes: 0 after a clean shutdown, 1 on an unexpected failure, 2 on a configuration error (a namespace
