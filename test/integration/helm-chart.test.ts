@@ -34,7 +34,10 @@ const REQUIRED = [
   'prometheus.url=http://prometheus-operated.monitoring.svc.cluster.local:9090',
 ];
 
-/** Every option on: TLS and API key from Secrets, versioning, every sink, the Job, the ServiceMonitor. */
+/**
+ * Every option on: TLS and API key from Secrets, versioning, every sink, the Job, the ServiceMonitor, the
+ * PrometheusRule and the dashboard.
+ */
 const FULL_VALUES = `
 image: { repository: registry.example.com/temporal-canary, tag: 1.4.2 }
 temporal:
@@ -59,6 +62,8 @@ rollouts:
     - { name: mesh, routers: [gatewayAPI, smi, replicas], workloads: true }
 searchAttributesJob: { enabled: true }
 serviceMonitor: { enabled: true, labels: { release: prometheus } }
+prometheusRule: { enabled: true, labels: { release: prometheus } }
+grafanaDashboard: { enabled: true }
 extraEnv:
   - { name: CANARY_PROMETHEUS_TIMEOUT, value: 15s }
 `;
@@ -87,13 +92,16 @@ beforeAll(async () => {
     },
   });
   for (const ns of ['shop', 'mesh']) await kube.createNamespace(ns);
-  const crd = parseAllDocuments(
-    fs.readFileSync(path.join(ROOT, 'harness', 'crds', 'servicemonitor.yaml'), 'utf8'),
-  )
-    .map((d) => d.toJS() as Obj)
-    .filter(Boolean);
-  for (const c of crd) await objects.create(c as KubernetesObject);
-  await waitEstablished('servicemonitors.monitoring.coreos.com');
+  for (const [file, name] of [
+    ['servicemonitor.yaml', 'servicemonitors.monitoring.coreos.com'],
+    ['prometheusrule.yaml', 'prometheusrules.monitoring.coreos.com'],
+  ]) {
+    const crd = parseAllDocuments(fs.readFileSync(path.join(ROOT, 'harness', 'crds', file), 'utf8'))
+      .map((d) => d.toJS() as Obj)
+      .filter(Boolean);
+    for (const c of crd) await objects.create(c as KubernetesObject);
+    await waitEstablished(name);
+  }
 }, 120_000);
 
 afterAll(async () => {
@@ -181,6 +189,8 @@ test('every object of a release with every option on is accepted by the API serv
       `Job/${RELEASE_NS}/temporal-canary-search-attributes`,
       `Service/${RELEASE_NS}/temporal-canary-worker-metrics`,
       `ServiceMonitor/${RELEASE_NS}/temporal-canary-worker`,
+      `PrometheusRule/${RELEASE_NS}/temporal-canary`,
+      `ConfigMap/${RELEASE_NS}/temporal-canary-dashboard`,
     ].sort(),
   );
   // Cluster-scoped roles and the ServiceAccount first: the bindings and pods refer to them.
@@ -225,7 +235,17 @@ test('every object of a release with every option on is accepted by the API serv
     CANARY_ALERT_WEBHOOK_URL_FILE: '/etc/canary/alerts/webhook/url',
     CANARY_PAGERDUTY_ROUTING_KEY_FILE: '/etc/canary/alerts/pagerduty/routing-key',
     CANARY_PROMETHEUS_TIMEOUT: '15s',
+    CANARY_METRICS_PORT: '9464',
   });
+  // The rules and the dashboard are deploy/monitoring's, as shipped.
+  const shipped = (file: string) => fs.readFileSync(path.join(ROOT, 'deploy', 'monitoring', file), 'utf8');
+  const rule = docs.find((o) => o.kind === 'PrometheusRule')!;
+  expect(rule.spec).toEqual(parse(shipped('prometheus-rules.yaml'))[0].spec);
+  const dashboard = docs.find((o) => o.kind === 'ConfigMap')!;
+  expect(JSON.parse(dashboard.data['temporal-canary.json'])).toEqual(
+    JSON.parse(shipped('grafana-dashboard.json')),
+  );
+  expect(spec.containers[0].ports).toEqual([{ name: 'metrics', containerPort: 9464, protocol: 'TCP' }]);
   // Secrets only by reference: the API key from its Secret, never a value.
   const apiKey = spec.containers[0].env!.find((e) => e.name === 'TEMPORAL_API_KEY')!;
   expect(apiKey.valueFrom?.secretKeyRef).toEqual({ name: 'temporal-api-key', key: 'api-key' });

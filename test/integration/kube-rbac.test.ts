@@ -26,7 +26,7 @@ import { ReplicaRatioRouter } from '../../activities/traffic/replicas';
 import { SmiRouter } from '../../activities/traffic/smi';
 import type { TrafficRouter } from '../../activities/types';
 import { DeploymentWorkloadManager, ROLE_LABEL } from '../../activities/workloads/deployment';
-import { loadWorkerConfig, providerDefaultProblems } from '../../worker/config';
+import { loadWorkerConfig, loadWorkerProcessConfig, providerDefaultProblems } from '../../worker/config';
 import { DEFAULT_TASK_QUEUE, SEARCH_ATTRIBUTES } from '../../workflows/api';
 import { parseDuration } from '../../workflows/duration';
 import { validateTarget, type Target } from '../../workflows/target';
@@ -703,6 +703,9 @@ describe('deploy/worker.yaml and deploy/search-attributes.yaml', () => {
     // The worker accepts its configuration as written, and the kubelet's SIGKILL comes after the shutdown grace.
     const config = loadWorkerConfig(env);
     expect(config.taskQueue).toBe(DEFAULT_TASK_QUEUE);
+    // /metrics on the port the container declares.
+    expect(loadWorkerProcessConfig(env).metrics).toEqual({ port: 9464, host: '0.0.0.0' });
+    expect(spec.containers[0].ports).toEqual([{ name: 'metrics', containerPort: 9464, protocol: 'TCP' }]);
     expect(spec.terminationGracePeriodSeconds! * 1000).toBeGreaterThan(
       parseDuration(env.WORKER_SHUTDOWN_GRACE_TIME) + 10_000,
     );

@@ -17,6 +17,7 @@ import type { RolloutStatus } from '../../workflows/types';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const RULES = path.join(ROOT, 'deploy', 'monitoring', 'prometheus-rules.yaml');
+const DASHBOARD = path.join(ROOT, 'deploy', 'monitoring', 'grafana-dashboard.json');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-metrics-'));
 
 let server: DevServer;
@@ -248,4 +249,31 @@ describe('deploy/monitoring/prometheus-rules.yaml', () => {
       if (/Stuck|NoPoller|NotPolling/.test(name ?? '')) expect([name, await query(expr)]).toEqual([name, []]);
     }
   });
+});
+
+test('every query of deploy/monitoring/grafana-dashboard.json evaluates against the live series', async () => {
+  const dashboard = JSON.parse(fs.readFileSync(DASHBOARD, 'utf8')) as {
+    panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
+  };
+  const answered = new Set<string>();
+  for (const panel of dashboard.panels) {
+    for (const t of panel.targets ?? []) {
+      const samples = await query(t.expr.replace(/\$namespace/g, '.*'));
+      if (samples.length > 0) answered.add(panel.title);
+    }
+  }
+  // The panels on what this worker did have data (the rollouts above ran before this test).
+  expect([...answered]).toEqual(
+    expect.arrayContaining([
+      'Running rollouts by phase',
+      'Rollouts ended per hour',
+      'Decisions per minute by verdict and action',
+      'Analysis round duration',
+      'Breach to weight 0',
+      'Alert deliveries per minute',
+      'Workers polling',
+      'Workflow task pollers',
+      'Worker memory (RSS)',
+    ]),
+  );
 });
