@@ -22,7 +22,15 @@ FROM node:20-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# --ignore-scripts: nothing runs at install (the prepack build is for `npm pack`, dist/ comes from the build stage).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist dist
-USER node
+# Non-root, and read-only root filesystem friendly: the code belongs to root and cannot be changed by the worker;
+# the worker runs the prebuilt workflow bundle and writes nothing but (at most) temporary files under /tmp, which
+# deploy/worker.yaml and the chart mount as an emptyDir (readOnlyRootFilesystem: true). The numeric id of the
+# image's `node` user, so the kubelet can check runAsNonRoot.
+USER 1000:1000
+ENV TMPDIR=/tmp
+# /metrics, when CANARY_METRICS_PORT is set (deploy/worker.yaml and the chart set 9464).
+EXPOSE 9464
 CMD ["node", "dist/worker/main.js"]
