@@ -171,6 +171,7 @@ async function runWorker(
     const versioned = config.versioning ? ` ${describeVersioning(config.versioning)}` : '';
     const served = config.metrics ? ` /metrics=${config.metrics.host}:${config.metrics.port}` : '';
     if (metrics) metrics.running = () => worker.getState() === 'RUNNING';
+    const pruning = metrics ? prunePeriodically(metrics, connection, config.namespace) : undefined;
     console.log(
       `canary worker started: ${describeConfig(config)} ${describeProviders(env)}${versioned}${served}`,
     );
@@ -181,6 +182,7 @@ async function runWorker(
     try {
       await worker.run();
     } finally {
+      if (pruning) clearInterval(pruning);
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
     }
@@ -200,6 +202,27 @@ async function runWorker(
 export function describeProviders(env: NodeJS.ProcessEnv): string {
   const p = providerConfigFromEnv(env);
   return `router=${p.router} workloads=${p.workloads} metrics=${p.metrics} alerts=${alertSinkNames(p).join(',')}`;
+}
+
+const WORKFLOW_RUNNING = 1;
+
+/** Every 5 minutes: the metrics forget rollouts that went quiet here and are no longer running (ended elsewhere). */
+function prunePeriodically(
+  metrics: RolloutMetrics,
+  connection: NativeConnection,
+  namespace: string,
+): NodeJS.Timeout {
+  const running = async (workflowId: string): Promise<boolean> => {
+    const r = await connection.workflowService.describeWorkflowExecution({
+      namespace,
+      execution: { workflowId },
+    });
+    // WORKFLOW_EXECUTION_STATUS_RUNNING (temporal.api.enums.v1.WorkflowExecutionStatus).
+    return r.workflowExecutionInfo?.status === WORKFLOW_RUNNING;
+  };
+  const timer = setInterval(() => void metrics.prune(running), 5 * 60_000);
+  timer.unref();
+  return timer;
 }
 
 /** When the worker's defaults use Kubernetes: whether its API server answers with these credentials (≤ 5 s). */

@@ -35,7 +35,12 @@ interface RolloutEntry {
   namespace: string;
   app: string;
   phase: string;
+  /** When this worker last heard from the rollout (its clock). */
+  heardAt: number;
 }
+
+/** A rollout not heard from for this long may be running elsewhere or over: prune() asks Temporal. */
+export const SILENT_AFTER_MS = 10 * 60_000;
 
 const ROUTER_STEPS = new Set(['setCanaryWeight', 'prepareRouting', 'teardownRouting']);
 const WORKLOAD_STEPS = new Set([
@@ -148,10 +153,10 @@ export class RolloutMetrics {
     });
   }
 
-  /** A rollout's phase, stage or weight changed (workflowId: the rollout). */
+  /** A rollout's phase, stage and weight, at each publish (workflowId: the rollout). */
   rollout(
     workflowId: string,
-    u: { namespace: string; app: string; phase: string; stage: number; weight: number },
+    u: { namespace: string; app: string; phase: string; stage: number; weight: number; changedAt?: number },
   ): void {
     const labels = { namespace: u.namespace, app: u.app };
     const ends =
@@ -170,10 +175,44 @@ export class RolloutMetrics {
       }
       return;
     }
-    this.rollouts.set(workflowId, { namespace: u.namespace, app: u.app, phase: u.phase });
+    this.rollouts.set(workflowId, {
+      namespace: u.namespace,
+      app: u.app,
+      phase: u.phase,
+      heardAt: Date.now(),
+    });
     this.weight.set(labels, u.weight);
     this.stage.set(labels, u.stage);
-    this.lastChange.set(labels, Date.now() / 1000);
+    this.lastChange.set(labels, (u.changedAt ?? Date.now()) / 1000);
+  }
+
+  /**
+   * Forgets the rollouts not heard from for SILENT_AFTER_MS that `running` says are no longer running: they ended
+   * on another worker (after taking them over), so their series here would be stale (a rollout that looks stuck).
+   * A rollout still running elsewhere stays until it ends (with several workers, sum or max across them).
+   */
+  async prune(running: (workflowId: string) => Promise<boolean>, now = Date.now()): Promise<string[]> {
+    const gone: string[] = [];
+    for (const [id, r] of [...this.rollouts]) {
+      if (now - r.heardAt < SILENT_AFTER_MS) continue;
+      let still = true;
+      try {
+        still = await running(id);
+      } catch {
+        // Temporal unreachable: ask again next time.
+      }
+      // Heard from meanwhile (a publish during the call): it runs here.
+      if (still || this.rollouts.get(id)?.heardAt !== r.heardAt) continue;
+      this.rollouts.delete(id);
+      gone.push(id);
+      const labels = { namespace: r.namespace, app: r.app };
+      if (![...this.rollouts.values()].some((o) => o.namespace === r.namespace && o.app === r.app)) {
+        this.weight.remove(labels);
+        this.stage.remove(labels);
+        this.lastChange.remove(labels);
+      }
+    }
+    return gone;
   }
 
   decision(d: { verdict: string; action: string; severity: string }): void {

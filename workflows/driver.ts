@@ -59,8 +59,18 @@ import type { AnalysisRecord, RolloutResult } from './types';
  */
 export interface RolloutMetricsSinks extends Sinks {
   canaryMetrics: {
-    /** The rollout's phase, stage and weight changed (each upsert of its search attributes). */
-    rollout(update: { namespace: string; app: string; phase: string; stage: number; weight: number }): void;
+    /**
+     * The rollout's phase, stage and weight, at each publish (so a worker that took the rollout over, or restarted,
+     * shows it from its next publish on); `changedAt`: when they last changed. Not sent again once it ended.
+     */
+    rollout(update: {
+      namespace: string;
+      app: string;
+      phase: string;
+      stage: number;
+      weight: number;
+      changedAt: number;
+    }): void;
     /** An analysis round was judged: its verdict, the full form's action, the highest severity that failed. */
     decision(d: { verdict: string; action: string; severity: string }): void;
     /** Traffic reached weight 0 after a rollback began (a breach, an abort, a cancel) at a weight above 0. */
@@ -196,7 +206,9 @@ export class TemporalPort implements RolloutPort {
   private roundsReported: number;
   /** Workflow time a rollback began at a weight above 0, until traffic reaches 0. */
   private rollbackSince: number | undefined;
-  private lastWeight: number | undefined;
+  /** The last published attributes and when they changed (tracked through replay too, so a new worker knows them). */
+  private published: { phase: string; stage: number; weight: number; changedAt: number } | undefined;
+  private ended = false;
 
   constructor(
     private readonly input: RolloutInput,
@@ -309,23 +321,26 @@ export class TemporalPort implements RolloutPort {
       }
       this.roundsReported = rounds;
     }
-    if (!attributes) return;
     const now = Date.now();
-    if (attributes.phase === 'rolling_back' && this.rollbackSince === undefined) {
-      if ((this.lastWeight ?? attributes.weight) > 0) this.rollbackSince = now;
+    if (attributes) {
+      const { phase, stage, weight } = attributes;
+      if (phase === 'rolling_back' && this.rollbackSince === undefined) {
+        if ((this.published?.weight ?? weight) > 0) this.rollbackSince = now;
+      }
+      if (this.rollbackSince !== undefined && weight === 0) {
+        canaryMetrics.breachToZero({ namespace, app, ms: now - this.rollbackSince });
+        this.rollbackSince = undefined;
+      }
+      this.published = { phase, stage, weight, changedAt: now };
     }
-    if (this.rollbackSince !== undefined && attributes.weight === 0) {
-      canaryMetrics.breachToZero({ namespace, app, ms: now - this.rollbackSince });
-      this.rollbackSince = undefined;
-    }
-    this.lastWeight = attributes.weight;
-    canaryMetrics.rollout({
-      namespace,
-      app,
-      phase: attributes.phase,
-      stage: attributes.stage,
-      weight: attributes.weight,
-    });
+    const p = this.published;
+    if (!p || this.ended) return;
+    canaryMetrics.rollout({ namespace, app, ...p });
+    this.ended =
+      p.phase === 'rolled_back' ||
+      p.phase === 'failed' ||
+      p.phase === 'not_started' ||
+      (p.phase === 'promoted' && p.weight === 0);
   }
 
   continueAsNewDue(historyLimit: number): boolean {

@@ -1,7 +1,7 @@
 // The worker's metrics settings and the collector's bookkeeping (what a rollout's sink calls do to the series).
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { loadMetricsEndpoint, loadWorkerProcessConfig, type ConfigProblem } from '../../worker/config';
-import { errorKind, RolloutMetrics } from '../../worker/metrics';
+import { errorKind, RolloutMetrics, SILENT_AFTER_MS } from '../../worker/metrics';
 
 function endpoint(env: NodeJS.ProcessEnv): { value: unknown; problems: ConfigProblem[] } {
   const problems: ConfigProblem[] = [];
@@ -80,6 +80,35 @@ describe('RolloutMetrics', () => {
     expect(await samples(m, 'canary_rollouts_ended_total')).toContainEqual([{ phase: 'promoted' }, 1]);
     expect(await samples(m, 'canary_rollout_weight')).toEqual([[{ namespace: 'shop', app: 'api' }, 10]]);
     expect(await samples(m, 'canary_rollouts')).toContainEqual([{ phase: 'promoted' }, 0]);
+  });
+
+  test("the last change is the rollout's own time; a quiet rollout that ended elsewhere is forgotten", async () => {
+    const m = new RolloutMetrics();
+    const t0 = Date.now();
+    m.rollout('w1', { ...at, phase: 'progressing', stage: 1, weight: 10, changedAt: 1_000_000 });
+    m.rollout('w2', { namespace: 'shop', app: 'api', phase: 'progressing', stage: 1, weight: 20 });
+    expect(await samples(m, 'canary_rollout_last_change_timestamp_seconds')).toContainEqual([at, 1000]);
+    const asked: string[] = [];
+    const running = async (id: string) => {
+      asked.push(id);
+      return id === 'w2';
+    };
+    // Heard from recently: nothing is asked.
+    expect(await m.prune(running, t0 + 60_000)).toEqual([]);
+    expect(asked).toEqual([]);
+    // Quiet for longer than SILENT_AFTER_MS: w1 is over (taken over and ended elsewhere), w2 still runs.
+    expect(await m.prune(running, t0 + SILENT_AFTER_MS + 1_000)).toEqual(['w1']);
+    expect(asked).toEqual(['w1', 'w2']);
+    expect(await samples(m, 'canary_rollout_weight')).toEqual([[{ namespace: 'shop', app: 'api' }, 20]]);
+    expect(await samples(m, 'canary_rollouts')).toContainEqual([{ phase: 'progressing' }, 1]);
+    // Not counted as ended here: it ended on the other worker.
+    expect(await samples(m, 'canary_rollouts_ended_total')).toContainEqual([{ phase: 'rolled_back' }, 0]);
+    // Temporal unreachable: kept, asked again later.
+    m.rollout('w3', { ...at, phase: 'paused', stage: 1, weight: 10 });
+    await expect(
+      m.prune(async () => Promise.reject(new Error('unreachable')), Date.now() + SILENT_AFTER_MS + 1),
+    ).resolves.toEqual([]);
+    expect(await samples(m, 'canary_rollouts')).toContainEqual([{ phase: 'paused' }, 1]);
   });
 
   test('decisions and breach-to-zero from the sinks', async () => {
