@@ -233,6 +233,9 @@ test('rollouts by phase, weight and stage, decisions, breach to 0 and alert deli
 
   expect((await canary('abort', 'metrics/gated', '--reason', 'metrics test')).code).toBe(0);
   await until('canary_rollouts{phase="waiting_approval"}', (v) => v === 0, 'gated aborted');
+  // Its rollback over too: nothing runs (the rules below see a quiet worker).
+  await until('canary_rollouts_ended_total{phase="rolled_back"}', (v) => v === 2, 'gated rolled back');
+  await until('sum(canary_rollouts)', (v) => v === 0, 'no rollout running');
 }, 240_000);
 
 describe('deploy/monitoring/prometheus-rules.yaml', () => {
