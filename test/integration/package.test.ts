@@ -58,39 +58,56 @@ let stack: LocalStack | undefined;
 let traffic: TrafficGenerator | undefined;
 let worker: ChildProcess | undefined;
 
-// `npm test` builds dist/ first; `npm pack` runs the prepack build itself, skipped here (--ignore-scripts) so the
-// test packs the tree the other tests ran against instead of building it a second time.
+// The README's install step, run as printed: `npm pack` (its prepack builds dist/ again), `npm install -g` of the
+// tarball and `canary --version`, with npm's global prefix (npm_config_prefix) a temporary folder and its bin first
+// on PATH. Dependencies come from npm's cache where it has them (CI's `npm ci` filled it), else from the registry.
 beforeAll(async () => {
   requireBuilt(WORKER_MAIN);
   requireBuilt(CLI_MAIN);
-  const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
-    cwd: ROOT,
-  });
-  expect([packed.code, packed.stderr]).toEqual([0, expect.any(String)]);
-  const [info] = JSON.parse(packed.stdout) as Array<{
-    filename: string;
-    size: number;
-    unpackedSize: number;
-    files: Array<{ path: string }>;
-  }>;
-  files = info.files.map((f) => f.path);
-  tarball = path.join(dir, info.filename);
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const from = readme.indexOf('### Installing the package');
+  expect(from).toBeGreaterThan(0);
+  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(from))![1];
+  const commands = block
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter(Boolean);
+  tarball = path.join(ROOT, `${pkg.name}-${pkg.version}.tgz`);
+  expect(commands).toEqual(['npm pack', `npm install -g ./${path.basename(tarball)}`, 'canary --version']);
   const started = Date.now();
-  // The dependencies come from npm's cache where it has them (CI's `npm ci` filled it), else from the registry.
-  const installed = await run(
-    'npm',
-    ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball],
-    { timeoutMs: 300_000 },
-  );
+  const r = await run('bash', ['-euo', 'pipefail', '-c', block], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      npm_config_prefix: prefix,
+      npm_config_prefer_offline: 'true',
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
+      PATH: `${path.join(prefix, 'bin')}${path.delimiter}${process.env.PATH}`,
+    },
+    timeoutMs: 300_000,
+  });
   installMs = Date.now() - started;
-  if (installed.code !== 0)
-    throw new Error(`npm install -g failed:\n${installed.stdout}\n${installed.stderr}`);
-  const du = await run('du', ['-sk', path.join(prefix, 'lib', 'node_modules', pkg.name)]);
-  console.log(
-    `package ${info.filename}: ${(info.size / 1024 / 1024).toFixed(2)} MiB packed, ` +
-      `${(info.unpackedSize / 1024 / 1024).toFixed(2)} MiB unpacked, ${files.length} files; installed with its ` +
-      `dependencies ${(Number(du.stdout.split('\t')[0]) / 1024).toFixed(0)} MiB in ${(installMs / 1000).toFixed(1)} s`,
-  );
+  try {
+    if (r.code !== 0)
+      throw new Error(`the README's install step failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+    // The last command's answer: the installed canary's version.
+    expect(r.stdout.trimEnd().split('\n').pop()).toBe(pkg.version);
+    const listed = await run('tar', ['-tzf', tarball]);
+    files = listed.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((f) => f.replace(/^package\//, ''));
+    const packedBytes = fs.statSync(tarball).size;
+    const du = await run('du', ['-sk', path.join(prefix, 'lib', 'node_modules', pkg.name)]);
+    console.log(
+      `package ${path.basename(tarball)}: ${(packedBytes / 1024 / 1024).toFixed(2)} MiB, ${files.length} files; ` +
+        `installed with its dependencies ${(Number(du.stdout.split('\t')[0]) / 1024).toFixed(0)} MiB; ` +
+        `pack (with its build) and install ${(installMs / 1000).toFixed(1)} s`,
+    );
+  } finally {
+    fs.rmSync(tarball, { force: true });
+  }
 }, 360_000);
 
 afterAll(async () => {
