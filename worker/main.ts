@@ -28,6 +28,7 @@ import { ConnectError, connectNative } from '../connection/temporal';
 import {
   freeLoopbackPort,
   MetricsPortError,
+  rolloutRunning,
   RolloutMetrics,
   serveMetrics,
   type MetricsServer,
@@ -204,23 +205,13 @@ export function describeProviders(env: NodeJS.ProcessEnv): string {
   return `router=${p.router} workloads=${p.workloads} metrics=${p.metrics} alerts=${alertSinkNames(p).join(',')}`;
 }
 
-const WORKFLOW_RUNNING = 1;
-
 /** Every 5 minutes: the metrics forget rollouts that went quiet here and are no longer running (ended elsewhere). */
 function prunePeriodically(
   metrics: RolloutMetrics,
   connection: NativeConnection,
   namespace: string,
 ): NodeJS.Timeout {
-  const running = async (workflowId: string): Promise<boolean> => {
-    const r = await connection.workflowService.describeWorkflowExecution({
-      namespace,
-      execution: { workflowId },
-    });
-    // WORKFLOW_EXECUTION_STATUS_RUNNING (temporal.api.enums.v1.WorkflowExecutionStatus).
-    return r.workflowExecutionInfo?.status === WORKFLOW_RUNNING;
-  };
-  const timer = setInterval(() => void metrics.prune(running), 5 * 60_000);
+  const timer = setInterval(() => void metrics.prune(rolloutRunning(connection, namespace)), 5 * 60_000);
   timer.unref();
   return timer;
 }

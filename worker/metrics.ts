@@ -12,6 +12,7 @@ import type {
   ActivityInboundCallsInterceptor,
   ActivityInterceptorsFactory,
   InjectedSinks,
+  NativeConnection,
   Next,
 } from '@temporalio/worker';
 import type { Context as ActivityContext } from '@temporalio/activity';
@@ -339,6 +340,30 @@ function label(v: unknown): string {
 
 function oneLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ');
+}
+
+const WORKFLOW_RUNNING = 1;
+const GRPC_NOT_FOUND = 5;
+
+/** Whether a rollout's workflow runs (any worker), for RolloutMetrics.prune. */
+export function rolloutRunning(
+  connection: Pick<NativeConnection, 'workflowService'>,
+  namespace: string,
+): (workflowId: string) => Promise<boolean> {
+  return async (workflowId) => {
+    try {
+      const r = await connection.workflowService.describeWorkflowExecution({
+        namespace,
+        execution: { workflowId },
+      });
+      // WORKFLOW_EXECUTION_STATUS_RUNNING (temporal.api.enums.v1.WorkflowExecutionStatus).
+      return r.workflowExecutionInfo?.status === WORKFLOW_RUNNING;
+    } catch (err) {
+      // Gone (past the namespace's retention, or never there): not running. Anything else: asked again later.
+      if ((err as { code?: unknown }).code === GRPC_NOT_FOUND) return false;
+      throw err;
+    }
+  };
 }
 
 /** The metrics port is taken (or cannot be bound): the worker refuses to start (exit 2). */

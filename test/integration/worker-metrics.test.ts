@@ -13,6 +13,8 @@ import { startTrafficGenerator, type TrafficGenerator } from '../../demo/traffic
 import { eventually, killAll, runCli, startWorkerProcess, type WorkerProcess } from '../../harness/processes';
 import { startPrometheus, type PrometheusServer } from '../../harness/prometheus';
 import { findBinary } from '../../harness/served-binary';
+import { NativeConnection } from '@temporalio/worker';
+import { rolloutRunning } from '../../worker/metrics';
 import type { RolloutStatus } from '../../workflows/types';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -230,6 +232,17 @@ test('rollouts by phase, weight and stage, decisions, breach to 0 and alert deli
   const series = await value('count({job="canary-worker"})');
   const own = await value('count({job="canary-worker",__name__=~"canary_.*"})');
   console.log(`/metrics with 3 rollouts (1 running): ${series} series, ${own} of them canary_*`);
+
+  // What a worker asks Temporal before it forgets a rollout it no longer hears from.
+  const connection = await NativeConnection.connect({ address: server.address });
+  try {
+    const running = rolloutRunning(connection, 'default');
+    expect(await running('canary.metrics.gated')).toBe(true);
+    expect(await running('canary.metrics.bad')).toBe(false);
+    expect(await running('canary.metrics.never-started')).toBe(false);
+  } finally {
+    await connection.close();
+  }
 
   expect((await canary('abort', 'metrics/gated', '--reason', 'metrics test')).code).toBe(0);
   await until('canary_rollouts{phase="waiting_approval"}', (v) => v === 0, 'gated aborted');
