@@ -305,6 +305,11 @@ test('a required value left out fails the render with what to set, and nothing i
     ],
     [[...REQUIRED, '--set', 'providers.metrics='], 'providers.metrics is required'],
     [
+      [...REQUIRED, '--set', 'serviceMonitor.enabled=true', '--set', 'metrics.enabled=false'],
+      'serviceMonitor.enabled needs metrics.enabled',
+    ],
+    [[...REQUIRED, '--set', 'metrics.port=70000'], 'metrics.port 70000 is not a port number'],
+    [
       [
         ...REQUIRED,
         '--set',

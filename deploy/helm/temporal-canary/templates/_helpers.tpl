@@ -52,6 +52,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if and (eq (lower .Values.providers.metrics) "prometheus") (not .Values.prometheus.url) -}}
 {{- fail "prometheus.url is required with providers.metrics=prometheus: the Prometheus that targets without metrics.prometheus.url query" -}}
 {{- end -}}
+{{- if and .Values.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
+{{- fail "serviceMonitor.enabled needs metrics.enabled: the worker serves /metrics only on metrics.port" -}}
+{{- end -}}
+{{- $port := int .Values.metrics.port -}}
+{{- if and .Values.metrics.enabled (or (lt $port 1) (gt $port 65535)) -}}
+{{- fail (printf "metrics.port %v is not a port number (1-65535), e.g. 9464" .Values.metrics.port) -}}
+{{- end -}}
 {{- if and .Values.versioning.buildId (not .Values.versioning.deploymentName) -}}
 {{- fail "versioning.buildId is set but versioning.deploymentName is not; Worker Versioning needs the deployment name" -}}
 {{- end -}}
