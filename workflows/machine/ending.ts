@@ -213,7 +213,7 @@ async function rollback(m: RolloutMachine, reason: string, cancelled = false): P
       if ((!t || t.traffic || t.routing) && s.machineV2) {
         // Stable must be able to take the traffic back (an autoscaler may have shrunk it), then traffic goes back:
         // one step, so a stable big enough costs no round trip through the workflow before the shift.
-        const r = await m.persist('make sure stable can take the traffic, and send traffic back to it', () =>
+        const r = await m.persist('send traffic back to stable', () =>
           m.port.run({
             policy: 'persistent',
             step: 'setCanaryWeight',
