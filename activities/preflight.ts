@@ -31,6 +31,8 @@ export interface PreflightReport {
   stableVersion?: string;
   /** How long the preflight took, in ms (for the note in status). */
   tookMs: number;
+  /** This worker demands verified identities for people's requests (CANARY_REQUIRE_VERIFIED). */
+  requireVerified?: true;
 }
 
 /** Runs every preflight check this worker's providers offer for the target; never throws for what it finds. */

@@ -11,6 +11,7 @@ import type { RolloutAlert } from '../workflows/alerts/events';
 import { AlertDeliveryError } from './alerts/http';
 import { heartbeating } from './heartbeat';
 import type { ProviderSource } from './factory';
+import { createIdentityActivities, type IdentityConfig } from './identity';
 import { runPreflight, type PreflightInput, type PreflightReport } from './preflight';
 import { measureCheck, queryFailure, type QueryFailure } from './metrics/measure';
 import { measureWeb } from './metrics/web';
@@ -83,15 +84,20 @@ async function step<T>(mode: StepMode, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createActivities(p: ProviderSource) {
+export function createActivities(p: ProviderSource, identity: IdentityConfig = { requireVerified: false }) {
   return {
     /**
      * The rollout's first step: whether this worker can drive this target with this plan (cluster, objects,
      * verbs, selectors, queries, data), read-only. Returns every finding; throws only when it cannot run at all.
+     * It also tells the rollout whether this worker demands verified identities (recorded once, at its start).
      */
     async preflight(input: PreflightInput): Promise<PreflightReport> {
-      return heartbeating(() => runPreflight(p, input));
+      const report = await heartbeating(() => runPreflight(p, input));
+      return identity.requireVerified ? { ...report, requireVerified: true } : report;
     },
+
+    /** Verifies a signed request (a local activity, run before the rollout accepts it): activities/identity. */
+    ...createIdentityActivities(identity),
 
     async prepareCanary(input: { target: Target; version: string; image?: string }): Promise<CanaryInfo> {
       return step('forward', () => p.workloads(input.target).ensureCanary(input.version, input.image));

@@ -20,6 +20,7 @@ try {
   // Already installed by another harness in this process.
 }
 import { createActivities } from '../activities/rollout-activities';
+import { identityConfigFromEnv } from '../activities/identity';
 import { providersFromEnv, type ProviderRegistry, type ProviderSource } from '../activities/factory';
 import { startLocalStack, type Fault, type LocalStack } from '../demo/stack';
 import { startTrafficGenerator } from '../demo/traffic-generator';
@@ -100,7 +101,10 @@ export class RolloutBench {
       CANARY_LOCAL_CONTROL_URL: stack.controlUrl,
       CANARY_ALERT_LOG: alertLog,
     });
-    const activities = createActivities(opts.providers ? opts.providers(real) : real);
+    const activities = createActivities(
+      opts.providers ? opts.providers(real) : real,
+      identityConfigFromEnv(opts.env ?? {}),
+    );
     const taskQueue = `rollouts-${Math.random().toString(36).slice(2, 8)}`;
     const cache = opts.stickyCache === false ? { maxCachedWorkflows: 0 } : {};
     const worker = await Worker.create({

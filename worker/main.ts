@@ -13,6 +13,7 @@ import {
   type ProviderRegistry,
 } from '../activities/factory';
 import { checkCluster } from '../activities/kube/preflight';
+import { identityConfigFromEnv } from '../activities/identity';
 import { createActivities } from '../activities/rollout-activities';
 import {
   ConfigError,
@@ -55,12 +56,14 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     problems.push(...((err as ConfigError).problems ?? []));
   }
   problems.push(...providerDefaultProblems(env));
+  // Who may sign people's requests: allowed_signers, an OIDC issuer's JWKS, and whether rollouts demand it.
+  const identity = identityConfigFromEnv(env, problems);
   if (problems.length > 0 || config === undefined) return fail(new ConfigError(problems), EXIT_CONFIG);
   try {
     // Provider names and settings come from the environment too: an error here is a configuration error (no
     // Kubernetes cluster configured at all is one).
     registry = providersFromEnv(env);
-    activities = createActivities(registry);
+    activities = createActivities(registry, identity);
   } catch (err) {
     return fail(new Error(`cannot build the activities: ${errorMessage(err)}`), EXIT_CONFIG);
   }

@@ -1,6 +1,7 @@
 // The rollout workflow's public surface: input, messages, and ids. Imported by the workflow and the client.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { RequestSignature } from './identity';
 import type { ApprovalRecord, ResolveRecord, RolloutStatus, RolloutTarget } from './types';
 import type { PlanSpec } from './plan';
 import type { TargetSpec } from './target';
@@ -33,24 +34,34 @@ export interface RolloutInput {
   carried?: unknown;
 }
 
-export interface ApproveRequest {
+/**
+ * What every person's request may carry: a signature (workflows/identity.ts) the worker verifies before the request
+ * is accepted; the verified principal then replaces `identity`. `groups` is set by the workflow alone, from a
+ * verified token (a request that brings its own is refused).
+ */
+export interface SignedFields {
+  signature?: RequestSignature;
+  groups?: string[];
+}
+
+export interface ApproveRequest extends SignedFields {
   /** 1-based stage number the approver means; refused when another stage is waiting. */
   stage?: number;
   comment?: string;
   identity: string;
 }
 
-export interface AbortRequest {
+export interface AbortRequest extends SignedFields {
   reason: string;
   identity: string;
 }
 
-export interface PauseRequest {
+export interface PauseRequest extends SignedFields {
   identity: string;
   reason?: string;
 }
 
-export interface PromoteRequest {
+export interface PromoteRequest extends SignedFields {
   identity: string;
   comment?: string;
   /**
@@ -75,6 +86,8 @@ export interface PromoteAck {
   /** The stage the rollout jumps from. */
   fromStage: number;
   acceptedAt: string;
+  /** A signed promotion: the verified principal the rollout recorded. */
+  by?: string;
 }
 
 export const approveUpdate = defineUpdate<ApprovalRecord, [ApproveRequest]>('approve');
@@ -95,6 +108,15 @@ export const pauseUpdate = defineUpdate<PauseAck, [PauseRequest]>('pauseRollout'
 export const resumeUpdate = defineUpdate<PauseAck, [PauseRequest]>('resumeRollout');
 /** Abort stays a signal: it is recorded even while no worker runs, and acted on as soon as one polls. */
 export const abortSignal = defineSignal<[AbortRequest]>('abort');
+/** What a signed abort (an Update, so the worker verifies it before it is accepted) did. */
+export interface AbortAck {
+  by: string;
+  at: string;
+  /** false: the rollout was already rolling back or finishing, so the abort changed nothing. */
+  accepted: boolean;
+}
+/** Abort as an Update: what a signed abort uses (a signal cannot be verified before it is accepted). */
+export const abortUpdate = defineUpdate<AbortAck, [AbortRequest]>('abortRollout');
 export const pauseSignal = defineSignal<[PauseRequest]>('pause');
 export const resumeSignal = defineSignal<[PauseRequest]>('resume');
 export const statusQuery = defineQuery<RolloutStatus>('status');

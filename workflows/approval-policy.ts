@@ -11,6 +11,7 @@
 // Without a policy everything behaves as before: anyone may approve and one approval suffices.
 import { z } from 'zod';
 import { formatDuration } from './duration';
+import { CLAIM_GROUP_PREFIX, entryAdmits } from './identity';
 import {
   Collector,
   byHand,
@@ -51,6 +52,8 @@ export interface ApprovalPolicySpec {
   remindAfter?: string;
   /** ...and escalates after this long. */
   escalateAfter?: string;
+  /** Only verified identities (a signed request, workflows/identity.ts) may approve, promote, pause, resume, abort. */
+  verified?: boolean;
 }
 
 /** A gate's own `approvals:` (inside `gate: { type: approval, approvals: ... }`): replaces the plan's fields it names. */
@@ -65,6 +68,7 @@ export interface ApprovalPolicy {
   expiresAfterMs?: number;
   remindAfterMs?: number;
   escalateAfterMs?: number;
+  verified?: true;
 }
 
 /** A validated gate override: the fields the gate sets itself. */
@@ -73,6 +77,8 @@ export type GateApprovalOverride = Partial<Omit<ApprovalPolicy, 'groups'>>;
 /** One approval given at a gate. */
 export interface GivenApproval {
   identity: string;
+  /** A verified token's groups (`oidc-group:` entries admit by them). */
+  groups?: string[];
   atMs: number;
   comment?: string;
 }
@@ -95,6 +101,7 @@ const gateShape = {
   expiresAfter: byHand<string>().optional(),
   remindAfter: byHand<string>().optional(),
   escalateAfter: byHand<string>().optional(),
+  verified: z.boolean(typeError('true or false')).optional(),
 };
 
 const policySchema = z.strictObject(
@@ -111,6 +118,7 @@ const policySchema = z.strictObject(
     expiresAfter: gateShape.expiresAfter,
     remindAfter: gateShape.remindAfter,
     escalateAfter: gateShape.escalateAfter,
+    verified: gateShape.verified,
   },
   typeError('an object with approvers, groups, required, expiresAfter, remindAfter and escalateAfter'),
 );
@@ -265,6 +273,7 @@ function checkCommon(
     if (Number.isInteger(spec.required) && spec.required >= 1) out.required = spec.required;
     else c.add([...path, 'required'], `must be a whole number of at least 1, got ${spec.required}`);
   }
+  if (spec.verified === true) out.verified = true;
   for (const [field, key] of [
     ['expiresAfter', 'expiresAfterMs'],
     ['remindAfter', 'remindAfterMs'],
@@ -362,6 +371,10 @@ function checkApprovers(
   list.forEach((entry, i) => {
     const id = checkIdentity(c, entry, [...path, i]);
     if (id === undefined) return;
+    if (id.startsWith(CLAIM_GROUP_PREFIX) && id.length === CLAIM_GROUP_PREFIX.length) {
+      c.add([...path, i], `names no group after ${CLAIM_GROUP_PREFIX}`);
+      return;
+    }
     if (id.startsWith(GROUP_PREFIX)) {
       const name = id.slice(GROUP_PREFIX.length).trim();
       if (name === '') {
@@ -402,7 +415,9 @@ function checkConsistency(
 ): void {
   if (!policy) return;
   const possible = possibleApprovers(policy);
-  if (possible !== undefined && policy.required > possible.length) {
+  // A token's group admits people nobody can count here.
+  const claims = policy.approvers?.some((a) => a.startsWith(CLAIM_GROUP_PREFIX)) ?? false;
+  if (possible !== undefined && !claims && policy.required > possible.length) {
     const at =
       spec.required !== undefined ? 'required' : spec.approvers !== undefined ? 'approvers' : undefined;
     if (at) {
@@ -480,10 +495,17 @@ export function describeApprovers(policy: ApprovalPolicy | undefined): string {
     .join(', ');
 }
 
-/** Whether this identity may approve under the policy (anyone may without a policy or an approvers list). */
-export function mayApprove(policy: ApprovalPolicy | undefined, identity: string): boolean {
+/**
+ * Whether this identity may approve under the policy (anyone may without a policy or an approvers list); a verified
+ * principal is admitted by its bare name too, and by a token group named `oidc-group:<name>` (workflows/identity.ts).
+ */
+export function mayApprove(
+  policy: ApprovalPolicy | undefined,
+  identity: string,
+  groups?: readonly string[],
+): boolean {
   const possible = possibleApprovers(policy);
-  return possible === undefined || possible.includes(identity.trim());
+  return possible === undefined || possible.some((entry) => entryAdmits(entry, identity, groups));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -518,7 +540,7 @@ export function countedApprovals(
 ): GivenApproval[] {
   const latest = new Map<string, GivenApproval>();
   for (const a of state.approvals) {
-    if (!isExpired(policy, a, atMs) && mayApprove(policy, a.identity)) {
+    if (!isExpired(policy, a, atMs) && mayApprove(policy, a.identity, a.groups)) {
       latest.delete(a.identity);
       latest.set(a.identity, a);
     }
@@ -562,6 +584,7 @@ export function canApprove(
   state: GateApprovalState,
   identity: string,
   atMs: number,
+  groups?: readonly string[],
 ): ApprovalCheck {
   const who = identity.trim();
   if (who === '') return { ok: false, reason: "an approval needs the approver's identity; none was given" };
@@ -578,7 +601,7 @@ export function canApprove(
         'the approver is unknown (no --as, CANARY_IDENTITY, CI actor or OS user); this gate needs a named approver',
     };
   }
-  if (!mayApprove(policy, who)) {
+  if (!mayApprove(policy, who, groups)) {
     return {
       ok: false,
       reason: `${who} is not among the approvers of this gate: ${describeApprovers(policy)}`,
@@ -609,8 +632,14 @@ export function recordApproval(
   identity: string,
   atMs: number,
   comment?: string,
+  groups?: readonly string[],
 ): GateApprovalState {
-  const approval: GivenApproval = { identity: identity.trim(), atMs, ...(comment ? { comment } : {}) };
+  const approval: GivenApproval = {
+    identity: identity.trim(),
+    atMs,
+    ...(comment ? { comment } : {}),
+    ...(groups ? { groups: [...groups] } : {}),
+  };
   return { approvals: [...state.approvals, approval] };
 }
 
@@ -639,9 +668,10 @@ export function promotionRefusal(
   identity: string,
   atMs: number,
   name: string,
+  groups?: readonly string[],
 ): string | undefined {
   const who = identity.trim();
-  if (who === '' || who === UNKNOWN_IDENTITY || !mayApprove(policy, who)) {
+  if (who === '' || who === UNKNOWN_IDENTITY || !mayApprove(policy, who, groups)) {
     return (
       `cannot promote: ${who || 'an unnamed caller'} may not approve the gate of ${name} ` +
       `(approvers: ${describeApprovers(policy)}), which a promotion would skip`

@@ -255,7 +255,13 @@ export class RolloutMachine extends RolloutView {
     };
     if (policy) {
       // Under a policy the gate passes once enough distinct, unexpired approvals are in (the walk decides).
-      s.gateApprovals = recordApproval(this.gateState(), req.identity, now, req.comment).approvals;
+      s.gateApprovals = recordApproval(
+        this.gateState(),
+        req.identity,
+        now,
+        req.comment,
+        req.groups,
+      ).approvals;
       const expires = approvalExpiresAt(policy, { identity: record.by, atMs: now });
       record.required = policy.required;
       record.count = policy.required - approvalsNeeded(policy, this.gateState(), now);

@@ -131,6 +131,10 @@ export interface RolloutState {
    * of another version) asked to finish the promotion before `until`.
    */
   soak?: { since: number; until: number; previousVersion?: string; endNow?: { by: string; at: number } };
+  /** The nonces of signed requests this rollout accepted, newest last (bounded): a replayed one is refused. */
+  seenNonces?: string[];
+  /** The worker that started this rollout demanded verified identities (CANARY_REQUIRE_VERIFIED). */
+  requireVerified?: true;
 }
 
 /** The state of a rollout's first run. */

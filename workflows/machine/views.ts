@@ -278,7 +278,7 @@ export class RolloutView {
     if (s.approvedStage === s.stageIndex) return `${this.gateName()} is already approved`;
     const policy = this.gatePolicy();
     if (policy) {
-      const check = canApprove(policy, this.gateState(), req.identity ?? '', now);
+      const check = canApprove(policy, this.gateState(), req.identity ?? '', now, req.groups);
       if (!check.ok) return check.reason;
     }
     return undefined;
@@ -319,7 +319,14 @@ export class RolloutView {
       if (g.type !== 'approval' || !g.policy) continue;
       // Validators do not run on replay, so this holds for rollouts in flight too. The approvals a waiting gate
       // holds count with the requester's; a gate not reached yet holds none.
-      const refusal = promotionRefusal(g.policy, waiting ? this.gateState() : undefined, who, now, name);
+      const refusal = promotionRefusal(
+        g.policy,
+        waiting ? this.gateState() : undefined,
+        who,
+        now,
+        name,
+        req.groups,
+      );
       if (refusal) return refusal;
     }
     return undefined;

@@ -291,6 +291,7 @@ async function preflight(m: RolloutMachine): Promise<void> {
     });
     findings = report.findings;
     tookMs = report.tookMs;
+    if (report.requireVerified) s.requireVerified = true;
   } catch (err) {
     if (m.port.isCancellation(err)) throw err;
     findings = [
