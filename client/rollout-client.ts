@@ -20,6 +20,7 @@ import {
   SA_WEIGHT,
   WORKFLOW_TYPE,
   abortSignal,
+  abortUpdate,
   approveUpdate,
   pauseUpdate,
   promoteUpdate,
@@ -48,6 +49,8 @@ import {
   RolloutRejectedError,
 } from './errors';
 import { resolveRolloutId, rolloutUiUrl } from './ids';
+import { signatureFor, type Signer } from './sign';
+import type { SignedAction } from '../workflows/identity';
 import { outcomeResult, rolloutResult, statusFromResult } from './outcome';
 import { loadPlan, type LoadedPlan } from './plan-file';
 import { prepareStartOrThrow, type PreparedStart } from './prepare-start';
@@ -665,12 +668,13 @@ export class RolloutClient {
   /** Approves the waiting gate. The workflow's refusal reason surfaces as {@link RolloutRejectedError}. */
   async approve(
     ref: string,
-    request: { stage?: number; comment?: string; identity: string },
+    request: { stage?: number; comment?: string; identity: string; signer?: Signer },
   ): Promise<ApprovalRecord> {
     const workflowId = await this.locate(ref);
     if (request.stage !== undefined && (!Number.isInteger(request.stage) || request.stage < 1)) {
       throw new RolloutInputError(`stage must be a positive integer (1-based), got ${request.stage}`);
     }
+    const signed = await this.sign(workflowId, 'approve', request.signer);
     return this.update(workflowId, 'approve', () =>
       this.client.workflow.getHandle(workflowId).executeUpdate(approveUpdate, {
         args: [
@@ -678,18 +682,28 @@ export class RolloutClient {
             identity: identityOf(request.identity),
             ...(request.stage !== undefined ? { stage: request.stage } : {}),
             ...(request.comment ? { comment: request.comment } : {}),
+            ...signed,
           },
         ],
       }),
     );
   }
 
+  /** A request's signature (workflows/identity.ts), made with `signer`; nothing without one. */
+  private sign(workflowId: string, action: SignedAction, signer: Signer | undefined) {
+    return signatureFor(workflowId, action, signer, () => this.status(workflowId));
+  }
+
   /**
    * Skips the remaining stages and promotes now. With `endSoak`, during the soak after a promotion: finishes it now
    * (stable takes the new version, the canary goes).
    */
-  async promote(ref: string, request: { identity: string; comment?: string; endSoak?: boolean }) {
+  async promote(
+    ref: string,
+    request: { identity: string; comment?: string; endSoak?: boolean; signer?: Signer },
+  ) {
     const workflowId = await this.locate(ref);
+    const signed = await this.sign(workflowId, 'promote', request.signer);
     return this.update(workflowId, 'promote', () =>
       this.client.workflow.getHandle(workflowId).executeUpdate(promoteUpdate, {
         args: [
@@ -697,6 +711,7 @@ export class RolloutClient {
             identity: identityOf(request.identity),
             ...(request.comment ? { comment: request.comment } : {}),
             ...(request.endSoak ? { endSoak: true } : {}),
+            ...signed,
           },
         ],
       }),
@@ -708,7 +723,10 @@ export class RolloutClient {
    * rollout that is already rolled back answers `already_rolled_back`; one that was promoted and has
    * finished is refused with {@link RolloutRejectedError}.
    */
-  async abort(ref: string, request: { reason: string; identity: string }): Promise<AbortResult> {
+  async abort(
+    ref: string,
+    request: { reason: string; identity: string; signer?: Signer },
+  ): Promise<AbortResult> {
     const workflowId = await this.locate(ref);
     const reason = request.reason?.trim() ?? '';
     if (reason === '') throw new RolloutInputError('an abort needs a reason');
@@ -750,6 +768,14 @@ export class RolloutClient {
           : `promotion of ${current.version} is under way and cannot be undone; once it completes, roll out the previous version${previous} to go back`,
       );
     }
+    if (request.signer) {
+      // A signed abort is an Update: the worker verifies it before the rollout accepts it (a signal cannot be).
+      const signed = await this.sign(workflowId, 'abort', request.signer);
+      const ack = await this.update(workflowId, 'abort', () =>
+        handle.executeUpdate(abortUpdate, { args: [{ reason, identity, ...signed }] }),
+      );
+      return { workflowId, state: 'requested', by: ack.by };
+    }
     try {
       await this.rpc(() => handle.signal(abortSignal, { reason, identity }));
       return { workflowId, state: current ? 'requested' : 'unconfirmed' };
@@ -763,24 +789,40 @@ export class RolloutClient {
   }
 
   /** Pauses the hold timers; refused (RolloutRejectedError) when already paused or past the point of pausing. */
-  async pause(ref: string, request: { identity: string; reason?: string }): Promise<PauseAck> {
+  async pause(
+    ref: string,
+    request: { identity: string; reason?: string; signer?: Signer },
+  ): Promise<PauseAck> {
     const workflowId = await this.locate(ref);
+    const signed = await this.sign(workflowId, 'pause', request.signer);
     return this.update(workflowId, 'pause', () =>
       this.client.workflow.getHandle(workflowId).executeUpdate(pauseUpdate, {
         args: [
-          { identity: identityOf(request.identity), ...(request.reason ? { reason: request.reason } : {}) },
+          {
+            identity: identityOf(request.identity),
+            ...(request.reason ? { reason: request.reason } : {}),
+            ...signed,
+          },
         ],
       }),
     );
   }
 
   /** Resumes a paused rollout; refused (RolloutRejectedError) when it is not paused. */
-  async resume(ref: string, request: { identity: string; reason?: string }): Promise<PauseAck> {
+  async resume(
+    ref: string,
+    request: { identity: string; reason?: string; signer?: Signer },
+  ): Promise<PauseAck> {
     const workflowId = await this.locate(ref);
+    const signed = await this.sign(workflowId, 'resume', request.signer);
     return this.update(workflowId, 'resume', () =>
       this.client.workflow.getHandle(workflowId).executeUpdate(resumeUpdate, {
         args: [
-          { identity: identityOf(request.identity), ...(request.reason ? { reason: request.reason } : {}) },
+          {
+            identity: identityOf(request.identity),
+            ...(request.reason ? { reason: request.reason } : {}),
+            ...signed,
+          },
         ],
       }),
     );
@@ -814,7 +856,7 @@ export class RolloutClient {
 
   private async update<R>(
     workflowId: string,
-    operation: 'approve' | 'promote' | 'pause' | 'resume' | 'resolve',
+    operation: 'approve' | 'promote' | 'pause' | 'resume' | 'resolve' | 'abort',
     call: () => Promise<R>,
   ): Promise<R> {
     try {

@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import type { RolloutStatus } from '../workflows/types';
 import {
   SIGNATURE_NAMESPACE,
   canonicalPayload,
@@ -11,6 +12,7 @@ import {
   type RequestSignature,
   type SignedAction,
 } from '../workflows/identity';
+import { RolloutInputError } from './errors';
 
 export const SIGN_KEY_VARIABLE = 'CANARY_SIGN_KEY';
 export const ID_TOKEN_VARIABLE = 'CANARY_ID_TOKEN';
@@ -18,12 +20,8 @@ export const ID_TOKEN_VARIABLE = 'CANARY_ID_TOKEN';
 /** How a request is signed: an SSH key file (private, or public with the key in ssh-agent), or an ID token. */
 export type Signer = { sshKey: string; sshKeygen?: string } | { idToken: string };
 
-export class SignError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SignError';
-  }
-}
+/** The request could not be signed (no such key, ssh-keygen failed, no token): bad input, exit 2. */
+export class SignError extends RolloutInputError {}
 
 /** The payload of one request, with a fresh nonce and the current time. */
 export function requestPayload(
@@ -98,4 +96,23 @@ export function signerFrom(
   }
   const envToken = env[ID_TOKEN_VARIABLE]?.trim();
   return envToken ? { idToken: envToken } : undefined;
+}
+
+/**
+ * The signature for one request to a rollout, or nothing without a signer. An approval names the gate that waits
+ * (read from `status`), so a signature for one gate cannot approve another.
+ */
+export async function signatureFor(
+  workflowId: string,
+  action: SignedAction,
+  signer: Signer | undefined,
+  status: () => Promise<RolloutStatus>,
+): Promise<{ signature?: RequestSignature }> {
+  if (!signer) return {};
+  let at: { stage?: number; promotion?: boolean } = {};
+  if (action === 'approve') {
+    const st = await status();
+    at = { stage: st.gate?.stage ?? st.stage, ...(st.gate?.promotion ? { promotion: true } : {}) };
+  }
+  return { signature: await signPayload(requestPayload(workflowId, action, at), signer) };
 }

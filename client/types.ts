@@ -51,6 +51,8 @@ export interface AbortResult {
   reason?: string;
   /** `already_rolling_back` with a step that keeps failing: what it is, and the command that ends it. */
   retrying?: RolloutStatus['retrying'];
+  /** A signed abort: the verified principal the rollout recorded. */
+  by?: string;
 }
 
 export interface ListFilter {

@@ -15,10 +15,16 @@ export function registerAbort(program: Command, ctx: CliContext): void {
     .action(async (ref: string, opts: { reason: string; output: OutputFormat }) => {
       resolveRolloutId(ref); // a malformed reference is refused before connecting
       if (opts.reason.trim() === '') throw new UsageError('--reason must not be empty');
-      const who = ctx.identity();
+      const signer = ctx.signer();
+      const who = { name: ctx.identity().name };
       const c = await ctx.connect();
       const workflowId = await c.locate(ref);
-      const result = await c.abort(workflowId, { reason: opts.reason, identity: who.name });
+      const result = await c.abort(workflowId, {
+        reason: opts.reason,
+        identity: who.name,
+        ...(signer ? { signer } : {}),
+      });
+      if (result.by) who.name = result.by;
       ctx.out(
         opts.output === 'json'
           ? json({ ...result, by: who.name, reason: opts.reason })

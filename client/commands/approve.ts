@@ -16,12 +16,14 @@ export function registerApprove(program: Command, ctx: CliContext): void {
       resolveRolloutId(ref); // a malformed reference is refused before connecting
       const stage = opts.stage !== undefined ? parseStage(opts.stage) : undefined;
       const who = ctx.identity();
+      const signer = ctx.signer();
       const c = await ctx.connect();
       const workflowId = await c.locate(ref);
       const record = await c.approve(workflowId, {
         identity: who.name,
         ...(stage !== undefined ? { stage } : {}),
         ...(opts.comment ? { comment: opts.comment } : {}),
+        ...(signer ? { signer } : {}),
       });
       ctx.out(
         opts.output === 'json'

@@ -4,6 +4,7 @@ import { loadConnectionConfig, type ConnectionConfig } from '../../connection/co
 import type { RolloutStatus } from '../../workflows/types';
 import { resolveIdentity, type Identity } from '../identity';
 import type { ValidatedPlan } from '../plan-file';
+import { signerFrom, type Signer } from '../sign';
 import { progressLines, renderStatus } from '../render';
 import { RolloutClient } from '../rollout-client';
 import { cliInvocation, shellWord } from './invocation';
@@ -34,6 +35,8 @@ export interface GlobalOptions {
   temporalNamespace?: string;
   taskQueue?: string;
   as?: string;
+  signKey?: string;
+  idToken?: string;
 }
 
 export interface CliContext {
@@ -56,6 +59,8 @@ export interface CliContext {
   client: RolloutClient | undefined;
   /** Who is acting (--as, CANARY_IDENTITY, the CI actor, the OS user). */
   identity(): Identity;
+  /** How requests are signed (--sign-key, --id-token, CANARY_SIGN_KEY, CANARY_ID_TOKEN); undefined: unsigned. */
+  signer(): Signer | undefined;
   /** What a plan may start with but probably should not (`--strict` refuses it), on stderr. */
   warnAbout(loaded: ValidatedPlan): void;
   /** Follows a rollout to its outcome (progress lines in text), then shows its final status. */
@@ -117,6 +122,7 @@ export function createContext(globals: () => GlobalOptions, options: CliOptions)
       return client;
     },
     identity: () => resolveIdentity({ as: globals().as, env }),
+    signer: () => signerFrom(globals(), env),
     warnAbout: (loaded) => {
       for (const w of loaded.warnings) ctx.err(`canary: warning: ${loaded.source}: ${w.path}: ${w.message}`);
     },

@@ -14,11 +14,13 @@ export function registerPause(program: Command, ctx: CliContext): void {
     .action(async (ref: string, opts: { reason?: string; output: OutputFormat }) => {
       resolveRolloutId(ref); // a malformed reference is refused before connecting
       const who = ctx.identity();
+      const signer = ctx.signer();
       const c = await ctx.connect();
       const workflowId = await c.locate(ref);
       const ack = await c.pause(workflowId, {
         identity: who.name,
         ...(opts.reason ? { reason: opts.reason } : {}),
+        ...(signer ? { signer } : {}),
       });
       ctx.out(
         opts.output === 'json'

@@ -36,6 +36,8 @@ const GLOBAL_VALUE_OPTIONS = [
   '--task-queue',
   '--connect-timeout',
   '--as',
+  '--sign-key',
+  '--id-token',
 ];
 
 /**
@@ -81,7 +83,8 @@ Exit codes: ${EXIT_OK} success (with --wait: promoted), ${EXIT_ROLLED_BACK} roll
   the worker's cluster, credentials or metrics source: not started, nothing changed).
 Version: canary --version.
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/API key settings),
-  CANARY_UI_URL (Temporal Web UI base URL for links), CANARY_IDENTITY, CANARY_CONNECT_TIMEOUT.`,
+  CANARY_UI_URL (Temporal Web UI base URL for links), CANARY_IDENTITY, CANARY_CONNECT_TIMEOUT,
+  CANARY_SIGN_KEY, CANARY_ID_TOKEN (sign approve, promote, abort, pause and resume).`,
     )
     .option('--address <host:port>', 'Temporal frontend address (overrides TEMPORAL_ADDRESS)')
     .option('--temporal-namespace <namespace>', 'Temporal namespace (overrides TEMPORAL_NAMESPACE)')
@@ -93,6 +96,14 @@ Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/
     .option(
       '--as <name>',
       'who is acting (default: CANARY_IDENTITY, then the CI actor: GITHUB_ACTOR, GITLAB_USER_LOGIN, ..., then the OS user)',
+    )
+    .option(
+      '--sign-key <path>',
+      'sign the request with this SSH key (ssh-keygen -Y sign; default CANARY_SIGN_KEY): the worker verifies who you are',
+    )
+    .option(
+      '--id-token <file|->',
+      'send this OIDC ID token with the request (default: the token in CANARY_ID_TOKEN)',
     );
   for (const register of COMMANDS) register(program, ctx);
   return program;

@@ -19,14 +19,17 @@ export function registerPromote(program: Command, ctx: CliContext): void {
     .addOption(outputOption())
     .action(async (ref: string, opts: { comment?: string; endSoak?: boolean; output: OutputFormat }) => {
       resolveRolloutId(ref); // a malformed reference is refused before connecting
-      const who = ctx.identity();
+      const who = { name: ctx.identity().name };
+      const signer = ctx.signer();
       const c = await ctx.connect();
       const workflowId = await c.locate(ref);
       const ack = await c.promote(workflowId, {
         identity: who.name,
         ...(opts.comment ? { comment: opts.comment } : {}),
         ...(opts.endSoak ? { endSoak: true } : {}),
+        ...(signer ? { signer } : {}),
       });
+      if (ack.by) who.name = ack.by;
       ctx.out(
         opts.output === 'json'
           ? json({ workflowId, ...ack, by: who.name, ...(opts.endSoak ? { endSoak: true } : {}) })

@@ -13,9 +13,10 @@ export function registerResume(program: Command, ctx: CliContext): void {
     .action(async (ref: string, opts: { output: OutputFormat }) => {
       resolveRolloutId(ref); // a malformed reference is refused before connecting
       const who = ctx.identity();
+      const signer = ctx.signer();
       const c = await ctx.connect();
       const workflowId = await c.locate(ref);
-      const ack = await c.resume(workflowId, { identity: who.name });
+      const ack = await c.resume(workflowId, { identity: who.name, ...(signer ? { signer } : {}) });
       ctx.out(
         opts.output === 'json'
           ? json({ workflowId, resumed: ack })
