@@ -768,6 +768,15 @@ export class RolloutClient {
           : `promotion of ${current.version} is under way and cannot be undone; once it completes, roll out the previous version${previous} to go back`,
       );
     }
+    if (current?.verifiedBy && !request.signer) {
+      // The rollout would ignore an unsigned abort signal: say so rather than "requested".
+      throw new RolloutRejectedError(
+        workflowId,
+        'abort',
+        `unsigned abort refused: this rollout demands a verified identity (${current.verifiedBy}); sign it with ` +
+          "--sign-key PATH (an SSH key in the worker's allowed signers) or --id-token FILE (an OIDC ID token)",
+      );
+    }
     if (request.signer) {
       // A signed abort is an Update: the worker verifies it before the rollout accepts it (a signal cannot be).
       const signed = await this.sign(workflowId, 'abort', request.signer);

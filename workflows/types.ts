@@ -343,6 +343,11 @@ export interface RolloutStatus {
   stages: StageView[];
   /** The plan asks for approval before promotion, after the final stage's hold (`promotion.gate`). */
   promotionGate?: 'approval';
+  /**
+   * Requests by people must be signed: who demands it (the plan, or the worker that started the rollout). Unsigned
+   * ones are refused (workflows/identity-policy.ts).
+   */
+  verifiedBy?: string;
   /** Which run of the workflow this is (continue-as-new increments it). */
   run: number;
 }

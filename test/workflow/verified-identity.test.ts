@@ -192,6 +192,13 @@ describe('a plan that demands verified identities', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RolloutRejectedError);
     expect((err as Error).message).toMatch(/unknown key/);
+    // Status says who demands signatures; the client refuses an unsigned abort (a signal the rollout would ignore).
+    expect((await h.query(statusQuery)).verifiedBy).toBe('its plan (approvals.verified)');
+    const unsignedAbort = await client.abort(id, { identity: 'alice', reason: 'x' }).catch((e: unknown) => e);
+    expect(unsignedAbort).toBeInstanceOf(RolloutRejectedError);
+    expect((unsignedAbort as Error).message).toMatch(
+      /^unsigned abort refused: this rollout demands a verified identity/,
+    );
     const ack = await h.executeUpdate(abortUpdate, {
       args: [{ identity: 'x', reason: 'enough', signature: await sshSigned('alice', id, 'abort') }],
     });

@@ -2,6 +2,7 @@
 import { approvalExpiresAt, approvalsNeeded, countedApprovals, describeApprovers } from '../approval-policy';
 import { formatDuration } from '../duration';
 import { describeTarget } from '../target';
+import { verificationDemand } from '../identity-policy';
 import type { RolloutStatus } from '../types';
 import { describeWindowState, mayAdvance, nextOpen } from '../windows';
 import { iso } from './context';
@@ -185,6 +186,7 @@ export function rolloutStatus(v: RolloutView, now: number): RolloutStatus {
     ...(s.ending && (s.phase === 'rolling_back' || s.phase === 'rolled_back') ? { ending: s.ending } : {}),
     ...(s.resolved ? { resolved: s.resolved } : {}),
     ...(s.preflight ? { preflight: s.preflight } : {}),
+    ...verifiedView(v),
     ...(s.finalizing && (s.phase === 'progressing' || s.soak) ? { promoting: true as const } : {}),
     ...(v.soaking()
       ? {
@@ -205,4 +207,10 @@ export function rolloutStatus(v: RolloutView, now: number): RolloutStatus {
     ...(plan.promotion.gate ? { promotionGate: 'approval' as const } : {}),
     run: s.run,
   };
+}
+
+/** Who demands signed requests from people (the plan or the worker), for status and the client. */
+function verifiedView(v: RolloutView): { verifiedBy?: string } {
+  const by = verificationDemand(v, 'abort');
+  return by ? { verifiedBy: by } : {};
 }
