@@ -5,8 +5,8 @@
 // An identity is only as trustworthy as the channel it came through. The workflow sees the name the client
 // sends; what stops someone from sending another person's name is the Temporal namespace's authorization:
 // mTLS client certificates or API keys, with a claim mapper / authorizer that lets only the right people send
-// Updates to rollouts (the worker and the client support both). Without that, an allow-list guards against
-// mistakes, not against impostors.
+// Updates to rollouts (the worker and the client support both). Without that, or signed requests (identity.ts:
+// the worker verifies who sent them), an allow-list guards against mistakes, not against impostors.
 //
 // Without a policy everything behaves as before: anyone may approve and one approval suffices.
 import { z } from 'zod';

@@ -15,6 +15,7 @@ import {
   verificationDemand,
   verifiedRefusal,
 } from '../../workflows/identity-policy';
+import { carryOver, initialState, migrateCarried } from '../../workflows/machine/state';
 import type { RolloutView } from '../../workflows/machine/views';
 import { validatePlan, type PlanSpec } from '../../workflows/plan';
 
@@ -122,4 +123,13 @@ test('a nonce is accepted once, and the rollout keeps a bounded number of them',
   expect(verifiedRefusal(v, 'pause', { ok: false, reason: 'unknown key' })).toBe(
     'unverified pause: unknown key',
   );
+});
+
+test('the nonces seen and the worker demand cross continue-as-new', () => {
+  const s = { ...initialState(), seenNonces: ['ssh:n1'], requireVerified: true as const };
+  expect(migrateCarried(JSON.parse(JSON.stringify(carryOver(s))))).toMatchObject({
+    seenNonces: ['ssh:n1'],
+    requireVerified: true,
+    run: 2,
+  });
 });
