@@ -1,5 +1,6 @@
 // Pure text rendering of a rollout's status and of rollout lists. No I/O; colour only when asked for.
 import type { AnalysisRecord, Phase, RolloutStatus, StageView, Verdict } from '../workflows/types';
+import { TERMINAL_PHASES } from '../workflows/types';
 import { formatDuration } from '../workflows/duration';
 import { STAGE_MARKS, describeEnding } from '../workflows/details';
 import type { RolloutSummary } from './types';
@@ -183,6 +184,9 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
   return [
     ...summaryLines(v),
     ...gateLines(v),
+    ...(v.status.verifiedBy && !TERMINAL_PHASES.includes(v.status.phase)
+      ? [`Signed requests only (${v.status.verifiedBy}): ${v.cli} --sign-key PATH (or --id-token FILE) ...`]
+      : []),
     ...evidenceLines(v),
     ...windowLines(v),
     ...pauseLines(v),

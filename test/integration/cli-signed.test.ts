@@ -92,6 +92,8 @@ promotion: { cleanupDelay: 0s }
     'the gate of stage 2',
   );
 
+  const shown = await canary('status', id);
+  expect(shown.stdout).toContain('Signed requests only (its plan (approvals.verified)):');
   const unsigned = await canary('approve', id);
   expect(unsigned.code).toBe(2);
   expect(unsigned.stderr).toContain('unsigned approve refused: this rollout demands a verified identity');
