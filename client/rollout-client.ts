@@ -844,7 +844,7 @@ export class RolloutClient {
    */
   async resolve(
     ref: string,
-    request: { identity: string; reason: string; confirmTrafficRestored: boolean },
+    request: { identity: string; reason: string; confirmTrafficRestored: boolean; signer?: Signer },
   ): Promise<ResolveRecord> {
     const workflowId = await this.locate(ref);
     const reason = request.reason?.trim() ?? '';
@@ -854,9 +854,10 @@ export class RolloutClient {
         'a resolve needs the confirmation that all traffic is on stable (--confirm-traffic-restored): check it by hand first',
       );
     }
+    const signed = await this.sign(workflowId, 'resolve', request.signer);
     return this.update(workflowId, 'resolve', () =>
       this.client.workflow.getHandle(workflowId).executeUpdate(resolveUpdate, {
-        args: [{ identity: identityOf(request.identity), reason, confirmTrafficRestored: true }],
+        args: [{ identity: identityOf(request.identity), reason, confirmTrafficRestored: true, ...signed }],
       }),
     );
   }

@@ -75,7 +75,7 @@ export interface PromoteRequest extends SignedFields {
  * `canary resolve`: a person confirms that traffic is back on stable (done by hand), so a rollback stuck on a step
  * that keeps failing (a lost cluster, a revoked permission) may end. Accepted only while a step keeps failing.
  */
-export interface ResolveRequest {
+export interface ResolveRequest extends SignedFields {
   identity: string;
   reason: string;
   /** Must be true: the caller has checked, by hand, that all traffic is on stable. */

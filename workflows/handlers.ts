@@ -135,9 +135,20 @@ export function setRolloutHandlers(m: RolloutMachine): void {
       },
     },
   );
-  setHandler(resolveUpdate, (req) => m.resolve(req), {
-    validator: (req) => refuse(m.resolveRefusal(req)),
-  });
+  setHandler(
+    resolveUpdate,
+    (req) =>
+      req.signature
+        ? verified(m, 'resolve', req).then((r) => {
+            fail(m.resolveRefusal(r));
+            return m.resolve(r);
+          })
+        : m.resolve(req),
+    {
+      validator: (req) =>
+        refuse(identityRefusal(m, 'resolve', req) ?? (req.signature ? undefined : m.resolveRefusal(req))),
+    },
+  );
   setHandler(pauseSignal, async (req) => {
     if (m.pauseRefusal() || ignoredSignal(m, 'pause', req)) return;
     m.pause(req);

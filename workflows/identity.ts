@@ -23,7 +23,7 @@ export const VERIFIED_PREFIXES = ['ssh:', 'oidc:'] as const;
 /** An allow-list entry naming a group from a verified ID token's groups claim: `oidc-group:sre`. */
 export const CLAIM_GROUP_PREFIX = 'oidc-group:';
 
-export type SignedAction = 'approve' | 'promote' | 'abort' | 'pause' | 'resume';
+export type SignedAction = 'approve' | 'promote' | 'abort' | 'pause' | 'resume' | 'resolve';
 
 /** What a signature covers. */
 export interface RequestPayload {
@@ -91,7 +91,7 @@ export function canonicalPayload(p: RequestPayload): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`;
 }
 
-const ACTIONS: readonly SignedAction[] = ['approve', 'promote', 'abort', 'pause', 'resume'];
+const ACTIONS: readonly SignedAction[] = ['approve', 'promote', 'abort', 'pause', 'resume', 'resolve'];
 
 /** Reads a signed payload; a string says what is wrong with it. */
 export function parsePayload(text: string): RequestPayload | string {

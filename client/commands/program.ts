@@ -84,7 +84,7 @@ Exit codes: ${EXIT_OK} success (with --wait: promoted), ${EXIT_ROLLED_BACK} roll
 Version: canary --version.
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE (and TLS/API key settings),
   CANARY_UI_URL (Temporal Web UI base URL for links), CANARY_IDENTITY, CANARY_CONNECT_TIMEOUT,
-  CANARY_SIGN_KEY, CANARY_ID_TOKEN (sign approve, promote, abort, pause and resume).`,
+  CANARY_SIGN_KEY, CANARY_ID_TOKEN (sign approve, promote, abort, pause, resume and resolve).`,
     )
     .option('--address <host:port>', 'Temporal frontend address (overrides TEMPORAL_ADDRESS)')
     .option('--temporal-namespace <namespace>', 'Temporal namespace (overrides TEMPORAL_NAMESPACE)')

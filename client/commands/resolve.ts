@@ -31,12 +31,14 @@ export function registerResolve(program: Command, ctx: CliContext): void {
           );
         }
         const who = ctx.identity();
+        const signer = ctx.signer();
         const c = await ctx.connect();
         const workflowId = await c.locate(ref);
         const record = await c.resolve(workflowId, {
           identity: who.name,
           reason: opts.reason,
           confirmTrafficRestored: true,
+          ...(signer ? { signer } : {}),
         });
         ctx.out(
           opts.output === 'json'

@@ -31,6 +31,7 @@ const COMMANDS = [
   ['pause', 'prod/checkout'],
   ['resume', 'prod/checkout'],
   ['promote', 'prod/checkout'],
+  ['resolve', 'prod/checkout', '--confirm-traffic-restored', '--reason', 'by hand'],
 ];
 
 test('a missing key, an unreadable or malformed token, or both at once: exit 2 before connecting', async () => {

@@ -104,6 +104,9 @@ test('refused before verification: own groups, a name posing as verified, unsign
   expect(identityRefusal(strict, 'resume', { identity: 'bob' })).toMatch(
     /^unsigned resume refused: this rollout demands/,
   );
+  expect(identityRefusal(strict, 'resolve', { identity: 'bob' })).toMatch(
+    /^unsigned resolve refused: this rollout demands/,
+  );
   expect(
     identityRefusal(strict, 'resume', { identity: 'bob', signature: { payload: '{}', ssh: 'x' } }),
   ).toBeUndefined();

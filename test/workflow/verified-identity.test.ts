@@ -17,8 +17,10 @@ import {
   pauseSignal,
   pauseUpdate,
   promoteUpdate,
+  resolveUpdate,
   statusQuery,
 } from '../../workflows/api';
+import type { RequestSignature } from '../../workflows/identity';
 import type { PlanSpec } from '../../workflows/plan';
 import type { canaryRollout } from '../../workflows';
 import { HOUR, MINUTE, RolloutBench, rejection } from '../../harness/rollout-env';
@@ -81,7 +83,7 @@ function plan(approvals: Record<string, unknown>, gate: Record<string, unknown> 
 async function sshSigned(
   key: string,
   rolloutId: string,
-  action: 'approve' | 'pause' | 'abort' | 'promote',
+  action: 'approve' | 'pause' | 'abort' | 'promote' | 'resolve',
   at: { stage?: number } = {},
   when = new Date(),
 ) {
@@ -192,6 +194,22 @@ describe('a plan that demands verified identities', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RolloutRejectedError);
     expect((err as Error).message).toMatch(/unknown key/);
+    // A signed resolve is verified, then judged as any resolve: nothing is stuck here.
+    const resolve = (signature: RequestSignature | undefined) =>
+      rejection(
+        h.executeUpdate(resolveUpdate, {
+          args: [
+            {
+              identity: 'x',
+              reason: 'by hand',
+              confirmTrafficRestored: true,
+              ...(signature ? { signature } : {}),
+            },
+          ],
+        }),
+      );
+    expect(await resolve(undefined)).toMatch(/^unsigned resolve refused/);
+    expect(await resolve(await sshSigned('alice', id, 'resolve'))).toMatch(/^nothing to resolve/);
     // Status says who demands signatures; the client refuses an unsigned abort (a signal the rollout would ignore).
     expect((await h.query(statusQuery)).verifiedBy).toBe('its plan (approvals.verified)');
     const unsignedAbort = await client.abort(id, { identity: 'alice', reason: 'x' }).catch((e: unknown) => e);
