@@ -56,6 +56,10 @@ alerts:
   alertmanager: { url: http://alertmanager.monitoring:9093, secretName: canary-alertmanager }
   pagerduty: { secretName: canary-pagerduty }
   temporalUiUrl: https://temporal.example.com
+identity:
+  allowedSignersSecret: canary-allowed-signers
+  oidc: { issuer: https://token.actions.githubusercontent.com, audience: temporal-canary, jwksSecret: canary-jwks }
+  requireVerified: true
 rollouts:
   namespaces:
     - { name: shop, routers: [istio, nginx], workloads: true }
@@ -236,7 +240,17 @@ test('every object of a release with every option on is accepted by the API serv
     CANARY_PAGERDUTY_ROUTING_KEY_FILE: '/etc/canary/alerts/pagerduty/routing-key',
     CANARY_PROMETHEUS_TIMEOUT: '15s',
     CANARY_METRICS_PORT: '9464',
+    // Signed requests: keys from Secrets (re-read at every verification), the worker's demand.
+    CANARY_ALLOWED_SIGNERS: '/etc/canary/identity/allowed_signers',
+    CANARY_OIDC_ISSUER: 'https://token.actions.githubusercontent.com',
+    CANARY_OIDC_AUDIENCE: 'temporal-canary',
+    CANARY_OIDC_JWKS: '/etc/canary/oidc/jwks.json',
+    CANARY_OIDC_GROUPS_CLAIM: 'groups',
+    CANARY_REQUIRE_VERIFIED: 'true',
   });
+  expect(
+    spec.volumes!.filter((v) => ['identity', 'oidc'].includes(v.name)).map((v) => v.secret?.secretName),
+  ).toEqual(['canary-allowed-signers', 'canary-jwks']);
   // The rules and the dashboard are deploy/monitoring's, as shipped.
   const shipped = (file: string) => fs.readFileSync(path.join(ROOT, 'deploy', 'monitoring', file), 'utf8');
   const rule = docs.find((o) => o.kind === 'PrometheusRule')!;
@@ -309,6 +323,10 @@ test('a required value left out fails the render with what to set, and nothing i
       'serviceMonitor.enabled needs metrics.enabled',
     ],
     [[...REQUIRED, '--set', 'metrics.port=70000'], 'metrics.port 70000 is not a port number'],
+    [
+      [...REQUIRED, '--set', 'identity.oidc.issuer=https://idp.example.com'],
+      'identity.oidc.audience is required with the other identity.oidc settings',
+    ],
     [
       [
         ...REQUIRED,
