@@ -76,6 +76,15 @@ function failure(err: unknown, mode: StepMode): unknown {
   return err;
 }
 
+/** The workflow id of the rollout running this activity; undefined outside an activity (direct calls in tests). */
+function activityWorkflowId(): string | undefined {
+  try {
+    return Context.current().info.workflowExecution?.workflowId;
+  } catch {
+    return undefined;
+  }
+}
+
 async function step<T>(mode: StepMode, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
@@ -100,7 +109,14 @@ export function createActivities(p: ProviderSource, identity: IdentityConfig = {
     ...createIdentityActivities(identity),
 
     async prepareCanary(input: { target: Target; version: string; image?: string }): Promise<CanaryInfo> {
-      return step('forward', () => p.workloads(input.target).ensureCanary(input.version, input.image));
+      const w = p.workloads(input.target);
+      return step('forward', async () => {
+        const info = await w.ensureCanary(input.version, input.image);
+        // Before any traffic reaches the canary: which rollout owns it, for the sweeper (activities/sweep.ts).
+        const workflowId = activityWorkflowId();
+        if (workflowId && w.recordOwner) await w.recordOwner({ workflowId, target: input.target });
+        return info;
+      });
     },
 
     /** Creates what routing needs (canary Ingress, subsets, backendRefs) for these versions. */

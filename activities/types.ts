@@ -105,6 +105,11 @@ export interface WorkloadManager {
   ensureStableCapacity?(): Promise<string | undefined>;
   /** Scales the canary to zero (rollback). Idempotent. */
   scaleDownCanary(): Promise<void>;
+  /**
+   * Records on the canary which rollout (workflow id) drives it and its target, so the sweeper can undo routing
+   * whose rollout no longer runs. Idempotent. Absent: nothing can be stranded (the local stack).
+   */
+  recordOwner?(owner: { workflowId: string; target: unknown }): Promise<void>;
   /** Removes the canary workload after promotion. Idempotent. */
   cleanupCanary(): Promise<void>;
   /**

@@ -15,6 +15,7 @@ import {
 import { checkCluster } from '../activities/kube/preflight';
 import { identityConfigFromEnv } from '../activities/identity';
 import { createActivities } from '../activities/rollout-activities';
+import { createSweepActivities } from '../activities/sweep';
 import {
   ConfigError,
   describeConfig,
@@ -36,6 +37,7 @@ import {
 } from './metrics';
 import { ensureSearchAttributesOn, SearchAttributeError } from './search-attributes';
 import { deploymentOptions, readRouting, routingNotice } from './versioning';
+import { ensureSweepSchedule, sweepScheduleFromEnv, type SweepSchedule } from './sweep';
 import { createRolloutWorker } from './worker';
 
 export const EXIT_OK = 0;
@@ -58,12 +60,17 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   problems.push(...providerDefaultProblems(env));
   // Who may sign people's requests: allowed_signers, an OIDC issuer's JWKS, and whether rollouts demand it.
   const identity = identityConfigFromEnv(env, problems);
+  const sweep = sweepScheduleFromEnv(env, problems);
   if (problems.length > 0 || config === undefined) return fail(new ConfigError(problems), EXIT_CONFIG);
   try {
     // Provider names and settings come from the environment too: an error here is a configuration error (no
     // Kubernetes cluster configured at all is one).
     registry = providersFromEnv(env);
-    activities = createActivities(registry, identity);
+    const kube = registry.usesKubernetes() ? () => registry.kubeClients() : undefined;
+    activities = {
+      ...createActivities(registry, identity),
+      ...createSweepActivities({ providers: registry, ...(kube ? { kube } : {}) }),
+    };
   } catch (err) {
     return fail(new Error(`cannot build the activities: ${errorMessage(err)}`), EXIT_CONFIG);
   }
@@ -95,7 +102,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
       : {}),
   });
   try {
-    return await runWorker(env, config, activities, registry, metrics?.collector);
+    return await runWorker(env, config, activities, registry, metrics?.collector, sweep);
   } finally {
     await metrics?.server.close();
   }
@@ -107,6 +114,7 @@ async function runWorker(
   activities: object,
   registry: ProviderRegistry,
   metrics: RolloutMetrics | undefined,
+  sweep: SweepSchedule | undefined,
 ): Promise<number> {
   let connection;
   try {
@@ -180,6 +188,16 @@ async function runWorker(
       `canary worker started: ${describeConfig(config)} ${describeProviders(env)}${versioned}${served}`,
     );
     if (config.versioning) await tellRouting(connection, config.namespace, config.versioning);
+    if (sweep) {
+      try {
+        const done = await ensureSweepSchedule(connection, config.namespace, config.taskQueue, sweep);
+        console.log(
+          `canary worker: sweep schedule ${done} (every ${sweep.everyMs / 1000} s): rollouts whose workflow no longer runs get their traffic sent back to stable`,
+        );
+      } catch (err) {
+        console.error(`canary worker: warning: cannot create the sweep schedule: ${errorMessage(err)}`);
+      }
+    }
     // A cluster that does not answer now is said at once, not first at a rollout's start. The worker runs anyway:
     // the cluster may come back, and every rollout's preflight checks it again (and refuses while it is down).
     await warnAboutCluster(registry);

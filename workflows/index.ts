@@ -1,2 +1,3 @@
 // Entry point of the workflow bundle: only workflow functions are exported here.
 export { canaryRollout } from './rollout';
+export { canarySweep } from './sweep';

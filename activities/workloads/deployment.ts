@@ -44,6 +44,14 @@ export const ROLE_LABEL = 'canary.temporal.io/role';
 export const STABLE_REPLICAS_ANNOTATION = 'canary.temporal.io/stable-replicas';
 /** On the stable Deployment, written by the replica-ratio router: the replica count both sides share. */
 export const TOTAL_REPLICAS_ANNOTATION = 'canary.temporal.io/total-replicas';
+/**
+ * On the canary: the workflow id of the rollout that drives it, and its target (JSON; targets hold no secrets). The
+ * sweeper reads them to find routing whose rollout no longer runs (terminated, or its history lost) and to undo it.
+ */
+export const OWNER_ANNOTATION = 'canary.temporal.io/rollout';
+export const OWNER_TARGET_ANNOTATION = 'canary.temporal.io/rollout-target';
+/** On the canary: what the sweeper did (JSON), its own record beside the sweep workflow's history. */
+export const SWEPT_ANNOTATION = 'canary.temporal.io/swept';
 
 // Fields of a live object that must not be copied into a new one.
 const CONTROLLER_ANNOTATIONS = [
@@ -641,6 +649,34 @@ export class DeploymentWorkloadManager implements WorkloadManager {
    * So there is nothing to do here.
    */
   async scaleCanary(_weight: number): Promise<void> {}
+
+  /**
+   * Records on the canary which rollout drives it and its target, for the sweeper. A metadata-only merge patch (no
+   * new generation, so no rollout of the canary's pods); skipped when the record is already there.
+   */
+  async recordOwner(owner: { workflowId: string; target: unknown }): Promise<void> {
+    const { canaryName } = this.workload;
+    const target = JSON.stringify(owner.target);
+    const canary = await this.deployments.find(canaryName);
+    if (!canary) return;
+    const a = canary.metadata?.annotations ?? {};
+    if (
+      a[OWNER_ANNOTATION] === owner.workflowId &&
+      a[OWNER_TARGET_ANNOTATION] === target &&
+      !a[SWEPT_ANNOTATION]
+    ) {
+      return;
+    }
+    await this.deployments.patch(canaryName, {
+      metadata: {
+        annotations: {
+          [OWNER_ANNOTATION]: owner.workflowId,
+          [OWNER_TARGET_ANNOTATION]: target,
+          [SWEPT_ANNOTATION]: null,
+        },
+      },
+    });
+  }
 
   async scaleDownCanary(): Promise<void> {
     const { canaryName } = this.workload;

@@ -11,6 +11,7 @@ import { registerResolve } from './resolve';
 import { registerResume } from './resume';
 import { registerStart } from './start';
 import { registerStatus } from './status';
+import { registerSweep } from './sweep';
 import { EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, EXIT_OK, EXIT_ROLLED_BACK } from './usage';
 import { registerValidate } from './validate';
 
@@ -26,6 +27,7 @@ const COMMANDS = [
   registerResume,
   registerPromote,
   registerResolve,
+  registerSweep,
   registerList,
 ];
 

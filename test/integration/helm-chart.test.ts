@@ -183,11 +183,14 @@ test('every object of a release with every option on is accepted by the API serv
   const kinds = docs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort();
   expect(kinds).toEqual(
     [
-      ...['istio', 'nginx', 'gateway-api', 'smi', 'replicas', 'workloads'].map(
+      ...['istio', 'nginx', 'gateway-api', 'smi', 'replicas', 'workloads', 'sweeper'].map(
         (r) => `ClusterRole//temporal-canary-${r}`,
       ),
-      ...['istio', 'nginx', 'workloads'].map((r) => `RoleBinding/shop/temporal-canary-${r}`),
-      ...['gateway-api', 'smi', 'replicas', 'workloads'].map((r) => `RoleBinding/mesh/temporal-canary-${r}`),
+      // The sweeper lists canaries wherever rollouts have a Deployment workload.
+      ...['istio', 'nginx', 'workloads', 'sweeper'].map((r) => `RoleBinding/shop/temporal-canary-${r}`),
+      ...['gateway-api', 'smi', 'replicas', 'workloads', 'sweeper'].map(
+        (r) => `RoleBinding/mesh/temporal-canary-${r}`,
+      ),
       `ServiceAccount/${RELEASE_NS}/temporal-canary-worker`,
       `Deployment/${RELEASE_NS}/temporal-canary-worker`,
       `Job/${RELEASE_NS}/temporal-canary-search-attributes`,
@@ -247,6 +250,9 @@ test('every object of a release with every option on is accepted by the API serv
     CANARY_OIDC_JWKS: '/etc/canary/oidc/jwks.json',
     CANARY_OIDC_GROUPS_CLAIM: 'groups',
     CANARY_REQUIRE_VERIFIED: 'true',
+    // The sweeper's schedule, in the namespaces where its role is bound.
+    CANARY_SWEEP_EVERY: '5m',
+    CANARY_SWEEP_NAMESPACES: 'shop,mesh',
   });
   expect(
     spec.volumes!.filter((v) => ['identity', 'oidc'].includes(v.name)).map((v) => v.secret?.secretName),
@@ -283,7 +289,7 @@ test('every object of a release with every option on is accepted by the API serv
 test("the chart's roles are deploy/rbac.yaml's, and the defaults give a worker configuration it accepts", async () => {
   const docs = await template(REQUIRED);
   expect(docs.map((o) => o.kind).sort()).toEqual([
-    ...Array(6).fill('ClusterRole'),
+    ...Array(7).fill('ClusterRole'),
     'Deployment',
     'ServiceAccount',
   ]);

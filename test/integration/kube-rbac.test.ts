@@ -44,7 +44,7 @@ const APP_NS_IN_MANIFESTS = 'app-namespace';
 // The harness starts kube-apiserver with --service-account-issuer and no --api-audiences: the issuer is the audience.
 const AUDIENCE = 'https://kubernetes.default.svc.cluster.local';
 
-const ROLES = ['istio', 'nginx', 'gateway-api', 'smi', 'replicas', 'workloads'] as const;
+const ROLES = ['istio', 'nginx', 'gateway-api', 'smi', 'replicas', 'workloads', 'sweeper'] as const;
 type Role = (typeof ROLES)[number];
 const roleName = (role: Role): string => `temporal-canary-${role}`;
 
@@ -83,6 +83,8 @@ const EXPECTED: Record<Role, string[]> = {
     'apps/deployments:delete',
     'apps/deployments/scale:patch',
   ],
+  // The sweeper lists the namespace's canaries (activities/sweep.ts); undoing uses the other roles.
+  sweeper: ['apps/deployments:list'],
 };
 
 const VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];

@@ -8,7 +8,10 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
+import { Client, Connection } from '@temporalio/client';
 import { MERGE_PATCH, kubeClients, type KubeClients } from '../../activities/kube/client';
+import { SWEPT_ANNOTATION } from '../../activities/workloads/deployment';
+import type { SweepResult } from '../../workflows/sweep-model';
 import type { RolloutStatus } from '../../workflows/types';
 import { readAlerts } from '../../harness/alerts';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
@@ -65,6 +68,13 @@ const longPlan = writeFile('long.yaml', {
   promotion: { cleanupDelay: '0s' },
 });
 
+// Stage 1 at 25 % for an hour: the rollout is terminated there.
+const quarterPlan = writeFile('quarter.yaml', {
+  analysis: { interval: '10s', checks: [] },
+  stages: [{ weight: 25, hold: '1h' }, { weight: 100 }],
+  promotion: { cleanupDelay: '0s' },
+});
+
 const NAMESPACES: Record<RouterKind, string> = {
   istio: 'kr-istio',
   nginx: 'kr-nginx',
@@ -101,7 +111,18 @@ beforeAll(async () => {
   worker = await startWorkerProcess(workerEnv);
 }, 180_000);
 
+let temporalClient: Client | undefined;
+/** A Temporal client of the dev server, for what only the Web UI or the API does (Terminate). */
+function temporal(): Client {
+  temporalClient ??= new Client({
+    connection: Connection.lazy({ address: server.address }),
+    namespace: server.namespace,
+  });
+  return temporalClient;
+}
+
 afterAll(async () => {
+  await temporalClient?.connection.close();
   await Promise.all(simulators.map((s) => s.stop()));
   await Promise.all([worker?.kill('SIGTERM'), deniedWorker?.kill('SIGTERM')]);
   killAll();
@@ -276,6 +297,135 @@ describe.each<RouterKind>(['istio', 'nginx', 'gatewayAPI'])('%s router', (router
     expect(canaryDeployment).toBeDefined();
     expect(canaryDeployment!.spec?.replicas).toBe(0);
   });
+
+  test('terminated at 25 % from the Web UI: canary sweep sends traffic back to stable, alerts and leaves its record', async () => {
+    const fx = await createRolloutFixture(admin, router, ns, `${short}-swept`);
+    const before = await fx.snapshot();
+    const stableBefore = deploymentSpec(await fx.stableDeployment());
+    const workflowId = `canary.${ns}.${fx.app}`;
+
+    let finished: CliRun | undefined;
+    const run = start(fx, quarterPlan).then((r) => (finished = r));
+    await until(
+      'the rollout to hold stage 1 at 25 %',
+      async () => {
+        const s = await status(`${ns}/${fx.app}`);
+        return s.phase === 'progressing' && s.stage === 1 && s.weight === 25;
+      },
+      () => finished,
+    );
+    // Terminate skips every rollback: what the Web UI's Terminate button does.
+    await temporal().workflow.getHandle(workflowId).terminate('test: terminated at 25 %');
+    expectExit(await run, 3);
+    expect(await fx.weights()).toEqual({ stable: 75, canary: 25 });
+
+    // A dry run says what it would do and changes nothing.
+    const dry = await canary(['sweep', '--namespace', ns, '--dry-run']);
+    expectExit(dry, 0);
+    expect(dry.stdout).toContain(`${ns}/${fx.app} (canary 25%`);
+    expect(dry.stdout).toContain(`workflow ${workflowId}: TERMINATED`);
+    expect(dry.stdout).toContain('would: send traffic back to stable');
+    expect(await fx.weights()).toEqual({ stable: 75, canary: 25 });
+
+    const swept = await canary(['sweep', '--namespace', ns, '--output', 'json']);
+    expectExit(swept, 0);
+    const result = JSON.parse(swept.stdout) as SweepResult;
+    expect(result.dryRun).toBe(false);
+    expect(result.swept).toHaveLength(1);
+    expect(result.swept[0]).toMatchObject({
+      workflowId,
+      workflowStatus: 'TERMINATED',
+      namespace: ns,
+      weight: 25,
+      version: 'v2',
+    });
+    expect(result.swept[0].error).toBeUndefined();
+    expect(result.swept[0].steps).toHaveLength(3);
+
+    // Every object as before the rollout; the canary scaled down, with the sweeper's record on it.
+    expect(await fx.weights()).toEqual({ stable: 100, canary: 0 });
+    expect(await fx.snapshot()).toEqual(before);
+    expect(deploymentSpec(await fx.stableDeployment())).toEqual(stableBefore);
+    const canaryDeployment = await fx.canaryDeployment();
+    expect(canaryDeployment!.spec?.replicas).toBe(0);
+    const record = JSON.parse(canaryDeployment!.metadata!.annotations![SWEPT_ANNOTATION]) as object;
+    expect(record).toMatchObject({ workflowId, workflowStatus: 'TERMINATED', by: 'ci-bot' });
+
+    // The alert names the workflow and says why.
+    const alerted = await eventually(
+      async () =>
+        readAlerts(alertLog, workflowId).find(
+          (e) => e.event === 'rolled_back' && e.message.includes('sweeper'),
+        ),
+      10_000,
+      "the sweeper's alert",
+    );
+    expect(alerted.message).toContain(`its workflow ${workflowId} is terminated`);
+
+    // Nothing is left to sweep: a second sweep changes nothing.
+    const again = await canary(['sweep', '--namespace', ns]);
+    expectExit(again, 0);
+    expect(again.stdout).toContain('nothing is stranded');
+  });
+});
+
+test('with CANARY_SWEEP_EVERY the worker schedules the sweeper: a terminated rollout is swept without anyone asking', async () => {
+  const ns = 'kr-scheduled';
+  const sweepQueue = `${queue}-sweep`;
+  await kube.createNamespace(ns);
+  simulators.push(startDeploymentSimulator(kube.kubeConfig('admin'), ns, { pollMs: 100 }));
+  const sweeper = await startWorkerProcess({
+    ...workerEnv,
+    TEMPORAL_TASK_QUEUE: sweepQueue,
+    CANARY_SWEEP_EVERY: '10s',
+    CANARY_SWEEP_NAMESPACES: ns,
+  });
+  try {
+    await eventually(
+      async () => (sweeper.output().includes('sweep schedule created (every 10 s)') ? true : undefined),
+      10_000,
+      `the worker to create its sweep schedule\n${sweeper.output()}`,
+    );
+    const schedule = await temporal().schedule.getHandle(`canary-sweeper.${sweepQueue}`).describe();
+    expect(schedule.spec.intervals?.[0]?.every).toBe(10_000);
+
+    const fx = await createRolloutFixture(admin, 'istio', ns, 'shop-scheduled');
+    const before = await fx.snapshot();
+    const workflowId = `canary.${ns}.${fx.app}`;
+    const env = { TEMPORAL_TASK_QUEUE: sweepQueue };
+    let finished: CliRun | undefined;
+    const run = start(fx, quarterPlan, env).then((r) => (finished = r));
+    await until(
+      'the rollout to hold stage 1 at 25 %',
+      async () => (await status(workflowId, env)).weight === 25,
+      () => finished,
+    );
+    await temporal().workflow.getHandle(workflowId).terminate('test: terminated at 25 %');
+    expectExit(await run, 3, sweeper);
+
+    // Within two intervals, the schedule's sweep put everything back; its record on the canary comes last.
+    await eventually(
+      async () => {
+        const d = await fx.canaryDeployment();
+        return d?.metadata?.annotations?.[SWEPT_ANNOTATION] ? d : undefined;
+      },
+      30_000,
+      'the scheduled sweep to leave its record on the canary',
+    );
+    expect(await fx.weights()).toEqual({ stable: 100, canary: 0 });
+    expect(await fx.snapshot()).toEqual(before);
+    expect((await fx.canaryDeployment())!.spec?.replicas).toBe(0);
+    const record = JSON.parse(
+      (await fx.canaryDeployment())!.metadata!.annotations![SWEPT_ANNOTATION],
+    ) as object;
+    expect(record).toMatchObject({ workflowId, by: 'schedule' });
+  } finally {
+    await temporal()
+      .schedule.getHandle(`canary-sweeper.${sweepQueue}`)
+      .delete()
+      .catch(() => undefined);
+    await sweeper.kill('SIGKILL');
+  }
 });
 
 test('a worker that may only read: the preflight refuses at once, nothing touched, naming every missing verb', async () => {

@@ -25,6 +25,16 @@ test('bad configuration: exit 2, every problem named', async () => {
   expect(r.stderr).toContain('TEMPORAL_TLS_KEY: is not set but TEMPORAL_TLS_CERT is');
 });
 
+test('a sweep interval below 10s or not a duration: exit 2, naming CANARY_SWEEP_EVERY', async () => {
+  const short = await runWorker({ CANARY_ROUTER: 'local', CANARY_SWEEP_EVERY: '1s' });
+  expect(short.code).toBe(2);
+  expect(short.stderr).toContain('CANARY_SWEEP_EVERY: is 1s, below the minimum of 10s');
+  const bad = await runWorker({ CANARY_ROUTER: 'local', CANARY_SWEEP_EVERY: 'often' });
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain('CANARY_SWEEP_EVERY:');
+  expect(bad.stderr).toContain('give a duration such as 5m, or off');
+});
+
 test('an unknown provider: exit 2, naming the variable and the known providers', async () => {
   const r = await runWorker({ CANARY_ROUTER: 'linkerd' });
   expect(r.code).toBe(2);
