@@ -62,6 +62,9 @@ export function createSweepActivities(src: SweepSource, workflowState?: Workflow
           weight = undefined; // routing that cannot be read is swept if the canary still has replicas
         }
         if ((weight ?? 0) === 0 && canaryReplicas === 0) continue;
+        // A completed rollout ran its own ending: traffic is where it left it. Only a canary it could not remove
+        // after a promotion may still have replicas, and status already says how to remove it: not stranded.
+        if (workflowStatus === 'COMPLETED' && (weight ?? 0) === 0) continue;
         Context.current().heartbeat(workflowId);
         const versionLabel =
           target.workload?.kind === 'Deployment' ? target.workload.versionLabel : 'version';
