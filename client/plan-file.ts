@@ -25,7 +25,7 @@ export class PlanFileError extends Error {
     message: string,
     readonly file: string,
     /** Which document it was: validate --output json files the problem under `target` for a target file. */
-    readonly what: 'plan' | 'target' = 'plan',
+    readonly what: 'plan' | 'target' | 'release' = 'plan',
   ) {
     super(message);
     this.name = 'PlanFileError';
@@ -93,7 +93,11 @@ export const MAX_FILE_BYTES = 1024 * 1024;
  * Reads and parses a YAML/JSON document; throws PlanFileError naming the file and what is wrong. Only regular
  * files of at most MAX_FILE_BYTES are read: a device never fills memory, a FIFO never hangs the command.
  */
-function readDocument(file: string, what: 'plan' | 'target', alternatives: string): unknown {
+export function readDocument(
+  file: string,
+  what: 'plan' | 'target' | 'release',
+  alternatives: string,
+): unknown {
   const text = readSmallRegularFile(file, what, alternatives);
   const json = path.extname(file).toLowerCase() === '.json';
   let spec: unknown;
@@ -148,7 +152,11 @@ function readDocument(file: string, what: 'plan' | 'target', alternatives: strin
   return spec;
 }
 
-function readSmallRegularFile(file: string, what: 'plan' | 'target', alternatives: string): string {
+function readSmallRegularFile(
+  file: string,
+  what: 'plan' | 'target' | 'release',
+  alternatives: string,
+): string {
   let fd: number | undefined;
   try {
     const st = fs.statSync(file);

@@ -16,6 +16,7 @@ import { checkCluster } from '../activities/kube/preflight';
 import { identityConfigFromEnv } from '../activities/identity';
 import { createActivities } from '../activities/rollout-activities';
 import { createSweepActivities } from '../activities/sweep';
+import { createReleaseActivities } from '../activities/release';
 import {
   ConfigError,
   describeConfig,
@@ -70,6 +71,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     activities = {
       ...createActivities(registry, identity),
       ...createSweepActivities({ providers: registry, ...(kube ? { kube } : {}) }),
+      ...createReleaseActivities(),
     };
   } catch (err) {
     return fail(new Error(`cannot build the activities: ${errorMessage(err)}`), EXIT_CONFIG);

@@ -32,6 +32,11 @@ export interface RolloutInput {
   };
   /** Set only by continue-as-new: where the previous run stopped. */
   carried?: unknown;
+  /**
+   * Set when a release (workflows/release.ts) started this rollout as one of its members: the rollout tells the
+   * release each change of its phase, stage and weight.
+   */
+  release?: { workflowId: string; member: string };
 }
 
 /**

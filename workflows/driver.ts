@@ -11,6 +11,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
   patched,
@@ -37,6 +38,8 @@ import {
   type RolloutInput,
 } from './api';
 import { errorMessage } from './machine/context';
+import { memberProgressSignal } from './release-api';
+import type { MemberProgress } from './release-model';
 import { CANCEL_IDENTITY_PATCH, ROLLBACK_FAILS_PATCH } from './patches';
 import type {
   LatePatch,
@@ -303,6 +306,25 @@ export class TemporalPort implements RolloutPort {
     }
     setCurrentDetails(details);
     this.reportMetrics(attributes);
+    if (attributes && this.input.release) this.tellRelease(this.input.release, attributes);
+  }
+
+  /**
+   * A release's member tells the release where it is: a signal per change (only rollouts a release started have
+   * `input.release`, so no other history records it). A release that is gone is no reason to stop.
+   */
+  private tellRelease(release: { workflowId: string; member: string }, a: SearchAttributes): void {
+    const progress: MemberProgress = {
+      member: release.member,
+      phase: a.phase,
+      stage: a.stage,
+      weight: a.weight,
+      atPromotionGate: this.state?.promotionGate === 'waiting',
+      ...(this.state?.rollbackReason ? { reason: this.state.rollbackReason } : {}),
+    };
+    getExternalWorkflowHandle(release.workflowId)
+      .signal(memberProgressSignal, progress)
+      .catch((err: unknown) => log.warn('release not told', { error: errorMessage(err) }));
   }
 
   /** Sink calls only: nothing here reaches history or changes what the workflow does. */

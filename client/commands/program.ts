@@ -7,6 +7,7 @@ import type { CliContext, GlobalOptions } from './context';
 import { registerList } from './list';
 import { registerPause } from './pause';
 import { registerPromote } from './promote';
+import { registerRelease } from './release';
 import { registerResolve } from './resolve';
 import { registerResume } from './resume';
 import { registerStart } from './start';
@@ -29,6 +30,7 @@ const COMMANDS = [
   registerResolve,
   registerSweep,
   registerList,
+  registerRelease,
 ];
 
 /** The global options that take a value, for finding the command in argv before commander has parsed it. */

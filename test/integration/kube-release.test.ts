@@ -1,0 +1,275 @@
+// Releases on real servers: a Temporal dev server, a kube-apiserver (a simulator makes Deployments available), one
+// worker process and the real CLI. Three services in two waves: healthy, they promote together; one member rolled
+// back rolls back every other; a release abort puts every member at weight 0. Bad release files are refused with
+// exit 2 and nothing starts.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { stringify } from 'yaml';
+import { kubeClients, type KubeClients } from '../../activities/kube/client';
+import { startDevServer, type DevServer } from '../../demo/dev-server';
+import { startKubeServer, type KubeServer } from '../../harness/kube';
+import { startDeploymentSimulator, type DeploymentSimulator } from '../../harness/kube-controller';
+import { createRolloutFixture, type RolloutFixture } from '../../harness/kube-rollout';
+import {
+  killAll,
+  runCli,
+  startWorkerProcess,
+  type CliRun,
+  type WorkerProcess,
+} from '../../harness/processes';
+import type { ReleaseResult, ReleaseStatus } from '../../workflows/release-model';
+import type { RolloutStatus } from '../../workflows/types';
+
+jest.setTimeout(180_000);
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-kube-release-'));
+const queue = `kube-release-${process.pid}-${Date.now()}`;
+const NS = 'rel';
+
+let server: DevServer;
+let kube: KubeServer;
+let admin: KubeClients;
+let worker: WorkerProcess;
+let simulator: DeploymentSimulator;
+let cliEnv: Record<string, string>;
+
+function writeFile(name: string, body: unknown): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, typeof body === 'string' ? body : stringify(body));
+  return file;
+}
+
+const plan = (hold: string) => ({
+  analysis: { interval: '10s', checks: [] },
+  stages: [
+    { weight: 20, hold },
+    { weight: 100, hold: '1s' },
+  ],
+  promotion: { cleanupDelay: '0s' },
+});
+
+beforeAll(async () => {
+  [server, kube] = await Promise.all([startDevServer(), startKubeServer({ crds: ['istio'] })]);
+  admin = kubeClients(kube.kubeConfig('admin'));
+  await kube.createNamespace(NS);
+  simulator = startDeploymentSimulator(kube.kubeConfig('admin'), NS, { pollMs: 100 });
+  worker = await startWorkerProcess({
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_NAMESPACE: server.namespace,
+    TEMPORAL_TASK_QUEUE: queue,
+    KUBECONFIG: kube.kubeconfigFile('admin'),
+    CANARY_KUBECONFIG: '',
+    CANARY_KUBE_CONTEXT: '',
+    CANARY_ALERT_LOG: path.join(dir, 'alerts.jsonl'),
+    CANARY_ALERT_WEBHOOK_URL: '',
+  });
+  cliEnv = {
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_NAMESPACE: server.namespace,
+    TEMPORAL_TASK_QUEUE: queue,
+    CANARY_IDENTITY: 'release-bot',
+    GITHUB_ACTOR: '',
+  };
+}, 180_000);
+
+afterAll(async () => {
+  await simulator?.stop();
+  await worker?.kill('SIGTERM');
+  killAll();
+  await Promise.all([server?.stop(), kube?.stop()]);
+});
+
+const canary = (args: string[]) => runCli(args, cliEnv);
+
+function expectExit(r: CliRun, code: number): void {
+  if (r.code !== code) {
+    throw new Error(
+      `expected exit ${code}, got ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}\n` +
+        `--- worker (tail) ---\n${worker.output().slice(-4000)}`,
+    );
+  }
+}
+
+/** Three services: payments, then checkout after it (wave 1), then checkout-eu after checkout (wave 2). */
+async function threeMembers(name: string, holds: [string, string, string]) {
+  const fx = await Promise.all(
+    ['payments', 'checkout', 'checkout-eu'].map((m) =>
+      createRolloutFixture(admin, 'istio', NS, `${name}-${m}`),
+    ),
+  );
+  const member = (i: number, id: string, extra: object) => ({
+    id,
+    target: writeFile(`${name}-${id}.target.yaml`, { target: fx[i].target }),
+    version: 'v2',
+    image: fx[i].stableImage.replace(/:v1$/, ':v2'),
+    plan: writeFile(`${name}-${id}.plan.yaml`, plan(holds[i])),
+    ...extra,
+  });
+  const file = writeFile(`${name}.release.yaml`, {
+    release: name,
+    members: [
+      member(0, 'payments', {}),
+      member(1, 'checkout', { after: ['payments'] }),
+      member(2, 'checkout-eu', { after: ['checkout'], wave: 2 }),
+    ],
+    waves: [{ wave: 1, bake: '2s' }, { wave: 2 }],
+    promotion: 'together',
+  });
+  return { fx, file };
+}
+
+async function memberStatus(fx: RolloutFixture): Promise<RolloutStatus> {
+  const r = await canary(['status', `${fx.namespace}/${fx.app}`, '--output', 'json']);
+  expectExit(r, 0);
+  return JSON.parse(r.stdout) as RolloutStatus;
+}
+
+async function releaseStatus(name: string): Promise<ReleaseStatus> {
+  const r = await canary(['release', 'status', name, '--output', 'json']);
+  expectExit(r, 0);
+  return JSON.parse(r.stdout) as ReleaseStatus;
+}
+
+async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 40_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn().catch(() => false))) {
+    if (Date.now() > deadline) {
+      const list = await canary(['release', 'list']);
+      const st = await canary(['list', '--output', 'json']);
+      throw new Error(
+        `timed out waiting for ${what}\n${list.stdout}${list.stderr}\n${st.stdout}${st.stderr}\n${worker.output().slice(-3000)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+test('healthy: members start in order, and all promote together once every one has passed its last stage', async () => {
+  // payments holds briefly, checkout-eu (wave 2, after a bake) last: without "together" payments would promote first.
+  const { fx, file } = await threeMembers('healthy', ['1s', '3s', '1s']);
+  const r = await canary(['release', 'start', '-f', file, '--wait', '--output', 'json']);
+  expectExit(r, 0);
+  const result = JSON.parse(r.stdout) as ReleaseResult & { status: ReleaseStatus };
+  expect(result.outcome).toBe('promoted');
+  expect(result.members.map((m) => [m.id, m.state])).toEqual([
+    ['payments', 'promoted'],
+    ['checkout', 'promoted'],
+    ['checkout-eu', 'promoted'],
+  ]);
+  const statuses = await Promise.all(fx.map(memberStatus));
+  for (const s of statuses) expect(s).toMatchObject({ phase: 'promoted', version: 'v2' });
+  // Each promotion gate was approved by the release, and all within moments of each other: payments waited for
+  // the slowest member instead of promoting on its own.
+  const approvals = statuses.map((s) => s.approvals.find((a) => a.promotion));
+  for (const a of approvals) expect(a).toMatchObject({ by: 'release:healthy' });
+  const times = approvals.map((a) => Date.parse(a!.at));
+  expect(Math.max(...times) - Math.min(...times)).toBeLessThan(3_000);
+  // Each member started after the one it comes after (checkout-eu only once wave 1 passed and baked 2 s).
+  const list = await canary(['list', '--output', 'json']);
+  const rows = JSON.parse(list.stdout) as Array<{ app: string; startTime: string }>;
+  const started = fx.map((f) => Date.parse(rows.find((row) => row.app === f.app)!.startTime));
+  expect(started[1]).toBeGreaterThan(started[0]);
+  expect(started[2] - started[1]).toBeGreaterThan(2_000);
+  for (const f of fx) expect(await f.weights()).toEqual({ stable: 100, canary: 0 });
+});
+
+test('one member rolled back: every member ends at weight 0, the release names the member', async () => {
+  const { fx, file } = await threeMembers('breach', ['1s', '1h', '1h']);
+  const started = await canary(['release', 'start', '-f', file]);
+  expectExit(started, 0);
+  // payments passed its last stage and waits at its promotion gate; checkout, after it, holds 20 %.
+  await until('payments ready and checkout at 20 %', async () => {
+    const s = await releaseStatus('breach');
+    return s.members[0].state === 'ready' && s.members[1].weight === 20;
+  });
+  // checkout is aborted on its own (as a failing check would roll it back).
+  expectExit(await canary(['abort', `${NS}/${fx[1].app}`, '--reason', 'p95 spike']), 0);
+  await until('the release to end', async () => {
+    const s = await releaseStatus('breach');
+    return s.phase === 'rolled_back';
+  });
+  const s = await releaseStatus('breach');
+  expect(s.cause).toBe('checkout');
+  expect(s.reason).toContain('member checkout rolled back');
+  expect(s.reason).toContain('p95 spike');
+  expect(s.members.map((m) => [m.id, m.state])).toEqual([
+    ['payments', 'rolled_back'],
+    ['checkout', 'rolled_back'],
+    ['checkout-eu', 'skipped'],
+  ]);
+  for (const f of fx.slice(0, 2)) {
+    expect(await f.weights()).toEqual({ stable: 100, canary: 0 });
+    expect((await f.canaryDeployment())?.spec?.replicas).toBe(0);
+  }
+  expect(await fx[2].canaryDeployment()).toBeUndefined();
+  expect((await memberStatus(fx[0])).rollbackReason).toContain('release breach: member checkout rolled back');
+});
+
+test('release abort: every member reads weight 0', async () => {
+  const { fx, file } = await threeMembers('aborted', ['1s', '1h', '1h']);
+  expectExit(await canary(['release', 'start', '-f', file]), 0);
+  await until('payments ready and checkout at 20 %', async () => {
+    const s = await releaseStatus('aborted');
+    return s.members[0].state === 'ready' && s.members[1].weight === 20;
+  });
+  expectExit(await canary(['release', 'abort', 'aborted', '--reason', 'bad config']), 0);
+  await until(
+    'the release to end',
+    async () =>
+      (await releaseStatus('aborted')).phase === 'aborted' &&
+      (await releaseStatus('aborted')).members.every((m) => ['rolled_back', 'skipped'].includes(m.state)),
+  );
+  for (const f of fx.slice(0, 2)) expect(await f.weights()).toEqual({ stable: 100, canary: 0 });
+  expect((await releaseStatus('aborted')).reason).toBe('aborted by release-bot: bad config');
+});
+
+describe('bad release files: exit 2, every problem named, nothing started', () => {
+  const target = { app: 'x', namespace: NS };
+  const member = (id: string, extra: object = {}) => ({
+    id,
+    target: { ...target, app: id },
+    version: 'v2',
+    plan: 'default',
+    ...extra,
+  });
+  test.each<[string, object, string]>([
+    [
+      'a cycle',
+      { release: 'cyc', members: [member('a', { after: ['b'] }), member('b', { after: ['a'] })] },
+      'after: forms a cycle: a → b → a',
+    ],
+    [
+      'an unknown after',
+      { release: 'unk', members: [member('a', { after: ['zz'] })] },
+      'names no member: "zz"',
+    ],
+    [
+      'two members with the same target',
+      { release: 'dup', members: [member('a'), { ...member('b'), target: { ...target, app: 'a' } }] },
+      `${NS}/a is also a's target`,
+    ],
+    [
+      'a wave with no members',
+      { release: 'wav', members: [member('a')], waves: [{ wave: 1 }, { wave: 3, bake: '1h' }] },
+      'wave 3 has no members',
+    ],
+    [
+      'a member whose plan is invalid',
+      { release: 'pln', members: [member('a', { plan: { stages: [{ weight: 150 }] } })] },
+      'members[0].plan: a:',
+    ],
+  ])('%s', async (_what, doc, message) => {
+    const file = writeFile(`bad-${(doc as { release: string }).release}.yaml`, doc);
+    const v = await canary(['release', 'validate', '-f', file]);
+    expectExit(v, 2);
+    expect(v.stderr).toContain(message);
+    const s = await canary(['release', 'start', '-f', file]);
+    expectExit(s, 2);
+    expect(s.stderr).toContain(message);
+    const list = await canary(['release', 'list', '--output', 'json']);
+    expect((JSON.parse(list.stdout) as Array<{ release: string }>).map((r) => r.release)).not.toContain(
+      (doc as { release: string }).release,
+    );
+  });
+});

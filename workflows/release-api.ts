@@ -1,0 +1,10 @@
+// The release workflow's messages, shared by the workflow, its members' rollouts and the client.
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { MemberProgress, ReleaseStatus } from './release-model';
+
+/** From a member's rollout to its release, on every change of phase, stage or weight. */
+export const memberProgressSignal = defineSignal<[MemberProgress]>('releaseMemberProgress');
+export const releaseAbortSignal = defineSignal<[{ identity: string; reason: string }]>('releaseAbort');
+export const releasePauseSignal = defineSignal<[{ identity: string; reason?: string }]>('releasePause');
+export const releaseResumeSignal = defineSignal<[{ identity: string }]>('releaseResume');
+export const releaseStatusQuery = defineQuery<ReleaseStatus>('releaseStatus');

@@ -1,0 +1,276 @@
+// The release workflow: one canary across several services, each member one of today's rollouts run as a child
+// workflow (its status and Web UI page stay a rollout's). Members start in `after:` order and by waves (a wave once
+// the one before it has baked); the verdict is shared: a member that rolls back, for any reason, rolls back every
+// other member, in reverse dependency order. With `promotion: together`, members wait at their promotion gate and
+// the release approves them all at once, only after every one has passed its last stage. Closing the release any
+// other way (a Terminate) cancels its members, and a cancelled rollout rolls back.
+import {
+  ApplicationFailure,
+  ParentClosePolicy,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  startChild,
+  workflowInfo,
+  type ChildWorkflowHandle,
+} from '@temporalio/workflow';
+import type { ReleaseActivities } from '../activities/release';
+import { abortSignal, pauseSignal, resumeSignal, NOT_STARTED_FAILURE, ROLLED_BACK_FAILURE } from './api';
+import {
+  memberProgressSignal,
+  releaseAbortSignal,
+  releasePauseSignal,
+  releaseResumeSignal,
+  releaseStatusQuery,
+} from './release-api';
+import {
+  releaseIdentity,
+  reverseDependencyOrder,
+  type MemberState,
+  type ReleaseInput,
+  type ReleaseMemberInput,
+  type ReleaseMemberStatus,
+  type ReleaseResult,
+  type ReleaseStatus,
+} from './release-model';
+import type { canaryRollout } from './rollout';
+
+const acts = proxyActivities<ReleaseActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    maximumAttempts: 10,
+  },
+});
+
+interface Member extends ReleaseMemberStatus {
+  spec: ReleaseMemberInput;
+  handle?: ChildWorkflowHandle<typeof canaryRollout>;
+  /** The release asked it to abort. */
+  aborted?: boolean;
+}
+
+const TERMINAL: MemberState[] = ['promoted', 'rolled_back', 'not_started', 'skipped'];
+const FAILED: MemberState[] = ['rolling_back', 'rolled_back', 'not_started'];
+
+export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult> {
+  const name = input.release;
+  const identity = releaseIdentity(name);
+  const members: Member[] = input.members.map((spec) => ({
+    id: spec.id,
+    wave: spec.wave,
+    after: spec.after,
+    workflowId: spec.workflowId,
+    state: 'pending',
+    stages: Array.isArray(spec.input.plan.stages) ? spec.input.plan.stages.length : 0,
+    spec,
+  }));
+  const byId = new Map(members.map((m) => [m.id, m]));
+  const waveReady = new Map<number, number>();
+  let phase: ReleaseStatus['phase'] = 'progressing';
+  let reason: string | undefined;
+  let cause: string | undefined;
+  let abort: { identity: string; reason: string } | undefined;
+  let changes = 0;
+  let approved = false;
+
+  const status = (): ReleaseStatus => ({
+    release: name,
+    phase,
+    promotion: input.promotion,
+    onFailure: input.onFailure,
+    waves: input.waves.map((w) => ({
+      ...w,
+      ...(waveReady.has(w.wave) ? { readyAt: new Date(waveReady.get(w.wave)!).toISOString() } : {}),
+      members: members.filter((m) => m.wave === w.wave).map((m) => m.id),
+    })),
+    members: members.map(({ spec: _spec, handle: _handle, aborted: _aborted, ...m }) => m),
+    ...(reason ? { reason } : {}),
+    ...(cause ? { cause } : {}),
+  });
+  setHandler(releaseStatusQuery, status);
+  setHandler(memberProgressSignal, (p) => {
+    const m = byId.get(p.member);
+    if (!m || TERMINAL.includes(m.state)) return;
+    m.phase = p.phase;
+    m.stage = p.stage;
+    m.weight = p.weight;
+    if (p.reason) m.reason = p.reason;
+    m.state = stateOf(m, p.phase, p.atPromotionGate, input.promotion);
+    changes++;
+  });
+  setHandler(releaseAbortSignal, (r) => {
+    abort ??= r;
+    changes++;
+  });
+  setHandler(releasePauseSignal, (r) => {
+    for (const m of running())
+      void m.handle!.signal(pauseSignal, {
+        identity: r.identity,
+        reason: r.reason ?? `release ${name} paused`,
+      });
+  });
+  setHandler(releaseResumeSignal, (r) => {
+    for (const m of running()) void m.handle!.signal(resumeSignal, { identity: r.identity });
+  });
+
+  const running = () => members.filter((m) => m.handle && !TERMINAL.includes(m.state));
+  const passed = (m: Member) => m.state === 'ready' || m.state === 'promoted';
+
+  /** Starts a member's rollout; its end (or failure) comes back as its state. */
+  const start = async (m: Member) => {
+    m.state = 'running';
+    try {
+      m.handle = await startChild<typeof canaryRollout>('canaryRollout', {
+        workflowId: m.workflowId,
+        ...(m.spec.taskQueue ? { taskQueue: m.spec.taskQueue } : {}),
+        args: [{ ...m.spec.input, release: { workflowId: workflowInfo().workflowId, member: m.id } }],
+        // A release closed without its own ending (Terminate) cancels its members: a cancelled rollout rolls back.
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+      });
+    } catch (err) {
+      // Another rollout of the target runs (started since the client checked): this member cannot start.
+      m.state = 'not_started';
+      m.reason = `could not start: ${innerMessage(err)}`;
+      changes++;
+      return;
+    }
+    m.handle.result().then(
+      (r) => {
+        m.state = r.outcome === 'promoted' ? 'promoted' : r.outcome;
+        m.weight = r.finalWeight;
+        if (r.reason) m.reason = r.reason;
+        changes++;
+      },
+      (err: unknown) => {
+        const type = failureType(err);
+        m.state = type === NOT_STARTED_FAILURE ? 'not_started' : 'rolled_back';
+        m.weight = 0;
+        m.reason ??=
+          type === ROLLED_BACK_FAILURE || type === NOT_STARTED_FAILURE
+            ? innerMessage(err)
+            : `its workflow ended without an outcome: ${innerMessage(err)}`;
+        changes++;
+      },
+    );
+  };
+
+  /** Whether a member may start now: what it comes after has passed its last stage, and the wave before baked. */
+  const eligible = (m: Member, now: number): boolean => {
+    if (m.state !== 'pending') return false;
+    if (!m.after.every((d) => passed(byId.get(d)!))) return false;
+    for (const w of input.waves) {
+      if (w.wave >= m.wave) break;
+      const at = waveReady.get(w.wave);
+      if (at === undefined || now < at + w.bakeMs) return false;
+    }
+    return true;
+  };
+
+  try {
+    for (;;) {
+      const now = Date.now();
+      for (const w of input.waves) {
+        const inWave = members.filter((m) => m.wave === w.wave);
+        if (!waveReady.has(w.wave) && inWave.length > 0 && inWave.every(passed)) waveReady.set(w.wave, now);
+      }
+      const failed = members.find((m) => FAILED.includes(m.state) && !m.aborted);
+      if (abort || failed) {
+        cause = abort ? undefined : failed!.id;
+        reason = abort
+          ? `aborted by ${abort.identity}: ${abort.reason}`
+          : `member ${failed!.id} ${failed!.state === 'not_started' ? 'did not start' : 'rolled back'}${failed!.reason ? `: ${failed!.reason}` : ''}`;
+        break;
+      }
+      if (members.every((m) => m.state === 'promoted')) break;
+      for (const m of members) if (eligible(m, now)) await start(m);
+      if (input.promotion === 'together' && !approved && members.every((m) => m.state === 'ready')) {
+        // Every member passed its last stage: promote them all at once.
+        approved = true;
+        phase = 'promoting';
+        for (const m of members)
+          await acts.approveReleaseMember({ workflowId: m.workflowId, identity, release: name });
+      }
+      const seen = changes;
+      const nextBake = nextBakeEnd(input, waveReady, now);
+      if (nextBake === undefined) await condition(() => changes !== seen);
+      else await condition(() => changes !== seen, Math.max(1, nextBake - now));
+    }
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    reason = 'the release was cancelled';
+  }
+
+  if (reason === undefined) {
+    phase = 'promoted';
+    return { outcome: 'promoted', members: status().members };
+  }
+  // One verdict: every member goes back, those that depend on others first, each once its dependents are at 0.
+  phase = abort ? 'aborted' : 'rolling_back';
+  log.warn('release rolling back', { reason });
+  for (const m of members) if (m.state === 'pending') m.state = 'skipped';
+  for (const m of reverseDependencyOrder(members)) {
+    if (!m.handle || TERMINAL.includes(m.state)) continue;
+    m.aborted = true;
+    await m.handle.signal(abortSignal, { identity, reason: `release ${name}: ${reason}` });
+    await condition(() => TERMINAL.includes(m.state));
+  }
+  if (phase === 'rolling_back') phase = 'rolled_back';
+  return { outcome: 'rolled_back', reason, ...(cause ? { cause } : {}), members: status().members };
+}
+
+function stateOf(
+  m: Member,
+  phase: string,
+  atPromotionGate: boolean,
+  promotion: ReleaseInput['promotion'],
+): MemberState {
+  if (phase === 'rolling_back') return 'rolling_back';
+  if (phase === 'rolled_back') return 'rolled_back';
+  if (phase === 'not_started') return 'not_started';
+  if (phase === 'promoted') return 'promoted';
+  if (atPromotionGate) return 'ready';
+  if (m.state === 'ready') return 'ready';
+  // Without a promotion gate (promotion: each), a member has passed once it reached its last stage.
+  // With promotion: together only the gate counts (the release approves it); without a gate (promotion: each), a
+  // member has passed once it reached its last stage.
+  return promotion === 'each' &&
+    m.stages > 0 &&
+    m.stage !== undefined &&
+    m.stage >= m.stages &&
+    phase === 'progressing'
+    ? 'ready'
+    : 'running';
+}
+
+function nextBakeEnd(input: ReleaseInput, waveReady: Map<number, number>, now: number): number | undefined {
+  let next: number | undefined;
+  for (const w of input.waves) {
+    const at = waveReady.get(w.wave);
+    if (at !== undefined && at + w.bakeMs > now) next = Math.min(next ?? Infinity, at + w.bakeMs);
+  }
+  return next;
+}
+
+function failureType(err: unknown): string | undefined {
+  let e: unknown = err;
+  while (e instanceof Error) {
+    if (e instanceof ApplicationFailure) return e.type ?? undefined;
+    e = e.cause;
+  }
+  return undefined;
+}
+
+function innerMessage(err: unknown): string {
+  let e: unknown = err;
+  let message = String(err);
+  while (e instanceof Error) {
+    message = e.message;
+    e = e.cause;
+  }
+  return message;
+}
