@@ -273,3 +273,82 @@ describe('bad release files: exit 2, every problem named, nothing started', () =
     );
   });
 });
+
+test('two clusters, each served by its own worker: the eu-west worker SIGKILLed mid-release holds every promotion until a new one resumes it', async () => {
+  // A second API server is the second cluster; its worker polls the release queue's eu-west queue.
+  const eu = await startKubeServer({ crds: ['istio'] });
+  let euWorker: WorkerProcess | undefined;
+  let euSimulator: DeploymentSimulator | undefined;
+  try {
+    const euAdmin = kubeClients(eu.kubeConfig('admin'));
+    await eu.createNamespace(NS);
+    euSimulator = startDeploymentSimulator(eu.kubeConfig('admin'), NS, { pollMs: 100 });
+    const euEnv = {
+      TEMPORAL_ADDRESS: server.address,
+      TEMPORAL_NAMESPACE: server.namespace,
+      TEMPORAL_TASK_QUEUE: `${queue}.eu-west`,
+      KUBECONFIG: eu.kubeconfigFile('admin'),
+      CANARY_KUBECONFIG: '',
+      CANARY_KUBE_CONTEXT: '',
+      CANARY_ALERT_LOG: path.join(dir, 'alerts-eu.jsonl'),
+      CANARY_ALERT_WEBHOOK_URL: '',
+    };
+
+    // No worker serves eu-west yet: refused before anything starts.
+    const home = await createRolloutFixture(admin, 'istio', NS, 'multi-payments');
+    const away = await createRolloutFixture(euAdmin, 'istio', NS, 'multi-checkout');
+    const member = (fx: RolloutFixture, id: string, hold: string, extra: object) => ({
+      id,
+      target: fx.target,
+      version: 'v2',
+      image: fx.stableImage.replace(/:v1$/, ':v2'),
+      plan: plan(hold),
+      ...extra,
+    });
+    const file = writeFile('multi.release.yaml', {
+      release: 'multi',
+      members: [
+        member(home, 'payments', '1s', {}),
+        member(away, 'checkout-eu', '8s', { after: ['payments'], wave: 2, cluster: 'eu-west' }),
+      ],
+    });
+    const refused = await canary(['release', 'start', '-f', file]);
+    expectExit(refused, 3);
+    expect(refused.stderr).toContain(
+      `no worker serves cluster eu-west: nothing polls task queue ${queue}.eu-west`,
+    );
+    expect((await canary(['release', 'list'])).stdout).not.toContain('multi');
+
+    euWorker = await startWorkerProcess(euEnv);
+    expectExit(await canary(['release', 'start', '-f', file]), 0);
+    await until(
+      'checkout-eu at 20 % in the eu-west cluster',
+      async () => (await away.weights()).canary === 20,
+    );
+    await euWorker.kill('SIGKILL');
+    euWorker = undefined;
+    // While eu-west has no worker, nothing is promoted: payments waits at its gate at 100 %, checkout-eu stays at 20 %.
+    await new Promise((r) => setTimeout(r, 10_000));
+    const held = await releaseStatus('multi');
+    expect(held.members.map((m) => [m.id, m.state])).toEqual([
+      ['payments', 'ready'],
+      ['checkout-eu', 'running'],
+    ]);
+    expect((await home.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v1');
+    expect(await away.weights()).toEqual({ stable: 80, canary: 20 });
+
+    euWorker = await startWorkerProcess(euEnv);
+    await until(
+      'the release to be promoted',
+      async () => (await releaseStatus('multi')).phase === 'promoted',
+      90_000,
+    );
+    expect((await home.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v2');
+    expect((await away.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v2');
+    expect(await away.weights()).toEqual({ stable: 100, canary: 0 });
+  } finally {
+    await euWorker?.kill('SIGKILL');
+    await euSimulator?.stop();
+    await eu.stop();
+  }
+});
