@@ -27,7 +27,6 @@ import {
 } from './release-api';
 import {
   releaseIdentity,
-  reverseDependencyOrder,
   type MemberState,
   type ReleaseInput,
   type ReleaseMemberInput,
@@ -209,16 +208,23 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
     phase = 'promoted';
     return { outcome: 'promoted', members: status().members };
   }
-  // One verdict: every member goes back, those that depend on others first, each once its dependents are at 0.
+  // One verdict: every member goes back, those that depend on others first. Members no remaining member comes
+  // after go together; the next ones once those read weight 0 (or ended).
   phase = abort ? 'aborted' : 'rolling_back';
   log.warn('release rolling back', { reason });
   for (const m of members) if (m.state === 'pending') m.state = 'skipped';
-  for (const m of reverseDependencyOrder(members)) {
-    if (!m.handle || TERMINAL.includes(m.state)) continue;
-    m.aborted = true;
-    await m.handle.signal(abortSignal, { identity, reason: `release ${name}: ${reason}` });
-    await condition(() => TERMINAL.includes(m.state));
+  const back = (m: Member) => TERMINAL.includes(m.state) || (m.aborted === true && m.weight === 0);
+  let left = members.filter((m) => m.handle && !TERMINAL.includes(m.state));
+  while (left.length > 0) {
+    const level = left.filter((m) => !left.some((o) => o.after.includes(m.id)));
+    for (const m of level) m.aborted = true;
+    await Promise.all(
+      level.map((m) => m.handle!.signal(abortSignal, { identity, reason: `release ${name}: ${reason}` })),
+    );
+    await condition(() => level.every(back));
+    left = left.filter((m) => !level.includes(m));
   }
+  await condition(() => members.every((m) => !m.handle || TERMINAL.includes(m.state)));
   if (phase === 'rolling_back') phase = 'rolled_back';
   return { outcome: 'rolled_back', reason, ...(cause ? { cause } : {}), members: status().members };
 }
