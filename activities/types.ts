@@ -1,7 +1,7 @@
 // One small interface per concern; one file (or folder) per provider implements it. Nothing here knows about
 // stages. A provider instance is built for one rollout target (its settings are bound at construction) and
 // cached by the activities' provider registry, the way Argo Rollouts builds a router from each rollout's spec.
-import type { PreflightFinding } from '../workflows/types';
+import type { PreflightFinding, StageMirror } from '../workflows/types';
 import type { AlertEvent, RolloutAlert } from '../workflows/alerts/events';
 
 /** Which versions the routing must point at: the stable side and the canary side. */
@@ -62,11 +62,13 @@ export interface TrafficRouter {
   getWeight(): Promise<number>;
   /**
    * Sets the canary weight (percent): reads the live object, changes only what differs, and on a conflict
-   * retries with a fresh read.
+   * retries with a fresh read. `mirror` (a shadow stage, weight 0) copies that share of the matching requests to
+   * the canary; a router that can mirror removes its mirror on every call without one, a router that cannot refuses
+   * one (ProviderError `invalid`).
    */
-  setWeight(weight: number): Promise<WeightChange>;
-  /** Reads the weight back. */
-  verifyWeight(weight: number): Promise<WeightVerification>;
+  setWeight(weight: number, mirror?: StageMirror): Promise<WeightChange>;
+  /** Reads the weight (and the mirror, where the router mirrors) back. */
+  verifyWeight(weight: number, mirror?: StageMirror): Promise<WeightVerification>;
   /** Removes what setup created, leaving all traffic on stable. Idempotent. Called after promotion or rollback. */
   teardown(): Promise<void>;
   /**

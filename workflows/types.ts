@@ -51,6 +51,16 @@ export interface Stage {
    * starts the count again), counted from its entry at best: "maintained for 3 continuous hours". At most holdMs.
    */
   healthyForMs?: number;
+  /** A shadow stage (weight 0): this share of requests is copied to the canary, whose answers nobody sees. */
+  mirror?: StageMirror;
+}
+
+/** What a shadow stage mirrors (workflows/mirror-spec.ts). */
+export interface StageMirror {
+  /** Percent of the matching requests copied to the canary, 1..100. */
+  percent: number;
+  /** The HTTP methods mirrored (upper case); absent: every method. */
+  methods?: string[];
 }
 
 export interface AnalysisSettings {
@@ -292,6 +302,8 @@ export interface RolloutStatus {
   achievedWeight?: number;
   /** What the router said about the weight: why it cannot be met exactly, or why it cannot be verified. */
   routingNote?: string;
+  /** A shadow stage: `mirroring 20 % of GET requests to the canary` (its weight is 0). */
+  mirroring?: string;
   /** Someone else changed the weights mid-rollout: what the rollout had set and what it found. */
   drift?: { expected: number; found: number; at: string };
   /** A step that must not give up (rollback, return to stable) keeps failing: which, how often, and why. */

@@ -4,6 +4,7 @@
 // found, so teardown (from any worker) puts the HTTPRoute back exactly as it was. Each weighted rule has its own
 // annotation and header rule name, so one HTTPRoute can carry the rollouts of several apps, one per rule.
 import type { GatewayApiTraffic, Target } from '../../workflows/target';
+import type { StageMirror } from '../../workflows/types';
 import {
   CustomObjects,
   retryOnConflict,
@@ -46,6 +47,16 @@ export function headerRuleName(rule: number): string {
   return `canary-header-${rule}`;
 }
 const HEADER_RULE_PREFIX = 'canary-header';
+/**
+ * The name of the rule a shadow stage adds for weighted rule `rule`: the weighted rule's matches narrowed to the
+ * mirrored methods (a method match ranks it above the weighted rule for them), its backends and filters, and a
+ * RequestMirror filter to the canary Service. Other methods still take the weighted rule, untouched.
+ */
+export function mirrorRuleName(rule: number): string {
+  return `${MIRROR_RULE_PREFIX}-${rule}`;
+}
+const MIRROR_RULE_PREFIX = 'canary-mirror';
+const REQUEST_MIRROR = 'RequestMirror';
 // A Gateway API header match needs a value; without one the NGINX convention applies (`always` goes to canary).
 const DEFAULT_HEADER_VALUE = 'always';
 // What the API implies for a backendRef without a weight.
@@ -63,6 +74,13 @@ interface BackendRef {
 
 interface RouteMatch {
   headers?: Array<{ type?: string; name: string; value: string }>;
+  method?: string;
+  [key: string]: unknown;
+}
+
+interface RouteFilter {
+  type: string;
+  requestMirror?: { backendRef?: BackendRef; percent?: number; [key: string]: unknown };
   [key: string]: unknown;
 }
 
@@ -70,6 +88,7 @@ interface RouteRule {
   name?: string;
   matches?: RouteMatch[];
   backendRefs?: BackendRef[];
+  filters?: RouteFilter[];
   [key: string]: unknown;
 }
 
@@ -87,6 +106,11 @@ interface SetupRecord {
    * and its single canary backendRef, so it is never identified by its index alone.
    */
   headerRule?: { name: string; matches: RouteMatch[] };
+  /**
+   * A shadow stage's mirror (removed by the next weight change, or teardown): the rule it added (found as the header
+   * rule is), or none when every method is mirrored and the filter sits on the weighted rule itself.
+   */
+  mirror?: { percent: number; rule?: { name: string; matches: RouteMatch[] } };
 }
 
 export class GatewayApiRouter implements TrafficRouter {
@@ -320,37 +344,119 @@ export class GatewayApiRouter implements TrafficRouter {
       : 0;
   }
 
-  async setWeight(weight: number): Promise<WeightChange> {
+  async setWeight(weight: number, mirror?: StageMirror): Promise<WeightChange> {
     checkWeight(weight);
+    if (mirror && weight !== 0) {
+      throw new ProviderError(
+        'invalid',
+        `a mirror goes with canary weight 0 (a shadow stage), got ${weight}`,
+      );
+    }
     return retryOnConflict(async () => {
       const route = await this.routes.get(this.traffic.httpRoute);
       const rules = rulesOf(route);
       const refs = this.weightedRule(rules).backendRefs ?? [];
       const stable = this.stableRef(refs);
       const canary = refs.find((r) => isService(r, this.traffic.canaryBackend));
+      // Without a mirror to set, a record that cannot be read only means there is no mirror of ours to remove.
+      const record = mirror ? this.ownRecord(route, refs).record : this.readableRecord(route, refs);
       if (!canary) {
         // Rollback must always be able to send everything to stable: without a canary backendRef it already is.
-        if (weight === 0) return { previous: 0, changed: false };
+        if (weight === 0 && !mirror) return { previous: 0, changed: false };
         throw new ProviderError(
           'invalid',
           `rule ${this.traffic.rule} of HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" has no backendRef "${this.traffic.canaryBackend}": setup must run first (it adds it)`,
         );
       }
       const previous = share(stable, canary);
-      if (stable.weight === 100 - weight && canary.weight === weight) return { previous, changed: false };
+      const before = rulesOf(route);
       stable.weight = 100 - weight;
       canary.weight = weight; // kept at 0, not removed, until teardown
+      // Every weight change sets the mirror afresh: a shift without one removes it.
+      const mirrored = record || mirror ? this.placeMirror(rules, record, canary, mirror) : undefined;
+      const key = setupAnnotation(this.traffic.rule);
+      const annotation =
+        mirrored && record && !sameJson(record.mirror ?? null, mirrored.mirror ?? null)
+          ? JSON.stringify({ ...record, mirror: mirrored.mirror })
+          : undefined;
+      const rulesChanged = !sameJson(before, rules);
+      if (!rulesChanged && annotation === undefined) return { previous, changed: false };
       await this.routes.mergePatch(
         this.traffic.httpRoute,
-        { spec: { rules } },
+        {
+          ...(annotation !== undefined ? { metadata: { annotations: { [key]: annotation } } } : {}),
+          ...(rulesChanged ? { spec: { rules } } : {}),
+        },
         route.metadata.resourceVersion,
       );
       return { previous, changed: true };
     });
   }
 
-  async verifyWeight(weight: number): Promise<WeightVerification> {
+  /**
+   * Removes the mirror setup recorded (its rule, or its filter on the weighted rule) and, with `mirror`, adds it
+   * afresh; changes `rules` in place and returns what the record's `mirror` becomes.
+   */
+  private placeMirror(
+    rules: RouteRule[],
+    record: SetupRecord | undefined,
+    canary: BackendRef | undefined,
+    mirror: StageMirror | undefined,
+  ): { mirror: SetupRecord['mirror'] } {
+    const weighted = this.weightedRule(rules);
+    if (weighted.filters?.some((f) => this.mirrorsToCanary(f))) {
+      weighted.filters = weighted.filters.filter((f) => !this.mirrorsToCanary(f));
+      if (weighted.filters.length === 0) delete weighted.filters;
+    }
+    const found = this.addedRuleIndex(rules, record?.mirror?.rule);
+    if (found !== -1) rules.splice(found, 1);
+    if (!mirror) return { mirror: undefined };
+    if (!record || !canary) {
+      throw new ProviderError(
+        'invalid',
+        `rule ${this.traffic.rule} of HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" has no canary backendRef "${this.traffic.canaryBackend}" recorded by setup: the router's setup must run before a shadow stage`,
+      );
+    }
+    const { name: _name, weight: _weight, ...backend } = canary;
+    const filter: RouteFilter = {
+      type: REQUEST_MIRROR,
+      requestMirror: {
+        backendRef: {
+          name: this.traffic.canaryBackend,
+          ...pick(backend, ['group', 'kind', 'namespace', 'port']),
+        },
+        // 100 % is the filter's default, and the only share a CRD before v1.2 (no percent field) can express.
+        ...(mirror.percent < 100 ? { percent: mirror.percent } : {}),
+      },
+    };
+    if (!mirror.methods) {
+      weighted.filters = [...(weighted.filters ?? []), filter];
+      return { mirror: { percent: mirror.percent } };
+    }
+    const matches = methodMatches(weighted.matches, mirror.methods);
+    if (matches.length === 0) {
+      throw new ProviderError(
+        'invalid',
+        `rule ${this.traffic.rule} of HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" takes no ${mirror.methods.join(' or ')} requests (its matches name other methods), so nothing can be mirrored: widen stages[].mirrorMethods`,
+      );
+    }
+    const name = mirrorRuleName(this.traffic.rule);
+    if (rules.some((r) => r.name === name)) {
+      throw new ProviderError(
+        'invalid',
+        `HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" already has a rule named "${name}" that setup did not add: rename it`,
+      );
+    }
+    const { name: _n, matches: _m, filters, ...rest } = structuredClone(weighted);
+    // Appended, as the header rule is: its method match ranks it above the weighted rule for those methods.
+    rules.push({ name, matches, ...rest, filters: [...(filters ?? []), filter] });
+    return { mirror: { percent: mirror.percent, rule: { name, matches } } };
+  }
+
+  async verifyWeight(weight: number, mirror?: StageMirror): Promise<WeightVerification> {
     const route = await this.routes.get(this.traffic.httpRoute);
+    const mirrorProblem = this.mirrorProblem(route, mirror);
+    if (mirrorProblem) return { verified: false, weight, reason: mirrorProblem };
     const refs = this.weightedRule(rulesOf(route)).backendRefs ?? [];
     const stable = refs.find((r) => isService(r, this.traffic.stableBackend));
     const canary = refs.find((r) => isService(r, this.traffic.canaryBackend));
@@ -405,6 +511,7 @@ export class GatewayApiRouter implements TrafficRouter {
       }
       const found = this.headerRuleIndex(rules, record);
       if (found !== -1) rules.splice(found, 1);
+      this.placeMirror(rules, record, undefined, undefined);
 
       const key = setupAnnotation(this.traffic.rule);
       const annotations: Record<string, null> = {};
@@ -424,6 +531,27 @@ export class GatewayApiRouter implements TrafficRouter {
     });
   }
 
+  /** What is wrong with the live mirror (one that should be gone, or is missing or pruned), or undefined. */
+  private mirrorProblem(route: CustomObject, mirror: StageMirror | undefined): string | undefined {
+    const rules = rulesOf(route);
+    const where = `HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}"`;
+    const filters = rules
+      .filter((r, i) => i === this.traffic.rule || r.name === mirrorRuleName(this.traffic.rule))
+      .flatMap((r) => r.filters ?? [])
+      .filter((f) => this.mirrorsToCanary(f));
+    if (!mirror) {
+      return filters.length > 0 ? `${where} still mirrors to "${this.traffic.canaryBackend}"` : undefined;
+    }
+    if (filters.length === 0)
+      return `${where} has no RequestMirror filter to "${this.traffic.canaryBackend}"`;
+    const percent = filters[0].requestMirror?.percent ?? 100;
+    if (percent === mirror.percent) return undefined;
+    return filters[0].requestMirror?.percent === undefined
+      ? `the API server dropped requestMirror.percent from ${where}: its HTTPRoute CRD predates percentage mirroring ` +
+          `(Gateway API v1.2), so every ${mirror.methods?.join('/') ?? ''} request would be mirrored; install Gateway API v1.2 or later, or use mirror: 100`
+      : `${where} mirrors ${percent} % to "${this.traffic.canaryBackend}", expected ${mirror.percent} %`;
+  }
+
   // --- reading the route ------------------------------------------------------------------------------------------
 
   private weightedRule(rules: RouteRule[]): RouteRule {
@@ -435,10 +563,10 @@ export class GatewayApiRouter implements TrafficRouter {
           `${rules.length > 0 ? ` (indexes 0 to ${rules.length - 1})` : ''}: traffic.gatewayAPI.rule ${this.traffic.rule} does not exist`,
       );
     }
-    if (rule.name?.startsWith(HEADER_RULE_PREFIX)) {
+    if (rule.name?.startsWith(HEADER_RULE_PREFIX) || rule.name?.startsWith(MIRROR_RULE_PREFIX)) {
       throw new ProviderError(
         'invalid',
-        `rule ${this.traffic.rule} of HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" is the header rule "${rule.name}" another rollout's setup added, not a weighted rule: fix traffic.gatewayAPI.rule`,
+        `rule ${this.traffic.rule} of HTTPRoute "${this.traffic.httpRoute}" in namespace "${this.namespace}" is the ${rule.name.startsWith(MIRROR_RULE_PREFIX) ? 'mirror' : 'header'} rule "${rule.name}" another rollout's setup added, not a weighted rule: fix traffic.gatewayAPI.rule`,
       );
     }
     return rule;
@@ -476,6 +604,17 @@ export class GatewayApiRouter implements TrafficRouter {
     return { legacy: false };
   }
 
+  private readableRecord(
+    route: { metadata: { annotations?: Record<string, string> } },
+    refs: BackendRef[],
+  ): SetupRecord | undefined {
+    try {
+      return this.ownRecord(route, refs).record;
+    } catch {
+      return undefined;
+    }
+  }
+
   private stableRef(refs: BackendRef[]): BackendRef {
     const stable = refs.find((r) => isService(r, this.traffic.stableBackend));
     if (!stable) {
@@ -490,7 +629,14 @@ export class GatewayApiRouter implements TrafficRouter {
 
   /** The header rule setup recorded, or -1; never the weighted rule, never a rule setup did not record. */
   private headerRuleIndex(rules: RouteRule[], record: SetupRecord | undefined): number {
-    const recorded = record?.headerRule;
+    return this.addedRuleIndex(rules, record?.headerRule);
+  }
+
+  /** A rule the router added (header or mirror rule), by its name, else by its matches and canary backendRef; or -1. */
+  private addedRuleIndex(
+    rules: RouteRule[],
+    recorded: { name: string; matches: RouteMatch[] } | undefined,
+  ): number {
     if (!recorded) return -1;
     const byName = rules.findIndex((r, i) => i !== this.traffic.rule && r.name === recorded.name);
     if (byName !== -1) return byName;
@@ -498,11 +644,40 @@ export class GatewayApiRouter implements TrafficRouter {
       (r, i) =>
         i !== this.traffic.rule &&
         r.name === undefined &&
-        r.backendRefs?.length === 1 &&
-        isService(r.backendRefs[0], this.traffic.canaryBackend) &&
+        (r.backendRefs?.length === 1
+          ? isService(r.backendRefs[0], this.traffic.canaryBackend)
+          : (r.filters ?? []).some((f) => this.mirrorsToCanary(f))) &&
         contains(r.matches, recorded.matches),
     );
   }
+
+  /** A RequestMirror filter to this target's canary Service. */
+  private mirrorsToCanary(f: RouteFilter): boolean {
+    return (
+      f.type === REQUEST_MIRROR &&
+      f.requestMirror?.backendRef !== undefined &&
+      isService(f.requestMirror.backendRef, this.traffic.canaryBackend)
+    );
+  }
+}
+
+/** The weighted rule's matches (every path without any), each for one of `methods`; one naming another is left out. */
+function methodMatches(matches: RouteMatch[] | undefined, methods: string[]): RouteMatch[] {
+  const base: RouteMatch[] =
+    matches && matches.length > 0 ? matches : [{ path: { type: 'PathPrefix', value: '/' } }];
+  return base.flatMap((m) =>
+    m.method !== undefined
+      ? methods.includes(m.method)
+        ? [structuredClone(m)]
+        : []
+      : methods.map((method) => ({ ...structuredClone(m), method })),
+  );
+}
+
+function pick<T extends object, K extends keyof T>(obj: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (obj[k] !== undefined) out[k] = obj[k];
+  return out;
 }
 
 function checkWeight(weight: number): void {

@@ -5,6 +5,7 @@
 // This is how Argo Rollouts and Flagger drive Istio.
 import type { V1APIResourceList } from '@kubernetes/client-node';
 import type { IstioTraffic, Target } from '../../workflows/target';
+import type { StageMirror } from '../../workflows/types';
 import {
   CustomObjects,
   httpStatus,
@@ -43,6 +44,19 @@ type Plural = typeof VIRTUAL_SERVICES | typeof DESTINATION_RULES;
 export const HEADER_ROUTE = 'canary-header';
 export const STICKY_ROUTE = 'canary-sticky';
 const RESERVED_ROUTES = new Set([HEADER_ROUTE, STICKY_ROUTE]);
+/**
+ * The routes a shadow stage puts before each managed route (`canary-mirror`, or `canary-mirror-N` for the Nth of
+ * several): the same match narrowed to the mirrored methods, the same destinations, and a mirror to the canary
+ * subset. Requests of other methods fall through to the managed route untouched.
+ */
+export const MIRROR_ROUTE = 'canary-mirror';
+function isMirrorRoute(name: string | undefined): boolean {
+  return name === MIRROR_ROUTE || (name?.startsWith(`${MIRROR_ROUTE}-`) ?? false);
+}
+/** Names the router keeps for itself: the header, sticky and mirror routes. */
+function isReserved(name: string | undefined): boolean {
+  return RESERVED_ROUTES.has(name ?? '') || isMirrorRoute(name);
+}
 /** What setup added to the VirtualService (JSON {@link VirtualServiceRecord}). */
 export const VS_RECORD = 'canary.temporal.io/istio-setup';
 /** What setup added to the DestinationRule (JSON {@link SubsetRecord}). */
@@ -82,6 +96,8 @@ interface VirtualServiceRecord {
   addedStableWeight: string[];
   /** Routes whose existing canary destination got the sticky Set-Cookie header: its previous value, or null. */
   cookieHeader: Record<string, string | null>;
+  /** The mirror routes a shadow stage added (removed by the next weight change, or teardown) and their percent. */
+  mirror?: { routes: string[]; percent: number };
 }
 
 interface SubsetRecord {
@@ -113,7 +129,7 @@ export class IstioRouter implements TrafficRouter {
     target: Target,
   ) {
     const traffic = routerSettings(target, 'istio');
-    const reserved = traffic.routes.filter((r) => RESERVED_ROUTES.has(r));
+    const reserved = traffic.routes.filter((r) => isReserved(r));
     if (reserved.length > 0) {
       throw new ProviderError(
         'invalid',
@@ -138,21 +154,54 @@ export class IstioRouter implements TrafficRouter {
     return weightOf(first.route, this.find(first.route, this.traffic.canarySubset));
   }
 
-  async setWeight(weight: number): Promise<WeightChange> {
+  async setWeight(weight: number, mirror?: StageMirror): Promise<WeightChange> {
     checkWeight(weight);
+    checkMirror(weight, mirror);
     let previous = 0;
     const changed = await this.update(VIRTUAL_SERVICES, this.traffic.virtualService, (vs) => {
       const http = structuredClone(httpOf(vs));
       const managed = this.managed(http);
       previous = weightOf(managed[0].route, this.find(managed[0].route, this.traffic.canarySubset));
       for (const m of managed) this.applyWeight(m, weight);
-      return { spec: { http } };
+      // Every weight change sets the mirror routes afresh: a shift without a mirror removes them.
+      const placed = this.placeMirrors(http, mirror);
+      const record = vsRecord(vs);
+      const recorded =
+        placed.names.length > 0 ? { routes: placed.names, percent: mirror!.percent } : undefined;
+      if (sameJson(record.mirror ?? null, recorded ?? null)) return { spec: { http: placed.http } };
+      if (recorded) record.mirror = recorded;
+      else delete record.mirror;
+      return {
+        spec: { http: placed.http },
+        metadata: { annotations: { [VS_RECORD]: JSON.stringify(record) } },
+      };
     });
     return { previous, changed };
   }
 
-  async verifyWeight(weight: number): Promise<WeightVerification> {
+  async verifyWeight(weight: number, mirror?: StageMirror): Promise<WeightVerification> {
     const vs = await this.read(VIRTUAL_SERVICES, this.traffic.virtualService);
+    const mirrors = httpOf(vs).filter((r) => isMirrorRoute(r.name));
+    const where = this.label(VIRTUAL_SERVICES, this.traffic.virtualService);
+    if (!mirror && mirrors.length > 0) {
+      return {
+        verified: false,
+        weight,
+        reason: `${where} still has the mirror route${mirrors.length > 1 ? 's' : ''} ${mirrors.map((r) => `"${r.name}"`).join(', ')}`,
+      };
+    }
+    const wrong = mirrors.find(
+      (r) => (r.mirrorPercentage as { value?: number } | undefined)?.value !== mirror?.percent,
+    );
+    if (mirror && (mirrors.length === 0 || wrong)) {
+      return {
+        verified: false,
+        weight,
+        reason: wrong
+          ? `mirror route "${wrong.name}" of ${where} mirrors ${JSON.stringify(wrong.mirrorPercentage ?? null)}, expected ${mirror.percent} %`
+          : `${where} has no mirror route`,
+      };
+    }
     for (const m of this.managed(httpOf(vs))) {
       const canary = weightOf(m.route, this.find(m.route, this.traffic.canarySubset));
       const stable = weightOf(m.route, this.find(m.route, this.traffic.stableSubset));
@@ -539,7 +588,11 @@ export class IstioRouter implements TrafficRouter {
 
   private teardownRoutes(vs: CustomObject): Json {
     const record = vsRecord(vs);
-    const http = structuredClone(httpOf(vs)).filter((r) => !RESERVED_ROUTES.has(r.name ?? ''));
+    // The header, sticky and mirror routes go; a mirror route is the router's by its reserved name (and record).
+    const mirrored = new Set(record.mirror?.routes ?? []);
+    const http = structuredClone(httpOf(vs)).filter(
+      (r) => !isReserved(r.name) && !mirrored.has(r.name ?? ''),
+    );
     for (const m of this.managed(http)) {
       const dests = m.route.route ?? [];
       const stable = this.requireStable(m);
@@ -579,6 +632,63 @@ export class IstioRouter implements TrafficRouter {
     canary.weight = weight;
   }
 
+  /**
+   * The http list with mirror routes afresh: none without a mirror; with one, before each managed route a copy of it
+   * (its settings, destinations and match, narrowed to the mirrored methods) that also mirrors to the canary subset.
+   */
+  private placeMirrors(http: HttpRoute[], mirror?: StageMirror): { http: HttpRoute[]; names: string[] } {
+    const kept = http.filter((r) => !isMirrorRoute(r.name));
+    if (!mirror) return { http: kept, names: [] };
+    const managed = this.managed(kept);
+    const out: HttpRoute[] = [];
+    const names: string[] = [];
+    for (const route of kept) {
+      const i = managed.findIndex((m) => m.route === route);
+      if (i !== -1) {
+        const name = managed.length > 1 ? `${MIRROR_ROUTE}-${i + 1}` : MIRROR_ROUTE;
+        const copy = this.mirrorRoute(name, managed[i], mirror);
+        if (copy) {
+          out.push(copy);
+          names.push(name);
+        }
+      }
+      out.push(route);
+    }
+    if (names.length === 0) {
+      throw new ProviderError(
+        'invalid',
+        `no route of ${this.label(VIRTUAL_SERVICES, this.traffic.virtualService)} the router shifts takes ${mirror.methods?.join(' or ')} requests (each matches other methods only), so nothing can be mirrored: widen stages[].mirrorMethods`,
+      );
+    }
+    return { http: out, names };
+  }
+
+  /** The mirror route before managed route `m`, or undefined when `m` takes none of the mirrored methods. */
+  private mirrorRoute(name: string, m: Managed, mirror: StageMirror): HttpRoute | undefined {
+    const where = `${this.describe(m)} of ${this.label(VIRTUAL_SERVICES, this.traffic.virtualService)}`;
+    if (m.route.mirror !== undefined || m.route.mirrors !== undefined) {
+      throw new ProviderError(
+        'invalid',
+        `${where} mirrors requests already (mirror or mirrors): a shadow stage would replace that; remove it, or drop the shadow stage`,
+      );
+    }
+    const match = methodMatch(m.route.match, mirror.methods);
+    if (match === null) return undefined;
+    const { host, port } = this.requireStable(m).destination ?? {};
+    const { name: _name, match: _match, ...rest } = structuredClone(m.route);
+    return {
+      name,
+      ...(match ? { match } : {}),
+      ...rest,
+      mirror: {
+        ...(host !== undefined ? { host } : {}),
+        subset: this.traffic.canarySubset,
+        ...(port !== undefined ? { port: structuredClone(port) } : {}),
+      },
+      mirrorPercentage: { value: mirror.percent },
+    };
+  }
+
   /** A route sending everything that matches `headers` to the canary, on the first managed route's paths. */
   private canaryRoute(name: string, first: Managed, headers: Json): HttpRoute {
     const { host, port } = this.requireStable(first).destination ?? {};
@@ -604,7 +714,7 @@ export class IstioRouter implements TrafficRouter {
   /** The routes the weights apply to: those named in the target, else every route but the reserved ones. */
   private managed(http: HttpRoute[]): Managed[] {
     const candidates = http
-      .filter((r) => !RESERVED_ROUTES.has(r.name ?? ''))
+      .filter((r) => !isReserved(r.name))
       .map((route, i) => ({ route, key: route.name ?? `#${i}` }));
     const vs = this.label(VIRTUAL_SERVICES, this.traffic.virtualService);
     if (this.traffic.routes.length === 0) {
@@ -797,6 +907,9 @@ function vsRecord(vs: CustomObject): VirtualServiceRecord {
     addedCanary: Array.isArray(r.addedCanary) ? r.addedCanary : [],
     addedStableWeight: Array.isArray(r.addedStableWeight) ? r.addedStableWeight : [],
     cookieHeader: r.cookieHeader && typeof r.cookieHeader === 'object' ? r.cookieHeader : {},
+    ...(r.mirror && typeof r.mirror === 'object' && Array.isArray(r.mirror.routes)
+      ? { mirror: r.mirror }
+      : {}),
   };
 }
 
@@ -840,6 +953,29 @@ function restoreCookie(canary: RouteDestination, previous: string | null): void 
   if (Object.keys(add).length === 0) delete canary.headers!.response!.add;
   if (Object.keys(canary.headers!.response!).length === 0) delete canary.headers!.response;
   if (Object.keys(canary.headers!).length === 0) delete canary.headers;
+}
+
+/** A mirror only on a stage that serves the canary no traffic (plans are validated so; this guards direct calls). */
+function checkMirror(weight: number, mirror: StageMirror | undefined): void {
+  if (mirror && weight !== 0) {
+    throw new ProviderError('invalid', `a mirror goes with canary weight 0 (a shadow stage), got ${weight}`);
+  }
+}
+
+/**
+ * A route's match narrowed to `methods` (undefined: every method, the match as it is): each entry also matches the
+ * method, an entry with a method of its own stays only when that method is mirrored. null: nothing is left.
+ */
+function methodMatch(match: Json[] | undefined, methods: string[] | undefined): Json[] | undefined | null {
+  if (!methods) return match ? structuredClone(match) : undefined;
+  const method = methods.length === 1 ? { exact: methods[0] } : { regex: methods.join('|') };
+  if (!match || match.length === 0) return [{ method }];
+  const out = match.flatMap((entry): Json[] => {
+    if (entry.method === undefined) return [{ ...structuredClone(entry), method }];
+    const own = (entry.method as { exact?: unknown }).exact;
+    return typeof own === 'string' && methods.includes(own.toUpperCase()) ? [structuredClone(entry)] : [];
+  });
+  return out.length > 0 ? out : null;
 }
 
 function addOnce(list: string[], key: string): void {

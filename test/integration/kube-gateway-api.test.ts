@@ -8,6 +8,7 @@ import {
   HTTP_ROUTE,
   LEGACY_SETUP_ANNOTATION,
   headerRuleName,
+  mirrorRuleName,
   setupAnnotation,
 } from '../../activities/traffic/gateway-api';
 import { ProviderError } from '../../activities/types';
@@ -576,4 +577,96 @@ test('the constructor refuses another router type', () => {
   const v = validateTarget({ app: 'checkout', namespace: 'x', traffic: { nginx: {} } });
   if (!v.ok) throw new Error('invalid target');
   expect(() => new GatewayApiRouter(admin, v.target)).toThrow(ProviderError);
+});
+
+describe('a shadow stage (mirror)', () => {
+  const GET_ONLY = { percent: 20, methods: ['GET'] };
+  const mirrorFilter = (percent?: number) => ({
+    type: 'RequestMirror',
+    requestMirror: {
+      backendRef: { group: '', kind: 'Service', name: 'checkout-canary', port: 80 },
+      ...(percent !== undefined ? { percent } : {}),
+    },
+  });
+
+  test('mirrors 20 % of GET requests through a rule of its own; the next stage and a rollback remove it', async () => {
+    const { ns, router } = await fixture();
+    await router.setup({ stable: 'v1', canary: 'v2' });
+    const setUp = await read(ns);
+
+    expect(await router.setWeight(0, GET_ONLY)).toEqual({ previous: 0, changed: true });
+    expect(await router.verifyWeight(0, GET_ONLY)).toEqual({ verified: true, weight: 0 });
+    let route = await read(ns);
+    expect(route.spec.rules.map((r) => r.name)).toEqual([undefined, undefined, mirrorRuleName(0)]);
+    const mirror = route.spec.rules[2];
+    // Each of the weighted rule's matches, for GET only: a method match ranks it above the weighted rule for them.
+    expect(mirror.matches).toEqual([
+      { path: { type: 'PathPrefix', value: '/' }, method: 'GET' },
+      {
+        path: { type: 'PathPrefix', value: '/shop' },
+        headers: [{ type: 'Exact', name: 'x-region', value: 'eu' }],
+        method: 'GET',
+      },
+    ]);
+    expect(mirror.backendRefs).toEqual(route.spec.rules[0].backendRefs);
+    expect(mirror.filters).toEqual([mirrorFilter(20)]);
+    // Other methods still take the weighted rule: all to stable, no filter.
+    expect(weights(route)).toEqual({ checkout: 100, 'checkout-canary': 0 });
+    expect(route.spec.rules[0].filters).toBeUndefined();
+    expect(route.spec.rules[1]).toEqual(setUp.spec.rules[1]);
+    expect(JSON.parse(route.metadata.annotations![setupAnnotation(0)]).mirror).toEqual({
+      percent: 20,
+      rule: { name: mirrorRuleName(0), matches: mirror.matches },
+    });
+    expect(await router.setWeight(0, GET_ONLY)).toEqual({ previous: 0, changed: false });
+
+    // The next stage: traffic moves and the mirror goes.
+    await router.setWeight(5);
+    expect(await router.verifyWeight(5)).toEqual({ verified: true, weight: 5 });
+    route = await read(ns);
+    expect(route.spec.rules).toHaveLength(2);
+    expect(JSON.parse(route.metadata.annotations![setupAnnotation(0)]).mirror).toBeUndefined();
+
+    // Every method: the filter goes on the weighted rule itself; a rollback (weight 0, no mirror) removes it.
+    await router.setWeight(0, { percent: 50 });
+    route = await read(ns);
+    expect(route.spec.rules).toHaveLength(2);
+    expect(route.spec.rules[0].filters).toEqual([mirrorFilter(50)]);
+    expect(await router.verifyWeight(0)).toMatchObject({ verified: false });
+    await router.setWeight(0);
+    expect(await router.verifyWeight(0)).toEqual({ verified: true, weight: 0 });
+    expect((await read(ns)).spec.rules[0].filters).toBeUndefined();
+  });
+
+  test('teardown by any worker removes a mirror left behind, leaving the route as it was', async () => {
+    const { ns, router, target } = await fixture();
+    const before = await read(ns);
+    await router.setup({ stable: 'v1', canary: 'v2' });
+    await router.setWeight(0, { percent: 30, methods: ['GET', 'HEAD'] });
+    const route = await read(ns);
+    expect(route.spec.rules[2].matches?.map((m) => m.method)).toEqual(['GET', 'HEAD', 'GET', 'HEAD']);
+    await new GatewayApiRouter(admin, target).teardown();
+    const after = await read(ns);
+    expect(after.spec).toEqual(before.spec);
+    expect(after.metadata.annotations).toEqual(before.metadata.annotations);
+  });
+
+  test('a mirror with a weight, or on a rule that takes no GET, is refused', async () => {
+    const { ns, router } = await fixture();
+    await router.setup({ stable: 'v1', canary: 'v2' });
+    expect((await rejection(router.setWeight(5, GET_ONLY))).message).toMatch(/canary weight 0/);
+    const route = await read(ns);
+    const rules = route.spec.rules;
+    await adminPatch(ns, {
+      spec: {
+        rules: [
+          { ...rules[0], matches: [{ path: { type: 'PathPrefix', value: '/' }, method: 'POST' }] },
+          rules[1],
+        ],
+      },
+    });
+    expect((await rejection(router.setWeight(0, GET_ONLY))).message).toMatch(
+      /takes no GET requests .*nothing can be mirrored/,
+    );
+  });
 });

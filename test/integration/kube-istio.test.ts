@@ -462,3 +462,101 @@ test('falls back to v1beta1 when the CRD does not serve v1', async () => {
     await serveV1(true);
   }
 });
+
+describe('a shadow stage (mirror)', () => {
+  const GET_ONLY = { percent: 20, methods: ['GET'] };
+
+  /** The routes of the live VirtualService, by name. */
+  async function routes(ns: string): Promise<Obj[]> {
+    return (await read(ns, 'VirtualService')).spec.http as Obj[];
+  }
+
+  test('mirrors 20 % of GET requests through a route of its own; the next stage and a rollback remove it', async () => {
+    const ns = await freshNamespace();
+    await create(ns, virtualService());
+    await create(ns, destinationRule([{ name: 'stable', labels: { 'app.example.com/version': 'v1' } }]));
+    const r = router(ns, { destinationRule: 'checkout' });
+    await r.setup({ stable: 'v1', canary: 'v2' });
+    const original = await routes(ns);
+
+    await expect(r.setWeight(0, GET_ONLY)).resolves.toEqual({ previous: 0, changed: true });
+    await expect(r.verifyWeight(0, GET_ONLY)).resolves.toEqual({ verified: true, weight: 0 });
+    let http = await routes(ns);
+    expect(http.map((h) => h.name)).toEqual(['admin', 'canary-mirror', 'primary']);
+    const mirror = http[1];
+    // GET requests to the managed route's paths: served by stable as before, and 20 % copied to the canary subset.
+    expect(mirror.match).toEqual([{ uri: { prefix: '/api' }, method: { exact: 'GET' } }]);
+    expect(mirror.route).toEqual(http[2].route);
+    expect(mirror.timeout).toBe('5s');
+    expect(mirror.mirror).toEqual({ host: 'checkout', subset: 'canary', port: { number: 8080 } });
+    expect(mirror.mirrorPercentage).toEqual({ value: 20 });
+    // Every other method still takes the managed route, unchanged, all to stable; someone else's route is untouched.
+    expect(http[2]).toEqual(original.find((h) => h.name === 'primary'));
+    expect(http[0]).toEqual(original[0]);
+    expect(await weights(ns)).toEqual([100, 0]);
+    expect(JSON.parse((await read(ns, 'VirtualService')).metadata.annotations[VS_RECORD]).mirror).toEqual({
+      routes: ['canary-mirror'],
+      percent: 20,
+    });
+    await expect(r.setWeight(0, GET_ONLY)).resolves.toEqual({ previous: 0, changed: false });
+
+    // The next stage: traffic moves and the mirror goes.
+    await r.setWeight(5);
+    await expect(r.verifyWeight(5)).resolves.toEqual({ verified: true, weight: 5 });
+    http = await routes(ns);
+    expect(http.map((h) => h.name)).toEqual(['admin', 'primary']);
+    expect(
+      JSON.parse((await read(ns, 'VirtualService')).metadata.annotations[VS_RECORD]).mirror,
+    ).toBeUndefined();
+
+    // Back in a shadow stage, then a rollback (weight 0 without a mirror) removes it too.
+    await r.setWeight(0, { percent: 35, methods: ['GET', 'HEAD'] });
+    http = await routes(ns);
+    expect(http[1].match).toEqual([{ uri: { prefix: '/api' }, method: { regex: 'GET|HEAD' } }]);
+    expect(http[1].mirrorPercentage).toEqual({ value: 35 });
+    await expect(r.verifyWeight(0)).resolves.toMatchObject({ verified: false });
+    await r.setWeight(0);
+    await expect(r.verifyWeight(0)).resolves.toEqual({ verified: true, weight: 0 });
+    expect((await routes(ns)).map((h) => h.name)).toEqual(['admin', 'primary']);
+  });
+
+  test('teardown by any worker removes a mirror left behind; every method mirrors when asked', async () => {
+    const ns = await freshNamespace();
+    await create(ns, virtualService());
+    await r0(ns).setup({ stable: 'v1', canary: 'v2' });
+    await r0(ns).setWeight(0, { percent: 100 });
+    let http = await routes(ns);
+    expect(http[1].name).toBe('canary-mirror');
+    expect(http[1].match).toEqual([{ uri: { prefix: '/api' } }]);
+    expect(http[1].mirrorPercentage).toEqual({ value: 100 });
+    // Another worker (a fresh router) tears it down from what the objects say.
+    await r0(ns).teardown();
+    http = await routes(ns);
+    expect(http).toEqual(virtualService().spec.http);
+    expect((await read(ns, 'VirtualService')).metadata.annotations[VS_RECORD]).toBeUndefined();
+  });
+
+  test('a mirror with a weight, a route that mirrors already, or routes that take no GET are refused', async () => {
+    const ns = await freshNamespace();
+    await create(ns, virtualService());
+    const r = r0(ns);
+    await r.setup({ stable: 'v1', canary: 'v2' });
+    expect((await failure(r.setWeight(5, GET_ONLY))).message).toMatch(/canary weight 0/);
+    const vs = await read(ns, 'VirtualService');
+    const http = vs.spec.http as Obj[];
+    await patchVs(ns, {
+      spec: {
+        http: [http[0], { ...http[1], match: [{ uri: { prefix: '/api' }, method: { exact: 'POST' } }] }],
+      },
+    });
+    expect((await failure(r.setWeight(0, GET_ONLY))).message).toMatch(
+      /takes GET requests .*nothing can be mirrored/,
+    );
+    await patchVs(ns, { spec: { http: [http[0], { ...http[1], mirror: { host: 'audit' } }] } });
+    expect((await failure(r.setWeight(0, GET_ONLY))).message).toMatch(/mirrors requests already/);
+  });
+
+  function r0(ns: string): IstioRouter {
+    return router(ns);
+  }
+});
