@@ -4,6 +4,7 @@
 import type { Plan } from '../workflows/types';
 import type { Target } from '../workflows/target';
 import { metricsOfferProblems } from '../workflows/metrics-offer';
+import { mirrorRouterProblems } from '../workflows/mirror-spec';
 import { planStartFindings } from '../workflows/plan-findings';
 import type { ProviderSource } from './factory';
 import { metricsPreflight } from './metrics/preflight';
@@ -45,6 +46,18 @@ export async function runPreflight(p: ProviderSource, input: PreflightInput): Pr
 
   const workloads = provider(findings, 'workload', () => p.workloads(target));
   const router = provider(findings, 'router', () => p.router(target));
+  // A shadow stage on a router that cannot mirror (the worker's default one, when the target names none).
+  for (const problem of mirrorRouterProblems(plan, router?.type)) {
+    findings.push({
+      area: 'object',
+      cause: 'input',
+      level: 'refuse',
+      message: target.traffic
+        ? problem.message
+        : `${problem.message} (the target names no router, so this worker's default, ${router?.type}, routes it)`,
+      path: problem.path,
+    });
+  }
   // Web checks read their own endpoints (their secrets are looked at here): only other checks need a metrics source.
   findings.push(...webPreflight(plan));
   const measured = plan.analysis.rules

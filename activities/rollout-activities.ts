@@ -6,7 +6,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { AnalysisCheck } from '../workflows/analysis-spec';
 import type { RoundMeasurement } from '../workflows/judge-v2';
 import type { Target } from '../workflows/target';
-import type { Check } from '../workflows/types';
+import type { Check, StageMirror } from '../workflows/types';
+import { cannotMirror } from '../workflows/mirror-spec';
 import type { RolloutAlert } from '../workflows/alerts/events';
 import { AlertDeliveryError } from './alerts/http';
 import { heartbeating } from './heartbeat';
@@ -142,16 +143,23 @@ export function createActivities(p: ProviderSource, identity: IdentityConfig = {
        * check costs no round trip through the workflow before the shift.
        */
       ensureCapacity?: boolean;
+      /**
+       * A shadow stage (weight 0): copy this share of the matching requests to the canary. Every shift without it
+       * removes a mirror the router set before.
+       */
+      mirror?: StageMirror;
     }): Promise<WeightResult> {
       const router = p.router(input.target);
       return step(input.mode ?? 'forward', async () => {
+        const refusal = input.mirror ? cannotMirror(router.type) : undefined;
+        if (refusal) throw new ProviderError('invalid', refusal);
         const workloads = input.ensureCapacity ? p.workloads(input.target) : undefined;
         const capacityNote = workloads?.ensureStableCapacity
           ? await workloads.ensureStableCapacity()
           : undefined;
-        const change = await router.setWeight(input.weight);
+        const change = await router.setWeight(input.weight, input.mirror);
         const want = change.achieved ?? input.weight;
-        const check = await router.verifyWeight(input.weight);
+        const check = await router.verifyWeight(input.weight, input.mirror);
         if (check.verified === false) {
           throw new Error(
             `${router.type} router reports canary weight ${check.weight}% after setting ${input.weight}%: ${check.reason}`,

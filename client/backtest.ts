@@ -10,6 +10,7 @@
 // asks a person (a breach under `then: approval`, missing evidence at a limit whose `then` is approval) is left
 // unanswered, so the judge's own deadline decides; nobody pauses, promotes or aborts; activities take no time; and the stage weights do not change the history (every round reads
 // what the canary actually served then, whatever weight the simulated walk would have given it).
+import { describeMirror } from '../workflows/mirror-spec';
 import type { AnalysisCheck, AnalysisMetric } from '../workflows/analysis-spec';
 import { DurationError, formatDuration, parseDuration } from '../workflows/duration';
 import { describeResults } from '../workflows/judge';
@@ -238,6 +239,13 @@ function assumptionsOf(plan: Plan): string[] {
         'after decideWithin unless it ends first',
     );
   }
+  const shadow = plan.stages.flatMap((st, i) => (st.mirror ? [`${i + 1}`] : []));
+  if (shadow.length > 0) {
+    assumptions.push(
+      `shadow stage${shadow.length > 1 ? 's' : ''} ${shadow.join(', ')} count as weight 0 for traffic: their rounds read ` +
+        'what the canary served then, not what mirrored requests would have shown',
+    );
+  }
   if (plan.analysis.checks.length === 0) {
     assumptions.push('the plan has no checks: nothing is measured, time alone moves the stages');
   }
@@ -384,9 +392,12 @@ class BacktestRecorder {
     if (s.stageIndex > this.entered && s.stageEntered && s.phase === 'progressing' && !s.finalizing) {
       this.entered = s.stageIndex;
       const hold = plan.stages[s.stageIndex].holdMs;
+      const mirror = plan.stages[s.stageIndex].mirror;
       this.event(
         'stage_entered',
-        `${this.label()} entered: canary at ${s.weight}%` + (hold > 0 ? ` for ${formatDuration(hold)}` : ''),
+        `${this.label()} entered: canary at ${s.weight}%` +
+          (mirror ? `, mirroring ${describeMirror(mirror)} to it (a shadow stage)` : '') +
+          (hold > 0 ? ` for ${formatDuration(hold)}` : ''),
       );
     }
     // A hold is served once the walk moves past it: to the next stage's gate, or to the promotion gate, its window

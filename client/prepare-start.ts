@@ -4,6 +4,7 @@
 // read) by the caller; the result is either everything a start sends or the problems, typed.
 import { rolloutWorkflowId, type RolloutInput } from '../workflows/api';
 import { metricsOfferProblems } from '../workflows/metrics-offer';
+import { mirrorRouterProblems } from '../workflows/mirror-spec';
 import { describePlan } from '../workflows/plan';
 import type { InputProblem } from '../workflows/problems';
 import type { Plan } from '../workflows/types';
@@ -125,7 +126,12 @@ export function checkStartTarget(
 ): { ok: true; target: Target } | { ok: false; problems: TargetProblem[] } {
   const checked = validateTarget(spec);
   if (!checked.ok) return { ok: false, problems: [{ kind: 'target', source, problems: checked.problems }] };
-  const unmeasurable = plan ? metricsOfferProblems(plan, checked.target) : [];
+  const unmeasurable = plan
+    ? [
+        ...metricsOfferProblems(plan, checked.target),
+        ...mirrorRouterProblems(plan, checked.target.traffic?.router),
+      ]
+    : [];
   if (unmeasurable.length > 0)
     return { ok: false, problems: [{ kind: 'unmeasurable', problems: unmeasurable }] };
   return { ok: true, target: checked.target };

@@ -234,7 +234,8 @@ function summaryLines(v: StatusView): string[] {
       [
         'Weight',
         `${status.weight}% canary` +
-          (status.achievedWeight !== undefined ? ` (the router achieves ${status.achievedWeight}%)` : ''),
+          (status.achievedWeight !== undefined ? ` (the router achieves ${status.achievedWeight}%)` : '') +
+          (status.mirroring ? `, ${status.mirroring}` : ''),
       ],
       ['Routing', status.routingNote],
       ['Stages', status.stages.length > 0 ? stageStrip(status, color) : undefined],

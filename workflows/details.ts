@@ -73,6 +73,7 @@ export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): st
     );
   }
   if (st.routingNote) notes.push(`Routing: ${st.routingNote}`);
+  if (st.mirroring) notes.push(`Shadow stage: ${st.mirroring}`);
   if (st.preflight?.state === 'failed') {
     notes.push(
       `**Not started** (${st.preflight.cause === 'input' ? 'fix the plan or the target' : "fix the worker's environment"}); nothing was changed: ` +

@@ -5,6 +5,7 @@ import type { InputProblem } from './problems';
 import type { Plan } from './types';
 import { selectsASide, webSecrets } from './analysis-spec';
 import { windowOpeningProblem } from './windows';
+import { mirrorWriteWarnings } from './mirror-spec';
 
 // ---------------------------------------------------------------------------------------------------------------
 // What a new rollout must not start with, beyond validatePlan. validatePlan runs inside the workflow too, on every
@@ -38,6 +39,7 @@ export function planStartFindings(plan: Plan, nowMs: number): PlanFindings {
     }
   });
   out.warnings.push(...webFindings(plan));
+  out.warnings.push(...mirrorWriteWarnings(plan));
   const reach = persistenceFindings(plan);
   out.problems.push(...reach.problems);
   out.warnings.push(...reach.warnings);

@@ -30,6 +30,7 @@ import {
 import type { WindowsSpec } from './windows';
 import { collectWindows, windowsKnownFields } from './windows-spec';
 import { validateAlertRoutes, type AlertRoute } from './alerts/routing';
+import { collectMirror, describeMirror, type ShadowStageSpec } from './mirror-spec';
 
 export { MAX_DURATION_MS };
 
@@ -74,7 +75,7 @@ export interface FullCheckSpec {
   [field: string]: unknown;
 }
 
-export interface StageSpec {
+export interface StageSpec extends ShadowStageSpec {
   /** Percent of traffic, (0, 100]. */
   weight: number;
   /** Duration text; optional only on the final 100 % stage. */
@@ -147,6 +148,9 @@ const stageSchema = z.strictObject(
     hold: byHand<string>().optional(),
     gate: byHand<GateSpec>().optional(),
     healthyFor: byHand<string>().optional(),
+    mirror: byHand<number>().optional(), // a shadow stage: mirror-spec.ts
+
+    mirrorMethods: byHand<unknown>().optional(),
   },
   typeError('an object with weight, hold and gate'),
 );
@@ -306,7 +310,9 @@ function checkStages(
     const path: Segment[] = ['stages', index];
     const final = index === stages.length - 1;
     const { weight, hold, gate } = stage;
-    if (typeof weight === 'number' && Number.isFinite(weight)) {
+    // A shadow stage serves no one: collectMirror checks its weight (0) and its place (first).
+    const mirror = collectMirror(c, stage, path, { strict, final, previous });
+    if (typeof weight === 'number' && Number.isFinite(weight) && !(strict && stage.mirror !== undefined)) {
       if (!(weight > 0 && weight <= 100)) {
         c.add([...path, 'weight'], `must be more than 0 and at most 100 (percent of traffic), got ${weight}`);
       } else if (strict && !Number.isInteger(weight)) {
@@ -350,7 +356,8 @@ function checkStages(
       }
     }
     if (typeof weight === 'number' && holdMs !== undefined && normalisedGate) {
-      out.push({ weight, holdMs, gate: normalisedGate, ...(healthyForMs ? { healthyForMs } : {}) });
+      const optional = { ...(healthyForMs ? { healthyForMs } : {}), ...(mirror ? { mirror } : {}) };
+      out.push({ weight, holdMs, gate: normalisedGate, ...optional });
     }
   });
   return out;
@@ -455,7 +462,6 @@ function checkAnalysis(
   return { intervalMs, failureLimit, inconclusiveLimit, checks: checkChecks(c, specs) };
 }
 
-/** Validates a plan as written and normalises it (durations in ms, defaults filled in). Lists every problem. */
 /** Bounds on what a plan may hold, each refused with its own message. */
 export const PLAN_LIMITS = { stages: 100, checks: 50, nameLength: 100, minIntervalMs: 10_000 } as const;
 
@@ -686,7 +692,7 @@ function describeGate(gate: Gate): string {
 export function describePlan(plan: Plan): string {
   const stages = plan.stages.map((stage) => {
     const hold = stage.holdMs > 0 ? ` ${formatDuration(stage.holdMs)}` : '';
-    return `${describeGate(stage.gate)}${stage.weight}%${hold}`;
+    return `${describeGate(stage.gate)}${stage.weight}%${stage.mirror ? ` (mirror ${describeMirror(stage.mirror)})` : ''}${hold}`;
   });
   const gate = plan.promotion.gate;
   return [...stages, ...(gate ? [`${describeGate(gate)}promotion`] : [])].join(' → ');

@@ -9,6 +9,7 @@ import { runRollout } from './machine/ending';
 import { RolloutMachine } from './machine/machine';
 import { initialState, migrateCarried, type RolloutState } from './machine/state';
 import { metricsOfferProblems } from './metrics-offer';
+import { mirrorRouterProblems } from './mirror-spec';
 import {
   ALERTS_PATCH,
   JUDGE_PATCH,
@@ -59,6 +60,11 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     if (unmeasurable.length > 0) {
       throw ApplicationFailure.nonRetryable(formatProblems(unmeasurable), 'InvalidPlan');
     }
+  }
+  // A shadow stage needs a router that can mirror. Plans without one (every recorded rollout) find nothing here.
+  const cannotMirror = carried === undefined ? mirrorRouterProblems(plan, target.traffic?.router) : [];
+  if (cannotMirror.length > 0) {
+    throw ApplicationFailure.nonRetryable(formatProblems(cannotMirror), 'InvalidPlan');
   }
   const badVersion = strict ? versionProblem(input.version) : undefined;
   if (badVersion) throw ApplicationFailure.nonRetryable(badVersion, 'InvalidVersion');

@@ -41,7 +41,7 @@ export interface RunReport {
   runs: number;
   violations: string[];
   /** Every traffic shift the machine asked for: when, to what, and why. */
-  shifts: Array<{ atMs: number; weight: number; why: string }>;
+  shifts: Array<{ atMs: number; weight: number; why: string; mirror?: unknown }>;
   /** The phase status showed after each publish, when it changed (ms after the start). */
   phases: Array<{ atMs: number; phase: string }>;
   /** The alerts raised (alert-sinks-v2 scenarios): kind and message. */
@@ -371,6 +371,9 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
       atMs: r.at - START,
       weight: (r.command.args[0] as { weight: number }).weight,
       why: r.command.summary,
+      ...((r.command.args[0] as { mirror?: unknown }).mirror
+        ? { mirror: (r.command.args[0] as { mirror?: unknown }).mirror }
+        : {}),
     }));
   return {
     ...(finished?.result ? { result: finished.result } : {}),

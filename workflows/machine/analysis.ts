@@ -127,8 +127,10 @@ async function analyseV2(m: RolloutMachine): Promise<void> {
     s.evidenceQuestion = undefined;
   }
   if (decision.steppedBack && !s.steppedBack && !s.finalizing) {
-    const previous = s.stageIndex > 0 ? plan.stages[s.stageIndex - 1].weight : undefined;
-    // In the first stage no earlier weight still carries canary traffic: the judge's hold applies instead.
+    const before = s.stageIndex > 0 ? plan.stages[s.stageIndex - 1].weight : 0;
+    const previous = before > 0 ? before : undefined;
+    // In the first stage (or the first after a shadow stage) no earlier weight still carries canary traffic: the
+    // judge's hold applies instead.
     if (previous !== undefined && s.stageEntered) {
       s.steppedBack = { stageWeight: s.weight, toWeight: previous, at: now };
       await m.shift(previous, 'step back after a medium breach');

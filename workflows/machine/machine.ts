@@ -22,6 +22,7 @@ import type {
 } from '../api';
 import { approvalExpiresAt, approvalsNeeded, recordApproval } from '../approval-policy';
 import { renderDetails } from '../details';
+import { describeMirror } from '../mirror-spec';
 import { formatDuration } from '../duration';
 import { acknowledgeMissingEvidence, initialJudgeState } from '../judge-v2';
 import type { ApprovalRecord, ResolveRecord, RolloutStatus } from '../types';
@@ -471,12 +472,19 @@ export class RolloutMachine extends RolloutView {
   async shift(weight: number, why: string, opts: { restoring?: boolean } = {}): Promise<void> {
     const { s, ctx } = this;
     const expected = s.achievedWeight ?? s.weight;
+    // A shadow stage's mirror: set with the stage's weight 0 (kept when restoring it); any other shift removes it.
+    const mirror =
+      weight === 0 && s.phase === 'progressing' && !s.finalizing
+        ? opts.restoring
+          ? this.mirroring()
+          : this.stage().mirror
+        : undefined;
     // Marked before the call: an attempt may land even when its answer is lost.
-    if (s.touched && weight > 0) s.touched.traffic = true;
+    if (s.touched && (weight > 0 || mirror)) s.touched.traffic = true;
     const r = await this.port.run({
       policy: 'step',
       step: 'setCanaryWeight',
-      summary: `${why}: canary ${s.weight}% → ${weight}%`,
+      summary: `${why}: canary ${s.weight}% → ${weight}%${mirror ? `, mirroring ${describeMirror(mirror)}` : ''}`,
       // The replica-ratio router waits for a grown canary's pods before stable shrinks: a workload's deadline.
       workloadWait: ctx.target.traffic?.router === 'replicas',
       args: [
@@ -484,6 +492,7 @@ export class RolloutMachine extends RolloutView {
           target: ctx.target,
           weight,
           ...(ctx.flags.routingLifecycle && !opts.restoring ? { expected } : {}),
+          ...(mirror ? { mirror } : {}),
         },
       ],
     });

@@ -1,4 +1,5 @@
 // What `canary status`, the Web UI and alerts show of a rollout: its status, built from the state and the plan.
+import { describeMirror } from '../mirror-spec';
 import { approvalExpiresAt, approvalsNeeded, countedApprovals, describeApprovers } from '../approval-policy';
 import { formatDuration } from '../duration';
 import { describeTarget } from '../target';
@@ -152,6 +153,7 @@ export function rolloutStatus(v: RolloutView, now: number): RolloutStatus {
       ? { achievedWeight: s.achievedWeight }
       : {}),
     ...(s.routingNote ? { routingNote: s.routingNote } : {}),
+    ...(v.mirroring() ? { mirroring: `mirroring ${describeMirror(v.mirroring()!)} to the canary` } : {}),
     ...(s.drift ? { drift: { expected: s.drift.expected, found: s.drift.found, at: iso(s.drift.at) } } : {}),
     ...(s.retrying
       ? {

@@ -10,7 +10,7 @@ import {
 import { checksForStage } from '../analysis-spec';
 import { roundSlackFor } from '../judge-v2';
 import type { ApproveRequest, PromoteRequest, ResolveRequest } from '../api';
-import type { Gate, Phase, Stage, StageView } from '../types';
+import type { Gate, Phase, Stage, StageMirror, StageView } from '../types';
 import { openMsBetween, openReachedAt } from '../windows';
 import { iso, type RolloutContext } from './context';
 import type { RolloutState } from './state';
@@ -130,8 +130,14 @@ export class RolloutView {
       this.plan.analysis.checks.length > 0 &&
       this.stageChecks(this.liveStage())?.length !== 0 &&
       this.s.canaryReady &&
-      this.s.weight > 0
+      (this.s.weight > 0 || this.mirroring() !== undefined)
     );
+  }
+  /** The mirror the live stage keeps on while the canary serves no one (a shadow stage, workflows/mirror-spec.ts). */
+  mirroring(): StageMirror | undefined {
+    const s = this.s;
+    if (s.weight !== 0 || s.phase !== 'progressing' || s.finalizing) return undefined;
+    return this.plan.stages[this.liveStage() - 1]?.mirror;
   }
   /**
    * Whether the current stage has the evidence to advance: with checks, its latest analysis passed (or a person let
