@@ -4,6 +4,7 @@ import { registerAbort } from './abort';
 import { registerApprove } from './approve';
 import { registerBacktest } from './backtest';
 import type { CliContext, GlobalOptions } from './context';
+import { registerReport } from './fleet-report';
 import { registerList } from './list';
 import { registerPause } from './pause';
 import { registerPromote } from './promote';
@@ -31,6 +32,7 @@ const COMMANDS = [
   registerSweep,
   registerList,
   registerRelease,
+  registerReport,
 ];
 
 /** The global options that take a value, for finding the command in argv before commander has parsed it. */
