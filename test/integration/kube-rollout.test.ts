@@ -2,7 +2,8 @@
 // kube-apiserver (no kubelet: a simulator in this process makes Deployments available). For each router (Istio,
 // NGINX, Gateway API): a promoted rollout, and an abort mid-rollout that leaves every object as it was. Then a
 // worker that may only read: its preflight refuses the rollout before anything is touched (not started, exit 3),
-// naming every verb that is missing.
+// naming every verb that is missing. And a shadow stage on Istio and the Gateway API: the mirror is on the live object
+// while the canary serves no one, gone at the next stage, and an abort (in or after it) leaves the objects as they were.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -426,6 +427,104 @@ test('with CANARY_SWEEP_EVERY the worker schedules the sweeper: a terminated rol
       .catch(() => undefined);
     await sweeper.kill('SIGKILL');
   }
+});
+
+// A shadow stage first: the worker mirrors 20 % of GET requests to the canary, then serves it 10 %.
+const shadowPlan = writeFile('shadow.yaml', {
+  analysis: { interval: '10s', checks: [] },
+  stages: [{ weight: 0, mirror: 20, hold: '3s' }, { weight: 10, hold: '1h' }, { weight: 100 }],
+  promotion: { cleanupDelay: '0s' },
+});
+
+/** The mirror the live router object carries: Istio's mirror route, or the Gateway API's RequestMirror rule. */
+async function liveMirror(fx: RolloutFixture): Promise<{ methods: unknown[]; percent: unknown } | undefined> {
+  const snapshot = await fx.snapshot();
+  type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  if (fx.router === 'istio') {
+    const http = ((snapshot[`VirtualService/${fx.app}`]?.spec as Obj).http ?? []) as Obj[];
+    const route = http.find((h) => h.name === 'canary-mirror');
+    if (!route) return undefined;
+    return {
+      methods: (route.match as Obj[]).map((m) => m.method),
+      percent: route.mirrorPercentage?.value,
+    };
+  }
+  const rules = ((snapshot[`HTTPRoute/${fx.app}`]?.spec as Obj).rules ?? []) as Obj[];
+  const rule = rules.find((r) => r.name === 'canary-mirror-0');
+  if (!rule) return undefined;
+  return {
+    methods: (rule.matches as Obj[]).map((m) => m.method),
+    percent: (rule.filters as Obj[]).find((f) => f.type === 'RequestMirror')?.requestMirror?.percent,
+  };
+}
+
+describe.each<RouterKind>(['istio', 'gatewayAPI'])('%s router, a shadow stage', (router) => {
+  const ns = NAMESPACES[router];
+  const short = router === 'gatewayAPI' ? 'gw' : router;
+
+  test('mirrors GET while the canary serves no one, drops the mirror at the next stage, and an abort leaves the objects as they were', async () => {
+    const fx = await createRolloutFixture(admin, router, ns, `${short}-shadow`);
+    const before = await fx.snapshot();
+    let finished: CliRun | undefined;
+    const run = start(fx, shadowPlan).then((r) => (finished = r));
+    await until(
+      'the live object to carry the mirror',
+      async () => (await liveMirror(fx)) !== undefined,
+      () => finished,
+    );
+    expect(await liveMirror(fx)).toEqual({
+      methods: [router === 'istio' ? { exact: 'GET' } : 'GET'],
+      percent: 20,
+    });
+    expect(await fx.weights()).toEqual({ stable: 100, canary: 0 });
+    const shadow = await status(`${ns}/${fx.app}`);
+    expect(shadow).toMatchObject({
+      stage: 1,
+      weight: 0,
+      mirroring: 'mirroring 20 % of GET requests to the canary',
+    });
+
+    // The next stage: 10 % served, the mirror gone.
+    await until(
+      'the rollout to hold stage 2 at 10 %',
+      async () => {
+        const s = await status(`${ns}/${fx.app}`);
+        return s.phase === 'progressing' && s.stage === 2 && s.weight === 10;
+      },
+      () => finished,
+    );
+    expect(await fx.weights()).toEqual({ stable: 90, canary: 10 });
+    expect(await liveMirror(fx)).toBeUndefined();
+    expect((await status(`${ns}/${fx.app}`)).mirroring).toBeUndefined();
+
+    // A rollback leaves the router objects exactly as they were.
+    expectExit(await canary(['abort', `${ns}/${fx.app}`, '--reason', 'test']), 0);
+    expectExit(await run, 1);
+    expect(await fx.snapshot()).toEqual(before);
+  });
+
+  test('an abort during the shadow stage removes the mirror', async () => {
+    const fx = await createRolloutFixture(admin, router, ns, `${short}-shadow-abort`);
+    const before = await fx.snapshot();
+    const longShadow = writeFile(`${short}-long-shadow.yaml`, {
+      analysis: { interval: '10s', checks: [] },
+      stages: [{ weight: 0, mirror: 50, mirrorMethods: ['GET', 'HEAD'], hold: '1h' }, { weight: 100 }],
+      promotion: { cleanupDelay: '0s' },
+    });
+    let finished: CliRun | undefined;
+    const run = start(fx, longShadow).then((r) => (finished = r));
+    await until(
+      'the rollout to hold the shadow stage',
+      async () =>
+        (await status(`${ns}/${fx.app}`)).mirroring !== undefined && (await liveMirror(fx)) !== undefined,
+      () => finished,
+    );
+    expect((await liveMirror(fx))?.percent).toBe(50);
+    expectExit(await canary(['abort', `${ns}/${fx.app}`, '--reason', 'test']), 0);
+    expectExit(await run, 1);
+    expect(await liveMirror(fx)).toBeUndefined();
+    expect(await fx.snapshot()).toEqual(before);
+  });
 });
 
 test('a worker that may only read: the preflight refuses at once, nothing touched, naming every missing verb', async () => {
