@@ -196,8 +196,8 @@ function names(reason: string, check: string): boolean {
 }
 
 /**
- * The report over runs (those of the range, with any earlier runs of the same rollouts): a rollout is its runs of one
- * workflow id from a first run on; it counts in the range when its first run started there.
+ * The report over the runs of a range: a rollout is its runs of one workflow id from a first run on; it counts when its
+ * first run started in the range (one continued into the range from before it does not).
  */
 export function buildReport(
   runs: RunRecord[],
@@ -216,7 +216,10 @@ export function buildReport(
       open.set(run.workflowId, fresh);
     }
   }
-  const inRange = chains.filter((c) => c[0].startMs >= range.fromMs && c[0].startMs < range.toMs);
+  // A chain whose first run is not in the list began before the range: that rollout is not one of the range's.
+  const inRange = chains.filter(
+    (c) => c[0].first && c[0].startMs >= range.fromMs && c[0].startMs < range.toMs,
+  );
   const report: RolloutReport = {
     from: new Date(range.fromMs).toISOString(),
     to: new Date(range.toMs).toISOString(),

@@ -1,5 +1,6 @@
 // `canary report --since 30d`: how the rollouts of a range went (counts, rollback reasons by check, time per phase,
 // breach → weight 0, approvals' waiting time), from Temporal visibility and each run's history and result.
+import type { Client } from '@temporalio/client';
 import { Option, type Command } from 'commander';
 import { WORKFLOW_TYPE } from '../../workflows/api';
 import { DurationError, parseDuration } from '../../workflows/duration';
@@ -42,7 +43,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
       }
       const c = await ctx.connect();
       const temporal = c.client;
-      // Runs that started in the range, and the later runs of the same rollouts (continued as new).
+      // Runs that started in the range: the report groups each rollout's runs (continued as new) by their first.
       const clauses = [
         `WorkflowType = '${WORKFLOW_TYPE}'`,
         `StartTime >= '${new Date(fromMs).toISOString()}'`,
@@ -63,33 +64,48 @@ export function registerReport(program: Command, ctx: CliContext): void {
           { cause: err },
         );
       }
+      // Each run's result and history, a few at a time (histories are read in pages; a long rollout has several).
       const runs: RunRecord[] = [];
-      for (const info of infos) {
-        const handle = temporal.workflow.getHandle(info.workflowId, info.runId);
-        const status = info.status.name;
-        const result =
-          status === 'COMPLETED' || status === 'FAILED'
-            ? await rolloutResult(handle).catch(() => undefined)
-            : undefined;
-        const history = await handle.fetchHistory();
+      for (let i = 0; i < infos.length; i += HISTORY_READS) {
         runs.push(
-          runFromHistory(
-            history,
-            {
-              workflowId: info.workflowId,
-              runId: info.runId,
-              status,
-              startMs: info.startTime.getTime(),
-              ...(info.closeTime ? { closeMs: info.closeTime.getTime() } : {}),
-              ...(result ? { result } : {}),
-            },
-            nowMs,
-          ),
+          ...(await Promise.all(
+            infos.slice(i, i + HISTORY_READS).map((info) => readRun(info, nowMs, temporal)),
+          )),
         );
       }
       const report = buildReport(runs, { fromMs, toMs }, truncated);
       ctx.out(opts.output === 'json' ? json(report) : renderReport(report));
     });
+}
+
+/** Histories read at once. */
+const HISTORY_READS = 8;
+
+/** One run as the report reads it: its result (when it ended as a rollout does) and its history. */
+async function readRun(
+  info: { workflowId: string; runId: string; status: { name: string }; startTime: Date; closeTime?: Date },
+  nowMs: number,
+  temporal: Client,
+): Promise<RunRecord> {
+  const handle = temporal.workflow.getHandle(info.workflowId, info.runId);
+  const status = info.status.name;
+  const result =
+    status === 'COMPLETED' || status === 'FAILED'
+      ? await rolloutResult(handle).catch(() => undefined)
+      : undefined;
+  const history = await handle.fetchHistory();
+  return runFromHistory(
+    history,
+    {
+      workflowId: info.workflowId,
+      runId: info.runId,
+      status,
+      startMs: info.startTime.getTime(),
+      ...(info.closeTime ? { closeMs: info.closeTime.getTime() } : {}),
+      ...(result ? { result } : {}),
+    },
+    nowMs,
+  );
 }
 
 /**

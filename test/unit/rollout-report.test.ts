@@ -124,13 +124,18 @@ describe('the report', () => {
     expect(text).toContain('Waiting for approval:  p50 30m, p90 1h30m2s (2)');
   });
 
-  test('a rollout counts where its first run started; its continued runs add to its phases', () => {
+  test('a rollout counts once, where its first run started; its continued runs add to its phases', () => {
     const first = { ...promoted, status: 'CONTINUED_AS_NEW', result: undefined } as RunRecord;
     const next = { ...promoted, first: false, startMs: first.closeMs! + 1, closeMs: first.closeMs! + 1000 };
     const report = buildReport([first, next], range);
     expect(report.rollouts.started).toBe(1);
     expect(report.rollouts.promoted).toBe(1);
-    expect(buildReport([next], range).rollouts.started).toBe(1);
+    expect(report.phases.find((p) => p.phase === 'waiting_approval')).toMatchObject({
+      count: 1,
+      p50Ms: 2 * 5_401_659,
+    });
+    // Continued into the range from a rollout that started before it: not one of the range's.
+    expect(buildReport([next], range).rollouts.started).toBe(0);
     expect(buildReport([first, next], { fromMs: first.startMs + 1, toMs: range.toMs }).rollouts.started).toBe(
       0,
     );
