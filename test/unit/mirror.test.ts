@@ -9,6 +9,8 @@ import { fixedProviders } from '../../activities/factory';
 import { runPreflight } from '../../activities/preflight';
 import type { TrafficRouter, WorkloadManager } from '../../activities/types';
 import { checkStartTarget } from '../../client/prepare-start';
+import { renderStatus } from '../../client/render';
+import { renderDetails } from '../../workflows/details';
 import { offlinePlanFindings } from '../../client/plan-file';
 import { describeMirror, mirrorRouterProblems } from '../../workflows/mirror-spec';
 import { describePlan, validatePlan, type PlanSpec } from '../../workflows/plan';
@@ -241,6 +243,14 @@ describe('the rollout machine', () => {
       weight: 0,
       mirroring: 'mirroring 20 % of GET requests to the canary',
     });
+    expect(renderStatus(rolloutStatusOf(entered), new Date())).toMatch(
+      /Weight +0% canary, mirroring 20 % of GET requests to the canary/,
+    );
+    const v = validatePlan(spec);
+    if (!v.ok) throw new Error('invalid');
+    expect(renderDetails(rolloutStatusOf(entered), v.plan)).toContain(
+      'Shadow stage: mirroring 20 % of GET requests to the canary',
+    );
     expect(rolloutStatusOf({ ...entered, stageIndex: 1, weight: 10 }).mirroring).toBeUndefined();
     expect(rolloutStatusOf({ ...entered, phase: 'rolled_back' }).mirroring).toBeUndefined();
   });
