@@ -31,6 +31,7 @@ import type { WindowsSpec } from './windows';
 import { collectWindows, windowsKnownFields } from './windows-spec';
 import { validateAlertRoutes, type AlertRoute } from './alerts/routing';
 import { collectMirror, describeMirror, type ShadowStageSpec } from './mirror-spec';
+import { collectHooks, describeHooks, hooksKnownFields } from './plan-hooks';
 
 export { MAX_DURATION_MS };
 
@@ -111,6 +112,8 @@ export interface PlanSpec {
   approvals?: ApprovalPolicySpec;
   /** When stages may advance: days, hours in a time zone, freezes (workflows/windows.ts). */
   windows?: WindowsSpec;
+  /** Steps run at points of the walk: HTTP calls or Kubernetes Jobs (workflows/plan-hooks.ts). */
+  hooks?: Record<string, unknown>;
 }
 
 /** Where in the plan (e.g. `stages[2].weight`; empty for the plan itself) and what is wrong. */
@@ -196,6 +199,7 @@ const planSchema = z.strictObject({
   alerts: byHand<unknown>().optional(),
   approvals: byHand<unknown>().optional(),
   windows: byHand<unknown>().optional(),
+  hooks: byHand<unknown>().optional(),
 });
 
 const ALERTS_FIELDS = ['routes'] as const;
@@ -212,6 +216,7 @@ const KNOWN_FIELDS: Record<string, readonly string[]> = {
   alerts: ALERTS_FIELDS,
   ...approvalPolicyKnownFields(),
   ...windowsKnownFields(),
+  ...hooksKnownFields(),
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -549,10 +554,10 @@ function checkPlanExtras(
   c: Collector,
   spec: Obj,
   strict: boolean,
-): Pick<Plan, 'alerts' | 'approvals' | 'windows'> {
-  const out: Pick<Plan, 'alerts' | 'approvals' | 'windows'> = {};
+): Pick<Plan, 'alerts' | 'approvals' | 'windows' | 'hooks'> {
+  const out: Pick<Plan, 'alerts' | 'approvals' | 'windows' | 'hooks'> = {};
   if (!strict) {
-    for (const field of ['alerts', 'approvals', 'windows'] as const) {
+    for (const field of ['alerts', 'approvals', 'windows', 'hooks'] as const) {
       if (spec[field] !== undefined)
         c.add([field], 'is not available for this rollout (started before it existed)');
     }
@@ -584,6 +589,10 @@ function checkPlanExtras(
   if (spec.windows !== undefined) {
     const windows = collectWindows(c, spec.windows, ['windows']);
     if (windows) out.windows = windows;
+  }
+  if (spec.hooks !== undefined) {
+    const hooks = collectHooks(c, spec.hooks, ['hooks']);
+    if (hooks && Object.keys(hooks).length > 0) out.hooks = hooks;
   }
   return out;
 }
@@ -663,6 +672,7 @@ export function validatePlan(
   if (extras.alerts) plan.alerts = extras.alerts;
   if (extras.approvals) plan.approvals = extras.approvals;
   if (extras.windows) plan.windows = extras.windows;
+  if (extras.hooks) plan.hooks = extras.hooks;
   return { ok: true, plan };
 }
 
@@ -695,5 +705,7 @@ export function describePlan(plan: Plan): string {
     return `${describeGate(stage.gate)}${stage.weight}%${stage.mirror ? ` (mirror ${describeMirror(stage.mirror)})` : ''}${hold}`;
   });
   const gate = plan.promotion.gate;
-  return [...stages, ...(gate ? [`${describeGate(gate)}promotion`] : [])].join(' → ');
+  return (
+    [...stages, ...(gate ? [`${describeGate(gate)}promotion`] : [])].join(' → ') + describeHooks(plan.hooks)
+  );
 }

@@ -3,6 +3,7 @@ import type { AlertRoute } from './alerts/kinds';
 import type { AnalysisCheck } from './analysis-spec';
 import type { ApprovalPolicy } from './approval-policy';
 import type { Windows } from './windows';
+import type { PlanHooks } from './plan-hooks';
 
 /** What a rollout is about: one application in one namespace (its full target is in workflows/target.ts). */
 export interface RolloutTarget {
@@ -101,6 +102,8 @@ export interface Plan {
   approvals?: ApprovalPolicy;
   /** When stages may advance (absent: any time). */
   windows?: Windows;
+  /** Steps run at points of the walk (absent: none; plan-hooks.ts). */
+  hooks?: PlanHooks;
 }
 
 export type Phase =
