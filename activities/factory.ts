@@ -20,6 +20,7 @@
 //   CANARY_ALERT_WEBHOOK_URL(_FILE)     adds the webhook sink (signed JSON, schema version 1)
 //   CANARY_ALERT_WEBHOOK_SECRET(_FILE)  its HMAC-SHA256 key; required unless the URL is loopback or
 //                                       CANARY_ALERT_WEBHOOK_UNSIGNED=true
+//   CANARY_HOOK_SECRET(_FILE)           the HMAC-SHA256 key HTTP hooks are signed with (default: the webhook's key)
 //   CANARY_ALERT_SLACK_URL(_FILE)       adds the Slack sink (an incoming-webhook URL)
 //   CANARY_ALERTMANAGER_URL             adds the Alertmanager sink (base URL); CANARY_ALERTMANAGER_BEARER_TOKEN(_FILE)
 //                                       or CANARY_ALERTMANAGER_USERNAME with CANARY_ALERTMANAGER_PASSWORD(_FILE);
@@ -54,6 +55,7 @@ import { fileSecret, literalSecret, type Secret } from './alerts/secrets';
 import { SlackAlertSink } from './alerts/slack';
 import { WebhookAlertSink, type WebhookSettings } from './alerts/webhook';
 import { kubeClients, loadKubeConfig, type KubeClients, type KubeSettings } from './kube/client';
+import type { HookProviders } from './hooks';
 import { heartbeat } from './heartbeat';
 import { DEFAULT_CONTROL_URL, LocalStackClient } from './local/control-client';
 import { LocalMetricsProvider } from './local/metrics';
@@ -99,6 +101,8 @@ export interface ProviderConfig {
   alertWebhookUrl?: string;
   /** The other sinks and their secrets (CANARY_ALERT_*, CANARY_ALERTMANAGER_*, CANARY_PAGERDUTY_*). */
   alertSinks?: AlertSinksConfig;
+  /** The HMAC key HTTP hooks are signed with (CANARY_HOOK_SECRET(_FILE); else the alert webhook's). */
+  hookSecret?: Secret;
 }
 
 /** The alert sinks a worker delivers to besides the log, with where their secrets come from. */
@@ -119,6 +123,8 @@ export interface ProviderSource {
   alerts: AlertSink[];
   /** What `deliverAlert` delivers to, one sink per activity, by name (default: those of `alerts` that can). */
   alertSinks?: RolloutAlertSink[];
+  /** What hooks need: their signing key and the cluster Job hooks run in (activities/hooks). */
+  hooks?: HookProviders;
 }
 
 /** A fixed set of providers for every target (tests that inject a failing router, benchmarks). */
@@ -150,9 +156,12 @@ export class ProviderRegistry implements ProviderSource {
   private readonly cache = new Map<string, TrafficRouter | WorkloadManager | MetricsProvider>();
   private readonly local = new Map<string, LocalStackClient>();
   private kube?: KubeClients;
+  readonly hooks: HookProviders;
 
   constructor(readonly config: ProviderConfig) {
     this.alertSinks = buildAlertSinks(config);
+    const hookSecret = config.hookSecret ?? config.alertSinks?.webhook?.secret;
+    this.hooks = { ...(hookSecret ? { secret: hookSecret } : {}), kube: () => this.kubeClients() };
     // sendAlert keeps delivering to the log and the webhook only, as before per-sink delivery.
     this.alerts = this.alertSinks.filter(
       (s): s is LogAlertSink | WebhookAlertSink => s instanceof LogAlertSink || s instanceof WebhookAlertSink,
@@ -339,7 +348,22 @@ export function providerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Pro
     },
     alertLogPath: read(env, 'CANARY_ALERT_LOG'),
     alertSinks: alertSinksFromEnv(env),
+    ...hookSecretFromEnv(env),
   };
+}
+
+/** CANARY_HOOK_SECRET or CANARY_HOOK_SECRET_FILE (read now, so a missing file fails the worker at start). */
+function hookSecretFromEnv(env: NodeJS.ProcessEnv): { hookSecret?: Secret } {
+  const value = read(env, 'CANARY_HOOK_SECRET');
+  const file = read(env, 'CANARY_HOOK_SECRET_FILE');
+  if (value !== undefined && file !== undefined) {
+    throw new Error('CANARY_HOOK_SECRET_FILE: set together with CANARY_HOOK_SECRET; use one');
+  }
+  if (value !== undefined) return { hookSecret: literalSecret('CANARY_HOOK_SECRET', value) };
+  if (file === undefined) return {};
+  const secret = fileSecret('CANARY_HOOK_SECRET_FILE', file);
+  secret.value();
+  return { hookSecret: secret };
 }
 
 /** The sinks a configuration gives, the log first; every name is one `deliverAlert` accepts. */

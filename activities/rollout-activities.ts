@@ -11,6 +11,7 @@ import { cannotMirror } from '../workflows/mirror-spec';
 import type { RolloutAlert } from '../workflows/alerts/events';
 import { AlertDeliveryError } from './alerts/http';
 import { heartbeating } from './heartbeat';
+import { createHookActivities } from './hooks';
 import type { ProviderSource } from './factory';
 import { createIdentityActivities, type IdentityConfig } from './identity';
 import { runPreflight, type PreflightInput, type PreflightReport } from './preflight';
@@ -108,6 +109,9 @@ export function createActivities(p: ProviderSource, identity: IdentityConfig = {
 
     /** Verifies a signed request (a local activity, run before the rollout accepts it): activities/identity. */
     ...createIdentityActivities(identity),
+
+    /** Runs one of the plan's hooks (an HTTP call or a Kubernetes Job): activities/hooks. */
+    ...createHookActivities(p.hooks),
 
     async prepareCanary(input: { target: Target; version: string; image?: string }): Promise<CanaryInfo> {
       const w = p.workloads(input.target);
