@@ -4,6 +4,7 @@ import { TERMINAL_PHASES } from '../workflows/types';
 import { formatDuration } from '../workflows/duration';
 import { STAGE_MARKS, describeEnding } from '../workflows/details';
 import type { RolloutSummary } from './types';
+import { hookStatusLines } from './render-hooks';
 
 export interface RenderOptions {
   /** ANSI colours; the CLI sets it only when stdout is a TTY and NO_COLOR is unset. Default false. */
@@ -188,6 +189,7 @@ export function renderStatus(status: RolloutStatus, now: Date, options: RenderOp
       ? [`Signed requests only (${v.status.verifiedBy}): ${v.cli} --sign-key PATH (or --id-token FILE) ...`]
       : []),
     ...evidenceLines(v),
+    ...hookStatusLines(v.status, v.cli, v.ref),
     ...windowLines(v),
     ...pauseLines(v),
     ...promotedLines(v),

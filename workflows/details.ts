@@ -121,6 +121,23 @@ export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): st
   } else if (st.evidenceWait) {
     notes.push(`**Waiting for evidence** since ${st.evidenceWait.since}: ${st.evidenceWait.note}`);
   }
+  if (st.hookQuestion) {
+    notes.push(
+      `**Waiting for a person:** ${st.hookQuestion.reason}. Go on: \`${cli} approve ${st.workflowId} --stage ${st.hookQuestion.stage}\`, ` +
+        `or roll back: \`${cli} abort ${st.workflowId} --reason "why"\``,
+    );
+  }
+  if (st.hookRuns && st.hookRuns.length > 0) {
+    notes.push(
+      `Hooks: ${st.hookRuns
+        .slice(-5)
+        .map(
+          (r) =>
+            `${r.point} ${r.hook} (stage ${r.stage}) ${r.result} at ${r.at} in ${r.tookMs} ms: ${r.detail}`,
+        )
+        .join('; ')}`,
+    );
+  }
   if (st.window && !st.window.open) {
     notes.push(
       `**Not advancing:** ${st.window.note}` +

@@ -151,7 +151,32 @@ const proxies: Record<StepPolicy, RolloutActivities> = {
     startToCloseTimeout: '15 seconds',
     retry: { initialInterval: '1 second', maximumAttempts: 3 },
   }),
+  // A plan's hook: each command gives its own timeout and attempts (hookOptions); these are only the defaults.
+  hook: proxyActivities<RolloutActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      maximumAttempts: 3,
+    },
+  }),
 };
+
+/** A hook's activity options: one attempt's timeout (plus a margin), its attempts with backoff, heartbeats for Jobs. */
+function hookOptions(h: NonNullable<StepCommand<StepName>['hook']>): ActivityOptions {
+  return {
+    startToCloseTimeout: h.timeoutMs + (h.heartbeat ? 2 * 60_000 : 5_000),
+    ...(h.heartbeat ? { heartbeatTimeout: '30 seconds' } : {}),
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      maximumAttempts: h.attempts,
+      nonRetryableErrorTypes: ['HookRefused', 'HookUnconfigured'],
+    },
+  };
+}
 // One event to one sink: retried with backoff, and given up after 10 minutes (a dead sink) or on a refusal. It
 // heartbeats while in flight, so a delivery cut off by a worker crash is retried within 10 s, not 30.
 const deliveryActs = proxyActivities<RolloutActivities>({
@@ -231,7 +256,11 @@ export class TemporalPort implements RolloutPort {
       executeWithOptions(o: ActivityOptions, args: unknown[]): Promise<StepResult<K>>;
     };
     return fn.executeWithOptions(
-      { summary: c.summary, ...(c.workloadWait ? workloadWaitOptions(this.target) : {}) },
+      {
+        summary: c.summary,
+        ...(c.workloadWait ? workloadWaitOptions(this.target) : {}),
+        ...(c.hook ? hookOptions(c.hook) : {}),
+      },
       c.args as unknown[],
     );
   }

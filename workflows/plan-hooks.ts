@@ -293,10 +293,10 @@ function checkHook(c: Collector, spec: unknown, point: HookPoint, path: Segment[
   if (point === 'onRollback' && onFailure !== 'warn') {
     c.add([...path, 'onFailure'], 'must be warn for onRollback hooks: nothing may block or skip a rollback');
   }
-  if (point === 'afterPromotion' && onFailure === 'abort') {
+  if (point === 'afterPromotion' && onFailure !== 'warn') {
     c.add(
       [...path, 'onFailure'],
-      'cannot be abort after promotion (stable already runs the new version): use warn or approval',
+      'must be warn for afterPromotion hooks: stable already runs the new version, there is nothing to go back to',
     );
   }
   let confirm: Hook['confirm'];
@@ -316,7 +316,7 @@ function checkHook(c: Collector, spec: unknown, point: HookPoint, path: Segment[
   return { name, point, action, onFailure, ...(confirm ? { confirm } : {}) };
 }
 
-/** The plan's `hooks:` section, or undefined (with problems in `c`). */
+/** The plan's `hooks:` section, or undefined (with problems in `c`, or when it lists no hook). */
 export function collectHooks(
   c: Collector,
   spec: unknown,
@@ -348,7 +348,7 @@ export function collectHooks(
     });
     if (hooks.length > 0) out[point] = hooks;
   }
-  return c.problems.length > before ? undefined : out;
+  return c.problems.length > before || Object.keys(out).length === 0 ? undefined : out;
 }
 
 /** Every hook of the plan, in the order of their points. */

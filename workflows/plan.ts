@@ -112,7 +112,6 @@ export interface PlanSpec {
   approvals?: ApprovalPolicySpec;
   /** When stages may advance: days, hours in a time zone, freezes (workflows/windows.ts). */
   windows?: WindowsSpec;
-  /** Steps run at points of the walk: HTTP calls or Kubernetes Jobs (workflows/plan-hooks.ts). */
   hooks?: Record<string, unknown>;
 }
 
@@ -195,7 +194,7 @@ const planSchema = z.strictObject({
     typeError('a list of stages', 'is required: list at least one stage; the last one must have weight 100'),
   ),
   promotion: promotionSchema.optional(),
-  // Checked by their own modules (routing.ts, approval-policy.ts, windows.ts), for strict plans only.
+  // Checked by their own modules (routing.ts, approval-policy.ts, windows.ts, plan-hooks.ts), strict plans only.
   alerts: byHand<unknown>().optional(),
   approvals: byHand<unknown>().optional(),
   windows: byHand<unknown>().optional(),
@@ -590,11 +589,8 @@ function checkPlanExtras(
     const windows = collectWindows(c, spec.windows, ['windows']);
     if (windows) out.windows = windows;
   }
-  if (spec.hooks !== undefined) {
-    const hooks = collectHooks(c, spec.hooks, ['hooks']);
-    if (hooks && Object.keys(hooks).length > 0) out.hooks = hooks;
-  }
-  return out;
+  const hooks = spec.hooks === undefined ? undefined : collectHooks(c, spec.hooks, ['hooks']);
+  return hooks ? { ...out, hooks } : out;
 }
 
 /**
@@ -704,8 +700,6 @@ export function describePlan(plan: Plan): string {
     const hold = stage.holdMs > 0 ? ` ${formatDuration(stage.holdMs)}` : '';
     return `${describeGate(stage.gate)}${stage.weight}%${stage.mirror ? ` (mirror ${describeMirror(stage.mirror)})` : ''}${hold}`;
   });
-  const gate = plan.promotion.gate;
-  return (
-    [...stages, ...(gate ? [`${describeGate(gate)}promotion`] : [])].join(' → ') + describeHooks(plan.hooks)
-  );
+  const gate = plan.promotion.gate ? [`${describeGate(plan.promotion.gate)}promotion`] : [];
+  return [...stages, ...gate].join(' → ') + describeHooks(plan.hooks);
 }

@@ -209,6 +209,33 @@ export interface AnalysisRecord {
   reasons?: string[];
 }
 
+/** One run of one of the plan's hooks (a confirm gate's every ask is one). */
+export interface HookRunRecord {
+  point: string;
+  /** 1-based stage it ran at. */
+  stage: number;
+  hook: string;
+  /** When it started (ISO-8601, workflow time). */
+  at: string;
+  tookMs: number;
+  result: 'ok' | 'not_ready' | 'failed';
+  /** The HTTP status or the Job's end, and why. */
+  detail: string;
+  /** The start of the response body or of the Job's logs. */
+  excerpt?: string;
+  /** A confirm gate's ask number (1 for the first). */
+  attempt: number;
+}
+
+/** A failed hook (onFailure: approval) waiting for a person. */
+export interface HookQuestion {
+  point: string;
+  stage: number;
+  hook: string;
+  reason: string;
+  since: string;
+}
+
 export interface ApprovalRecord {
   stage: number;
   by: string;
@@ -221,7 +248,15 @@ export interface ApprovalRecord {
    * go on despite a breach whose check asks first (abort.then: approval); `resolved`: a person confirmed that
    * traffic is back on stable while a rollback step kept failing (`canary resolve`; the comment is the reason).
    */
-  kind: 'approved' | 'promote' | 'timeout-proceed' | 'missing-evidence' | 'breach-accepted' | 'resolved';
+  kind:
+    | 'approved'
+    | 'promote'
+    | 'timeout-proceed'
+    | 'missing-evidence'
+    | 'breach-accepted'
+    | 'resolved'
+    /** A person let the rollout go on after a hook with onFailure: approval failed. */
+    | 'hook-failure-accepted';
   /** Given at the promotion gate (after `stage`, the final one, served its hold). */
   promotion?: boolean;
   /** Under an approval policy: distinct approvals the gate needs, and how many counted once this one was given. */
@@ -334,6 +369,10 @@ export interface RolloutStatus {
    * `then: approval` (`breaches` names those): a person decides (approve or abort).
    */
   evidenceQuestion?: { since: string; checks: string[]; reasons: string[]; breaches?: string[] };
+  /** A hook with onFailure: approval failed: a person decides (approve goes on, abort rolls back). */
+  hookQuestion?: HookQuestion;
+  /** The plan's hook runs, newest last (the last few: a bounded list). */
+  hookRuns?: HookRunRecord[];
   /** The latest analyses (at most 10 are kept). */
   analyses: AnalysisRecord[];
   /** How many analyses ran in all (absent from rollouts recorded before it was counted). */

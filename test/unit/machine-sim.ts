@@ -1,5 +1,6 @@
 // Runs the rollout machine on the simulated port: random plans, random events (time, metrics, failing steps, drift,
 // people's messages), and the invariants a user relies on, checked at every step. Used by the property tests.
+import type { HookRunInput, HookRunResult } from '../../activities/hooks/types';
 import { runRollout } from '../../workflows/machine/ending';
 import { RolloutMachine } from '../../workflows/machine/machine';
 import { SimContinueAsNew, SimOutcome, SimPort, type PendingStep } from '../../workflows/machine/sim';
@@ -31,6 +32,8 @@ export interface Scenario {
   failSteps?: string[];
   /** Steps before the run counts as unfinished (a long plan needs more). */
   maxSteps?: number;
+  /** How the plan's hooks answer (default: every run passes). */
+  hookAnswer?: (input: HookRunInput) => HookRunResult;
 }
 
 export interface RunReport {
@@ -50,6 +53,8 @@ export interface RunReport {
   state: RolloutState;
   /** Where an unfinished run stood. */
   stoodAt?: string;
+  /** Every hook run the machine asked for, in order: `point stage hook#attempt` with when (ms after the start). */
+  hooks: Array<{ atMs: number; run: string; weight: number }>;
 }
 
 const MONDAY_10 = Date.UTC(2026, 11, 7, 10, 0, 0);
@@ -226,6 +231,10 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
       }
       case 'promoteStable':
         return p.resolve({ stableLabel: 'v2' });
+      case 'runHook': {
+        const input = c.args[0] as HookRunInput;
+        return p.resolve(sc.hookAnswer?.(input) ?? { result: 'ok', detail: 'HTTP 200', tookMs: 3 });
+      }
       case 'ensureStableCapacity':
         return p.resolve(undefined);
       case 'measureChecks': {
@@ -336,7 +345,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     const s = machine.s;
     if (s.pausedSince !== undefined) send('resume', 'carol');
     else if (
-      (machine.gateWaiting() || s.evidenceQuestion) &&
+      (machine.gateWaiting() || s.evidenceQuestion || s.hookQuestion) &&
       !machine.approveRefusal({ identity: 'carol' }, port.now())
     ) {
       send('approve', 'carol');
@@ -375,7 +384,18 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
         ? { mirror: (r.command.args[0] as { mirror?: unknown }).mirror }
         : {}),
     }));
+  const hooks = port.commands
+    .filter((r) => r.command.step === 'runHook')
+    .map((r) => {
+      const i = r.command.args[0] as HookRunInput;
+      return {
+        atMs: r.at - START,
+        run: `${i.point} ${i.stage} ${i.hook.name}#${i.attempt}`,
+        weight: i.weight,
+      };
+    });
   return {
+    hooks,
     ...(finished?.result ? { result: finished.result } : {}),
     outcome,
     steps,

@@ -17,7 +17,15 @@ export const ENDING_KINDS: readonly AlertKind[] = ['promoted', 'rolled_back', 'n
  * The conditions a rollout can raise besides its checks (`check:<name>`). PagerDuty keeps no list of what is open
  * that a sink could read, so an ending event resolves these and the `check:<name>` conditions listed in `resolves`.
  */
-export const FIXED_CONDITIONS = ['rollout', 'approval', 'paused', 'step-back', 'drift', 'stuck'] as const;
+export const FIXED_CONDITIONS = [
+  'rollout',
+  'approval',
+  'paused',
+  'step-back',
+  'drift',
+  'stuck',
+  'hook',
+] as const;
 
 /** What a kind raises by default: trigger and resolve events of one condition share a dedup key. */
 const KIND_CONDITION: Record<AlertKind, string> = {
@@ -34,6 +42,7 @@ const KIND_CONDITION: Record<AlertKind, string> = {
   stepped_forward: 'step-back',
   drift_detected: 'drift',
   stuck: 'stuck',
+  hook_failed: 'hook',
   rollback_started: 'rollout',
   rolled_back: 'rollout',
   promoted: 'rollout',
@@ -65,6 +74,7 @@ export const DEFAULT_SEVERITY: Record<AlertKind, AlertSeverity> = {
   stepped_forward: 'info',
   drift_detected: 'warning',
   stuck: 'critical',
+  hook_failed: 'warning',
   rollback_started: 'critical',
   rolled_back: 'critical',
   promoted: 'info',

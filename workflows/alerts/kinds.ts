@@ -17,6 +17,7 @@ export const ALERT_KINDS = [
   'stepped_forward',
   'drift_detected',
   'stuck',
+  'hook_failed',
   'rollback_started',
   'rolled_back',
   'promoted',

@@ -4,6 +4,7 @@ import type { RolloutResult } from '../types';
 import { errorMessage, iso } from './context';
 import { NotStarted, ResolvedByHand, RollbackRequired } from './errors';
 import type { RolloutMachine } from './machine';
+import { runHooks, runRollbackHooks } from './hooks';
 import { walk } from './walk';
 
 /** The soak begins: the canary (the new version) carries all the traffic; the rollout counts as promoted. */
@@ -128,6 +129,12 @@ async function promote(m: RolloutMachine): Promise<void> {
   m.publish();
   // A soaked promotion said so when it began; the end of the soak changes nothing for people.
   if (!soaked) await m.alert('promoted', 'info', `${m.label()} promoted: stable now runs ${version}`);
+  // Stable runs the new version: an afterPromotion hook can only warn (validation allows nothing else).
+  try {
+    await runHooks(m, 'afterPromotion');
+  } catch (err) {
+    m.port.log.warn('afterPromotion hook did not finish', { error: errorMessage(err) });
+  }
 }
 
 /**
@@ -280,6 +287,8 @@ async function rollback(m: RolloutMachine, reason: string, cancelled = false): P
       }
     }
   }
+  // Traffic is back on stable: the plan's onRollback hooks run now, and nothing they do can hold or undo that.
+  await runRollbackHooks(m);
   s.phase = 'rolled_back';
   m.publish();
   const why = s.rollbackReason ?? reason;

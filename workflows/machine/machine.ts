@@ -49,6 +49,7 @@ const V2_ONLY_KINDS: readonly AlertKind[] = [
   'approval_escalated',
   'stuck',
   'rollback_started',
+  'hook_failed',
 ];
 
 type AlertExtra = Partial<Omit<RolloutAlertInput, 'kind' | 'message'>>;
@@ -219,6 +220,22 @@ export class RolloutMachine extends RolloutView {
   approve(req: ApproveRequest): ApprovalRecord {
     const s = this.s;
     const now = this.now();
+    if (s.hookQuestion && !this.gateWaiting()) {
+      // Going on despite a failed hook (onFailure: approval).
+      const q = s.hookQuestion;
+      s.hookQuestion = undefined;
+      const accepted: ApprovalRecord = {
+        stage: q.stage,
+        by: req.identity,
+        at: iso(now),
+        kind: 'hook-failure-accepted',
+        comment: req.comment ?? q.reason,
+      };
+      pushBounded(s.approvals, accepted, MAX_APPROVALS_KEPT);
+      this.messages++;
+      this.publish();
+      return accepted;
+    }
     if (s.evidenceQuestion && !this.gateWaiting()) {
       // Going on without the missing evidence: the checks count afresh, so the question comes back only after
       // another full limit.
@@ -320,7 +337,9 @@ export class RolloutMachine extends RolloutView {
       ? `the gate of ${this.atPromotionGate() ? 'the promotion' : `stage ${s.stageIndex + 1}`}`
       : s.evidenceQuestion
         ? `the question about ${s.evidenceQuestion.checks.join(', ') || 'missing evidence'}`
-        : undefined;
+        : s.hookQuestion
+          ? `the question about hook ${s.hookQuestion.hook}`
+          : undefined;
     s.abortRequest = { by: req.identity, reason: req.reason, ...(declined ? { declined } : {}) };
     this.messages++;
     this.walkScope.cancel();

@@ -21,7 +21,9 @@ export type StepPolicy =
   /** A look-up that may fail without consequence. */
   | 'lookup'
   /** An alert sent the way rollouts before alert-sinks-v2 send them. */
-  | 'alert';
+  | 'alert'
+  /** One of the plan's hooks: its own timeout and retries (StepCommand.hook). */
+  | 'hook';
 
 export type StepName = keyof RolloutActivities;
 export type StepResult<K extends StepName> = Awaited<ReturnType<RolloutActivities[K]>>;
@@ -34,6 +36,8 @@ export interface StepCommand<K extends StepName> {
   args: Parameters<RolloutActivities[K]>;
   /** The step waits for a workload: it gets the workload's progress deadline. */
   workloadWait?: boolean;
+  /** A hook's own limits (policy `hook`): how long one attempt may take, how many attempts, heartbeats. */
+  hook?: { timeoutMs: number; attempts: number; heartbeat: boolean };
 }
 
 /** A region of steps and waits that a cancel (an abort, a resolve) ends at once. */

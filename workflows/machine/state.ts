@@ -6,6 +6,7 @@ import type { JudgeState } from '../judge-v2';
 import type {
   AnalysisRecord,
   ApprovalRecord,
+  HookRunRecord,
   PreflightView,
   ResolveRecord,
   RolloutEnding,
@@ -135,6 +136,14 @@ export interface RolloutState {
   seenNonces?: string[];
   /** The worker that started this rollout demanded verified identities (CANARY_REQUIRE_VERIFIED). */
   requireVerified?: true;
+  /** The plan's hook runs, newest last (bounded: HOOK_RUNS_KEPT). Absent for plans without hooks. */
+  hookRuns?: HookRunRecord[];
+  /** Hooks finished at their point and stage entry (`point:stage:hook`), so none runs twice (bounded). */
+  hooksDone?: string[];
+  /** A confirm gate being asked: its run key and the asks so far, so a continue-as-new keeps counting. */
+  hookConfirm?: { key: string; asks: number };
+  /** A failed hook with onFailure: approval waits for a person (ms: since). */
+  hookQuestion?: { point: string; stage: number; hook: string; reason: string; since: number };
 }
 
 /** The state of a rollout's first run. */

@@ -180,6 +180,10 @@ export function rolloutStatus(v: RolloutView, now: number): RolloutStatus {
     ...(gate ? { gate } : {}),
     ...windowView(v, now),
     ...evidenceView(v, now),
+    ...(s.hookRuns && s.hookRuns.length > 0 ? { hookRuns: s.hookRuns } : {}),
+    ...(s.hookQuestion && s.phase === 'progressing'
+      ? { hookQuestion: { ...s.hookQuestion, since: iso(s.hookQuestion.since) } }
+      : {}),
     analyses: s.analyses,
     analysesRun: s.analysesRun ?? s.analyses.length,
     ...(s.lastVerdict ? { lastVerdict: s.lastVerdict } : {}),

@@ -60,7 +60,7 @@ export class RolloutView {
     if (s.pausedSince !== undefined) return 'paused';
     // From machine-v2 on, an approved gate no longer waits for a person (a closed window may still hold it).
     const waiting = this.gateWaiting() && !(s.machineV2 && s.approvedStage === s.stageIndex);
-    return waiting || s.evidenceQuestion ? 'waiting_approval' : 'progressing';
+    return waiting || s.evidenceQuestion || s.hookQuestion ? 'waiting_approval' : 'progressing';
   }
   pausedMs(now: number): number {
     const s = this.s;
@@ -269,7 +269,7 @@ export class RolloutView {
 
   approveRefusal(req: Partial<ApproveRequest>, now: number): string | undefined {
     const s = this.s;
-    if (s.evidenceQuestion && !this.gateWaiting() && s.phase === 'progressing') {
+    if ((s.evidenceQuestion || s.hookQuestion) && !this.gateWaiting() && s.phase === 'progressing') {
       if (req.stage !== undefined && req.stage !== s.stageIndex + 1) {
         return `stage ${req.stage} is not waiting for approval; stage ${s.stageIndex + 1} is`;
       }

@@ -13,6 +13,7 @@ import { describePlan } from '../plan';
 import type { PreflightFinding } from '../types';
 import { describeWindowState, mayAdvance, nextOpen, type Windows } from '../windows';
 import { analyse } from './analysis';
+import { runHooks, type HookWait } from './hooks';
 import { MAX_APPROVALS_KEPT, errorMessage, iso, pushBounded } from './context';
 import { NotStarted, RollbackRequired } from './errors';
 import type { RolloutMachine } from './machine';
@@ -60,6 +61,11 @@ export async function watch(
       await m.port.waitUntil(() => m.messages !== seen, Math.max(1, wakeAt - now), next);
     }
   }
+}
+
+/** How hooks wait inside the walk (a confirm gate's next ask, a person's answer): analysing all the while. */
+function hookWait(m: RolloutMachine): HookWait {
+  return (done, until, what) => watch(m, done, () => until, what);
 }
 
 /** The current gate: a stage's before its shift, or the promotion gate after the final stage's hold. */
@@ -419,11 +425,14 @@ export async function walk(m: RolloutMachine): Promise<void> {
     }
     s.canaryReady = true;
   }
+  // The plan's `before` hooks: the canary runs, no traffic has moved yet (once: only before the first stage).
+  if (s.stageIndex === 0 && !s.stageEntered) await runHooks(m, 'before', hookWait(m));
   // A run continued at the promotion gate (or past it) has walked every stage already.
   while (s.promotionGate === undefined) {
     if (!s.stageEntered) {
       await passGate(m);
       if (!s.promoteRequest) await awaitWindow(m, s.stageIndex === plan.stages.length - 1);
+      if (!s.promoteRequest) await runHooks(m, 'beforeStage', hookWait(m));
       if (s.promoteRequest) {
         s.skippedFrom = s.stageIndex;
         break;
@@ -431,6 +440,7 @@ export async function walk(m: RolloutMachine): Promise<void> {
       await enterStage(m);
     }
     await hold(m);
+    if (!s.promoteRequest) await runHooks(m, 'afterStage', hookWait(m));
     if (s.promoteRequest) s.skippedFrom = s.stageIndex + 1;
     if (s.promoteRequest || s.stageIndex === plan.stages.length - 1) break;
     s.stageIndex++;
@@ -451,4 +461,5 @@ export async function walk(m: RolloutMachine): Promise<void> {
   }
   // Promotion obeys the windows too, unless the plan says `promotion: any`.
   await awaitWindow(m, true);
+  await runHooks(m, 'beforePromotion', hookWait(m));
 }
