@@ -6,7 +6,7 @@
 // ttlSecondsAfterFinished is the safety net when the worker is gone before it can.
 import { createHash } from 'node:crypto';
 import { BatchV1Api, type V1Job, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
-import { httpStatus, kubeCall, kubeError, type KubeClients } from '../kube/client';
+import { apiMessage, httpStatus, kubeCall, kubeError, type KubeClients } from '../kube/client';
 import { ProviderError } from '../types';
 
 /** Who made a Job, and for which rollout: every Job this module creates carries these labels. */
@@ -187,7 +187,10 @@ export class JobRunner {
         });
         parts.push(pods.length > 1 ? `[${podName}] ${text}` : text);
       } catch (err) {
-        parts.push(`(no logs from pod ${podName}: HTTP ${httpStatus(err) ?? '?'})`);
+        const status = httpStatus(err);
+        parts.push(
+          `(no logs from pod ${podName}: ${status ? `HTTP ${status}: ` : ''}${apiMessage(err).slice(0, 200)})`,
+        );
       }
     }
     return parts.join('\n');

@@ -62,7 +62,7 @@ identity:
   requireVerified: true
 rollouts:
   namespaces:
-    - { name: shop, routers: [istio, nginx], workloads: true }
+    - { name: shop, routers: [istio, nginx], workloads: true, jobHooks: true }
     - { name: mesh, routers: [gatewayAPI, smi, replicas], workloads: true }
 searchAttributesJob: { enabled: true }
 serviceMonitor: { enabled: true, labels: { release: prometheus } }
@@ -183,11 +183,13 @@ test('every object of a release with every option on is accepted by the API serv
   const kinds = docs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort();
   expect(kinds).toEqual(
     [
-      ...['istio', 'nginx', 'gateway-api', 'smi', 'replicas', 'workloads', 'sweeper'].map(
+      ...['istio', 'nginx', 'gateway-api', 'smi', 'replicas', 'workloads', 'sweeper', 'hooks'].map(
         (r) => `ClusterRole//temporal-canary-${r}`,
       ),
       // The sweeper lists canaries wherever rollouts have a Deployment workload.
-      ...['istio', 'nginx', 'workloads', 'sweeper'].map((r) => `RoleBinding/shop/temporal-canary-${r}`),
+      ...['istio', 'nginx', 'workloads', 'sweeper', 'hooks'].map(
+        (r) => `RoleBinding/shop/temporal-canary-${r}`,
+      ),
       ...['gateway-api', 'smi', 'replicas', 'workloads', 'sweeper'].map(
         (r) => `RoleBinding/mesh/temporal-canary-${r}`,
       ),
@@ -289,7 +291,7 @@ test('every object of a release with every option on is accepted by the API serv
 test("the chart's roles are deploy/rbac.yaml's, and the defaults give a worker configuration it accepts", async () => {
   const docs = await template(REQUIRED);
   expect(docs.map((o) => o.kind).sort()).toEqual([
-    ...Array(7).fill('ClusterRole'),
+    ...Array(8).fill('ClusterRole'),
     'Deployment',
     'ServiceAccount',
   ]);

@@ -44,7 +44,7 @@ const APP_NS_IN_MANIFESTS = 'app-namespace';
 // The harness starts kube-apiserver with --service-account-issuer and no --api-audiences: the issuer is the audience.
 const AUDIENCE = 'https://kubernetes.default.svc.cluster.local';
 
-const ROLES = ['istio', 'nginx', 'gateway-api', 'smi', 'replicas', 'workloads', 'sweeper'] as const;
+const ROLES = ['istio', 'nginx', 'gateway-api', 'smi', 'replicas', 'workloads', 'sweeper', 'hooks'] as const;
 type Role = (typeof ROLES)[number];
 const roleName = (role: Role): string => `temporal-canary-${role}`;
 
@@ -85,6 +85,14 @@ const EXPECTED: Record<Role, string[]> = {
   ],
   // The sweeper lists the namespace's canaries (activities/sweep.ts); undoing uses the other roles.
   sweeper: ['apps/deployments:list'],
+  hooks: [
+    'batch/jobs:get',
+    'batch/jobs:create',
+    'batch/jobs:delete',
+    'pods:list',
+    'pods/log:get',
+    'configmaps:get',
+  ],
 };
 
 const VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];
@@ -111,6 +119,9 @@ const PROBES: Array<[group: string, resource: string]> = [
   ['', 'configmaps'],
   ['', 'pods'],
   ['', 'pods/exec'],
+  ['', 'pods/log'],
+  ['batch', 'jobs'],
+  ['batch', 'cronjobs'],
   ['', 'services'],
   ['', 'serviceaccounts'],
   ['', 'serviceaccounts/token'],

@@ -1,0 +1,151 @@
+// Job hooks on a real kube-apiserver (activities/hooks): the Job is created (labelled with the rollout, with its
+// deadline and TTL), waited for, its pods read (there is no kubelet here, so the excerpt says why there are no
+// logs), and deleted. Job status is driven by harness/kube-jobs.ts the way kube-controller.ts drives Deployments.
+import { BatchV1Api } from '@kubernetes/client-node';
+import { ApplicationFailure } from '@temporalio/common';
+import { createHookActivities, type HookRunInput } from '../../activities/hooks';
+import { JOB_NAME_LABEL, JOB_ROLLOUT_LABEL, JobRunner, jobName } from '../../activities/hooks/job';
+import { kubeClients, type KubeClients } from '../../activities/kube/client';
+import type { Hook, JobHookAction } from '../../workflows/plan-hooks';
+import { startKubeServer, statusOf, type KubeServer } from '../../harness/kube';
+import { startJobSimulator, type JobSimulator } from '../../harness/kube-jobs';
+
+jest.setTimeout(120_000);
+
+const NS = 'hooked';
+let kube: KubeServer;
+let admin: KubeClients;
+let sim: JobSimulator;
+const exitCodes = new Map<string, number>();
+
+beforeAll(async () => {
+  kube = await startKubeServer({ crds: 'none' });
+  admin = kubeClients(kube.kubeConfig('admin'));
+  await kube.createNamespace(NS);
+  sim = startJobSimulator(kube.kubeConfig('admin'), NS, {
+    exitCode: (name) => [...exitCodes].find(([prefix]) => name.startsWith(prefix))?.[1] ?? 0,
+  });
+});
+
+afterAll(async () => {
+  await sim?.stop();
+  await kube?.stop();
+});
+
+const TEMPLATE = {
+  spec: {
+    containers: [
+      { name: 'smoke', image: 'busybox:1.36', command: ['sh', '-c', 'wget -qO- http://checkout'] },
+    ],
+  },
+};
+
+function input(name: string, action: Partial<JobHookAction> = {}, attempt = 1): HookRunInput {
+  const hook: Hook = {
+    name,
+    point: 'before',
+    onFailure: 'abort',
+    action: { kind: 'job', template: TEMPLATE, timeoutMs: 30_000, ttlMs: 600_000, ...action },
+  };
+  return {
+    target: { app: 'checkout', namespace: NS },
+    hook,
+    rolloutId: 'canary-hooked-checkout',
+    version: 'v2',
+    stage: 1,
+    weight: 0,
+    point: 'before',
+    attempt,
+    idempotencyKey: `canary-hooked-checkout/run-1/before/1/${name}/${attempt}`,
+  };
+}
+
+const activities = createHookActivities({ kube: () => admin });
+const batch = () => kube.kubeConfig('admin').makeApiClient(BatchV1Api);
+const jobExists = async (name: string) => {
+  try {
+    await batch().readNamespacedJob({ name, namespace: NS });
+    return true;
+  } catch (err) {
+    if (statusOf(err) === 404) return false;
+    throw err;
+  }
+};
+
+test('a Job hook is created, labelled, waited for, read and deleted', async () => {
+  const i = input('smoke');
+  const name = jobName('hook-smoke', i.idempotencyKey);
+  const r = await activities.runHook(i);
+  expect(r.result).toBe('ok');
+  expect(r.detail).toBe(`job ${name} succeeded (exit code 0)`);
+  // No kubelet: the pod exists, its logs cannot be read, and the excerpt says so rather than failing the hook.
+  expect(r.excerpt).toMatch(new RegExp(`^\\(no logs from pod ${name}-sim: .+\\)$`));
+  const job = sim.seen.find((j) => j.metadata?.name === name)!;
+  expect(job.metadata?.labels).toMatchObject({
+    'app.kubernetes.io/managed-by': 'temporal-canary',
+    [JOB_ROLLOUT_LABEL]: 'canary-hooked-checkout',
+  });
+  expect(job.spec).toMatchObject({
+    backoffLimit: 0,
+    activeDeadlineSeconds: 30,
+    ttlSecondsAfterFinished: 600,
+  });
+  expect(job.spec?.template.metadata?.labels?.[JOB_NAME_LABEL]).toBe(name);
+  expect(job.spec?.template.spec?.restartPolicy).toBe('Never');
+  expect(await jobExists(name)).toBe(false); // deleted once read
+});
+
+test('a retried run adopts the Job an earlier attempt created; the next ask gets a new one', async () => {
+  const i = input('adopt');
+  const name = jobName('hook-adopt', i.idempotencyKey);
+  // An earlier attempt created the Job, then its worker died.
+  const runner = new JobRunner(admin);
+  const spec = { namespace: NS, name, labels: {}, podTemplate: TEMPLATE, timeoutMs: 30_000, ttlSeconds: 60 };
+  expect(await runner.start(spec)).toEqual({ adopted: false });
+  expect(await runner.start(spec)).toEqual({ adopted: true });
+  const r = await activities.runHook(i);
+  expect(r.result).toBe('ok');
+  expect(sim.seen.filter((j) => j.metadata?.name === name)).toHaveLength(1);
+  const next = jobName('hook-adopt', input('adopt', {}, 2).idempotencyKey);
+  expect(next).not.toBe(name);
+});
+
+test('a failing Job fails the hook; exit code 75 is "not yet" for a confirm gate', async () => {
+  exitCodes.set('hook-broken', 1);
+  exitCodes.set('hook-later', 75);
+  const failed = await activities.runHook(input('broken'));
+  expect(failed.result).toBe('failed');
+  expect(failed.detail).toMatch(/failed \(exit code 1\): BackoffLimitExceeded/);
+  const later = await activities.runHook(input('later'));
+  expect(later.result).toBe('not_ready');
+});
+
+test('a pod template from a ConfigMap; one without containers is refused, not retried', async () => {
+  await admin.core.createNamespacedConfigMap({
+    namespace: NS,
+    body: {
+      metadata: { name: 'hooks' },
+      data: {
+        smoke: 'spec:\n  containers:\n    - name: smoke\n      image: busybox:1.36\n',
+        empty: 'spec:\n  containers: []\n',
+      },
+    },
+  });
+  const ok = await activities.runHook(
+    input('from-cm', { template: undefined, configMapRef: { name: 'hooks', key: 'smoke' } }),
+  );
+  expect(ok.result).toBe('ok');
+  const refused = activities.runHook(
+    input('empty-cm', { template: undefined, configMapRef: { name: 'hooks', key: 'empty' } }),
+  );
+  await expect(refused).rejects.toBeInstanceOf(ApplicationFailure);
+  await expect(refused).rejects.toMatchObject({
+    nonRetryable: true,
+    message:
+      'hook empty-cm: configmap hooks key empty must be a pod template with spec.containers (at least one)',
+  });
+  const missing = activities.runHook(
+    input('no-key', { template: undefined, configMapRef: { name: 'hooks', key: 'nope' } }),
+  );
+  await expect(missing).rejects.toMatchObject({ nonRetryable: true });
+});
