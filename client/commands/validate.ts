@@ -2,6 +2,7 @@
 // With --output json every refusal, commander's own included, is a `{ valid: false, problems }` document.
 import type { Command } from 'commander';
 import { describePlan } from '../../workflows/plan';
+import { allHooks, describeHook } from '../../workflows/plan-hooks';
 import type { InputProblem } from '../../workflows/problems';
 import { describeTarget, type TargetSpec } from '../../workflows/target';
 import { PlanInvalidError, loadAndValidatePlan, loadPlan, type ValidatedPlan } from '../plan-file';
@@ -83,6 +84,7 @@ function validate(ctx: CliContext, opts: ValidateOptions): void {
       ctx.out(json({ valid: true, plan: loaded.plan, warnings: loaded.warnings }));
     } else {
       ctx.out(`Plan ${loaded.source} is valid: ${describePlan(loaded.plan)}`);
+      for (const h of allHooks(loaded.plan.hooks)) ctx.out(`  hook ${describeHook(h)}`);
       ctx.out(
         "Target: none given; start takes it from its flags (--app, --target, ...) and the worker's defaults",
       );
@@ -108,6 +110,7 @@ function validate(ctx: CliContext, opts: ValidateOptions): void {
     ctx.out(json({ valid: true, plan: loaded.plan, target: checked.target, warnings: loaded.warnings }));
   } else {
     ctx.out(`Plan ${loaded.source} is valid: ${describePlan(loaded.plan)}`);
+    for (const h of allHooks(loaded.plan.hooks)) ctx.out(`  hook ${describeHook(h)}`);
     ctx.out(`Target: ${describeTarget(checked.target)}`);
   }
 }

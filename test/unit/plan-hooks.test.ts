@@ -132,6 +132,12 @@ describe('canary validate: hooks', () => {
     expect(r.stdout).toContain(
       'hooks: before smoke, afterStage migrate-check, beforePromotion confirm, onRollback page',
     );
+    expect(r.stdout).toContain(
+      '  hook before: smoke (http POST https://hooks.example.com/smoke, on failure abort)\n' +
+        '  hook afterStage: migrate-check (job template, on failure approval)\n' +
+        '  hook beforePromotion: confirm (http POST http://127.0.0.1:9999/confirm, on failure abort, confirm every 30s up to 10 times)\n' +
+        '  hook onRollback: page (http PUT https://hooks.example.com/rollback, on failure warn)\n',
+    );
   });
 
   it.each([
