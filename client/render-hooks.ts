@@ -1,5 +1,4 @@
 // What `canary status` shows of the plan's hooks: a failed hook waiting for a person, and the latest runs.
-import { formatDuration } from '../workflows/duration';
 import type { RolloutStatus } from '../workflows/types';
 
 /** How many hook runs status lists (the newest; the rollout keeps a few more). */
@@ -22,7 +21,7 @@ export function hookStatusLines(status: RolloutStatus, cli: string, ref: string)
   for (const r of runs.slice(-RUNS_SHOWN)) {
     const ask = r.attempt > 1 ? ` ask ${r.attempt}` : '';
     out.push(
-      `  ${r.at}  ${r.point} ${r.hook}${ask} (stage ${r.stage}): ${r.result} in ${formatDuration(r.tookMs)}: ${r.detail}`,
+      `  ${r.at}  ${r.point} ${r.hook}${ask} (stage ${r.stage}): ${r.result} in ${r.tookMs} ms: ${r.detail}`,
     );
     if (r.excerpt) out.push(`    ${r.excerpt.split('\n').slice(0, 3).join('\n    ')}`);
   }
