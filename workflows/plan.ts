@@ -30,10 +30,11 @@ import {
 import type { WindowsSpec } from './windows';
 import { collectWindows, windowsKnownFields } from './windows-spec';
 import { validateAlertRoutes, type AlertRoute } from './alerts/routing';
-import { collectMirror, describeMirror, type ShadowStageSpec } from './mirror-spec';
-import { collectHooks, describeHooks, hooksKnownFields } from './plan-hooks';
+import { collectMirror, type ShadowStageSpec } from './mirror-spec';
+import { collectHooks, hooksKnownFields } from './plan-hooks';
 
 export { MAX_DURATION_MS };
+export { describePlan } from './plan-describe';
 
 /** Named metric templates a check may use instead of a raw query. */
 export const METRIC_TEMPLATES = [
@@ -681,25 +682,4 @@ export function formatProblems(problems: PlanProblem[]): string {
 /** The sum of all stage holds: the earliest promotion time, gate waits excluded. */
 export function totalHoldMs(plan: Plan): number {
   return plan.stages.reduce((sum, stage) => sum + stage.holdMs, 0);
-}
-
-/** `[approval] `, `[approval within 2h, else abort] ` or nothing: how describePlan writes a gate. */
-function describeGate(gate: Gate): string {
-  if (gate.type !== 'approval') return '';
-  return gate.timeoutMs === undefined
-    ? '[approval] '
-    : `[approval within ${formatDuration(gate.timeoutMs)}, else ${gate.onTimeout}] `;
-}
-
-/**
- * One line, e.g. `5% 1h → 10% 3h → [approval] 25% 20h → 100%` (a gate is passed before its stage's shift); a
- * promotion gate ends it with `→ [approval] promotion`.
- */
-export function describePlan(plan: Plan): string {
-  const stages = plan.stages.map((stage) => {
-    const hold = stage.holdMs > 0 ? ` ${formatDuration(stage.holdMs)}` : '';
-    return `${describeGate(stage.gate)}${stage.weight}%${stage.mirror ? ` (mirror ${describeMirror(stage.mirror)})` : ''}${hold}`;
-  });
-  const gate = plan.promotion.gate ? [`${describeGate(plan.promotion.gate)}promotion`] : [];
-  return [...stages, ...gate].join(' → ') + describeHooks(plan.hooks);
 }
