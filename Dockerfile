@@ -12,6 +12,7 @@ COPY activities activities
 COPY connection connection
 COPY worker worker
 COPY client client
+COPY controller controller
 # Only the local stack of demo/ is built (tsconfig.build.json); the test harness, the scripts and the rest of the
 # demo are dev tools (npm run build:dev, dist-dev/) and stay out of the image.
 COPY demo demo

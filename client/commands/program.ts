@@ -5,6 +5,7 @@ import { registerApprove } from './approve';
 import { registerBacktest } from './backtest';
 import type { CliContext, GlobalOptions } from './context';
 import { registerReport } from './fleet-report';
+import { registerController } from './controller';
 import { registerList } from './list';
 import { registerPause } from './pause';
 import { registerPromote } from './promote';
@@ -33,6 +34,7 @@ const COMMANDS = [
   registerList,
   registerRelease,
   registerReport,
+  registerController,
 ];
 
 /** The global options that take a value, for finding the command in argv before commander has parsed it. */
