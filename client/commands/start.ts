@@ -33,6 +33,7 @@ import {
   type TargetOptions,
 } from './options';
 import { exitCodeForStatus } from './report';
+import { supersedeRunning } from './supersede';
 import { EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, UsageError } from './usage';
 
 type StartOptions = TargetOptions & {
@@ -42,6 +43,7 @@ type StartOptions = TargetOptions & {
   plan: string;
   like?: string;
   wait?: boolean;
+  supersede?: boolean;
   strict?: boolean;
   interval: string;
   output: OutputFormat;
@@ -90,6 +92,10 @@ export function registerStart(program: Command, ctx: CliContext): void {
       "take the plan and target of this rollout (namespace/app or workflow id), as it was started; --plan, --target and the target's flags override them",
     )
     .addOption(strictOption())
+    .option(
+      '--supersede',
+      'a rollout of another version running on the target is rolled back first (printed), then this one starts',
+    )
     .option('--wait', 'wait for the outcome: exit 0 when promoted, 1 when rolled back')
     .option('--interval <duration>', 'poll interval with --wait', '2s')
     .option(
@@ -118,6 +124,10 @@ async function start(ctx: CliContext, opts: StartOptions, command: Command): Pro
   const setup = early && like !== undefined ? await early.setupOf(like) : undefined;
   const { loaded, prepared } = prepare(ctx, opts, { version, who, planGiven, setup });
   const c = early ?? (await ctx.connect());
+  if (opts.supersede) {
+    const say = (line: string) => (opts.output === 'json' ? ctx.err(`canary: ${line}`) : ctx.out(line));
+    await supersedeRunning(ctx, c, prepared, who, say, pollMs);
+  }
   // A promoted rollout still running on the target hands over: say what happens to it.
   const started = await c.startPrepared(prepared, {
     onHandover: (message) => (opts.output === 'json' ? ctx.err(`canary: ${message}`) : ctx.out(message)),
