@@ -1,0 +1,505 @@
+// The CanaryRollout controller (issue 18) on a real kube-apiserver and a real Temporal dev server, with a real worker
+// process and the Deployment simulator (no kubelet), the NGINX router. The controller runs as `canary controller`
+// child processes with deploy/controller.yaml's ServiceAccount token and nothing more (its RBAC also checked by
+// access reviews). Covered: the CRD's schema and CEL refusals; an invalid spec gets Invalid and nothing starts;
+// create → promoted with .status and Events following; spec.version changed mid-rollout → superseded (the old canary
+// reads weight 0 before the new rollout's first shift); delete mid-rollout → rolled back and the finalizer released;
+// a request annotation; the controller SIGKILLed mid-rollout and restarted → no second start; two replicas → one
+// leader, the other takes over when it is killed.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  AuthorizationV1Api,
+  CoordinationV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import { Client, Connection } from '@temporalio/client';
+import { parseAllDocuments, parse } from 'yaml';
+import { MERGE_PATCH, kubeClients, type KubeClients } from '../../activities/kube/client';
+import {
+  CLI_MAIN,
+  killAll,
+  requireBuilt,
+  startWorkerProcess,
+  type WorkerProcess,
+} from '../../harness/processes';
+import { startDevServer, type DevServer } from '../../demo/dev-server';
+import { startKubeServer, statusOf, type KubeServer } from '../../harness/kube';
+import { startDeploymentSimulator, type DeploymentSimulator } from '../../harness/kube-controller';
+import { createRolloutFixture, watchWeights, type RolloutFixture } from '../../harness/kube-rollout';
+import { GROUP, PLURAL, VERSION, type CanaryRollout } from '../../controller/crd';
+
+jest.setTimeout(180_000);
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canary-kube-controller-'));
+const queue = `kube-controller-${process.pid}-${Date.now()}`;
+const NS = 'kc-apps';
+const SYSTEM_NS = 'kc-system';
+const LEASE_MS = 3_000;
+
+let server: DevServer;
+let kube: KubeServer;
+let admin: KubeClients;
+let objects: KubernetesObjectApi;
+let temporal: Client;
+let worker: WorkerProcess | undefined;
+let simulator: DeploymentSimulator | undefined;
+let controllerKubeconfig: string;
+let controllerKc: KubeConfig;
+const controllers: ControllerProcess[] = [];
+
+const crdApi = { group: GROUP, version: VERSION, plural: PLURAL, namespace: NS };
+
+const promotePlan = {
+  analysis: { interval: '10s', checks: [] },
+  stages: [{ weight: 10, hold: '2s' }, { weight: 50, hold: '2s' }, { weight: 100 }],
+  promotion: { cleanupDelay: '0s' },
+};
+const longPlan = {
+  analysis: { interval: '10s', checks: [] },
+  stages: [{ weight: 10, hold: '1h' }, { weight: 100 }],
+  promotion: { cleanupDelay: '0s' },
+};
+
+function manifests(file: string): Obj[] {
+  return parseAllDocuments(fs.readFileSync(path.join(ROOT, 'deploy', file), 'utf8'))
+    .map((d) => d.toJS() as Obj | null)
+    .filter((o): o is Obj => o !== null);
+}
+
+/** deploy/controller.yaml's objects placed in SYSTEM_NS (its namespace, and the binding subjects'). */
+function controllerManifests(): Obj[] {
+  return manifests('controller.yaml').map((o) => {
+    const c = structuredClone(o);
+    if (c.metadata.namespace) c.metadata.namespace = SYSTEM_NS;
+    for (const s of (c.subjects ?? []) as Obj[]) s.namespace = SYSTEM_NS;
+    return c;
+  });
+}
+
+interface ControllerProcess {
+  name: string;
+  child: ChildProcess;
+  output(): string;
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+/** `canary controller` as a child process, with the controller's ServiceAccount token; resolves once it watches. */
+async function startControllerProcess(name: string): Promise<ControllerProcess> {
+  requireBuilt(CLI_MAIN);
+  const child = spawn(
+    process.execPath,
+    [CLI_MAIN, 'controller', '--identity', name, '--lease-duration', `${LEASE_MS}ms`, '--poll', '500ms'],
+    {
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: server.address,
+        TEMPORAL_NAMESPACE: server.namespace,
+        TEMPORAL_TASK_QUEUE: queue,
+        KUBECONFIG: controllerKubeconfig,
+        CANARY_KUBECONFIG: '',
+        CANARY_KUBE_CONTEXT: '',
+        POD_NAMESPACE: SYSTEM_NS,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const proc: ControllerProcess = {
+    name,
+    child,
+    output: () => out,
+    kill: async (signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+  controllers.push(proc);
+  await until(`controller ${name} to watch`, async () => /watching CanaryRollouts/.test(out), 30_000);
+  return proc;
+}
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      const logs = controllers.map((c) => `--- ${c.name} ---\n${c.output().slice(-3000)}`).join('\n');
+      throw new Error(
+        `timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}\n${logs}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function waitEstablished(name: string): Promise<void> {
+  await until(`CRD ${name} Established`, async () => {
+    const crd = (await objects.read({
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name },
+    })) as Obj;
+    return (crd.status?.conditions ?? []).some((c: Obj) => c.type === 'Established' && c.status === 'True');
+  });
+  // The API server delays the first create of a custom object for 2 s after its CRD became Established.
+  await new Promise((r) => setTimeout(r, 2_100));
+}
+
+beforeAll(async () => {
+  [server, kube] = await Promise.all([startDevServer(), startKubeServer({ crds: 'none' })]);
+  const adminKc = kube.kubeConfig('admin');
+  admin = kubeClients(adminKc);
+  objects = KubernetesObjectApi.makeApiClient(adminKc);
+  const crd = parse(fs.readFileSync(path.join(ROOT, 'deploy', 'crds', 'canaryrollouts.yaml'), 'utf8')) as Obj;
+  // Untyped: client-node's typed CRD model would drop the x-kubernetes-* keys written as JSON names.
+  await admin.custom.createClusterCustomObject({
+    group: 'apiextensions.k8s.io',
+    version: 'v1',
+    plural: 'customresourcedefinitions',
+    body: crd,
+  });
+  await waitEstablished(crd.metadata.name);
+  for (const ns of [NS, SYSTEM_NS]) await kube.createNamespace(ns);
+
+  // The controller's identity as deploy/controller.yaml makes it, and a real token for it (TokenRequest API).
+  for (const o of controllerManifests().filter((m) => m.kind !== 'Deployment')) {
+    await objects.create(o as KubernetesObject);
+  }
+  const token = await admin.core.createNamespacedServiceAccountToken({
+    name: 'temporal-canary-controller',
+    namespace: SYSTEM_NS,
+    body: { spec: { audiences: ['https://kubernetes.default.svc.cluster.local'], expirationSeconds: 3600 } },
+  });
+  controllerKc = new KubeConfig();
+  controllerKc.loadFromOptions({
+    clusters: [{ name: 'kc', server: kube.url, caFile: kube.caFile }],
+    users: [{ name: 'controller', token: token.status!.token }],
+    contexts: [{ name: 'kc', cluster: 'kc', user: 'controller' }],
+    currentContext: 'kc',
+  });
+  controllerKubeconfig = path.join(dir, 'controller.kubeconfig');
+  fs.writeFileSync(controllerKubeconfig, controllerKc.exportConfig(), { mode: 0o600 });
+
+  simulator = startDeploymentSimulator(adminKc, NS, { pollMs: 100 });
+  worker = await startWorkerProcess({
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_NAMESPACE: server.namespace,
+    TEMPORAL_TASK_QUEUE: queue,
+    KUBECONFIG: kube.kubeconfigFile('admin'),
+    CANARY_KUBECONFIG: '',
+    CANARY_KUBE_CONTEXT: '',
+    CANARY_ALERT_LOG: path.join(dir, 'alerts.jsonl'),
+    CANARY_ALERT_WEBHOOK_URL: '',
+  });
+  temporal = new Client({
+    connection: await Connection.connect({ address: server.address }),
+    namespace: server.namespace,
+  });
+  await startControllerProcess('controller-a');
+}, 240_000);
+
+afterAll(async () => {
+  await Promise.all(controllers.map((c) => c.kill('SIGKILL')));
+  await simulator?.stop();
+  await worker?.kill('SIGTERM');
+  await temporal?.connection.close();
+  killAll();
+  await Promise.all([server?.stop(), kube?.stop()]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+// --- objects --------------------------------------------------------------------------------------------------------
+
+function rolloutObject(name: string, spec: Obj): Obj {
+  return {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'CanaryRollout',
+    metadata: { name, namespace: NS },
+    spec,
+  };
+}
+
+function specFor(fx: RolloutFixture, version: string, plan: Obj, extra: Obj = {}): Obj {
+  return {
+    target: fx.target,
+    plan: { inline: plan },
+    version,
+    image: fx.stableImage.replace(/:v1$/, `:${version}`),
+    ...extra,
+  };
+}
+
+const create = (name: string, spec: Obj) =>
+  admin.custom.createNamespacedCustomObject({ ...crdApi, body: rolloutObject(name, spec) });
+
+async function read(name: string): Promise<CanaryRollout | undefined> {
+  try {
+    return (await admin.custom.getNamespacedCustomObject({ ...crdApi, name })) as CanaryRollout;
+  } catch (e) {
+    if (statusOf(e) === 404) return undefined;
+    throw e;
+  }
+}
+
+const patchSpec = (name: string, spec: Obj) =>
+  admin.custom.patchNamespacedCustomObject({ ...crdApi, name, body: { spec } }, MERGE_PATCH);
+
+async function events(name: string): Promise<string[]> {
+  const list = await admin.core.listNamespacedEvent({
+    namespace: NS,
+    fieldSelector: `involvedObject.name=${name},involvedObject.kind=CanaryRollout`,
+  });
+  return list.items
+    .sort((a, b) =>
+      String(a.metadata?.creationTimestamp).localeCompare(String(b.metadata?.creationTimestamp)),
+    )
+    .map((e) => e.reason ?? '');
+}
+
+/** Every run the workflow id has had (one per start). */
+async function runsOf(workflowId: string): Promise<number> {
+  let n = 0;
+  for await (const _ of temporal.workflow.list({ query: `WorkflowId = "${workflowId}"` })) n++;
+  return n;
+}
+
+const condition = (o: CanaryRollout | undefined, type: string) =>
+  o?.status?.conditions?.find((c) => c.type === type);
+
+// --- tests ----------------------------------------------------------------------------------------------------------
+
+test('the API server refuses what the schema and its CEL rules can check', async () => {
+  const target = { workload: { name: 'x' }, traffic: { nginx: {} } };
+  const refused = async (spec: Obj): Promise<string> => {
+    try {
+      await create('refused', spec);
+    } catch (e) {
+      expect(statusOf(e)).toBe(422);
+      return String((e as { body?: unknown }).body ?? e);
+    }
+    throw new Error(`created: ${JSON.stringify(spec)}`);
+  };
+  expect(
+    await refused({ target, plan: { preset: 'quick', inline: { stages: [] } }, version: 'v2' }),
+  ).toContain('exactly one of plan.inline, plan.preset and plan.configMapRef must be set');
+  expect(await refused({ target, plan: {}, version: 'v2' })).toContain('exactly one of');
+  expect(await refused({ target, plan: { preset: 'quick' }, version: 'v 2' })).toContain('spec.version');
+  expect(await refused({ target, plan: { preset: 'quick' }, version: '' })).toContain('spec.version');
+  expect(await refused({ target, plan: { preset: 'fastest' }, version: 'v2' })).toContain('spec.plan.preset');
+  expect(
+    await refused({ target, plan: { preset: 'quick' }, version: 'v2', onNewVersion: 'maybe' }),
+  ).toContain('spec.onNewVersion');
+  expect(await refused({ target, plan: { configMapRef: { name: 'p' } }, version: 'v2' })).toContain('key');
+  expect(await refused({ plan: { preset: 'quick' }, version: 'v2' })).toContain('spec.target');
+});
+
+test('an invalid spec gets an Invalid condition listing every problem by path, and nothing starts', async () => {
+  await create('bad', {
+    target: { traffic: { nginx: { ingres: 'bad' } }, workload: { name: 'bad' } },
+    plan: { inline: { stages: [{ weight: 200, hold: '1h' }] } },
+    version: 'v2',
+  });
+  const o = await until('Invalid', async () => {
+    const r = await read('bad');
+    return condition(r, 'Invalid')?.status === 'True' ? r : undefined;
+  });
+  const message = condition(o, 'Invalid')!.message;
+  expect(message).toContain('spec.plan.inline.stages[0].weight');
+  expect(message).toContain('spec.target.traffic.nginx.ingres');
+  expect(o!.status?.runId).toBeUndefined();
+  expect(await runsOf('canary.kc-apps.bad')).toBe(0);
+  expect(await events('bad')).toContain('Invalid');
+});
+
+test('create → the rollout runs, .status and Events follow it, it is promoted', async () => {
+  const fx = await createRolloutFixture(admin, 'nginx', NS, 'promote');
+  const phases: string[] = [];
+  const weights: number[] = [];
+  const watch = watchWeights(fx, 50);
+  const created = Date.now();
+  await create('promote', specFor(fx, 'v2', promotePlan));
+  const firstWeight = await until('the first weight set', async () =>
+    (await fx.weights()).canary > 0 ? Date.now() : 0,
+  );
+  const o = await until('promoted', async () => {
+    const r = await read('promote');
+    const s = r?.status;
+    if (s?.phase && phases[phases.length - 1] !== s.phase) phases.push(s.phase);
+    if (s?.weight !== undefined && weights[weights.length - 1] !== s.weight) weights.push(s.weight);
+    return s?.phase === 'promoted' ? r : undefined;
+  });
+  await watch.stop();
+  process.stdout.write(`object created → first weight set: ${firstWeight - created} ms\n`);
+  expect(watch.seen).toEqual(expect.arrayContaining([10, 50]));
+  expect(weights).toEqual(expect.arrayContaining([10, 50]));
+  expect(phases[phases.length - 1]).toBe('promoted');
+  expect(o!.status).toMatchObject({
+    workflowId: 'canary.kc-apps.promote',
+    version: 'v2',
+    observedGeneration: 1,
+  });
+  expect(condition(o, 'Promoted')).toMatchObject({ status: 'True', reason: 'Promoted' });
+  expect(condition(o, 'Progressing')).toMatchObject({ status: 'False' });
+  expect(o!.metadata.finalizers).toContain('canary.temporal.io/rollback');
+  const stable = await fx.stableDeployment();
+  expect(stable.spec!.template.spec!.containers[0].image).toMatch(/:v2$/);
+  const reasons = await until('the Promoted event', async () => {
+    const r = await events('promote');
+    return r.includes('Promoted') ? r : undefined;
+  });
+  expect(reasons).toEqual(expect.arrayContaining(['Started', 'Promoted']));
+  expect(await runsOf('canary.kc-apps.promote')).toBe(1);
+});
+
+test('spec.version changed mid-rollout → superseded: the old canary reads weight 0 before the new first shift', async () => {
+  const fx = await createRolloutFixture(admin, 'nginx', NS, 'supersede');
+  await create('supersede', specFor(fx, 'v2', longPlan));
+  await until('v2 at 10 %', async () => (await fx.weights()).canary === 10);
+  const watch = watchWeights(fx, 50);
+  const changed = Date.now();
+  await patchSpec('supersede', { version: 'v3', image: fx.stableImage.replace(/:v1$/, ':v3') });
+  const atZero = await until('the old canary at weight 0', async () =>
+    watch.seen.slice(1).includes(0) ? Date.now() : 0,
+  );
+  process.stdout.write(`spec.version changed → old canary at weight 0: ${atZero - changed} ms\n`);
+  const o = await until('v3 at 10 %', async () => {
+    const r = await read('supersede');
+    return r?.status?.version === 'v3' && r.status.weight === 10 && (await fx.weights()).canary === 10
+      ? r
+      : undefined;
+  });
+  const seen = await watch.stop();
+  // 10 (v2) → 0 (rolled back) → 10 (v3): never a shift of v3 before v2's canary was at 0.
+  expect(seen).toEqual([10, 0, 10]);
+  const canary = await fx.canaryDeployment();
+  expect(canary?.spec?.template.spec?.containers[0].image).toMatch(/:v3$/);
+  expect(o.status?.observedGeneration).toBe(2);
+  expect(await events('supersede')).toEqual(expect.arrayContaining(['Started', 'Superseding', 'RolledBack']));
+  expect(await runsOf('canary.kc-apps.supersede')).toBe(2);
+});
+
+test('deleted mid-rollout → rolled back, the finalizer released, routing as before', async () => {
+  const fx = await createRolloutFixture(admin, 'nginx', NS, 'remove');
+  const before = await fx.snapshot();
+  await create('remove', specFor(fx, 'v2', longPlan));
+  await until('v2 at 10 %', async () => (await fx.weights()).canary === 10);
+  await admin.custom.deleteNamespacedCustomObject({ ...crdApi, name: 'remove' });
+  // The finalizer holds the object while the rollout rolls back (unless the rollback was already done).
+  const held = await read('remove');
+  expect(held === undefined || held.metadata.deletionTimestamp !== undefined).toBe(true);
+  await until('the object gone', async () => (await read('remove')) === undefined);
+  expect(await fx.weights()).toEqual({ stable: 100, canary: 0 });
+  expect(await fx.snapshot()).toEqual(before);
+  const canary = await fx.canaryDeployment();
+  expect(canary?.spec?.replicas ?? 0).toBe(0);
+  const closed = await temporal.workflow.getHandle('canary.kc-apps.remove').describe();
+  expect(closed.status.name).not.toBe('RUNNING');
+});
+
+test('a request annotation is sent, cleared, and answered as a condition; SIGKILL and restart start nothing twice', async () => {
+  const fx = await createRolloutFixture(admin, 'nginx', NS, 'crash');
+  await create('crash', specFor(fx, 'v2', longPlan));
+  await until('v2 at 10 %', async () => (await read('crash'))?.status?.weight === 10);
+  const [leader] = controllers;
+  await leader.kill('SIGKILL');
+  controllers.splice(0, 1);
+  await admin.custom.patchNamespacedCustomObject(
+    {
+      ...crdApi,
+      name: 'crash',
+      body: { metadata: { annotations: { 'canary.temporal.io/request': 'pause' } } },
+    },
+    MERGE_PATCH,
+  );
+  // Restarted: it must wait out the killed leader's Lease, then picks the object up where it was.
+  await startControllerProcess('controller-a2');
+  const o = await until('paused', async () => {
+    const r = await read('crash');
+    return r?.status?.phase === 'paused' && condition(r, 'Request')?.status === 'True' ? r : undefined;
+  });
+  expect(o.metadata.annotations?.['canary.temporal.io/request']).toBeUndefined();
+  expect(condition(o, 'Paused')).toMatchObject({ status: 'True' });
+  expect(await runsOf('canary.kc-apps.crash')).toBe(1);
+  await admin.custom.deleteNamespacedCustomObject({ ...crdApi, name: 'crash' });
+  await until('crash gone', async () => (await read('crash')) === undefined);
+});
+
+test('two replicas: one leads; when it is killed the other takes over within the lease duration', async () => {
+  const leases = controllerKc.makeApiClient(CoordinationV1Api);
+  const holder = async () =>
+    (await leases.readNamespacedLease({ namespace: SYSTEM_NS, name: 'temporal-canary-controller' })).spec
+      ?.holderIdentity;
+  const first = controllers[0];
+  await until('a leader', async () => (await holder()) === first.name);
+  const second = await startControllerProcess('controller-b');
+  await new Promise((r) => setTimeout(r, LEASE_MS));
+  expect(await holder()).toBe(first.name);
+  const killed = Date.now();
+  await first.kill('SIGKILL');
+  await until('controller-b to lead', async () => (await holder()) === second.name, 4 * LEASE_MS);
+  const tookOver = Date.now() - killed;
+  process.stdout.write(`leader killed → the other replica leads: ${tookOver} ms\n`);
+  expect(tookOver).toBeLessThan(2 * LEASE_MS + 2_000);
+  // And it acts.
+  const fx = await createRolloutFixture(admin, 'nginx', NS, 'takeover');
+  await create('takeover', specFor(fx, 'v2', promotePlan));
+  await until('takeover promoted', async () => (await read('takeover'))?.status?.phase === 'promoted');
+});
+
+test("the controller's role allows what it calls and nothing more (access reviews as its ServiceAccount)", async () => {
+  const authz = controllerKc.makeApiClient(AuthorizationV1Api);
+  const can = async (
+    namespace: string,
+    group: string,
+    resource: string,
+    verb: string,
+    subresource?: string,
+  ) =>
+    (
+      await authz.createSelfSubjectAccessReview({
+        body: {
+          spec: {
+            resourceAttributes: { namespace, group, resource, verb, ...(subresource ? { subresource } : {}) },
+          },
+        },
+      })
+    ).status?.allowed === true;
+  for (const verb of ['get', 'list', 'watch', 'patch']) expect(await can(NS, GROUP, PLURAL, verb)).toBe(true);
+  expect(await can(NS, GROUP, PLURAL, 'patch', 'status')).toBe(true);
+  expect(await can(NS, GROUP, PLURAL, 'update', 'finalizers')).toBe(true);
+  expect(await can(NS, '', 'events', 'create')).toBe(true);
+  expect(await can(NS, '', 'configmaps', 'get')).toBe(true);
+  for (const verb of ['get', 'create', 'update']) {
+    expect(await can(SYSTEM_NS, 'coordination.k8s.io', 'leases', verb)).toBe(true);
+  }
+  // Nothing more: no deletes, no Secrets, no workloads or routing, no Leases outside its namespace, no RBAC.
+  expect(await can(NS, GROUP, PLURAL, 'delete')).toBe(false);
+  expect(await can(NS, GROUP, PLURAL, 'create')).toBe(false);
+  expect(await can(NS, '', 'secrets', 'get')).toBe(false);
+  expect(await can(NS, '', 'configmaps', 'list')).toBe(false);
+  expect(await can(NS, 'apps', 'deployments', 'patch')).toBe(false);
+  expect(await can(NS, 'networking.k8s.io', 'ingresses', 'patch')).toBe(false);
+  expect(await can(NS, 'coordination.k8s.io', 'leases', 'update')).toBe(false);
+  expect(await can('', 'rbac.authorization.k8s.io', 'clusterroles', 'escalate')).toBe(false);
+});
