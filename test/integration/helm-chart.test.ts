@@ -384,3 +384,46 @@ test("deploy/README.md's helm install, run as printed (a server-side dry run aga
   expect(r.stdout).toContain('STATUS: pending-install');
   expect(r.stdout).toContain('kind: RoleBinding');
 });
+
+test("controller.enabled adds the CanaryRollout controller, with deploy/controller.yaml's rules; crds/ holds the CRD", async () => {
+  const docs = await template([...REQUIRED, '--set', 'controller.enabled=true', '--include-crds']);
+  const controller = docs.filter((o) => o.metadata?.labels?.['app.kubernetes.io/component'] === 'controller');
+  expect(controller.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort()).toEqual(
+    [
+      `ClusterRole//temporal-canary-controller`,
+      `ClusterRoleBinding//temporal-canary-controller`,
+      `Deployment/${RELEASE_NS}/temporal-canary-controller`,
+      `Role/${RELEASE_NS}/temporal-canary-controller-lease`,
+      `RoleBinding/${RELEASE_NS}/temporal-canary-controller-lease`,
+      `ServiceAccount/${RELEASE_NS}/temporal-canary-controller`,
+    ].sort(),
+  );
+  const crd = docs.find((o) => o.kind === 'CustomResourceDefinition')!;
+  expect(crd.metadata.name).toBe('canaryrollouts.canary.temporal.io');
+  const shipped = parseAllDocuments(
+    fs.readFileSync(path.join(ROOT, 'deploy', 'controller.yaml'), 'utf8'),
+  ).map((d) => d.toJS() as Obj);
+  for (const kind of ['ClusterRole', 'Role']) {
+    expect(controller.find((o) => o.kind === kind)!.rules).toEqual(
+      shipped.find((o) => o.kind === kind)!.rules,
+    );
+  }
+  // Cluster-scoped role and the ServiceAccount first; the API server accepts each (dry run) and Pod Security the pod.
+  const order = ['ClusterRole', 'ServiceAccount', 'Role'];
+  for (const obj of [...controller].sort(
+    (a, b) => Number(!order.includes(a.kind)) - Number(!order.includes(b.kind)),
+  )) {
+    await objects.create(obj as KubernetesObject, undefined, 'All');
+  }
+  const deployment = controller.find((o) => o.kind === 'Deployment') as V1Deployment;
+  await admin.core.createNamespacedPod({
+    namespace: RELEASE_NS,
+    body: { metadata: { name: 'controller' }, spec: deployment.spec!.template.spec! },
+    dryRun: 'All',
+  });
+  expect(deployment.spec!.template.spec!.containers[0].command).toEqual([
+    'node',
+    'dist/client/cli.js',
+    'controller',
+  ]);
+});
