@@ -122,6 +122,10 @@ export class Reconciler {
       return this.supersede(o, start, [valid]);
     }
 
+    if (exec && st.runId === exec.firstRunId && st.version !== wanted) {
+      // This object's previous rollout has ended (rolled back by a supersede, or done): its end goes on record first.
+      await this.mirror(o, true);
+    }
     if (st.version === wanted && !st.runId && st.startRequestedAt && exec?.version === wanted) {
       // A start was asked for and the controller stopped before it recorded the answer: that run is this object's.
       if (exec.startTime.getTime() >= Date.parse(st.startRequestedAt) - CLOCK_SLACK_MS) {
