@@ -398,8 +398,11 @@ test("controller.enabled adds the CanaryRollout controller, with deploy/controll
       `ServiceAccount/${RELEASE_NS}/temporal-canary-controller`,
     ].sort(),
   );
+  // The CRD as deploy/crds ships it (a template, not crds/: Helm upgrades templates, never crds/).
   const crd = docs.find((o) => o.kind === 'CustomResourceDefinition')!;
-  expect(crd.metadata.name).toBe('canaryrollouts.canary.temporal.io');
+  expect(crd).toEqual(
+    parse(fs.readFileSync(path.join(ROOT, 'deploy', 'crds', 'canaryrollouts.yaml'), 'utf8'))[0],
+  );
   const shipped = parseAllDocuments(
     fs.readFileSync(path.join(ROOT, 'deploy', 'controller.yaml'), 'utf8'),
   ).map((d) => d.toJS() as Obj);

@@ -15,7 +15,7 @@ const crd = parse(fs.readFileSync(CRD, 'utf8')) as any;
 test("the chart's copy is deploy/crds's", () => {
   expect(
     fs.readFileSync(
-      path.join(ROOT, 'deploy', 'helm', 'temporal-canary', 'crds', 'canaryrollouts.yaml'),
+      path.join(ROOT, 'deploy', 'helm', 'temporal-canary', 'files', 'canaryrollouts.yaml'),
       'utf8',
     ),
   ).toBe(fs.readFileSync(CRD, 'utf8'));
