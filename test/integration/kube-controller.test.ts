@@ -24,6 +24,7 @@ import {
   CLI_MAIN,
   killAll,
   requireBuilt,
+  runCli,
   startWorkerProcess,
   type WorkerProcess,
 } from '../../harness/processes';
@@ -465,6 +466,52 @@ test('two replicas: one leads; when it is killed the other takes over within the
   const fx = await createRolloutFixture(admin, 'nginx', NS, 'takeover');
   await create('takeover', specFor(fx, 'v2', promotePlan));
   await until('takeover promoted', async () => (await read('takeover'))?.status?.phase === 'promoted');
+});
+
+test('canary start --supersede rolls the running version back (and says so) before it starts the new one', async () => {
+  const fx = await createRolloutFixture(admin, 'nginx', NS, 'cli');
+  const planFile = path.join(dir, 'long.yaml');
+  fs.writeFileSync(planFile, JSON.stringify(longPlan));
+  const targetFile = path.join(dir, 'cli.target.json');
+  fs.writeFileSync(targetFile, JSON.stringify({ target: fx.target }));
+  const env = {
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_NAMESPACE: server.namespace,
+    TEMPORAL_TASK_QUEUE: queue,
+    CANARY_IDENTITY: 'ci-bot',
+  };
+  const start = (version: string, ...more: string[]) =>
+    runCli(
+      [
+        'start',
+        '--target',
+        targetFile,
+        '--plan',
+        planFile,
+        '--version',
+        version,
+        '--image',
+        fx.stableImage.replace(/:v1$/, `:${version}`),
+        ...more,
+      ],
+      env,
+    );
+  const first = await start('v2');
+  expect([first.code, first.stderr]).toEqual([0, '']);
+  await until('v2 at 10 %', async () => (await fx.weights()).canary === 10);
+  // Without --supersede: refused, as before (exit 2), naming the running version.
+  const refused = await start('v3');
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toContain('v2');
+  const watch = watchWeights(fx, 50);
+  const r = await start('v3', '--supersede');
+  expect([r.code, r.stderr]).toEqual([0, '']);
+  expect(r.stdout).toContain('superseding v2');
+  expect(r.stdout).toMatch(/Rolled back v2 on kc-apps\/cli: traffic is on stable/);
+  await until('v3 at 10 %', async () => (await fx.weights()).canary === 10);
+  expect(await watch.stop()).toEqual([10, 0, 10]);
+  expect(await runsOf('canary.kc-apps.cli')).toBe(2);
+  await runCli(['abort', 'kc-apps/cli', '--reason', 'test over'], env);
 });
 
 test("the controller's role allows what it calls and nothing more (access reviews as its ServiceAccount)", async () => {
