@@ -329,8 +329,10 @@ export class Reconciler {
     const exec = st.workflowId ? await this.describe(st.workflowId) : undefined;
     if (
       exec?.running &&
-      st.runId &&
-      (exec.firstRunId === st.runId || (!st.runId && exec.version === st.version))
+      // Its run, or (deleted between a start and its record) the run of the version it asked for.
+      (st.runId
+        ? exec.firstRunId === st.runId
+        : st.startRequestedAt !== undefined && exec.version === st.version)
     ) {
       const current = await this.deps.rollouts.status(st.workflowId!);
       if (current.phase === 'promoted' && current.soak && !current.promoting) {
