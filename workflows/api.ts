@@ -36,7 +36,12 @@ export interface RolloutInput {
    * Set when a release (workflows/release.ts) started this rollout as one of its members: the rollout tells the
    * release each change of its phase, stage and weight.
    */
-  release?: { workflowId: string; member: string };
+  release?: {
+    workflowId: string;
+    member: string;
+    /** The release promotes every member at once (`promotion: together`): only it may pass this promotion gate. */
+    together?: { name: string; identity: string };
+  };
 }
 
 /**

@@ -127,7 +127,16 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
       m.handle = await startChild<typeof canaryRollout>('canaryRollout', {
         workflowId: m.workflowId,
         ...(m.spec.taskQueue ? { taskQueue: m.spec.taskQueue } : {}),
-        args: [{ ...m.spec.input, release: { workflowId: workflowInfo().workflowId, member: m.id } }],
+        args: [
+          {
+            ...m.spec.input,
+            release: {
+              workflowId: workflowInfo().workflowId,
+              member: m.id,
+              ...(input.promotion === 'together' ? { together: { name, identity } } : {}),
+            },
+          },
+        ],
         // A release closed without its own ending (Terminate) cancels its members: a cancelled rollout rolls back.
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
       });

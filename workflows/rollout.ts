@@ -96,6 +96,9 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       temporalNamespace: info.namespace,
       flags: { routingLifecycle, judgeV2, alertsV2 },
       historyLimit: input.options?.continueAsNewAfterEvents ?? DEFAULT_CONTINUE_AS_NEW_AFTER_EVENTS,
+      ...(input.release?.together
+        ? { releaseTogether: { ...input.release.together, member: input.release.member } }
+        : {}),
     },
     new TemporalPort(input, target, s),
   );

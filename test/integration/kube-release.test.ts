@@ -213,6 +213,16 @@ test('release abort: every member reads weight 0', async () => {
     const s = await releaseStatus('aborted');
     return s.members[0].state === 'ready' && s.members[1].weight === 20;
   });
+  // The release promotes its members together: nobody passes one member's promotion gate on their own.
+  const approve = await canary(['approve', `${NS}/${fx[0].app}`]);
+  expectExit(approve, 2);
+  expect(approve.stderr).toContain(
+    'is member payments of release aborted, which promotes its members together',
+  );
+  const promote = await canary(['promote', `${NS}/${fx[1].app}`]);
+  expectExit(promote, 2);
+  expect(promote.stderr).toContain('cannot promote: this rollout is member checkout of release aborted');
+  expect((await memberStatus(fx[0])).phase).toBe('waiting_approval');
   expectExit(await canary(['release', 'abort', 'aborted', '--reason', 'bad config']), 0);
   await until(
     'the release to end',

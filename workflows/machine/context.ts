@@ -26,6 +26,8 @@ export interface RolloutContext {
   flags: RolloutFlags;
   /** History length after which a run continues as new. */
   historyLimit: number;
+  /** A member of a release that promotes its members together: only the release may pass the promotion gate. */
+  releaseTogether?: { name: string; identity: string; member: string };
 }
 
 export const MAX_ANALYSES_KEPT = 10;

@@ -282,6 +282,10 @@ export class RolloutView {
       return `stage ${req.stage} is not waiting for approval; ${this.gateName()} is`;
     }
     if (s.approvedStage === s.stageIndex) return `${this.gateName()} is already approved`;
+    const release = this.ctx.releaseTogether;
+    if (release && this.atPromotionGate() && req.identity !== release.identity) {
+      return `this rollout is member ${release.member} of release ${release.name}, which promotes its members together: the release approves this gate once every member waits at it (see ${this.ctx.cli} release status ${release.name}; abort with ${this.ctx.cli} release abort ${release.name})`;
+    }
     const policy = this.gatePolicy();
     if (policy) {
       const check = canApprove(policy, this.gateState(), req.identity ?? '', now, req.groups);
@@ -305,6 +309,10 @@ export class RolloutView {
     if (s.phase !== 'progressing') return `cannot promote: the rollout is ${s.phase}`;
     if (s.pausedSince !== undefined) return 'cannot promote: the rollout is paused; resume it first';
     if (s.promoteRequest || s.finalizing) return 'promotion is already under way';
+    if (this.ctx.releaseTogether) {
+      const { member, name } = this.ctx.releaseTogether;
+      return `cannot promote: this rollout is member ${member} of release ${name}, which promotes its members together once every one has passed its last stage (see ${this.ctx.cli} release status ${name})`;
+    }
     // A promotion skips the remaining gates: under a policy it passes each only with what approving it would
     // take (the two-person rule holds on every path).
     const who = (req.identity ?? '').trim();
