@@ -273,22 +273,3 @@ export function findCycle(members: Array<{ id: string; after?: string[] }>): str
   }
   return undefined;
 }
-
-/** Members in reverse dependency order: a member before those it comes after (for rolling back). */
-export function reverseDependencyOrder<T extends { id: string; after: string[]; wave: number }>(
-  members: T[],
-): T[] {
-  const order: T[] = [];
-  const seen = new Set<string>();
-  const visit = (m: T) => {
-    if (seen.has(m.id)) return;
-    seen.add(m.id);
-    for (const d of m.after) {
-      const dep = members.find((x) => x.id === d);
-      if (dep) visit(dep);
-    }
-    order.push(m);
-  };
-  [...members].sort((a, b) => a.wave - b.wave).forEach(visit);
-  return order.reverse();
-}

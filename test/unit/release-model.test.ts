@@ -1,7 +1,7 @@
 // The release file's shape and relations (workflows/release-model.ts) and how the client prepares its members.
 import * as path from 'node:path';
 import { prepareRelease } from '../../client/release';
-import { findCycle, reverseDependencyOrder, validateReleaseShape } from '../../workflows/release-model';
+import { findCycle, validateReleaseShape } from '../../workflows/release-model';
 
 const target = (app: string) => ({ app, namespace: 'shop' });
 const member = (id: string, extra: object = {}) => ({
@@ -26,19 +26,6 @@ test('a cycle is named along its members', () => {
     ]),
   ).toEqual(['a', 'b', 'c', 'a']);
   expect(findCycle([{ id: 'a' }, { id: 'b', after: ['a'] }])).toBeUndefined();
-});
-
-test('rollback order: members that depend on others go first', () => {
-  const order = reverseDependencyOrder([
-    { id: 'payments', after: [], wave: 1 },
-    { id: 'checkout', after: ['payments'], wave: 1 },
-    { id: 'checkout-eu', after: ['checkout'], wave: 2 },
-    { id: 'search', after: [], wave: 1 },
-  ]);
-  const at = (id: string) => order.findIndex((m) => m.id === id);
-  expect(at('checkout-eu')).toBeLessThan(at('checkout'));
-  expect(at('checkout')).toBeLessThan(at('payments'));
-  expect(order).toHaveLength(4);
 });
 
 test.each<[string, object, string, string]>([
