@@ -386,14 +386,17 @@ export interface WeightWatch {
 export function watchWeights(fixture: RolloutFixture, pollMs = 100): WeightWatch {
   const seen: number[] = [];
   let stopped = false;
+  const read = async (): Promise<void> => {
+    try {
+      const { canary } = await fixture.weights();
+      if (seen[seen.length - 1] !== canary) seen.push(canary);
+    } catch {
+      // A read racing a write (or a 5xx) is retried on the next poll.
+    }
+  };
   const loop = (async () => {
     while (!stopped) {
-      try {
-        const { canary } = await fixture.weights();
-        if (seen[seen.length - 1] !== canary) seen.push(canary);
-      } catch {
-        // A read racing a write (or a 5xx) is retried on the next poll.
-      }
+      await read();
       await new Promise((r) => setTimeout(r, pollMs));
     }
   })();
@@ -402,6 +405,8 @@ export function watchWeights(fixture: RolloutFixture, pollMs = 100): WeightWatch
     stop: async () => {
       stopped = true;
       await loop;
+      // One last read: a stop that came while the loop slept would otherwise miss the weight the caller just saw.
+      await read();
       return seen;
     },
   };
