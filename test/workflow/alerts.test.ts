@@ -245,12 +245,14 @@ test('people events: each reaches the webhook once, signed, with a stable id; ro
   expect(escalated).toMatchObject({ stage: 2, stages: 3, weight: 5, lastVerdict: { verdict: 'pass' } });
   const paused = events.find((e) => e.kind === 'paused' && e.by === 'alice')!;
   expect(paused.reason).toBe('a closer look');
-  // Reminder 1 h and escalation 2 h after the gate began waiting (workflow time).
+  // Reminder 1 h and escalation 2 h after the gate began waiting (workflow time). The `approval_needed` event is
+  // stamped a workflow task after the wait began, and the time-skipping server's clock runs on between tasks: on
+  // a loaded machine that was a second (a clean-clone CI run saw 1,023 ms), so allow a few.
   const needed = Date.parse(events.find((e) => e.kind === 'approval_needed')!.at);
   expect(
     Math.abs(Date.parse(events.find((e) => e.kind === 'approval_reminder')!.at) - needed - HOUR),
-  ).toBeLessThan(1000);
-  expect(Math.abs(Date.parse(escalated.at) - needed - 2 * HOUR)).toBeLessThan(1000);
+  ).toBeLessThan(5000);
+  expect(Math.abs(Date.parse(escalated.at) - needed - 2 * HOUR)).toBeLessThan(5000);
 
   // Routing: Slack got only the kinds its rule names.
   const slackKinds = slack
