@@ -11,6 +11,7 @@ import {
 } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { workflowBundleOptions } from '../worker/bundle';
 import { NO_METRICS_SINKS } from '../worker/worker';
 
 // Worker state chatter drowns test output; warnings and errors still show.
@@ -38,10 +39,7 @@ export const STABLE_VERSION = 'v1';
 let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** The workflow bundle is built once per test file (webpack takes seconds). */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundlePromise ??= bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    logger: quietLogger,
-  });
+  bundlePromise ??= bundleWorkflowCode({ ...workflowBundleOptions(), logger: quietLogger });
   return bundlePromise;
 }
 

@@ -27,16 +27,22 @@ import type { Direction } from './mann-whitney';
 
 const whole = typeError('a whole number');
 
-export const noDataSchema = z.strictObject({
+// Module-private: a worker shares this module between rollouts, frozen, and a frozen zod schema cannot parse
+// (worker/bundle.ts, SHARED_WORKFLOW_MODULES). What other modules need is the field names.
+const noDataSchema = z.strictObject({
   action: z.string(typeError('hold, fail or ignore')).optional(),
   limit: z.number(whole).optional(),
   then: z.string(typeError('rollback, hold or approval')).optional(),
 });
 
-export const queryErrorSchema = z.strictObject({
+const queryErrorSchema = z.strictObject({
   limit: z.number(whole).optional(),
   then: z.string(typeError('rollback, hold or approval')).optional(),
 });
+
+/** The fields of `onNoData` and `onQueryError`, for "did you mean". */
+export const NO_DATA_FIELDS: readonly string[] = Object.keys(noDataSchema.shape);
+export const QUERY_ERROR_FIELDS: readonly string[] = Object.keys(queryErrorSchema.shape);
 
 /** `stages: [1, 2]`: distinct stage numbers of the plan, ascending in the result. */
 export function checkStageList(

@@ -75,11 +75,11 @@ import {
   checkQueryError,
   checkStageList,
   checkTest,
-  noDataSchema,
-  queryErrorSchema,
+  NO_DATA_FIELDS,
+  QUERY_ERROR_FIELDS,
   wholeAtLeast,
 } from './analysis-fields';
-import { checkWeb, checkWebFits, webSchema } from './analysis-web';
+import { WEB_FIELDS, checkWeb, checkWebFits } from './analysis-web';
 
 export * from './analysis-model';
 
@@ -194,9 +194,9 @@ export function analysisCheckKnownFields(base = 'analysis.checks.*'): Record<str
     [`${base}.abort.ratio`]: bound,
     [`${base}.abort.difference`]: bound,
     [`${base}.test`]: Object.keys(testSchema.shape),
-    [`${base}.onNoData`]: Object.keys(noDataSchema.shape),
-    [`${base}.onQueryError`]: Object.keys(queryErrorSchema.shape),
-    [`${base}.web`]: Object.keys(webSchema.shape),
+    [`${base}.onNoData`]: NO_DATA_FIELDS,
+    [`${base}.onQueryError`]: QUERY_ERROR_FIELDS,
+    [`${base}.web`]: WEB_FIELDS,
   };
 }
 // ---------------------------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ import { WEB_DEFAULT_TIMEOUT, WEB_METHODS, type WebMethod, type WebSource } from
 /** A web request may take at most this long (a round must not wait on it for longer). */
 const MAX_WEB_TIMEOUT_MS = 60_000;
 
-export const webSchema = z.strictObject(
+// Module-private (see noDataSchema in analysis-fields.ts): other modules get the field names.
+const webSchema = z.strictObject(
   {
     url: z.string(typeError('an http(s) URL', 'is required: the http(s) URL to read')),
     method: z.string(typeError('GET or POST')).optional(),
@@ -37,6 +38,9 @@ export const webSchema = z.strictObject(
   },
   typeError('an object like { url: https://..., jsonPath: $.value }'),
 );
+
+/** The fields of a `web` source, for "did you mean". */
+export const WEB_FIELDS: readonly string[] = Object.keys(webSchema.shape);
 
 /** Anything `${...}` that is not `${secret:NAME}` is a typo: it would be sent as written. */
 const ANY_PLACEHOLDER = /\$\{([^}]*)\}/g;
