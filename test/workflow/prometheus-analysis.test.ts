@@ -184,7 +184,9 @@ describe('the full analysis form', () => {
     expect((await h.query(statusQuery)).phase).toBe('progressing');
     const result = await rolloutResult(h);
     expect(result.outcome).toBe('rolled_back');
-    expect(result.reason).toContain('> abort max 5, for 5m of 5m (high): roll back');
+    // Rounds count as served up to a tenth of the interval early (roundSlackFor), and the reason names the time
+    // measured: under load a round a second early reads 4m59s.
+    expect(result.reason).toMatch(/> abort max 5, for (5m|4m5\ds) of 5m \(high\): roll back/);
   }, 300_000);
 
   test('medium: steps traffic back to the previous stage, holds, and goes forward after a healthy period', async () => {
