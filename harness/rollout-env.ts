@@ -10,8 +10,8 @@ import {
   type WorkflowHandleWithFirstExecutionRunId,
 } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { workflowBundleOptions } from '../worker/bundle';
+import { Runtime, Worker } from '@temporalio/worker';
+import { sourceBundle } from '../worker/bundle';
 import { NO_METRICS_SINKS } from '../worker/worker';
 
 // Worker state chatter drowns test output; warnings and errors still show.
@@ -36,21 +36,12 @@ import { RolloutLogger } from '../worker/logger';
 
 export const STABLE_VERSION = 'v1';
 
-let bundlePromise: Promise<WorkflowBundleWithSourceMap> | undefined;
-/** The workflow bundle is built once per test file (webpack takes seconds). */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundlePromise ??= bundleWorkflowCode({ ...workflowBundleOptions(), logger: quietLogger });
+let bundlePromise: Promise<{ code: string }> | undefined;
+/** The workflow bundle from the sources: built once for their content and kept on disk (worker/bundle.ts). */
+export function workflowBundle(): Promise<{ code: string }> {
+  bundlePromise ??= sourceBundle().then((code) => ({ code }));
   return bundlePromise;
 }
-
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: (m: string) => console.error(m),
-};
 
 export interface LiveState {
   weight: number;

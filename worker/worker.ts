@@ -53,7 +53,7 @@ export async function createRolloutWorker(opts: RolloutWorkerOptions): Promise<W
           },
         }
       : {}),
-    ...(opts.workflows ?? workflowSource()),
+    ...(opts.workflows ?? (await workflowSource())),
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
