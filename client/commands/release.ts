@@ -21,6 +21,7 @@ import { prepareReleaseFile, type PreparedRelease } from '../release';
 import type { RolloutClient } from '../rollout-client';
 import type { CliContext } from './context';
 import { json, outputOption, type OutputFormat } from './options';
+import { registerReleaseBacktest } from './release-backtest';
 import { EXIT_BAD_INPUT, EXIT_ROLLED_BACK, UsageError } from './usage';
 
 export function registerRelease(program: Command, ctx: CliContext): void {
@@ -43,6 +44,8 @@ export function registerRelease(program: Command, ctx: CliContext): void {
           : `Release ${input.release} is valid: ${input.members.length} members (${input.members.map((m) => `${m.id}${m.after.length ? ` after ${m.after.join(', ')}` : ''}, wave ${m.wave}`).join('; ')}), promotion ${input.promotion}, on failure ${input.onFailure}`,
       );
     });
+
+  registerReleaseBacktest(release, ctx, prepare);
 
   release
     .command('start')
@@ -169,12 +172,17 @@ export function registerRelease(program: Command, ctx: CliContext): void {
     });
 }
 
-/** The release prepared, or undefined after printing every problem (exit 2). */
-function prepare(ctx: CliContext, file: string, output: OutputFormat): PreparedRelease | undefined {
+/** The release prepared, or undefined after printing every problem (exit 2); windows are checked as of `nowMs`. */
+function prepare(
+  ctx: CliContext,
+  file: string,
+  output: OutputFormat,
+  nowMs = ctx.now().getTime(),
+): PreparedRelease | undefined {
   const identity = ctx.identity().name;
   const r = prepareReleaseFile(file, {
     requestedBy: identity,
-    nowMs: ctx.now().getTime(),
+    nowMs,
     taskQueue: ctx.client?.taskQueue ?? ctx.env.TEMPORAL_TASK_QUEUE ?? 'canary-rollouts',
     cli: ctx.invocation(),
   });

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { runBacktest, shortFormMeasureChecks, type BacktestResult } from '../../client/backtest';
+import type { ReleaseBacktestResult } from '../../client/backtest-release';
 import { prometheusMeasure } from '../../client/backtest-prometheus';
 import { validatePlan, type PlanSpec } from '../../workflows/plan';
 import { validateTarget, type Target } from '../../workflows/target';
@@ -405,6 +406,46 @@ describe('the CLI (dist/client/cli.js)', () => {
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(`127.0.0.1:${port}`);
     expect(r.stderr).toMatch(/unreachable/);
+  });
+
+  test('canary release backtest: members in order over the same range; the breach of one rolls the release back', async () => {
+    const plan = file('release-plan.json', {
+      analysis: { interval: '1m', checks: [ERROR_RATE_CRITICAL] },
+      stages: [{ weight: 10, hold: '30m' }, { weight: 100 }],
+    });
+    const release = file('release.json', {
+      release: 'shop-1',
+      members: [
+        { id: 'steady', target: targetFile('steady', prom.url), version: 'v2', plan },
+        { id: 'spiky', target: targetFile('spiky', prom.url), version: 'v2', plan, after: ['steady'] },
+      ],
+    });
+    const range = ['--from', iso(at(0)), '--to', iso(at(119))];
+    const r = await runCli(['release', 'backtest', '-f', release, ...range], {});
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    // steady passes at minute 30 and spiky starts then; its errors from minute 45 breach at 46.
+    expect(r.stdout).toContain(`steady: rolled back by release, started ${iso(at(0))}`);
+    expect(r.stdout).toMatch(new RegExp(`spiky \\(after steady\\): rolled back, started ${iso(at(30))}`));
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[lines.length - 1]).toMatch(
+      new RegExp(
+        `^the release would have rolled back at ${iso(at(46))} \\(46m after --from\\) because member spiky rolled back ` +
+          '\\(check error-rate\\) at stage 1/2 \\(10%\\): analysis at 10%: error-rate',
+      ),
+    );
+    const j = await runCli(['release', 'backtest', '-f', release, ...range, '--output', 'json'], {});
+    expect(j.code).toBe(0);
+    const out = JSON.parse(j.stdout) as ReleaseBacktestResult;
+    expect(out.outcome).toMatchObject({
+      kind: 'rolled_back',
+      member: 'spiky',
+      atMs: at(46),
+      checks: ['error-rate'],
+    });
+    expect(out.backtests.steady.outcome).toMatchObject({ kind: 'promoted', atMs: at(30) });
+    // A bad range is the single backtest's exit 2.
+    const bad = await runCli(['release', 'backtest', '-f', release, '--from', '-1h', '--to', '-2h'], {});
+    expect(bad.code).toBe(2);
   });
 
   test('--help documents times, Prometheus and the exit codes', async () => {
