@@ -111,11 +111,23 @@ export function prepareRelease(doc: unknown, baseDir: string, options: ReleaseOp
     members.push({
       id: m.id,
       after: m.after ?? [],
+      ...(m.afterStage ? { afterStage: m.afterStage } : {}),
       wave: m.wave ?? 1,
       workflowId: prepared.start.workflowId,
       ...(m.cluster ? { taskQueue: clusterQueue(options.taskQueue, m.cluster) } : {}),
       input: prepared.start.input,
     });
+  });
+  // A stage an after: names must be one of that member's stages.
+  spec.members.forEach((m, i) => {
+    for (const [dep, stage] of Object.entries(m.afterStage ?? {})) {
+      const stages = members.find((x) => x.id === dep)?.input.plan.stages;
+      if (!Array.isArray(stages) || stage <= stages.length) continue;
+      problems.push({
+        path: `members[${i}].after[${(m.after ?? []).indexOf(dep)}].stage`,
+        message: `${m.id}: ${dep} has ${stages.length} stage${stages.length === 1 ? '' : 's'}: stage ${stage} is not one of them`,
+      });
+    }
   });
   if (problems.length > 0) return { ok: false, problems };
   const clusters = [...new Set(spec.members.flatMap((m) => (m.cluster ? [m.cluster] : [])))];

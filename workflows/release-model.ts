@@ -23,7 +23,10 @@ export interface ReleaseMemberSpec {
   version: string;
   image?: string;
   plan?: unknown;
+  /** The ids this member comes after (a stage named or not). */
   after?: string[];
+  /** `after: [{ member: payments, stage: 2 }]`: the member starts once payments has entered its stage 2. */
+  afterStage?: Record<string, number>;
   wave?: number;
   cluster?: string;
 }
@@ -41,6 +44,11 @@ export interface ReleaseSpec {
 export interface ReleaseMemberInput {
   id: string;
   after: string[];
+  /**
+   * Dependencies named with a stage (1-based): the member starts once that one has entered the stage. Only release
+   * files that name a stage set it, so releases started before it never reach it.
+   */
+  afterStage?: Record<string, number>;
   wave: number;
   /** The rollout's workflow id (`canary.<namespace>.<app>`): its status and Web UI page stay a rollout's. */
   workflowId: string;
@@ -164,9 +172,30 @@ export function validateReleaseShape(
         add(`${at}.id`, 'must be a name (lowercase, digits, dashes)');
       if (m.target === undefined) add(`${at}.target`, 'is required: a target file or an inline target');
       if (typeof m.version !== 'string' || m.version.trim() === '') add(`${at}.version`, 'is required');
-      if (m.after !== undefined && (!Array.isArray(m.after) || m.after.some((a) => typeof a !== 'string'))) {
-        add(`${at}.after`, 'must be a list of member ids');
+      const after: string[] = [];
+      const afterStage: Record<string, number> = {};
+      if (m.after !== undefined && !Array.isArray(m.after)) {
+        add(`${at}.after`, 'must be a list of member ids (or { member: id, stage: N })');
       }
+      (Array.isArray(m.after) ? (m.after as unknown[]) : []).forEach((a, j) => {
+        const id = typeof a === 'string' ? a : isObject(a) ? a.member : undefined;
+        if (typeof id === 'string' && after.includes(id)) {
+          return add(`${at}.after[${j}]`, `names "${id}" twice`);
+        }
+        if (typeof a === 'string') return after.push(a);
+        if (isObject(a) && typeof a.member === 'string') {
+          const extra = Object.keys(a).filter((k) => k !== 'member' && k !== 'stage');
+          if (extra.length > 0)
+            add(`${at}.after[${j}].${extra[0]}`, 'is not a field of after: (member, stage)');
+          if (a.stage !== undefined && (!Number.isInteger(a.stage) || (a.stage as number) < 1)) {
+            add(`${at}.after[${j}].stage`, 'must be a stage number from 1 (the first stage is 1)');
+          } else if (a.stage !== undefined) {
+            afterStage[a.member] = a.stage as number;
+          }
+          return after.push(a.member);
+        }
+        add(`${at}.after[${j}]`, 'must be a member id or { member: id, stage: N }');
+      });
       if (m.wave !== undefined && (!Number.isInteger(m.wave) || (m.wave as number) < 1)) {
         add(`${at}.wave`, 'must be a whole number from 1');
       }
@@ -179,7 +208,8 @@ export function validateReleaseShape(
         version: String(m.version ?? ''),
         ...(typeof m.image === 'string' ? { image: m.image } : {}),
         ...(m.plan !== undefined ? { plan: m.plan } : {}),
-        after: Array.isArray(m.after) ? (m.after as string[]) : [],
+        after,
+        ...(Object.keys(afterStage).length > 0 ? { afterStage } : {}),
         wave: Number.isInteger(m.wave) ? (m.wave as number) : 1,
         ...(typeof m.cluster === 'string' ? { cluster: m.cluster } : {}),
       });

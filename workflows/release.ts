@@ -119,6 +119,12 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
 
   const running = () => members.filter((m) => m.handle && !TERMINAL.includes(m.state));
   const passed = (m: Member) => m.state === 'ready' || m.state === 'promoted';
+  /**
+   * A member has entered `stage` (1-based), or passed: only for an after: that names a stage (afterStage). A member
+   * waiting for approval has not entered the stage behind the gate yet.
+   */
+  const reached = (m: Member, stage: number) =>
+    passed(m) || (m.state === 'running' && m.phase !== 'waiting_approval' && (m.stage ?? 0) >= stage);
 
   /** Starts a member's rollout; its end (or failure) comes back as its state. */
   const start = async (m: Member) => {
@@ -170,7 +176,13 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
   /** Whether a member may start now: what it comes after has passed its last stage, and the wave before baked. */
   const eligible = (m: Member, now: number): boolean => {
     if (m.state !== 'pending') return false;
-    if (!m.after.every((d) => passed(byId.get(d)!))) return false;
+    const stageOf = m.spec.afterStage;
+    if (
+      !m.after.every((d) =>
+        stageOf?.[d] !== undefined ? reached(byId.get(d)!, stageOf[d]) : passed(byId.get(d)!),
+      )
+    )
+      return false;
     for (const w of input.waves) {
       if (w.wave >= m.wave) break;
       const at = waveReady.get(w.wave);

@@ -117,6 +117,7 @@ async function backtestRelease(ctx: CliContext, opts: Options, prepare: PrepareR
     members: release.members.map((m) => ({
       id: m.id,
       after: m.after,
+      ...(m.afterStage ? { afterStage: m.afterStage } : {}),
       wave: m.wave,
     })),
     waves: release.waves,

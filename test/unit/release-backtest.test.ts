@@ -273,3 +273,17 @@ describe('the walk: each member its own backtest, from when the release would ha
     expect(r.members.map((m) => m.state)).toEqual(['rolled_back_by_release', 'rolled_back', 'skipped']);
   });
 });
+
+test('after: { member, stage } starts a member once that one entered the stage', () => {
+  const r = rules('together', {
+    members: [
+      { id: 'payments', after: [], wave: 1 },
+      { id: 'checkout', after: ['payments'], afterStage: { payments: 2 }, wave: 1 },
+    ],
+    waves: [{ wave: 1, bakeMs: 0 }],
+  });
+  const t = new Map<string, MemberTimeline | undefined>([['payments', promoted(0, [0, 10, 20], 20)]]);
+  expect(memberStartMs(r, 'checkout', t, at(0))).toBe(at(10));
+  t.set('payments', rolledBack(0, [0], 5));
+  expect(memberStartMs(r, 'checkout', t, at(0))).toBeUndefined();
+});

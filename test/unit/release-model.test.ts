@@ -111,3 +111,70 @@ test('a member plan file is read relative to the release file, and an unreadable
   expect(r.ok).toBe(false);
   if (!r.ok) expect(r.problems[0].path).toBe('members[0].plan');
 });
+
+describe('after: naming a stage ({ member, stage })', () => {
+  test('keeps the member in after (cycles, waves, rollback order) and the stage in afterStage', () => {
+    const r = validateReleaseShape({
+      release: 'r',
+      members: [member('a'), member('b'), member('c', { after: [{ member: 'a', stage: 2 }, 'b'] })],
+    });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.spec.members[2]).toMatchObject({ after: ['a', 'b'], afterStage: { a: 2 } });
+    // A plain after: sets no afterStage (the workflow input of such releases is what it was).
+    expect(r.spec.members[1]).not.toHaveProperty('afterStage');
+  });
+
+  test.each<[string, unknown, string, string]>([
+    ['stage 0', { member: 'a', stage: 0 }, 'members[1].after[0].stage', 'from 1'],
+    ['a stage that is not a number', { member: 'a', stage: 'two' }, 'members[1].after[0].stage', 'from 1'],
+    [
+      'an unknown field',
+      { member: 'a', stage: 1, when: 'entered' },
+      'members[1].after[0].when',
+      'not a field',
+    ],
+    ['no member', { stage: 1 }, 'members[1].after[0]', 'member id or { member: id, stage: N }'],
+    ['an unknown member', { member: 'x', stage: 1 }, 'members[1].after[0]', 'names no member: "x"'],
+    ['a member named twice', 'a', 'members[1].after[1]', 'names "a" twice'],
+  ])('%s is refused at its path', (_what, dep, at, message) => {
+    const after = dep === 'a' ? [{ member: 'a', stage: 1 }, 'a'] : [dep];
+    const r = validateReleaseShape({ release: 'r', members: [member('a'), member('b', { after })] });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.problems.find((p) => p.path === at)?.message ?? '').toContain(message);
+  });
+
+  test('a cycle through a named stage is still a cycle', () => {
+    const r = validateReleaseShape({
+      release: 'r',
+      members: [member('a', { after: [{ member: 'b', stage: 1 }] }), member('b', { after: ['a'] })],
+    });
+    expect(r.ok).toBe(false);
+    if (!r.ok)
+      expect(r.problems.map((p) => p.message).join('\n')).toMatch(/cycle: a → b → a|cycle: b → a → b/);
+  });
+
+  test("the stage must be one of that member's plan's stages (exit 2, under the member that names it)", () => {
+    const plan = { stages: [{ weight: 10, hold: '1h' }, { weight: 50, hold: '1h' }, { weight: 100 }] };
+    const ok = prepareRelease(
+      { release: 'r', members: [member('a', { plan }), member('b', { after: [{ member: 'a', stage: 3 }] })] },
+      '.',
+      options,
+    );
+    expect(ok.ok).toBe(true);
+    if (ok.ok) expect(ok.release.input.members[1].afterStage).toEqual({ a: 3 });
+    const bad = prepareRelease(
+      {
+        release: 'r',
+        members: [member('a', { plan }), member('b', { after: [{ member: 'a', stage: 4 }] })],
+      },
+      '.',
+      options,
+    );
+    expect(bad.ok).toBe(false);
+    if (!bad.ok)
+      expect(bad.problems).toEqual([
+        { path: 'members[1].after[0].stage', message: 'b: a has 3 stages: stage 4 is not one of them' },
+      ]);
+  });
+});
