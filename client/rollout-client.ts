@@ -14,6 +14,7 @@ import {
 import {
   DEFAULT_TASK_QUEUE,
   SA_APP,
+  SA_RELEASE,
   SA_PHASE,
   SA_STAGE,
   SA_VERSION,
@@ -526,6 +527,7 @@ export class RolloutClient {
     const clauses = [`WorkflowType = ${queryValue(WORKFLOW_TYPE)}`];
     if (filter.app) clauses.push(`${SA_APP.name} = ${queryValue(filter.app)}`);
     if (filter.phase) clauses.push(`${SA_PHASE.name} = ${queryValue(filter.phase)}`);
+    if (filter.release) clauses.push(`${SA_RELEASE.name} = ${queryValue(filter.release)}`);
     if (filter.running) clauses.push(`ExecutionStatus = 'Running'`);
     const query = clauses.join(' AND ');
     const limit = filter.limit ?? 100;

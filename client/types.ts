@@ -58,6 +58,8 @@ export interface AbortResult {
 export interface ListFilter {
   app?: string;
   phase?: Phase;
+  /** Only members of this release (the CanaryRelease search attribute). */
+  release?: string;
   /** Target namespace; filtered client-side (it is part of the workflow id, not a search attribute). */
   namespace?: string;
   /** Only running rollouts. */

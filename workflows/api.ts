@@ -137,6 +137,8 @@ export const SA_VERSION = defineSearchAttributeKey('CanaryVersion', SearchAttrib
 export const SA_PHASE = defineSearchAttributeKey('CanaryPhase', SearchAttributeType.KEYWORD);
 export const SA_STAGE = defineSearchAttributeKey('CanaryStage', SearchAttributeType.INT);
 export const SA_WEIGHT = defineSearchAttributeKey('CanaryWeight', SearchAttributeType.INT);
+/** The release a rollout is a member of (and the release workflow's own name): set at start, only for releases. */
+export const SA_RELEASE = defineSearchAttributeKey('CanaryRelease', SearchAttributeType.KEYWORD);
 
 /** `name=Type` pairs, as `temporal server start-dev --search-attribute` and `operator search-attribute create` take them. */
 export const SEARCH_ATTRIBUTES: ReadonlyArray<readonly [string, 'Keyword' | 'Int']> = [
@@ -145,6 +147,7 @@ export const SEARCH_ATTRIBUTES: ReadonlyArray<readonly [string, 'Keyword' | 'Int
   ['CanaryPhase', 'Keyword'],
   ['CanaryStage', 'Int'],
   ['CanaryWeight', 'Int'],
+  ['CanaryRelease', 'Keyword'],
 ];
 
 const ROLLOUT_ID_PREFIX = 'canary.';

@@ -17,7 +17,14 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { ReleaseActivities } from '../activities/release';
-import { abortSignal, pauseSignal, resumeSignal, NOT_STARTED_FAILURE, ROLLED_BACK_FAILURE } from './api';
+import {
+  abortSignal,
+  pauseSignal,
+  resumeSignal,
+  NOT_STARTED_FAILURE,
+  ROLLED_BACK_FAILURE,
+  SA_RELEASE,
+} from './api';
 import {
   memberProgressSignal,
   releaseAbortSignal,
@@ -143,6 +150,9 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
             },
           },
         ],
+        // The member names its release (`canary list --release`, the Web UI), from its start: the rollout workflow
+        // itself upserts nothing more (continue-as-new keeps it).
+        typedSearchAttributes: [{ key: SA_RELEASE, value: name }],
         // A release closed without its own ending (Terminate) cancels its members: a cancelled rollout rolls back.
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
       });

@@ -24,6 +24,7 @@ export function registerList(program: Command, ctx: CliContext): void {
     .option('--app <name>', 'only this application')
     .option('--namespace <namespace>', 'only this target namespace')
     .addOption(new Option('--phase <phase>', 'only rollouts in this phase').choices(PHASES))
+    .option('--release <name>', 'only the members of this release')
     .option('--running', 'only running rollouts')
     .option('--limit <n>', 'at most this many rows', '50')
     .addOption(outputOption())
@@ -32,6 +33,7 @@ export function registerList(program: Command, ctx: CliContext): void {
         app?: string;
         namespace?: string;
         phase?: Phase;
+        release?: string;
         running?: boolean;
         limit: string;
         output: OutputFormat;
@@ -45,6 +47,7 @@ export function registerList(program: Command, ctx: CliContext): void {
           ...(opts.app ? { app: opts.app } : {}),
           ...(opts.namespace ? { namespace: opts.namespace } : {}),
           ...(opts.phase ? { phase: opts.phase } : {}),
+          ...(opts.release ? { release: opts.release } : {}),
           ...(opts.running ? { running: true } : {}),
           limit,
         });

@@ -2,6 +2,7 @@
 // file; the other commands act on every member of a running release; approve --member answers one member's gate.
 import type { Command } from 'commander';
 import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
+import { SA_RELEASE } from '../../workflows/api';
 import type { InputProblem } from '../../workflows/problems';
 import {
   releaseAbortSignal,
@@ -221,6 +222,7 @@ async function startRelease(c: RolloutClient, prepared: PreparedRelease): Promis
       taskQueue: c.taskQueue,
       workflowId: prepared.workflowId,
       args: [prepared.input],
+      typedSearchAttributes: [{ key: SA_RELEASE, value: prepared.input.release }],
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {

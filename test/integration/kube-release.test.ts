@@ -172,6 +172,14 @@ test('healthy: members start in order, and all promote together once every one h
   expect(started[1]).toBeGreaterThan(started[0]);
   expect(started[2] - started[1]).toBeGreaterThan(2_000);
   for (const f of fx) expect(await f.weights()).toEqual({ stable: 100, canary: 0 });
+  // The members carry the CanaryRelease search attribute: canary list --release finds exactly them.
+  let members: string[] = [];
+  await until('canary list --release healthy', async () => {
+    const r = await canary(['list', '--release', 'healthy', '--output', 'json']);
+    members = (JSON.parse(r.stdout) as Array<{ app: string }>).map((row) => row.app).sort();
+    return members.length === 3;
+  });
+  expect(members).toEqual(fx.map((f) => f.app).sort());
 });
 
 test('one member rolled back: every member ends at weight 0, the release names the member', async () => {

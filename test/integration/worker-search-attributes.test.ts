@@ -98,7 +98,7 @@ test('a namespace without the search attributes gets them when the worker starts
   const env = { TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: 'fresh' };
   const first = await startWorkerProcess(env);
   expect(first.output()).toContain(
-    'canary worker: registered the search attributes CanaryApp, CanaryVersion, CanaryPhase, CanaryStage, CanaryWeight in namespace fresh',
+    'canary worker: registered the search attributes CanaryApp, CanaryVersion, CanaryPhase, CanaryStage, CanaryWeight, CanaryRelease in namespace fresh',
   );
   expect(await first.kill()).toBe(0);
   expectAll(await customAttributes('fresh'));
@@ -122,7 +122,8 @@ test('a registration the server refuses: exit 2 with one command per attribute, 
   });
   expect(r.code).toBe(2);
   expect(r.stderr).toContain(
-    'namespace "crowded" lacks the search attributes CanaryApp, CanaryVersion, CanaryPhase, CanaryStage, CanaryWeight ' +
+    'namespace "crowded" lacks the search attributes CanaryApp, CanaryVersion, CanaryPhase, CanaryStage, CanaryWeight, ' +
+      'CanaryRelease ' +
       'the rollout workflow writes, and the server did not let this worker register them (',
   );
   expect(r.stderr).toContain('cannot have more than 3 search attribute of type Int');
@@ -176,7 +177,7 @@ test('an attribute of another type: exit 2, saying which and why the worker cann
   );
 });
 
-test("the README's registration step, run as printed, registers all five", async () => {
+test("the README's registration step, run as printed, registers all six", async () => {
   await createNamespace('readme');
   const readme = fs.readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
   const from = readme.indexOf('2. Register the search attributes once per namespace');

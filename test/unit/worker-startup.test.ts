@@ -56,7 +56,7 @@ describe('search attributes', () => {
       tls: { certPath: '/c.pem', keyPath: '/c.key', caPath: '/ca.pem' },
       apiKey: 'secret-key',
     });
-    expect(tls).toHaveLength(5);
+    expect(tls).toHaveLength(6);
     expect(tls[0]).toContain(
       '--tls --tls-cert-path /c.pem --tls-key-path /c.key --tls-ca-path /ca.pem --api-key "$TEMPORAL_API_KEY"',
     );
@@ -80,7 +80,7 @@ describe('search attributes', () => {
     expect(DEV_SERVER_COMMAND).toBe(
       '.tools/py/bin/temporal server start-dev --search-attribute CanaryApp=Keyword --search-attribute ' +
         'CanaryVersion=Keyword --search-attribute CanaryPhase=Keyword --search-attribute CanaryStage=Int ' +
-        '--search-attribute CanaryWeight=Int',
+        '--search-attribute CanaryWeight=Int --search-attribute CanaryRelease=Keyword',
     );
   });
 });
