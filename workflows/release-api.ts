@@ -7,4 +7,7 @@ export const memberProgressSignal = defineSignal<[MemberProgress]>('releaseMembe
 export const releaseAbortSignal = defineSignal<[{ identity: string; reason: string }]>('releaseAbort');
 export const releasePauseSignal = defineSignal<[{ identity: string; reason?: string }]>('releasePause');
 export const releaseResumeSignal = defineSignal<[{ identity: string }]>('releaseResume');
+/** A person's answer to a release held by `onFailure: rollback-member`: go on without the members that rolled back. */
+export const releaseContinueSignal =
+  defineSignal<[{ identity: string; comment?: string }]>('releaseContinue');
 export const releaseStatusQuery = defineQuery<ReleaseStatus>('releaseStatus');

@@ -95,7 +95,8 @@ export interface ReleaseMemberStatus {
 
 export interface ReleaseStatus {
   release: string;
-  phase: 'progressing' | 'promoting' | 'rolling_back' | 'promoted' | 'rolled_back' | 'aborted';
+  /** `held`: with onFailure: rollback-member, a member rolled back and a person decides (see `question`). */
+  phase: 'progressing' | 'held' | 'promoting' | 'rolling_back' | 'promoted' | 'rolled_back' | 'aborted';
   promotion: ReleasePromotion;
   onFailure: ReleaseOnFailure;
   waves: Array<{ wave: number; bakeMs: number; readyAt?: string; members: string[] }>;
@@ -103,6 +104,10 @@ export interface ReleaseStatus {
   /** Why the release rolled back: the member and its reason. */
   reason?: string;
   cause?: string;
+  /** While held: what happened and what a person may answer. */
+  question?: string;
+  /** Members the release went on without (onFailure: rollback-member): those that rolled back, those after them. */
+  dropped?: string[];
 }
 
 export interface ReleaseResult {
@@ -110,6 +115,8 @@ export interface ReleaseResult {
   reason?: string;
   /** The member whose failure rolled the release back. */
   cause?: string;
+  /** Promoted without these members (onFailure: rollback-member, continued by a person). */
+  dropped?: string[];
   members: ReleaseMemberStatus[];
 }
 
@@ -144,13 +151,8 @@ export function validateReleaseShape(
   const promotion = doc.promotion ?? 'together';
   if (promotion !== 'together' && promotion !== 'each') add('promotion', 'must be together or each');
   const onFailure = doc.onFailure ?? 'rollback-all';
-  if (onFailure === 'rollback-member') {
-    add(
-      'onFailure',
-      'rollback-member (the others hold and ask a person) is not built yet: use rollback-all, the default',
-    );
-  } else if (onFailure !== 'rollback-all') {
-    add('onFailure', 'must be rollback-all');
+  if (onFailure !== 'rollback-all' && onFailure !== 'rollback-member') {
+    add('onFailure', 'must be rollback-all (the default) or rollback-member');
   }
 
   const members: ReleaseMemberSpec[] = [];

@@ -28,6 +28,7 @@ import {
 import {
   memberProgressSignal,
   releaseAbortSignal,
+  releaseContinueSignal,
   releasePauseSignal,
   releaseResumeSignal,
   releaseStatusQuery,
@@ -83,6 +84,10 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
   let abort: { identity: string; reason: string } | undefined;
   let changes = 0;
   let approved = false;
+  // onFailure: rollback-member: members the release goes on without, and the hold while a person decides.
+  const dropped = new Set<string>();
+  let held: { question: string } | undefined;
+  let continued: { identity: string; comment?: string } | undefined;
 
   const status = (): ReleaseStatus => ({
     release: name,
@@ -97,6 +102,8 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
     members: members.map(({ spec: _spec, handle: _handle, aborted: _aborted, ...m }) => m),
     ...(reason ? { reason } : {}),
     ...(cause ? { cause } : {}),
+    ...(held ? { question: held.question } : {}),
+    ...(dropped.size > 0 ? { dropped: [...dropped] } : {}),
   });
   setHandler(releaseStatusQuery, status);
   setHandler(memberProgressSignal, (p) => {
@@ -113,6 +120,11 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
     abort ??= r;
     changes++;
   });
+  setHandler(releaseContinueSignal, (r) => {
+    if (!held) return;
+    continued ??= r;
+    changes++;
+  });
   setHandler(releasePauseSignal, (r) => {
     for (const m of running())
       void m.handle!.signal(pauseSignal, {
@@ -126,6 +138,8 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
 
   const running = () => members.filter((m) => m.handle && !TERMINAL.includes(m.state));
   const passed = (m: Member) => m.state === 'ready' || m.state === 'promoted';
+  /** The members the release still goes on with (all of them unless a person continued without some). */
+  const kept = () => members.filter((m) => !dropped.has(m.id));
   /**
    * A member has entered `stage` (1-based), or passed: only for an after: that names a stage (afterStage). A member
    * waiting for approval has not entered the stage behind the gate yet.
@@ -201,14 +215,61 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
     return true;
   };
 
+  /** Pauses every running member, naming the member that failed, and asks a person (status: question). */
+  const hold = (failed: Member) => {
+    const why = `member ${failed.id} ${failed.state === 'not_started' ? 'did not start' : 'rolled back'}${failed.reason ? `: ${failed.reason}` : ''}`;
+    const cli = input.members[0]?.input.cli ?? 'canary';
+    held = {
+      question:
+        `${why}. The other members hold. \`${cli} release approve ${name}\` goes on without it (and the members ` +
+        `after it); \`${cli} release abort ${name} --reason ...\` rolls every member back`,
+    };
+    phase = 'held';
+    log.warn('release held', { why });
+    for (const m of running().filter((x) => !FAILED.includes(x.state)))
+      void m.handle!.signal(pauseSignal, { identity, reason: `release ${name} holds: ${why}` });
+  };
+  /** A person answered the hold: drop the failed members and those after them, resume the others. */
+  const goOnWithout = (by: { identity: string; comment?: string }) => {
+    for (const m of members) if (FAILED.includes(m.state)) dropped.add(m.id);
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const m of members) {
+        if (dropped.has(m.id) || m.state !== 'pending' || !m.after.some((d) => dropped.has(d))) continue;
+        m.state = 'skipped';
+        m.reason = `skipped: it comes after ${m.after.filter((d) => dropped.has(d)).join(', ')}`;
+        dropped.add(m.id);
+        grew = true;
+      }
+    }
+    log.info('release goes on', { by: by.identity, without: [...dropped] });
+    held = undefined;
+    continued = undefined;
+    phase = 'progressing';
+    for (const m of running().filter((x) => !dropped.has(x.id)))
+      void m.handle!.signal(resumeSignal, { identity });
+  };
+
   try {
     for (;;) {
       const now = Date.now();
       for (const w of input.waves) {
         const inWave = members.filter((m) => m.wave === w.wave);
-        if (!waveReady.has(w.wave) && inWave.length > 0 && inWave.every(passed)) waveReady.set(w.wave, now);
+        const left = inWave.filter((m) => !dropped.has(m.id));
+        if (!waveReady.has(w.wave) && inWave.length > 0 && left.every(passed)) waveReady.set(w.wave, now);
       }
-      const failed = members.find((m) => FAILED.includes(m.state) && !m.aborted);
+      const failed = members.find((m) => FAILED.includes(m.state) && !m.aborted && !dropped.has(m.id));
+      if (!abort && failed && input.onFailure === 'rollback-member') {
+        // The failing member rolls back on its own; the others hold (paused) until a person decides.
+        if (continued) {
+          goOnWithout(continued);
+          continue;
+        }
+        if (!held) hold(failed);
+        const seen = changes;
+        await condition(() => changes !== seen);
+        continue;
+      }
       if (abort || failed) {
         cause = abort ? undefined : failed!.id;
         reason = abort
@@ -216,13 +277,13 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
           : `member ${failed!.id} ${failed!.state === 'not_started' ? 'did not start' : 'rolled back'}${failed!.reason ? `: ${failed!.reason}` : ''}`;
         break;
       }
-      if (members.every((m) => m.state === 'promoted')) break;
-      for (const m of members) if (eligible(m, now)) await start(m);
-      if (input.promotion === 'together' && !approved && members.every((m) => m.state === 'ready')) {
+      if (kept().every((m) => m.state === 'promoted')) break;
+      for (const m of kept()) if (eligible(m, now)) await start(m);
+      if (input.promotion === 'together' && !approved && kept().every((m) => m.state === 'ready')) {
         // Every member passed its last stage: promote them all at once.
         approved = true;
         phase = 'promoting';
-        for (const m of members)
+        for (const m of kept())
           await acts.approveReleaseMember({ workflowId: m.workflowId, identity, release: name });
       }
       const seen = changes;
@@ -235,10 +296,17 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
     reason = 'the release was cancelled';
   }
 
-  if (reason === undefined) {
+  if (reason === undefined && kept().length > 0) {
     phase = 'promoted';
-    return { outcome: 'promoted', members: status().members };
+    return {
+      outcome: 'promoted',
+      ...(dropped.size > 0
+        ? { reason: `promoted without ${[...dropped].join(', ')}`, dropped: [...dropped] }
+        : {}),
+      members: status().members,
+    };
   }
+  reason ??= `every member rolled back (${[...dropped].join(', ')})`;
   // One verdict: every member goes back, those that depend on others first. Members no remaining member comes
   // after go together; the next ones once those read weight 0 (or ended).
   phase = abort ? 'aborted' : 'rolling_back';

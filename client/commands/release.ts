@@ -6,6 +6,7 @@ import { SA_RELEASE } from '../../workflows/api';
 import type { InputProblem } from '../../workflows/problems';
 import {
   releaseAbortSignal,
+  releaseContinueSignal,
   releasePauseSignal,
   releaseResumeSignal,
   releaseStatusQuery,
@@ -125,27 +126,15 @@ export function registerRelease(program: Command, ctx: CliContext): void {
 
   release
     .command('approve')
-    .description("answer one member's gate (a person's approval, with the member's own approval policy)")
+    .description(
+      "with --member, answer one member's gate (a person's approval, with the member's own approval policy); " +
+        'without, answer a release held by onFailure: rollback-member: go on without the members that rolled back',
+    )
     .argument('<release>', 'release name or workflow id')
-    .requiredOption('--member <id>', 'the member whose gate waits')
+    .option('--member <id>', 'the member whose gate waits')
     .option('--stage <n>', 'the stage you mean (1-based)')
     .option('--comment <text>', 'recorded with the approval')
-    .action(async (ref: string, opts: { member: string; stage?: string; comment?: string }) => {
-      const c = await ctx.connect();
-      const s = await releaseStatus(c, ref);
-      const m = s.members.find((x) => x.id === opts.member);
-      if (!m) {
-        throw new UsageError(
-          `release ${s.release} has no member "${opts.member}" (members: ${s.members.map((x) => x.id).join(', ')})`,
-        );
-      }
-      const record = await c.approve(m.workflowId, {
-        identity: ctx.identity().name,
-        ...(opts.stage ? { stage: Number(opts.stage) } : {}),
-        ...(opts.comment ? { comment: opts.comment } : {}),
-      });
-      ctx.out(`Approved ${m.id} (${m.workflowId}) stage ${record.stage} as ${record.by}.`);
-    });
+    .action((ref: string, opts: ApproveOptions) => approve(ctx, ref, opts));
 
   release
     .command('list')
@@ -171,6 +160,46 @@ export function registerRelease(program: Command, ctx: CliContext): void {
             : rows.map((r) => `${r.release.padEnd(30)} ${r.status.padEnd(11)} ${r.started}`).join('\n'),
       );
     });
+}
+
+interface ApproveOptions {
+  member?: string;
+  stage?: string;
+  comment?: string;
+}
+
+/** `release approve`: one member's gate (--member), or a held release's go-on-without (rollback-member). */
+async function approve(ctx: CliContext, ref: string, opts: ApproveOptions): Promise<void> {
+  const c = await ctx.connect();
+  const s = await releaseStatus(c, ref);
+  if (opts.member === undefined) {
+    if (s.phase !== 'held') {
+      throw new UsageError(
+        `release ${s.release} is not held (${s.phase}): nothing to go on without; to answer a member's gate, name it with --member ID`,
+      );
+    }
+    const handle = await running(c, ref);
+    await handle.signal(releaseContinueSignal, {
+      identity: ctx.identity().name,
+      ...(opts.comment ? { comment: opts.comment } : {}),
+    });
+    ctx.out(
+      `Release ${s.release} goes on without the members that rolled back (and those after them); the others resume.`,
+    );
+    return;
+  }
+  const m = s.members.find((x) => x.id === opts.member);
+  if (!m) {
+    throw new UsageError(
+      `release ${s.release} has no member "${opts.member}" (members: ${s.members.map((x) => x.id).join(', ')})`,
+    );
+  }
+  const record = await c.approve(m.workflowId, {
+    identity: ctx.identity().name,
+    ...(opts.stage ? { stage: Number(opts.stage) } : {}),
+    ...(opts.comment ? { comment: opts.comment } : {}),
+  });
+  ctx.out(`Approved ${m.id} (${m.workflowId}) stage ${record.stage} as ${record.by}.`);
 }
 
 /** The release prepared, or undefined after printing every problem (exit 2); windows are checked as of `nowMs`. */
@@ -275,6 +304,8 @@ async function releaseStatus(c: RolloutClient, ref: string): Promise<ReleaseStat
 export function renderStatus(s: ReleaseStatus): string {
   const lines = [`Release ${s.release}: ${s.phase} (promotion ${s.promotion}, on failure ${s.onFailure})`];
   if (s.reason) lines.push(`  reason: ${s.reason}`);
+  if (s.question) lines.push(`  waiting for a person: ${s.question}`);
+  if (s.dropped?.length) lines.push(`  going on without: ${s.dropped.join(', ')}`);
   for (const w of s.waves) {
     lines.push(
       `  wave ${w.wave}${w.bakeMs ? ` (bakes ${Math.round(w.bakeMs / 1000)} s)` : ''}${w.readyAt ? `, passed at ${w.readyAt}` : ''}`,
@@ -293,6 +324,9 @@ export function renderStatus(s: ReleaseStatus): string {
 
 function renderResult(name: string, r: ReleaseResult): string {
   return r.outcome === 'promoted'
-    ? `Release ${name} promoted: ${r.members.map((m) => m.id).join(', ')}`
+    ? `Release ${name} promoted: ${r.members
+        .filter((m) => !r.dropped?.includes(m.id))
+        .map((m) => m.id)
+        .join(', ')}${r.dropped?.length ? ` (without ${r.dropped.join(', ')})` : ''}`
     : `Release ${name} rolled back: ${r.reason ?? ''}\n${r.members.map((m) => `  ${m.id}: ${m.state}${m.reason ? ` — ${m.reason}` : ''}`).join('\n')}`;
 }

@@ -92,7 +92,7 @@ function expectExit(r: CliRun, code: number): void {
 }
 
 /** Three services: payments, then checkout after it (wave 1), then checkout-eu after checkout (wave 2). */
-async function threeMembers(name: string, holds: [string, string, string]) {
+async function threeMembers(name: string, holds: [string, string, string], release: object = {}) {
   const fx = await Promise.all(
     ['payments', 'checkout', 'checkout-eu'].map((m) =>
       createRolloutFixture(admin, 'istio', NS, `${name}-${m}`),
@@ -115,6 +115,7 @@ async function threeMembers(name: string, holds: [string, string, string]) {
     ],
     waves: [{ wave: 1, bake: '2s' }, { wave: 2 }],
     promotion: 'together',
+    ...release,
   });
   return { fx, file };
 }
@@ -212,6 +213,48 @@ test('one member rolled back: every member ends at weight 0, the release names t
   }
   expect(await fx[2].canaryDeployment()).toBeUndefined();
   expect((await memberStatus(fx[0])).rollbackReason).toContain('release breach: member checkout rolled back');
+});
+
+test('onFailure: rollback-member: checkout rolls back alone, payments holds paused, a person goes on without it', async () => {
+  const { fx, file } = await threeMembers('alone', ['1s', '1h', '1h'], { onFailure: 'rollback-member' });
+  expectExit(await canary(['release', 'start', '-f', file]), 0);
+  await until('payments ready and checkout at 20 %', async () => {
+    const s = await releaseStatus('alone');
+    return s.members[0].state === 'ready' && s.members[1].weight === 20;
+  });
+  expectExit(await canary(['abort', `${NS}/${fx[1].app}`, '--reason', 'p95 spike']), 0);
+  await until('the release to hold', async () => (await releaseStatus('alone')).phase === 'held');
+  await until(
+    'payments paused by the release',
+    async () => (await memberStatus(fx[0])).pausedBy === 'release:alone',
+  );
+  const held = await releaseStatus('alone');
+  expect(held.question).toMatch(
+    /^member checkout rolled back: .*p95 spike.*release approve alone. goes on without it/,
+  );
+  expect((await memberStatus(fx[0])).pauseReason).toContain(
+    'release alone holds: member checkout rolled back',
+  );
+  expect(await fx[0].weights()).toEqual({ stable: 0, canary: 100 });
+  await until(
+    'checkout back at 0',
+    async () => (await releaseStatus('alone')).members[1].state === 'rolled_back',
+  );
+
+  const ok = await canary(['release', 'approve', 'alone']);
+  expectExit(ok, 0);
+  await until('the release to end', async () => (await releaseStatus('alone')).phase === 'promoted');
+  const s = await releaseStatus('alone');
+  expect(s.dropped).toEqual(['checkout', 'checkout-eu']);
+  expect(s.members.map((m) => [m.id, m.state])).toEqual([
+    ['payments', 'promoted'],
+    ['checkout', 'rolled_back'],
+    ['checkout-eu', 'skipped'],
+  ]);
+  expect(await fx[0].weights()).toEqual({ stable: 100, canary: 0 });
+  expect(await fx[1].weights()).toEqual({ stable: 100, canary: 0 });
+  // Nothing is held any more: a bare approve is refused (exit 2).
+  expectExit(await canary(['release', 'approve', 'alone']), 2);
 });
 
 test('release abort: every member reads weight 0', async () => {

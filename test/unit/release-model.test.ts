@@ -57,10 +57,10 @@ test.each<[string, object, string, string]>([
     '',
   ],
   [
-    'rollback-member (not built yet)',
-    { release: 'r', members: [member('a')], onFailure: 'rollback-member' },
+    'an unknown onFailure',
+    { release: 'r', members: [member('a')], onFailure: 'hold' },
     'onFailure',
-    'not built yet',
+    'rollback-all (the default) or rollback-member',
   ],
 ])('%s is refused at its path', (_what, doc, at, message) => {
   const r = validateReleaseShape(doc);
@@ -177,4 +177,9 @@ describe('after: naming a stage ({ member, stage })', () => {
         { path: 'members[1].after[0].stage', message: 'b: a has 3 stages: stage 4 is not one of them' },
       ]);
   });
+});
+
+test('onFailure: rollback-member is taken as it is (the workflow holds the others and asks a person)', () => {
+  const r = validateReleaseShape({ release: 'r', members: [member('a')], onFailure: 'rollback-member' });
+  expect(r.ok && r.spec.onFailure).toBe('rollback-member');
 });
