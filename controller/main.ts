@@ -88,7 +88,18 @@ export function startController(opts: ControllerOptions): Controller {
     onStoppedLeading: () => undefined,
     log,
   });
-  const poll = setInterval(lookAll, opts.pollMs ?? 1_000);
+  // Each poll lists the running rollouts once (the reconciler's hint that spares a describe per unmoved rollout), then
+  // looks at every object. A poll whose list is still under way is skipped.
+  const pollMs = opts.pollMs ?? 1_000;
+  let listing = false;
+  const poll = setInterval(() => {
+    if (listing || stopped || !elector.isLeader()) return;
+    listing = true;
+    reconciler
+      .listRunning(2 * pollMs)
+      .then(lookAll)
+      .finally(() => (listing = false));
+  }, pollMs);
 
   return {
     isLeader: () => elector.isLeader(),

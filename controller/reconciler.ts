@@ -6,7 +6,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { MERGE_PATCH, httpStatus } from '../activities/kube/client';
-import { SA_VERSION, SA_PHASE, SA_STAGE, SA_WEIGHT } from '../workflows/api';
+import { SA_VERSION, SA_PHASE, SA_STAGE, SA_WEIGHT, WORKFLOW_TYPE } from '../workflows/api';
 import type { RolloutStatus } from '../workflows/types';
 import type { RolloutClient } from '../client/rollout-client';
 import {
@@ -55,6 +55,12 @@ interface Execution {
   fingerprint: string;
 }
 
+/** A running rollout as the visibility store lists it: enough to tell that nothing moved since the last look. */
+interface Listed {
+  firstRunId: string;
+  fingerprint: string;
+}
+
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 const TERMINAL = ['promoted', 'rolled_back', 'failed', 'not_started'];
 /** How far apart the controller's clock and the Temporal server's may be when adopting a start after a crash. */
@@ -62,8 +68,49 @@ const CLOCK_SLACK_MS = 60_000;
 
 export class Reconciler {
   private readonly lastFullRead = new Map<string, number>();
+  /** The running rollouts from the last listRunning(), and when it was taken. */
+  private listed?: { at: number; byId: Map<string, Listed> };
+  private listedMaxAgeMs = 0;
+  private listFailed = false;
 
   constructor(private readonly deps: ReconcilerDeps) {}
+
+  /**
+   * Lists every running rollout once (one visibility call, paged), so that each look at an object whose rollout did
+   * not move needs no describe of its own: with N objects, a poll costs one list instead of N describes. The list is
+   * only a hint, used for at most `maxAgeMs`: what it does not show as running and unmoved is described as before, and
+   * a list lagging behind (the visibility store is eventually consistent) delays a mirror by a poll, never loses one.
+   */
+  async listRunning(maxAgeMs: number): Promise<void> {
+    const at = Date.now();
+    const byId = new Map<string, Listed>();
+    try {
+      const query = `WorkflowType = '${WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'`;
+      for await (const info of this.deps.rollouts.client.workflow.list({ query })) {
+        const sa = info.typedSearchAttributes;
+        byId.set(info.workflowId, {
+          firstRunId: info.raw.firstRunId || info.runId,
+          fingerprint: `${sa.get(SA_PHASE)}/${sa.get(SA_STAGE)}/${sa.get(SA_WEIGHT)}`,
+        });
+      }
+      this.listed = { at, byId };
+      this.listedMaxAgeMs = maxAgeMs;
+      if (this.listFailed) this.deps.log('listing running rollouts works again');
+      this.listFailed = false;
+    } catch (err) {
+      this.listed = undefined;
+      if (!this.listFailed) {
+        this.deps.log(`cannot list running rollouts (each is described instead): ${errorText(err)}`);
+      }
+      this.listFailed = true;
+    }
+  }
+
+  /** What the last list says of a running workflow, while it is recent enough. */
+  private listedRun(workflowId: string): Listed | undefined {
+    if (!this.listed || Date.now() - this.listed.at > this.listedMaxAgeMs) return undefined;
+    return this.listed.byId.get(workflowId);
+  }
 
   async reconcile(o: CanaryRollout): Promise<void> {
     if (o.metadata.deletionTimestamp) return this.finalize(o);
@@ -233,16 +280,22 @@ export class Reconciler {
 
   // ------------------------------------------------------------------------------------------- mirror
 
-  /** The rollout's state onto .status (a describe each look; the worker is asked only when something moved). */
+  /**
+   * The rollout's state onto .status: a describe each look, unless the last list of running rollouts shows it unmoved;
+   * the worker is asked only when something moved (or every fullReadEveryMs).
+   */
   private async mirror(o: CanaryRollout, force = false): Promise<void> {
     const st = o.status ?? {};
     if (!st.workflowId || !st.runId) return;
-    const exec = await this.describe(st.workflowId);
-    if (!exec) return;
-    if (exec.firstRunId !== st.runId) return; // another rollout of this target runs now: this one has ended
     const key = keyOf(o);
     const seen = `${st.phase}/${st.stage}/${st.weight}`;
     const stale = Date.now() - (this.lastFullRead.get(key) ?? 0) > (this.deps.fullReadEveryMs ?? 30_000);
+    const listed = this.listedRun(st.workflowId);
+    // Listed as running, this object's run, and nothing moved: no describe needed.
+    if (!force && !stale && listed?.firstRunId === st.runId && listed.fingerprint === seen) return;
+    const exec = await this.describe(st.workflowId);
+    if (!exec) return;
+    if (exec.firstRunId !== st.runId) return; // another rollout of this target runs now: this one has ended
     const ended = !exec.running && !TERMINAL.includes(st.phase ?? '');
     if (!force && !stale && !ended && exec.fingerprint === seen) return;
     if (!force && !exec.running && TERMINAL.includes(st.phase ?? '')) return;
