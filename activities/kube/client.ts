@@ -40,6 +40,8 @@ export interface KubeClients {
 /** Where client-node's loadFromDefault looks for the pod's service-account token. */
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
+const IN_CLUSTER = "the pod's service account";
+
 /** Where loadKubeConfig found each configuration, for messages (kept beside the object, never in it). */
 const sources = new WeakMap<KubeConfig, string>();
 
@@ -58,7 +60,7 @@ function defaultSource(): { source?: string; looked: string[] } {
   looked.push(file ? `${file} does not exist` : 'HOME is not set (no ~/.kube/config)');
   const host = process.env.KUBERNETES_SERVICE_HOST;
   const token = fs.existsSync(SERVICE_ACCOUNT_TOKEN);
-  if (host && token) return { source: "the pod's service account", looked };
+  if (host && token) return { source: IN_CLUSTER, looked };
   looked.push(
     !host && !token
       ? 'not in a pod (KUBERNETES_SERVICE_HOST is not set)'
@@ -122,10 +124,27 @@ export function loadKubeConfig(settings: KubeSettings = {}): KubeConfig {
   return kc;
 }
 
+/**
+ * In a pod, who the worker is: the ServiceAccount its token names (client-node calls the user `inClusterUser`, which
+ * tells an operator nothing). Read from the token's claims, without verifying them (the API server does that).
+ */
+function serviceAccountOf(kc: KubeConfig): string | undefined {
+  const tokenFile = kc.getCurrentUser()?.authProvider?.config?.tokenFile as string | undefined;
+  if (!tokenFile) return undefined;
+  try {
+    const payload = fs.readFileSync(tokenFile, 'utf8').trim().split('.')[1];
+    const sub = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown }).sub;
+    return typeof sub === 'string' && sub.startsWith('system:serviceaccount:') ? sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function kubeClients(kc: KubeConfig): KubeClients {
   const context = kc.getCurrentContext();
   const user = kc.getCurrentUser()?.name ?? 'unknown user';
   const source = sources.get(kc);
+  const serviceAccount = source === IN_CLUSTER ? serviceAccountOf(kc) : undefined;
   return {
     config: kc,
     core: kc.makeApiClient(CoreV1Api),
@@ -133,7 +152,9 @@ export function kubeClients(kc: KubeConfig): KubeClients {
     networking: kc.makeApiClient(NetworkingV1Api),
     custom: kc.makeApiClient(CustomObjectsApi),
     server: kc.getCurrentCluster()?.server ?? 'unknown server',
-    identity: `user "${user}"${context ? ` in context "${context}"` : ''}`,
+    identity: serviceAccount
+      ? `service account "${serviceAccount}"`
+      : `user "${user}"${context ? ` in context "${context}"` : ''}`,
     ...(source ? { source } : {}),
   };
 }

@@ -5,7 +5,9 @@
 // create → promoted with .status and Events following; spec.version changed mid-rollout → superseded (the old canary
 // reads weight 0 before the new rollout's first shift); delete mid-rollout → rolled back and the finalizer released;
 // a request annotation; the controller SIGKILLed mid-rollout and restarted → no second start; two replicas → one
-// leader, the other takes over when it is killed.
+// leader, the other takes over when it is killed. And (issue 16) a worker started the way a pod is, with in-cluster
+// credentials (KUBERNETES_SERVICE_HOST/PORT, the ServiceAccount token and CA at the kubelet's path) and deploy/'s
+// roles only, promotes a rollout, and is refused with exit 3 where no binding grants it anything.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -22,6 +24,7 @@ import { parseAllDocuments, parse } from 'yaml';
 import { MERGE_PATCH, kubeClients, type KubeClients } from '../../activities/kube/client';
 import {
   CLI_MAIN,
+  WORKER_MAIN,
   killAll,
   requireBuilt,
   runCli,
@@ -549,4 +552,172 @@ test("the controller's role allows what it calls and nothing more (access review
   expect(await can(NS, 'networking.k8s.io', 'ingresses', 'patch')).toBe(false);
   expect(await can(NS, 'coordination.k8s.io', 'leases', 'update')).toBe(false);
   expect(await can('', 'rbac.authorization.k8s.io', 'clusterroles', 'escalate')).toBe(false);
+});
+
+// --- issue 16 item 6: the worker with in-cluster credentials ---------------------------------------------------------
+
+const IC_NS = 'ic-apps';
+const IC_SYSTEM_NS = 'ic-system';
+const IC_UNBOUND_NS = 'ic-unbound';
+/** Where client-node's loadFromDefault (and loadFromCluster) read a pod's ServiceAccount; not configurable in 1.4. */
+const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/**
+ * `canary-worker` (dist/worker) started the way a pod is: KUBERNETES_SERVICE_HOST/PORT and no KUBECONFIG (nor a
+ * ~/.kube/config), the token, CA and namespace at the kubelet's path. That path is fixed in client-node, so the process
+ * runs in a mount namespace of its own (unshare) where `saDir` is bind-mounted there, as the kubelet mounts the
+ * projected volume; nothing on this machine changes.
+ */
+async function startInClusterWorker(saDir: string, env: Record<string, string>): Promise<WorkerProcess> {
+  requireBuilt(WORKER_MAIN);
+  const port = new URL(kube.url).port;
+  const home = fs.mkdtempSync(path.join(dir, 'home-'));
+  const base = { ...process.env };
+  for (const k of ['KUBECONFIG', 'CANARY_KUBECONFIG', 'CANARY_KUBE_CONTEXT']) delete base[k];
+  // /run holds nothing the worker needs: a tmpfs over it (in this mount namespace only) gives the mount point.
+  const script = 'mount -t tmpfs tmpfs /run && mkdir -p "$1" && mount --bind "$0" "$1" && shift && exec "$@"';
+  const child = spawn(
+    'unshare',
+    [
+      '--mount',
+      '--map-root-user',
+      '--',
+      '/bin/sh',
+      '-c',
+      script,
+      saDir,
+      SA_DIR,
+      process.execPath,
+      WORKER_MAIN,
+    ],
+    {
+      env: {
+        ...base,
+        HOME: home,
+        KUBERNETES_SERVICE_HOST: '127.0.0.1',
+        KUBERNETES_SERVICE_PORT: port,
+        CANARY_PROVIDERS: 'local',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const proc: WorkerProcess = {
+    pid: child.pid!,
+    output: () => out,
+    kill: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  inClusterWorkers.push(proc);
+  const started = await Promise.race([
+    until('the in-cluster worker to start', async () => /worker started/i.test(out), 60_000),
+    exited.then((code) => {
+      throw new Error(`the in-cluster worker exited with ${code} before starting:\n${out}`);
+    }),
+  ]);
+  expect(started).toBe(true);
+  return proc;
+}
+const inClusterWorkers: WorkerProcess[] = [];
+afterAll(async () => {
+  await Promise.all(inClusterWorkers.map((w) => w.kill('SIGKILL')));
+});
+
+test("in-cluster credentials: a worker started as in a pod, with deploy/'s ServiceAccount and roles only, promotes a rollout; a namespace without a binding is refused with exit 3 naming the account", async () => {
+  // deploy/serviceaccount.yaml and rbac.yaml as shipped: every ClusterRole, and the bindings rbac.yaml says an NGINX
+  // target with a Deployment workload needs (the router's and the workloads'), into the app namespace.
+  for (const ns of [IC_NS, IC_SYSTEM_NS, IC_UNBOUND_NS]) await kube.createNamespace(ns);
+  const into: Record<string, string> = { 'temporal-canary': IC_SYSTEM_NS, 'app-namespace': IC_NS };
+  const rbac = manifests('rbac.yaml');
+  for (const o of [
+    ...manifests('serviceaccount.yaml'),
+    ...rbac.filter((m) => m.kind === 'ClusterRole'),
+    ...rbac.filter(
+      (m) =>
+        m.kind === 'RoleBinding' &&
+        ['temporal-canary-nginx', 'temporal-canary-workloads'].includes(m.roleRef.name),
+    ),
+  ]) {
+    const c = structuredClone(o);
+    if (c.metadata.namespace) c.metadata.namespace = into[c.metadata.namespace];
+    for (const s of (c.subjects ?? []) as Obj[]) s.namespace = into[s.namespace];
+    await objects.create(c as KubernetesObject);
+  }
+  // A projected token as the kubelet asks for it (TokenRequest API), the cluster CA and the namespace.
+  const token = await admin.core.createNamespacedServiceAccountToken({
+    name: 'temporal-canary-worker',
+    namespace: IC_SYSTEM_NS,
+    body: { spec: { audiences: ['https://kubernetes.default.svc.cluster.local'], expirationSeconds: 3600 } },
+  });
+  const saDir = fs.mkdtempSync(path.join(dir, 'serviceaccount-'));
+  fs.writeFileSync(path.join(saDir, 'token'), token.status!.token, { mode: 0o600 });
+  fs.writeFileSync(path.join(saDir, 'ca.crt'), kube.caPem);
+  fs.writeFileSync(path.join(saDir, 'namespace'), IC_SYSTEM_NS);
+  const icQueue = `${queue}-in-cluster`;
+  // The router and workloads defaults are Kubernetes: the worker loads its credentials at start.
+  const icWorker = await startInClusterWorker(saDir, {
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_NAMESPACE: server.namespace,
+    TEMPORAL_TASK_QUEUE: icQueue,
+    CANARY_ROUTER: 'nginx',
+    CANARY_WORKLOADS: 'kubernetes',
+    CANARY_ALERT_LOG: path.join(dir, 'alerts-in-cluster.jsonl'),
+    CANARY_ALERT_WEBHOOK_URL: '',
+  });
+  const icSimulator = startDeploymentSimulator(kube.kubeConfig('admin'), IC_NS, { pollMs: 100 });
+  try {
+    const env = {
+      TEMPORAL_ADDRESS: server.address,
+      TEMPORAL_NAMESPACE: server.namespace,
+      TEMPORAL_TASK_QUEUE: icQueue,
+      CANARY_IDENTITY: 'ci-bot',
+    };
+    const planFile = path.join(dir, 'in-cluster.plan.json');
+    fs.writeFileSync(planFile, JSON.stringify(promotePlan));
+    const start = async (fx: RolloutFixture, ...more: string[]) => {
+      const targetFile = path.join(dir, `${fx.namespace}.${fx.app}.target.json`);
+      fs.writeFileSync(targetFile, JSON.stringify({ target: fx.target }));
+      return runCli(
+        [
+          'start',
+          '--target',
+          targetFile,
+          '--plan',
+          planFile,
+          '--version',
+          'v2',
+          '--image',
+          fx.stableImage.replace(/:v1$/, ':v2'),
+          ...more,
+        ],
+        env,
+      );
+    };
+
+    const fx = await createRolloutFixture(admin, 'nginx', IC_NS, 'in-cluster');
+    const watch = watchWeights(fx, 50);
+    const promoted = await start(fx, '--wait', '--interval', '500ms');
+    expect([promoted.code, promoted.stderr]).toEqual([0, '']);
+    expect(await watch.stop()).toEqual(expect.arrayContaining([10, 50]));
+    const stable = await fx.stableDeployment();
+    expect(stable.spec!.template.spec!.containers[0].image).toMatch(/:v2$/);
+
+    // No binding in this namespace: the preflight, run by the same worker with the same token, is refused.
+    const unbound = await createRolloutFixture(admin, 'nginx', IC_UNBOUND_NS, 'in-cluster');
+    const refused = await start(unbound);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain(`system:serviceaccount:${IC_SYSTEM_NS}:temporal-canary-worker`);
+    expect(refused.stderr).toContain('deploy/rbac.yaml');
+    expect(refused.stderr).toContain(IC_UNBOUND_NS);
+    expect((await unbound.weights()).canary).toBe(0);
+  } finally {
+    await icSimulator.stop();
+    await icWorker.kill('SIGTERM');
+  }
 });
