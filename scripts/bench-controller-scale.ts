@@ -233,10 +233,12 @@ async function main(): Promise<void> {
     // Steady state: N running rollouts in their hold; nothing else touches the objects (this script stops listing).
     await sleep(5_000);
     const before = procStats(pid);
+    const server0 = procStats(server.pid);
     const api0 = await apiRequests(kube);
     const w0 = Date.now();
     await sleep(steadyMs);
     const after = procStats(pid);
+    const server1 = procStats(server.pid);
     const api1 = await apiRequests(kube);
     const windowS = (Date.now() - w0) / 1000;
     const rates = [...api1]
@@ -256,6 +258,7 @@ async function main(): Promise<void> {
         `  controller CPU during sync:                  ${syncCpuS.toFixed(1)} s`,
         `  controller CPU in steady state (${windowS.toFixed(0)} s):      ${(((after.cpuS - before.cpuS) / windowS) * 100).toFixed(1)} % of a core; RSS ${after.rssMiB.toFixed(0)} MiB`,
         `  API-server requests by the controller:       ${apiRate.toFixed(2)}/s (${rates.map(([k, r]) => `${k} ${r.toFixed(2)}`).join(', ') || 'none'})`,
+        `  Temporal dev server CPU in that window:      ${(((server1.cpuS - server0.cpuS) / windowS) * 100).toFixed(1)} % of a core (the controller's describes and lists, the worker's polls)`,
         `  worker RSS:                                  ${procStats(worker.pid).rssMiB.toFixed(0)} MiB`,
         '',
       ].join('\n'),
