@@ -61,7 +61,7 @@ export async function runPreflight(p: ProviderSource, input: PreflightInput): Pr
   // Web checks read their own endpoints (their secrets are looked at here): only other checks need a metrics source.
   findings.push(...webPreflight(plan));
   const measured = plan.analysis.rules
-    ? plan.analysis.rules.some((r) => !r.web)
+    ? plan.analysis.rules.some((r) => !r.web && !r.job)
     : plan.analysis.checks.length > 0;
   const metrics = measured ? provider(findings, 'metrics', () => p.metrics(target)) : undefined;
 

@@ -12,6 +12,7 @@ import type { RolloutAlert } from '../workflows/alerts/events';
 import { AlertDeliveryError } from './alerts/http';
 import { heartbeating } from './heartbeat';
 import { createHookActivities } from './hooks';
+import { measureJobCheck } from './hooks/job-check';
 import type { ProviderSource } from './factory';
 import { createIdentityActivities, type IdentityConfig } from './identity';
 import { runPreflight, type PreflightInput, type PreflightReport } from './preflight';
@@ -240,13 +241,15 @@ export function createActivities(p: ProviderSource, identity: IdentityConfig = {
       /** When set, the router's live weight is read too. */
       checkWeight?: boolean;
       atMs?: number;
+      /** Job checks' round: names their Jobs (the same for every attempt of the round). */
+      round?: { rolloutId: string; roundKey: string };
     }): Promise<ChecksMeasurement> {
       return heartbeating(async () => {
         let metrics: MetricsProvider | undefined;
         let unavailable: QueryFailure | undefined;
         try {
           // Web checks read their own endpoints: a plan of web checks alone needs no metrics source.
-          if (input.checks.some((c) => !c.web)) metrics = p.metrics(input.target);
+          if (input.checks.some((c) => !c.web && !c.job)) metrics = p.metrics(input.target);
         } catch (err) {
           // No provider for this target (no Prometheus URL, say): every check's query fails the same way.
           unavailable = queryFailure(err);
@@ -256,9 +259,16 @@ export function createActivities(p: ProviderSource, identity: IdentityConfig = {
             check.name,
             check.web
               ? await measureWeb(check.name, check.web, { atMs: input.atMs })
-              : metrics
-                ? await measureCheck(metrics, check, input.versions, input.atMs)
-                : { value: null, error: unavailable! },
+              : check.job
+                ? await measureJobCheck(
+                    check,
+                    input.round && { namespace: input.target.namespace, ...input.round },
+                    p.hooks?.kube,
+                    { atMs: input.atMs },
+                  )
+                : metrics
+                  ? await measureCheck(metrics, check, input.versions, input.atMs)
+                  : { value: null, error: unavailable! },
           ]),
         );
         const weight = input.checkWeight

@@ -1,6 +1,7 @@
 // The normalised model of analysis checks (analysis-spec.ts): what the judge (judge-v2.ts) reads, every default
 // filled in and every duration in ms. Pure data and small helpers: imported by the workflow and the client alike.
 import type { Direction } from './mann-whitney';
+import type { JobHookAction } from './plan-hooks';
 
 // ---------------------------------------------------------------------------------------------------------------
 // The normalised model (what the judge reads)
@@ -153,6 +154,11 @@ export interface AnalysisCheck {
   query?: string;
   /** The value comes from an HTTP endpoint instead of the metrics source. */
   web?: WebSource;
+  /**
+   * The value is a Kubernetes Job's end, one Job per round (analysis-job.ts): 1 when it succeeded, 0 when it failed;
+   * one that does not finish within its timeout is a failed query (no evidence either way), as a web timeout is.
+   */
+  job?: JobHookAction;
   /**
    * Measured and judged every round, shown in status, alerts and the backtest, but it never advances, holds, steps
    * back or rolls back anything: the round is decided as if the check were not in the plan, and the check's

@@ -80,6 +80,7 @@ import {
   wholeAtLeast,
 } from './analysis-fields';
 import { WEB_FIELDS, checkWeb, checkWebFits } from './analysis-web';
+import { JOB_CHECK_FIELDS, checkJobCheck, checkJobFits, withJobDefaults } from './analysis-job';
 
 export * from './analysis-model';
 
@@ -174,6 +175,7 @@ const checkSchema = z.strictObject(
     onQueryError: byHand<unknown>().optional(),
     stages: byHand<unknown>().optional(),
     web: byHand<unknown>().optional(),
+    job: byHand<unknown>().optional(),
     dryRun: z.boolean(typeError('true or false')).optional(),
   },
   typeError('an object with name, metric or query, and thresholds'),
@@ -197,6 +199,8 @@ export function analysisCheckKnownFields(base = 'analysis.checks.*'): Record<str
     [`${base}.onNoData`]: NO_DATA_FIELDS,
     [`${base}.onQueryError`]: QUERY_ERROR_FIELDS,
     [`${base}.web`]: WEB_FIELDS,
+    [`${base}.job`]: JOB_CHECK_FIELDS,
+    [`${base}.job.configMapRef`]: ['name', 'key'],
   };
 }
 // ---------------------------------------------------------------------------------------------------------------
@@ -267,15 +271,19 @@ function formatIndexPath(prefix: Segment[], index: number): string {
 /** Validates one check that is an object; returns it when its own fields were usable. */
 function checkOne(
   c: Collector,
-  spec: Obj,
+  written: Obj,
   path: Segment[],
   defaults: AnalysisCheckDefaults,
 ): AnalysisCheck | undefined {
   const before = c.problems.length;
+  const spec = withJobDefaults(written);
   const { metric, query, max, min } = spec;
   checkSource(c, spec, path);
   const web = spec.web === undefined ? undefined : checkWeb(c, spec.web, [...path, 'web'], String(spec.name));
   if (spec.web !== undefined) checkWebFits(c, spec, path);
+  const job =
+    spec.job === undefined ? undefined : checkJobCheck(c, spec.job, [...path, 'job'], String(spec.name));
+  if (spec.job !== undefined) checkJobFits(c, spec, path);
   const windowMs =
     spec.window === undefined ? defaults.windowMs : checkDuration(c, spec.window, [...path, 'window']);
   const minRequests = wholeAtLeast(c, spec.minRequests, [...path, 'minRequests'], 0);
@@ -301,6 +309,7 @@ function checkOne(
   if (typeof metric === 'string') out.metric = metric as AnalysisMetric;
   if (typeof query === 'string') out.query = query;
   if (web) out.web = web;
+  if (job) out.job = job;
   if (minRequests !== undefined) out.minRequests = minRequests;
   if (spec.dryRun === true) out.dryRun = true;
   return reorder(out);
@@ -308,11 +317,11 @@ function checkOne(
 
 type CheckForm = Omit<AnalysisCheck, 'onNoData' | 'onQueryError'>;
 
-/** Where the value comes from: exactly one of a known metric, a query and a web endpoint. */
+/** Where the value comes from: exactly one of a known metric, a query, a web endpoint and a Job. */
 function checkSource(c: Collector, spec: Obj, path: Segment[]): void {
-  const { metric, query, web } = spec;
-  const sources = (['metric', 'query', 'web'] as const).filter((k) => spec[k] !== undefined);
-  if (metric === undefined && query === undefined && web === undefined) {
+  const { metric, query } = spec;
+  const sources = (['metric', 'query', 'web', 'job'] as const).filter((k) => spec[k] !== undefined);
+  if (sources.length === 0) {
     c.add(path, `needs a metric (${METRIC_LIST}) or a query`);
   } else if (sources.length > 1) {
     c.add(path, `has both ${sources.join(' and ')}; keep exactly one`);
@@ -458,6 +467,7 @@ function reorder(c: AnalysisCheck): AnalysisCheck {
   if (c.metric !== undefined) out.metric = c.metric;
   if (c.query !== undefined) out.query = c.query;
   if (c.web !== undefined) out.web = c.web;
+  if (c.job !== undefined) out.job = c.job;
   out.windowMs = c.windowMs;
   if (c.minRequests !== undefined) out.minRequests = c.minRequests;
   if (c.compare) out.compare = c.compare;

@@ -15,6 +15,8 @@ export interface RoundMeasurement {
   error?: { kind: string; message: string };
   /** Range-query points over the window, for test checks. */
   series?: { canary: number[]; baseline: number[] };
+  /** What produced the value, for status (a job check: the Job's end and the start of its logs). */
+  detail?: string;
 }
 
 export type CheckOutcome =

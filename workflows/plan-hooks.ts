@@ -116,6 +116,12 @@ const jobSchema = z.strictObject(
   typeError('an object with template or configMapRef, timeout and ttl'),
 );
 
+/** A Job's fields, and its structure check, for a `job` check (analysis-job.ts); the schema stays module-private. */
+export const JOB_FIELDS: readonly string[] = Object.keys(jobSchema.shape);
+export function checkJobStructure(c: Collector, value: unknown, path: Segment[]): void {
+  c.structure(jobSchema, value, path);
+}
+
 const confirmSchema = z.strictObject(
   {
     interval: byHand<string>(),
@@ -211,7 +217,7 @@ function checkHttp(c: Collector, spec: Obj, path: Segment[]): HttpHookAction | u
 }
 
 /** A pod template must run something: `spec.containers` is a non-empty list of objects with a name and an image. */
-function checkPodTemplate(c: Collector, template: unknown, path: Segment[]): Obj | undefined {
+export function checkPodTemplate(c: Collector, template: unknown, path: Segment[]): Obj | undefined {
   if (!isObject(template)) {
     c.add(path, `must be a pod template ({ spec: { containers: [...] } }), got ${describe(template)}`);
     return undefined;
@@ -239,7 +245,13 @@ function checkPodTemplate(c: Collector, template: unknown, path: Segment[]): Obj
   return ok ? template : undefined;
 }
 
-function checkJob(c: Collector, spec: Obj, path: Segment[]): JobHookAction | undefined {
+/** A Job's spec (template or configMapRef, timeout, ttl): a hook's, and a `job` check's with its own default timeout. */
+export function checkJob(
+  c: Collector,
+  spec: Obj,
+  path: Segment[],
+  defaultTimeout: string = HOOK_DEFAULTS.jobTimeout,
+): JobHookAction | undefined {
   const before = c.problems.length;
   let template: Obj | undefined;
   if (spec.template !== undefined && spec.configMapRef !== undefined) {
@@ -249,7 +261,7 @@ function checkJob(c: Collector, spec: Obj, path: Segment[]): JobHookAction | und
   } else if (spec.template !== undefined) {
     template = checkPodTemplate(c, spec.template, [...path, 'template']);
   }
-  const timeoutMs = checkDuration(c, spec.timeout ?? HOOK_DEFAULTS.jobTimeout, [...path, 'timeout']);
+  const timeoutMs = checkDuration(c, spec.timeout ?? defaultTimeout, [...path, 'timeout']);
   const ttlMs = checkDuration(c, spec.ttl ?? HOOK_DEFAULTS.ttl, [...path, 'ttl'], { allowZero: true });
   if (c.problems.length > before || timeoutMs === undefined || ttlMs === undefined) return undefined;
   const ref = spec.configMapRef as { name: string; key: string } | undefined;

@@ -22,7 +22,7 @@ export interface HookProviders {
 }
 
 /** A pod template read from a ConfigMap must run something too (the plan's inline template is checked at start). */
-function podTemplate(text: string, where: string): V1PodTemplateSpec {
+export function podTemplate(text: string, where: string): V1PodTemplateSpec {
   let t: unknown;
   try {
     t = parseYaml(text);

@@ -150,7 +150,9 @@ function plannedChecks(plan: Plan): PlannedCheck[] {
     `analysis.checks[${i}].${c.query !== undefined ? 'query' : 'metric'}`;
   if (plan.analysis.rules) {
     // Web checks are not the metrics source's: their own preflight is web.ts's.
-    return plan.analysis.rules.flatMap((check, i) => (check.web ? [] : [{ check, path: where(i, check) }]));
+    return plan.analysis.rules.flatMap((check, i) =>
+      check.web || check.job ? [] : [{ check, path: where(i, check) }],
+    );
   }
   // A short-form round (runAnalysis) reads the canary's value over the plan's analysis window.
   const windowMs = Math.max(30, Math.round(plan.analysis.intervalMs / 1000)) * 1000;

@@ -9,6 +9,8 @@ import { kubeClients, type KubeClients } from '../../activities/kube/client';
 import type { Hook, JobHookAction } from '../../workflows/plan-hooks';
 import { startKubeServer, statusOf, type KubeServer } from '../../harness/kube';
 import { startJobSimulator, type JobSimulator } from '../../harness/kube-jobs';
+import { measureJobCheck } from '../../activities/hooks/job-check';
+import type { AnalysisCheck } from '../../workflows/analysis-model';
 
 jest.setTimeout(120_000);
 
@@ -148,4 +150,67 @@ test('a pod template from a ConfigMap; one without containers is refused, not re
     input('no-key', { template: undefined, configMapRef: { name: 'hooks', key: 'nope' } }),
   );
   await expect(missing).rejects.toMatchObject({ nonRetryable: true });
+});
+
+describe('job checks (analysis): one Job per round, its end is the value', () => {
+  const check = (name: string, timeoutMs = 30_000): AnalysisCheck => ({
+    name,
+    job: { kind: 'job', template: TEMPLATE, timeoutMs, ttlMs: 600_000 },
+    windowMs: 60_000,
+    success: { value: { min: 1 } },
+    abort: { band: { value: { min: 1 } }, severity: 'critical', persist: { kind: 'consecutive', rounds: 1 } },
+    onNoData: { action: 'hold', limit: 3, then: 'rollback' },
+    onQueryError: { limit: 3, then: 'rollback' },
+  });
+  const round = (n: number) => ({
+    namespace: NS,
+    rolloutId: 'canary.hooked.checkout',
+    roundKey: `id/run/1/${n}`,
+  });
+
+  test('a Job that succeeds is 1, one that fails is 0, each with its end for status; the Job is gone after', async () => {
+    const t0 = Date.now();
+    const ok = await measureJobCheck(check('smoke'), round(1), () => admin, { pollMs: 100 });
+    const tookMs = Date.now() - t0;
+    const name = jobName('check-smoke', 'id/run/1/1/smoke');
+    expect(ok).toMatchObject({
+      value: 1,
+      detail: expect.stringMatching(`^job ${name} succeeded \\(exit code 0\\)`),
+    });
+    expect(sim.seen.find((j) => j.metadata?.name === name)?.metadata?.labels).toMatchObject({
+      [JOB_ROLLOUT_LABEL]: 'canary.hooked.checkout',
+      'canary.temporal.io/purpose': 'check-smoke',
+    });
+    expect(await jobExists(name)).toBe(false);
+    // The round's cost against the API server: Job created → simulated run (300 ms) → judged → deleted.
+    expect(tookMs).toBeLessThan(10_000);
+    console.log(`job check round: ${tookMs} ms (Job created, simulated 300 ms run, read, deleted)`);
+
+    exitCodes.set('check-broken', 1);
+    const bad = await measureJobCheck(check('broken'), round(1), () => admin, { pollMs: 100 });
+    expect(bad).toMatchObject({
+      value: 0,
+      detail: expect.stringMatching(/failed \(exit code 1\): BackoffLimitExceeded/),
+    });
+  });
+
+  test('a retried round adopts its Job; a worker without a cluster has no evidence', async () => {
+    const runner = new JobRunner(admin);
+    const name = jobName('check-adopted', 'id/run/1/2/adopted');
+    await runner.start({
+      namespace: NS,
+      name,
+      labels: {},
+      podTemplate: TEMPLATE,
+      timeoutMs: 30_000,
+      ttlSeconds: 60,
+    });
+    const r = await measureJobCheck(check('adopted'), round(2), () => admin, { pollMs: 100 });
+    expect(r.value).toBe(1);
+    expect(sim.seen.filter((j) => j.metadata?.name === name)).toHaveLength(1);
+
+    // No cluster on the worker: no evidence, said plainly.
+    const none = await measureJobCheck(check('smoke'), round(3), undefined);
+    expect(none).toMatchObject({ value: null, error: { kind: 'auth' } });
+  });
 });

@@ -6,6 +6,7 @@ import { describeResults, judge } from '../judge';
 import { judgeRound, roundOutcome, roundSlackFor } from '../judge-v2';
 import { shortFormRound, toFullForm } from '../judge-short-form';
 import type { CheckResult } from '../types';
+import type { RoundMeasurement } from '../judge-types';
 import { MAX_ANALYSES_KEPT, analysisWindowSeconds, iso, pushBounded } from './context';
 import { RollbackRequired } from './errors';
 import type { RolloutMachine } from './machine';
@@ -19,7 +20,10 @@ function passing(m: RolloutMachine, passed: boolean, at: number): void {
 }
 
 /** The record status keeps of a judge-v2 round. */
-function roundChecks(decision: ReturnType<typeof judgeRound>['decision']): CheckResult[] {
+function roundChecks(
+  decision: ReturnType<typeof judgeRound>['decision'],
+  measured: Record<string, RoundMeasurement> = {},
+): CheckResult[] {
   return decision.perCheck.map((v): CheckResult => ({
     name: v.name,
     value: v.value,
@@ -30,7 +34,8 @@ function roundChecks(decision: ReturnType<typeof judgeRound>['decision']): Check
           ? 'fail'
           : 'no_data',
     judged: v.outcome,
-    note: v.note,
+    // A job check's Job: how it ended and the start of its logs.
+    note: measured[v.name]?.detail ? `${v.note} — ${measured[v.name].detail}` : v.note,
     ...(v.baseline !== undefined ? { baseline: v.baseline } : {}),
     ...(v.band ? { band: v.band } : {}),
     ...(v.severity ? { severity: v.severity } : {}),
@@ -42,16 +47,28 @@ function roundChecks(decision: ReturnType<typeof judgeRound>['decision']): Check
 async function analyseV2(m: RolloutMachine): Promise<void> {
   const { s, plan, ctx } = m;
   const rules = m.stageChecks(m.liveStage()) ?? [];
+  // Job checks (new plans only) run a Job per round: the round names it, and the step waits as long as it may run.
+  const jobs = rules.flatMap((c) => (c.job ? [c.job.timeoutMs] : []));
+  const round = (s.analysesRun ?? s.analyses.length) + 1;
   const answer = await m.port.run({
     policy: 'analysis',
     step: 'measureChecks',
     summary: `analyse canary at ${s.weight}% (${rules.map((c) => c.name).join(', ')})`,
+    ...(jobs.length > 0 ? { hook: { timeoutMs: Math.max(...jobs), attempts: 2, heartbeat: true } } : {}),
     args: [
       {
         target: ctx.target,
         checks: rules,
         versions: { canary: ctx.version, ...(s.stableVersion ? { stable: s.stableVersion } : {}) },
         checkWeight: true,
+        ...(jobs.length > 0
+          ? {
+              round: {
+                rolloutId: ctx.workflowId,
+                roundKey: `${ctx.workflowId}/${ctx.firstRunId}/${s.stageIndex + 1}/${round}`,
+              },
+            }
+          : {}),
       },
     ],
   });
@@ -77,7 +94,7 @@ async function analyseV2(m: RolloutMachine): Promise<void> {
       weight: s.weight,
       at: iso(now),
       verdict,
-      checks: roundChecks(decision),
+      checks: roundChecks(decision, answer.measurements),
       action: decision.action,
       reasons: decision.reasons,
     },
