@@ -5,6 +5,7 @@
 import { rolloutWorkflowId, type RolloutInput } from '../workflows/api';
 import { metricsOfferProblems } from '../workflows/metrics-offer';
 import { mirrorRouterProblems } from '../workflows/mirror-spec';
+import { loadTargetProblems } from '../workflows/plan-load';
 import { describePlan } from '../workflows/plan';
 import type { InputProblem } from '../workflows/problems';
 import type { Plan } from '../workflows/types';
@@ -130,6 +131,7 @@ export function checkStartTarget(
     ? [
         ...metricsOfferProblems(plan, checked.target),
         ...mirrorRouterProblems(plan, checked.target.traffic?.router),
+        ...loadTargetProblems(plan.load, checked.target),
       ]
     : [];
   if (unmeasurable.length > 0)

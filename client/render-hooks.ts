@@ -1,4 +1,5 @@
-// What `canary status` shows of the plan's hooks: a failed hook waiting for a person, and the latest runs.
+// What `canary status` shows of the plan's hooks: a failed hook waiting for a person, the running load, the latest
+// hook runs.
 import type { RolloutStatus } from '../workflows/types';
 
 /** How many hook runs status lists (the newest; the rollout keeps a few more). */
@@ -14,6 +15,10 @@ export function hookStatusLines(status: RolloutStatus, cli: string, ref: string)
       `  Go on anyway: ${cli} approve ${ref} --stage ${q.stage} --comment "why it is fine"`,
       `  Or roll back: ${cli} abort ${ref} --reason "why"`,
     );
+  }
+  if (status.load) {
+    const l = status.load;
+    out.push('', `Load: stage ${l.stage} since ${l.since}: ${l.what} (job ${l.job})`);
   }
   const runs = status.hookRuns ?? [];
   if (runs.length === 0) return out;

@@ -127,6 +127,8 @@ export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): st
         `or roll back: \`${cli} abort ${st.workflowId} --reason "why"\``,
     );
   }
+  if (st.load)
+    notes.push(`Load: stage ${st.load.stage} since ${st.load.since}: ${st.load.what} (job ${st.load.job})`);
   if (st.hookRuns && st.hookRuns.length > 0) {
     notes.push(
       `Hooks: ${st.hookRuns

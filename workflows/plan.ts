@@ -31,6 +31,7 @@ import type { WindowsSpec } from './windows';
 import { collectWindows, windowsKnownFields } from './windows-spec';
 import { validateAlertRoutes, type AlertRoute } from './alerts/routing';
 import { collectMirror, type ShadowStageSpec } from './mirror-spec';
+import { LOAD_FIELDS, collectLoad } from './plan-load';
 import { collectHooks, hooksKnownFields } from './plan-hooks';
 
 export { MAX_DURATION_MS };
@@ -154,6 +155,7 @@ const stageSchema = z.strictObject(
     mirror: byHand<number>().optional(), // a shadow stage: mirror-spec.ts
 
     mirrorMethods: byHand<unknown>().optional(),
+    load: byHand<unknown>().optional(), // plan-load.ts
   },
   typeError('an object with weight, hold and gate'),
 );
@@ -200,6 +202,7 @@ const planSchema = z.strictObject({
   approvals: byHand<unknown>().optional(),
   windows: byHand<unknown>().optional(),
   hooks: byHand<unknown>().optional(),
+  load: byHand<unknown>().optional(),
 });
 
 const ALERTS_FIELDS = ['routes'] as const;
@@ -211,6 +214,8 @@ const KNOWN_FIELDS: Record<string, readonly string[]> = {
   'analysis.checks.*': Object.keys(checkSchema.shape),
   'stages.*': Object.keys(stageSchema.shape),
   'stages.*.gate': Object.keys(gateObjectSchema.shape),
+  load: LOAD_FIELDS,
+  'stages.*.load': LOAD_FIELDS,
   'promotion.gate': Object.keys(gateObjectSchema.shape),
   promotion: Object.keys(promotionSchema.shape),
   alerts: ALERTS_FIELDS,
@@ -554,10 +559,10 @@ function checkPlanExtras(
   c: Collector,
   spec: Obj,
   strict: boolean,
-): Pick<Plan, 'alerts' | 'approvals' | 'windows' | 'hooks'> {
-  const out: Pick<Plan, 'alerts' | 'approvals' | 'windows' | 'hooks'> = {};
+): Pick<Plan, 'alerts' | 'approvals' | 'windows' | 'hooks' | 'load'> {
+  const out: Pick<Plan, 'alerts' | 'approvals' | 'windows' | 'hooks' | 'load'> = {};
   if (!strict) {
-    for (const field of ['alerts', 'approvals', 'windows', 'hooks'] as const) {
+    for (const field of ['alerts', 'approvals', 'windows', 'hooks', 'load'] as const) {
       if (spec[field] !== undefined)
         c.add([field], 'is not available for this rollout (started before it existed)');
     }
@@ -591,7 +596,8 @@ function checkPlanExtras(
     if (windows) out.windows = windows;
   }
   const hooks = spec.hooks === undefined ? undefined : collectHooks(c, spec.hooks, ['hooks']);
-  return hooks ? { ...out, hooks } : out;
+  const load = collectLoad(c, spec);
+  return { ...out, ...(hooks ? { hooks } : {}), ...(load ? { load } : {}) };
 }
 
 /**
@@ -670,6 +676,7 @@ export function validatePlan(
   if (extras.approvals) plan.approvals = extras.approvals;
   if (extras.windows) plan.windows = extras.windows;
   if (extras.hooks) plan.hooks = extras.hooks;
+  if (extras.load) plan.load = extras.load;
   return { ok: true, plan };
 }
 

@@ -10,6 +10,7 @@ import { RolloutMachine } from './machine/machine';
 import { initialState, migrateCarried, type RolloutState } from './machine/state';
 import { metricsOfferProblems } from './metrics-offer';
 import { mirrorRouterProblems } from './mirror-spec';
+import { loadTargetProblems } from './plan-load';
 import {
   ALERTS_PATCH,
   JUDGE_PATCH,
@@ -62,7 +63,10 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
     }
   }
   // A shadow stage needs a router that can mirror. Plans without one (every recorded rollout) find nothing here.
-  const cannotMirror = carried === undefined ? mirrorRouterProblems(plan, target.traffic?.router) : [];
+  const cannotMirror =
+    carried === undefined
+      ? [...mirrorRouterProblems(plan, target.traffic?.router), ...loadTargetProblems(plan.load, target)]
+      : [];
   if (cannotMirror.length > 0) {
     throw ApplicationFailure.nonRetryable(formatProblems(cannotMirror), 'InvalidPlan');
   }

@@ -4,6 +4,7 @@ import type { AnalysisCheck } from './analysis-spec';
 import type { ApprovalPolicy } from './approval-policy';
 import type { Windows } from './windows';
 import type { PlanHooks } from './plan-hooks';
+import type { LoadRun, PlanLoad } from './plan-load';
 
 /** What a rollout is about: one application in one namespace (its full target is in workflows/target.ts). */
 export interface RolloutTarget {
@@ -104,6 +105,8 @@ export interface Plan {
   windows?: Windows;
   /** Steps run at points of the walk (absent: none; plan-hooks.ts). */
   hooks?: PlanHooks;
+  /** Traffic driven at the canary while stages are analysed (absent: none; plan-load.ts). */
+  load?: PlanLoad;
 }
 
 export type Phase =
@@ -373,6 +376,8 @@ export interface RolloutStatus {
   hookQuestion?: HookQuestion;
   /** The plan's hook runs, newest last (the last few: a bounded list). */
   hookRuns?: HookRunRecord[];
+  /** The load driven at the canary now (plan-load.ts). */
+  load?: LoadRun;
   /** The latest analyses (at most 10 are kept). */
   analyses: AnalysisRecord[];
   /** How many analyses ran in all (absent from rollouts recorded before it was counted). */

@@ -9,6 +9,7 @@ import type { KubeClients } from '../kube/client';
 import type { Secret } from '../alerts/secrets';
 import { ProviderError } from '../types';
 import { runHttpHook } from './http';
+import { createLoadActivities } from './load';
 import { JOB_PURPOSE_LABEL, JOB_ROLLOUT_LABEL, JobRunner, jobName, labelValue } from './job';
 import { NOT_READY_EXIT_CODE, excerptOf, type HookRunInput, type HookRunResult } from './types';
 
@@ -91,6 +92,8 @@ async function runJobHook(
 
 export function createHookActivities(hooks: HookProviders | undefined) {
   return {
+    /** Load during analysis: a stage's load Job, started and stopped (load.ts). */
+    ...createLoadActivities(hooks?.kube),
     /**
      * Runs one hook once: `ok`, `not_ready` (a confirm gate's "not yet") or `failed`. A transient failure throws,
      * so the retry policy the workflow gives (the hook's `retries`) tries again with the same Idempotency-Key.

@@ -55,6 +55,8 @@ export interface RunReport {
   stoodAt?: string;
   /** Every hook run the machine asked for, in order: `point stage hook#attempt` with when (ms after the start). */
   hooks: Array<{ atMs: number; run: string; weight: number }>;
+  /** Every load Job started and stopped (plan-load.ts): when, which, and the weight then. */
+  loads: Array<{ atMs: number; op: 'start' | 'stop'; job: string; weight: number }>;
 }
 
 const MONDAY_10 = Date.UTC(2026, 11, 7, 10, 0, 0);
@@ -90,6 +92,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
   const credit = new Map<number, number>();
   let lastStage = 0;
   let lastWeightAfterRollback: number | undefined;
+  const loads: RunReport['loads'] = [];
 
   const state0 = (): RolloutState => ({
     ...initialState(),
@@ -237,6 +240,20 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
       }
       case 'ensureStableCapacity':
         return p.resolve(undefined);
+      case 'startLoad': {
+        const input = c.args[0] as { stage: number; key: string };
+        const job = `load-${input.stage}-${input.key.split('/').pop()}`;
+        loads.push({ atMs: port.clock - START, op: 'start', job, weight: s.weight });
+        return p.resolve({ job, adopted: false });
+      }
+      case 'stopLoad':
+        loads.push({
+          atMs: port.clock - START,
+          op: 'stop',
+          job: (c.args[0] as { job: string }).job,
+          weight: s.weight,
+        });
+        return p.resolve({});
       case 'measureChecks': {
         const rules = (c.args[0] as { checks: Array<{ name: string }> }).checks;
         const measurements = Object.fromEntries(rules.map((r) => [r.name, { value: metric }]));
@@ -396,6 +413,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     });
   return {
     hooks,
+    loads,
     ...(finished?.result ? { result: finished.result } : {}),
     outcome,
     steps,

@@ -165,7 +165,7 @@ describe('validatePlan: every bad input has its own message', () => {
       'unknown top-level field, no suggestion',
       { stages: [{ weight: 100 }], owner: 'me' },
       'owner',
-      'unknown field "owner" (known fields: name, analysis, stages, promotion, alerts, approvals, windows, hooks)',
+      'unknown field "owner" (known fields: name, analysis, stages, promotion, alerts, approvals, windows, hooks, load)',
     ],
 
     // Weights
@@ -593,7 +593,7 @@ describe('validatePlan: several problems', () => {
       {
         path: 'extra',
         message:
-          'unknown field "extra" (known fields: name, analysis, stages, promotion, alerts, approvals, windows, hooks)',
+          'unknown field "extra" (known fields: name, analysis, stages, promotion, alerts, approvals, windows, hooks, load)',
       },
       { path: 'analysis.interval', message: 'must be more than 0s' },
       { path: 'analysis.failureLimit', message: 'must be a whole number of at least 1, got 0' },

@@ -5,6 +5,7 @@ import { errorMessage, iso } from './context';
 import { NotStarted, ResolvedByHand, RollbackRequired } from './errors';
 import type { RolloutMachine } from './machine';
 import { runHooks, runRollbackHooks } from './hooks';
+import { stopStageLoad } from './load';
 import { walk } from './walk';
 
 /** The soak begins: the canary (the new version) carries all the traffic; the rollout counts as promoted. */
@@ -47,6 +48,7 @@ async function promote(m: RolloutMachine): Promise<void> {
   const { target, version } = ctx;
   s.finalizing = true;
   let stableLabel = version;
+  await stopStageLoad(m, 'promotion');
   try {
     if (s.weight !== 100) await m.shift(100, 'promotion');
     s.stageIndex = plan.stages.length - 1;
@@ -287,7 +289,8 @@ async function rollback(m: RolloutMachine, reason: string, cancelled = false): P
       }
     }
   }
-  // Traffic is back on stable: the plan's onRollback hooks run now, and nothing they do can hold or undo that.
+  // Traffic is back on stable: the load stops, then the plan's onRollback hooks run (neither can hold or undo it).
+  await stopStageLoad(m, 'rollback');
   await runRollbackHooks(m);
   s.phase = 'rolled_back';
   m.publish();

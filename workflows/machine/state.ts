@@ -1,6 +1,7 @@
 // The rollout's state: everything a run needs to resume where the previous one stopped. It crosses
 // continue-as-new as the workflow input's `carried` field, so its JSON is in recorded histories: reading must accept
 // every shape an older run carried, and changes to it bump CARRIED_SCHEMA_VERSION with a step in migrateCarried.
+import type { LoadRun } from '../plan-load';
 import type { GivenApproval } from '../approval-policy';
 import type { JudgeState } from '../judge-v2';
 import type {
@@ -138,6 +139,8 @@ export interface RolloutState {
   requireVerified?: true;
   /** The plan's hook runs, newest last (bounded: HOOK_RUNS_KEPT). Absent for plans without hooks. */
   hookRuns?: HookRunRecord[];
+  /** The stage's load Job while it runs (plan-load.ts). Absent for plans without load. */
+  load?: LoadRun;
   /** Hooks finished at their point and stage entry (`point:stage:hook`), so none runs twice (bounded). */
   hooksDone?: string[];
   /** A confirm gate being asked: its run key and the asks so far, so a continue-as-new keeps counting. */

@@ -181,6 +181,7 @@ export function rolloutStatus(v: RolloutView, now: number): RolloutStatus {
     ...windowView(v, now),
     ...evidenceView(v, now),
     ...(s.hookRuns && s.hookRuns.length > 0 ? { hookRuns: s.hookRuns } : {}),
+    ...(s.load ? { load: s.load } : {}),
     ...(s.hookQuestion && s.phase === 'progressing'
       ? { hookQuestion: { ...s.hookQuestion, since: iso(s.hookQuestion.since) } }
       : {}),

@@ -14,6 +14,7 @@ import type { PreflightFinding } from '../types';
 import { describeWindowState, mayAdvance, nextOpen, type Windows } from '../windows';
 import { analyse } from './analysis';
 import { runHooks, type HookWait } from './hooks';
+import { startStageLoad, stopStageLoad } from './load';
 import { MAX_APPROVALS_KEPT, errorMessage, iso, pushBounded } from './context';
 import { NotStarted, RollbackRequired } from './errors';
 import type { RolloutMachine } from './machine';
@@ -439,7 +440,9 @@ export async function walk(m: RolloutMachine): Promise<void> {
       }
       await enterStage(m);
     }
+    await startStageLoad(m);
     await hold(m);
+    await stopStageLoad(m, `stage ${s.stageIndex + 1} ended`);
     if (!s.promoteRequest) await runHooks(m, 'afterStage', hookWait(m));
     if (s.promoteRequest) s.skippedFrom = s.stageIndex + 1;
     if (s.promoteRequest || s.stageIndex === plan.stages.length - 1) break;
