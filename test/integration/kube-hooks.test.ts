@@ -1,7 +1,7 @@
 // Job hooks on a real kube-apiserver (activities/hooks): the Job is created (labelled with the rollout, with its
 // deadline and TTL), waited for, its pods read (there is no kubelet here, so the excerpt says why there are no
 // logs), and deleted. Job status is driven by harness/kube-jobs.ts the way kube-controller.ts drives Deployments.
-import { BatchV1Api } from '@kubernetes/client-node';
+import { BatchV1Api, type V1Job } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import { createHookActivities, type HookRunInput } from '../../activities/hooks';
 import { JOB_NAME_LABEL, JOB_ROLLOUT_LABEL, JobRunner, jobName } from '../../activities/hooks/job';
@@ -11,6 +11,10 @@ import { startKubeServer, statusOf, type KubeServer } from '../../harness/kube';
 import { startJobSimulator, type JobSimulator } from '../../harness/kube-jobs';
 import { measureJobCheck } from '../../activities/hooks/job-check';
 import type { AnalysisCheck } from '../../workflows/analysis-model';
+import type { LoadStartInput } from '../../activities/hooks/load';
+import type { StepCommand, StepName } from '../../workflows/machine/port';
+import type { PlanSpec } from '../../workflows/plan';
+import { runScenario } from '../unit/machine-sim';
 
 jest.setTimeout(120_000);
 
@@ -212,5 +216,95 @@ describe('job checks (analysis): one Job per round, its end is the value', () =>
     // No cluster on the worker: no evidence, said plainly.
     const none = await measureJobCheck(check('smoke'), round(3), undefined);
     expect(none).toMatchObject({ value: null, error: { kind: 'auth' } });
+  });
+});
+
+describe('load during analysis: the stage load Job on a real API server, started and stopped by the machine', () => {
+  const hooks = createHookActivities({ kube: () => admin });
+  const plan = {
+    load: { rate: 10, concurrency: 2, url: 'http://checkout-canary.hooked/' },
+    stages: [
+      { weight: 10, hold: '5m' },
+      { weight: 50, hold: '5m', load: false },
+      { weight: 100, hold: '2m' },
+    ],
+    promotion: { cleanupDelay: '0s' },
+  } as unknown as PlanSpec;
+  const failedYet = async (name: string) => {
+    for (let i = 0; i < 50; i++) {
+      const job = await batch().readNamespacedJob({ name, namespace: NS });
+      if (job.status?.conditions?.some((c) => c.type === 'Failed')) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  /** The machine's load steps, carried out by the real activities; what exists on the API server after each. */
+  function onServer(seen: string[], waitForFailure = false) {
+    return async (c: StepCommand<StepName>): Promise<unknown> => {
+      if (c.step !== 'startLoad' && c.step !== 'stopLoad') return undefined;
+      const target = { app: 'checkout', namespace: NS };
+      if (c.step === 'startLoad') {
+        const input = { ...(c.args[0] as LoadStartInput), target };
+        const r = await hooks.startLoad(input);
+        // A retried start adopts the Job the first attempt made.
+        expect((await hooks.startLoad(input)).adopted).toBe(true);
+        seen.push(`start stage ${input.stage}: exists ${await jobExists(r.job)}`);
+        started.push(await batch().readNamespacedJob({ name: r.job, namespace: NS }));
+        return r;
+      }
+      const job = (c.args[0] as { job: string }).job;
+      if (waitForFailure) await failedYet(job);
+      const r = await hooks.stopLoad({ target, job });
+      seen.push(`stop ${job.split('-').slice(0, 3).join('-')}: exists ${await jobExists(job)}`);
+      return r;
+    };
+  }
+  const sim = { neverStuck: true, alertsV2: true, machineV2: true } as const;
+  /** The load Jobs as the API server had them once started. */
+  const started: V1Job[] = [];
+
+  test('the Job exists while its stage runs and is gone when the stage ends; a stage without load has none', async () => {
+    const seen: string[] = [];
+    const r = await runScenario({ ...sim, plan, events: [], stepAnswer: onServer(seen) });
+    expect(r.outcome).toBe('promoted');
+    expect(seen).toEqual([
+      'start stage 1: exists true',
+      'stop load-stage-1: exists false',
+      'start stage 3: exists true',
+      'stop load-stage-3: exists false',
+    ]);
+    const job = started.find((j) => j.metadata?.name?.startsWith('load-stage-1'));
+    expect(job?.metadata?.labels).toMatchObject({ 'canary.temporal.io/purpose': 'load' });
+    expect(job?.spec?.template.spec?.containers[0].args).toEqual([
+      '-z',
+      '86400s',
+      '-q',
+      '5',
+      '-c',
+      '2',
+      'http://checkout-canary.hooked/',
+    ]);
+  });
+
+  test('a rollback stops it (after traffic is back on stable); a load that failed only warns', async () => {
+    exitCodes.set('load-stage-1', 1);
+    const seen: string[] = [];
+    const r = await runScenario({
+      ...sim,
+      plan,
+      events: [
+        { k: 'advance', ms: 60_000 },
+        { k: 'msg', m: 'abort', who: 'alice' },
+      ],
+      stepAnswer: onServer(seen, true),
+    });
+    exitCodes.delete('load-stage-1');
+    expect(r.outcome).toBe('rolled_back');
+    expect(seen).toEqual(['start stage 1: exists true', 'stop load-stage-1: exists false']);
+    expect(r.alerts.filter((a) => a.kind === 'hook_failed').map((a) => a.message)).toEqual([
+      expect.stringMatching(
+        /load of stage 1 \(job load-stage-1-\w+\) failed: BackoffLimitExceeded.*the rollout goes on/,
+      ),
+    ]);
+    expect(r.result?.reason).toMatch(/aborted by alice/);
   });
 });

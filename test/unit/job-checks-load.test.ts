@@ -10,6 +10,8 @@ import { runScenario } from './machine-sim';
 import { canaryUrl, loadTargetProblems, stageLoad } from '../../workflows/plan-load';
 import { loadPodTemplate } from '../../activities/hooks/load';
 import { checkStartTarget } from '../../client/prepare-start';
+import { hookStatusLines } from '../../client/render-hooks';
+import type { RolloutStatus } from '../../workflows/types';
 
 let tmp: string;
 beforeAll(() => {
@@ -268,5 +270,18 @@ describe('load', () => {
     expect(r.loads.map((l) => l.op)).toEqual(['start', 'stop']);
     expect(r.loads[1].weight).toBe(0); // after traffic is back on stable
     expect(r.state.load).toBeUndefined();
+  });
+
+  it('status lists the running load', () => {
+    const load = {
+      stage: 1,
+      job: 'load-stage-1-abc',
+      since: '2026-12-07T10:00:00.000Z',
+      what: '20 req/s, 2 workers',
+    };
+    expect(hookStatusLines({ load } as RolloutStatus, 'canary', 'prod/shop')).toEqual([
+      '',
+      'Load: stage 1 since 2026-12-07T10:00:00.000Z: 20 req/s, 2 workers (job load-stage-1-abc)',
+    ]);
   });
 });

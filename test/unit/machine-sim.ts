@@ -4,6 +4,7 @@ import type { HookRunInput, HookRunResult } from '../../activities/hooks/types';
 import { runRollout } from '../../workflows/machine/ending';
 import { RolloutMachine } from '../../workflows/machine/machine';
 import { SimContinueAsNew, SimOutcome, SimPort, type PendingStep } from '../../workflows/machine/sim';
+import type { StepCommand, StepName } from '../../workflows/machine/port';
 import { initialState, migrateCarried, type RolloutState } from '../../workflows/machine/state';
 import { validatePlan, type PlanSpec } from '../../workflows/plan';
 import type { Plan, RolloutResult } from '../../workflows/types';
@@ -34,6 +35,8 @@ export interface Scenario {
   maxSteps?: number;
   /** How the plan's hooks answer (default: every run passes). */
   hookAnswer?: (input: HookRunInput) => HookRunResult;
+  /** Answers a step itself (e.g. with a real activity); undefined: the simulation's answer. */
+  stepAnswer?: (command: StepCommand<StepName>) => Promise<unknown>;
 }
 
 export interface RunReport {
@@ -340,7 +343,13 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     if (finished) break;
     if (port.wakeOne()) continue;
     if (port.steps.length > 0) {
-      answer(port.steps[0]);
+      const p = port.steps[0];
+      const own = sc.stepAnswer ? await sc.stepAnswer(p.command) : undefined;
+      if (own === undefined) answer(p);
+      else if (port.steps.includes(p)) {
+        port.steps.splice(port.steps.indexOf(p), 1);
+        p.resolve(own);
+      }
       continue;
     }
     const e = sc.events[next];
