@@ -21,7 +21,7 @@ export const LOAD_TOOLS = ['hey', 'k6'] as const;
 export type LoadTool = (typeof LOAD_TOOLS)[number];
 
 export const LOAD_DEFAULTS = {
-  images: { hey: 'ghcr.io/rakyll/hey:latest', k6: 'grafana/k6:latest' } as Record<LoadTool, string>,
+  images: { hey: 'williamyeh/hey:latest', k6: 'grafana/k6:latest' } as Record<LoadTool, string>,
   concurrency: 1,
   /** Without a duration the load runs until its stage ends (the Job is deleted then); this bounds a lost one. */
   maxRunMs: 24 * 3_600_000,

@@ -145,7 +145,7 @@ describe('load', () => {
       concurrency: 2,
       url: 'http://shop-canary.prod/',
       tool: 'hey',
-      image: 'ghcr.io/rakyll/hey:latest',
+      image: 'williamyeh/hey:latest',
     });
     expect(stageLoad(load, 1)).toMatchObject({
       rate: 50,
@@ -215,7 +215,7 @@ describe('load', () => {
     if (!v.ok) throw new Error(formatProblems(v.problems));
     const hey = loadPodTemplate(stageLoad(v.plan.load, 0)!, 'http://c/');
     expect(hey.spec?.containers[0]).toMatchObject({
-      image: 'ghcr.io/rakyll/hey:latest',
+      image: 'williamyeh/hey:latest',
       args: ['-z', '60s', '-q', '10', '-c', '2', 'http://c/'],
     });
     const k6 = loadPodTemplate(
