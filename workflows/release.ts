@@ -133,6 +133,8 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
       });
   });
   setHandler(releaseResumeSignal, (r) => {
+    // Held (rollback-member), the members stay paused until a person goes on without the failed ones or aborts.
+    if (held) return;
     for (const m of running()) void m.handle!.signal(resumeSignal, { identity: r.identity });
   });
 

@@ -115,6 +115,17 @@ export function registerRelease(program: Command, ctx: CliContext): void {
       .option('--reason <text>', 'why (pause only)')
       .action(async (ref: string, opts: { reason?: string }) => {
         const c = await ctx.connect();
+        if (verb === 'resume') {
+          // A held release waits for a person's answer; a resume would let members go on with the hold still in place.
+          const s = await releaseStatus(c, ref);
+          if (s.phase === 'held') {
+            throw new UsageError(
+              `release ${s.release} is held, not paused: ${s.question ?? 'a member rolled back'}; answer it with ` +
+                `${ctx.self()} release approve ${s.release} (go on without the members that rolled back) or ` +
+                `${ctx.self()} release abort ${s.release} --reason ... (roll every member back)`,
+            );
+          }
+        }
         const handle = await running(c, ref);
         await handle.signal(signal, {
           identity: ctx.identity().name,

@@ -241,6 +241,14 @@ test('onFailure: rollback-member: checkout rolls back alone, payments holds paus
     async () => (await releaseStatus('alone')).members[1].state === 'rolled_back',
   );
 
+  // Held is not paused: a resume is refused (exit 2) and names the two answers; payments stays paused.
+  const resume = await canary(['release', 'resume', 'alone']);
+  expectExit(resume, 2);
+  expect(resume.stderr).toMatch(
+    /release alone is held, not paused: .*release approve alone.*release abort alone/s,
+  );
+  expect((await memberStatus(fx[0])).pausedBy).toBe('release:alone');
+
   const ok = await canary(['release', 'approve', 'alone']);
   expectExit(ok, 0);
   await until('the release to end', async () => (await releaseStatus('alone')).phase === 'promoted');
