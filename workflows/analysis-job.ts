@@ -3,6 +3,7 @@
 // an inline pod template or a ConfigMap's key, a timeout), and run by the same runner (activities/hooks/job.ts).
 // Without bands of its own, a failed Job is a critical breach (the rollout rolls back at once).
 import type { JobHookAction } from './plan-hooks';
+import { checkOneValueFits } from './analysis-web';
 import { JOB_FIELDS, checkJob, checkJobStructure } from './plan-hooks';
 import { Collector, describe, isObject, type Obj, type Segment } from './problems';
 
@@ -41,22 +42,7 @@ export function checkJobCheck(
 
 /** The fields a job check cannot have: its value is one Job's end, now, with no stable side. */
 export function checkJobFits(c: Collector, spec: Obj, path: Segment[]): void {
-  const why: Record<string, string> = {
-    window: "a job check's value is its Job's end: it has no window",
-    minRequests: 'a job check has no request count to compare with minRequests',
-    compare: 'a job check has no stable side to compare with',
-    test: "a test compares the canary's series with stable's; a job check reads one value",
-  };
-  for (const [field, message] of Object.entries(why)) {
-    if (spec[field] !== undefined) c.add([...path, field], message);
-  }
-  for (const band of ['success', 'abort'] as const) {
-    const b = spec[band];
-    if (!isObject(b)) continue;
-    for (const dim of ['ratio', 'difference'] as const) {
-      if (b[dim] !== undefined) c.add([...path, band, dim], 'a job check has no stable side to compare with');
-    }
-  }
+  checkOneValueFits(c, spec, path, 'job', "a job check's value is its Job's end");
 }
 
 /**

@@ -126,11 +126,31 @@ export function checkWeb(c: Collector, value: unknown, path: Segment[], name: st
 
 /** The fields a web check cannot have: it reads one value now, from one endpoint, with no stable side. */
 export function checkWebFits(c: Collector, spec: Obj, path: Segment[]): void {
+  checkOneValueFits(
+    c,
+    spec,
+    path,
+    'web',
+    'a web check reads one value per round, as the endpoint answers it',
+  );
+}
+
+/**
+ * The fields a check that reads one value per round (`web`, `job`) cannot have: no window, no request count, no
+ * stable side. `windowWhy` says what the value is instead of a window.
+ */
+export function checkOneValueFits(
+  c: Collector,
+  spec: Obj,
+  path: Segment[],
+  kind: 'web' | 'job',
+  windowWhy: string,
+): void {
   const why: Record<string, string> = {
-    window: 'a web check reads one value per round, as the endpoint answers it: it has no window',
-    minRequests: 'a web check has no request count to compare with minRequests',
-    compare: 'a web check has no stable side to compare with',
-    test: "a test compares the canary's series with stable's; a web check reads one value",
+    window: `${windowWhy}: it has no window`,
+    minRequests: `a ${kind} check has no request count to compare with minRequests`,
+    compare: `a ${kind} check has no stable side to compare with`,
+    test: `a test compares the canary's series with stable's; a ${kind} check reads one value`,
   };
   for (const [field, message] of Object.entries(why)) {
     if (spec[field] !== undefined) c.add([...path, field], message);
@@ -139,7 +159,8 @@ export function checkWebFits(c: Collector, spec: Obj, path: Segment[]): void {
     const b = spec[band];
     if (!isObject(b)) continue;
     for (const dim of ['ratio', 'difference'] as const) {
-      if (b[dim] !== undefined) c.add([...path, band, dim], 'a web check has no stable side to compare with');
+      if (b[dim] !== undefined)
+        c.add([...path, band, dim], `a ${kind} check has no stable side to compare with`);
     }
   }
 }
