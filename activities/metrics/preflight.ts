@@ -26,6 +26,9 @@ import { measureCheck, queryFailure, type QueryFailure } from './measure';
 
 /** How far back a check with no series over its own window looks for stable's series before it is refused. */
 export const STABLE_LOOKBACK_MS = 24 * 3_600_000;
+/** How far back a gauge's query (no {{window}}) is looked at, point by point, when an instant query found nothing. */
+export const GAUGE_LOOKBACK_MS = 5 * 60_000;
+const GAUGE_LOOKBACK_STEP_S = 5;
 
 /**
  * Error kinds that say the query cannot run here: invalid (bad_query), or failing on the series stable has now
@@ -45,6 +48,7 @@ interface SeriesProbe {
   readonly templates?: string;
   presence(q: MetricQuery): Promise<{ value: number | null; series: number; query: string }>;
   render(q: MetricQuery): string;
+  seriesOver?(q: MetricQuery, lookbackMs: number, stepSeconds: number): Promise<number>;
 }
 
 function seriesProbe(metrics: MetricsProvider): SeriesProbe | undefined {
@@ -120,7 +124,7 @@ export async function metricsPreflight(
         level: 'warn',
         message:
           `check ${name}: stable has no data over its ${formatDuration(check.windowMs)} window, and looking ` +
-          `${formatDuration(STABLE_LOOKBACK_MS)} back failed (${stable.failure.message}); if the series it reads ` +
+          `${formatDuration(stable.lookbackMs)} back failed (${stable.failure.message}); if the series it reads ` +
           'do not exist, no round will ever judge it',
         path,
       });
@@ -178,7 +182,7 @@ function roundFailure(round: RoundMeasurement): QueryFailure | undefined {
 type StableLook =
   | { kind: 'present' }
   | { kind: 'absent'; widened: boolean; query: string }
-  | { kind: 'unknown'; failure: QueryFailure }
+  | { kind: 'unknown'; failure: QueryFailure; lookbackMs: number }
   | { kind: 'failed'; failure: QueryFailure };
 
 /** Whether stable's side of the check matches any series, over its window or else over STABLE_LOOKBACK_MS. */
@@ -202,13 +206,23 @@ async function lookAtStable(
   }
   if (now.series > 0) return { kind: 'present' };
   const longer: MetricQuery = { ...q, windowSeconds: Math.max(q.windowSeconds, STABLE_LOOKBACK_MS / 1000) };
-  // A query without {{window}} (a gauge) reads the same series however far the window reaches.
-  if (probe.render(longer) === now.query) return { kind: 'absent', widened: false, query: now.query };
+  // A query without {{window}} (a gauge) reads the same series however far the window reaches. Its series vanish
+  // from an instant query for a moment after a failed scrape (Prometheus marks them stale), so look at the last
+  // GAUGE_LOOKBACK_MS point by point before calling them absent.
+  if (probe.render(longer) === now.query) {
+    if (!probe.seriesOver) return { kind: 'absent', widened: false, query: now.query };
+    try {
+      const seen = await probe.seriesOver(q, GAUGE_LOOKBACK_MS, GAUGE_LOOKBACK_STEP_S);
+      return seen > 0 ? { kind: 'present' } : { kind: 'absent', widened: false, query: now.query };
+    } catch (err) {
+      return { kind: 'unknown', failure: queryFailure(err), lookbackMs: GAUGE_LOOKBACK_MS };
+    }
+  }
   try {
     const back = await probe.presence(longer);
     return back.series > 0 ? { kind: 'present' } : { kind: 'absent', widened: true, query: now.query };
   } catch (err) {
-    return { kind: 'unknown', failure: queryFailure(err) };
+    return { kind: 'unknown', failure: queryFailure(err), lookbackMs: STABLE_LOOKBACK_MS };
   }
 }
 

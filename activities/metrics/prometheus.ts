@@ -177,6 +177,20 @@ export class PrometheusMetricsProvider implements MetricsProvider {
   }
 
   /**
+   * How many series the query had at any point of the last `lookbackMs` (evaluated every `stepSeconds`). For the
+   * preflight: a gauge's series vanish from an instant query for a moment after a failed scrape (Prometheus marks
+   * them stale), though their exporter is there.
+   */
+  async seriesOver(q: PrometheusQuery, lookbackMs: number, stepSeconds: number): Promise<number> {
+    const query = this.render(q);
+    const end = q.atMs ?? Date.now();
+    const result = await this.call(query, () =>
+      this.driver.rangeQuery(query, end - lookbackMs, end, stepSeconds, this.evalTimeout()),
+    );
+    return result.resultType === 'matrix' ? result.result.length : 0;
+  }
+
+  /**
    * The series over [startMs, endMs] every stepSeconds, as [timestamp ms, value] pairs; points without a number
    * (NaN, ±Inf) are dropped. Each point covers the query's window ending at its timestamp.
    */

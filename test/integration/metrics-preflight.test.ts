@@ -350,6 +350,31 @@ describe('checks whose series do not exist even for stable', () => {
     ]);
     expect(never.findings[0].message).toContain('neither over its 10s window nor over the last 24h');
   });
+
+  test('a gauge whose series went stale a moment ago (a failed scrape, a restarting exporter) is not refused', async () => {
+    // No {{window}}: the same series however far a window reaches. `gone` stopped answering in beforeAll, so
+    // Prometheus marked its series stale and an instant query finds none, though they were there seconds ago.
+    const query = 'sum(http_requests_total{ {{selector}} })';
+    const plan = planOf([{ name: 'served', query, abort: { max: 1e12 } }]);
+    const registry = new ProviderRegistry(config());
+    const now = await registry
+      .metrics(shop('gone'))
+      .runQuery({ side: 'stable', version: 'v1', query, windowSeconds: 10 });
+    expect(now).toBeNull();
+    const { findings } = await preflight('gauge stale for a moment', plan, shop('gone'));
+    expect(findings).toEqual([]);
+    // Never there: refused, and the message does not claim a day's look back it did not take.
+    const never = await preflight('gauge never there', plan, shop('never'));
+    expect(never.findings).toEqual([
+      expect.objectContaining({
+        area: 'data',
+        cause: 'input',
+        level: 'refuse',
+        path: 'analysis.checks[0].query',
+      }),
+    ]);
+    expect(never.findings[0].message).not.toContain('neither over');
+  });
 });
 
 describe('healthy plans', () => {
