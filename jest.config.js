@@ -9,7 +9,10 @@ module.exports = {
   transformIgnorePatterns: [
     '/node_modules/(?!(@kubernetes/client-node|openid-client|oauth4webapi|jose|jsonpath-plus)/)',
   ],
-  // Real servers start inside tests; give them room, the suite itself stays serial.
+  // Real servers start inside tests (each file its own, on free loopback ports); give them room. Two files run at
+  // once: most of a real-server test is waiting on those servers, so two share the machine's cores well (the whole
+  // suite measured at 31.7 min with two workers on a 2-core machine under heavy outside load, against 39-41 min serial
+  // on the same machine quiet).
   testTimeout: 120000,
-  maxWorkers: 1,
+  maxWorkers: 2,
 };
