@@ -2,8 +2,9 @@
 // `node dist-dev/scripts/bench-kube.js [--calls N] [--rollouts N]`.
 //  1. setWeight latency of each router against a real local kube-apiserver: calls that change the weight, and the
 //     same weight again (the idempotent, read-only path).
-//  2. Rollback latency through the real workflow (dev server, in-process worker, Deployment simulator): abort signal
-//     sent until the live router object reads canary weight 0.
+//  2. Rollback latency through the real workflow (dev server, in-process worker, Deployment simulator), for every
+//     router, with other rollouts running on the same worker and API server (`--background N`, default 100): abort
+//     signal sent until the live router object (or the replica ratio) reads canary weight 0.
 //  3. Peak RSS (VmHWM) of the API server, etcd and this process.
 import { rolloutResult } from '../client/index';
 import * as fs from 'node:fs';
@@ -28,13 +29,13 @@ import { validateTarget, type Target } from '../workflows/target';
 import { startDevServer, type DevServer } from '../demo/dev-server';
 import { startKubeServer, type KubeServer } from '../harness/kube';
 import { startDeploymentSimulator } from '../harness/kube-controller';
-import { createTargetFixture } from '../harness/kube-rollout';
+import { createTargetFixture, type TargetFixture } from '../harness/kube-rollout';
 import { workflowBundle } from '../harness/rollout-env';
 
 export const KUBE_ROUTERS = ['istio', 'nginx', 'gatewayAPI', 'smi', 'replicas'] as const;
 export type KubeRouter = (typeof KUBE_ROUTERS)[number];
-/** The routers whose rollback is measured through the workflow. */
-export const ROLLBACK_ROUTERS = ['istio', 'nginx', 'gatewayAPI'] as const;
+/** The routers whose rollback is measured through the workflow: every one. */
+export const ROLLBACK_ROUTERS = KUBE_ROUTERS;
 export type RollbackRouter = (typeof ROLLBACK_ROUTERS)[number];
 
 export interface LatencyStats {
@@ -50,6 +51,8 @@ export interface KubeBenchOptions {
   calls?: number;
   /** Rollouts per router for the rollback figure (default 20). */
   rollouts?: number;
+  /** Other rollouts running on the same worker and API server while rollback is measured (default 100). */
+  background?: number;
 }
 
 export interface KubeBenchFigures {
@@ -59,6 +62,8 @@ export interface KubeBenchFigures {
   setWeightChange: Record<KubeRouter, LatencyStats>;
   setWeightSame: Record<KubeRouter, LatencyStats>;
   rollback: Record<RollbackRouter, LatencyStats>;
+  /** How many other rollouts were running (at their first stage) while rollback was measured. */
+  background: number;
   /** VmHWM in MiB. */
   peakRssMiB: { apiserver: number; etcd: number; bench: number };
   wallSeconds: number;
@@ -243,7 +248,7 @@ function buildRouter(clients: KubeClients, router: KubeRouter, target: Target): 
 /** The canary's share in percent as the live router object says it (no object, or no canary entry: 0). */
 async function liveCanaryWeight(
   admin: KubeClients,
-  router: RollbackRouter,
+  router: 'istio' | 'nginx' | 'gatewayAPI',
   ns: string,
   app: string,
 ): Promise<number> {
@@ -356,6 +361,83 @@ async function setWeightLatency(
 
 // --- 2. rollback through the workflow ---------------------------------------------------------------------
 
+/** The plan of every rollout here: it holds at 10 % (analysis rounds every 15 s) until aborted. */
+function holdingInput(target: RolloutInput['target']): RolloutInput {
+  return {
+    target,
+    version: 'v2',
+    requestedBy: 'bench',
+    plan: {
+      analysis: { interval: '15s', checks: [] },
+      stages: [{ weight: 10, hold: '1h' }, { weight: 100 }],
+      promotion: { cleanupDelay: '0s' },
+    },
+  };
+}
+
+/** Waits until the rollout's canary has traffic (its first stage), or fails naming where it is. */
+async function untilFirstStage(
+  h: { workflowId: string; describe(): Promise<{ status: { name: string } }> },
+  canaryWeight: () => Promise<number>,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await canaryWeight()) === 0) {
+    if (Date.now() > deadline) {
+      const d = await h.describe();
+      throw new Error(
+        `rollout ${h.workflowId} did not reach its first stage within ${timeoutMs / 1000} s (${d.status.name})`,
+      );
+    }
+    await sleep(ROLLOUT_POLL_MS);
+  }
+}
+
+/**
+ * Starts `count` rollouts (every router in turn) in their own namespace and waits until each holds at its first
+ * stage: the load the measured aborts run beside. Their analysis rounds (every 15 s) check the live weight.
+ */
+async function startBackground(
+  kube: KubeServer,
+  admin: KubeClients,
+  client: Client,
+  taskQueue: string,
+  count: number,
+): Promise<{ handles: Array<{ workflowId: string }>; stop(): Promise<void> }> {
+  const ns = await kube.createNamespace('bench-background');
+  const simulator = startDeploymentSimulator(kube.kubeConfig('admin'), ns, { readyAfterMs: 0 });
+  const handles: Array<Awaited<ReturnType<Client['workflow']['start']>>> = [];
+  const fixtures: TargetFixture[] = [];
+  for (let i = 0; i < count; i++) {
+    const router = KUBE_ROUTERS[i % KUBE_ROUTERS.length];
+    const target = targetSpec(router, ns, `other-${i}`, { destinationRule: true });
+    const validated = validateTarget(target);
+    if (!validated.ok)
+      throw new Error(`bench target ${ns}/other-${i}: ${JSON.stringify(validated.problems)}`);
+    fixtures.push(await createTargetFixture(admin, validated.target, { stableVersion: 'v1', replicas: 10 }));
+    handles.push(
+      await client.workflow.start<typeof canaryRollout>('canaryRollout', {
+        workflowId: rolloutWorkflowId(target),
+        taskQueue,
+        args: [holdingInput(target)],
+      }),
+    );
+  }
+  for (let i = 0; i < count; i++) {
+    await untilFirstStage(handles[i], async () => (await fixtures[i].weights()).canary, 300_000);
+  }
+  return {
+    handles,
+    stop: async () => {
+      await Promise.all(
+        handles.map((h) => h.signal(abortSignal, { identity: 'bench', reason: 'bench over' })),
+      );
+      await Promise.all(handles.map((h) => rolloutResult(h)));
+      await simulator.stop();
+    },
+  };
+}
+
 async function rollbackLatency(
   kube: KubeServer,
   admin: KubeClients,
@@ -378,36 +460,26 @@ async function rollbackLatency(
       const target = targetSpec(router, ns, app, { destinationRule: true });
       const validated = validateTarget(target);
       if (!validated.ok) throw new Error(`bench target ${ns}/${app}: ${JSON.stringify(validated.problems)}`);
-      await createTargetFixture(admin, validated.target, { stableVersion: 'v1', replicas: 2 });
-      const input: RolloutInput = {
-        target,
-        version: 'v2',
-        requestedBy: 'bench',
-        plan: {
-          analysis: { interval: '1m', checks: [] },
-          stages: [{ weight: 10, hold: '1h' }, { weight: 100 }],
-          promotion: { cleanupDelay: '0s' },
-        },
-      };
+      // The replica ratio needs stable replicas enough that 10 % moves one.
+      const fixture = await createTargetFixture(admin, validated.target, {
+        stableVersion: 'v1',
+        replicas: router === 'replicas' ? 10 : 2,
+      });
+      // The three routers measured before read their own object; SMI and the replica ratio read as the tests do.
+      const canaryWeight =
+        router === 'smi' || router === 'replicas'
+          ? async () => (await fixture.weights()).canary
+          : () => liveCanaryWeight(admin, router, ns, app);
       const h = await client.workflow.start<typeof canaryRollout>('canaryRollout', {
         workflowId: rolloutWorkflowId(target),
         taskQueue,
-        args: [input],
+        args: [holdingInput(target)],
       });
-      const deadline = Date.now() + 60_000;
-      while ((await liveCanaryWeight(admin, router, ns, app)) !== 10) {
-        if (Date.now() > deadline) {
-          const d = await h.describe();
-          throw new Error(
-            `${router} rollout ${h.workflowId} did not reach 10 % within 60 s (${d.status.name})`,
-          );
-        }
-        await sleep(ROLLOUT_POLL_MS);
-      }
+      await untilFirstStage(h, canaryWeight, 60_000);
       await previous;
       const t0 = performance.now();
       await h.signal(abortSignal, { identity: 'bench', reason: 'rollback latency probe' });
-      while ((await liveCanaryWeight(admin, router, ns, app)) !== 0) await sleep(ROLLOUT_POLL_MS);
+      while ((await canaryWeight()) !== 0) await sleep(ROLLOUT_POLL_MS);
       latencies.push(performance.now() - t0);
       previous = rolloutResult(h).then((result) => {
         if (result.outcome !== 'rolled_back') {
@@ -428,6 +500,7 @@ async function rollbackLatency(
 export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<KubeBenchFigures> {
   const calls = opts.calls ?? 200;
   const rollouts = opts.rollouts ?? 20;
+  const backgroundCount = opts.background ?? 100;
   const started = performance.now();
   // The workflow bundle is built while the servers start (it is CPU-bound; nothing is measured yet).
   const bundle = workflowBundle();
@@ -476,9 +549,11 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
     });
     const rollback = {} as Record<RollbackRouter, LatencyStats>;
     await worker.runUntil(async () => {
+      const background = await startBackground(kube, admin, client, taskQueue, backgroundCount);
       for (const router of ROLLBACK_ROUTERS) {
         rollback[router] = await rollbackLatency(kube, admin, client, taskQueue, router, rollouts);
       }
+      await background.stop();
     });
 
     const rollbackSeconds = since(rollbackStarted);
@@ -493,6 +568,7 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
       setWeightChange,
       setWeightSame,
       rollback,
+      background: backgroundCount,
       peakRssMiB: peak,
       wallSeconds: since(started),
       phaseSeconds: { startup, setWeight: setWeightSeconds, rollback: rollbackSeconds },
@@ -515,6 +591,7 @@ export function kubeFigureLines(f: KubeBenchFigures): string[] {
     `kube routers against a local kube-apiserver ${f.apiserverVersion} (${f.cores} cores):`,
     ...KUBE_ROUTERS.map((r) => line('setWeight (changes)', r, f.setWeightChange[r])),
     ...KUBE_ROUTERS.map((r) => line('setWeight (no change)', r, f.setWeightSame[r])),
+    `  rollback through the workflow, with ${f.background} other rollouts running on the same worker and API server:`,
     ...ROLLBACK_ROUTERS.map((r) => line('rollback (abort → 0)', r, f.rollback[r])),
     `  peak RSS                kube-apiserver ${f.peakRssMiB.apiserver.toFixed(0)} MiB   etcd ${f.peakRssMiB.etcd.toFixed(0)} MiB   ` +
       `bench process ${f.peakRssMiB.bench.toFixed(0)} MiB`,
@@ -523,19 +600,23 @@ export function kubeFigureLines(f: KubeBenchFigures): string[] {
   ];
 }
 
-function intArg(name: string, fallback: number): number {
+function intArg(name: string, fallback: number, min = 1): number {
   const i = process.argv.indexOf(name);
   if (i < 0) return fallback;
   const n = Number(process.argv[i + 1]);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`${name} must be a positive whole number`);
+  if (!Number.isInteger(n) || n < min) {
+    console.error(`${name} must be a whole number of at least ${min}`);
     process.exit(2);
   }
   return n;
 }
 
 if (require.main === module) {
-  benchKubeRouters({ calls: intArg('--calls', 200), rollouts: intArg('--rollouts', 20) }).then(
+  benchKubeRouters({
+    calls: intArg('--calls', 200),
+    rollouts: intArg('--rollouts', 20),
+    background: intArg('--background', 100, 0),
+  }).then(
     (figures) => {
       for (const l of kubeFigureLines(figures)) console.log(l);
       process.exit(0);
