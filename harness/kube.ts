@@ -455,7 +455,8 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       '--endpoint-reconciler-type=none',
       '--disable-admission-plugins=ServiceAccount',
-      '--service-cluster-ip-range=10.0.0.0/24',
+      // Room for the benches' hundreds of rollouts, each with two or three Services (a /24 ran out at about 250).
+      '--service-cluster-ip-range=10.0.0.0/16',
       '--allow-privileged=true',
       `--cert-dir=${f('apiserver-certs')}`,
     ];

@@ -475,7 +475,7 @@ async function rollbackLatency(
         taskQueue,
         args: [holdingInput(target)],
       });
-      await untilFirstStage(h, canaryWeight, 60_000);
+      await untilFirstStage(h, canaryWeight, 180_000);
       await previous;
       const t0 = performance.now();
       await h.signal(abortSignal, { identity: 'bench', reason: 'rollback latency probe' });
@@ -548,13 +548,21 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
       ),
     });
     const rollback = {} as Record<RollbackRouter, LatencyStats>;
-    await worker.runUntil(async () => {
-      const background = await startBackground(kube, admin, client, taskQueue, backgroundCount);
-      for (const router of ROLLBACK_ROUTERS) {
-        rollback[router] = await rollbackLatency(kube, admin, client, taskQueue, router, rollouts);
-      }
-      await background.stop();
-    });
+    await worker
+      .runUntil(async () => {
+        const background = await startBackground(kube, admin, client, taskQueue, backgroundCount);
+        console.error(`bench: ${backgroundCount} other rollouts holding at their first stage`);
+        for (const router of ROLLBACK_ROUTERS) {
+          rollback[router] = await rollbackLatency(kube, admin, client, taskQueue, router, rollouts);
+          console.error(`bench: ${router} measured`);
+        }
+        await background.stop();
+      })
+      .catch((err: unknown) => {
+        // Said now: closing the connections below can end the process (a client retry on a closed channel) first.
+        console.error('bench failed:', err);
+        throw err;
+      });
 
     const rollbackSeconds = since(rollbackStarted);
     const peak = {
