@@ -7,6 +7,7 @@
 import {
   ApplicationFailure,
   log,
+  patched,
   proxyLocalActivities,
   setHandler,
   workflowInfo,
@@ -29,6 +30,7 @@ import type { IdentityActivities, Signable, SignedAction } from './identity';
 import { expectedFor, identityRefusal, rememberNonce, verifiedRefusal } from './identity-policy';
 import { iso } from './machine/context';
 import type { RolloutMachine } from './machine/machine';
+import { RELEASE_HOLD_PATCH } from './patches';
 
 const identity = proxyLocalActivities<IdentityActivities>({
   startToCloseTimeout: '10 seconds',
@@ -76,6 +78,15 @@ function ignoredSignal(m: RolloutMachine, action: SignedAction, req: Signable & 
     : identityRefusal(m, action, req);
   if (refusal) log.warn(`${action} signal ignored: ${refusal}`, { identity: req.identity });
   return refusal !== undefined;
+}
+
+/**
+ * A resume held back by the member's release (RolloutView.releaseHoldRefusal), where a handler (not a validator)
+ * decides: behind RELEASE_HOLD_PATCH, since a member's recorded history may hold such a resume, accepted.
+ */
+function releaseHeld(m: RolloutMachine, identity: string | undefined): string | undefined {
+  const refusal = m.releaseHoldRefusal(identity);
+  return refusal !== undefined && patched(RELEASE_HOLD_PATCH) ? refusal : undefined;
 }
 
 export function setRolloutHandlers(m: RolloutMachine): void {
@@ -156,6 +167,11 @@ export function setRolloutHandlers(m: RolloutMachine): void {
   });
   setHandler(resumeSignal, async (req) => {
     if (m.resumeRefusal() || ignoredSignal(m, 'resume', req)) return;
+    const held = releaseHeld(m, req.identity);
+    if (held) {
+      log.warn(`resume signal ignored: ${held}`, { identity: req.identity });
+      return;
+    }
     m.resume(req);
     await m.resumedAlert(req);
   });
@@ -177,12 +193,20 @@ export function setRolloutHandlers(m: RolloutMachine): void {
     async (req) => {
       if (req.signature) {
         req = await verified(m, 'resume', req);
-        fail(m.resumeRefusal());
+        fail(m.resumeRefusal() ?? releaseHeld(m, req.identity));
       }
       const ack = m.resume(req);
       await m.resumedAlert(req);
       return ack;
     },
-    { validator: (req) => refuse(identityRefusal(m, 'resume', req) ?? m.resumeRefusal()) },
+    {
+      // A validator runs only for a new update (never on replay): no patch needed to refuse here.
+      validator: (req) =>
+        refuse(
+          identityRefusal(m, 'resume', req) ??
+            m.resumeRefusal() ??
+            (req.signature ? undefined : m.releaseHoldRefusal(req.identity)),
+        ),
+    },
   );
 }

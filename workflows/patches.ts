@@ -39,3 +39,8 @@ export const NEVER_STUCK_PATCH = 'never-stuck';
  *   short form's messages.
  */
 export const MACHINE_V2_PATCH = 'machine-v2';
+/**
+ * From this patch on, a resume signal from anyone but the release is ignored while a release member is paused by its
+ * release's hold (onFailure: rollback-member); the person answers the release instead. Only release members reach it.
+ */
+export const RELEASE_HOLD_PATCH = 'release-hold-resume';

@@ -22,6 +22,7 @@ import {
   TARGET_PATCH,
 } from './patches';
 import { formatProblems, validatePlan } from './plan';
+import { RELEASE_ID_PREFIX, releaseIdentity } from './release-model';
 import { formatTargetProblems, validateTarget, versionProblem, type Target } from './target';
 import type { RolloutResult } from './types';
 
@@ -103,9 +104,24 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
       ...(input.release?.together
         ? { releaseTogether: { ...input.release.together, member: input.release.member } }
         : {}),
+      ...(input.release ? { release: releaseOf(input.release) } : {}),
     },
     new TemporalPort(input, target, s),
   );
   setRolloutHandlers(machine);
   return runRollout(machine);
+}
+
+/** The release a member belongs to, from what its input carries (the release's workflow id names it). */
+function releaseOf(r: NonNullable<RolloutInput['release']>): {
+  name: string;
+  identity: string;
+  member: string;
+} {
+  const name =
+    r.together?.name ??
+    (r.workflowId.startsWith(RELEASE_ID_PREFIX)
+      ? r.workflowId.slice(RELEASE_ID_PREFIX.length)
+      : r.workflowId);
+  return { name, identity: r.together?.identity ?? releaseIdentity(name), member: r.member };
 }

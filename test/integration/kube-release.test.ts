@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
+import { Client, Connection } from '@temporalio/client';
 import { kubeClients, type KubeClients } from '../../activities/kube/client';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
 import { startKubeServer, type KubeServer } from '../../harness/kube';
@@ -18,6 +19,7 @@ import {
   type CliRun,
   type WorkerProcess,
 } from '../../harness/processes';
+import { resumeSignal } from '../../workflows/api';
 import type { ReleaseResult, ReleaseStatus } from '../../workflows/release-model';
 import type { RolloutStatus } from '../../workflows/types';
 
@@ -247,6 +249,22 @@ test('onFailure: rollback-member: checkout rolls back alone, payments holds paus
   expect(resume.stderr).toMatch(
     /release alone is held, not paused: .*release approve alone.*release abort alone/s,
   );
+  expect((await memberStatus(fx[0])).pausedBy).toBe('release:alone');
+  // Nor is payments resumed on its own: the CLI is refused (exit 2) naming the release's two answers, and a resume
+  // signal sent some other way is ignored.
+  const own = await canary(['resume', `${NS}/${fx[0].app}`]);
+  expectExit(own, 2);
+  expect(own.stderr).toMatch(
+    /member payments of release alone, which holds it .*release approve alone.*release abort alone/s,
+  );
+  const connection = await Connection.connect({ address: server.address });
+  try {
+    const client = new Client({ connection, namespace: server.namespace });
+    await client.workflow.getHandle(held.members[0].workflowId).signal(resumeSignal, { identity: 'alice' });
+  } finally {
+    await connection.close();
+  }
+  await until('the resume signal ignored', async () => worker.output().includes('resume signal ignored'));
   expect((await memberStatus(fx[0])).pausedBy).toBe('release:alone');
 
   const ok = await canary(['release', 'approve', 'alone']);

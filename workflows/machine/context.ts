@@ -28,6 +28,8 @@ export interface RolloutContext {
   historyLimit: number;
   /** A member of a release that promotes its members together: only the release may pass the promotion gate. */
   releaseTogether?: { name: string; identity: string; member: string };
+  /** Any member of a release: the release's name, the identity it acts as, and this member's id. */
+  release?: { name: string; identity: string; member: string };
 }
 
 export const MAX_ANALYSES_KEPT = 10;

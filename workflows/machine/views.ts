@@ -267,6 +267,24 @@ export class RolloutView {
       : undefined;
   }
 
+  /**
+   * A release member paused by its release's hold (onFailure: rollback-member) waits for the release's answer: only
+   * the release resumes it. Undefined when the resume is someone else's to give.
+   */
+  releaseHoldRefusal(identity: string | undefined): string | undefined {
+    const r = this.ctx.release;
+    const s = this.s;
+    // Only the hold pauses a member as the release: a release pause carries the person's identity.
+    if (!r || s.pausedSince === undefined || s.pausedBy !== r.identity || identity === r.identity)
+      return undefined;
+    const { cli } = this.ctx;
+    return (
+      `cannot resume: this rollout is member ${r.member} of release ${r.name}, which holds it` +
+      `${s.pauseReason ? ` (${s.pauseReason})` : ''}; answer the release: \`${cli} release approve ${r.name}\` goes on ` +
+      `without the members that rolled back, \`${cli} release abort ${r.name} --reason ...\` rolls every member back`
+    );
+  }
+
   approveRefusal(req: Partial<ApproveRequest>, now: number): string | undefined {
     const s = this.s;
     if ((s.evidenceQuestion || s.hookQuestion) && !this.gateWaiting() && s.phase === 'progressing') {
