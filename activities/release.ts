@@ -1,8 +1,12 @@
-// The release workflow's activities (workflows/release.ts): what a workflow cannot send itself. Approving a member's
-// promotion gate is an update, and only clients send updates.
+// The release workflow's activities (workflows/release.ts): what a workflow cannot do itself. Approving a member's
+// promotion gate is an update, and only clients send updates; whether a cluster's worker still polls its task queue
+// is a question for the Temporal frontend.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { approveUpdate } from '../workflows/api';
+import { clusterWorkersSignal } from '../workflows/release-api';
+import type { ClusterWorkersReport } from '../workflows/release-model';
 
 export function createReleaseActivities() {
   return {
@@ -35,7 +39,76 @@ export function createReleaseActivities() {
         );
       }
     },
+
+    /**
+     * Runs as long as the release does: every `everyMs` it asks the frontend who polls each cluster's task queue, and
+     * signals the release when a queue's workers went (no poll for `goneAfterMs`) or came back. One activity for the
+     * whole release, heartbeating, so a two-day release records a few events per change, not one per look. After a
+     * retry (this worker died) it says every queue's state once more; the release acts only on changes.
+     */
+    async watchClusterWorkers(input: {
+      releaseWorkflowId: string;
+      taskQueues: string[];
+      everyMs: number;
+      goneAfterMs: number;
+    }): Promise<void> {
+      const ctx = Context.current();
+      const { client } = ctx;
+      const namespace = ctx.info.namespace;
+      const said = new Map<string, boolean>();
+      for (;;) {
+        const now = Date.now();
+        const changed: ClusterWorkersReport['queues'] = [];
+        for (const taskQueue of input.taskQueues) {
+          let newest: number | undefined;
+          try {
+            newest = await lastPoll(client, namespace, taskQueue);
+          } catch (err) {
+            // The frontend did not answer: nothing is known about this queue this time.
+            ctx.log.warn('cannot read the pollers of a cluster queue', { taskQueue, error: String(err) });
+            continue;
+          }
+          const serving = newest !== undefined && now - newest < input.goneAfterMs;
+          if (said.get(taskQueue) === serving) continue;
+          changed.push({
+            taskQueue,
+            serving,
+            ...(newest !== undefined ? { lastSeen: new Date(newest).toISOString() } : {}),
+          });
+        }
+        if (changed.length > 0) {
+          try {
+            await client.workflow
+              .getHandle(input.releaseWorkflowId)
+              .signal(clusterWorkersSignal, { at: new Date(now).toISOString(), queues: changed });
+          } catch (err) {
+            if (err instanceof WorkflowNotFoundError) return; // the release has ended
+            throw err;
+          }
+          for (const q of changed) said.set(q.taskQueue, q.serving);
+        }
+        ctx.heartbeat();
+        await ctx.sleep(input.everyMs);
+      }
+    },
   };
+}
+
+/** When a worker last polled the queue for workflow tasks (ms), or undefined when the server lists none. */
+async function lastPoll(
+  client: Context['client'],
+  namespace: string,
+  taskQueue: string,
+): Promise<number | undefined> {
+  const r = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue } });
+  let newest: number | undefined;
+  for (const p of r.pollers ?? []) {
+    const t = p.lastAccessTime;
+    if (!t?.seconds) continue;
+    const ms = Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
+    newest = Math.max(newest ?? 0, ms);
+  }
+  return newest;
 }
 
 export type ReleaseActivities = ReturnType<typeof createReleaseActivities>;

@@ -114,7 +114,7 @@ export function prepareRelease(doc: unknown, baseDir: string, options: ReleaseOp
       ...(m.afterStage ? { afterStage: m.afterStage } : {}),
       wave: m.wave ?? 1,
       workflowId: prepared.start.workflowId,
-      ...(m.cluster ? { taskQueue: clusterQueue(options.taskQueue, m.cluster) } : {}),
+      ...(m.cluster ? { taskQueue: clusterQueue(options.taskQueue, m.cluster), cluster: m.cluster } : {}),
       input: prepared.start.input,
     });
   });
@@ -142,6 +142,7 @@ export function prepareRelease(doc: unknown, baseDir: string, options: ReleaseOp
         promotion: spec.promotion,
         onFailure: spec.onFailure,
         requestedBy: options.requestedBy,
+        ...(spec.workerCheck ? { workerCheck: spec.workerCheck } : {}),
       },
       clusterQueues: clusters.map((cluster) => ({
         cluster,

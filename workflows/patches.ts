@@ -44,3 +44,9 @@ export const MACHINE_V2_PATCH = 'machine-v2';
  * release's hold (onFailure: rollback-member); the person answers the release instead. Only release members reach it.
  */
 export const RELEASE_HOLD_PATCH = 'release-hold-resume';
+/**
+ * From this patch on, a release whose members name clusters watches each cluster's workers (one heartbeating activity
+ * for the whole release): a member whose cluster has no worker raises a `stuck` alert, the release promotes nothing
+ * meanwhile, and the alert is resolved once a worker is back. Releases without clusters never reach it.
+ */
+export const RELEASE_WORKERS_PATCH = 'release-cluster-workers';

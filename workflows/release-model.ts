@@ -14,6 +14,17 @@ export const releaseWorkflowId = (name: string) => `${RELEASE_ID_PREFIX}${name}`
 export const releaseIdentity = (name: string) => `release:${name}`;
 
 export type ReleasePromotion = 'together' | 'each';
+
+/**
+ * How the release watches its clusters' workers (members with `cluster:`): how often it looks at each cluster's task
+ * queue, and how long no worker may have polled it before its members count as stuck. A live worker that has nothing
+ * to do polls anew at least once a minute (the server's long poll), so goneAfter stays above that.
+ */
+export interface WorkerCheck {
+  everyMs: number;
+  goneAfterMs: number;
+}
+export const DEFAULT_WORKER_CHECK: WorkerCheck = { everyMs: 30_000, goneAfterMs: 2 * 60_000 };
 export type ReleaseOnFailure = 'rollback-all' | 'rollback-member';
 
 /** A member as written in the release file (paths resolved by the client). */
@@ -38,6 +49,8 @@ export interface ReleaseSpec {
   waves: Array<{ wave: number; bakeMs: number }>;
   promotion: ReleasePromotion;
   onFailure: ReleaseOnFailure;
+  /** `workerCheck: { every, goneAfter }`: only when the file gives it (the defaults otherwise). */
+  workerCheck?: WorkerCheck;
 }
 
 /** One member as the release workflow takes it: its rollout, prepared exactly as `canary start` would. */
@@ -54,6 +67,8 @@ export interface ReleaseMemberInput {
   workflowId: string;
   /** The task queue of the member's cluster (`<queue>.<cluster>`); absent: the release's own queue. */
   taskQueue?: string;
+  /** The member's cluster (`cluster:`), with taskQueue; absent in releases started before it was carried. */
+  cluster?: string;
   input: RolloutInput;
 }
 
@@ -64,6 +79,27 @@ export interface ReleaseInput {
   promotion: ReleasePromotion;
   onFailure: ReleaseOnFailure;
   requestedBy: string;
+  /** Only when the release file sets it (DEFAULT_WORKER_CHECK otherwise). */
+  workerCheck?: WorkerCheck;
+}
+
+/** What the watcher activity tells the release: the queues whose workers changed since it last said. */
+export interface ClusterWorkersReport {
+  /** When the watcher looked (ISO-8601). */
+  at: string;
+  queues: Array<{ taskQueue: string; serving: boolean; lastSeen?: string }>;
+}
+
+/** A cluster's workers as the release last saw them (releases whose members name clusters). */
+export interface ReleaseClusterStatus {
+  cluster: string;
+  taskQueue: string;
+  /** `gone`: no worker has polled the cluster's task queue for workerCheck.goneAfter; its members hold. */
+  workers: 'unknown' | 'serving' | 'gone';
+  /** The last poll the server saw on the queue (ISO-8601), when it still lists one. */
+  lastSeen?: string;
+  /** Since when the release has counted the workers gone (ISO-8601). */
+  goneSince?: string;
 }
 
 /** What a member tells its release (a signal from the member's rollout workflow, on every phase or stage change). */
@@ -108,6 +144,8 @@ export interface ReleaseStatus {
   question?: string;
   /** Members the release went on without (onFailure: rollback-member): those that rolled back, those after them. */
   dropped?: string[];
+  /** The clusters' workers (releases whose members name clusters). */
+  clusters?: ReleaseClusterStatus[];
 }
 
 export interface ReleaseResult {
@@ -140,10 +178,11 @@ export function validateReleaseShape(
     };
   }
   for (const key of Object.keys(doc)) {
-    if (!['release', 'members', 'waves', 'promotion', 'onFailure'].includes(key)) {
-      add(key, 'is not a release field (release, members, waves, promotion, onFailure)');
+    if (!['release', 'members', 'waves', 'promotion', 'onFailure', 'workerCheck'].includes(key)) {
+      add(key, 'is not a release field (release, members, waves, promotion, onFailure, workerCheck)');
     }
   }
+  const workerCheck = readWorkerCheck(doc.workerCheck, add);
   const name = doc.release;
   if (typeof name !== 'string' || !NAME.test(name)) {
     add('release', 'must be a name of lowercase letters, digits and dashes (e.g. checkout-2025-06)');
@@ -276,8 +315,44 @@ export function validateReleaseShape(
       waves,
       promotion: promotion as ReleasePromotion,
       onFailure: onFailure as ReleaseOnFailure,
+      ...(workerCheck ? { workerCheck } : {}),
     },
   };
+}
+
+/** `workerCheck: { every: 30s, goneAfter: 2m }`, either one left out takes its default. */
+function readWorkerCheck(
+  value: unknown,
+  add: (path: string, message: string) => void,
+): WorkerCheck | undefined {
+  if (value === undefined) return undefined;
+  if (!isObject(value)) {
+    add('workerCheck', 'must be { every: duration, goneAfter: duration } (defaults 30s and 2m)');
+    return undefined;
+  }
+  for (const key of Object.keys(value)) {
+    if (key !== 'every' && key !== 'goneAfter')
+      add(`workerCheck.${key}`, 'is not a field (every, goneAfter)');
+  }
+  const read = (key: 'every' | 'goneAfter', fallback: number): number => {
+    if (value[key] === undefined) return fallback;
+    try {
+      const ms = parseDuration(String(value[key]));
+      if (ms >= 1000) return ms;
+      add(`workerCheck.${key}`, 'must be at least 1s');
+    } catch (err) {
+      add(`workerCheck.${key}`, (err as Error).message);
+    }
+    return fallback;
+  };
+  const check = {
+    everyMs: read('every', DEFAULT_WORKER_CHECK.everyMs),
+    goneAfterMs: read('goneAfter', DEFAULT_WORKER_CHECK.goneAfterMs),
+  };
+  if (check.goneAfterMs < check.everyMs) {
+    add('workerCheck.goneAfter', 'must be at least every: a cluster is looked at once per every');
+  }
+  return check;
 }
 
 /** The first cycle `after:` forms, as the ids along it (first id repeated at the end), or undefined. */

@@ -6,10 +6,12 @@
 // other way (a Terminate) cancels its members, and a cancelled rollout rolls back.
 import {
   ApplicationFailure,
+  CancellationScope,
   ParentClosePolicy,
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -17,6 +19,10 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { ReleaseActivities } from '../activities/release';
+import type { RolloutActivities } from '../activities/rollout-activities';
+import { buildRolloutAlert, type RolloutAlert } from './alerts/events';
+import { routes } from './alerts/routing';
+import { RELEASE_WORKERS_PATCH } from './patches';
 import {
   abortSignal,
   pauseSignal,
@@ -26,6 +32,7 @@ import {
   SA_RELEASE,
 } from './api';
 import {
+  clusterWorkersSignal,
   memberProgressSignal,
   releaseAbortSignal,
   releaseContinueSignal,
@@ -34,7 +41,9 @@ import {
   releaseStatusQuery,
 } from './release-api';
 import {
+  DEFAULT_WORKER_CHECK,
   releaseIdentity,
+  type ReleaseClusterStatus,
   type MemberState,
   type ReleaseInput,
   type ReleaseMemberInput,
@@ -51,6 +60,31 @@ const acts = proxyActivities<ReleaseActivities>({
     backoffCoefficient: 2,
     maximumInterval: '10 seconds',
     maximumAttempts: 10,
+  },
+});
+
+// The cluster-worker watcher runs as long as the release: it heartbeats each look, and a worker that dies with it is
+// noticed by the heartbeat timeout and the watch starts again elsewhere.
+const watchActs = (everyMs: number) =>
+  proxyActivities<ReleaseActivities>({
+    startToCloseTimeout: '3650 days',
+    heartbeatTimeout: Math.max(3 * everyMs, 30_000),
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+  });
+// Alerts as a rollout sends them (workflows/driver.ts): the sinks' names once, then one delivery per sink.
+const alertActs = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3 },
+});
+const deliveryActs = proxyActivities<RolloutActivities>({
+  startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
+  scheduleToCloseTimeout: '10 minutes',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: ['AlertRejected', 'AlertSinkUnknown'],
   },
 });
 
@@ -88,6 +122,19 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
   const dropped = new Set<string>();
   let held: { question: string } | undefined;
   let continued: { identity: string; comment?: string } | undefined;
+  // Members on named clusters run on those clusters' workers: the release watches that each still polls its queue
+  // (RELEASE_WORKERS_PATCH; releases without clusters, and those started before the patch, watch nothing).
+  const clusterQueues = [...new Set(input.members.flatMap((m) => (m.taskQueue ? [m.taskQueue] : [])))];
+  const watch = clusterQueues.length > 0 && patched(RELEASE_WORKERS_PATCH);
+  const workerCheck = input.workerCheck ?? DEFAULT_WORKER_CHECK;
+  const clusters = new Map<string, ReleaseClusterStatus>(
+    watch
+      ? clusterQueues.map((q) => [q, { cluster: clusterOf(input, q), taskQueue: q, workers: 'unknown' }])
+      : [],
+  );
+  /** Members a stuck alert went out for, until their cluster's worker is back. */
+  const stuck = new Set<string>();
+  const cli = input.members[0]?.input.cli ?? 'canary';
 
   const status = (): ReleaseStatus => ({
     release: name,
@@ -104,6 +151,7 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
     ...(cause ? { cause } : {}),
     ...(held ? { question: held.question } : {}),
     ...(dropped.size > 0 ? { dropped: [...dropped] } : {}),
+    ...(watch ? { clusters: [...clusters.values()].map((c) => ({ ...c })) } : {}),
   });
   setHandler(releaseStatusQuery, status);
   setHandler(memberProgressSignal, (p) => {
@@ -137,6 +185,117 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
     if (held) return;
     for (const m of running()) void m.handle!.signal(resumeSignal, { identity: r.identity });
   });
+  setHandler(clusterWorkersSignal, (r) => {
+    if (!watch) return;
+    for (const q of r.queues) {
+      const c = clusters.get(q.taskQueue);
+      if (!c) continue;
+      const was = c.workers;
+      c.workers = q.serving ? 'serving' : 'gone';
+      if (q.lastSeen) c.lastSeen = q.lastSeen;
+      if (c.workers === 'gone' && was !== 'gone') {
+        c.goneSince = r.at;
+        log.warn('a cluster has no worker', { cluster: c.cluster, taskQueue: c.taskQueue });
+      }
+      if (c.workers === 'serving') delete c.goneSince;
+    }
+    tellStuck();
+    changes++;
+  });
+
+  // ---------- the clusters' workers: alerts ----------
+  let sinks: Promise<string[]> | undefined;
+  const chains = new Map<string, Promise<void>>();
+  let deliveries = 0;
+  let alertSeq = 0;
+  /** Starts the event's delivery to each sink (default routing), after that sink's previous one; never awaited. */
+  const deliver = (e: RolloutAlert) => {
+    sinks ??= CancellationScope.nonCancellable(() => alertActs.alertSinks()).catch(() => ['log']);
+    deliveries++;
+    void CancellationScope.nonCancellable(async () => {
+      for (const sink of await sinks!) {
+        if (!routes(undefined, sink, e)) continue;
+        deliveries++;
+        const next = (chains.get(sink) ?? Promise.resolve())
+          .then(() =>
+            deliveryActs.deliverAlert.executeWithOptions({ summary: `alert ${e.kind} → ${sink}` }, [sink, e]),
+          )
+          .catch((err: unknown) =>
+            log.warn('alert not delivered', { sink, id: e.id, error: innerMessage(err) }),
+          )
+          .finally(() => deliveries--);
+        chains.set(sink, next);
+      }
+    }).finally(() => deliveries--);
+  };
+  /** A member's `stuck` alert (its cluster has no worker), or the one that resolves it (a worker is back). */
+  const alertStuck = (m: Member, c: ReleaseClusterStatus, back: boolean) => {
+    const message = back
+      ? `release ${name}: a worker polls task queue ${c.taskQueue} of cluster ${c.cluster} again; member ${m.id} goes on`
+      : `release ${name}: no worker serves cluster ${c.cluster}: nothing has polled its task queue ${c.taskQueue} ` +
+        `${c.lastSeen ? `since ${c.lastSeen}` : 'at all'}. Member ${m.id} holds and nothing is promoted until a ` +
+        `worker polls it again (start that cluster's worker with TEMPORAL_TASK_QUEUE=${c.taskQueue})`;
+    const target = m.spec.input.target;
+    deliver(
+      buildRolloutAlert({
+        workflowId: m.workflowId,
+        firstRunId: workflowInfo().firstExecutionRunId,
+        seq: ++alertSeq,
+        kind: 'stuck',
+        target: { app: target.app, namespace: target.namespace },
+        version: m.spec.input.version,
+        message,
+        at: new Date().toISOString(),
+        ...(m.stage !== undefined ? { stage: m.stage } : {}),
+        stages: m.stages,
+        ...(m.weight !== undefined ? { weight: m.weight } : {}),
+        temporalNamespace: workflowInfo().namespace,
+        cli,
+        reason: back ? `a worker polls ${c.taskQueue} again` : `no worker polls ${c.taskQueue}`,
+        ...(back ? { severity: 'info' as const, resolves: ['stuck'] } : {}),
+        commands: {
+          status: `${cli} release status ${name}`,
+          ...(back ? {} : { abort: `${cli} release abort ${name} --reason "<why>"` }),
+        },
+      }),
+    );
+  };
+  /** Once per member and absence: running members on a cluster without workers alert; they resolve once it is back. */
+  const tellStuck = () => {
+    for (const c of clusters.values()) {
+      for (const m of members.filter((x) => x.spec.taskQueue === c.taskQueue)) {
+        if (c.workers === 'gone' && m.handle && !TERMINAL.includes(m.state) && !stuck.has(m.id)) {
+          stuck.add(m.id);
+          alertStuck(m, c, false);
+        } else if (c.workers === 'serving' && stuck.delete(m.id)) {
+          alertStuck(m, c, true);
+        }
+      }
+    }
+  };
+  /** A kept, running member's cluster has no worker: the release promotes nothing meanwhile. */
+  const clusterGone = () =>
+    kept().some((m) => m.spec.taskQueue !== undefined && clusters.get(m.spec.taskQueue)?.workers === 'gone');
+  const watcher = new CancellationScope();
+  if (watch) {
+    watcher
+      .run(() =>
+        watchActs(workerCheck.everyMs).watchClusterWorkers.executeWithOptions(
+          { summary: "watch the clusters' workers" },
+          [{ releaseWorkflowId: workflowInfo().workflowId, taskQueues: clusterQueues, ...workerCheck }],
+        ),
+      )
+      .catch((err: unknown) => {
+        if (!isCancellation(err))
+          log.warn("the clusters' workers are not watched", { error: innerMessage(err) });
+      });
+  }
+  /** Before the release returns: the watch stops, and the alerts under way get a minute to be delivered. */
+  const finish = async () => {
+    if (!watch) return;
+    watcher.cancel();
+    if (deliveries > 0) await condition(() => deliveries === 0, '1 minute');
+  };
 
   const running = () => members.filter((m) => m.handle && !TERMINAL.includes(m.state));
   const passed = (m: Member) => m.state === 'ready' || m.state === 'promoted';
@@ -179,6 +338,8 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
       changes++;
       return;
     }
+    // Started on a cluster whose worker is gone: it holds there, and says so.
+    if (watch) tellStuck();
     m.handle.result().then(
       (r) => {
         m.state = r.outcome === 'promoted' ? 'promoted' : r.outcome;
@@ -281,7 +442,12 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
       }
       if (kept().every((m) => m.state === 'promoted')) break;
       for (const m of kept()) if (eligible(m, now)) await start(m);
-      if (input.promotion === 'together' && !approved && kept().every((m) => m.state === 'ready')) {
+      if (
+        input.promotion === 'together' &&
+        !approved &&
+        kept().every((m) => m.state === 'ready') &&
+        !clusterGone()
+      ) {
         // Every member passed its last stage: promote them all at once.
         approved = true;
         phase = 'promoting';
@@ -300,6 +466,7 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
 
   if (reason === undefined && kept().length > 0) {
     phase = 'promoted';
+    await finish();
     return {
       outcome: 'promoted',
       ...(dropped.size > 0
@@ -327,6 +494,7 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
   }
   await condition(() => members.every((m) => !m.handle || TERMINAL.includes(m.state)));
   if (phase === 'rolling_back') phase = 'rolled_back';
+  await finish();
   return { outcome: 'rolled_back', reason, ...(cause ? { cause } : {}), members: status().members };
 }
 
@@ -352,6 +520,14 @@ function stateOf(
     phase === 'progressing'
     ? 'ready'
     : 'running';
+}
+
+/** The cluster a member's task queue serves: as its member names it, else the queue's last part after the release's. */
+function clusterOf(input: ReleaseInput, taskQueue: string): string {
+  const named = input.members.find((m) => m.taskQueue === taskQueue && m.cluster)?.cluster;
+  if (named) return named;
+  const own = `${workflowInfo().taskQueue}.`;
+  return taskQueue.startsWith(own) ? taskQueue.slice(own.length) : taskQueue;
 }
 
 function nextBakeEnd(input: ReleaseInput, waveReady: Map<number, number>, now: number): number | undefined {

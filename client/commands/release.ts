@@ -317,6 +317,12 @@ export function renderStatus(s: ReleaseStatus): string {
   if (s.reason) lines.push(`  reason: ${s.reason}`);
   if (s.question) lines.push(`  waiting for a person: ${s.question}`);
   if (s.dropped?.length) lines.push(`  going on without: ${s.dropped.join(', ')}`);
+  for (const c of s.clusters ?? []) {
+    if (c.workers !== 'gone') continue;
+    lines.push(
+      `  cluster ${c.cluster}: no worker polls ${c.taskQueue}${c.lastSeen ? ` (last poll ${c.lastSeen})` : ''}; its members hold and nothing is promoted until one does`,
+    );
+  }
   for (const w of s.waves) {
     lines.push(
       `  wave ${w.wave}${w.bakeMs ? ` (bakes ${Math.round(w.bakeMs / 1000)} s)` : ''}${w.readyAt ? `, passed at ${w.readyAt}` : ''}`,

@@ -19,7 +19,9 @@ import {
   type CliRun,
   type WorkerProcess,
 } from '../../harness/processes';
-import { resumeSignal } from '../../workflows/api';
+import { resumeSignal, rolloutWorkflowId } from '../../workflows/api';
+import type { AlertEvent } from '../../activities/types';
+import { readAlerts } from '../../harness/alerts';
 import type { ReleaseResult, ReleaseStatus } from '../../workflows/release-model';
 import type { RolloutStatus } from '../../workflows/types';
 
@@ -52,7 +54,12 @@ const plan = (hold: string) => ({
 });
 
 beforeAll(async () => {
-  [server, kube] = await Promise.all([startDevServer(), startKubeServer({ crds: ['istio'] })]);
+  [server, kube] = await Promise.all([
+    // A live worker with nothing to do polls anew every 5 s instead of every minute, so a release can tell a gone
+    // cluster worker from an idle one within seconds (workerCheck.goneAfter below).
+    startDevServer({ dynamicConfig: { 'matching.longPollExpirationInterval': '5s' } }),
+    startKubeServer({ crds: ['istio'] }),
+  ]);
   admin = kubeClients(kube.kubeConfig('admin'));
   await kube.createNamespace(NS);
   simulator = startDeploymentSimulator(kube.kubeConfig('admin'), NS, { pollMs: 100 });
@@ -398,6 +405,7 @@ test('two clusters, each served by its own worker: the eu-west worker SIGKILLed 
         member(home, 'payments', '1s', {}),
         member(away, 'checkout-eu', '8s', { after: ['payments'], wave: 2, cluster: 'eu-west' }),
       ],
+      workerCheck: { every: '2s', goneAfter: '12s' },
     });
     const refused = await canary(['release', 'start', '-f', file]);
     expectExit(refused, 3);
@@ -414,17 +422,35 @@ test('two clusters, each served by its own worker: the eu-west worker SIGKILLed 
     );
     await euWorker.kill('SIGKILL');
     euWorker = undefined;
+    // Once nothing has polled eu-west's queue for goneAfter (12 s), checkout-eu holds and one stuck alert goes out
+    // (from the release, on the main worker's sinks) naming the cluster and its queue.
+    const alertLog = path.join(dir, 'alerts.jsonl');
+    const stuckAlerts = () =>
+      readAlerts(alertLog, rolloutWorkflowId({ namespace: away.namespace, app: away.app })).filter(
+        (e) => e.event === 'stuck',
+      ) as Array<AlertEvent & { resolves?: string[] }>;
+    await until('the stuck alert for checkout-eu', async () => stuckAlerts().length > 0, 40_000);
+    expect(stuckAlerts()[0]).toMatchObject({ severity: 'critical', weight: 20 });
+    expect(stuckAlerts()[0].message).toContain(
+      `no worker serves cluster eu-west: nothing has polled its task queue ${queue}.eu-west since `,
+    );
     // While eu-west has no worker, nothing is promoted: payments waits at its gate at 100 %, checkout-eu stays at 20 %.
-    await new Promise((r) => setTimeout(r, 10_000));
     const held = await releaseStatus('multi');
     expect(held.members.map((m) => [m.id, m.state])).toEqual([
       ['payments', 'ready'],
       ['checkout-eu', 'running'],
     ]);
+    expect(held.clusters).toEqual([
+      expect.objectContaining({ cluster: 'eu-west', taskQueue: `${queue}.eu-west`, workers: 'gone' }),
+    ]);
+    expect((await canary(['release', 'status', 'multi'])).stdout).toContain(
+      `cluster eu-west: no worker polls ${queue}.eu-west`,
+    );
     expect((await home.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v1');
     expect(await away.weights()).toEqual({ stable: 80, canary: 20 });
 
     euWorker = await startWorkerProcess(euEnv);
+    await until('the back alert', async () => stuckAlerts().some((e) => e.resolves?.includes('stuck')));
     await until(
       'the release to be promoted',
       async () => (await releaseStatus('multi')).phase === 'promoted',
@@ -433,6 +459,9 @@ test('two clusters, each served by its own worker: the eu-west worker SIGKILLed 
     expect((await home.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v2');
     expect((await away.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v2');
     expect(await away.weights()).toEqual({ stable: 100, canary: 0 });
+    // One stuck alert and the one that resolved it: the cluster's absence was said once.
+    expect(stuckAlerts().map((e) => e.severity)).toEqual(['critical', 'info']);
+    expect((await releaseStatus('multi')).clusters?.[0].workers).toBe('serving');
   } finally {
     await euWorker?.kill('SIGKILL');
     await euSimulator?.stop();

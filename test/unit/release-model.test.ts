@@ -62,6 +62,30 @@ test.each<[string, object, string, string]>([
     'onFailure',
     'rollback-all (the default) or rollback-member',
   ],
+  [
+    'a workerCheck that is not an object',
+    { release: 'r', members: [member('a')], workerCheck: '30s' },
+    'workerCheck',
+    '{ every: duration, goneAfter: duration }',
+  ],
+  [
+    'a workerCheck every under a second',
+    { release: 'r', members: [member('a')], workerCheck: { every: '0s' } },
+    'workerCheck.every',
+    'at least 1s',
+  ],
+  [
+    'a workerCheck goneAfter shorter than every',
+    { release: 'r', members: [member('a')], workerCheck: { every: '1m', goneAfter: '30s' } },
+    'workerCheck.goneAfter',
+    'at least every',
+  ],
+  [
+    'an unknown workerCheck field',
+    { release: 'r', members: [member('a')], workerCheck: { interval: '1m' } },
+    'workerCheck.interval',
+    'not a field (every, goneAfter)',
+  ],
 ])('%s is refused at its path', (_what, doc, at, message) => {
   const r = validateReleaseShape(doc);
   expect(r.ok).toBe(false);
@@ -81,6 +105,9 @@ test('promotion: together gives every member a promotion gate the release approv
   expect(ok.release.input.members.map((m) => m.input.plan.promotion?.gate)).toEqual(['approval', 'approval']);
   expect(ok.release.input.members[1].taskQueue).toBe('canary-rollouts.eu-west');
   expect(ok.release.clusterQueues).toEqual([{ cluster: 'eu-west', taskQueue: 'canary-rollouts.eu-west' }]);
+  expect(ok.release.input.members[1].cluster).toBe('eu-west');
+  // Without workerCheck the workflow takes the defaults: the input carries nothing.
+  expect(ok.release.input.workerCheck).toBeUndefined();
 
   const own = prepareRelease(
     {
@@ -182,4 +209,18 @@ describe('after: naming a stage ({ member, stage })', () => {
 test('onFailure: rollback-member is taken as it is (the workflow holds the others and asks a person)', () => {
   const r = validateReleaseShape({ release: 'r', members: [member('a')], onFailure: 'rollback-member' });
   expect(r.ok && r.spec.onFailure).toBe('rollback-member');
+});
+
+test('workerCheck: how often the release looks at its clusters, and how long without a poll counts as gone', () => {
+  const r = prepareRelease(
+    {
+      release: 'r',
+      members: [member('a', { cluster: 'eu-west' })],
+      workerCheck: { goneAfter: '90s' },
+    },
+    '.',
+    options,
+  );
+  expect(r.ok).toBe(true);
+  if (r.ok) expect(r.release.input.workerCheck).toEqual({ everyMs: 30_000, goneAfterMs: 90_000 });
 });
