@@ -68,7 +68,7 @@ const acts = proxyActivities<ReleaseActivities>({
 const watchActs = (everyMs: number) =>
   proxyActivities<ReleaseActivities>({
     startToCloseTimeout: '3650 days',
-    heartbeatTimeout: Math.max(3 * everyMs, 30_000),
+    heartbeatTimeout: Math.max(2 * everyMs, 20_000),
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
   });
 // Alerts as a rollout sends them (workflows/driver.ts): the sinks' names once, then one delivery per sink.
