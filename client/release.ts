@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { PlanSpec } from '../workflows/plan';
 import type { InputProblem } from '../workflows/problems';
 import {
+  clusterTaskQueue,
   releaseWorkflowId,
   validateReleaseShape,
   type ReleaseInput,
@@ -153,7 +154,7 @@ export function prepareRelease(doc: unknown, baseDir: string, options: ReleaseOp
 }
 
 /** The task queue of a cluster's worker: `<queue>.<cluster>` (`canary-rollouts.eu-west`). */
-export const clusterQueue = (taskQueue: string, cluster: string) => `${taskQueue}.${cluster}`;
+export const clusterQueue = clusterTaskQueue;
 
 function loadMemberPlan(plan: unknown, baseDir: string, at: string): LoadedPlan {
   if (plan === undefined) return loadPlan('default');

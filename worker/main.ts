@@ -40,6 +40,13 @@ import { ensureSearchAttributesOn, SearchAttributeError } from './search-attribu
 import { deploymentOptions, readRouting, routingNotice } from './versioning';
 import { ensureSweepSchedule, sweepScheduleFromEnv, type SweepSchedule } from './sweep';
 import { createRolloutWorker } from './worker';
+import {
+  ClusterContextError,
+  clusterProviders,
+  describeClusters,
+  loadClusterRegistry,
+  type ClusterProviders,
+} from './clusters';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -62,7 +69,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   // Who may sign people's requests: allowed_signers, an OIDC issuer's JWKS, and whether rollouts demand it.
   const identity = identityConfigFromEnv(env, problems);
   const sweep = sweepScheduleFromEnv(env, problems);
+  // CANARY_CLUSTERS: the clusters this worker serves besides its own, each through a kubeconfig context.
+  const clusterEntries = loadClusterRegistry(env, problems);
   if (problems.length > 0 || config === undefined) return fail(new ConfigError(problems), EXIT_CONFIG);
+  let clusters: Array<ClusterProviders & { activities: object }>;
   try {
     // Provider names and settings come from the environment too: an error here is a configuration error (no
     // Kubernetes cluster configured at all is one).
@@ -73,7 +83,12 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
       ...createSweepActivities({ providers: registry, ...(kube ? { kube } : {}) }),
       ...createReleaseActivities(),
     };
+    clusters = clusterProviders(env, clusterEntries, config.taskQueue).map((c) => ({
+      ...c,
+      activities: createActivities(c.registry, identity),
+    }));
   } catch (err) {
+    if (err instanceof ClusterContextError) return fail(err, EXIT_CONFIG);
     return fail(new Error(`cannot build the activities: ${errorMessage(err)}`), EXIT_CONFIG);
   }
 
@@ -104,7 +119,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
       : {}),
   });
   try {
-    return await runWorker(env, config, activities, registry, metrics?.collector, sweep);
+    return await runWorker(env, config, activities, registry, metrics?.collector, sweep, clusters);
   } finally {
     await metrics?.server.close();
   }
@@ -117,6 +132,7 @@ async function runWorker(
   registry: ProviderRegistry,
   metrics: RolloutMetrics | undefined,
   sweep: SweepSchedule | undefined,
+  clusters: Array<ClusterProviders & { activities: object }> = [],
 ): Promise<number> {
   let connection;
   try {
@@ -149,18 +165,23 @@ async function runWorker(
     }
 
     let worker;
+    // One Worker per cluster of CANARY_CLUSTERS besides the worker's own: each polls its cluster's queue.
+    const clusterWorkers: Array<Awaited<ReturnType<typeof createRolloutWorker>>> = [];
     try {
-      worker = await createRolloutWorker({
-        connection,
-        namespace: config.namespace,
-        taskQueue: config.taskQueue,
-        activities,
-        shutdownGraceTime: config.shutdownGraceTimeMs,
-        ...(metrics ? { metrics: { collector: metrics, providers: registry } } : {}),
-        ...(config.versioning
-          ? { extra: { workerDeploymentOptions: deploymentOptions(config.versioning) } }
-          : {}),
-      });
+      const create = (taskQueue: string, acts: object, providers: ProviderRegistry) =>
+        createRolloutWorker({
+          connection,
+          namespace: config.namespace,
+          taskQueue,
+          activities: acts,
+          shutdownGraceTime: config.shutdownGraceTimeMs,
+          ...(metrics ? { metrics: { collector: metrics, providers } } : {}),
+          ...(config.versioning
+            ? { extra: { workerDeploymentOptions: deploymentOptions(config.versioning) } }
+            : {}),
+        });
+      worker = await create(config.taskQueue, activities, registry);
+      for (const c of clusters) clusterWorkers.push(await create(c.taskQueue, c.activities, c.registry));
     } catch (err) {
       if (isNamespaceNotFound(err)) return fail(noNamespace(config, err), EXIT_UNREACHABLE);
       throw err;
@@ -176,7 +197,7 @@ async function runWorker(
       console.log(
         `canary worker: ${signal} received, shutting down (in-flight activities get up to ${config.shutdownGraceTimeMs / 1000} s)`,
       );
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const w of [worker, ...clusterWorkers]) if (w.getState() === 'RUNNING') w.shutdown();
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
@@ -184,10 +205,11 @@ async function runWorker(
     // An unversioned worker's line stays as it was; a versioned one says its deployment and build.
     const versioned = config.versioning ? ` ${describeVersioning(config.versioning)}` : '';
     const served = config.metrics ? ` /metrics=${config.metrics.host}:${config.metrics.port}` : '';
+    const serving = clusters.length > 0 ? ` clusters=${describeClusters(clusters)}` : '';
     if (metrics) metrics.running = () => worker.getState() === 'RUNNING';
     const pruning = metrics ? prunePeriodically(metrics, connection, config.namespace) : undefined;
     console.log(
-      `canary worker started: ${describeConfig(config)} ${describeProviders(env)}${versioned}${served}`,
+      `canary worker started: ${describeConfig(config)} ${describeProviders(env)}${versioned}${served}${serving}`,
     );
     if (config.versioning) await tellRouting(connection, config.namespace, config.versioning);
     if (sweep) {
@@ -203,8 +225,17 @@ async function runWorker(
     // A cluster that does not answer now is said at once, not first at a rollout's start. The worker runs anyway:
     // the cluster may come back, and every rollout's preflight checks it again (and refuses while it is down).
     await warnAboutCluster(registry);
+    for (const c of clusters) await warnAboutCluster(c.registry, ` (cluster ${c.cluster})`);
     try {
-      await worker.run();
+      // If one stops on its own (a fatal error), the others stop too: the process exits with its error.
+      await Promise.all(
+        [worker, ...clusterWorkers].map((w) =>
+          w.run().catch((err: unknown) => {
+            for (const o of [worker, ...clusterWorkers]) if (o.getState() === 'RUNNING') o.shutdown();
+            throw err;
+          }),
+        ),
+      );
     } finally {
       if (pruning) clearInterval(pruning);
       process.off('SIGTERM', onSignal);
@@ -240,16 +271,18 @@ function prunePeriodically(
 }
 
 /** When the worker's defaults use Kubernetes: whether its API server answers with these credentials (≤ 5 s). */
-async function warnAboutCluster(registry: ProviderRegistry): Promise<void> {
+async function warnAboutCluster(registry: ProviderRegistry, which = ''): Promise<void> {
   if (!registry.usesKubernetes()) return;
   try {
     for (const f of await checkCluster(registry.kubeClients())) {
       console.error(
-        `canary worker: warning: ${f.message}; rollouts on this cluster will not start until it answers`,
+        `canary worker: warning${which}: ${f.message}; rollouts on this cluster will not start until it answers`,
       );
     }
   } catch (err) {
-    console.error(`canary worker: warning: cannot check the Kubernetes cluster: ${errorMessage(err)}`);
+    console.error(
+      `canary worker: warning${which}: cannot check the Kubernetes cluster: ${errorMessage(err)}`,
+    );
   }
 }
 

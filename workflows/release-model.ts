@@ -10,6 +10,9 @@ export const RELEASE_WORKFLOW = 'canaryRelease';
 export const RELEASE_ID_PREFIX = 'canary-release.';
 export const releaseWorkflowId = (name: string) => `${RELEASE_ID_PREFIX}${name}`;
 
+/** The task queue of a cluster's worker: `<queue>.<cluster>` (`canary-rollouts.eu-west`). */
+export const clusterTaskQueue = (taskQueue: string, cluster: string) => `${taskQueue}.${cluster}`;
+
 /** Who the release acts as when it approves its members' promotion gates. */
 export const releaseIdentity = (name: string) => `release:${name}`;
 

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
 import { Client, Connection } from '@temporalio/client';
+import { KubeConfig } from '@kubernetes/client-node';
 import { kubeClients, type KubeClients } from '../../activities/kube/client';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
 import { startKubeServer, type KubeServer } from '../../harness/kube';
@@ -368,103 +369,196 @@ describe('bad release files: exit 2, every problem named, nothing started', () =
   });
 });
 
-test('two clusters, each served by its own worker: the eu-west worker SIGKILLed mid-release holds every promotion until a new one resumes it', async () => {
-  // A second API server is the second cluster; its worker polls the release queue's eu-west queue.
-  const eu = await startKubeServer({ crds: ['istio'] });
-  let euWorker: WorkerProcess | undefined;
+describe('two clusters: a second API server', () => {
+  let eu: KubeServer;
+  let euAdmin: KubeClients;
   let euSimulator: DeploymentSimulator | undefined;
-  try {
-    const euAdmin = kubeClients(eu.kubeConfig('admin'));
+  beforeAll(async () => {
+    eu = await startKubeServer({ crds: ['istio'] });
+    euAdmin = kubeClients(eu.kubeConfig('admin'));
     await eu.createNamespace(NS);
     euSimulator = startDeploymentSimulator(eu.kubeConfig('admin'), NS, { pollMs: 100 });
-    const euEnv = {
+  }, 120_000);
+  afterAll(async () => {
+    await euSimulator?.stop();
+    await eu?.stop();
+  });
+
+  test('each served by its own worker: the eu-west worker SIGKILLed mid-release holds every promotion until a new one resumes it', async () => {
+    // The eu-west worker polls the release queue's eu-west queue.
+    let euWorker: WorkerProcess | undefined;
+    try {
+      const euEnv = {
+        TEMPORAL_ADDRESS: server.address,
+        TEMPORAL_NAMESPACE: server.namespace,
+        TEMPORAL_TASK_QUEUE: `${queue}.eu-west`,
+        KUBECONFIG: eu.kubeconfigFile('admin'),
+        CANARY_KUBECONFIG: '',
+        CANARY_KUBE_CONTEXT: '',
+        CANARY_ALERT_LOG: path.join(dir, 'alerts-eu.jsonl'),
+        CANARY_ALERT_WEBHOOK_URL: '',
+      };
+
+      // No worker serves eu-west yet: refused before anything starts.
+      const home = await createRolloutFixture(admin, 'istio', NS, 'multi-payments');
+      const away = await createRolloutFixture(euAdmin, 'istio', NS, 'multi-checkout');
+      const member = (fx: RolloutFixture, id: string, hold: string, extra: object) => ({
+        id,
+        target: fx.target,
+        version: 'v2',
+        image: fx.stableImage.replace(/:v1$/, ':v2'),
+        plan: plan(hold),
+        ...extra,
+      });
+      const file = writeFile('multi.release.yaml', {
+        release: 'multi',
+        members: [
+          member(home, 'payments', '1s', {}),
+          member(away, 'checkout-eu', '8s', { after: ['payments'], wave: 2, cluster: 'eu-west' }),
+        ],
+        workerCheck: { every: '2s', goneAfter: '12s' },
+      });
+      const refused = await canary(['release', 'start', '-f', file]);
+      expectExit(refused, 3);
+      expect(refused.stderr).toContain(
+        `no worker serves cluster eu-west: nothing polls task queue ${queue}.eu-west`,
+      );
+      expect((await canary(['release', 'list'])).stdout).not.toContain('multi');
+
+      euWorker = await startWorkerProcess(euEnv);
+      expectExit(await canary(['release', 'start', '-f', file]), 0);
+      await until(
+        'checkout-eu at 20 % in the eu-west cluster',
+        async () =>
+          (await away.weights()).canary === 20 && (await releaseStatus('multi')).members[1].weight === 20,
+      );
+      await euWorker.kill('SIGKILL');
+      euWorker = undefined;
+      // Once nothing has polled eu-west's queue for goneAfter (12 s), checkout-eu holds and one stuck alert goes out
+      // (from the release, on the main worker's sinks) naming the cluster and its queue.
+      const alertLog = path.join(dir, 'alerts.jsonl');
+      const stuckAlerts = () =>
+        readAlerts(alertLog, rolloutWorkflowId({ namespace: away.namespace, app: away.app })).filter(
+          (e) => e.event === 'stuck',
+        ) as Array<AlertEvent & { resolves?: string[] }>;
+      await until('the stuck alert for checkout-eu', async () => stuckAlerts().length > 0, 40_000);
+      expect(stuckAlerts()[0]).toMatchObject({ severity: 'critical', weight: 20 });
+      expect(stuckAlerts()[0].message).toContain(
+        `no worker serves cluster eu-west: nothing has polled its task queue ${queue}.eu-west since `,
+      );
+      // While eu-west has no worker, nothing is promoted: payments waits at its gate at 100 %, checkout-eu stays at 20 %.
+      const held = await releaseStatus('multi');
+      expect(held.members.map((m) => [m.id, m.state])).toEqual([
+        ['payments', 'ready'],
+        ['checkout-eu', 'running'],
+      ]);
+      expect(held.clusters).toEqual([
+        expect.objectContaining({ cluster: 'eu-west', taskQueue: `${queue}.eu-west`, workers: 'gone' }),
+      ]);
+      expect((await canary(['release', 'status', 'multi'])).stdout).toContain(
+        `cluster eu-west: no worker polls ${queue}.eu-west`,
+      );
+      expect((await home.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v1');
+      expect(await away.weights()).toEqual({ stable: 80, canary: 20 });
+
+      euWorker = await startWorkerProcess(euEnv);
+      await until('the back alert', async () => stuckAlerts().some((e) => e.resolves?.includes('stuck')));
+      await until(
+        'the release to be promoted',
+        async () => (await releaseStatus('multi')).phase === 'promoted',
+        90_000,
+      );
+      expect((await home.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v2');
+      expect((await away.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v2');
+      expect(await away.weights()).toEqual({ stable: 100, canary: 0 });
+      // One stuck alert and the one that resolved it: the cluster's absence was said once.
+      expect(stuckAlerts().map((e) => e.severity)).toEqual(['critical', 'info']);
+      expect((await releaseStatus('multi')).clusters?.[0].workers).toBe('serving');
+    } finally {
+      await euWorker?.kill('SIGKILL');
+    }
+  });
+
+  test('one worker serving both clusters through named kubeconfig contexts: a release across both promotes', async () => {
+    // One kubeconfig with a context per API server; CANARY_CLUSTERS maps the release's cluster names onto them.
+    const one = `${queue}-one`;
+    const contexts = writeFile(
+      'two-contexts.kubeconfig.yaml',
+      twoContexts(kube.kubeConfig('admin'), eu.kubeConfig('admin')),
+    );
+    const oneEnv = {
       TEMPORAL_ADDRESS: server.address,
       TEMPORAL_NAMESPACE: server.namespace,
-      TEMPORAL_TASK_QUEUE: `${queue}.eu-west`,
-      KUBECONFIG: eu.kubeconfigFile('admin'),
+      TEMPORAL_TASK_QUEUE: one,
+      KUBECONFIG: contexts,
       CANARY_KUBECONFIG: '',
       CANARY_KUBE_CONTEXT: '',
-      CANARY_ALERT_LOG: path.join(dir, 'alerts-eu.jsonl'),
+      CANARY_ALERT_LOG: path.join(dir, 'alerts-one.jsonl'),
       CANARY_ALERT_WEBHOOK_URL: '',
     };
-
-    // No worker serves eu-west yet: refused before anything starts.
-    const home = await createRolloutFixture(admin, 'istio', NS, 'multi-payments');
-    const away = await createRolloutFixture(euAdmin, 'istio', NS, 'multi-checkout');
-    const member = (fx: RolloutFixture, id: string, hold: string, extra: object) => ({
-      id,
-      target: fx.target,
-      version: 'v2',
-      image: fx.stableImage.replace(/:v1$/, ':v2'),
-      plan: plan(hold),
-      ...extra,
-    });
-    const file = writeFile('multi.release.yaml', {
-      release: 'multi',
-      members: [
-        member(home, 'payments', '1s', {}),
-        member(away, 'checkout-eu', '8s', { after: ['payments'], wave: 2, cluster: 'eu-west' }),
-      ],
-      workerCheck: { every: '2s', goneAfter: '12s' },
-    });
-    const refused = await canary(['release', 'start', '-f', file]);
-    expectExit(refused, 3);
-    expect(refused.stderr).toContain(
-      `no worker serves cluster eu-west: nothing polls task queue ${queue}.eu-west`,
+    // A context the kubeconfig does not have: the worker does not start (exit 2) and names it.
+    await expect(
+      startWorkerProcess({ ...oneEnv, CANARY_CLUSTERS: 'home=home,eu-west=eu-typo' }),
+    ).rejects.toThrow(
+      /exited with 2 before starting:.*cluster eu-west names kubeconfig context "eu-typo", which is not in kubeconfig/s,
     );
-    expect((await canary(['release', 'list'])).stdout).not.toContain('multi');
-
-    euWorker = await startWorkerProcess(euEnv);
-    expectExit(await canary(['release', 'start', '-f', file]), 0);
-    await until(
-      'checkout-eu at 20 % in the eu-west cluster',
-      async () => (await away.weights()).canary === 20,
-    );
-    await euWorker.kill('SIGKILL');
-    euWorker = undefined;
-    // Once nothing has polled eu-west's queue for goneAfter (12 s), checkout-eu holds and one stuck alert goes out
-    // (from the release, on the main worker's sinks) naming the cluster and its queue.
-    const alertLog = path.join(dir, 'alerts.jsonl');
-    const stuckAlerts = () =>
-      readAlerts(alertLog, rolloutWorkflowId({ namespace: away.namespace, app: away.app })).filter(
-        (e) => e.event === 'stuck',
-      ) as Array<AlertEvent & { resolves?: string[] }>;
-    await until('the stuck alert for checkout-eu', async () => stuckAlerts().length > 0, 40_000);
-    expect(stuckAlerts()[0]).toMatchObject({ severity: 'critical', weight: 20 });
-    expect(stuckAlerts()[0].message).toContain(
-      `no worker serves cluster eu-west: nothing has polled its task queue ${queue}.eu-west since `,
-    );
-    // While eu-west has no worker, nothing is promoted: payments waits at its gate at 100 %, checkout-eu stays at 20 %.
-    const held = await releaseStatus('multi');
-    expect(held.members.map((m) => [m.id, m.state])).toEqual([
-      ['payments', 'ready'],
-      ['checkout-eu', 'running'],
-    ]);
-    expect(held.clusters).toEqual([
-      expect.objectContaining({ cluster: 'eu-west', taskQueue: `${queue}.eu-west`, workers: 'gone' }),
-    ]);
-    expect((await canary(['release', 'status', 'multi'])).stdout).toContain(
-      `cluster eu-west: no worker polls ${queue}.eu-west`,
-    );
-    expect((await home.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v1');
-    expect(await away.weights()).toEqual({ stable: 80, canary: 20 });
-
-    euWorker = await startWorkerProcess(euEnv);
-    await until('the back alert', async () => stuckAlerts().some((e) => e.resolves?.includes('stuck')));
-    await until(
-      'the release to be promoted',
-      async () => (await releaseStatus('multi')).phase === 'promoted',
-      90_000,
-    );
-    expect((await home.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v2');
-    expect((await away.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v2');
-    expect(await away.weights()).toEqual({ stable: 100, canary: 0 });
-    // One stuck alert and the one that resolved it: the cluster's absence was said once.
-    expect(stuckAlerts().map((e) => e.severity)).toEqual(['critical', 'info']);
-    expect((await releaseStatus('multi')).clusters?.[0].workers).toBe('serving');
-  } finally {
-    await euWorker?.kill('SIGKILL');
-    await euSimulator?.stop();
-    await eu.stop();
-  }
+    const both = await startWorkerProcess({ ...oneEnv, CANARY_CLUSTERS: 'home=home,eu-west=eu' });
+    try {
+      expect(both.output()).toContain(
+        `clusters=home (context home) on ${one}.home, eu-west (context eu) on ${one}.eu-west`,
+      );
+      const home = await createRolloutFixture(admin, 'istio', NS, 'one-payments');
+      const away = await createRolloutFixture(euAdmin, 'istio', NS, 'one-checkout');
+      const member = (fx: RolloutFixture, id: string, extra: object) => ({
+        id,
+        target: fx.target,
+        version: 'v2',
+        image: fx.stableImage.replace(/:v1$/, ':v2'),
+        plan: plan('1s'),
+        ...extra,
+      });
+      const file = writeFile('one.release.yaml', {
+        release: 'one',
+        members: [
+          member(home, 'payments', { cluster: 'home' }),
+          member(away, 'checkout-eu', { after: ['payments'], cluster: 'eu-west' }),
+        ],
+        workerCheck: { every: '2s', goneAfter: '12s' },
+      });
+      const r = await runCli(['release', 'start', '-f', file, '--wait', '--output', 'json'], {
+        ...cliEnv,
+        TEMPORAL_TASK_QUEUE: one,
+      });
+      expectExit(r, 0);
+      expect((JSON.parse(r.stdout) as ReleaseResult).members.map((m) => [m.id, m.state])).toEqual([
+        ['payments', 'promoted'],
+        ['checkout-eu', 'promoted'],
+      ]);
+      // Each member's rollout ran through its own cluster's context: the other cluster has no such Deployment.
+      for (const fx of [home, away]) {
+        expect((await fx.stableDeployment()).spec?.template.metadata?.labels?.version).toBe('v2');
+        expect(await fx.weights()).toEqual({ stable: 100, canary: 0 });
+      }
+    } finally {
+      await both.kill('SIGTERM');
+    }
+  });
 });
+
+/** One kubeconfig with a context per API server (`home`, `eu`), each with its own cluster and user entry. */
+function twoContexts(home: KubeConfig, eu: KubeConfig): string {
+  const kc = new KubeConfig();
+  const entries = (name: string, from: KubeConfig) => ({
+    cluster: { ...from.getCurrentCluster()!, name },
+    user: { ...from.getCurrentUser()!, name: `${name}-admin` },
+    context: { name, cluster: name, user: `${name}-admin` },
+  });
+  const all = [entries('home', home), entries('eu', eu)];
+  kc.loadFromOptions({
+    clusters: all.map((e) => e.cluster),
+    users: all.map((e) => e.user),
+    contexts: all.map((e) => e.context),
+    currentContext: 'home',
+  });
+  return kc.exportConfig();
+}
