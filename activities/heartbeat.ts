@@ -19,6 +19,11 @@ export function heartbeat(details?: unknown): void {
   activityContext()?.heartbeat(details);
 }
 
+/** The running activity's cancellation (an abort mid-round cancels it); undefined outside an activity. */
+export function cancellation(): AbortSignal | undefined {
+  return activityContext()?.cancellationSignal;
+}
+
 /**
  * Runs `work`, heartbeating meanwhile: a worker that dies in the middle is noticed within the activity's heartbeat
  * timeout, and the next worker retries at once rather than after the whole start-to-close timeout.

@@ -4,7 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { parse as parseYaml } from 'yaml';
 import type { V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { JobHookAction } from '../../workflows/plan-hooks';
-import { heartbeat, heartbeating } from '../heartbeat';
+import { cancellation, heartbeat, heartbeating } from '../heartbeat';
 import type { KubeClients } from '../kube/client';
 import type { Secret } from '../alerts/secrets';
 import { ProviderError } from '../types';
@@ -54,7 +54,11 @@ async function runJobHook(
   }
   const namespace = input.target.namespace;
   try {
-    const runner = new JobRunner(kube(), { heartbeat: () => heartbeat() });
+    const signal = cancellation();
+    const runner = new JobRunner(kube(), {
+      heartbeat: () => heartbeat(),
+      ...(signal ? { cancelled: signal } : {}),
+    });
     const template = action.template
       ? (action.template as V1PodTemplateSpec)
       : podTemplate(

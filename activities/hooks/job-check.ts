@@ -6,7 +6,7 @@ import type { V1PodTemplateSpec } from '@kubernetes/client-node';
 import type { AnalysisCheck } from '../../workflows/analysis-model';
 import type { RoundMeasurement } from '../../workflows/judge-types';
 import type { KubeClients } from '../kube/client';
-import { heartbeat } from '../heartbeat';
+import { cancellation, heartbeat } from '../heartbeat';
 import { ProviderError } from '../types';
 import { JOB_PURPOSE_LABEL, JOB_ROLLOUT_LABEL, JobRunner, jobName, labelValue } from './job';
 import { podTemplate } from './index';
@@ -24,8 +24,9 @@ export async function measureJobCheck(
   check: AnalysisCheck,
   round: JobCheckRound | undefined,
   kube: (() => KubeClients) | undefined,
-  opts: { atMs?: number; pollMs?: number } = {},
+  opts: { atMs?: number; pollMs?: number; cancelled?: AbortSignal } = {},
 ): Promise<RoundMeasurement> {
+  const signal = opts.cancelled ?? cancellation();
   const job = check.job!;
   const where = `job check ${JSON.stringify(check.name)}`;
   if (opts.atMs !== undefined) {
@@ -46,7 +47,11 @@ export async function measureJobCheck(
   const { namespace } = round;
   const name = jobName(`check-${check.name}`, `${round.roundKey}/${check.name}`);
   try {
-    const runner = new JobRunner(kube(), { heartbeat: () => heartbeat(), pollMs: opts.pollMs ?? 1000 });
+    const runner = new JobRunner(kube(), {
+      heartbeat: () => heartbeat(),
+      pollMs: opts.pollMs ?? 1000,
+      ...(signal ? { cancelled: signal } : {}),
+    });
     const template: V1PodTemplateSpec = job.template
       ? (job.template as V1PodTemplateSpec)
       : podTemplate(
@@ -78,6 +83,8 @@ export async function measureJobCheck(
     const ok = end.state === 'succeeded';
     return { value: ok ? 1 : 0, detail: `job ${name} ${ok ? 'succeeded' : 'failed'}${code}${why}${logs}` };
   } catch (err) {
+    // Cancelled (an abort mid-round): the runner deleted the Job; the round has no value to give.
+    if (signal?.aborted) throw err;
     // A pod template that cannot be read (a missing ConfigMap key) is a wrong check, as a rejected query is.
     const kind = err instanceof ProviderError && err.permanent ? 'bad_query' : 'error';
     return {

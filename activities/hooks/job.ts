@@ -2,8 +2,9 @@
 // share it. The Job's name is deterministic (from a key the caller keeps stable across retries), so a retried
 // activity adopts the Job an earlier attempt created (AlreadyExists) instead of starting a second one. It waits
 // with heartbeats, reads an excerpt of its pods' logs (best effort: a cluster without kubelets, like the tests'
-// API server, has none, and the excerpt says so), and deletes the Job (and, in the background, its pods) after;
-// ttlSecondsAfterFinished is the safety net when the worker is gone before it can.
+// API server, has none, and the excerpt says so), and deletes the Job (and, in the background, its pods) after, or
+// at once when the wait is cancelled (the activity's cancellation: an abort mid-round); ttlSecondsAfterFinished is
+// the safety net when the worker is gone before it can.
 import { createHash } from 'node:crypto';
 import { BatchV1Api, type V1Job, type V1Pod, type V1PodTemplateSpec } from '@kubernetes/client-node';
 import { apiMessage, httpStatus, kubeCall, kubeError, type KubeClients } from '../kube/client';
@@ -71,6 +72,13 @@ export interface JobRunnerOptions {
   tailLines?: number;
   /** How long after the Job's deadline the wait gives up (default 30 s). */
   graceMs?: number;
+  /** The activity's cancellation: the wait stops at once, and run() deletes the Job before it rethrows. */
+  cancelled?: AbortSignal;
+}
+
+/** What a cancelled wait throws: the signal's reason (the activity's CancelledFailure), or an Error saying so. */
+function cancelledError(signal: AbortSignal): unknown {
+  return signal.reason ?? new Error('the Job wait was cancelled');
 }
 
 export class JobRunner {
@@ -120,7 +128,9 @@ export class JobRunner {
     const { namespace, name } = spec;
     const pollMs = this.opts.pollMs ?? 1000;
     const giveUpAt = startedAt + spec.timeoutMs + (this.opts.graceMs ?? 30_000);
+    const signal = this.opts.cancelled;
     for (;;) {
+      if (signal?.aborted) throw cancelledError(signal);
       this.opts.heartbeat?.();
       const job = await kubeCall({ verb: 'get', resource: 'jobs.batch', namespace, name }, this.clients, () =>
         this.batch.readNamespacedJob({ name, namespace }),
@@ -141,7 +151,7 @@ export class JobRunner {
       if (Date.now() >= giveUpAt) {
         return { state: 'timed_out', reason: `did not finish within ${Math.round(spec.timeoutMs / 1000)}s` };
       }
-      await new Promise((r) => setTimeout(r, pollMs));
+      await pause(pollMs, signal);
     }
   }
 
@@ -205,11 +215,20 @@ export class JobRunner {
     }
   }
 
-  /** start, wait, logs, remove: one run of the Job to its end. */
+  /** start, wait, logs, remove: one run of the Job to its end; a cancelled run removes the Job at once. */
   async run(spec: JobSpec): Promise<JobOutcome> {
     const started = Date.now();
     const { adopted } = await this.start(spec);
-    const end = await this.wait(spec, started);
+    let end: Awaited<ReturnType<JobRunner['wait']>>;
+    try {
+      end = await this.wait(spec, started);
+    } catch (err) {
+      if (this.opts.cancelled?.aborted) {
+        // Nobody waits for its end any more: it would only run on until its deadline, then linger until its TTL.
+        await this.remove(spec.namespace, spec.name).catch(() => undefined);
+      }
+      throw err;
+    }
     const logs = await this.logs(spec.namespace, spec.name);
     await this.remove(spec.namespace, spec.name);
     return { ...end, adopted, logs };
@@ -236,4 +255,17 @@ export class JobRunner {
     const resource = verb === 'list' ? 'pods' : 'jobs.batch';
     return kubeError(err, { verb, resource, namespace, ...(name ? { name } : {}) }, this.clients);
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts meanwhile (the caller checks it). */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

@@ -30,6 +30,7 @@ beforeAll(async () => {
   await kube.createNamespace(NS);
   sim = startJobSimulator(kube.kubeConfig('admin'), NS, {
     exitCode: (name) => [...exitCodes].find(([prefix]) => name.startsWith(prefix))?.[1] ?? 0,
+    hangs: (name) => name.includes('-hangs-'),
   });
 });
 
@@ -68,6 +69,13 @@ function input(name: string, action: Partial<JobHookAction> = {}, attempt = 1): 
 
 const activities = createHookActivities({ kube: () => admin });
 const batch = () => kube.kubeConfig('admin').makeApiClient(BatchV1Api);
+/** Polls `fn` every 50 ms for up to 10 s. */
+async function until(fn: () => Promise<boolean>): Promise<void> {
+  for (const deadline = Date.now() + 10_000; !(await fn());) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 const jobExists = async (name: string) => {
   try {
     await batch().readNamespacedJob({ name, namespace: NS });
@@ -196,6 +204,36 @@ describe('job checks (analysis): one Job per round, its end is the value', () =>
       value: 0,
       detail: expect.stringMatching(/failed \(exit code 1\): BackoffLimitExceeded/),
     });
+  });
+
+  test('a cancelled round (an abort mid-round) deletes its Job at once, not at its deadline or TTL', async () => {
+    const name = jobName('check-x-hangs-1', 'id/run/1/9/x-hangs-1');
+    const cancel = new AbortController();
+    const measuring = measureJobCheck(check('x-hangs-1'), round(9), () => admin, {
+      pollMs: 100,
+      cancelled: cancel.signal,
+    });
+    await until(() => jobExists(name));
+    cancel.abort(new Error('cancelled: the rollout was aborted'));
+    await expect(measuring).rejects.toThrow('cancelled: the rollout was aborted');
+    expect(await jobExists(name)).toBe(false);
+
+    // The runner on its own (what hooks use): the same.
+    const hook = new AbortController();
+    const runner = new JobRunner(admin, { pollMs: 100, cancelled: hook.signal });
+    const spec = {
+      namespace: NS,
+      name: 'hook-x-hangs-2',
+      labels: {},
+      podTemplate: TEMPLATE,
+      timeoutMs: 30_000,
+      ttlSeconds: 600,
+    };
+    const running = runner.run(spec);
+    await until(() => jobExists(spec.name));
+    hook.abort();
+    await expect(running).rejects.toThrow();
+    expect(await jobExists(spec.name)).toBe(false);
   });
 
   test('a retried round adopts its Job; a worker without a cluster has no evidence', async () => {
