@@ -294,7 +294,9 @@ export async function canaryRelease(input: ReleaseInput): Promise<ReleaseResult>
   const finish = async () => {
     if (!watch) return;
     watcher.cancel();
-    if (deliveries > 0) await condition(() => deliveries === 0, '1 minute');
+    // Not cancellable: a cancelled release still lets the alerts it raised go out.
+    if (deliveries > 0)
+      await CancellationScope.nonCancellable(() => condition(() => deliveries === 0, '1 minute'));
   };
 
   const running = () => members.filter((m) => m.handle && !TERMINAL.includes(m.state));
