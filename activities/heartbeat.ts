@@ -25,6 +25,17 @@ export function cancellation(): AbortSignal | undefined {
 }
 
 /**
+ * Waits between two polls of the outside world. Inside an activity the wait ends with the activity's cancellation
+ * (it throws the CancelledFailure): an abort mid-wait, or, as the next heartbeat's answer reports, a workflow that has
+ * ended or an attempt that timed out. A poll loop built on it stops then, instead of polling on until its own deadline
+ * with nobody waiting for the answer (and holding a worker's shutdown that long). Outside an activity: a plain sleep.
+ */
+export function pollWait(ms: number): Promise<void> {
+  const ctx = activityContext();
+  return ctx ? ctx.sleep(ms) : new Promise((r) => setTimeout(r, ms));
+}
+
+/**
  * Runs `work`, heartbeating meanwhile: a worker that dies in the middle is noticed within the activity's heartbeat
  * timeout, and the next worker retries at once rather than after the whole start-to-close timeout.
  */

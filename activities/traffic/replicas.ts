@@ -15,6 +15,7 @@ import {
 } from '../types';
 import { retryOnConflict, type KubeClients } from '../kube/client';
 import { KubePreflight, type AccessNeed } from '../kube/preflight';
+import { pollWait } from '../heartbeat';
 import {
   Deployments,
   TOTAL_REPLICAS_ANNOTATION,
@@ -264,7 +265,7 @@ export class ReplicaRatioRouter implements TrafficRouter {
             `"${shrinking}" was not scaled down, so no capacity was lost`,
         );
       }
-      await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
+      await pollWait(Math.min(pollMs, Math.max(0, deadline - Date.now())));
     }
   }
 

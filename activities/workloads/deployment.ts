@@ -27,6 +27,7 @@ import {
   plain,
 } from '../kube/client';
 import { KubePreflight, type AccessNeed } from '../kube/preflight';
+import { pollWait } from '../heartbeat';
 
 /** RBAC resource names, as error messages (and a cluster admin writing a Role) need them. */
 export const DEPLOYMENTS = 'deployments.apps';
@@ -511,7 +512,7 @@ export class DeploymentWorkloadManager implements WorkloadManager {
         );
       }
       this.heartbeat({ waitingFor: `${name} to be deleted` });
-      await sleep(Math.min(this.pollMs, 200));
+      await pollWait(Math.min(this.pollMs, 200));
     }
   }
 
@@ -538,7 +539,7 @@ export class DeploymentWorkloadManager implements WorkloadManager {
             `(target.workload.progressDeadline); last seen: ${p.summary}`,
         );
       }
-      await sleep(Math.min(this.pollMs, Math.max(0, deadline - Date.now())));
+      await pollWait(Math.min(this.pollMs, Math.max(0, deadline - Date.now())));
     }
   }
 
@@ -640,7 +641,7 @@ export class DeploymentWorkloadManager implements WorkloadManager {
           `traffic goes back to stable anyway`
         );
       }
-      await sleep(Math.min(this.pollMs, Math.max(0, deadline - Date.now())));
+      await pollWait(Math.min(this.pollMs, Math.max(0, deadline - Date.now())));
     }
   }
 
@@ -751,8 +752,4 @@ function sameSelector(a: V1LabelSelector | undefined, b: V1LabelSelector | undef
 function positiveInt(value: string | undefined): number | undefined {
   const n = Number(value);
   return value !== undefined && Number.isInteger(n) && n > 0 ? n : undefined;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

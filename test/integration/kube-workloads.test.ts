@@ -3,6 +3,9 @@
 import { AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { MERGE_PATCH, kubeClients, type KubeClients } from '../../activities/kube/client';
 import { ProviderError } from '../../activities/types';
+import { heartbeat } from '../../activities/heartbeat';
+import { CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import {
   DeploymentWorkloadManager,
   ROLE_LABEL,
@@ -269,6 +272,25 @@ describe('ensureCanary', () => {
     expect(err.message).toContain(`Deployment "${ns}/checkout-canary"`);
     expect(err.message).toContain('progress deadline of 2s');
     expect(err.message).toContain('2 of 2 replicas updated, 0 available');
+  });
+
+  test('a wait whose activity is cancelled (an abort, its workflow gone) stops polling at once, not at its deadline', async () => {
+    const ns = await namespace();
+    simulate(ns, { readyAfterMs: 100, neverReady: (name) => name === 'checkout-canary' });
+    await createStable(ns, { replicas: 2 });
+    // As the worker makes it: the activity's own heartbeat (the SDK's activity context, no server needed for it).
+    const m = manager(ns, { workload: { progressDeadline: '60s' }, heartbeat });
+    const env = new MockActivityEnvironment();
+    const waiting = env.run(() => m.ensureCanary('2.0'));
+    waiting.catch(() => undefined); // asserted below
+    const until = Date.now() + 10_000;
+    while (!(await find(ns, 'checkout-canary')) && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300)); // polling the canary by now
+    const cancelled = Date.now();
+    env.cancel('CANCELLED');
+    await expect(waiting).rejects.toBeInstanceOf(CancelledFailure);
+    expect(Date.now() - cancelled).toBeLessThan(1_000);
   });
 
   test("the controller's ProgressDeadlineExceeded ends the wait before the target's deadline", async () => {
