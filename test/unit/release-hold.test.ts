@@ -63,3 +63,18 @@ test.each<[string, RolloutState, RolloutContext]>([
 ])('nothing to refuse: %s', (_what, s, c) => {
   expect(new RolloutView(s, c).releaseHoldRefusal('alice')).toBeUndefined();
 });
+
+test("the paused alert of a member the release's hold paused offers the release's answers, not `canary resume`", () => {
+  expect(
+    new RolloutView(paused('release:alone', HOLD), ctx(member)).releaseHoldCommands('release:alone'),
+  ).toEqual({
+    status: 'canary status canary.shop.payments',
+    resume: 'canary release approve alone',
+    abort: 'canary release abort alone --reason "<why>"',
+  });
+  // Any other pause keeps the rollout's own commands (buildRolloutAlert's defaults).
+  expect(new RolloutView(paused('alice', 'lunch'), ctx(member)).releaseHoldCommands('alice')).toBeUndefined();
+  expect(
+    new RolloutView(paused('release:alone', HOLD), ctx()).releaseHoldCommands('release:alone'),
+  ).toBeUndefined();
+});

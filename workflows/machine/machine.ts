@@ -390,12 +390,13 @@ export class RolloutMachine extends RolloutView {
   }
 
   pausedAlert(req: PauseRequest): Promise<void> {
+    const commands = this.releaseHoldCommands(req.identity);
     return this.alert(
       'paused',
       'info',
       `${this.label()} paused by ${req.identity}${req.reason ? `: ${req.reason}` : ''}`,
       true,
-      { by: req.identity, ...(req.reason ? { reason: req.reason } : {}) },
+      { by: req.identity, ...(req.reason ? { reason: req.reason } : {}), ...(commands ? { commands } : {}) },
     );
   }
 

@@ -9,6 +9,7 @@ import {
 } from '../approval-policy';
 import { checksForStage } from '../analysis-spec';
 import { roundSlackFor } from '../judge-v2';
+import type { AlertCommands } from '../alerts/events';
 import type { ApproveRequest, PromoteRequest, ResolveRequest } from '../api';
 import type { Gate, Phase, Stage, StageMirror, StageView } from '../types';
 import { openMsBetween, openReachedAt } from '../windows';
@@ -283,6 +284,21 @@ export class RolloutView {
       `${s.pauseReason ? ` (${s.pauseReason})` : ''}; answer the release: \`${cli} release approve ${r.name}\` goes on ` +
       `without the members that rolled back, \`${cli} release abort ${r.name} --reason ...\` rolls every member back`
     );
+  }
+
+  /**
+   * The commands a `paused` alert offers when the pause is the release's hold (rollback-member): only the release's
+   * answers move the member on, so they stand where `canary resume` would. Undefined for any other pause.
+   */
+  releaseHoldCommands(pausedBy: string): AlertCommands | undefined {
+    const r = this.ctx.release;
+    if (!r || pausedBy !== r.identity) return undefined;
+    const { cli, workflowId } = this.ctx;
+    return {
+      status: `${cli} status ${workflowId}`,
+      resume: `${cli} release approve ${r.name}`,
+      abort: `${cli} release abort ${r.name} --reason "<why>"`,
+    };
   }
 
   approveRefusal(req: Partial<ApproveRequest>, now: number): string | undefined {
