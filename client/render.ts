@@ -3,6 +3,7 @@ import type { AnalysisRecord, Phase, RolloutStatus, StageView, Verdict } from '.
 import { TERMINAL_PHASES } from '../workflows/types';
 import { formatDuration } from '../workflows/duration';
 import { STAGE_MARKS, describeEnding } from '../workflows/details';
+import { describeFreeze } from '../workflows/fleet-model';
 import type { RolloutSummary } from './types';
 import { hookStatusLines } from './render-hooks';
 
@@ -372,12 +373,22 @@ function evidenceLines(v: StatusView): string[] {
 
 /** Outside the plan's deployment windows: nothing advances. */
 function windowLines(v: StatusView): string[] {
-  const { status, now, color } = v;
+  const { status, now, color, cli } = v;
   const out: string[] = [];
   if (status.window && !status.window.open) {
     let line = `Not advancing: ${status.window.note}`;
     if (status.window.nextOpenAt) line += ` (${formatTime(status.window.nextOpenAt, now)})`;
     out.push('', paint(line, 'yellow', color), '  Analysis goes on; a failing canary still rolls back.');
+  }
+  if (status.freeze) {
+    out.push(
+      '',
+      paint(`Not advancing: ${describeFreeze(status.freeze)}`, 'yellow', color),
+      `  Analysis goes on; a failing canary still rolls back. Lifted by: ${cli} unfreeze` +
+        (status.freeze.scope === '*' ? '' : ` --namespace ${status.freeze.scope}`),
+    );
+  } else if (status.fleetAsked) {
+    out.push('', `Waiting for the answer of ${status.fleetAsked.join(', ')} (is this scope frozen?)`);
   }
   return out;
 }

@@ -15,6 +15,7 @@ import {
 import { checkCluster } from '../activities/kube/preflight';
 import { identityConfigFromEnv } from '../activities/identity';
 import { createActivities } from '../activities/rollout-activities';
+import { createFleetActivities } from '../activities/fleet';
 import { createSweepActivities } from '../activities/sweep';
 import { createReleaseActivities } from '../activities/release';
 import {
@@ -82,6 +83,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
       ...createActivities(registry, identity),
       ...createSweepActivities({ providers: registry, ...(kube ? { kube } : {}) }),
       ...createReleaseActivities(),
+      ...createFleetActivities(),
     };
     clusters = clusterProviders(env, clusterEntries, config.taskQueue).map((c) => ({
       ...c,

@@ -1,5 +1,6 @@
 // The workflow's "current details" in the Temporal Web UI: a short markdown page a person reads at a glance.
 import { formatDuration } from './duration';
+import { describeFreeze } from './fleet-model';
 import type { Plan, RolloutEnding, RolloutStatus, StageView } from './types';
 
 /** How a rollout that rolled back ended, in words: `aborted by alice`, `a check failed`, `declined by bob`. */
@@ -145,6 +146,11 @@ export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): st
       `**Not advancing:** ${st.window.note}` +
         (st.window.nextOpenAt ? ` (${st.window.nextOpenAt})` : '') +
         '; analysis goes on and still rolls back on trouble',
+    );
+  }
+  if (st.freeze) {
+    notes.push(
+      `**Not advancing:** ${describeFreeze(st.freeze)}; analysis goes on and still rolls back on trouble`,
     );
   }
   const given = st.approvals.filter((a) => a.kind !== 'timeout-proceed');

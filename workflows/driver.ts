@@ -37,6 +37,7 @@ import {
   SA_WEIGHT,
   type RolloutInput,
 } from './api';
+import { fleetAskSignal, type FleetAsk } from './fleet-api';
 import { errorMessage } from './machine/context';
 import { memberProgressSignal } from './release-api';
 import type { MemberProgress } from './release-model';
@@ -263,6 +264,21 @@ export class TemporalPort implements RolloutPort {
       },
       c.args as unknown[],
     );
+  }
+
+  /** One signal per fleet workflow, sent together; one that does not run fails the signal: nothing is frozen there. */
+  async askFleet(fleetIds: string[], ask: FleetAsk): Promise<string[]> {
+    const reached = await Promise.all(
+      fleetIds.map((id) =>
+        getExternalWorkflowHandle(id)
+          .signal(fleetAskSignal, ask)
+          .then(
+            () => id,
+            () => undefined,
+          ),
+      ),
+    );
+    return reached.filter((id): id is string => id !== undefined);
   }
 
   waitUntil(done: () => boolean, timeoutMs?: number, summary?: string): Promise<boolean | void> {

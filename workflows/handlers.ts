@@ -26,6 +26,7 @@ import {
   type AbortAck,
   type SignedFields,
 } from './api';
+import { fleetNoticeSignal } from './fleet-api';
 import type { IdentityActivities, Signable, SignedAction } from './identity';
 import { expectedFor, identityRefusal, rememberNonce, verifiedRefusal } from './identity-policy';
 import { iso } from './machine/context';
@@ -91,6 +92,8 @@ function releaseHeld(m: RolloutMachine, identity: string | undefined): string | 
 
 export function setRolloutHandlers(m: RolloutMachine): void {
   setHandler(statusQuery, () => m.status());
+  // A fleet workflow's answer or news (workflows/fleet.ts): a freeze holds the rollout from its next advance on.
+  setHandler(fleetNoticeSignal, (n) => m.fleetNotice(n));
   setHandler(
     approveUpdate,
     (req) =>

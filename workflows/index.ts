@@ -2,3 +2,4 @@
 export { canaryRollout } from './rollout';
 export { canarySweep } from './sweep';
 export { canaryRelease } from './release';
+export { canaryFleet } from './fleet';

@@ -50,3 +50,9 @@ export const RELEASE_HOLD_PATCH = 'release-hold-resume';
  * meanwhile, and the alert is resolved once a worker is back. Releases without clusters never reach it.
  */
 export const RELEASE_WORKERS_PATCH = 'release-cluster-workers';
+/**
+ * From this patch on (decided once, at the rollout's first run, and carried in its state as `fleet`), a rollout asks
+ * its scope's fleet workflows (workflows/fleet.ts) before it deploys its canary, enters a stage or promotes, and waits
+ * while one says its scope is frozen. A freeze such a workflow tells a rollout of holds it whatever build started it.
+ */
+export const FLEET_PATCH = 'fleet-controls';

@@ -13,6 +13,7 @@ import { mirrorRouterProblems } from './mirror-spec';
 import { loadTargetProblems } from './plan-load';
 import {
   ALERTS_PATCH,
+  FLEET_PATCH,
   JUDGE_PATCH,
   MACHINE_V2_PATCH,
   METRICS_OFFER_PATCH,
@@ -86,6 +87,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   // Decided once, by the first run; a run continued from a rollout that started before it keeps the old behaviour.
   if (carried === undefined) s.neverStuck = patched(NEVER_STUCK_PATCH);
   if (carried === undefined) s.machineV2 = patched(MACHINE_V2_PATCH);
+  if (carried === undefined) s.fleet = patched(FLEET_PATCH);
   if (s.neverStuck) s.touched ??= {};
   const machine = new RolloutMachine(
     s,

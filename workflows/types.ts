@@ -2,6 +2,7 @@
 import type { AlertRoute } from './alerts/kinds';
 import type { AnalysisCheck } from './analysis-spec';
 import type { ApprovalPolicy } from './approval-policy';
+import type { FleetFreeze } from './fleet-model';
 import type { Windows } from './windows';
 import type { PlanHooks } from './plan-hooks';
 import type { LoadRun, PlanLoad } from './plan-load';
@@ -365,6 +366,10 @@ export interface RolloutStatus {
   gate?: GateWait;
   /** Set while the rollout waits for a deployment window to open before it advances. */
   window?: WindowState;
+  /** A freeze holds the rollout (`canary freeze`): it analyses but does not advance until the freeze is lifted. */
+  freeze?: FleetFreeze;
+  /** Fleet workflows asked whether the rollout may advance, whose answer has not come yet. */
+  fleetAsked?: string[];
   /** The stage's hold is served but it cannot advance yet: no passing analysis (evidence) since it began. */
   evidenceWait?: { since: string; note: string };
   /**

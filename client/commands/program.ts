@@ -4,7 +4,9 @@ import { registerAbort } from './abort';
 import { registerApprove } from './approve';
 import { registerBacktest } from './backtest';
 import type { CliContext, GlobalOptions } from './context';
+import { registerFleet } from './fleet';
 import { registerReport } from './fleet-report';
+import { registerFreeze } from './freeze';
 import { registerController } from './controller';
 import { registerList } from './list';
 import { registerPause } from './pause';
@@ -15,6 +17,7 @@ import { registerResume } from './resume';
 import { registerStart } from './start';
 import { registerStatus } from './status';
 import { registerSweep } from './sweep';
+import { registerUnfreeze } from './unfreeze';
 import { EXIT_BAD_INPUT, EXIT_INFRASTRUCTURE, EXIT_OK, EXIT_ROLLED_BACK } from './usage';
 import { registerValidate } from './validate';
 
@@ -30,6 +33,9 @@ const COMMANDS = [
   registerResume,
   registerPromote,
   registerResolve,
+  registerFreeze,
+  registerUnfreeze,
+  registerFleet,
   registerSweep,
   registerList,
   registerRelease,

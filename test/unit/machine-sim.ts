@@ -4,6 +4,7 @@ import type { HookRunInput, HookRunResult } from '../../activities/hooks/types';
 import { runRollout } from '../../workflows/machine/ending';
 import { RolloutMachine } from '../../workflows/machine/machine';
 import { SimContinueAsNew, SimOutcome, SimPort, type PendingStep } from '../../workflows/machine/sim';
+import type { FleetFreeze } from '../../workflows/fleet-model';
 import type { StepCommand, StepName } from '../../workflows/machine/port';
 import { initialState, migrateCarried, type RolloutState } from '../../workflows/machine/state';
 import { validatePlan, type PlanSpec } from '../../workflows/plan';
@@ -16,7 +17,9 @@ export type SimEvent =
   | { k: 'metric'; value: number | null }
   | { k: 'fail' }
   | { k: 'drift' }
-  | { k: 'msg'; m: Message; who: string };
+  | { k: 'msg'; m: Message; who: string }
+  /** A fleet workflow's news (it runs from then on): its scope's freeze, or none. */
+  | { k: 'fleet'; fleet: string; freeze?: FleetFreeze };
 
 export interface Scenario {
   plan: PlanSpec;
@@ -25,6 +28,10 @@ export interface Scenario {
   /** The machine-v2 behaviour (with never-stuck, as every rollout started by this build has both). */
   machineV2?: boolean;
   alertsV2: boolean;
+  /** The fleet-controls behaviour: the rollout asks its fleet workflows before it advances. */
+  fleet?: boolean;
+  /** Fleet workflows that run from the start, with their freeze (undefined: none). */
+  fleets?: Record<string, FleetFreeze | undefined>;
   /** When the rollout starts, after Monday 2026-12-07 10:00 UTC (ms; default 0), so holds straddle windows. */
   startAfterMs?: number;
   /** Continue as new this far into the rollout (ms), if at all. */
@@ -82,6 +89,8 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
   };
   const START = MONDAY_10 + (sc.startAfterMs ?? 0);
   const port = new SimPort(START);
+  const fleetFreezes = new Map(Object.entries(sc.fleets ?? {}));
+  for (const id of fleetFreezes.keys()) port.fleets.add(id);
   if (sc.continueAfterMs !== undefined) port.continueAsNewAt = START + sc.continueAfterMs;
   let metric: number | null = 0;
   let failNext = false;
@@ -103,6 +112,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     planRules: { strict: true, limits: true },
     ...(sc.neverStuck ? { touched: {} } : {}),
     ...(sc.machineV2 ? { machineV2: true } : {}),
+    ...(sc.fleet ? { fleet: true } : {}),
   });
   const start = (s: RolloutState): Promise<RolloutResult> => {
     runs++;
@@ -127,6 +137,16 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
 
   port.onCommand = (c) => {
     const s = machine.s;
+    const advancing =
+      c.step === 'prepareCanary' ||
+      c.step === 'promoteStable' ||
+      (c.step === 'setCanaryWeight' &&
+        /^(stage \d+\/|promotion)/.test(c.summary) &&
+        s.phase === 'progressing');
+    // (A promotion under way is not undone by a freeze told after it began; no scenario freezes that late.)
+    const promotes = c.step === 'promoteStable' || c.summary.startsWith('promotion');
+    if (advancing && (promotes || !s.finalizing) && machine.frozen()) fail(`${c.summary} while frozen`);
+    if (advancing && s.fleet && s.fleetAsked) fail(`${c.summary} before the fleet answered`);
     if (c.step === 'setCanaryWeight') {
       const weight = (c.args[0] as { weight: number }).weight;
       const stageWeight = plan.stages[s.stageIndex].weight;
@@ -342,6 +362,13 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     await settle();
     if (finished) break;
     if (port.wakeOne()) continue;
+    const asked = machine.s.fleetAsked?.[0];
+    if (asked !== undefined) {
+      // A fleet workflow answers its ask with its scope's freeze.
+      const freeze = fleetFreezes.get(asked);
+      void machine.fleetNotice({ fleet: asked, ...(freeze ? { freeze } : {}) });
+      continue;
+    }
     if (port.steps.length > 0) {
       const p = port.steps[0];
       const own = sc.stepAnswer ? await sc.stepAnswer(p.command) : undefined;
@@ -361,7 +388,11 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
       } else if (e.k === 'metric') metric = e.value;
       else if (e.k === 'fail') failNext = true;
       else if (e.k === 'drift') driftNext = true;
-      else send(e.m, e.who);
+      else if (e.k === 'fleet') {
+        fleetFreezes.set(e.fleet, e.freeze);
+        port.fleets.add(e.fleet);
+        void machine.fleetNotice({ fleet: e.fleet, ...(e.freeze ? { freeze: e.freeze } : {}) });
+      } else send(e.m, e.who);
       continue;
     }
     // The events are spent: healthy metrics, and whatever a patient person would do to let it end.

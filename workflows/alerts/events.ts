@@ -25,6 +25,7 @@ export const FIXED_CONDITIONS = [
   'drift',
   'stuck',
   'hook',
+  'freeze',
 ] as const;
 
 /** What a kind raises by default: trigger and resolve events of one condition share a dedup key. */
@@ -37,6 +38,8 @@ const KIND_CONDITION: Record<AlertKind, string> = {
   approved: 'approval',
   paused: 'paused',
   resumed: 'paused',
+  frozen: 'freeze',
+  unfrozen: 'freeze',
   check_breached: 'check',
   stepped_back: 'step-back',
   stepped_forward: 'step-back',
@@ -56,6 +59,7 @@ const KIND_RESOLVES: Partial<Record<AlertKind, string[]>> = {
   approved: ['approval'],
   // Resuming also restores the weight a drift paused at.
   resumed: ['paused', 'drift'],
+  unfrozen: ['freeze'],
   stepped_forward: ['step-back'],
 };
 
@@ -69,6 +73,8 @@ export const DEFAULT_SEVERITY: Record<AlertKind, AlertSeverity> = {
   approved: 'info',
   paused: 'info',
   resumed: 'info',
+  frozen: 'warning',
+  unfrozen: 'info',
   check_breached: 'warning',
   stepped_back: 'warning',
   stepped_forward: 'info',

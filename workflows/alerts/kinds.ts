@@ -12,6 +12,8 @@ export const ALERT_KINDS = [
   'approved',
   'paused',
   'resumed',
+  'frozen',
+  'unfrozen',
   'check_breached',
   'stepped_back',
   'stepped_forward',

@@ -22,6 +22,7 @@ import type {
 } from '../api';
 import { approvalExpiresAt, approvalsNeeded, recordApproval } from '../approval-policy';
 import { renderDetails } from '../details';
+import { ALL_NAMESPACES, describeFreeze, type FleetNotice } from '../fleet-model';
 import { describeMirror } from '../mirror-spec';
 import { formatDuration } from '../duration';
 import { acknowledgeMissingEvidence, initialJudgeState } from '../judge-v2';
@@ -44,6 +45,8 @@ import { RolloutView } from './views';
 
 /** Events only rollouts from alert-sinks-v2 on raise (older histories never scheduled them). */
 const V2_ONLY_KINDS: readonly AlertKind[] = [
+  'frozen',
+  'unfrozen',
   'approved',
   'approval_reminder',
   'approval_escalated',
@@ -387,6 +390,40 @@ export class RolloutMachine extends RolloutView {
     this.messages++;
     this.publish();
     return { at: iso(this.now()), by: req.identity, stage: s.stageIndex + 1 };
+  }
+
+  /**
+   * A fleet workflow's answer to an ask, or its news: the freeze of its scope, or none. Whatever build started the
+   * rollout, a freeze holds it from its next advance on; only an ended rollout takes no notice.
+   */
+  fleetNotice(n: FleetNotice): Promise<void> {
+    const s = this.s;
+    const before = s.freezes?.[n.fleet];
+    const asked = s.fleetAsked?.filter((id) => id !== n.fleet);
+    s.fleetAsked = asked && asked.length > 0 ? asked : undefined;
+    const freezes = { ...s.freezes };
+    if (n.freeze) freezes[n.fleet] = n.freeze;
+    else delete freezes[n.fleet];
+    s.freezes = Object.keys(freezes).length > 0 ? freezes : undefined;
+    this.messages++;
+    if (s.phase !== 'progressing' || JSON.stringify(before) === JSON.stringify(n.freeze))
+      return Promise.resolve();
+    this.publish();
+    if (n.freeze) {
+      const f = n.freeze;
+      return this.alert('frozen', 'warning', `${this.label()} does not advance: ${describeFreeze(f)}`, true, {
+        by: f.by,
+        reason: f.reason,
+      });
+    }
+    const still = this.frozen();
+    return this.alert(
+      'unfrozen',
+      'info',
+      `${this.label()}: the freeze of ${before!.scope === ALL_NAMESPACES ? 'every namespace' : `namespace ${before!.scope}`} was lifted` +
+        (still ? `; still ${describeFreeze(still)}` : '; it advances again'),
+      true,
+    );
   }
 
   pausedAlert(req: PauseRequest): Promise<void> {

@@ -3,6 +3,7 @@
 // here knows about Temporal: cancellation, timers and activities are the port's business.
 import type { RolloutActivities } from '../../activities/rollout-activities';
 import type { RolloutAlert } from '../alerts/events';
+import type { FleetAsk } from '../fleet-model';
 import type { RolloutResult } from '../types';
 import type { RolloutState } from './state';
 
@@ -61,6 +62,11 @@ export type LatePatch =
   | 'rollback-fails';
 
 export interface RolloutPort {
+  /**
+   * Asks each fleet workflow (by id) whether the rollout may advance; resolves with those the ask reached (the others
+   * do not run: nothing is frozen there). Their answers come back as messages (RolloutMachine.fleetNotice).
+   */
+  askFleet(fleetIds: string[], ask: FleetAsk): Promise<string[]>;
   /** The rollout's clock (workflow time). */
   now(): number;
   /** Carries out one step; its result (or failure) comes back as the promise's. */

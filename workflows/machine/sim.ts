@@ -88,6 +88,10 @@ export class SimPort implements RolloutPort {
   /** Scopes whose run has not settled, innermost last: a step or wait belongs to the innermost. */
   private open: SimScope[] = [];
   continueAsNewAt = Infinity;
+  /** The fleet workflows that run (by id): an ask reaches them, and the runner answers it. */
+  readonly fleets = new Set<string>();
+  /** Every ask the machine sent a fleet workflow, in order. */
+  readonly fleetAsks: Array<{ at: number; fleet: string }> = [];
 
   constructor(public clock: number) {}
 
@@ -153,6 +157,12 @@ export class SimPort implements RolloutPort {
         reject,
       });
     });
+  }
+
+  askFleet(fleetIds: string[]): Promise<string[]> {
+    const reached = fleetIds.filter((id) => this.fleets.has(id));
+    reached.forEach((fleet) => this.fleetAsks.push({ at: this.clock, fleet }));
+    return Promise.resolve(reached);
   }
 
   sleep(ms: number): Promise<void> {

@@ -1,6 +1,7 @@
 // The rollout's state: everything a run needs to resume where the previous one stopped. It crosses
 // continue-as-new as the workflow input's `carried` field, so its JSON is in recorded histories: reading must accept
 // every shape an older run carried, and changes to it bump CARRIED_SCHEMA_VERSION with a step in migrateCarried.
+import type { FleetFreeze } from '../fleet-model';
 import type { LoadRun } from '../plan-load';
 import type { GivenApproval } from '../approval-policy';
 import type { JudgeState } from '../judge-v2';
@@ -42,6 +43,12 @@ export interface RolloutState {
   pausedMsInWait: number;
   pausedSince?: number;
   pausedBy?: string;
+  /** From fleet-controls on: the rollout asks its fleet workflows before it advances (decided at the first run). */
+  fleet?: boolean;
+  /** The freezes that hold the rollout, by fleet workflow id (told by those workflows). */
+  freezes?: Record<string, FleetFreeze>;
+  /** Fleet workflows asked before an advance that have not answered yet. */
+  fleetAsked?: string[];
   approvedStage?: number;
   lastAnalysisAt?: number;
   passedInStage: boolean;

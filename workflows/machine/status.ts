@@ -179,6 +179,8 @@ export function rolloutStatus(v: RolloutView, now: number): RolloutStatus {
       : {}),
     ...(gate ? { gate } : {}),
     ...windowView(v, now),
+    ...(s.phase === 'progressing' && v.frozen() ? { freeze: v.frozen() } : {}),
+    ...(s.phase === 'progressing' && s.fleetAsked ? { fleetAsked: s.fleetAsked } : {}),
     ...evidenceView(v, now),
     ...(s.hookRuns && s.hookRuns.length > 0 ? { hookRuns: s.hookRuns } : {}),
     ...(s.load ? { load: s.load } : {}),

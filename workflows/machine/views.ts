@@ -12,6 +12,7 @@ import { roundSlackFor } from '../judge-v2';
 import type { AlertCommands } from '../alerts/events';
 import type { ApproveRequest, PromoteRequest, ResolveRequest } from '../api';
 import type { Gate, Phase, Stage, StageMirror, StageView } from '../types';
+import type { FleetFreeze } from '../fleet-model';
 import { openMsBetween, openReachedAt } from '../windows';
 import { iso, type RolloutContext } from './context';
 import type { RolloutState } from './state';
@@ -62,6 +63,11 @@ export class RolloutView {
     // From machine-v2 on, an approved gate no longer waits for a person (a closed window may still hold it).
     const waiting = this.gateWaiting() && !(s.machineV2 && s.approvedStage === s.stageIndex);
     return waiting || s.evidenceQuestion || s.hookQuestion ? 'waiting_approval' : 'progressing';
+  }
+  /** The freeze that holds the rollout (the first its fleet workflows told it of), if any. */
+  frozen(): FleetFreeze | undefined {
+    const f = this.s.freezes;
+    return f ? Object.values(f)[0] : undefined;
   }
   pausedMs(now: number): number {
     const s = this.s;

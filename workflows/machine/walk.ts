@@ -12,6 +12,7 @@ import { formatDuration } from '../duration';
 import { describePlan } from '../plan';
 import type { PreflightFinding } from '../types';
 import { describeWindowState, mayAdvance, nextOpen, type Windows } from '../windows';
+import { fleetIdsFor } from '../fleet-model';
 import { analyse } from './analysis';
 import { runHooks, type HookWait } from './hooks';
 import { startStageLoad, stopStageLoad } from './load';
@@ -375,6 +376,34 @@ async function waitForWindow(m: RolloutMachine, w: Windows, isPromotion: boolean
   if (s.machineV2) s.windowWait = undefined;
 }
 
+/**
+ * Fleet controls: before the rollout advances (deploys its canary, enters a stage, promotes) it asks its scope's fleet
+ * workflows whether a freeze holds it, and waits while one does, as outside a deployment window: analysis goes on (a
+ * breach still rolls back), an abort still ends it, nothing moves forward.
+ */
+export async function awaitFleet(m: RolloutMachine, isPromotion: boolean): Promise<void> {
+  const s = m.s;
+  if (s.fleet) {
+    const ids = fleetIdsFor(m.ctx.target.namespace);
+    // Marked before the ask: an answer may come back before the ask's own result does.
+    s.fleetAsked = ids;
+    const reached = await m.port.askFleet(ids, { workflowId: m.ctx.workflowId });
+    const waiting = (s.fleetAsked ?? []).filter((id) => reached.includes(id));
+    s.fleetAsked = waiting.length > 0 ? waiting : undefined;
+  }
+  const held = (): boolean => m.frozen() !== undefined || s.fleetAsked !== undefined;
+  if (!held()) return;
+  m.publish();
+  m.port.log.info('held by a freeze; waiting', { freeze: m.frozen() });
+  await watch(
+    m,
+    () => !held() || (!isPromotion && s.promoteRequest !== undefined),
+    () => undefined,
+    'freeze lifted',
+  );
+  m.publish();
+}
+
 /** A new wait at a gate: nothing of the previous gate's approvals, reminders or wait time carries over. */
 function newWait(m: RolloutMachine): void {
   const s = m.s;
@@ -393,6 +422,8 @@ export async function walk(m: RolloutMachine): Promise<void> {
   // The canary is deployed (after the preflight, from never-stuck on) and the router prepared, once.
   if (!s.canaryReady) {
     if (s.neverStuck && !s.preflight) await preflight(m);
+    // A freeze holds a new rollout before its canary is deployed: nothing new goes out.
+    await awaitFleet(m, false);
     m.publish();
     const warnings = (s.preflight?.findings ?? []).filter((f) => f.level === 'warn');
     await m.alert(
@@ -433,6 +464,7 @@ export async function walk(m: RolloutMachine): Promise<void> {
     if (!s.stageEntered) {
       await passGate(m);
       if (!s.promoteRequest) await awaitWindow(m, s.stageIndex === plan.stages.length - 1);
+      if (!s.promoteRequest) await awaitFleet(m, false);
       if (!s.promoteRequest) await runHooks(m, 'beforeStage', hookWait(m));
       if (s.promoteRequest) {
         s.skippedFrom = s.stageIndex;
@@ -464,5 +496,6 @@ export async function walk(m: RolloutMachine): Promise<void> {
   }
   // Promotion obeys the windows too, unless the plan says `promotion: any`.
   await awaitWindow(m, true);
+  await awaitFleet(m, true);
   await runHooks(m, 'beforePromotion', hookWait(m));
 }
