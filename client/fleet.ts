@@ -71,12 +71,12 @@ export async function freeze(c: RolloutClient, scope: string, req: FreezeRequest
   return workflowId;
 }
 
-/** Lifts a scope's freeze; false when none runs (nothing was frozen there). */
+/** Lifts a scope's freeze; false when it has none (no fleet workflow runs there, or it holds no freeze). */
 export async function unfreeze(c: RolloutClient, scope: string, identity: string): Promise<boolean> {
   try {
     const h = c.client.workflow.getHandle(fleetWorkflowId(scope));
     const d = await h.describe();
-    if (d.status.name !== 'RUNNING') return false;
+    if (d.status.name !== 'RUNNING' || !(await h.query(fleetStatusQuery)).freeze) return false;
     await h.signal(fleetUnfreezeSignal, { identity });
     return true;
   } catch (err) {

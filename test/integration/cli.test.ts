@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startLocalStack, type LocalStack } from '../../demo/stack';
 import { startTrafficGenerator } from '../../demo/traffic-generator';
+import { readAlerts } from '../../harness/alerts';
 import { SA_APP } from '../../workflows/api';
 import type { RolloutStatus } from '../../workflows/types';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
@@ -465,3 +466,80 @@ test('an unreachable Temporal exits 3 naming the address', async () => {
   expect(r.code).toBe(3);
   expect(r.stderr).toContain('127.0.0.1:1');
 });
+
+test('freeze holds a namespace, or every one, across two workers: running and new rollouts stop advancing, abort still works, unfreeze and --until lift it', async () => {
+  // Bad input: nothing is sent, exit 2.
+  const past = await canary('freeze', '--reason', 'x', '--until', '2020-01-01T00:00:00Z');
+  expect([past.code, past.stderr]).toEqual([2, expect.stringContaining('is in the past') as unknown]);
+  const badNs = await canary('freeze', '--reason', 'x', '--namespace', 'Not_A_Label');
+  expect([badNs.code, badNs.stderr]).toEqual([2, expect.stringContaining('--namespace') as unknown]);
+  expect((await canary('freeze', '--namespace', 'fz')).code).toBe(2); // no --reason
+
+  // A second worker process on the same task queue: the freeze lives in Temporal, not in either worker.
+  const second = await startWorkerProcess(env);
+  const startFz = (app: string, plan: string) =>
+    canary('start', '--app', app, '--namespace', 'fz', '--version', 'v2', '--plan', plan);
+  expect((await startFz('running', longPlan)).code).toBe(0);
+  await eventually(async () => (await status('fz/running')).weight === 10, 30_000, 'stage 1 of fz/running');
+
+  const frozen = await canary('freeze', '--namespace', 'fz', '--reason', 'incident 42');
+  expect(frozen.code).toBe(0);
+  expect(frozen.stdout).toContain('Frozen: frozen by ci-bot: incident 42 (namespace fz)');
+  // The running rollout is found through visibility and told.
+  await eventually(
+    async () => (await status('fz/running')).freeze?.reason === 'incident 42',
+    20_000,
+    'the running rollout told of the freeze',
+  );
+
+  // A rollout started while frozen deploys nothing: it asked its fleet workflows before its canary.
+  expect((await startFz('held', fastPlan)).code).toBe(0);
+  await eventually(async () => (await status('fz/held')).freeze !== undefined, 20_000, 'fz/held held');
+  const text = await canary('status', 'fz/held');
+  expect(text.stdout).toContain('Not advancing: frozen by ci-bot: incident 42 (namespace fz)');
+
+  // Abort still ends a frozen rollout.
+  expect((await canary('abort', 'fz/running', '--reason', 'not during the incident')).code).toBe(0);
+  await eventually(async () => (await status('fz/running')).phase === 'rolled_back', 30_000, 'rolled back');
+  await eventually(
+    async () => {
+      const live = (await fetch(`${stack.controlUrl}/state`).then((x) => x.json())) as { canary: unknown };
+      return live.canary === null;
+    },
+    30_000,
+    'the local stack free again',
+  );
+
+  // The first worker dies; the second carries on with everything.
+  await worker.kill('SIGKILL');
+  worker = second;
+
+  // An org-wide freeze that lifts by itself (the fleet workflow's timer).
+  const orgWide = await canary('freeze', '--reason', 'release train', '--until', '20s', '--output', 'json');
+  expect(orgWide.code).toBe(0);
+  const until = (JSON.parse(orgWide.stdout) as { freeze: { until: string } }).freeze.until;
+  // (A generous wait: a task handed to the killed worker's poll is dispatched again only after its timeout.)
+  await eventually(
+    async () => (await canary('fleet', 'status', '--namespace', 'fz')).stdout.includes('release train'),
+    20_000,
+    'fleet status naming the org-wide freeze',
+  );
+  const fleet = await canary('fleet', 'status', '--namespace', 'fz');
+  expect(fleet.stdout).toContain('incident 42 (namespace fz)');
+  expect(fleet.stdout).toContain(`release train until ${until} (every namespace)`);
+
+  const lifted = await canary('unfreeze', '--namespace', 'fz');
+  expect(lifted.stdout).toContain('Unfrozen: namespace fz');
+  await eventually(
+    async () => (await status('fz/held')).freeze?.reason === 'release train',
+    8_000,
+    'still held by the org-wide freeze',
+  );
+  expect((await status('fz/held')).weight).toBe(0);
+  expect((await canary('unfreeze', '--namespace', 'fz')).stdout).toContain('Nothing to lift');
+  // The --until timer lifts the org-wide freeze; the rollout then walks its plan.
+  await eventually(async () => (await status('fz/held')).phase === 'promoted', 60_000, 'fz/held promoted');
+  const kinds = readAlerts(env.CANARY_ALERT_LOG, 'canary.fz.held').map((a) => a.event);
+  expect(kinds).toEqual(expect.arrayContaining(['frozen', 'unfrozen', 'promoted']));
+  expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(until));
+}, 180_000);
