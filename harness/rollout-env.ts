@@ -20,6 +20,7 @@ try {
 } catch {
   // Already installed by another harness in this process.
 }
+import { createFleetActivities } from '../activities/fleet';
 import { createActivities } from '../activities/rollout-activities';
 import { identityConfigFromEnv } from '../activities/identity';
 import { providersFromEnv, type ProviderRegistry, type ProviderSource } from '../activities/factory';
@@ -101,7 +102,7 @@ export class RolloutBench {
       taskQueue,
       workflowBundle: await workflowBundle(),
       sinks: NO_METRICS_SINKS,
-      activities,
+      activities: { ...activities, ...createFleetActivities() },
       ...cache,
     });
     const workerRun = worker.run();
@@ -130,7 +131,7 @@ export class RolloutBench {
       taskQueue: this.taskQueue,
       workflowBundle: await workflowBundle(),
       sinks: NO_METRICS_SINKS,
-      activities: this.activities,
+      activities: { ...this.activities, ...createFleetActivities() },
       ...this.workerOptions,
     });
     this.workerRun = this.worker.run();
