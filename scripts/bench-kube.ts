@@ -1,5 +1,5 @@
 // Benchmarks of the Kubernetes traffic routers, printed as figures (not a test). Part of `npm run bench`; alone:
-// `node dist-dev/scripts/bench-kube.js [--calls N] [--rollouts N]`.
+// `node dist-dev/scripts/bench-kube.js [--calls N] [--rollouts N] [--background N] [--eager-activities]`.
 //  1. setWeight latency of each router against a real local kube-apiserver: calls that change the weight, and the
 //     same weight again (the idempotent, read-only path).
 //  2. Rollback latency through the real workflow (dev server, in-process worker, Deployment simulator), for every
@@ -53,6 +53,11 @@ export interface KubeBenchOptions {
   rollouts?: number;
   /** Other rollouts running on the same worker and API server while rollback is measured (default 100). */
   background?: number;
+  /**
+   * Start the dev server with eager activity execution on (`system.enableActivityEagerExecution`, off by default in
+   * the server): the rollback's activity comes back with the workflow task's answer instead of through a poll.
+   */
+  eagerActivities?: boolean;
 }
 
 export interface KubeBenchFigures {
@@ -64,6 +69,7 @@ export interface KubeBenchFigures {
   rollback: Record<RollbackRouter, LatencyStats>;
   /** How many other rollouts were running (at their first stage) while rollback was measured. */
   background: number;
+  eagerActivities: boolean;
   /** VmHWM in MiB. */
   peakRssMiB: { apiserver: number; etcd: number; bench: number };
   wallSeconds: number;
@@ -504,7 +510,15 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
   const started = performance.now();
   // The workflow bundle is built while the servers start (it is CPU-bound; nothing is measured yet).
   const bundle = workflowBundle();
-  const startups = await Promise.allSettled([startKubeServer(), startDevServer({ ui: false }), bundle]);
+  const eager = opts.eagerActivities === true;
+  const startups = await Promise.allSettled([
+    startKubeServer(),
+    startDevServer({
+      ui: false,
+      ...(eager ? { dynamicConfig: { 'system.enableActivityEagerExecution': true } } : {}),
+    }),
+    bundle,
+  ]);
   const [kubeStart, serverStart] = startups;
   const failed = startups.find((r) => r.status === 'rejected');
   if (failed) {
@@ -577,6 +591,7 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
       setWeightSame,
       rollback,
       background: backgroundCount,
+      eagerActivities: eager,
       peakRssMiB: peak,
       wallSeconds: since(started),
       phaseSeconds: { startup, setWeight: setWeightSeconds, rollback: rollbackSeconds },
@@ -599,7 +614,8 @@ export function kubeFigureLines(f: KubeBenchFigures): string[] {
     `kube routers against a local kube-apiserver ${f.apiserverVersion} (${f.cores} cores):`,
     ...KUBE_ROUTERS.map((r) => line('setWeight (changes)', r, f.setWeightChange[r])),
     ...KUBE_ROUTERS.map((r) => line('setWeight (no change)', r, f.setWeightSame[r])),
-    `  rollback through the workflow, with ${f.background} other rollouts running on the same worker and API server:`,
+    `  rollback through the workflow, with ${f.background} other rollouts running on the same worker and API server` +
+      `${f.eagerActivities ? ', eager activity execution on' : ''}:`,
     ...ROLLBACK_ROUTERS.map((r) => line('rollback (abort → 0)', r, f.rollback[r])),
     `  peak RSS                kube-apiserver ${f.peakRssMiB.apiserver.toFixed(0)} MiB   etcd ${f.peakRssMiB.etcd.toFixed(0)} MiB   ` +
       `bench process ${f.peakRssMiB.bench.toFixed(0)} MiB`,
@@ -624,6 +640,7 @@ if (require.main === module) {
     calls: intArg('--calls', 200),
     rollouts: intArg('--rollouts', 20),
     background: intArg('--background', 100, 0),
+    eagerActivities: process.argv.includes('--eager-activities'),
   }).then(
     (figures) => {
       for (const l of kubeFigureLines(figures)) console.log(l);
