@@ -24,6 +24,7 @@ import {
   type Sinks,
 } from '@temporalio/workflow';
 import type { RolloutActivities } from '../activities/rollout-activities';
+import { ALERT_DELIVERY_OPTIONS } from './alerts/delivery';
 import type { RolloutAlert } from './alerts/events';
 import {
   NOT_STARTED_FAILURE,
@@ -178,19 +179,7 @@ function hookOptions(h: NonNullable<StepCommand<StepName>['hook']>): ActivityOpt
     },
   };
 }
-// One event to one sink: retried with backoff, and given up after 10 minutes (a dead sink) or on a refusal. It
-// heartbeats while in flight, so a delivery cut off by a worker crash is retried within 10 s, not 30.
-const deliveryActs = proxyActivities<RolloutActivities>({
-  startToCloseTimeout: '30 seconds',
-  heartbeatTimeout: '10 seconds',
-  scheduleToCloseTimeout: '10 minutes',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    nonRetryableErrorTypes: ['AlertRejected', 'AlertSinkUnknown'],
-  },
-});
+const deliveryActs = proxyActivities<RolloutActivities>(ALERT_DELIVERY_OPTIONS);
 /** Time a canary or a promoted stable gets beyond its progress deadline before the activity is timed out. */
 const DEADLINE_MARGIN_MS = 60_000;
 

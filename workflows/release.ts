@@ -20,6 +20,7 @@ import {
 } from '@temporalio/workflow';
 import type { ReleaseActivities } from '../activities/release';
 import type { RolloutActivities } from '../activities/rollout-activities';
+import { ALERT_DELIVERY_OPTIONS } from './alerts/delivery';
 import { buildRolloutAlert, type RolloutAlert } from './alerts/events';
 import { routes } from './alerts/routing';
 import { RELEASE_WORKERS_PATCH } from './patches';
@@ -76,17 +77,7 @@ const alertActs = proxyActivities<RolloutActivities>({
   startToCloseTimeout: '15 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 3 },
 });
-const deliveryActs = proxyActivities<RolloutActivities>({
-  startToCloseTimeout: '30 seconds',
-  heartbeatTimeout: '10 seconds',
-  scheduleToCloseTimeout: '10 minutes',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    nonRetryableErrorTypes: ['AlertRejected', 'AlertSinkUnknown'],
-  },
-});
+const deliveryActs = proxyActivities<RolloutActivities>(ALERT_DELIVERY_OPTIONS);
 
 interface Member extends ReleaseMemberStatus {
   spec: ReleaseMemberInput;
