@@ -432,7 +432,9 @@ test('with CANARY_SWEEP_EVERY the worker schedules the sweeper: a terminated rol
 // A shadow stage first: the worker mirrors 20 % of GET requests to the canary, then serves it 10 %.
 const shadowPlan = writeFile('shadow.yaml', {
   analysis: { interval: '10s', checks: [] },
-  stages: [{ weight: 0, mirror: 20, hold: '3s' }, { weight: 10, hold: '1h' }, { weight: 100 }],
+  // The shadow stage holds long enough for the test to read it through the CLI: a 3 s hold passed before a `canary
+  // status` process answered on a loaded machine.
+  stages: [{ weight: 0, mirror: 20, hold: '10s' }, { weight: 10, hold: '1h' }, { weight: 100 }],
   promotion: { cleanupDelay: '0s' },
 });
 
