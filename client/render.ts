@@ -3,7 +3,7 @@ import type { AnalysisRecord, Phase, RolloutStatus, StageView, Verdict } from '.
 import { TERMINAL_PHASES } from '../workflows/types';
 import { formatDuration } from '../workflows/duration';
 import { STAGE_MARKS, describeEnding } from '../workflows/details';
-import { describeFreeze } from '../workflows/fleet-model';
+import { describeFreeze, describeQueued } from '../workflows/fleet-model';
 import type { RolloutSummary } from './types';
 import { hookStatusLines } from './render-hooks';
 
@@ -36,6 +36,7 @@ function paint(text: string, style: Style | undefined, color: boolean): string {
 
 const PHASE_STYLE: Record<Phase, Style> = {
   progressing: 'cyan',
+  queued: 'yellow',
   waiting_approval: 'yellow',
   paused: 'yellow',
   rolling_back: 'red',
@@ -373,7 +374,7 @@ function evidenceLines(v: StatusView): string[] {
 
 /** Outside the plan's deployment windows: nothing advances. */
 function windowLines(v: StatusView): string[] {
-  const { status, now, color, cli } = v;
+  const { status, now, color, cli, ref } = v;
   const out: string[] = [];
   if (status.window && !status.window.open) {
     let line = `Not advancing: ${status.window.note}`;
@@ -386,6 +387,20 @@ function windowLines(v: StatusView): string[] {
       paint(`Not advancing: ${describeFreeze(status.freeze)}`, 'yellow', color),
       `  Analysis goes on; a failing canary still rolls back. Lifted by: ${cli} unfreeze` +
         (status.freeze.scope === '*' ? '' : ` --namespace ${status.freeze.scope}`),
+    );
+  } else if (status.queued) {
+    const q = status.queued;
+    out.push(
+      '',
+      paint(
+        describeQueued(
+          { granted: false, position: q.position, ...(q.max !== undefined ? { max: q.max } : {}) },
+          q.namespace,
+        ),
+        'yellow',
+        color,
+      ),
+      `  Nothing is deployed until a slot is free; abort ends it without touching traffic: ${cli} abort ${ref}`,
     );
   } else if (status.fleetAsked) {
     out.push('', `Waiting for the answer of ${status.fleetAsked.join(', ')} (is this scope frozen?)`);

@@ -40,6 +40,8 @@ export function messageOf(s: RolloutStatus): string {
         : s.evidenceWait
           ? `${at}; ${s.evidenceWait.note}`
           : `${s.version}: ${at}`;
+    case 'queued':
+      return `${s.version}: queued at position ${s.queued?.position ?? 0} for a slot of namespace ${s.queued?.namespace ?? ''}`;
     case 'paused':
       return `${s.version}: paused at ${s.weight} %${s.pausedBy ? ` by ${s.pausedBy}` : ''}${s.pauseReason ? `: ${s.pauseReason}` : ''}`;
     case 'waiting_approval':
@@ -94,6 +96,7 @@ export function phaseConditions(s: RolloutStatus): ConditionWish[] {
   const running = !['promoted', 'rolled_back', 'failed', 'not_started'].includes(s.phase);
   const progressingReason: Record<RolloutStatus['phase'], string> = {
     progressing: 'StageRunning',
+    queued: 'Queued',
     paused: 'Paused',
     waiting_approval: 'WaitingForApproval',
     rolling_back: 'RollingBack',
@@ -126,6 +129,7 @@ export function transitionEvent(
   if (before?.phase !== s.phase) {
     const reasons: Record<RolloutStatus['phase'], [string, 'Normal' | 'Warning']> = {
       progressing: ['Progressing', 'Normal'],
+      queued: ['Queued', 'Normal'],
       paused: ['Paused', 'Normal'],
       waiting_approval: ['WaitingForApproval', 'Normal'],
       rolling_back: ['RollingBack', 'Warning'],

@@ -1,6 +1,6 @@
 // The workflow's "current details" in the Temporal Web UI: a short markdown page a person reads at a glance.
 import { formatDuration } from './duration';
-import { describeFreeze } from './fleet-model';
+import { describeFreeze, describeQueued } from './fleet-model';
 import type { Plan, RolloutEnding, RolloutStatus, StageView } from './types';
 
 /** How a rollout that rolled back ended, in words: `aborted by alice`, `a check failed`, `declined by bob`. */
@@ -151,6 +151,12 @@ export function renderDetails(st: RolloutStatus, plan: Plan, cli = 'canary'): st
   if (st.freeze) {
     notes.push(
       `**Not advancing:** ${describeFreeze(st.freeze)}; analysis goes on and still rolls back on trouble`,
+    );
+  }
+  if (st.queued) {
+    const q = st.queued;
+    notes.push(
+      `**Not started:** ${describeQueued({ granted: false, position: q.position, ...(q.max !== undefined ? { max: q.max } : {}) }, q.namespace)}; nothing is deployed until a slot is free`,
     );
   }
   const given = st.approvals.filter((a) => a.kind !== 'timeout-proceed');

@@ -38,7 +38,7 @@ import {
   SA_WEIGHT,
   type RolloutInput,
 } from './api';
-import { fleetAskSignal, type FleetAsk } from './fleet-api';
+import { fleetAskSignal, fleetReleaseSignal, type FleetAsk } from './fleet-api';
 import { errorMessage } from './machine/context';
 import { memberProgressSignal } from './release-api';
 import type { MemberProgress } from './release-model';
@@ -268,6 +268,15 @@ export class TemporalPort implements RolloutPort {
       ),
     );
     return reached.filter((id): id is string => id !== undefined);
+  }
+
+  /** A fleet workflow that no longer runs has no slot to take back. */
+  async releaseFleetSlot(fleetId: string, workflowId: string): Promise<void> {
+    await getExternalWorkflowHandle(fleetId)
+      .signal(fleetReleaseSignal, { workflowId })
+      .catch((err: unknown) =>
+        log.info('fleet slot not given back', { fleet: fleetId, error: errorMessage(err) }),
+      );
   }
 
   waitUntil(done: () => boolean, timeoutMs?: number, summary?: string): Promise<boolean | void> {

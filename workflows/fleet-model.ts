@@ -27,6 +27,36 @@ export interface FleetCarried {
   freeze?: FleetFreeze;
   /** Rollouts told about the freeze (workflow ids), told again when it changes. */
   members: string[];
+  /** The namespace's maxConcurrent and who holds or waits for its slots (absent in runs before the limit). */
+  slots?: FleetSlots;
+}
+
+/** A namespace's limit on rollouts under way at once (`canary fleet limit`). */
+export interface FleetLimit {
+  max: number;
+  by: string;
+  since: string;
+}
+
+/** The slots of a namespace: rollouts that hold one (deployed their canary) and those queued for one, in order. */
+export interface FleetSlots {
+  limit?: FleetLimit;
+  holders: string[];
+  queue: string[];
+}
+
+/** A rollout's place in its namespace's slots: granted, or queued at `position` (1 is next). */
+export interface SlotPlace {
+  granted: boolean;
+  position?: number;
+  /** The limit when told (absent: lifted). */
+  max?: number;
+}
+
+/** From the client to a namespace's fleet workflow: set its limit (a count >= 1), or lift it (none). */
+export interface LimitRequest {
+  identity: string;
+  max?: number;
 }
 
 export interface FleetStatus {
@@ -35,6 +65,10 @@ export interface FleetStatus {
   freeze?: FleetFreeze;
   /** Rollouts the fleet workflow tells about a freeze (running when last told). */
   members: string[];
+  limit?: FleetLimit;
+  /** Rollouts holding a slot, and those queued for one in order (only while a limit was set). */
+  holders?: string[];
+  queue?: string[];
 }
 
 export interface FreezeRequest {
@@ -47,6 +81,8 @@ export interface FreezeRequest {
 /** From a rollout to its scope's fleet workflow, before it advances: "tell me whether I may". */
 export interface FleetAsk {
   workflowId: string;
+  /** Before its canary: it asks for a slot too (a namespace with a limit grants it or queues the rollout). */
+  slot?: boolean;
 }
 
 /** From a fleet workflow to a rollout: the scope's freeze now (none: the scope is not frozen). */
@@ -54,6 +90,8 @@ export interface FleetNotice {
   /** The fleet workflow's id. */
   fleet: string;
   freeze?: FleetFreeze;
+  /** The rollout's slot, when its namespace has a limit (or had one when it asked). */
+  slot?: SlotPlace;
 }
 
 /** `canary-fleet/<namespace>`, or `canary-fleet/*` for the org-wide scope. */
@@ -70,4 +108,58 @@ export function fleetIdsFor(namespace: string): string[] {
 export function describeFreeze(f: FleetFreeze): string {
   const where = f.scope === ALL_NAMESPACES ? 'every namespace' : `namespace ${f.scope}`;
   return `frozen by ${f.by}: ${f.reason}${f.until ? ` until ${f.until}` : ''} (${where})`;
+}
+
+/** A rollout's place in `slots`, if it holds or waits for one. */
+export function slotPlace(slots: FleetSlots, id: string): SlotPlace | undefined {
+  const max = slots.limit ? { max: slots.limit.max } : {};
+  if (slots.holders.includes(id)) return { granted: true, ...max };
+  const i = slots.queue.indexOf(id);
+  return i >= 0 ? { granted: false, position: i + 1, ...max } : undefined;
+}
+
+/**
+ * One round of a namespace's slots: `asked` (in order of their asks) join the queue unless they hold or wait already
+ * (without a limit nobody queues: they go on untracked); `released` leave; then the queue's head gets the free slots,
+ * in order. Returns the new slots and the rollouts whose place changed (granted, or moved up in the queue).
+ */
+export function settleSlots(
+  slots: FleetSlots,
+  asked: readonly string[],
+  released: readonly string[],
+): { slots: FleetSlots; moved: string[] } {
+  const gone = new Set(released);
+  const holders = slots.holders.filter((id) => !gone.has(id));
+  const queue = slots.queue.filter((id) => !gone.has(id));
+  if (slots.limit) {
+    for (const id of asked) {
+      if (!gone.has(id) && !holders.includes(id) && !queue.includes(id)) queue.push(id);
+    }
+  }
+  const max = slots.limit?.max ?? Infinity;
+  const granted: string[] = [];
+  while (queue.length > 0 && holders.length < max) {
+    const id = queue.shift()!;
+    holders.push(id);
+    granted.push(id);
+  }
+  // Those granted, and those queued before whose position changed (a new ask is answered anyway).
+  const moved = [
+    ...granted,
+    ...queue.filter((id, i) => slots.queue.includes(id) && slots.queue.indexOf(id) !== i),
+  ];
+  return { slots: { ...(slots.limit ? { limit: slots.limit } : {}), holders, queue }, moved };
+}
+
+/** Nothing left to hold: no limit, no slot held, nobody queued. */
+export function slotsIdle(slots: FleetSlots): boolean {
+  return !slots.limit && slots.holders.length === 0 && slots.queue.length === 0;
+}
+
+/** How status names a queued rollout: `queued: position 2 for namespace ns (maxConcurrent 1)`. */
+export function describeQueued(place: SlotPlace, namespace: string): string {
+  return (
+    `queued: position ${place.position ?? 0} for a slot in namespace ${namespace}` +
+    (place.max !== undefined ? ` (maxConcurrent ${place.max})` : '')
+  );
 }

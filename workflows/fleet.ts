@@ -2,8 +2,10 @@
 // scope's freeze durably in Temporal, not in any worker's memory. `canary freeze` starts it (signal-with-start) or
 // changes it; it tells the rollouts in scope (those running when it froze, found through visibility, and every
 // rollout that asks it before advancing) and tells them again when the freeze is lifted, by `canary unfreeze` or by
-// the `--until` timer. It ends once nothing is frozen, so "no fleet workflow" reads as "not frozen": a rollout whose
-// ask finds none goes on at once.
+// the `--until` timer. A namespace's fleet workflow also holds its maxConcurrent (`canary fleet limit`): a rollout
+// asks for a slot before its canary, gets one or a place in the queue, and gives it back at its end; slots go to the
+// queue in order. It ends once nothing is frozen, no limit is set and no slot is held or queued for, so "no fleet
+// workflow" reads as "nothing holds this scope": a rollout whose ask finds none goes on at once.
 import {
   allHandlersFinished,
   condition,
@@ -20,12 +22,18 @@ import {
   describeFreeze,
   fleetAskSignal,
   fleetFreezeSignal,
+  fleetLimitSignal,
   fleetNoticeSignal,
+  fleetReleaseSignal,
   fleetStatusQuery,
   fleetUnfreezeSignal,
   type FleetFreeze,
   type FleetInput,
+  type FleetSlots,
   type FleetStatus,
+  settleSlots,
+  slotPlace,
+  slotsIdle,
 } from './fleet-api';
 
 const find = proxyActivities<FleetActivities>({
@@ -41,8 +49,14 @@ export async function canaryFleet(input: FleetInput): Promise<FleetStatus> {
   const workflowId = workflowInfo().workflowId;
   let freeze: FleetFreeze | undefined = input.carried?.freeze;
   const members = new Set(input.carried?.members ?? []);
+  let slots: FleetSlots = input.carried?.slots ?? { holders: [], queue: [] };
   /** Rollouts waiting for an answer. */
   const asks: string[] = [];
+  /** Of those, the ones that asked for a slot (before their canary), and rollouts that ended (slots to give back). */
+  const slotAsks: string[] = [];
+  const released: string[] = [];
+  /** The limit changed: the queue may move. */
+  let limitChanged = false;
   /** The freeze changed: every member hears of it. */
   let changed = false;
   /** A new freeze: the rollouts already running in scope are found and told. */
@@ -52,6 +66,10 @@ export async function canaryFleet(input: FleetInput): Promise<FleetStatus> {
     workflowId,
     ...(freeze ? { freeze } : {}),
     members: [...members],
+    ...(slots.limit ? { limit: slots.limit } : {}),
+    ...(slots.holders.length > 0 || slots.queue.length > 0
+      ? { holders: slots.holders, queue: slots.queue }
+      : {}),
   });
 
   setHandler(fleetFreezeSignal, (r) => {
@@ -74,29 +92,48 @@ export async function canaryFleet(input: FleetInput): Promise<FleetStatus> {
   });
   setHandler(fleetAskSignal, (a) => {
     asks.push(a.workflowId);
+    if (a.slot) slotAsks.push(a.workflowId);
+  });
+  setHandler(fleetLimitSignal, (r) => {
+    const { holders, queue } = slots;
+    slots =
+      r.max !== undefined
+        ? { limit: { max: r.max, by: r.identity, since: new Date(Date.now()).toISOString() }, holders, queue }
+        : { holders, queue };
+    limitChanged = true;
+    log.info(r.max !== undefined ? 'limit set' : 'limit lifted', { by: r.identity, max: r.max });
+  });
+  setHandler(fleetReleaseSignal, (r) => {
+    released.push(r.workflowId);
   });
   setHandler(fleetStatusQuery, status);
 
   /** Tells one rollout the freeze; one that no longer runs is forgotten. */
   const tell = async (id: string): Promise<void> => {
+    const place = slotPlace(slots, id);
     try {
       await getExternalWorkflowHandle(id).signal(fleetNoticeSignal, {
         fleet: workflowId,
         ...(freeze ? { freeze } : {}),
+        ...(place ? { slot: place } : {}),
       });
     } catch (err) {
       members.delete(id);
+      // One that ended without giving its slot back (terminated, say) gives it back now.
+      if (place) released.push(id);
       log.info('rollout not told (no longer running)', { rollout: id, error: String(err) });
     }
   };
-  const pending = (): boolean => changed || listRunning || asks.length > 0;
+  const pending = (): boolean =>
+    changed || listRunning || asks.length > 0 || released.length > 0 || limitChanged;
+  const idle = (): boolean => !freeze && slotsIdle(slots) && !pending();
   const untilMs = (): number | undefined => (freeze?.until ? Date.parse(freeze.until) : undefined);
 
   for (;;) {
-    if (!freeze && !pending()) {
-      // Nothing frozen and nobody waiting for an answer: the scope needs no workflow.
+    if (idle()) {
+      // Nothing frozen, no limit, no slot held and nobody waiting for an answer: the scope needs no workflow.
       await condition(allHandlersFinished);
-      if (!freeze && !pending()) return status();
+      if (idle()) return status();
     }
     const until = untilMs();
     if (until === undefined) await condition(pending);
@@ -125,16 +162,19 @@ export async function canaryFleet(input: FleetInput): Promise<FleetStatus> {
     }
     const answer = asks.splice(0);
     answer.forEach((id) => members.add(id));
-    const told = changed ? [...members] : [...new Set(answer)];
+    const settled = settleSlots(slots, slotAsks.splice(0), released.splice(0));
+    slots = settled.slots;
+    limitChanged = false;
+    const told = new Set([...(changed ? members : []), ...answer, ...settled.moved]);
     changed = false;
-    await Promise.all(told.map(tell));
+    await Promise.all([...told].map(tell));
     if (!freeze) members.clear();
     if (workflowInfo().historyLength > CONTINUE_AFTER_EVENTS && !pending()) {
       await condition(allHandlersFinished);
       if (!pending()) {
         await continueAsNew<typeof canaryFleet>({
           scope,
-          carried: { ...(freeze ? { freeze } : {}), members: [...members] },
+          carried: { ...(freeze ? { freeze } : {}), members: [...members], slots },
         });
       }
     }

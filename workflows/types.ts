@@ -112,6 +112,7 @@ export interface Plan {
 
 export type Phase =
   | 'progressing'
+  | 'queued'
   | 'waiting_approval'
   | 'paused'
   | 'rolling_back'
@@ -370,6 +371,8 @@ export interface RolloutStatus {
   freeze?: FleetFreeze;
   /** Fleet workflows asked whether the rollout may advance, whose answer has not come yet. */
   fleetAsked?: string[];
+  /** Waiting for a slot of its namespace's maxConcurrent, before its canary: its place in the queue (1 is next). */
+  queued?: { namespace: string; position: number; max?: number };
   /** The stage's hold is served but it cannot advance yet: no passing analysis (evidence) since it began. */
   evidenceWait?: { since: string; note: string };
   /**

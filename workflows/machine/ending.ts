@@ -317,6 +317,19 @@ export function rolloutResult(m: RolloutMachine, outcome: RolloutResult['outcome
 }
 
 /** A refused preflight: nothing was touched, so nothing is rolled back; the target is free at once. */
+/**
+ * Every ending gives back the rollout's slot of its namespace's maxConcurrent, or its place in the queue (also one
+ * asked for whose answer has not come). Rollouts that never took one send nothing.
+ */
+async function releaseSlot(m: RolloutMachine): Promise<void> {
+  const s = m.s;
+  const fleet = s.slot?.fleet ?? s.slotAsked;
+  if (fleet === undefined) return;
+  s.slot = undefined;
+  s.slotAsked = undefined;
+  await m.port.releaseFleetSlot(fleet, m.ctx.workflowId);
+}
+
 async function endNotStarted(m: RolloutMachine): Promise<never> {
   const s = m.s;
   const refusals = (s.preflight?.findings ?? []).filter((f) => f.level === 'refuse');
@@ -324,6 +337,7 @@ async function endNotStarted(m: RolloutMachine): Promise<never> {
   m.publish();
   const why = refusals.map((f) => f.message);
   await m.port.nonCancellable(async () => {
+    await releaseSlot(m);
     await m.alert(
       'not_started',
       'warning',
@@ -403,7 +417,10 @@ export async function runRollout(m: RolloutMachine): Promise<RolloutResult> {
       // While it soaks, an abort or a cancel goes back to the previous version, which still runs.
       if (m.soaking()) await m.walkScope.run(() => soak(m));
       // Once stable runs the new version there is nothing to roll back to: promotion is not cancellable.
-      await port.nonCancellable(() => promote(m));
+      await port.nonCancellable(async () => {
+        await promote(m);
+        await releaseSlot(m);
+      });
     } catch (err) {
       if (port.isContinueAsNew(err)) throw err;
       if (err instanceof NotStarted) return endNotStarted(m);
@@ -413,6 +430,7 @@ export async function runRollout(m: RolloutMachine): Promise<RolloutResult> {
       const cancelled = !(err instanceof RollbackRequired) && !s.abortRequest && port.isCancellation(err);
       await port.nonCancellable(async () => {
         await rollback(m, reason, cancelled);
+        await releaseSlot(m);
         await port.handlersFinished();
         await m.flushAlerts();
       });

@@ -406,6 +406,11 @@ export class RolloutMachine extends RolloutView {
     else delete freezes[n.fleet];
     s.freezes = Object.keys(freezes).length > 0 ? freezes : undefined;
     this.messages++;
+    const slotBefore = JSON.stringify(s.slot);
+    if (s.slotAsked === n.fleet) s.slotAsked = undefined;
+    // A slot is taken only before the canary; one granted later (a limit lifted) is still given back at the end.
+    if (n.slot && s.phase === 'progressing') s.slot = { ...n.slot, fleet: n.fleet };
+    if (s.phase === 'progressing' && JSON.stringify(s.slot) !== slotBefore) this.publish();
     if (s.phase !== 'progressing' || JSON.stringify(before) === JSON.stringify(n.freeze))
       return Promise.resolve();
     this.publish();

@@ -67,6 +67,8 @@ export interface RolloutPort {
    * do not run: nothing is frozen there). Their answers come back as messages (RolloutMachine.fleetNotice).
    */
   askFleet(fleetIds: string[], ask: FleetAsk): Promise<string[]>;
+  /** Gives the rollout's slot (or its place in the queue) back to its namespace's fleet workflow, at its end. */
+  releaseFleetSlot(fleetId: string, workflowId: string): Promise<void>;
   /** The rollout's clock (workflow time). */
   now(): number;
   /** Carries out one step; its result (or failure) comes back as the promise's. */

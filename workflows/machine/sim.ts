@@ -165,6 +165,14 @@ export class SimPort implements RolloutPort {
     return Promise.resolve(reached);
   }
 
+  /** Every slot the machine gave back, in order. */
+  readonly fleetReleases: Array<{ at: number; fleet: string }> = [];
+
+  releaseFleetSlot(fleetId: string): Promise<void> {
+    this.fleetReleases.push({ at: this.clock, fleet: fleetId });
+    return Promise.resolve();
+  }
+
   sleep(ms: number): Promise<void> {
     return this.waitUntil(() => false, ms).then(() => undefined);
   }

@@ -1,7 +1,7 @@
 // The rollout's state: everything a run needs to resume where the previous one stopped. It crosses
 // continue-as-new as the workflow input's `carried` field, so its JSON is in recorded histories: reading must accept
 // every shape an older run carried, and changes to it bump CARRIED_SCHEMA_VERSION with a step in migrateCarried.
-import type { FleetFreeze } from '../fleet-model';
+import type { FleetFreeze, SlotPlace } from '../fleet-model';
 import type { LoadRun } from '../plan-load';
 import type { GivenApproval } from '../approval-policy';
 import type { JudgeState } from '../judge-v2';
@@ -49,6 +49,10 @@ export interface RolloutState {
   freezes?: Record<string, FleetFreeze>;
   /** Fleet workflows asked before an advance that have not answered yet. */
   fleetAsked?: string[];
+  /** Its namespace's slot (a maxConcurrent): granted, or its place in the queue; given back at its end. */
+  slot?: SlotPlace & { fleet: string };
+  /** The fleet workflow asked for a slot whose answer has not come yet (it is given back at the end all the same). */
+  slotAsked?: string;
   approvedStage?: number;
   lastAnalysisAt?: number;
   passedInStage: boolean;

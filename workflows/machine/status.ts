@@ -181,6 +181,15 @@ export function rolloutStatus(v: RolloutView, now: number): RolloutStatus {
     ...windowView(v, now),
     ...(s.phase === 'progressing' && v.frozen() ? { freeze: v.frozen() } : {}),
     ...(s.phase === 'progressing' && s.fleetAsked ? { fleetAsked: s.fleetAsked } : {}),
+    ...(s.phase === 'progressing' && s.slot && v.queued()
+      ? {
+          queued: {
+            namespace: v.ctx.target.namespace,
+            position: s.slot.position ?? 0,
+            ...(s.slot.max !== undefined ? { max: s.slot.max } : {}),
+          },
+        }
+      : {}),
     ...evidenceView(v, now),
     ...(s.hookRuns && s.hookRuns.length > 0 ? { hookRuns: s.hookRuns } : {}),
     ...(s.load ? { load: s.load } : {}),

@@ -60,9 +60,14 @@ export class RolloutView {
     const s = this.s;
     if (s.phase !== 'progressing') return s.phase;
     if (s.pausedSince !== undefined) return 'paused';
+    if (this.queued()) return 'queued';
     // From machine-v2 on, an approved gate no longer waits for a person (a closed window may still hold it).
     const waiting = this.gateWaiting() && !(s.machineV2 && s.approvedStage === s.stageIndex);
     return waiting || s.evidenceQuestion || s.hookQuestion ? 'waiting_approval' : 'progressing';
+  }
+  /** Waiting for a slot of its namespace's maxConcurrent (before its canary). */
+  queued(): boolean {
+    return this.s.slot !== undefined && !this.s.slot.granted;
   }
   /** The freeze that holds the rollout (the first its fleet workflows told it of), if any. */
   frozen(): FleetFreeze | undefined {

@@ -381,25 +381,32 @@ async function waitForWindow(m: RolloutMachine, w: Windows, isPromotion: boolean
  * workflows whether a freeze holds it, and waits while one does, as outside a deployment window: analysis goes on (a
  * breach still rolls back), an abort still ends it, nothing moves forward.
  */
-export async function awaitFleet(m: RolloutMachine, isPromotion: boolean): Promise<void> {
+export async function awaitFleet(m: RolloutMachine, isPromotion: boolean, slot = false): Promise<void> {
   const s = m.s;
   if (s.fleet) {
     const ids = fleetIdsFor(m.ctx.target.namespace);
     // Marked before the ask: an answer may come back before the ask's own result does.
     s.fleetAsked = ids;
-    const reached = await m.port.askFleet(ids, { workflowId: m.ctx.workflowId });
+    // Before its canary it asks for a slot too: a namespace with a maxConcurrent grants it or queues the rollout.
+    if (slot) s.slotAsked = ids[0];
+    const reached = await m.port.askFleet(ids, { workflowId: m.ctx.workflowId, ...(slot ? { slot } : {}) });
     const waiting = (s.fleetAsked ?? []).filter((id) => reached.includes(id));
     s.fleetAsked = waiting.length > 0 ? waiting : undefined;
+    if (s.slotAsked !== undefined && !reached.includes(s.slotAsked)) s.slotAsked = undefined;
   }
-  const held = (): boolean => m.frozen() !== undefined || s.fleetAsked !== undefined;
+  const held = (): boolean => m.frozen() !== undefined || s.fleetAsked !== undefined || m.queued();
   if (!held()) return;
   m.publish();
-  m.port.log.info('held by a freeze; waiting', { freeze: m.frozen() });
+  m.port.log.info(m.queued() ? 'queued for a slot; waiting' : 'held by a freeze; waiting', {
+    freeze: m.frozen(),
+    slot: s.slot,
+  });
+  // A promotion asked for skips a freeze's hold, never the queue.
   await watch(
     m,
-    () => !held() || (!isPromotion && s.promoteRequest !== undefined),
+    () => !held() || (!isPromotion && s.promoteRequest !== undefined && !m.queued()),
     () => undefined,
-    'freeze lifted',
+    m.queued() ? 'slot granted' : 'freeze lifted',
   );
   m.publish();
 }
@@ -423,7 +430,7 @@ export async function walk(m: RolloutMachine): Promise<void> {
   if (!s.canaryReady) {
     if (s.neverStuck && !s.preflight) await preflight(m);
     // A freeze holds a new rollout before its canary is deployed: nothing new goes out.
-    await awaitFleet(m, false);
+    await awaitFleet(m, false, true);
     m.publish();
     const warnings = (s.preflight?.findings ?? []).filter((f) => f.level === 'warn');
     await m.alert(
