@@ -6,11 +6,13 @@ import {
   ALL_NAMESPACES,
   FLEET_WORKFLOW,
   fleetFreezeSignal,
+  fleetLimitSignal,
   fleetStatusQuery,
   fleetUnfreezeSignal,
   fleetWorkflowId,
   type FleetStatus,
   type FreezeRequest,
+  type LimitRequest,
 } from '../workflows/fleet-api';
 import { dnsLabelProblem } from '../workflows/target';
 import { InfrastructureError, RolloutInputError } from './errors';
@@ -48,6 +50,18 @@ export function freezeUntil(text: string, now: Date): string {
     );
   }
   return new Date(at).toISOString();
+}
+
+/** `--max-concurrent`: a whole number >= 1, or 0 / `none` to lift the limit (undefined). */
+export function maxConcurrent(text: string): number | undefined {
+  const t = text.trim().toLowerCase();
+  if (t === 'none' || t === '0') return undefined;
+  if (!/^\d+$/.test(t) || Number(t) < 1) {
+    throw new RolloutInputError(
+      `--max-concurrent must be a whole number of rollouts (1 or more), or 0 / none to lift the limit; got "${text}"`,
+    );
+  }
+  return Number(t);
 }
 
 function infrastructure(what: string, err: unknown): InfrastructureError {
@@ -96,4 +110,27 @@ export async function fleetStatus(c: RolloutClient, scope: string): Promise<Flee
     if (err instanceof WorkflowNotFoundError) return undefined;
     throw infrastructure(`read the freeze of ${scope}`, err);
   }
+}
+
+/**
+ * Sets a namespace's maxConcurrent (signal-with-start) or lifts it. Lifting where no limit is set sends nothing and
+ * returns false.
+ */
+export async function limit(c: RolloutClient, scope: string, req: LimitRequest): Promise<boolean> {
+  if (req.max === undefined) {
+    const st = await fleetStatus(c, scope);
+    if (!st?.limit) return false;
+  }
+  try {
+    await c.client.workflow.signalWithStart(FLEET_WORKFLOW, {
+      workflowId: fleetWorkflowId(scope),
+      taskQueue: c.taskQueue,
+      args: [{ scope }],
+      signal: fleetLimitSignal,
+      signalArgs: [req],
+    });
+  } catch (err) {
+    throw infrastructure(`set the limit of ${scope}`, err);
+  }
+  return true;
 }
