@@ -4,7 +4,7 @@ import type { HookRunInput, HookRunResult } from '../../activities/hooks/types';
 import { runRollout } from '../../workflows/machine/ending';
 import { RolloutMachine } from '../../workflows/machine/machine';
 import { SimContinueAsNew, SimOutcome, SimPort, type PendingStep } from '../../workflows/machine/sim';
-import type { FleetFreeze } from '../../workflows/fleet-model';
+import type { FleetFreeze, SlotPlace } from '../../workflows/fleet-model';
 import type { StepCommand, StepName } from '../../workflows/machine/port';
 import { initialState, migrateCarried, type RolloutState } from '../../workflows/machine/state';
 import { validatePlan, type PlanSpec } from '../../workflows/plan';
@@ -19,7 +19,7 @@ export type SimEvent =
   | { k: 'drift' }
   | { k: 'msg'; m: Message; who: string }
   /** A fleet workflow's news (it runs from then on): its scope's freeze, or none. */
-  | { k: 'fleet'; fleet: string; freeze?: FleetFreeze };
+  | { k: 'fleet'; fleet: string; freeze?: FleetFreeze; slot?: SlotPlace };
 
 export interface Scenario {
   plan: PlanSpec;
@@ -32,6 +32,8 @@ export interface Scenario {
   fleet?: boolean;
   /** Fleet workflows that run from the start, with their freeze (undefined: none). */
   fleets?: Record<string, FleetFreeze | undefined>;
+  /** How a fleet workflow answers an ask for a slot (by id): granted, or a place in the queue. */
+  slots?: Record<string, SlotPlace>;
   /** When the rollout starts, after Monday 2026-12-07 10:00 UTC (ms; default 0), so holds straddle windows. */
   startAfterMs?: number;
   /** Continue as new this far into the rollout (ms), if at all. */
@@ -67,6 +69,8 @@ export interface RunReport {
   hooks: Array<{ atMs: number; run: string; weight: number }>;
   /** Every load Job started and stopped (plan-load.ts): when, which, and the weight then. */
   loads: Array<{ atMs: number; op: 'start' | 'stop'; job: string; weight: number }>;
+  /** Slots given back to fleet workflows (ms after the start). */
+  fleetReleases: Array<{ atMs: number; fleet: string }>;
 }
 
 const MONDAY_10 = Date.UTC(2026, 11, 7, 10, 0, 0);
@@ -366,7 +370,8 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     if (asked !== undefined) {
       // A fleet workflow answers its ask with its scope's freeze.
       const freeze = fleetFreezes.get(asked);
-      void machine.fleetNotice({ fleet: asked, ...(freeze ? { freeze } : {}) });
+      const slot = machine.s.slotAsked === asked ? sc.slots?.[asked] : undefined;
+      void machine.fleetNotice({ fleet: asked, ...(freeze ? { freeze } : {}), ...(slot ? { slot } : {}) });
       continue;
     }
     if (port.steps.length > 0) {
@@ -391,7 +396,11 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
       else if (e.k === 'fleet') {
         fleetFreezes.set(e.fleet, e.freeze);
         port.fleets.add(e.fleet);
-        void machine.fleetNotice({ fleet: e.fleet, ...(e.freeze ? { freeze: e.freeze } : {}) });
+        void machine.fleetNotice({
+          fleet: e.fleet,
+          ...(e.freeze ? { freeze: e.freeze } : {}),
+          ...(e.slot ? { slot: e.slot } : {}),
+        });
       } else send(e.m, e.who);
       continue;
     }
@@ -454,6 +463,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
   return {
     hooks,
     loads,
+    fleetReleases: port.fleetReleases.map((r) => ({ atMs: r.at - START, fleet: r.fleet })),
     ...(finished?.result ? { result: finished.result } : {}),
     outcome,
     steps,

@@ -1,0 +1,198 @@
+// A namespace's maxConcurrent: the fleet workflow's slots (settleSlots: queue order, grants, releases, a limit set,
+// raised or lifted) and the rollout machine's side (simulated clock): queued before its canary until granted, its
+// slot given back at every ending, an abort while queued ends it without touching traffic, and a namespace without a
+// limit costs nothing new. The fleet workflow itself runs on a real server in cli.test.ts.
+import { renderDetails } from '../../workflows/details';
+import {
+  describeQueued,
+  fleetWorkflowId,
+  settleSlots,
+  slotPlace,
+  slotsIdle,
+  type FleetSlots,
+} from '../../workflows/fleet-model';
+import { RolloutMachine } from '../../workflows/machine/machine';
+import { SimPort } from '../../workflows/machine/sim';
+import { initialState } from '../../workflows/machine/state';
+import type { PlanSpec } from '../../workflows/plan';
+import { maxConcurrent } from '../../client/fleet';
+import { renderStatus } from '../../client/render';
+import { RolloutInputError } from '../../client/errors';
+import { planOf, runScenario, type Scenario, type SimEvent } from './machine-sim';
+
+const PLAN = {
+  analysis: { interval: '1m', checks: [{ name: 'error-rate', metric: 'error-rate', max: 0.05 }] },
+  stages: [
+    { weight: 10, hold: '10m' },
+    { weight: 100, hold: '5m' },
+  ],
+  promotion: { cleanupDelay: '0s' },
+} as unknown as PlanSpec;
+
+const NS = fleetWorkflowId('ns');
+const LIMIT = { max: 1, by: 'ops', since: '2026-12-07T10:00:00.000Z' };
+const minutes = (n: number): SimEvent[] => Array.from({ length: n }, () => ({ k: 'advance', ms: 60_000 }));
+const base = (over: Partial<Scenario>): Scenario => ({
+  plan: PLAN,
+  events: [],
+  neverStuck: true,
+  machineV2: true,
+  alertsV2: true,
+  fleet: true,
+  ...over,
+});
+
+describe("a namespace's slots (settleSlots)", () => {
+  const limited = (max: number, holders: string[] = [], queue: string[] = []): FleetSlots => ({
+    limit: { ...LIMIT, max },
+    holders,
+    queue,
+  });
+
+  it('grants up to the limit, queues the rest in the order they asked', () => {
+    const { slots, moved } = settleSlots(limited(2), ['a', 'b', 'c', 'd'], []);
+    expect(slots.holders).toEqual(['a', 'b']);
+    expect(slots.queue).toEqual(['c', 'd']);
+    expect(moved).toEqual(['a', 'b']);
+    expect(slotPlace(slots, 'a')).toEqual({ granted: true, max: 2 });
+    expect(slotPlace(slots, 'd')).toEqual({ granted: false, position: 2, max: 2 });
+    expect(slotPlace(slots, 'x')).toBeUndefined();
+  });
+
+  it('a second ask keeps the place; a release gives the slot to the head of the queue and moves the rest up', () => {
+    const once = settleSlots(limited(1), ['a', 'b', 'c'], []).slots;
+    const again = settleSlots(once, ['c', 'a'], []);
+    expect(again.slots).toEqual(once);
+    expect(again.moved).toEqual([]);
+    const after = settleSlots(once, [], ['a']);
+    expect(after.slots.holders).toEqual(['b']);
+    expect(after.slots.queue).toEqual(['c']);
+    expect(after.moved).toEqual(['b', 'c']);
+  });
+
+  it('a queued rollout that ends (aborted) leaves the queue; those behind it move up', () => {
+    const s = settleSlots(limited(1), ['a', 'b', 'c'], []).slots;
+    const { slots, moved } = settleSlots(s, [], ['b']);
+    expect(slots).toEqual(limited(1, ['a'], ['c']));
+    expect(moved).toEqual(['c']);
+  });
+
+  it('a raised limit grants more in order; a lifted one grants every queued rollout and then nothing is tracked', () => {
+    const s = settleSlots(limited(1), ['a', 'b', 'c'], []).slots;
+    expect(settleSlots({ ...s, limit: { ...LIMIT, max: 2 } }, [], []).moved).toEqual(['b', 'c']);
+    const lifted = settleSlots({ holders: s.holders, queue: s.queue }, ['d'], []);
+    expect(lifted.slots).toEqual({ holders: ['a', 'b', 'c'], queue: [] });
+    expect(lifted.moved).toEqual(['b', 'c']);
+    expect(slotsIdle(lifted.slots)).toBe(false);
+    expect(slotsIdle(settleSlots(lifted.slots, [], ['a', 'b', 'c']).slots)).toBe(true);
+  });
+
+  it('without a limit nobody queues or holds', () => {
+    expect(settleSlots({ holders: [], queue: [] }, ['a'], [])).toEqual({
+      slots: { holders: [], queue: [] },
+      moved: [],
+    });
+  });
+});
+
+describe('maxConcurrent on the machine', () => {
+  it('a namespace without a limit: no slot, nothing given back, nothing new', async () => {
+    const r = await runScenario(base({ fleets: { [NS]: undefined }, events: [{ k: 'metric', value: 0 }] }));
+    expect(r.violations).toEqual([]);
+    expect(r.outcome).toBe('promoted');
+    expect(r.phases.map((p) => p.phase)).not.toContain('queued');
+    expect(r.fleetReleases).toEqual([]);
+  });
+
+  it('queued before its canary until granted, then walks its plan and gives its slot back when promoted', async () => {
+    const r = await runScenario(
+      base({
+        fleets: { [NS]: undefined },
+        slots: { [NS]: { granted: false, position: 2, max: 1 } },
+        events: [
+          ...minutes(10),
+          { k: 'fleet', fleet: NS, slot: { granted: false, position: 1, max: 1 } },
+          ...minutes(10),
+          { k: 'fleet', fleet: NS, slot: { granted: true, max: 1 } },
+        ],
+      }),
+    );
+    expect(r.violations).toEqual([]);
+    expect(r.outcome).toBe('promoted');
+    expect(r.phases.map((p) => p.phase).slice(0, 3)).toEqual(['progressing', 'queued', 'progressing']);
+    expect(r.phases[2].atMs).toBe(20 * 60_000);
+    expect(r.shifts[0].atMs).toBeGreaterThanOrEqual(20 * 60_000);
+    expect(r.fleetReleases).toEqual([{ atMs: expect.any(Number), fleet: NS }]);
+    expect(r.state.slot).toBeUndefined();
+  });
+
+  it('granted at once: no wait, and the slot is given back when a breach rolls it back', async () => {
+    const r = await runScenario(
+      base({
+        fleets: { [NS]: undefined },
+        slots: { [NS]: { granted: true, max: 3 } },
+        events: [{ k: 'metric', value: 0.5 }, ...minutes(20)],
+      }),
+    );
+    expect(r.outcome).toBe('rolled_back');
+    expect(r.phases.map((p) => p.phase)).not.toContain('queued');
+    expect(r.fleetReleases.map((f) => f.fleet)).toEqual([NS]);
+  });
+
+  it('an abort while queued ends it without touching traffic and takes it out of the queue', async () => {
+    const r = await runScenario(
+      base({
+        fleets: { [NS]: undefined },
+        slots: { [NS]: { granted: false, position: 1, max: 1 } },
+        events: [...minutes(5), { k: 'msg', m: 'abort', who: 'carol' }],
+      }),
+    );
+    expect(r.violations).toEqual([]);
+    expect(r.outcome).toBe('rolled_back');
+    expect(r.shifts).toEqual([]);
+    expect(r.state.ending?.kind).toBe('abort');
+    expect(r.fleetReleases.map((f) => f.fleet)).toEqual([NS]);
+  });
+
+  it('status, the Web UI details and the CLI show the queue position', async () => {
+    const plan = planOf(PLAN)!;
+    const m = new RolloutMachine(
+      { ...initialState(), neverStuck: true, machineV2: true, fleet: true, touched: {} },
+      {
+        plan,
+        target: { app: 'app', namespace: 'ns' },
+        version: 'v2',
+        requestedBy: 'ci',
+        cli: 'canary',
+        workflowId: 'canary.ns.app',
+        firstRunId: 'r1',
+        temporalNamespace: 'default',
+        flags: { routingLifecycle: true, judgeV2: false, alertsV2: true },
+        historyLimit: 4000,
+      },
+      new SimPort(Date.UTC(2026, 11, 7, 10)),
+    );
+    await m.fleetNotice({ fleet: NS, slot: { granted: false, position: 2, max: 1 } });
+    const st = m.status();
+    expect(st.phase).toBe('queued');
+    expect(st.queued).toEqual({ namespace: 'ns', position: 2, max: 1 });
+    const line = describeQueued({ granted: false, position: 2, max: 1 }, 'ns');
+    expect(line).toBe('queued: position 2 for a slot in namespace ns (maxConcurrent 1)');
+    expect(renderDetails(st, plan, 'canary')).toContain(line);
+    expect(renderStatus(st, new Date(Date.UTC(2026, 11, 7, 11)))).toContain(line);
+    await m.fleetNotice({ fleet: NS, slot: { granted: true, max: 1 } });
+    expect(m.status().phase).toBe('progressing');
+    expect(m.status().queued).toBeUndefined();
+  });
+});
+
+describe('canary fleet limit input', () => {
+  it('takes a count of 1 or more; 0 or none lifts the limit; anything else is refused', () => {
+    expect(maxConcurrent('3')).toBe(3);
+    expect(maxConcurrent('0')).toBeUndefined();
+    expect(maxConcurrent('none')).toBeUndefined();
+    expect(() => maxConcurrent('-1')).toThrow(RolloutInputError);
+    expect(() => maxConcurrent('1.5')).toThrow(/whole number/);
+    expect(() => maxConcurrent('many')).toThrow(/--max-concurrent/);
+  });
+});
