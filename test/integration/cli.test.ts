@@ -543,3 +543,48 @@ test('freeze holds a namespace, or every one, across two workers: running and ne
   expect(kinds).toEqual(expect.arrayContaining(['frozen', 'unfrozen', 'promoted']));
   expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(until));
 }, 180_000);
+
+test('fleet limit: with maxConcurrent 1 a second rollout of the namespace waits queued (position 1) until the first ends, then runs', async () => {
+  // Bad input: nothing is sent, exit 2.
+  const negative = await canary('fleet', 'limit', '--namespace', 'lq', '--max-concurrent', '-1');
+  expect([negative.code, negative.stderr]).toEqual([
+    2,
+    expect.stringContaining('--max-concurrent') as unknown,
+  ]);
+  expect((await canary('fleet', 'limit', '--max-concurrent', '1')).code).toBe(2); // no --namespace
+
+  const set = await canary('fleet', 'limit', '--namespace', 'lq', '--max-concurrent', '1');
+  expect([set.code, set.stdout]).toEqual([
+    0,
+    expect.stringContaining('at most 1 rollout of namespace lq') as unknown,
+  ]);
+  const startLq = (app: string, plan: string) =>
+    canary('start', '--app', app, '--namespace', 'lq', '--version', 'v2', '--plan', plan);
+  expect((await startLq('first', longPlan)).code).toBe(0);
+  await eventually(async () => (await status('lq/first')).weight === 10, 30_000, 'stage 1 of lq/first');
+  expect((await startLq('second', fastPlan)).code).toBe(0);
+  await eventually(async () => (await status('lq/second')).phase === 'queued', 20_000, 'lq/second queued');
+  const queued = await status('lq/second');
+  expect([queued.queued, queued.weight]).toEqual([{ namespace: 'lq', position: 1, max: 1 }, 0]);
+  expect((await canary('status', 'lq/second')).stdout).toContain(
+    'queued: position 1 for a slot in namespace lq',
+  );
+  const fleet = await canary('fleet', 'status', '--namespace', 'lq');
+  expect(fleet.stdout).toContain('maxConcurrent 1');
+  expect(fleet.stdout).toContain('queued 1: canary.lq.second');
+
+  // The first ends (aborted); its slot goes to the second, which walks its plan.
+  expect((await canary('abort', 'lq/first', '--reason', 'make room')).code).toBe(0);
+  await eventually(
+    async () => (await status('lq/second')).phase === 'promoted',
+    60_000,
+    'lq/second promoted',
+  );
+  const lifted = await canary('fleet', 'limit', '--namespace', 'lq', '--clear');
+  expect(lifted.stdout).toContain('Limit lifted: namespace lq');
+  await eventually(
+    async () => !(await canary('fleet', 'status', '--namespace', 'lq')).stdout.includes('maxConcurrent'),
+    10_000,
+    'the limit gone',
+  );
+}, 120_000);
