@@ -8,6 +8,7 @@ import { UsageError } from './usage';
 
 const PHASES: Phase[] = [
   'progressing',
+  'queued',
   'waiting_approval',
   'paused',
   'rolling_back',
