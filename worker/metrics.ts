@@ -21,8 +21,12 @@ import type { ProviderSource } from '../activities/factory';
 import type { Target } from '../workflows/target';
 import { ROLLOUT_METRICS_SINK, type RolloutMetricsSinks } from '../workflows/driver';
 
-/** The phases a running rollout can be in (promoted: soaking, the previous version still running). */
+/**
+ * The phases a running rollout can be in (queued: waiting for its namespace's maxConcurrent slot; promoted: soaking,
+ * the previous version still running).
+ */
 export const ACTIVE_PHASES = [
+  'queued',
   'progressing',
   'paused',
   'waiting_approval',

@@ -65,6 +65,8 @@ describe('RolloutMetrics', () => {
         [{ phase: 'progressing' }, 1],
         [{ phase: 'waiting_approval' }, 1],
         [{ phase: 'rolling_back' }, 0],
+        // Waiting for a maxConcurrent slot: a zero too, so a dashboard's queue panel has a series at once.
+        [{ phase: 'queued' }, 0],
       ]),
     );
     expect(await samples(m, 'canary_rollout_weight')).toEqual([
