@@ -58,9 +58,28 @@ let stack: LocalStack | undefined;
 let traffic: TrafficGenerator | undefined;
 let worker: ChildProcess | undefined;
 
+/**
+ * A copy of the source tree (node_modules linked, no builds, caches or tools), where `npm pack` may build: its prepack
+ * empties and rebuilds dist/, which other test files running at the same time use from the repository.
+ */
+function sourceCopy(): string {
+  const copy = path.join(dir, 'source');
+  const skip = new Set(['node_modules', 'dist', 'dist-dev', '.tools', '.git', 'coverage', '.cache']);
+  fs.cpSync(ROOT, copy, {
+    recursive: true,
+    filter: (src) => {
+      const rel = path.relative(ROOT, src);
+      return !skip.has(rel.split(path.sep)[0]) && !rel.endsWith('.tgz');
+    },
+  });
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'), 'dir');
+  return copy;
+}
+
 // The README's install step, run as printed: `npm pack` (its prepack builds dist/ again), `npm install -g` of the
 // tarball and `canary --version`, with npm's global prefix (npm_config_prefix) a temporary folder and its bin first
 // on PATH. Dependencies come from npm's cache where it has them (CI's `npm ci` filled it), else from the registry.
+// It runs in a copy of the source tree, so the repository's own dist/ stays as the other test files use it.
 beforeAll(async () => {
   requireBuilt(WORKER_MAIN);
   requireBuilt(CLI_MAIN);
@@ -72,11 +91,12 @@ beforeAll(async () => {
     .split('\n')
     .map((l) => l.replace(/\s+#.*$/, '').trim())
     .filter(Boolean);
-  tarball = path.join(ROOT, `${pkg.name}-${pkg.version}.tgz`);
+  const source = sourceCopy();
+  tarball = path.join(source, `${pkg.name}-${pkg.version}.tgz`);
   expect(commands).toEqual(['npm pack', `npm install -g ./${path.basename(tarball)}`, 'canary --version']);
   const started = Date.now();
   const r = await run('bash', ['-euo', 'pipefail', '-c', block], {
-    cwd: ROOT,
+    cwd: source,
     env: {
       ...process.env,
       npm_config_prefix: prefix,
