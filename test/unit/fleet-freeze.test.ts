@@ -3,14 +3,11 @@
 // still ends it; a lifted freeze lets it go on. The fleet workflow itself is tested on a real server (cli.test.ts).
 import { renderDetails } from '../../workflows/details';
 import { describeFreeze, fleetIdsFor, fleetWorkflowId, type FleetFreeze } from '../../workflows/fleet-model';
-import { RolloutMachine } from '../../workflows/machine/machine';
-import { SimPort } from '../../workflows/machine/sim';
-import { initialState } from '../../workflows/machine/state';
 import type { PlanSpec } from '../../workflows/plan';
 import { fleetScope, freezeUntil } from '../../client/fleet';
 import { renderStatus } from '../../client/render';
 import { RolloutInputError } from '../../client/errors';
-import { planOf, runScenario, type Scenario, type SimEvent } from './machine-sim';
+import { currentMachine, currentScenario, minutes, planOf, runScenario, type Scenario } from './machine-sim';
 
 const PLAN = {
   analysis: { interval: '1m', checks: [{ name: 'error-rate', metric: 'error-rate', max: 0.05 }] },
@@ -30,16 +27,7 @@ const FREEZE: FleetFreeze = {
   reason: 'incident 42',
   since: '2026-12-07T10:00:00.000Z',
 };
-const minutes = (n: number): SimEvent[] => Array.from({ length: n }, () => ({ k: 'advance', ms: 60_000 }));
-const base = (over: Partial<Scenario>): Scenario => ({
-  plan: PLAN,
-  events: [],
-  neverStuck: true,
-  machineV2: true,
-  alertsV2: true,
-  fleet: true,
-  ...over,
-});
+const base = (over: Partial<Scenario>): Scenario => currentScenario(PLAN, over);
 
 describe('fleet freeze on the machine', () => {
   it('asks its namespace and the org-wide fleet workflow; with none running it goes on as before', async () => {
@@ -155,23 +143,7 @@ describe('fleet freeze on the machine', () => {
 
   it('status, the Web UI details and the CLI name the freeze', async () => {
     const plan = planOf(PLAN)!;
-    const port = new SimPort(Date.UTC(2026, 11, 7, 10));
-    const m = new RolloutMachine(
-      { ...initialState(), neverStuck: true, machineV2: true, fleet: true, touched: {} },
-      {
-        plan,
-        target: { app: 'app', namespace: 'ns' },
-        version: 'v2',
-        requestedBy: 'ci',
-        cli: 'canary',
-        workflowId: 'canary.ns.app',
-        firstRunId: 'r1',
-        temporalNamespace: 'default',
-        flags: { routingLifecycle: true, judgeV2: false, alertsV2: true },
-        historyLimit: 4000,
-      },
-      port,
-    );
+    const m = currentMachine(PLAN);
     const until = { ...FREEZE, until: '2026-12-07T18:00:00.000Z' };
     await m.fleetNotice({ fleet: ORG, freeze: until });
     const st = m.status();

@@ -11,14 +11,11 @@ import {
   slotsIdle,
   type FleetSlots,
 } from '../../workflows/fleet-model';
-import { RolloutMachine } from '../../workflows/machine/machine';
-import { SimPort } from '../../workflows/machine/sim';
-import { initialState } from '../../workflows/machine/state';
 import type { PlanSpec } from '../../workflows/plan';
 import { maxConcurrent } from '../../client/fleet';
 import { renderStatus } from '../../client/render';
 import { RolloutInputError } from '../../client/errors';
-import { planOf, runScenario, type Scenario, type SimEvent } from './machine-sim';
+import { currentMachine, currentScenario, minutes, planOf, runScenario, type Scenario } from './machine-sim';
 
 const PLAN = {
   analysis: { interval: '1m', checks: [{ name: 'error-rate', metric: 'error-rate', max: 0.05 }] },
@@ -31,16 +28,7 @@ const PLAN = {
 
 const NS = fleetWorkflowId('ns');
 const LIMIT = { max: 1, by: 'ops', since: '2026-12-07T10:00:00.000Z' };
-const minutes = (n: number): SimEvent[] => Array.from({ length: n }, () => ({ k: 'advance', ms: 60_000 }));
-const base = (over: Partial<Scenario>): Scenario => ({
-  plan: PLAN,
-  events: [],
-  neverStuck: true,
-  machineV2: true,
-  alertsV2: true,
-  fleet: true,
-  ...over,
-});
+const base = (over: Partial<Scenario>): Scenario => currentScenario(PLAN, over);
 
 describe("a namespace's slots (settleSlots)", () => {
   const limited = (max: number, holders: string[] = [], queue: string[] = []): FleetSlots => ({
@@ -156,22 +144,7 @@ describe('maxConcurrent on the machine', () => {
 
   it('status, the Web UI details and the CLI show the queue position', async () => {
     const plan = planOf(PLAN)!;
-    const m = new RolloutMachine(
-      { ...initialState(), neverStuck: true, machineV2: true, fleet: true, touched: {} },
-      {
-        plan,
-        target: { app: 'app', namespace: 'ns' },
-        version: 'v2',
-        requestedBy: 'ci',
-        cli: 'canary',
-        workflowId: 'canary.ns.app',
-        firstRunId: 'r1',
-        temporalNamespace: 'default',
-        flags: { routingLifecycle: true, judgeV2: false, alertsV2: true },
-        historyLimit: 4000,
-      },
-      new SimPort(Date.UTC(2026, 11, 7, 10)),
-    );
+    const m = currentMachine(PLAN);
     await m.fleetNotice({ fleet: NS, slot: { granted: false, position: 2, max: 1 } });
     const st = m.status();
     expect(st.phase).toBe('queued');

@@ -83,6 +83,40 @@ export function planOf(spec: PlanSpec): Plan | undefined {
   return v.ok ? v.plan : undefined;
 }
 
+/** `n` minutes of simulated time, a minute at a time. */
+export const minutes = (n: number): SimEvent[] =>
+  Array.from({ length: n }, () => ({ k: 'advance', ms: 60_000 }) as const);
+
+/** A scenario of a rollout as this build starts one: never-stuck, machine-v2, alert-sinks-v2 and fleet-controls. */
+export function currentScenario(plan: PlanSpec, over: Partial<Scenario> = {}): Scenario {
+  return { plan, events: [], neverStuck: true, machineV2: true, alertsV2: true, fleet: true, ...over };
+}
+
+/**
+ * A rollout machine as this build starts one (the flags of {@link currentScenario}), not running, on a simulated
+ * port at Monday 10:00 UTC: for tests that hand it messages one at a time and read its status or its alerts.
+ */
+export function currentMachine(spec: PlanSpec, port = new SimPort(MONDAY_10)): RolloutMachine {
+  const plan = planOf(spec);
+  if (!plan) throw new Error('invalid plan');
+  return new RolloutMachine(
+    { ...initialState(), neverStuck: true, machineV2: true, fleet: true, touched: {} },
+    {
+      plan,
+      target: { app: 'app', namespace: 'ns' },
+      version: 'v2',
+      requestedBy: 'ci',
+      cli: 'canary',
+      workflowId: 'canary.ns.app',
+      firstRunId: 'r1',
+      temporalNamespace: 'default',
+      flags: { routingLifecycle: true, judgeV2: false, alertsV2: true },
+      historyLimit: 4000,
+    },
+    port,
+  );
+}
+
 /** Drives one scenario to its end (or MAX_STEPS), checking every invariant on the way. */
 export async function runScenario(sc: Scenario): Promise<RunReport> {
   const plan = planOf(sc.plan);
