@@ -21,6 +21,11 @@ export interface FleetInput {
   scope: string;
   /** What a run carries to the next across continue-as-new. */
   carried?: FleetCarried;
+  /**
+   * History length past which a run continues as new once nothing is pending (default 2000, far below Temporal's
+   * 10,240-event warning). Only tests lower it, to see the limit and the queue cross a new run; carried to every run.
+   */
+  continueAfterEvents?: number;
 }
 
 export interface FleetCarried {

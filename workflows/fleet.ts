@@ -41,11 +41,12 @@ const find = proxyActivities<FleetActivities>({
   retry: { initialInterval: '1 second', maximumAttempts: 5 },
 });
 
-/** History length at which a run continues as new (far below Temporal's 10,240-event warning). */
+/** History length at which a run continues as new, unless the input says otherwise (FleetInput.continueAfterEvents). */
 const CONTINUE_AFTER_EVENTS = 2000;
 
 export async function canaryFleet(input: FleetInput): Promise<FleetStatus> {
   const { scope } = input;
+  const continueAfter = input.continueAfterEvents ?? CONTINUE_AFTER_EVENTS;
   const workflowId = workflowInfo().workflowId;
   let freeze: FleetFreeze | undefined = input.carried?.freeze;
   const members = new Set(input.carried?.members ?? []);
@@ -169,12 +170,15 @@ export async function canaryFleet(input: FleetInput): Promise<FleetStatus> {
     changed = false;
     await Promise.all([...told].map(tell));
     if (!freeze) members.clear();
-    if (workflowInfo().historyLength > CONTINUE_AFTER_EVENTS && !pending()) {
+    if (workflowInfo().historyLength > continueAfter && !pending()) {
       await condition(allHandlersFinished);
       if (!pending()) {
         await continueAsNew<typeof canaryFleet>({
           scope,
           carried: { ...(freeze ? { freeze } : {}), members: [...members], slots },
+          ...(input.continueAfterEvents !== undefined
+            ? { continueAfterEvents: input.continueAfterEvents }
+            : {}),
         });
       }
     }

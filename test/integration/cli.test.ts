@@ -8,6 +8,13 @@ import { startLocalStack, type LocalStack } from '../../demo/stack';
 import { startTrafficGenerator } from '../../demo/traffic-generator';
 import { readAlerts } from '../../harness/alerts';
 import { SA_APP } from '../../workflows/api';
+import {
+  FLEET_WORKFLOW,
+  fleetLimitSignal,
+  fleetReleaseSignal,
+  fleetStatusQuery,
+  fleetWorkflowId,
+} from '../../workflows/fleet-api';
 import type { RolloutStatus } from '../../workflows/types';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
 import { eventually, killAll, runCli, startWorkerProcess, type WorkerProcess } from '../../harness/processes';
@@ -544,7 +551,7 @@ test('freeze holds a namespace, or every one, across two workers: running and ne
   expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(until));
 }, 180_000);
 
-test('fleet limit: with maxConcurrent 1 a second rollout of the namespace waits queued (position 1) until the first ends, then runs', async () => {
+test('fleet limit: with maxConcurrent 1 further rollouts of the namespace wait queued in order, across the fleet workflow continuing as new, until the first ends', async () => {
   // Bad input: nothing is sent, exit 2.
   const negative = await canary('fleet', 'limit', '--namespace', 'lq', '--max-concurrent', '-1');
   expect([negative.code, negative.stderr]).toEqual([
@@ -553,6 +560,17 @@ test('fleet limit: with maxConcurrent 1 a second rollout of the namespace waits 
   ]);
   expect((await canary('fleet', 'limit', '--max-concurrent', '1')).code).toBe(2); // no --namespace
 
+  // The namespace's fleet workflow, started here to continue as new after 40 events (the default is 2000), so that
+  // the limit and the queue below have to cross a new run.
+  const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+  const fleetWf = client.workflow.getHandle(fleetWorkflowId('lq'));
+  await client.workflow.signalWithStart(FLEET_WORKFLOW, {
+    workflowId: fleetWorkflowId('lq'),
+    taskQueue: env.TEMPORAL_TASK_QUEUE,
+    args: [{ scope: 'lq', continueAfterEvents: 40 }],
+    signal: fleetLimitSignal,
+    signalArgs: [{ identity: 'ci-bot', max: 1 }],
+  });
   const set = await canary('fleet', 'limit', '--namespace', 'lq', '--max-concurrent', '1');
   expect([set.code, set.stdout]).toEqual([
     0,
@@ -564,22 +582,54 @@ test('fleet limit: with maxConcurrent 1 a second rollout of the namespace waits 
   await eventually(async () => (await status('lq/first')).weight === 10, 30_000, 'stage 1 of lq/first');
   expect((await startLq('second', fastPlan)).code).toBe(0);
   await eventually(async () => (await status('lq/second')).phase === 'queued', 20_000, 'lq/second queued');
+  expect((await startLq('third', fastPlan)).code).toBe(0);
+  await eventually(async () => (await status('lq/third')).phase === 'queued', 20_000, 'lq/third queued');
   const queued = await status('lq/second');
   expect([queued.queued, queued.weight]).toEqual([{ namespace: 'lq', position: 1, max: 1 }, 0]);
+  expect((await status('lq/third')).queued).toEqual({ namespace: 'lq', position: 2, max: 1 });
   expect((await canary('status', 'lq/second')).stdout).toContain(
     'queued: position 1 for a slot in namespace lq',
   );
-  const fleet = await canary('fleet', 'status', '--namespace', 'lq');
-  expect(fleet.stdout).toContain('maxConcurrent 1');
-  expect(fleet.stdout).toContain('queued 1: canary.lq.second');
 
-  // The first ends (aborted); its slot goes to the second, which walks its plan.
+  // The fleet workflow continues as new (messages that change nothing: a release from no holder, until the run
+  // changes); the limit, the holder and the queue in order are the same in the new run, and so is what rollouts show.
+  const before = await fleetWf.query(fleetStatusQuery);
+  expect([before.holders, before.queue]).toEqual([
+    ['canary.lq.first'],
+    ['canary.lq.second', 'canary.lq.third'],
+  ]);
+  const firstRun = (await fleetWf.describe()).runId;
+  await eventually(
+    async () => {
+      await fleetWf.signal(fleetReleaseSignal, { workflowId: 'canary.lq.none' });
+      return (await fleetWf.describe()).runId !== firstRun;
+    },
+    20_000,
+    'the fleet workflow continued as new',
+  );
+  expect(await fleetWf.query(fleetStatusQuery)).toEqual(before);
+  const fleet = await canary('fleet', 'status', '--namespace', 'lq');
+  expect(fleet.stdout).toContain(`maxConcurrent 1 (set by ci-bot, since ${before.limit!.since})`);
+  expect(fleet.stdout).toContain('queued 1: canary.lq.second\n  queued 2: canary.lq.third');
+  expect((await status('lq/third')).queued).toEqual({ namespace: 'lq', position: 2, max: 1 });
+
+  // The first ends (aborted); the new run gives its slot to the second and moves the third up; the third, aborted
+  // while queued, leaves the queue; the second walks its plan.
   expect((await canary('abort', 'lq/first', '--reason', 'make room')).code).toBe(0);
+  await eventually(
+    async () => (await status('lq/third')).queued?.position === 1,
+    20_000,
+    'lq/third moved up to position 1',
+  );
+  expect((await canary('abort', 'lq/third', '--reason', 'not needed')).code).toBe(0);
   await eventually(
     async () => (await status('lq/second')).phase === 'promoted',
     60_000,
     'lq/second promoted',
   );
+  const third = await status('lq/third');
+  expect([third.phase, third.weight]).toEqual(['rolled_back', 0]);
+  expect((await fleetWf.query(fleetStatusQuery)).queue ?? []).toEqual([]);
   const lifted = await canary('fleet', 'limit', '--namespace', 'lq', '--clear');
   expect(lifted.stdout).toContain('Limit lifted: namespace lq');
   await eventually(
