@@ -56,7 +56,14 @@ export interface SlotPlace {
   position?: number;
   /** The limit when told (absent: lifted). */
   max?: number;
+  /** While queued: the rollouts holding the slots when told (the first MAX_HOLDERS_NAMED; absent from older fleets). */
+  holders?: string[];
+  /** While queued, when more hold slots than `holders` names: how many do. */
+  holderCount?: number;
 }
+
+/** How many slot holders a queued rollout is told of by name. */
+export const MAX_HOLDERS_NAMED = 5;
 
 /** From the client to a namespace's fleet workflow: set its limit (a count >= 1), or lift it (none). */
 export interface LimitRequest {
@@ -120,7 +127,15 @@ export function slotPlace(slots: FleetSlots, id: string): SlotPlace | undefined 
   const max = slots.limit ? { max: slots.limit.max } : {};
   if (slots.holders.includes(id)) return { granted: true, ...max };
   const i = slots.queue.indexOf(id);
-  return i >= 0 ? { granted: false, position: i + 1, ...max } : undefined;
+  if (i < 0) return undefined;
+  const { holders } = slots;
+  return {
+    granted: false,
+    position: i + 1,
+    ...max,
+    holders: holders.slice(0, MAX_HOLDERS_NAMED),
+    ...(holders.length > MAX_HOLDERS_NAMED ? { holderCount: holders.length } : {}),
+  };
 }
 
 /**

@@ -56,3 +56,9 @@ export const RELEASE_WORKERS_PATCH = 'release-cluster-workers';
  * while one says its scope is frozen. A freeze such a workflow tells a rollout of holds it whatever build started it.
  */
 export const FLEET_PATCH = 'fleet-controls';
+/**
+ * From this patch on (decided once, at the rollout's first run, and carried in its state as `queueAlerts`), a rollout
+ * that its namespace's maxConcurrent queues raises a `queued` alert (its position, the limit, who holds the slots, and
+ * how to leave the queue), and a `dequeued` alert when its slot is granted. Only rollouts with fleet-controls queue.
+ */
+export const QUEUE_ALERTS_PATCH = 'fleet-queue-alerts';

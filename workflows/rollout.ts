@@ -19,6 +19,7 @@ import {
   METRICS_OFFER_PATCH,
   NEVER_STUCK_PATCH,
   PLAN_LIMITS_PATCH,
+  QUEUE_ALERTS_PATCH,
   STRICT_PLAN_PATCH,
   TARGET_PATCH,
 } from './patches';
@@ -88,6 +89,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   if (carried === undefined) s.neverStuck = patched(NEVER_STUCK_PATCH);
   if (carried === undefined) s.machineV2 = patched(MACHINE_V2_PATCH);
   if (carried === undefined) s.fleet = patched(FLEET_PATCH);
+  if (carried === undefined) s.queueAlerts = patched(QUEUE_ALERTS_PATCH);
   if (s.neverStuck) s.touched ??= {};
   const machine = new RolloutMachine(
     s,

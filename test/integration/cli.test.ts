@@ -551,7 +551,7 @@ test('freeze holds a namespace, or every one, across two workers: running and ne
   expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(until));
 }, 180_000);
 
-test('fleet limit: with maxConcurrent 1 further rollouts of the namespace wait queued in order, across the fleet workflow continuing as new, until the first ends', async () => {
+test('fleet limit: with maxConcurrent 1 further rollouts of the namespace wait queued in order (alerting queued, then dequeued), across the fleet workflow continuing as new, until the first ends', async () => {
   // Bad input: nothing is sent, exit 2.
   const negative = await canary('fleet', 'limit', '--namespace', 'lq', '--max-concurrent', '-1');
   expect([negative.code, negative.stderr]).toEqual([
@@ -630,6 +630,24 @@ test('fleet limit: with maxConcurrent 1 further rollouts of the namespace wait q
   const third = await status('lq/third');
   expect([third.phase, third.weight]).toEqual(['rolled_back', 0]);
   expect((await fleetWf.query(fleetStatusQuery)).queue ?? []).toEqual([]);
+  // The alert sink heard each queued rollout once when it queued (where, who holds the slot, the way out), and the
+  // second once more when its slot was granted; the third, aborted while queued, never was.
+  const second = readAlerts(env.CANARY_ALERT_LOG, 'canary.lq.second');
+  expect(second.map((a) => a.event).slice(0, 3)).toEqual(['queued', 'dequeued', 'rollout_started']);
+  expect(second[0].message).toContain(
+    'queued: position 1 for a slot in namespace lq (maxConcurrent 1); the slots are held by canary.lq.first.',
+  );
+  expect(second[0].message).toContain('to leave the queue: ');
+  expect(second[0].message).toContain(' abort canary.lq.second --reason "<why>"');
+  expect(second[1].message).toContain('its slot in namespace lq is granted (maxConcurrent 1)');
+  await eventually(
+    async () => Promise.resolve(readAlerts(env.CANARY_ALERT_LOG, 'canary.lq.third').length >= 3),
+    10_000,
+    "lq/third's alerts",
+  );
+  const thirdAlerts = readAlerts(env.CANARY_ALERT_LOG, 'canary.lq.third');
+  expect(thirdAlerts.map((a) => a.event)).toEqual(['queued', 'rollback_started', 'rolled_back']);
+  expect(thirdAlerts[0].message).toContain('queued: position 2');
   const lifted = await canary('fleet', 'limit', '--namespace', 'lq', '--clear');
   expect(lifted.stdout).toContain('Limit lifted: namespace lq');
   await eventually(

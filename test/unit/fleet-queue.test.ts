@@ -15,7 +15,16 @@ import type { PlanSpec } from '../../workflows/plan';
 import { maxConcurrent } from '../../client/fleet';
 import { renderStatus } from '../../client/render';
 import { RolloutInputError } from '../../client/errors';
-import { currentMachine, currentScenario, minutes, planOf, runScenario, type Scenario } from './machine-sim';
+import { routes, validateAlertRoutes } from '../../workflows/alerts/routing';
+import {
+  currentMachine,
+  currentScenario,
+  minutes,
+  planOf,
+  runScenario,
+  type Scenario,
+  type SimEvent,
+} from './machine-sim';
 
 const PLAN = {
   analysis: { interval: '1m', checks: [{ name: 'error-rate', metric: 'error-rate', max: 0.05 }] },
@@ -43,7 +52,7 @@ describe("a namespace's slots (settleSlots)", () => {
     expect(slots.queue).toEqual(['c', 'd']);
     expect(moved).toEqual(['a', 'b']);
     expect(slotPlace(slots, 'a')).toEqual({ granted: true, max: 2 });
-    expect(slotPlace(slots, 'd')).toEqual({ granted: false, position: 2, max: 2 });
+    expect(slotPlace(slots, 'd')).toEqual({ granted: false, position: 2, max: 2, holders: ['a', 'b'] });
     expect(slotPlace(slots, 'x')).toBeUndefined();
   });
 
@@ -73,6 +82,18 @@ describe("a namespace's slots (settleSlots)", () => {
     expect(lifted.moved).toEqual(['b', 'c']);
     expect(slotsIdle(lifted.slots)).toBe(false);
     expect(slotsIdle(settleSlots(lifted.slots, [], ['a', 'b', 'c']).slots)).toBe(true);
+  });
+
+  it('a queued rollout is told who holds the slots: the first five by name, and how many in all', () => {
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
+    const { slots } = settleSlots(limited(7), [...ids, 'h'], []);
+    expect(slotPlace(slots, 'h')).toEqual({
+      granted: false,
+      position: 1,
+      max: 7,
+      holders: ['a', 'b', 'c', 'd', 'e'],
+      holderCount: 7,
+    });
   });
 
   it('without a limit nobody queues or holds', () => {
@@ -127,7 +148,7 @@ describe('maxConcurrent on the machine', () => {
     expect(r.fleetReleases.map((f) => f.fleet)).toEqual([NS]);
   });
 
-  it('an abort while queued ends it without touching traffic and takes it out of the queue', async () => {
+  it('an abort while queued ends it without touching traffic and takes it out of the queue (queued, then rolled back: never dequeued)', async () => {
     const r = await runScenario(
       base({
         fleets: { [NS]: undefined },
@@ -135,6 +156,9 @@ describe('maxConcurrent on the machine', () => {
         events: [...minutes(5), { k: 'msg', m: 'abort', who: 'carol' }],
       }),
     );
+    // Nothing named the slots' holders: the queued alert says no more than it knows.
+    expect(r.alerts.map((a) => a.kind)).toEqual(['queued', 'rollback_started', 'rolled_back']);
+    expect(r.alerts[0].message).not.toContain('held by');
     expect(r.violations).toEqual([]);
     expect(r.outcome).toBe('rolled_back');
     expect(r.shifts).toEqual([]);
@@ -156,6 +180,94 @@ describe('maxConcurrent on the machine', () => {
     await m.fleetNotice({ fleet: NS, slot: { granted: true, max: 1 } });
     expect(m.status().phase).toBe('progressing');
     expect(m.status().queued).toBeUndefined();
+  });
+});
+
+describe('queued and dequeued alerts (fleet-queue-alerts)', () => {
+  const queuedAt = (position: number): SimEvent => ({
+    k: 'fleet',
+    fleet: NS,
+    slot: { granted: false, position, max: 1, holders: ['canary.ns.first'] },
+  });
+
+  it('a rollout that starts queued says where it stands and how to leave; granted, it says so', async () => {
+    const r = await runScenario(
+      base({
+        fleets: { [NS]: undefined },
+        slots: { [NS]: { granted: false, position: 2, max: 1, holders: ['canary.ns.first'] } },
+        events: [
+          ...minutes(10),
+          queuedAt(1),
+          ...minutes(10),
+          { k: 'fleet', fleet: NS, slot: { granted: true, max: 1 } },
+        ],
+      }),
+    );
+    expect(r.violations).toEqual([]);
+    expect(r.outcome).toBe('promoted');
+    // Once each: a move up the queue raises nothing.
+    expect(r.alerts.map((a) => a.kind).slice(0, 3)).toEqual(['queued', 'dequeued', 'rollout_started']);
+    const [queued, dequeued] = r.events;
+    expect(queued.message).toBe(
+      'ns/app v2 queued: position 2 for a slot in namespace ns (maxConcurrent 1); the slots are held by ' +
+        'canary.ns.first. It deploys nothing until its turn comes; to leave the queue: ' +
+        'canary abort canary-ns-app --reason "<why>"',
+    );
+    expect([queued.severity, queued.condition, queued.resolves]).toEqual(['info', 'queue', undefined]);
+    expect(queued.commands?.abort).toBe('canary abort canary-ns-app --reason "<why>"');
+    expect(dequeued.message).toBe(
+      'ns/app v2: its slot in namespace ns is granted (maxConcurrent 1); it leaves the queue and goes on to its canary',
+    );
+    expect([dequeued.severity, dequeued.condition, dequeued.resolves]).toEqual(['info', 'queue', ['queue']]);
+    // By default Slack, the webhook and the log hear both; Alertmanager only the resolution, PagerDuty likewise.
+    expect(routes(undefined, 'slack', queued)).toBe(true);
+    expect(routes(undefined, 'alertmanager', queued)).toBe(false);
+    expect(routes(undefined, 'alertmanager', dequeued)).toBe(true);
+    expect(validateAlertRoutes([{ sinks: ['slack'], kinds: ['queued', 'dequeued'] }])).toEqual([]);
+  });
+
+  it('a limit lifted lets a queued rollout go: its dequeued alert says so', async () => {
+    const r = await runScenario(
+      base({
+        fleets: { [NS]: undefined },
+        slots: { [NS]: { granted: false, position: 1, max: 1 } },
+        events: [...minutes(3), { k: 'fleet', fleet: NS, slot: { granted: true } }],
+      }),
+    );
+    expect(r.outcome).toBe('promoted');
+    const dequeued = r.alerts.find((a) => a.kind === 'dequeued')!;
+    expect(dequeued.message).toBe(
+      'ns/app v2: the limit of namespace ns was lifted; it leaves the queue and goes on to its canary',
+    );
+  });
+
+  it('granted at once, or no limit at all: no queue alerts', async () => {
+    for (const slots of [{ [NS]: { granted: true, max: 3 } }, undefined]) {
+      const r = await runScenario(
+        base({
+          fleets: { [NS]: undefined },
+          ...(slots ? { slots } : {}),
+          events: [{ k: 'metric', value: 0 }],
+        }),
+      );
+      expect(r.outcome).toBe('promoted');
+      expect(r.alerts.map((a) => a.kind)).not.toContain('queued');
+      expect(r.alerts.map((a) => a.kind)).not.toContain('dequeued');
+    }
+  });
+
+  it('rollouts started before fleet-queue-alerts queue and leave the queue as before, silently', async () => {
+    const r = await runScenario(
+      base({
+        queueAlerts: false,
+        fleets: { [NS]: undefined },
+        slots: { [NS]: { granted: false, position: 1, max: 1 } },
+        events: [...minutes(3), { k: 'fleet', fleet: NS, slot: { granted: true, max: 1 } }],
+      }),
+    );
+    expect(r.outcome).toBe('promoted');
+    expect(r.phases.map((p) => p.phase)).toContain('queued');
+    expect(r.alerts.map((a) => a.kind).filter((k) => k === 'queued' || k === 'dequeued')).toEqual([]);
   });
 });
 

@@ -1,6 +1,7 @@
 // Runs the rollout machine on the simulated port: random plans, random events (time, metrics, failing steps, drift,
 // people's messages), and the invariants a user relies on, checked at every step. Used by the property tests.
 import type { HookRunInput, HookRunResult } from '../../activities/hooks/types';
+import type { RolloutAlert } from '../../workflows/alerts/events';
 import { runRollout } from '../../workflows/machine/ending';
 import { RolloutMachine } from '../../workflows/machine/machine';
 import { SimContinueAsNew, SimOutcome, SimPort, type PendingStep } from '../../workflows/machine/sim';
@@ -30,6 +31,8 @@ export interface Scenario {
   alertsV2: boolean;
   /** The fleet-controls behaviour: the rollout asks its fleet workflows before it advances. */
   fleet?: boolean;
+  /** The fleet-queue-alerts behaviour: being queued for a slot, and leaving the queue, raise alerts. */
+  queueAlerts?: boolean;
   /** Fleet workflows that run from the start, with their freeze (undefined: none). */
   fleets?: Record<string, FleetFreeze | undefined>;
   /** How a fleet workflow answers an ask for a slot (by id): granted, or a place in the queue. */
@@ -61,6 +64,8 @@ export interface RunReport {
   phases: Array<{ atMs: number; phase: string }>;
   /** The alerts raised (alert-sinks-v2 scenarios): kind and message. */
   alerts: Array<{ kind: string; message: string }>;
+  /** The same alerts as the sinks receive them. */
+  events: RolloutAlert[];
   /** The final state. */
   state: RolloutState;
   /** Where an unfinished run stood. */
@@ -87,9 +92,21 @@ export function planOf(spec: PlanSpec): Plan | undefined {
 export const minutes = (n: number): SimEvent[] =>
   Array.from({ length: n }, () => ({ k: 'advance', ms: 60_000 }) as const);
 
-/** A scenario of a rollout as this build starts one: never-stuck, machine-v2, alert-sinks-v2 and fleet-controls. */
+/**
+ * A scenario of a rollout as this build starts one: never-stuck, machine-v2, alert-sinks-v2, fleet-controls and
+ * fleet-queue-alerts.
+ */
 export function currentScenario(plan: PlanSpec, over: Partial<Scenario> = {}): Scenario {
-  return { plan, events: [], neverStuck: true, machineV2: true, alertsV2: true, fleet: true, ...over };
+  return {
+    plan,
+    events: [],
+    neverStuck: true,
+    machineV2: true,
+    alertsV2: true,
+    fleet: true,
+    queueAlerts: true,
+    ...over,
+  };
 }
 
 /**
@@ -100,7 +117,7 @@ export function currentMachine(spec: PlanSpec, port = new SimPort(MONDAY_10)): R
   const plan = planOf(spec);
   if (!plan) throw new Error('invalid plan');
   return new RolloutMachine(
-    { ...initialState(), neverStuck: true, machineV2: true, fleet: true, touched: {} },
+    { ...initialState(), neverStuck: true, machineV2: true, fleet: true, queueAlerts: true, touched: {} },
     {
       plan,
       target: { app: 'app', namespace: 'ns' },
@@ -151,6 +168,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     ...(sc.neverStuck ? { touched: {} } : {}),
     ...(sc.machineV2 ? { machineV2: true } : {}),
     ...(sc.fleet ? { fleet: true } : {}),
+    ...(sc.queueAlerts ? { queueAlerts: true } : {}),
   });
   const start = (s: RolloutState): Promise<RolloutResult> => {
     runs++;
@@ -506,6 +524,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     shifts,
     phases,
     alerts: port.alerts.map((a) => ({ kind: a.kind, message: a.message })),
+    events: port.alerts,
     state: s,
     ...(stoodAt ? { stoodAt } : {}),
   };

@@ -26,6 +26,7 @@ export const FIXED_CONDITIONS = [
   'stuck',
   'hook',
   'freeze',
+  'queue',
 ] as const;
 
 /** What a kind raises by default: trigger and resolve events of one condition share a dedup key. */
@@ -40,6 +41,8 @@ const KIND_CONDITION: Record<AlertKind, string> = {
   resumed: 'paused',
   frozen: 'freeze',
   unfrozen: 'freeze',
+  queued: 'queue',
+  dequeued: 'queue',
   check_breached: 'check',
   stepped_back: 'step-back',
   stepped_forward: 'step-back',
@@ -60,6 +63,7 @@ const KIND_RESOLVES: Partial<Record<AlertKind, string[]>> = {
   // Resuming also restores the weight a drift paused at.
   resumed: ['paused', 'drift'],
   unfrozen: ['freeze'],
+  dequeued: ['queue'],
   stepped_forward: ['step-back'],
 };
 
@@ -75,6 +79,8 @@ export const DEFAULT_SEVERITY: Record<AlertKind, AlertSeverity> = {
   resumed: 'info',
   frozen: 'warning',
   unfrozen: 'info',
+  queued: 'info',
+  dequeued: 'info',
   check_breached: 'warning',
   stepped_back: 'warning',
   stepped_forward: 'info',
@@ -142,7 +148,8 @@ export interface RolloutAlert extends AlertEvent {
   /** Groups a rollout's alerts (Alertmanager's `rollout` label, PagerDuty's dedup keys): the workflow id. */
   rolloutKey: string;
   /**
-   * What this event is about: `rollout`, `approval`, `paused`, `step-back`, `drift`, `stuck` or `check:<name>`.
+   * What this event is about: `rollout`, `approval`, `paused`, `step-back`, `drift`, `stuck`, `hook`, `freeze`,
+   * `queue` or `check:<name>`.
    * An event that raises a condition and the one that resolves it share it, so they share a dedup key.
    */
   condition: string;

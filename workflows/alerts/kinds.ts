@@ -14,6 +14,8 @@ export const ALERT_KINDS = [
   'resumed',
   'frozen',
   'unfrozen',
+  'queued',
+  'dequeued',
   'check_breached',
   'stepped_back',
   'stepped_forward',

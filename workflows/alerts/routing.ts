@@ -6,8 +6,8 @@
 //   log, webhook   everything (and any sink added later, until it says otherwise)
 //   slack          everything except info-level check_breached: the judge's "healthy again" notes, which the
 //                  stepped_forward event that follows already says in one message
-//   alertmanager   warning and critical events, and resolutions (approved, resumed, stage_advanced,
-//                  stepped_forward, and the end of the rollout)
+//   alertmanager   warning and critical events, and resolutions (approved, resumed, unfrozen, dequeued,
+//                  stage_advanced, stepped_forward, and the end of the rollout)
 //   pagerduty      critical events and approval_escalated, and resolutions
 // A resolution (an event with `resolves` or `ends`) only clears what is open in Alertmanager and PagerDuty; it
 // never opens anything there.

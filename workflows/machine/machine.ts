@@ -3,6 +3,7 @@
 // port; this file has no Temporal in it.
 import {
   buildRolloutAlert,
+  rolloutCommands,
   type AlertEvent,
   type AlertKind,
   type AlertSeverity,
@@ -22,7 +23,13 @@ import type {
 } from '../api';
 import { approvalExpiresAt, approvalsNeeded, recordApproval } from '../approval-policy';
 import { renderDetails } from '../details';
-import { ALL_NAMESPACES, describeFreeze, type FleetNotice } from '../fleet-model';
+import {
+  ALL_NAMESPACES,
+  describeFreeze,
+  describeQueued,
+  type FleetNotice,
+  type SlotPlace,
+} from '../fleet-model';
 import { describeMirror } from '../mirror-spec';
 import { formatDuration } from '../duration';
 import { acknowledgeMissingEvidence, initialJudgeState } from '../judge-v2';
@@ -47,6 +54,8 @@ import { RolloutView } from './views';
 const V2_ONLY_KINDS: readonly AlertKind[] = [
   'frozen',
   'unfrozen',
+  'queued',
+  'dequeued',
   'approved',
   'approval_reminder',
   'approval_escalated',
@@ -407,9 +416,15 @@ export class RolloutMachine extends RolloutView {
     s.freezes = Object.keys(freezes).length > 0 ? freezes : undefined;
     this.messages++;
     const slotBefore = JSON.stringify(s.slot);
+    const wasQueued = this.queued();
     if (s.slotAsked === n.fleet) s.slotAsked = undefined;
     // A slot is taken only before the canary; one granted later (a limit lifted) is still given back at the end.
-    if (n.slot && s.phase === 'progressing') s.slot = { ...n.slot, fleet: n.fleet };
+    if (n.slot && s.phase === 'progressing') {
+      // Who holds the slots is news for the alert, not state.
+      const { holders: _holders, holderCount: _count, ...place } = n.slot;
+      s.slot = { ...place, fleet: n.fleet };
+      if (s.queueAlerts && !s.abortRequest) this.queueAlert(wasQueued, n.slot);
+    }
     if (s.phase === 'progressing' && JSON.stringify(s.slot) !== slotBefore) this.publish();
     if (s.phase !== 'progressing' || JSON.stringify(before) === JSON.stringify(n.freeze))
       return Promise.resolve();
@@ -429,6 +444,42 @@ export class RolloutMachine extends RolloutView {
         (still ? `; still ${describeFreeze(still)}` : '; it advances again'),
       true,
     );
+  }
+
+  /**
+   * From fleet-queue-alerts on: a rollout its namespace's maxConcurrent queues says so (its position, the limit, who
+   * holds the slots, and how to leave the queue); once granted its slot, it says that. A move up the queue is quiet.
+   */
+  private queueAlert(wasQueued: boolean, told: SlotPlace): void {
+    const { ctx } = this;
+    const ns = ctx.target.namespace;
+    if (!wasQueued && !told.granted) {
+      const named = told.holders ?? [];
+      const more = (told.holderCount ?? named.length) - named.length;
+      const held =
+        named.length > 0
+          ? `; the slots are held by ${named.join(', ')}${more > 0 ? ` and ${more} more` : ''}`
+          : '';
+      const abort = rolloutCommands(ctx.workflowId, 'queued', undefined, ctx.cli).abort!;
+      void this.alert(
+        'queued',
+        'info',
+        `${this.label()} ${describeQueued(told, ns)}${held}. It deploys nothing until its turn comes; ` +
+          `to leave the queue: ${abort}`,
+        true,
+      );
+    } else if (wasQueued && told.granted) {
+      void this.alert(
+        'dequeued',
+        'info',
+        `${this.label()}: ` +
+          (told.max !== undefined
+            ? `its slot in namespace ${ns} is granted (maxConcurrent ${told.max})`
+            : `the limit of namespace ${ns} was lifted`) +
+          '; it leaves the queue and goes on to its canary',
+        true,
+      );
+    }
   }
 
   pausedAlert(req: PauseRequest): Promise<void> {

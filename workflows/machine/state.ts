@@ -53,6 +53,8 @@ export interface RolloutState {
   slot?: SlotPlace & { fleet: string };
   /** The fleet workflow asked for a slot whose answer has not come yet (it is given back at the end all the same). */
   slotAsked?: string;
+  /** From fleet-queue-alerts on: being queued, and leaving the queue, raise alerts (decided at the first run). */
+  queueAlerts?: boolean;
   approvedStage?: number;
   lastAnalysisAt?: number;
   passedInStage: boolean;
