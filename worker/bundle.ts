@@ -35,11 +35,24 @@ export const SHARED_WORKFLOW_MODULES = [
   'windows-spec',
 ] as const;
 
+/**
+ * `CANARY_WORKFLOW_STACK_TRACES=full` when the bundle is built keeps the SDK's default: every promise a rollout
+ * creates records where it was created, for the Web UI's Stack Trace tab. By default workflows/stack-limit.ts turns
+ * that capture off: it cost a quarter of the worker's CPU per analysis round with 1,000 rollouts (`npm run bench:scale`).
+ */
+export function fullStackTraces(): boolean {
+  return process.env.CANARY_WORKFLOW_STACK_TRACES === 'full';
+}
+
 /** How the workflow code is bundled: by the build, and by the tests' workers. */
 export function workflowBundleOptions(): BundleOptions {
   return {
     workflowsPath: workflowsPath(),
-    preloadModules: ['zod', ...SHARED_WORKFLOW_MODULES.map((m) => require.resolve(`../workflows/${m}`))],
+    preloadModules: [
+      ...(fullStackTraces() ? [] : [require.resolve('../workflows/stack-limit')]),
+      'zod',
+      ...SHARED_WORKFLOW_MODULES.map((m) => require.resolve(`../workflows/${m}`)),
+    ],
   };
 }
 
@@ -71,6 +84,7 @@ function sourceKey(): string {
       .update(fs.readFileSync(path.join(root, f)))
       .update('\0');
   hash.update(fs.readFileSync(__filename));
+  if (fullStackTraces()) hash.update('\0stack-traces:full');
   const lock = path.resolve(root, '..', 'package-lock.json');
   if (fs.existsSync(lock)) hash.update(fs.readFileSync(lock));
   return hash.digest('hex').slice(0, 32);

@@ -116,6 +116,11 @@ test('an approval gate waits, refuses the wrong stage, and records who approved'
   expect(meta.currentDetails).toContain('**waiting_approval** · stage 2/3 · canary weight **5%**');
   expect(meta.currentDetails).toContain('- ▶ **stage 2: 25% for 1h, approval gate**');
   expect(meta.currentDetails).toContain('- ✓ stage 1: 5% for 1h');
+  // The worker records no stack for each promise a rollout creates (workflows/stack-limit.ts): the Web UI's Stack
+  // Trace tab names no workflow code. (CANARY_WORKFLOW_STACK_TRACES=full at bundle time brings them back.)
+  const trace = await h.query<string>('__stack_trace');
+  if (process.env.CANARY_WORKFLOW_STACK_TRACES === 'full') expect(trace).toMatch(/workflows\/\S+\.ts/);
+  else expect(trace).not.toMatch(/workflows\/|\bat /);
   expect(await rejection(h.executeUpdate(approveUpdate, { args: [{ identity: 'alice', stage: 3 }] }))).toBe(
     'stage 3 is not waiting for approval; stage 2 is',
   );
