@@ -1,10 +1,12 @@
 // Many rollouts on one worker, printed as figures (not a test):
-//   npm run bench:scale [-- --rollouts 1000 --steady 150 --aborts 20 --interval 1m --heap-snapshot DIR]
+//   npm run bench:scale [-- --rollouts 1000 --steady 150 --settle 60 --aborts 20 --interval 1m --heap-snapshot DIR]
 // A Temporal dev server and ONE worker process (scripts/bench-scale-worker.ts: the product's worker with in-memory
 // providers, every rollout cached). N rollouts start, each holding 5 % for an hour with an analysis round every
 // interval. Printed: the start rate; the time until every rollout took its first stage; the analysis lag over the
-// steady phase (how late each round ran against its schedule), p50/p99; the worker's and the dev server's RSS; and
-// abort → weight 0 under that load, p50/p99, for rollouts aborted one at a time while the others run.
+// steady phase (how late each round ran against its schedule), p50/p99, measured from --settle seconds (default: one
+// interval) after the last rollout took its first stage, so the start-up's backlog is not counted as steady; the CPU
+// the worker and the dev server used meanwhile; the worker's and the dev server's RSS; and abort → weight 0 under
+// that load, p50/p99, for rollouts aborted one at a time while the others run.
 import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,6 +23,7 @@ interface Options {
   aborts: number;
   interval: string;
   heapSnapshot?: string;
+  settleS?: number;
 }
 
 function options(argv: string[]): Options {
@@ -37,7 +40,8 @@ function options(argv: string[]): Options {
     else if (flag === '--aborts') o.aborts = whole();
     else if (flag === '--interval') o.interval = value;
     else if (flag === '--heap-snapshot') o.heapSnapshot = value;
-    else fail(`unknown flag ${flag} (--rollouts, --steady, --aborts, --interval, --heap-snapshot)`);
+    else if (flag === '--settle') o.settleS = whole();
+    else fail(`unknown flag ${flag} (--rollouts, --steady, --settle, --aborts, --interval, --heap-snapshot)`);
   }
   if (o.aborts > o.rollouts) fail('--aborts must not exceed --rollouts');
   return o;
@@ -51,6 +55,18 @@ function fail(message: string): never {
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** CPU seconds (user + system, every thread) a process has used so far. */
+function cpuOf(pid: number): number {
+  try {
+    // Fields after the command name (which may hold spaces): state is the 3rd field, utime and stime the 14th, 15th.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 function rssOf(pid: number): number {
@@ -141,9 +157,16 @@ async function main(): Promise<void> {
     while (first.size < o.rollouts) await sleep(100);
     const firstAll = Math.max(...first.values()) - t0;
     console.log(`  all at their first stage ${secs(firstAll)} after the first start`);
-    // 3. Steady: rounds on schedule.
+    // 3. Steady: rounds on schedule, after the start-up's backlog has settled (one interval by default: the rounds
+    // of rollouts that started first fall due while the last ones still start).
+    const settleS = o.settleS ?? Math.round(intervalMs / 1000);
+    await sleep(settleS * 1000);
     const steadyFrom = Date.now();
+    const cpuFrom = cpuOf(child.pid ?? 0);
+    const serverCpuFrom = cpuOf(server.pid);
     await sleep(o.steadyS * 1000);
+    const cpuSteady = cpuOf(child.pid ?? 0) - cpuFrom;
+    const serverCpuSteady = cpuOf(server.pid) - serverCpuFrom;
     const report = await ask({ type: 'report' });
     if (report.type !== 'report') throw new Error(`unexpected reply ${report.type}`);
     const lags: number[] = [];
@@ -154,7 +177,11 @@ async function main(): Promise<void> {
     }
     lags.sort((a, b) => a - b);
     console.log(
-      `  analysis lag            p50 ${secs(percentile(lags, 50))}, p99 ${secs(percentile(lags, 99))}, max ${secs(lags[lags.length - 1] ?? NaN)} (${lags.length} rounds in ${o.steadyS} s)`,
+      `  analysis lag            p50 ${secs(percentile(lags, 50))}, p99 ${secs(percentile(lags, 99))}, max ${secs(lags[lags.length - 1] ?? NaN)} (${lags.length} rounds in ${o.steadyS} s, from ${settleS} s after the last first stage)`,
+    );
+    const roundsSteady = lags.length;
+    console.log(
+      `  worker CPU              ${cpuSteady.toFixed(1)} s in ${o.steadyS} s steady (${((100 * cpuSteady) / o.steadyS).toFixed(0)} % of a core, ${((1000 * cpuSteady) / Math.max(1, roundsSteady)).toFixed(1)} ms per round); dev server ${((100 * serverCpuSteady) / o.steadyS).toFixed(0)} % of a core`,
     );
     const mem = report.memory;
     console.log(`  worker RSS              ${mib(report.rss)} (peak ${mib(report.hwm)})`);
