@@ -1,5 +1,6 @@
 // Benchmarks of the Kubernetes traffic routers, printed as figures (not a test). Part of `npm run bench`; alone:
-// `node dist-dev/scripts/bench-kube.js [--calls N] [--rollouts N] [--background N] [--eager-activities]`.
+// `node dist-dev/scripts/bench-kube.js [--calls N] [--rollouts N] [--background N] [--routers smi,replicas]
+// [--eager-activities]` (--routers: measure only those routers, setWeight and rollback; the background stays mixed).
 //  1. setWeight latency of each router against a real local kube-apiserver: calls that change the weight, and the
 //     same weight again (the idempotent, read-only path).
 //  2. Rollback latency through the real workflow (dev server, in-process worker, Deployment simulator), for every
@@ -58,15 +59,19 @@ export interface KubeBenchOptions {
    * the server): the rollback's activity comes back with the workflow task's answer instead of through a poll.
    */
   eagerActivities?: boolean;
+  /** The routers measured (default all five); the background rollouts use every router either way. */
+  routers?: readonly KubeRouter[];
 }
 
 export interface KubeBenchFigures {
   /** gitVersion of the API server, e.g. v1.34.4. */
   apiserverVersion: string;
   cores: number;
-  setWeightChange: Record<KubeRouter, LatencyStats>;
-  setWeightSame: Record<KubeRouter, LatencyStats>;
-  rollback: Record<RollbackRouter, LatencyStats>;
+  /** The routers measured, in KUBE_ROUTERS order. */
+  routers: KubeRouter[];
+  setWeightChange: Partial<Record<KubeRouter, LatencyStats>>;
+  setWeightSame: Partial<Record<KubeRouter, LatencyStats>>;
+  rollback: Partial<Record<RollbackRouter, LatencyStats>>;
   /** How many other rollouts were running (at their first stage) while rollback was measured. */
   background: number;
   eagerActivities: boolean;
@@ -367,7 +372,10 @@ async function setWeightLatency(
 
 // --- 2. rollback through the workflow ---------------------------------------------------------------------
 
-/** The plan of every rollout here: it holds at 10 % (analysis rounds every 15 s) until aborted. */
+/** The weight every rollout here holds at (the replica ratio's 1 of 10 replicas is 10 % too). */
+const STAGE_WEIGHT = 10;
+
+/** The plan of every rollout here: it holds at STAGE_WEIGHT (analysis rounds every 15 s) until aborted. */
 function holdingInput(target: RolloutInput['target']): RolloutInput {
   return {
     target,
@@ -375,20 +383,24 @@ function holdingInput(target: RolloutInput['target']): RolloutInput {
     requestedBy: 'bench',
     plan: {
       analysis: { interval: '15s', checks: [] },
-      stages: [{ weight: 10, hold: '1h' }, { weight: 100 }],
+      stages: [{ weight: STAGE_WEIGHT, hold: '1h' }, { weight: 100 }],
       promotion: { cleanupDelay: '0s' },
     },
   };
 }
 
-/** Waits until the rollout's canary has traffic (its first stage), or fails naming where it is. */
+/**
+ * Waits until the live weight is its first stage's, or fails naming where the rollout is. Not merely above 0: the
+ * replica ratio grows the canary first and shrinks stable only once the canary's pods are available, and an abort
+ * in between would find stable still whole (nothing for the rollback's capacity check to restore).
+ */
 async function untilFirstStage(
   h: { workflowId: string; describe(): Promise<{ status: { name: string } }> },
   canaryWeight: () => Promise<number>,
   timeoutMs: number,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while ((await canaryWeight()) === 0) {
+  while ((await canaryWeight()) < STAGE_WEIGHT) {
     if (Date.now() > deadline) {
       const d = await h.describe();
       throw new Error(
@@ -507,6 +519,7 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
   const calls = opts.calls ?? 200;
   const rollouts = opts.rollouts ?? 20;
   const backgroundCount = opts.background ?? 100;
+  const routers = KUBE_ROUTERS.filter((r) => !opts.routers || opts.routers.includes(r));
   const started = performance.now();
   // The workflow bundle is built while the servers start (it is CPU-bound; nothing is measured yet).
   const bundle = workflowBundle();
@@ -537,9 +550,9 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
   try {
     const admin = kubeClients(kube.kubeConfig('admin'));
     const setWeightStarted = performance.now();
-    const setWeightChange = {} as Record<KubeRouter, LatencyStats>;
-    const setWeightSame = {} as Record<KubeRouter, LatencyStats>;
-    for (const router of KUBE_ROUTERS) {
+    const setWeightChange: KubeBenchFigures['setWeightChange'] = {};
+    const setWeightSame: KubeBenchFigures['setWeightSame'] = {};
+    for (const router of routers) {
       const { change, same } = await setWeightLatency(kube, admin, router, calls);
       setWeightChange[router] = change;
       setWeightSame[router] = same;
@@ -561,12 +574,12 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
         providersFromEnv({ KUBECONFIG: kubeconfig, CANARY_ALERT_LOG: '/dev/null' }),
       ),
     });
-    const rollback = {} as Record<RollbackRouter, LatencyStats>;
+    const rollback: KubeBenchFigures['rollback'] = {};
     await worker
       .runUntil(async () => {
         const background = await startBackground(kube, admin, client, taskQueue, backgroundCount);
         console.error(`bench: ${backgroundCount} other rollouts holding at their first stage`);
-        for (const router of ROLLBACK_ROUTERS) {
+        for (const router of routers) {
           rollback[router] = await rollbackLatency(kube, admin, client, taskQueue, router, rollouts);
           console.error(`bench: ${router} measured`);
         }
@@ -587,6 +600,7 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
     return {
       apiserverVersion: kube.version,
       cores: os.cpus().length,
+      routers,
       setWeightChange,
       setWeightSame,
       rollback,
@@ -607,16 +621,19 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
 export function kubeFigureLines(f: KubeBenchFigures): string[] {
   const ms = (v: number) => `${v.toFixed(1)} ms`;
   const width = Math.max(...KUBE_ROUTERS.map((r) => r.length));
-  const line = (label: string, router: string, s: LatencyStats) =>
+  const line = (label: string, router: string, s: LatencyStats | undefined) =>
+    s &&
     `  ${label.padEnd(22)}  ${router.padEnd(width)}  p50 ${ms(s.p50).padStart(8)}   p99 ${ms(s.p99).padStart(8)}   ` +
-    `min ${ms(s.min).padStart(8)}   max ${ms(s.max).padStart(8)}   (n=${s.n})`;
+      `min ${ms(s.min).padStart(8)}   max ${ms(s.max).padStart(8)}   (n=${s.n})`;
+  const lines = (label: string, figures: Partial<Record<KubeRouter, LatencyStats>>): string[] =>
+    f.routers.flatMap((r) => line(label, r, figures[r]) ?? []);
   return [
     `kube routers against a local kube-apiserver ${f.apiserverVersion} (${f.cores} cores):`,
-    ...KUBE_ROUTERS.map((r) => line('setWeight (changes)', r, f.setWeightChange[r])),
-    ...KUBE_ROUTERS.map((r) => line('setWeight (no change)', r, f.setWeightSame[r])),
+    ...lines('setWeight (changes)', f.setWeightChange),
+    ...lines('setWeight (no change)', f.setWeightSame),
     `  rollback through the workflow, with ${f.background} other rollouts running on the same worker and API server` +
       `${f.eagerActivities ? ', eager activity execution on' : ''}:`,
-    ...ROLLBACK_ROUTERS.map((r) => line('rollback (abort → 0)', r, f.rollback[r])),
+    ...lines('rollback (abort → 0)', f.rollback),
     `  peak RSS                kube-apiserver ${f.peakRssMiB.apiserver.toFixed(0)} MiB   etcd ${f.peakRssMiB.etcd.toFixed(0)} MiB   ` +
       `bench process ${f.peakRssMiB.bench.toFixed(0)} MiB`,
     `  wall time               ${f.wallSeconds.toFixed(1)} s (servers ${f.phaseSeconds.startup.toFixed(1)} s, ` +
@@ -635,8 +652,27 @@ function intArg(name: string, fallback: number, min = 1): number {
   return n;
 }
 
+/** `--routers a,b`: a subset of KUBE_ROUTERS (default all of them); an unknown name exits 2. */
+function routersArg(): KubeRouter[] | undefined {
+  const i = process.argv.indexOf('--routers');
+  if (i < 0) return undefined;
+  const names = (process.argv[i + 1] ?? '').split(',').filter((n) => n !== '');
+  const known = new Set<string>(KUBE_ROUTERS);
+  const unknown = names.filter((n) => !known.has(n));
+  if (names.length === 0 || unknown.length > 0) {
+    console.error(
+      `--routers takes a comma-separated list of ${KUBE_ROUTERS.join(', ')}` +
+        (unknown.length > 0 ? `; unknown: ${unknown.join(', ')}` : ''),
+    );
+    process.exit(2);
+  }
+  return names as KubeRouter[];
+}
+
 if (require.main === module) {
+  const routers = routersArg();
   benchKubeRouters({
+    ...(routers ? { routers } : {}),
     calls: intArg('--calls', 200),
     rollouts: intArg('--rollouts', 20),
     background: intArg('--background', 100, 0),
