@@ -24,6 +24,7 @@ import {
   type CanaryInfo,
   type MetricsProvider,
   type RoutingVersions,
+  type WeightChange,
 } from './types';
 
 export interface CheckMeasurement {
@@ -159,10 +160,26 @@ export function createActivities(p: ProviderSource, identity: IdentityConfig = {
         const refusal = input.mirror ? cannotMirror(router.type) : undefined;
         if (refusal) throw new ProviderError('invalid', refusal);
         const workloads = input.ensureCapacity ? p.workloads(input.target) : undefined;
-        const capacityNote = workloads?.ensureStableCapacity
-          ? await workloads.ensureStableCapacity()
-          : undefined;
-        const change = await router.setWeight(input.weight, input.mirror);
+        // The check runs while the router reads its objects: when stable is big enough (one read of the
+        // Deployments, at once with the router's own) it costs the shift no round trip; when stable must grow
+        // first, the router writes only after it did (and reads again what the check changed).
+        const capacity = workloads?.ensureStableCapacity?.();
+        const writeAfter = capacity?.then((note) => note !== undefined);
+        // Both are awaited below; a router that fails before it awaits the check must not leave them unhandled.
+        for (const pending of [capacity, writeAfter]) pending?.catch(() => undefined);
+        if (capacity && !router.writesAfterGate) await capacity;
+        let change: WeightChange;
+        try {
+          change = await router.setWeight(
+            input.weight,
+            input.mirror,
+            writeAfter && router.writesAfterGate ? { writeAfter } : undefined,
+          );
+        } catch (err) {
+          await capacity?.catch(() => undefined); // the next attempt starts after this one's check ended
+          throw err;
+        }
+        const capacityNote = await capacity;
         const want = change.achieved ?? input.weight;
         const check = await router.verifyWeight(input.weight, input.mirror);
         if (check.verified === false) {

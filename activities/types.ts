@@ -49,6 +49,16 @@ export interface WorkloadPreflight {
   pods?: PodLabels;
 }
 
+/** How one setWeight call runs. */
+export interface WeightOptions {
+  /**
+   * Settles when the shift may write (the rollback's capacity check): the router reads what it needs meanwhile, so
+   * the check costs no round trip of its own before the shift, and writes nothing before it settles (nor at all when
+   * it rejects). Resolves to true when it changed objects the router may have read: the router reads them again.
+   */
+  writeAfter?: Promise<boolean>;
+}
+
 /** Shifts traffic between stable and canary (Istio, NGINX, Gateway API, SMI, replica ratio, local proxy). */
 export interface TrafficRouter {
   readonly type: string;
@@ -66,7 +76,12 @@ export interface TrafficRouter {
    * the canary; a router that can mirror removes its mirror on every call without one, a router that cannot refuses
    * one (ProviderError `invalid`).
    */
-  setWeight(weight: number, mirror?: StageMirror): Promise<WeightChange>;
+  setWeight(weight: number, mirror?: StageMirror, options?: WeightOptions): Promise<WeightChange>;
+  /**
+   * Set on a router whose setWeight honours `options.writeAfter`. Without it, a caller with something to finish
+   * first (the rollback's capacity check) awaits it before calling setWeight.
+   */
+  readonly writesAfterGate?: true;
   /** Reads the weight (and the mirror, where the router mirrors) back. */
   verifyWeight(weight: number, mirror?: StageMirror): Promise<WeightVerification>;
   /** Removes what setup created, leaving all traffic on stable. Idempotent. Called after promotion or rollback. */

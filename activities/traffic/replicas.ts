@@ -11,6 +11,7 @@ import {
   type RoutingVersions,
   type TrafficRouter,
   type WeightChange,
+  type WeightOptions,
   type WeightVerification,
 } from '../types';
 import { retryOnConflict, type KubeClients } from '../kube/client';
@@ -72,6 +73,7 @@ export interface ReplicaRatioOptions {
 
 export class ReplicaRatioRouter implements TrafficRouter {
   readonly type = 'replicas';
+  readonly writesAfterGate = true;
   private readonly workload: DeploymentWorkload;
   private readonly deployments: Deployments;
 
@@ -145,19 +147,29 @@ export class ReplicaRatioRouter implements TrafficRouter {
     return weightOf(canary ? specReplicas(canary) : 0, specReplicas(stable));
   }
 
-  async setWeight(weight: number): Promise<WeightChange> {
+  /**
+   * Reads both Deployments at once; `options.writeAfter` is awaited before the first write (both are read again
+   * when it changed them: the rollback's capacity check grows stable).
+   */
+  async setWeight(weight: number, _mirror?: unknown, options: WeightOptions = {}): Promise<WeightChange> {
     checkWeight(weight);
     const { name, canaryName } = this.workload;
     let previous: number | undefined;
     let changed = false;
     let split: ReplicaSplit = { canary: 0, stable: 0, achieved: 0 };
     let total = 0;
+    let gate = options.writeAfter;
     await retryOnConflict(async () => {
-      const { stable, canary } = await this.read();
+      let { stable, canary } = await this.read();
+      // A retry after a partial write reads our own first write: previous is what the first attempt saw (before
+      // the gate's own change, too).
+      previous ??= weightOf(canary ? specReplicas(canary) : 0, specReplicas(stable));
+      if (gate) {
+        if (await gate) ({ stable, canary } = await this.read());
+        gate = undefined;
+      }
       const canaryNow = canary ? specReplicas(canary) : 0;
       const stableNow = specReplicas(stable);
-      // A retry after a partial write reads our own first write: previous is what the first attempt saw.
-      previous ??= weightOf(canaryNow, stableNow);
       total = this.total(stable, canaryNow);
       if (weight > 0 && total === 0) {
         throw new ProviderError(
@@ -269,9 +281,12 @@ export class ReplicaRatioRouter implements TrafficRouter {
     }
   }
 
+  /** Both Deployments, read at once. */
   private async read() {
-    const stable = await this.deployments.get(this.workload.name);
-    const canary = await this.deployments.find(this.workload.canaryName);
+    const [stable, canary] = await Promise.all([
+      this.deployments.get(this.workload.name),
+      this.deployments.find(this.workload.canaryName),
+    ]);
     return { stable, canary };
   }
 

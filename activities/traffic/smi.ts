@@ -23,6 +23,7 @@ import {
   type RoutingVersions,
   type TrafficRouter,
   type WeightChange,
+  type WeightOptions,
   type WeightVerification,
 } from '../types';
 
@@ -41,6 +42,7 @@ interface Backend {
 
 export class SmiRouter implements TrafficRouter {
   readonly type = 'smi';
+  readonly writesAfterGate = true;
   private readonly traffic: SmiTraffic;
   private readonly namespace: string;
   private readonly objects: CustomObjects;
@@ -188,13 +190,18 @@ export class SmiRouter implements TrafficRouter {
     return live ? share(backendsOf(live), this.traffic.canaryBackend) : 0;
   }
 
-  async setWeight(weight: number): Promise<WeightChange> {
+  /** One read and one merge patch; `options.writeAfter` is awaited between them (nothing is written when it rejects). */
+  async setWeight(weight: number, _mirror?: unknown, options: WeightOptions = {}): Promise<WeightChange> {
     if (!Number.isInteger(weight) || weight < 0 || weight > 100) {
       throw new ProviderError('invalid', `a canary weight is a whole percent from 0 to 100, got ${weight}`);
     }
     const { trafficSplit, stableBackend, canaryBackend } = this.traffic;
+    let gate = options.writeAfter;
     return retryOnConflict(async () => {
       const live = await this.objects.get(trafficSplit);
+      // What the gate may change (stable's Deployment) is not the split: what was read stays good.
+      await gate;
+      gate = undefined;
       const previous = share(backendsOf(live), canaryBackend);
       const backends = structuredClone(backendsOf(live));
       const stable = this.requireBackend(backends, stableBackend);

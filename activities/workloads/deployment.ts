@@ -255,6 +255,10 @@ function progress(d: V1Deployment, rollout: boolean): Progress {
   return { done, exceeded, summary };
 }
 
+/** How often, and for how long at first, ensureStableCapacity polls stable while traffic waits on it. */
+const QUICK_POLL_MS = 25;
+const QUICK_POLL_FOR_MS = 1_000;
+
 // --- the manager -------------------------------------------------------------------------------------------------
 
 export interface DeploymentWorkloadOptions {
@@ -606,10 +610,14 @@ export class DeploymentWorkloadManager implements WorkloadManager {
       had = specReplicas(stable);
       if (recorded === undefined || had >= recorded) return undefined;
       const want = recorded;
+      // The first attempt scales stable as just read (no second read); a conflict reads it again.
+      let live: V1Deployment | undefined = stable;
       await retryOnConflict(async () => {
-        const live = await this.deployments.get(name);
-        if (specReplicas(live) < want)
-          await this.deployments.scale(name, want, live.metadata?.resourceVersion);
+        live ??= await this.deployments.get(name);
+        const rv = live.metadata?.resourceVersion;
+        const short = specReplicas(live) < want;
+        live = undefined;
+        if (short) await this.deployments.scale(name, want, rv);
       });
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err;
@@ -623,7 +631,8 @@ export class DeploymentWorkloadManager implements WorkloadManager {
         ? 'the replica-ratio router had moved them to the canary'
         : 'an autoscaler may have shrunk it';
     const before = `stable had ${had} of ${recorded} replicas (${why}); scaled back to ${recorded}`;
-    const deadline = Date.now() + this.stableCapacityWaitMs;
+    const started = Date.now();
+    const deadline = started + this.stableCapacityWaitMs;
     let available = 0;
     for (;;) {
       try {
@@ -641,7 +650,10 @@ export class DeploymentWorkloadManager implements WorkloadManager {
           `traffic goes back to stable anyway`
         );
       }
-      await pollWait(Math.min(this.pollMs, Math.max(0, deadline - Date.now())));
+      // Traffic waits on this: the first second polls quickly, so pods ready at once are seen at once.
+      const pollMs =
+        Date.now() - started < QUICK_POLL_FOR_MS ? Math.min(this.pollMs, QUICK_POLL_MS) : this.pollMs;
+      await pollWait(Math.min(pollMs, Math.max(0, deadline - Date.now())));
     }
   }
 

@@ -1,7 +1,9 @@
 // The replica-ratio router against a real API server: weights become replica counts of the stable and canary
 // Deployments, written through the scale subresource.
 import { AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { providersFromEnv } from '../../activities/factory';
 import { MERGE_PATCH, kubeClients, type KubeClients } from '../../activities/kube/client';
+import { createActivities } from '../../activities/rollout-activities';
 import { ReplicaRatioRouter, replicaSplit } from '../../activities/traffic/replicas';
 import { ProviderError } from '../../activities/types';
 import { DeploymentWorkloadManager, TOTAL_REPLICAS_ANNOTATION } from '../../activities/workloads/deployment';
@@ -301,6 +303,90 @@ describe('ReplicaRatioRouter', () => {
       expect(await replicas(ns)).toEqual({ canary: 0, stable: 4 });
       await r.teardown();
       expect((await read(ns, 'checkout')).metadata?.annotations?.[TOTAL_REPLICAS_ANNOTATION]).toBeUndefined();
+    } finally {
+      await simulator.stop();
+    }
+  });
+
+  test('a gated shift reads both sides at once, writes only once the gate settles, and reads again what it changed', async () => {
+    const ns = await cluster(4);
+    const calls: string[] = [];
+    const apps = new Proxy(admin.apps, {
+      get(t, prop, receiver) {
+        const value = Reflect.get(t, prop, receiver) as unknown;
+        if (typeof value !== 'function' || typeof prop !== 'string') return value;
+        return (...args: unknown[]) => {
+          calls.push(`${prop} ${(args[0] as { name?: string }).name}`);
+          return (value as (...a: unknown[]) => unknown).apply(t, args);
+        };
+      },
+    });
+    const r = router(ns, { ...admin, apps });
+    await r.setup({ stable: '1.0', canary: '2.0' });
+    await r.setWeight(50);
+    calls.length = 0;
+
+    let open!: (changed: boolean) => void;
+    const gate = new Promise<boolean>((resolve) => (open = resolve));
+    const shift = r.setWeight(0, undefined, { writeAfter: gate });
+    await new Promise((res) => setTimeout(res, 200));
+    expect(calls.sort()).toEqual([
+      'readNamespacedDeployment checkout',
+      'readNamespacedDeployment checkout-canary',
+    ]);
+    expect(await replicas(ns)).toEqual({ canary: 2, stable: 2 });
+    // What the rollback's capacity check does meanwhile: stable back to its total.
+    await scale(ns, 'checkout', 4);
+    calls.length = 0;
+    open(true);
+    await expect(shift).resolves.toEqual({ previous: 50, changed: true });
+    // Read again (stable changed under the first read), then only the canary is left to write.
+    expect(calls).toEqual([
+      'readNamespacedDeployment checkout',
+      'readNamespacedDeployment checkout-canary',
+      'patchNamespacedDeploymentScale checkout-canary',
+    ]);
+    expect(await replicas(ns)).toEqual({ canary: 0, stable: 4 });
+  });
+
+  test('rollback through setCanaryWeight: stable is back and available before the canary shrinks, and the note says so', async () => {
+    const ns = await cluster(4, { canary: false });
+    const simulator = startDeploymentSimulator(kube.kubeConfig('admin'), ns, { readyAfterMs: 300 });
+    try {
+      const t = target(ns);
+      const acts = createActivities(
+        providersFromEnv({ KUBECONFIG: kube.kubeconfigFile('admin'), CANARY_ALERT_LOG: '/dev/null' }),
+      );
+      await acts.prepareCanary({ target: t, version: '2.0' });
+      await acts.prepareRouting({ target: t, versions: { stable: '1.0', canary: '2.0' } });
+      await acts.setCanaryWeight({ target: t, weight: 50 });
+      expect(await replicas(ns)).toEqual({ canary: 2, stable: 2 });
+
+      const seen: Array<{ canary: number; stable: number; stableAvailable: number }> = [];
+      let watching = true;
+      const watcher = (async () => {
+        while (watching) {
+          const [st, ca] = await Promise.all([read(ns, 'checkout'), read(ns, 'checkout-canary')]);
+          const current = (st.status?.observedGeneration ?? 0) >= (st.metadata?.generation ?? 0);
+          seen.push({
+            canary: ca.spec!.replicas!,
+            stable: st.spec!.replicas!,
+            stableAvailable: current ? (st.status?.availableReplicas ?? 0) : 0,
+          });
+          await new Promise((res) => setTimeout(res, 20));
+        }
+      })();
+      const r = await acts.setCanaryWeight({ target: t, weight: 0, mode: 'rollback', ensureCapacity: true });
+      watching = false;
+      await watcher;
+      expect(r).toMatchObject({ previous: 50, current: 0, changed: true });
+      expect(r.capacityNote).toBe(
+        'stable had 2 of 4 replicas (the replica-ratio router had moved them to the canary); scaled back to 4, available 4',
+      );
+      expect(await replicas(ns)).toEqual({ canary: 0, stable: 4 });
+      // The order: stable grew (and its pods became available) while the canary still had its 2.
+      expect(seen.some((x) => x.stable === 4 && x.canary === 2)).toBe(true);
+      for (const x of seen) if (x.canary < 2) expect(x.stableAvailable).toBe(4);
     } finally {
       await simulator.stop();
     }

@@ -296,3 +296,55 @@ test('a weight that is not a whole percent, or a split without the canary backen
   expect(e.message).toMatch(/no backend "checkout-canary".*setup/);
   await expect(r.setWeight(0)).resolves.toEqual({ previous: 0, changed: false });
 });
+
+/** The clients, with every CustomObjectsApi call's method name recorded in `calls` as it is made. */
+function recording(calls: string[]): KubeClients {
+  const custom = new Proxy(adminClients.custom, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function' || typeof prop !== 'string') return value;
+      return (...args: unknown[]) => {
+        calls.push(prop);
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { ...adminClients, custom };
+}
+
+test('a gated shift (the rollback): the split is read while the gate is open, written only once it settles, not at all when it fails', async () => {
+  const ns = await freshNamespace();
+  await create(ns, trafficSplit());
+  await router(ns).setup({ stable: 'v1', canary: 'v2' });
+  await router(ns).setWeight(25);
+  const calls: string[] = [];
+  const r = router(ns, recording(calls));
+
+  let open!: (changed: boolean) => void;
+  const gate = new Promise<boolean>((resolve) => (open = resolve));
+  const shift = r.setWeight(0, undefined, { writeAfter: gate });
+  await new Promise((res) => setTimeout(res, 200));
+  // Read at once (what the rollback's capacity check costs the shift: nothing more), nothing written yet.
+  expect(calls).toEqual(['getNamespacedCustomObject']);
+  expect(await backends(ns)).toEqual([
+    ['checkout-stable', 75],
+    ['checkout-canary', 25],
+  ]);
+  open(false);
+  await expect(shift).resolves.toEqual({ previous: 25, changed: true });
+  // No second read: the gate changes no split.
+  expect(calls).toEqual(['getNamespacedCustomObject', 'patchNamespacedCustomObject']);
+  expect(await backends(ns)).toEqual([
+    ['checkout-stable', 100],
+    ['checkout-canary', 0],
+  ]);
+
+  await router(ns).setWeight(25);
+  const rv = (await read(ns)).metadata.resourceVersion;
+  const failed = Promise.reject(new Error('capacity check failed'));
+  failed.catch(() => undefined); // the router awaits it after its read
+  await expect(router(ns).setWeight(0, undefined, { writeAfter: failed })).rejects.toThrow(
+    'capacity check failed',
+  );
+  expect((await read(ns)).metadata.resourceVersion).toBe(rv);
+});
