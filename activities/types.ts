@@ -59,6 +59,19 @@ export interface WeightOptions {
   writeAfter?: Promise<boolean>;
 }
 
+/**
+ * What a router calls before each write of a setWeight: the first call awaits `options.writeAfter` (and rejects when
+ * it does), resolving to whether it changed what the router read; later calls (a retry) resolve to false at once.
+ */
+export function writeGate(options: WeightOptions = {}): () => Promise<boolean> {
+  let gate = options.writeAfter;
+  return async () => {
+    const pending = gate;
+    gate = undefined;
+    return pending ? pending : false;
+  };
+}
+
 /** Shifts traffic between stable and canary (Istio, NGINX, Gateway API, SMI, replica ratio, local proxy). */
 export interface TrafficRouter {
   readonly type: string;

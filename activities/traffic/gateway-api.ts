@@ -23,7 +23,9 @@ import {
   type RoutingVersions,
   type TrafficRouter,
   type WeightChange,
+  type WeightOptions,
   type WeightVerification,
+  writeGate,
 } from '../types';
 
 export const HTTP_ROUTE: CustomKind = {
@@ -115,6 +117,7 @@ interface SetupRecord {
 
 export class GatewayApiRouter implements TrafficRouter {
   readonly type = 'gatewayAPI';
+  readonly writesAfterGate = true;
   private readonly traffic: GatewayApiTraffic;
   private readonly namespace: string;
   private readonly routes: CustomObjects;
@@ -344,8 +347,11 @@ export class GatewayApiRouter implements TrafficRouter {
       : 0;
   }
 
-  async setWeight(weight: number, mirror?: StageMirror): Promise<WeightChange> {
+  /** One read and one merge patch; `options.writeAfter` is awaited between them (nothing is written when it rejects). */
+  async setWeight(weight: number, mirror?: StageMirror, options: WeightOptions = {}): Promise<WeightChange> {
     checkWeight(weight);
+    // What the gate may change (stable's Deployment) is not the HTTPRoute: what was read stays good.
+    const beforeWrite = writeGate(options);
     if (mirror && weight !== 0) {
       throw new ProviderError(
         'invalid',
@@ -381,6 +387,7 @@ export class GatewayApiRouter implements TrafficRouter {
           : undefined;
       const rulesChanged = !sameJson(before, rules);
       if (!rulesChanged && annotation === undefined) return { previous, changed: false };
+      await beforeWrite();
       await this.routes.mergePatch(
         this.traffic.httpRoute,
         {

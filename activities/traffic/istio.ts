@@ -30,7 +30,9 @@ import {
   type RoutingVersions,
   type TrafficRouter,
   type WeightChange,
+  type WeightOptions,
   type WeightVerification,
+  writeGate,
 } from '../types';
 
 const GROUP = 'networking.istio.io';
@@ -117,6 +119,7 @@ const SET_COOKIE = 'Set-Cookie';
 
 export class IstioRouter implements TrafficRouter {
   readonly type = 'istio';
+  readonly writesAfterGate = true;
   private readonly traffic: IstioTraffic;
   private readonly namespace: string;
   private readonly versionLabel: string;
@@ -154,28 +157,36 @@ export class IstioRouter implements TrafficRouter {
     return weightOf(first.route, this.find(first.route, this.traffic.canarySubset));
   }
 
-  async setWeight(weight: number, mirror?: StageMirror): Promise<WeightChange> {
+  /** One read and one merge patch; `options.writeAfter` is awaited between them (nothing is written when it rejects). */
+  async setWeight(weight: number, mirror?: StageMirror, options: WeightOptions = {}): Promise<WeightChange> {
     checkWeight(weight);
     checkMirror(weight, mirror);
     let previous = 0;
-    const changed = await this.update(VIRTUAL_SERVICES, this.traffic.virtualService, (vs) => {
-      const http = structuredClone(httpOf(vs));
-      const managed = this.managed(http);
-      previous = weightOf(managed[0].route, this.find(managed[0].route, this.traffic.canarySubset));
-      for (const m of managed) this.applyWeight(m, weight);
-      // Every weight change sets the mirror routes afresh: a shift without a mirror removes them.
-      const placed = this.placeMirrors(http, mirror);
-      const record = vsRecord(vs);
-      const recorded =
-        placed.names.length > 0 ? { routes: placed.names, percent: mirror!.percent } : undefined;
-      if (sameJson(record.mirror ?? null, recorded ?? null)) return { spec: { http: placed.http } };
-      if (recorded) record.mirror = recorded;
-      else delete record.mirror;
-      return {
-        spec: { http: placed.http },
-        metadata: { annotations: { [VS_RECORD]: JSON.stringify(record) } },
-      };
-    });
+    // What the gate may change (stable's Deployment) is not the VirtualService: what was read stays good.
+    const beforeWrite = writeGate(options);
+    const changed = await this.update(
+      VIRTUAL_SERVICES,
+      this.traffic.virtualService,
+      (vs) => {
+        const http = structuredClone(httpOf(vs));
+        const managed = this.managed(http);
+        previous = weightOf(managed[0].route, this.find(managed[0].route, this.traffic.canarySubset));
+        for (const m of managed) this.applyWeight(m, weight);
+        // Every weight change sets the mirror routes afresh: a shift without a mirror removes them.
+        const placed = this.placeMirrors(http, mirror);
+        const record = vsRecord(vs);
+        const recorded =
+          placed.names.length > 0 ? { routes: placed.names, percent: mirror!.percent } : undefined;
+        if (sameJson(record.mirror ?? null, recorded ?? null)) return { spec: { http: placed.http } };
+        if (recorded) record.mirror = recorded;
+        else delete record.mirror;
+        return {
+          spec: { http: placed.http },
+          metadata: { annotations: { [VS_RECORD]: JSON.stringify(record) } },
+        };
+      },
+      beforeWrite,
+    );
     return { previous, changed };
   }
 
@@ -812,11 +823,14 @@ export class IstioRouter implements TrafficRouter {
     plural: Plural,
     name: string,
     desired: (live: CustomObject) => Json,
+    /** Awaited after the read, before the write (setWeight's gate). */
+    beforeWrite?: () => Promise<unknown>,
   ): Promise<boolean> {
     return retryOnConflict(async () => {
       const live = await this.read(plural, name);
       const patch = desired(live);
       if (!changes(live, patch)) return false;
+      await beforeWrite?.();
       const objects = await this.objects(plural);
       await this.forgetOnMissingKind(plural, objects.mergePatch(name, patch, live.metadata.resourceVersion));
       return true;

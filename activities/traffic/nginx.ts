@@ -23,7 +23,9 @@ import {
   type RoutingVersions,
   type TrafficRouter,
   type WeightChange,
+  type WeightOptions,
   type WeightVerification,
+  writeGate,
 } from '../types';
 
 const NGINX = 'nginx.ingress.kubernetes.io/';
@@ -64,6 +66,7 @@ function derivedKey(key: string): boolean {
 
 export class NginxRouter implements TrafficRouter {
   readonly type = 'nginx';
+  readonly writesAfterGate = true;
   private readonly traffic: NginxTraffic;
   private readonly namespace: string;
   private readonly app: string;
@@ -132,8 +135,11 @@ export class NginxRouter implements TrafficRouter {
     return live ? weightOf(live) : 0;
   }
 
-  async setWeight(weight: number): Promise<WeightChange> {
+  /** One read and one patch; `options.writeAfter` is awaited between them (nothing is written when it rejects). */
+  async setWeight(weight: number, _mirror?: unknown, options: WeightOptions = {}): Promise<WeightChange> {
     checkWeight(weight);
+    // What the gate may change (stable's Deployment) is not the canary Ingress: what was read stays good.
+    const beforeWrite = writeGate(options);
     return retryOnConflict(async () => {
       const live = await this.find(this.traffic.canaryIngress);
       if (!live) {
@@ -147,6 +153,7 @@ export class NginxRouter implements TrafficRouter {
       this.assertOwned(live, 'setWeight');
       const previous = weightOf(live);
       if (live.metadata?.annotations?.[WEIGHT] === String(weight)) return { previous, changed: false };
+      await beforeWrite();
       await this.patch({
         metadata: {
           resourceVersion: live.metadata?.resourceVersion,

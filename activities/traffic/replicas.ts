@@ -13,6 +13,7 @@ import {
   type WeightChange,
   type WeightOptions,
   type WeightVerification,
+  writeGate,
 } from '../types';
 import { retryOnConflict, type KubeClients } from '../kube/client';
 import { KubePreflight, type AccessNeed } from '../kube/preflight';
@@ -158,16 +159,13 @@ export class ReplicaRatioRouter implements TrafficRouter {
     let changed = false;
     let split: ReplicaSplit = { canary: 0, stable: 0, achieved: 0 };
     let total = 0;
-    let gate = options.writeAfter;
+    const beforeWrite = writeGate(options);
     await retryOnConflict(async () => {
       let { stable, canary } = await this.read();
       // A retry after a partial write reads our own first write: previous is what the first attempt saw (before
       // the gate's own change, too).
       previous ??= weightOf(canary ? specReplicas(canary) : 0, specReplicas(stable));
-      if (gate) {
-        if (await gate) ({ stable, canary } = await this.read());
-        gate = undefined;
-      }
+      if (await beforeWrite()) ({ stable, canary } = await this.read());
       const canaryNow = canary ? specReplicas(canary) : 0;
       const stableNow = specReplicas(stable);
       total = this.total(stable, canaryNow);

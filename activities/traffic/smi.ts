@@ -25,6 +25,7 @@ import {
   type WeightChange,
   type WeightOptions,
   type WeightVerification,
+  writeGate,
 } from '../types';
 
 const KIND: CustomKind = { group: 'split.smi-spec.io', version: 'v1alpha2', plural: 'trafficsplits' };
@@ -196,12 +197,9 @@ export class SmiRouter implements TrafficRouter {
       throw new ProviderError('invalid', `a canary weight is a whole percent from 0 to 100, got ${weight}`);
     }
     const { trafficSplit, stableBackend, canaryBackend } = this.traffic;
-    let gate = options.writeAfter;
+    const beforeWrite = writeGate(options);
     return retryOnConflict(async () => {
       const live = await this.objects.get(trafficSplit);
-      // What the gate may change (stable's Deployment) is not the split: what was read stays good.
-      await gate;
-      gate = undefined;
       const previous = share(backendsOf(live), canaryBackend);
       const backends = structuredClone(backendsOf(live));
       const stable = this.requireBackend(backends, stableBackend);
@@ -215,6 +213,8 @@ export class SmiRouter implements TrafficRouter {
       stable.weight = 100 - weight;
       if (canary) canary.weight = weight;
       if (sameJson(backends, backendsOf(live))) return { previous, changed: false };
+      // What the gate may change (stable's Deployment) is not the split: what was read stays good.
+      await beforeWrite();
       await this.objects.mergePatch(trafficSplit, { spec: { backends } }, live.metadata.resourceVersion);
       return { previous, changed: true };
     });

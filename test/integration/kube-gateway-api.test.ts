@@ -14,6 +14,7 @@ import {
 import { ProviderError } from '../../activities/types';
 import { validateTarget } from '../../workflows/target';
 import { startKubeServer, type KubeServer } from '../../harness/kube';
+import { expectGatedShift } from './gated-shift';
 
 jest.setTimeout(180_000);
 
@@ -203,6 +204,13 @@ test('a second identical setWeight (or setup) changes nothing', async () => {
   // Setup after promotion keeps the weights and writes nothing.
   await router.setup({ stable: 'v2', canary: 'v2' });
   expect((await read(ns)).metadata.resourceVersion).toBe(rv);
+});
+
+test('a gated shift (the rollback) writes only once the gate settles, and nothing when it fails', async () => {
+  const { ns, router } = await fixture();
+  await router.setup({ stable: 'v1', canary: 'v2' });
+  await router.setWeight(25);
+  await expectGatedShift(router, 25, async () => (await read(ns)).metadata.resourceVersion);
 });
 
 test('the header rule copies the weighted matches, adds the header and sends to the canary', async () => {

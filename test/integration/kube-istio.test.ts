@@ -7,6 +7,7 @@ import { DR_RECORD, IstioRouter, VS_RECORD } from '../../activities/traffic/isti
 import { ProviderError } from '../../activities/types';
 import { validateTarget } from '../../workflows/target';
 import { startKubeServer, type KubeServer } from '../../harness/kube';
+import { expectGatedShift } from './gated-shift';
 
 jest.setTimeout(180_000);
 
@@ -159,6 +160,15 @@ test('a second identical setWeight writes nothing', async () => {
   await expect(r.setWeight(10)).resolves.toEqual({ previous: 10, changed: false });
   await r.setup({ stable: 'v1', canary: 'v2' }); // setup is idempotent too
   expect((await read(ns, 'VirtualService')).metadata.resourceVersion).toBe(before);
+});
+
+test('a gated shift (the rollback) writes only once the gate settles, and nothing when it fails', async () => {
+  const ns = await freshNamespace();
+  await create(ns, virtualService());
+  const r = router(ns);
+  await r.setup({ stable: 'v1', canary: 'v2' });
+  await r.setWeight(10);
+  await expectGatedShift(r, 10, async () => (await read(ns, 'VirtualService')).metadata.resourceVersion);
 });
 
 test('a concurrent writer causes a real 409; the router retries on a fresh read and keeps the other change', async () => {

@@ -7,6 +7,7 @@ import { NginxRouter, CREATED_FOR, DERIVED_FROM } from '../../activities/traffic
 import { ProviderError } from '../../activities/types';
 import { validateTarget, type Target } from '../../workflows/target';
 import { startKubeServer, type KubeServer } from '../../harness/kube';
+import { expectGatedShift } from './gated-shift';
 
 jest.setTimeout(180_000);
 
@@ -209,6 +210,17 @@ test('a second identical setWeight (or setup) changes nothing', async () => {
   await router.setup({ stable: 'v2', canary: 'v2' });
   expect((await read(ns, 'checkout-canary')).metadata?.resourceVersion).toBe(rv);
   expect(await router.getWeight()).toBe(25);
+});
+
+test('a gated shift (the rollback) writes only once the gate settles, and nothing when it fails', async () => {
+  const { ns, router } = await fixture();
+  await router.setup({ stable: 'v1', canary: 'v2' });
+  await router.setWeight(25);
+  await expectGatedShift(
+    router,
+    25,
+    async () => (await read(ns, 'checkout-canary')).metadata?.resourceVersion,
+  );
 });
 
 test('setup re-derives a changed primary and keeps what others put on the canary Ingress', async () => {
