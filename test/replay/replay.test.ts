@@ -33,6 +33,13 @@ test('fixtures exist', () => {
       'never-stuck-full-form-medium-rolled-back.history.json',
       'never-stuck-not-started.history.json',
       'never-stuck-soak-went-back.history.json',
+      // Fleet controls: a rollout held by freezes; one queued by its namespace's maxConcurrent that gets its slot and
+      // promotes, one aborted while queued (both with the queued/dequeued alerts), and the fleet workflow that held
+      // the limit.
+      'fleet-promoted-run-1.history.json',
+      'fleet-queued-promoted-run-1.history.json',
+      'fleet-queued-aborted-run-1.history.json',
+      'fleet-queued-limit-run-1.history.json',
     ]),
   );
 });
