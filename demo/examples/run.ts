@@ -461,8 +461,13 @@ async function waitForScrapes(
     if (signal?.aborted) throw signal.reason;
     const counts = await Promise.all(
       targets.map(async (t) => {
-        // Successful scrapes only (up is 0 for a scrape that failed or timed out, as one does under load).
-        const q = `sum_over_time(up{instance="${new URL(t.url).host}"}[5m])`;
+        // Successful scrapes only (up is 0 for a scrape that failed or timed out, as one does under load). The job and
+        // the target's labels too: a loopback port freed by an earlier run's exporter can be this one's, and that
+        // exporter's `up` would count before this target was scraped at all.
+        const labels = Object.entries({ job: t.job, ...t.labels })
+          .map(([k, v]) => `,${k}="${v}"`)
+          .join('');
+        const q = `sum_over_time(up{instance="${new URL(t.url).host}"${labels}}[5m])`;
         try {
           const res = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(q)}`, {
             signal: AbortSignal.timeout(2_000),
