@@ -166,6 +166,35 @@ describe('maxConcurrent on the machine', () => {
     expect(r.fleetReleases.map((f) => f.fleet)).toEqual([NS]);
   });
 
+  it('promote, pause, resume and approve while queued deploy nothing before the slot is granted', async () => {
+    for (const m of ['promote', 'pause', 'resume', 'approve'] as const) {
+      const r = await runScenario(
+        base({
+          fleets: { [NS]: undefined },
+          slots: { [NS]: { granted: false, position: 1, max: 1 } },
+          events: [
+            ...minutes(5),
+            { k: 'msg', m, who: 'carol' },
+            ...minutes(5),
+            { k: 'fleet', fleet: NS, slot: { granted: true, max: 1 } },
+            ...minutes(30),
+            ...(m === 'pause'
+              ? [{ k: 'msg' as const, m: 'resume' as const, who: 'carol' }, ...minutes(30)]
+              : []),
+          ],
+        }),
+      );
+      expect([m, r.violations]).toEqual([m, []]);
+      expect([m, r.outcome]).toEqual([m, 'promoted']);
+      // Nothing moves before the slot is granted at 10 minutes, whatever was asked meanwhile.
+      expect([m, Math.min(...r.shifts.map((x) => x.atMs))]).toEqual([m, 10 * 60_000]);
+      // A promote asked while queued is kept: granted, the rollout goes straight to 100 %.
+      if (m === 'promote') expect(r.shifts[0].weight).toBe(100);
+      else expect(r.shifts[0].weight).toBe(10);
+      expect(r.fleetReleases.map((f) => f.fleet)).toEqual([NS]);
+    }
+  });
+
   it('status, the Web UI details and the CLI show the queue position', async () => {
     const plan = planOf(PLAN)!;
     const m = currentMachine(PLAN);
