@@ -1,15 +1,13 @@
-// The rollout machine: the typed state, what it means (RolloutView), and the transitions every part of the walk
-// shares: messages from people, alerts, traffic shifts, and steps that must not give up. Side effects go through the
-// port; this file has no Temporal in it.
+// The rollout machine: the typed state, what it means (RolloutView), and what every part of the walk shares: messages
+// from people (their transitions are in transitions.ts; this class carries out the commands they return), alerts,
+// traffic shifts, and steps that must not give up. Side effects go through the port; this file has no Temporal in it.
 import {
   buildRolloutAlert,
-  rolloutCommands,
   type AlertEvent,
   type AlertKind,
   type AlertSeverity,
   type AlertVerdict,
   type RolloutAlert,
-  type RolloutAlertInput,
 } from '../alerts/events';
 import { routes } from '../alerts/routing';
 import type {
@@ -21,33 +19,24 @@ import type {
   PromoteRequest,
   ResolveRequest,
 } from '../api';
-import { approvalExpiresAt, approvalsNeeded, recordApproval } from '../approval-policy';
 import { renderDetails } from '../details';
-import {
-  ALL_NAMESPACES,
-  describeFreeze,
-  describeQueued,
-  type FleetNotice,
-  type SlotPlace,
-} from '../fleet-model';
+import type { FleetNotice } from '../fleet-model';
 import { describeMirror } from '../mirror-spec';
 import { formatDuration } from '../duration';
-import { acknowledgeMissingEvidence, initialJudgeState } from '../judge-v2';
 import type { ApprovalRecord, ResolveRecord, RolloutStatus } from '../types';
 import type { WeightResult } from '../../activities/rollout-activities';
-import {
-  ALERT_FLUSH_MS,
-  MAX_APPROVALS_KEPT,
-  RETRY_PAUSE_MS,
-  errorMessage,
-  iso,
-  pushBounded,
-  type RolloutContext,
-} from './context';
+import { ALERT_FLUSH_MS, RETRY_PAUSE_MS, errorMessage, iso, type RolloutContext } from './context';
 import { ResolvedByHand } from './errors';
 import type { RolloutPort, Scope } from './port';
 import { carryOver, type RolloutState } from './state';
 import { rolloutStatus } from './status';
+import {
+  transition,
+  type AckOf,
+  type AlertExtra,
+  type MachineCommand,
+  type RolloutEvent,
+} from './transitions';
 import { RolloutView } from './views';
 
 /** Events only rollouts from alert-sinks-v2 on raise (older histories never scheduled them). */
@@ -64,8 +53,6 @@ const V2_ONLY_KINDS: readonly AlertKind[] = [
   'hook_failed',
 ];
 
-type AlertExtra = Partial<Omit<RolloutAlertInput, 'kind' | 'message'>>;
-
 export class RolloutMachine extends RolloutView {
   /** Bumped by every message so a wait re-evaluates at once. */
   messages = 0;
@@ -78,6 +65,8 @@ export class RolloutMachine extends RolloutView {
   readonly walkScope: Scope;
   /** The step that keeps failing, while it runs one attempt (a resolve cancels it). */
   stepScope: Scope | undefined;
+  /** The alert the last pause or resume raised, until its handler takes it (pausedAlert, resumedAlert). */
+  private messageAlert: Promise<void> | undefined;
 
   constructor(
     s: RolloutState,
@@ -226,301 +215,107 @@ export class RolloutMachine extends RolloutView {
     }
   }
 
-  // ---------- messages (each validated first: see the refusals in RolloutView) ----------
+  // ---------- messages (each validated first: see the refusals in RolloutView; what each does: transitions.ts) ----------
 
-  /** A gate's answer, or a person's answer to a question about missing evidence or a breach. */
+  /**
+   * Carries out a transition's commands in the order given, each at once (no await between them: the order of the
+   * upserts, alert steps and cancels is the order history records). Returns the promise of the last alert, as the
+   * messages awaited it before they were data; an alert before it is started and not awaited (only a handler's comes
+   * first, and a handler's alert never fails).
+   */
+  private carryOut(commands: readonly MachineCommand[]): Promise<void> | undefined {
+    let alerted: Promise<void> | undefined;
+    for (const c of commands) {
+      switch (c.type) {
+        case 'wake':
+          this.messages++;
+          break;
+        case 'publish':
+          this.publish();
+          break;
+        case 'alert':
+          alerted = this.alert(c.kind, c.severity, c.message, c.fromHandler, c.extra);
+          break;
+        case 'cancelWalk':
+          this.walkScope.cancel();
+          break;
+        case 'cancelStep':
+          this.stepScope?.cancel();
+          break;
+      }
+    }
+    return alerted;
+  }
+
+  /** Applies a message as its transition says, carries out its commands, and returns its answer. */
+  private take<E extends RolloutEvent>(event: E): { ack: AckOf<E>; alerted: Promise<void> } {
+    const { ack, commands } = transition(this, event, this.now());
+    return { ack, alerted: this.carryOut(commands) ?? Promise.resolve() };
+  }
+
+  /** A gate's answer, or a person's answer to a question about missing evidence, a breach or a failed hook. */
   approve(req: ApproveRequest): ApprovalRecord {
-    const s = this.s;
-    const now = this.now();
-    if (s.hookQuestion && !this.gateWaiting()) {
-      // Going on despite a failed hook (onFailure: approval).
-      const q = s.hookQuestion;
-      s.hookQuestion = undefined;
-      const accepted: ApprovalRecord = {
-        stage: q.stage,
-        by: req.identity,
-        at: iso(now),
-        kind: 'hook-failure-accepted',
-        comment: req.comment ?? q.reason,
-      };
-      pushBounded(s.approvals, accepted, MAX_APPROVALS_KEPT);
-      this.messages++;
-      this.publish();
-      return accepted;
-    }
-    if (s.evidenceQuestion && !this.gateWaiting()) {
-      // Going on without the missing evidence: the checks count afresh, so the question comes back only after
-      // another full limit.
-      const q = s.evidenceQuestion;
-      s.evidenceQuestion = undefined;
-      s.judge = acknowledgeMissingEvidence(
-        s.judge ?? initialJudgeState(),
-        q.checks.length > 0 ? q.checks : undefined,
-      );
-      // A breach that asked is accepted in the judge (it no longer holds the stage); only missing evidence
-      // waives the stage's need for a passing analysis.
-      const onlyBreaches =
-        q.breaches !== undefined && q.checks.length > 0 && q.checks.every((c) => q.breaches?.includes(c));
-      if (!onlyBreaches) s.evidenceWaivedStage = s.stageIndex;
-      const waived: ApprovalRecord = {
-        stage: s.stageIndex + 1,
-        by: req.identity,
-        at: iso(now),
-        kind: onlyBreaches ? 'breach-accepted' : 'missing-evidence',
-        ...(req.comment ? { comment: req.comment } : {}),
-      };
-      pushBounded(s.approvals, waived, MAX_APPROVALS_KEPT);
-      this.messages++;
-      this.publish();
-      return waived;
-    }
-    const policy = this.gatePolicy();
-    const record: ApprovalRecord = {
-      stage: s.stageIndex + 1,
-      ...(this.atPromotionGate() ? { promotion: true } : {}),
-      by: policy ? req.identity.trim() : req.identity,
-      at: iso(now),
-      kind: 'approved',
-      ...(req.comment ? { comment: req.comment } : {}),
-    };
-    if (policy) {
-      // Under a policy the gate passes once enough distinct, unexpired approvals are in (the walk decides).
-      s.gateApprovals = recordApproval(
-        this.gateState(),
-        req.identity,
-        now,
-        req.comment,
-        req.groups,
-      ).approvals;
-      const expires = approvalExpiresAt(policy, { identity: record.by, atMs: now });
-      record.required = policy.required;
-      record.count = policy.required - approvalsNeeded(policy, this.gateState(), now);
-      if (expires !== undefined) record.expiresAt = iso(expires);
-    } else {
-      s.approvedStage = s.stageIndex;
-    }
-    pushBounded(s.approvals, record, MAX_APPROVALS_KEPT);
-    this.messages++;
-    if (policy) this.publish();
-    return record;
+    return this.take({ type: 'approve', req }).ack;
   }
 
   /** Skip ahead to promotion, or, in the soak, end the soak now. */
   promote(req: PromoteRequest): PromoteAck {
-    const s = this.s;
-    if (this.soaking()) {
-      // Promoted already: `promote --end-soak` during the soak finishes it now (stable takes the new version).
-      s.soak!.endNow = { by: req.identity, at: this.now() };
-      this.messages++;
-      this.publish();
-      return { fromStage: s.stageIndex + 1, acceptedAt: iso(this.now()) };
-    }
-    s.promoteRequest = { by: req.identity, at: this.now(), fromStage: s.stageIndex + 1 };
-    pushBounded(
-      s.approvals,
-      {
-        stage: s.stageIndex + 1,
-        by: req.identity,
-        at: iso(this.now()),
-        kind: 'promote',
-        ...(req.comment ? { comment: req.comment } : {}),
-      },
-      MAX_APPROVALS_KEPT,
-    );
-    this.messages++;
-    return { fromStage: s.stageIndex + 1, acceptedAt: iso(this.now()) };
+    return this.take({ type: 'promote', req }).ack;
   }
 
   /** An abort: the walk is cancelled and the rollout rolls back (or, in the soak, goes back). */
   abort(req: AbortRequest): void {
-    const s = this.s;
-    // Idempotent: only the first abort counts, and a promotion under way is not undone.
-    if (s.abortRequest || s.finalizing) return;
-    if (this.soaking()) {
-      // During the soak the previous version still runs: an abort goes back to it.
-      s.abortRequest = { by: req.identity, reason: req.reason, back: true };
-      this.messages++;
-      this.walkScope.cancel();
-      return;
-    }
-    if (s.phase !== 'progressing') return;
-    // An abort while a gate or a question waits declines it: a person said no, nothing failed.
-    const declined = this.gateWaiting()
-      ? `the gate of ${this.atPromotionGate() ? 'the promotion' : `stage ${s.stageIndex + 1}`}`
-      : s.evidenceQuestion
-        ? `the question about ${s.evidenceQuestion.checks.join(', ') || 'missing evidence'}`
-        : s.hookQuestion
-          ? `the question about hook ${s.hookQuestion.hook}`
-          : undefined;
-    s.abortRequest = { by: req.identity, reason: req.reason, ...(declined ? { declined } : {}) };
-    this.messages++;
-    this.walkScope.cancel();
+    this.take({ type: 'abort', req });
   }
 
   /** A person confirms traffic is back on stable while a rollback step keeps failing: that step ends. */
   resolve(req: ResolveRequest): ResolveRecord {
-    const s = this.s;
-    const record: ResolveRecord = {
-      by: req.identity.trim(),
-      reason: req.reason.trim(),
-      at: iso(this.now()),
-      ...(s.retrying ? { step: s.retrying.step } : {}),
-    };
-    s.resolved = record;
-    pushBounded(
-      s.approvals,
-      { stage: s.stageIndex + 1, by: record.by, at: record.at, kind: 'resolved', comment: record.reason },
-      MAX_APPROVALS_KEPT,
-    );
-    this.messages++;
-    this.stepScope?.cancel();
-    this.publish();
-    return record;
+    return this.take({ type: 'resolve', req }).ack;
   }
 
+  /** Pauses, and raises the `paused` alert; a handler awaits that alert through pausedAlert(). */
   pause(req: PauseRequest): PauseAck {
-    const s = this.s;
-    s.pausedSince = this.now();
-    s.pausedBy = req.identity;
-    s.pauseReason = req.reason;
-    this.messages++;
-    this.publish();
-    return { at: iso(s.pausedSince), by: req.identity, stage: s.stageIndex + 1 };
+    const { ack, alerted } = this.take({ type: 'pause', req });
+    this.messageAlert = alerted;
+    return ack;
   }
 
+  /** Resumes, and raises the `resumed` alert; a handler awaits that alert through resumedAlert(). */
   resume(req: PauseRequest): PauseAck {
-    const s = this.s;
-    s.pausedMsInWait += this.now() - (s.pausedSince ?? this.now());
-    if (s.machineV2 && this.plan.windows)
-      s.pausedOpenMsInWait = (s.pausedOpenMsInWait ?? 0) + this.pausedHoldTime(this.now());
-    s.pausedSince = undefined;
-    s.pausedBy = undefined;
-    s.pauseReason = undefined;
-    this.messages++;
-    this.publish();
-    return { at: iso(this.now()), by: req.identity, stage: s.stageIndex + 1 };
+    const { ack, alerted } = this.take({ type: 'resume', req });
+    this.messageAlert = alerted;
+    return ack;
   }
 
-  /**
-   * A fleet workflow's answer to an ask, or its news: the freeze of its scope, or none. Whatever build started the
-   * rollout, a freeze holds it from its next advance on; only an ended rollout takes no notice.
-   */
+  /** A fleet workflow's answer to an ask, or its news (see transitions.ts); resolves once its alert is raised. */
   fleetNotice(n: FleetNotice): Promise<void> {
-    const s = this.s;
-    const before = s.freezes?.[n.fleet];
-    const asked = s.fleetAsked?.filter((id) => id !== n.fleet);
-    s.fleetAsked = asked && asked.length > 0 ? asked : undefined;
-    const freezes = { ...s.freezes };
-    if (n.freeze) freezes[n.fleet] = n.freeze;
-    else delete freezes[n.fleet];
-    s.freezes = Object.keys(freezes).length > 0 ? freezes : undefined;
-    this.messages++;
-    const slotBefore = JSON.stringify(s.slot);
-    const wasQueued = this.queued();
-    if (s.slotAsked === n.fleet) s.slotAsked = undefined;
-    // A slot is taken only before the canary; one granted later (a limit lifted) is still given back at the end.
-    if (n.slot && s.phase === 'progressing') {
-      // Who holds the slots is news for the alert, not state.
-      const { holders: _holders, holderCount: _count, ...place } = n.slot;
-      s.slot = { ...place, fleet: n.fleet };
-      if (s.queueAlerts && !s.abortRequest) this.queueAlert(wasQueued, n.slot);
-    }
-    if (s.phase === 'progressing' && JSON.stringify(s.slot) !== slotBefore) this.publish();
-    if (s.phase !== 'progressing' || JSON.stringify(before) === JSON.stringify(n.freeze))
-      return Promise.resolve();
-    this.publish();
-    if (n.freeze) {
-      const f = n.freeze;
-      return this.alert('frozen', 'warning', `${this.label()} does not advance: ${describeFreeze(f)}`, true, {
-        by: f.by,
-        reason: f.reason,
-      });
-    }
-    const still = this.frozen();
-    return this.alert(
-      'unfrozen',
-      'info',
-      `${this.label()}: the freeze of ${before!.scope === ALL_NAMESPACES ? 'every namespace' : `namespace ${before!.scope}`} was lifted` +
-        (still ? `; still ${describeFreeze(still)}` : '; it advances again'),
-      true,
-    );
+    return this.take({ type: 'fleetNotice', notice: n }).alerted;
   }
 
   /**
-   * From fleet-queue-alerts on: a rollout its namespace's maxConcurrent queues says so (its position, the limit, who
-   * holds the slots, and how to leave the queue); once granted its slot, it says that. A move up the queue is quiet.
+   * The `paused` alert the pause just taken raised (pause() raises it, right after its publish): handlers await it,
+   * so that a run waits for it (handlersFinished) before it continues as new.
    */
-  private queueAlert(wasQueued: boolean, told: SlotPlace): void {
-    const { ctx } = this;
-    const ns = ctx.target.namespace;
-    if (!wasQueued && !told.granted) {
-      const named = told.holders ?? [];
-      const more = (told.holderCount ?? named.length) - named.length;
-      const held =
-        named.length > 0
-          ? `; the slots are held by ${named.join(', ')}${more > 0 ? ` and ${more} more` : ''}`
-          : '';
-      const abort = rolloutCommands(ctx.workflowId, 'queued', undefined, ctx.cli).abort!;
-      void this.alert(
-        'queued',
-        'info',
-        `${this.label()} ${describeQueued(told, ns)}${held}. It deploys nothing until its turn comes; ` +
-          `to leave the queue: ${abort}`,
-        true,
-      );
-    } else if (wasQueued && told.granted) {
-      void this.alert(
-        'dequeued',
-        'info',
-        `${this.label()}: ` +
-          (told.max !== undefined
-            ? `its slot in namespace ${ns} is granted (maxConcurrent ${told.max})`
-            : `the limit of namespace ${ns} was lifted`) +
-          '; it leaves the queue and goes on to its canary',
-        true,
-      );
-    }
+  pausedAlert(_req: PauseRequest): Promise<void> {
+    return this.takeMessageAlert();
   }
 
-  pausedAlert(req: PauseRequest): Promise<void> {
-    const commands = this.releaseHoldCommands(req.identity);
-    return this.alert(
-      'paused',
-      'info',
-      `${this.label()} paused by ${req.identity}${req.reason ? `: ${req.reason}` : ''}`,
-      true,
-      { by: req.identity, ...(req.reason ? { reason: req.reason } : {}), ...(commands ? { commands } : {}) },
-    );
+  /** The `resumed` alert the resume just taken raised: see pausedAlert. */
+  resumedAlert(_req: PauseRequest): Promise<void> {
+    return this.takeMessageAlert();
   }
 
-  resumedAlert(req: PauseRequest): Promise<void> {
-    return this.alert('resumed', 'info', `${this.label()} resumed by ${req.identity}`, true, {
-      by: req.identity,
-    });
+  private takeMessageAlert(): Promise<void> {
+    const alerted = this.messageAlert ?? Promise.resolve();
+    this.messageAlert = undefined;
+    return alerted;
   }
 
   // ---------- steps every part of the walk shares ----------
 
-  /**
-   * Someone else changed the weights. The rollout does not fight an operator: it pauses (analysis goes on and
-   * still rolls back on failure), and a resume puts the planned weight back.
-   */
+  /** Someone else changed the weights: the rollout pauses and says so (see transitions.ts). */
   async driftDetected(expected: number, found: number): Promise<void> {
-    const { s, ctx } = this;
-    s.drift = { expected, found, at: this.now() };
-    if (s.pausedSince === undefined) {
-      s.pausedSince = this.now();
-      s.pausedBy = 'drift detection';
-      s.pauseReason = `the canary weight is ${found}%, not the ${expected}% this rollout set`;
-    }
-    this.messages++;
-    this.publish();
-    await this.alert(
-      'drift_detected',
-      'warning',
-      `${this.label()}: someone changed the traffic weights (canary at ${found}%, the rollout set ${expected}%); ` +
-        `the rollout is paused. Resume to restore ${s.weight}%: ${ctx.cli} resume ${ctx.workflowId}; or abort: ${ctx.cli} abort ${ctx.workflowId} --reason "why"`,
-    );
+    await this.take({ type: 'drift', expected, found }).alerted;
   }
 
   /**
