@@ -11,13 +11,15 @@ import { SimPort } from '../../workflows/machine/sim';
 import { initialState, type RolloutState } from '../../workflows/machine/state';
 import {
   transition,
+  type AbortOutcome,
   type MachineCommand,
   type RolloutEvent,
   type Transition,
 } from '../../workflows/machine/transitions';
 import { RolloutView } from '../../workflows/machine/views';
 import type { FleetFreeze, SlotPlace } from '../../workflows/fleet-model';
-import type { Plan } from '../../workflows/types';
+import type { PauseAck } from '../../workflows/api';
+import type { ApprovalRecord, Plan } from '../../workflows/types';
 import { planOf } from './machine-sim';
 
 const RUNS = Number(process.env.MACHINE_PROPERTY_RUNS ?? 3000);
@@ -163,6 +165,25 @@ const freeze = (scope: string): FleetFreeze => ({
 });
 
 describe('messages, as the playbook tells them', () => {
+  it("each event's answer has its own type (checked by the compiler)", () => {
+    const v = viewAt('atGate');
+    const approved: ApprovalRecord = transition(v, { type: 'approve', req: { identity: 'alice' } }, NOW).ack;
+    const paused: PauseAck = transition(v, { type: 'pause', req: { identity: 'alice' } }, NOW).ack;
+    const aborted: AbortOutcome = transition(
+      v,
+      { type: 'abort', req: { identity: 'bob', reason: 'no' } },
+      NOW,
+    ).ack;
+    // @ts-expect-error a resume answers with a PauseAck, not an approval record
+    const wrong: ApprovalRecord = transition(v, { type: 'resume', req: { identity: 'alice' } }, NOW).ack;
+    expect([approved.kind, paused.by, aborted.accepted, 'kind' in wrong]).toEqual([
+      'approved',
+      'alice',
+      true,
+      false,
+    ]);
+  });
+
   it('an abort at a gate declines it and cancels the walk', () => {
     const v = viewAt('atGate');
     const t = transition(v, { type: 'abort', req: { identity: 'alice', reason: 'not today' } }, NOW);
