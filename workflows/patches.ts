@@ -62,3 +62,10 @@ export const FLEET_PATCH = 'fleet-controls';
  * how to leave the queue), and a `dequeued` alert when its slot is granted. Only rollouts with fleet-controls queue.
  */
 export const QUEUE_ALERTS_PATCH = 'fleet-queue-alerts';
+/**
+ * From this patch on (decided once, at the rollout's first run, and carried in its state as `pauseHolds`), a paused
+ * rollout moves nothing forward: it deploys no canary, enters no stage and does not promote until it is resumed (it
+ * waits analysing, so a breach still rolls back; an abort still ends it). Before it, a pause held only the hold's
+ * clock, a gate and a window's wait.
+ */
+export const PAUSE_HOLDS_PATCH = 'pause-holds-advance';

@@ -18,6 +18,7 @@ import {
   MACHINE_V2_PATCH,
   METRICS_OFFER_PATCH,
   NEVER_STUCK_PATCH,
+  PAUSE_HOLDS_PATCH,
   PLAN_LIMITS_PATCH,
   QUEUE_ALERTS_PATCH,
   STRICT_PLAN_PATCH,
@@ -90,6 +91,7 @@ export async function canaryRollout(input: RolloutInput): Promise<RolloutResult>
   if (carried === undefined) s.machineV2 = patched(MACHINE_V2_PATCH);
   if (carried === undefined) s.fleet = patched(FLEET_PATCH);
   if (carried === undefined) s.queueAlerts = patched(QUEUE_ALERTS_PATCH);
+  if (carried === undefined) s.pauseHolds = patched(PAUSE_HOLDS_PATCH);
   if (s.neverStuck) s.touched ??= {};
   const machine = new RolloutMachine(
     s,

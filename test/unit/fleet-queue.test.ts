@@ -186,8 +186,9 @@ describe('maxConcurrent on the machine', () => {
       );
       expect([m, r.violations]).toEqual([m, []]);
       expect([m, r.outcome]).toEqual([m, 'promoted']);
-      // Nothing moves before the slot is granted at 10 minutes, whatever was asked meanwhile.
-      expect([m, Math.min(...r.shifts.map((x) => x.atMs))]).toEqual([m, 10 * 60_000]);
+      // Nothing moves before the slot is granted at 10 minutes, whatever was asked meanwhile; a paused rollout moves
+      // nothing before its resume at 40 minutes either (pause-holds-advance; test/unit/pause-holds.test.ts).
+      expect([m, Math.min(...r.shifts.map((x) => x.atMs))]).toEqual([m, (m === 'pause' ? 40 : 10) * 60_000]);
       // A promote asked while queued is kept: granted, the rollout goes straight to 100 %.
       if (m === 'promote') expect(r.shifts[0].weight).toBe(100);
       else expect(r.shifts[0].weight).toBe(10);

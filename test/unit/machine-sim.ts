@@ -33,6 +33,8 @@ export interface Scenario {
   fleet?: boolean;
   /** The fleet-queue-alerts behaviour: being queued for a slot, and leaving the queue, raise alerts. */
   queueAlerts?: boolean;
+  /** The pause-holds-advance behaviour: while paused, no canary is deployed, no stage entered, nothing promoted. */
+  pauseHolds?: boolean;
   /** Fleet workflows that run from the start, with their freeze (undefined: none). */
   fleets?: Record<string, FleetFreeze | undefined>;
   /** How a fleet workflow answers an ask for a slot (by id): granted, or a place in the queue. */
@@ -47,8 +49,11 @@ export interface Scenario {
   maxSteps?: number;
   /** How the plan's hooks answer (default: every run passes). */
   hookAnswer?: (input: HookRunInput) => HookRunResult;
-  /** Answers a step itself (e.g. with a real activity); undefined: the simulation's answer. */
-  stepAnswer?: (command: StepCommand<StepName>) => Promise<unknown>;
+  /**
+   * Answers a step itself (e.g. with a real activity); undefined: the simulation's answer. It may hand the machine a
+   * message while the step runs (e.g. a pause during the preflight).
+   */
+  stepAnswer?: (command: StepCommand<StepName>, machine: RolloutMachine) => Promise<unknown>;
 }
 
 export interface RunReport {
@@ -76,6 +81,8 @@ export interface RunReport {
   loads: Array<{ atMs: number; op: 'start' | 'stop'; job: string; weight: number }>;
   /** Slots given back to fleet workflows (ms after the start). */
   fleetReleases: Array<{ atMs: number; fleet: string }>;
+  /** Every step the machine asked for, in order: when (ms after the start), which, and its summary. */
+  commands: Array<{ atMs: number; step: string; summary: string }>;
 }
 
 const MONDAY_10 = Date.UTC(2026, 11, 7, 10, 0, 0);
@@ -93,8 +100,8 @@ export const minutes = (n: number): SimEvent[] =>
   Array.from({ length: n }, () => ({ k: 'advance', ms: 60_000 }) as const);
 
 /**
- * A scenario of a rollout as this build starts one: never-stuck, machine-v2, alert-sinks-v2, fleet-controls and
- * fleet-queue-alerts.
+ * A scenario of a rollout as this build starts one: never-stuck, machine-v2, alert-sinks-v2, fleet-controls,
+ * fleet-queue-alerts and pause-holds-advance.
  */
 export function currentScenario(plan: PlanSpec, over: Partial<Scenario> = {}): Scenario {
   return {
@@ -105,6 +112,7 @@ export function currentScenario(plan: PlanSpec, over: Partial<Scenario> = {}): S
     alertsV2: true,
     fleet: true,
     queueAlerts: true,
+    pauseHolds: true,
     ...over,
   };
 }
@@ -117,7 +125,15 @@ export function currentMachine(spec: PlanSpec, port = new SimPort(MONDAY_10)): R
   const plan = planOf(spec);
   if (!plan) throw new Error('invalid plan');
   return new RolloutMachine(
-    { ...initialState(), neverStuck: true, machineV2: true, fleet: true, queueAlerts: true, touched: {} },
+    {
+      ...initialState(),
+      neverStuck: true,
+      machineV2: true,
+      fleet: true,
+      queueAlerts: true,
+      pauseHolds: true,
+      touched: {},
+    },
     {
       plan,
       target: { app: 'app', namespace: 'ns' },
@@ -159,6 +175,8 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
   const credit = new Map<number, number>();
   let lastStage = 0;
   let lastWeightAfterRollback: number | undefined;
+  /** The highest weight set while not paused: a paused rollout (pause-holds-advance) sets none above it. */
+  let highestUnpaused = 0;
   const loads: RunReport['loads'] = [];
 
   const state0 = (): RolloutState => ({
@@ -169,6 +187,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     ...(sc.machineV2 ? { machineV2: true } : {}),
     ...(sc.fleet ? { fleet: true } : {}),
     ...(sc.queueAlerts ? { queueAlerts: true } : {}),
+    ...(sc.pauseHolds ? { pauseHolds: true } : {}),
   });
   const start = (s: RolloutState): Promise<RolloutResult> => {
     runs++;
@@ -203,6 +222,18 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     const promotes = c.step === 'promoteStable' || c.summary.startsWith('promotion');
     if (advancing && (promotes || !s.finalizing) && machine.frozen()) fail(`${c.summary} while frozen`);
     if (advancing && s.fleet && s.fleetAsked) fail(`${c.summary} before the fleet answered`);
+    // From pause-holds-advance on, a paused rollout deploys no canary, enters no stage and does not promote; the
+    // weight never rises (a step back's return to its stage's weight, decided by analysis, stays below the highest).
+    const pausedHolds =
+      sc.pauseHolds && s.pausedSince !== undefined && s.phase === 'progressing' && !s.finalizing;
+    if (pausedHolds && (c.step === 'prepareCanary' || c.step === 'prepareRouting' || advancing))
+      fail(`${c.summary} while paused by ${s.pausedBy}`);
+    if (c.step === 'setCanaryWeight' && !rollbackSeen) {
+      const weight = (c.args[0] as { weight: number }).weight;
+      if (pausedHolds && weight > highestUnpaused)
+        fail(`weight ${weight}% set while paused (the highest before: ${highestUnpaused}%): ${c.summary}`);
+      if (s.pausedSince === undefined) highestUnpaused = Math.max(highestUnpaused, weight);
+    }
     if (c.step === 'setCanaryWeight') {
       const weight = (c.args[0] as { weight: number }).weight;
       const stageWeight = plan.stages[s.stageIndex].weight;
@@ -428,7 +459,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     }
     if (port.steps.length > 0) {
       const p = port.steps[0];
-      const own = sc.stepAnswer ? await sc.stepAnswer(p.command) : undefined;
+      const own = sc.stepAnswer ? await sc.stepAnswer(p.command, machine) : undefined;
       if (own === undefined) answer(p);
       else if (port.steps.includes(p)) {
         port.steps.splice(port.steps.indexOf(p), 1);
@@ -515,6 +546,11 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
   return {
     hooks,
     loads,
+    commands: port.commands.map((r) => ({
+      atMs: r.at - START,
+      step: r.command.step,
+      summary: r.command.summary,
+    })),
     fleetReleases: port.fleetReleases.map((r) => ({ atMs: r.at - START, fleet: r.fleet })),
     ...(finished?.result ? { result: finished.result } : {}),
     outcome,

@@ -55,6 +55,8 @@ export interface RolloutState {
   slotAsked?: string;
   /** From fleet-queue-alerts on: being queued, and leaving the queue, raise alerts (decided at the first run). */
   queueAlerts?: boolean;
+  /** From pause-holds-advance on: while paused, no canary, no stage entry, no promotion (decided at the first run). */
+  pauseHolds?: boolean;
   approvedStage?: number;
   lastAnalysisAt?: number;
   passedInStage: boolean;

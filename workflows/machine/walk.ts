@@ -394,6 +394,12 @@ export async function awaitFleet(m: RolloutMachine, isPromotion: boolean, slot =
     s.fleetAsked = waiting.length > 0 ? waiting : undefined;
     if (s.slotAsked !== undefined && !reached.includes(s.slotAsked)) s.slotAsked = undefined;
   }
+  await fleetHold(m, isPromotion);
+}
+
+/** Waits while a freeze holds the rollout or it is queued for a slot (what its fleet workflows told it; no ask). */
+async function fleetHold(m: RolloutMachine, isPromotion: boolean): Promise<void> {
+  const s = m.s;
   const held = (): boolean => m.frozen() !== undefined || s.fleetAsked !== undefined || m.queued();
   if (!held()) return;
   m.publish();
@@ -409,6 +415,26 @@ export async function awaitFleet(m: RolloutMachine, isPromotion: boolean, slot =
     m.queued() ? 'slot granted' : 'freeze lifted',
   );
   m.publish();
+}
+
+/**
+ * From pause-holds-advance on, a paused rollout moves nothing forward: before it deploys its canary, enters a stage or
+ * promotes, it waits for a resume, analysing all the while (a breach still rolls back, an abort still ends it). A
+ * promotion asked before the pause waits too (promote is refused while paused: it takes effect once resumed). Says
+ * whether it waited: the windows and freezes are then asked again, since a pause may outlast an opening or see a
+ * freeze begin. Status says why it waits: the phase is `paused`, with who paused it and why.
+ */
+async function awaitResume(m: RolloutMachine): Promise<boolean> {
+  const s = m.s;
+  if (!s.pauseHolds || s.pausedSince === undefined) return false;
+  m.port.log.info('paused; waiting for a resume before it advances', { by: s.pausedBy });
+  await watch(
+    m,
+    () => s.pausedSince === undefined,
+    () => undefined,
+    'resume',
+  );
+  return true;
 }
 
 /** A new wait at a gate: nothing of the previous gate's approvals, reminders or wait time carries over. */
@@ -429,8 +455,9 @@ export async function walk(m: RolloutMachine): Promise<void> {
   // The canary is deployed (after the preflight, from never-stuck on) and the router prepared, once.
   if (!s.canaryReady) {
     if (s.neverStuck && !s.preflight) await preflight(m);
-    // A freeze holds a new rollout before its canary is deployed: nothing new goes out.
+    // A freeze holds a new rollout before its canary is deployed: nothing new goes out; nor while it is paused.
     await awaitFleet(m, false, true);
+    while (await awaitResume(m)) await fleetHold(m, false);
     m.publish();
     const warnings = (s.preflight?.findings ?? []).filter((f) => f.level === 'warn');
     await m.alert(
@@ -473,6 +500,10 @@ export async function walk(m: RolloutMachine): Promise<void> {
       if (!s.promoteRequest) await awaitWindow(m, s.stageIndex === plan.stages.length - 1);
       if (!s.promoteRequest) await awaitFleet(m, false);
       if (!s.promoteRequest) await runHooks(m, 'beforeStage', hookWait(m));
+      while (!s.promoteRequest && (await awaitResume(m))) {
+        await awaitWindow(m, s.stageIndex === plan.stages.length - 1);
+        if (!s.promoteRequest) await fleetHold(m, false);
+      }
       if (s.promoteRequest) {
         s.skippedFrom = s.stageIndex;
         break;
@@ -505,4 +536,8 @@ export async function walk(m: RolloutMachine): Promise<void> {
   await awaitWindow(m, true);
   await awaitFleet(m, true);
   await runHooks(m, 'beforePromotion', hookWait(m));
+  while (await awaitResume(m)) {
+    await awaitWindow(m, true);
+    await fleetHold(m, true);
+  }
 }
