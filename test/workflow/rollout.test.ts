@@ -13,7 +13,10 @@ import {
   pauseSignal,
   promoteUpdate,
   resumeSignal,
+  rolloutWorkflowId,
   statusQuery,
+  type PauseRequest,
+  type RolloutInput,
 } from '../../workflows/api';
 import type { PlanSpec } from '../../workflows/plan';
 import { PRESETS } from '../../workflows/presets';
@@ -233,8 +236,48 @@ test('pause lengthens the stage by exactly the paused time, and promote is refus
   expect((await rolloutResult(h)).outcome).toBe('rolled_back');
 }, 300_000);
 
+test('paused before its first stage: no canary and weight 0 until resumed, then stage 1 at once', async () => {
+  const target = { app: 'paused-early', namespace: 'test' };
+  const input: RolloutInput = { target, version: 'v2', plan: defaultStages(), requestedBy: 'jest' };
+  // Signal-with-start: the pause is in the rollout's first workflow task, before its preflight.
+  const h = await bench.env.client.workflow.signalWithStart<typeof canaryRollout, [PauseRequest]>(
+    'canaryRollout',
+    {
+      workflowId: rolloutWorkflowId(target),
+      taskQueue: bench.taskQueue,
+      args: [input],
+      signal: pauseSignal,
+      signalArgs: [{ identity: 'dave', reason: 'change review' }],
+    },
+  );
+  await bench.env.sleep(2 * HOUR);
+  let st = await status(h);
+  expect([st.phase, st.pausedBy, st.pauseReason, st.stage, st.weight]).toEqual([
+    'paused',
+    'dave',
+    'change review',
+    1,
+    0,
+  ]);
+  expect(st.preflight?.state).toBe('passed');
+  expect(await bench.live()).toMatchObject({ weight: 0, canary: null });
+  expect(bench.alerts(h.workflowId).map((e) => e.event)).toEqual(['paused']);
+  await h.signal(resumeSignal, { identity: 'dave' });
+  await bench.env.sleep(10 * MINUTE);
+  st = await status(h);
+  expect([st.phase, st.stage, st.weight]).toEqual(['progressing', 1, 5]);
+  expect(await bench.live()).toMatchObject({ weight: 5, canary: { version: 'v2' } });
+  const events = bench.alerts(h.workflowId).map((e) => e.event);
+  expect(events.slice(0, 4)).toEqual(['paused', 'resumed', 'rollout_started', 'stage_advanced']);
+  await h.signal(abortSignal, { identity: 'dave', reason: 'done testing' });
+  expect((await rolloutResult(h)).outcome).toBe('rolled_back');
+}, 300_000);
+
 test('analysis keeps running while paused: a failing verdict still rolls back', async () => {
   const h = await bench.startRollout('faulty-paused', 'v-bad', PRESETS.default);
+  // Paused once stage 1 carries traffic, before its first analysis (paused earlier, it would deploy nothing).
+  await bench.env.sleep(30_000);
+  expect((await status(h)).weight).toBe(5);
   await h.signal(pauseSignal, { identity: 'dave' });
   const result = await rolloutResult(h);
   expect(result.outcome).toBe('rolled_back');
