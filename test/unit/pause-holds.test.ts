@@ -207,6 +207,45 @@ describe('a paused rollout deploys nothing and enters no stage until resumed (pa
     expect(to50).toBeLessThan(resumedAt(old));
   });
 
+  it('paused while a beforeStage or beforePromotion hook runs: the stage, or the promotion, waits for the resume', async () => {
+    const hook = (name: string) => ({ name, http: { url: `https://hooks.example.com/${name}` } });
+    const hooked = {
+      ...PLAN,
+      hooks: { beforeStage: [hook('bs')], beforePromotion: [hook('bp')] },
+    } as PlanSpec;
+    for (const point of ['beforeStage', 'beforePromotion']) {
+      const sc = (pauseHolds: boolean): Scenario =>
+        currentScenario(hooked, {
+          pauseHolds,
+          // Paused while stage 2's beforeStage hook runs, or while the beforePromotion hook runs after a promote at
+          // minute 3 (a promote ends stage 1's hold at once, as it always did).
+          stepAnswer: (c, m) => {
+            const i = c.args[0] as { point?: string; stage?: number };
+            if (c.step === 'runHook' && i.point === point && (point !== 'beforeStage' || i.stage === 2))
+              m.pause({ identity: 'carol' });
+            return Promise.resolve(undefined);
+          },
+          events: [
+            ...minutes(3),
+            ...(point === 'beforePromotion' ? [msg('promote', 'alice')] : []),
+            ...minutes(40),
+            msg('resume'),
+          ],
+        });
+      const r = await runScenario(sc(true));
+      expect([point, r.violations, r.outcome]).toEqual([point, [], 'promoted']);
+      const next = r.shifts.find((s) => s.weight === (point === 'beforeStage' ? 50 : 100))!;
+      expect([point, next.atMs]).toEqual([point, resumedAt(r)]);
+      expect(next.atMs).toBeGreaterThan(40 * 60_000);
+
+      // Before the patch, the hook's end let the stage in, or promoted, while the rollout was paused.
+      const old = await runScenario(sc(false));
+      const oldNext = old.shifts.find((s) => s.weight === (point === 'beforeStage' ? 50 : 100))!;
+      expect([point, oldNext.atMs < 40 * 60_000]).toEqual([point, true]);
+      expect(old.phases.map((p) => p.phase)).toContain('paused');
+    }
+  });
+
   it('a breach while paused before stage 2 still rolls back', async () => {
     const r = await runScenario(
       currentScenario(PLAN, {
