@@ -1,7 +1,7 @@
 // A paused rollout moves nothing forward (pause-holds-advance), on the machine's simulated clock: paused before its
-// canary (queued for a slot, during its preflight), while waiting for a deployment window, a freeze or a gate, it
-// deploys no canary and enters no stage until it is resumed, and then goes on at once. An abort still ends it with
-// nothing deployed. Rollouts started before the patch (flag off) keep the old behaviour.
+// canary (queued for a slot, during its preflight), while waiting for a deployment window, a freeze, a gate or a hook,
+// it deploys no canary, enters no stage and does not promote until it is resumed, and then goes on at once. An abort
+// still ends it with nothing deployed. Rollouts started before the patch (flag off) keep the old behaviour.
 import type { FleetFreeze } from '../../workflows/fleet-model';
 import { fleetWorkflowId } from '../../workflows/fleet-model';
 import type { PlanSpec } from '../../workflows/plan';
@@ -153,6 +153,7 @@ describe('a paused rollout deploys nothing and enters no stage until resumed (pa
     // Tuesday 09:00 is 15 h after the start: the window was open for an hour and more before the resume.
     expect(resumed).toBeGreaterThan(16 * 3600_000);
     expect(r.shifts[0]).toMatchObject({ atMs: resumed, weight: 10 });
+    // (As before the patch: a window's wait never ended while paused, and the windows are asked again after it.)
   });
 
   it('paused at a gate that is then approved: the stage is entered at the resume, not at the approval', async () => {
@@ -173,6 +174,7 @@ describe('a paused rollout deploys nothing and enters no stage until resumed (pa
     expect(r.state.approvals.some((a) => a.kind === 'approved' && a.stage === 2 && a.by === 'carol')).toBe(
       true,
     );
+    // (As before the patch: a gate's wait never ended while paused.)
   });
 
   it('paused while a freeze holds stage 2: the freeze lifts, nothing moves until the resume', async () => {
