@@ -66,6 +66,7 @@ export const QUEUE_ALERTS_PATCH = 'fleet-queue-alerts';
  * From this patch on (decided once, at the rollout's first run, and carried in its state as `pauseHolds`), a paused
  * rollout moves nothing forward: it deploys no canary, enters no stage and does not promote until it is resumed (it
  * waits analysing, so a breach still rolls back; an abort still ends it). Before it, a pause held only the hold's
- * clock, a gate and a window's wait.
+ * clock, a gate and a window's wait. And a promote no longer skips a freeze before the canary (it deployed the canary
+ * while frozen); the freeze holds it there as it holds the promotion.
  */
 export const PAUSE_HOLDS_PATCH = 'pause-holds-advance';

@@ -123,6 +123,25 @@ describe('fleet freeze on the machine', () => {
     expect(r.shifts.find((s) => s.why.startsWith('promotion'))!.atMs).toBeGreaterThanOrEqual(32 * 60_000);
   });
 
+  it('a promote sent while a freeze holds a rollout before its canary deploys nothing until the freeze is lifted', async () => {
+    const events = [
+      ...minutes(5),
+      { k: 'msg', m: 'promote', who: 'carol' } as const,
+      ...minutes(30),
+      { k: 'fleet', fleet: ORG } as const,
+    ];
+    const r = await runScenario(base({ fleets: { [ORG]: FREEZE }, events }));
+    expect(r.violations).toEqual([]);
+    expect(r.outcome).toBe('promoted');
+    // The canary went out only once the freeze was lifted, and the promote then took it straight to 100 %.
+    expect(r.commands.find((st) => st.step === 'prepareCanary')!.atMs).toBeGreaterThanOrEqual(35 * 60_000);
+    // No stage shift at all: the first weight set is the promotion's 100 %.
+    expect(r.shifts[0].weight).toBe(100);
+    // Before pause-holds-advance, the promote skipped the freeze and the canary was deployed while frozen.
+    const old = await runScenario(base({ fleets: { [ORG]: FREEZE }, events, pauseHolds: false }));
+    expect(old.commands.find((st) => st.step === 'prepareCanary')!.atMs).toBeLessThan(35 * 60_000);
+  });
+
   it('a rollout from before fleet-controls asks nobody, but a freeze it is told of holds it too', async () => {
     const r = await runScenario(
       base({

@@ -394,11 +394,15 @@ export async function awaitFleet(m: RolloutMachine, isPromotion: boolean, slot =
     s.fleetAsked = waiting.length > 0 ? waiting : undefined;
     if (s.slotAsked !== undefined && !reached.includes(s.slotAsked)) s.slotAsked = undefined;
   }
-  await fleetHold(m, isPromotion);
+  await fleetHold(m, isPromotion, slot);
 }
 
-/** Waits while a freeze holds the rollout or it is queued for a slot (what its fleet workflows told it; no ask). */
-async function fleetHold(m: RolloutMachine, isPromotion: boolean): Promise<void> {
+/**
+ * Waits while a freeze holds the rollout or it is queued for a slot (what its fleet workflows told it; no ask). A
+ * promotion asked for skips a freeze's hold, never the queue; from pause-holds-advance on, not before the canary either
+ * (skipping there deployed the canary while frozen: nothing new goes out during a freeze).
+ */
+async function fleetHold(m: RolloutMachine, isPromotion: boolean, beforeCanary = false): Promise<void> {
   const s = m.s;
   const held = (): boolean => m.frozen() !== undefined || s.fleetAsked !== undefined || m.queued();
   if (!held()) return;
@@ -407,10 +411,10 @@ async function fleetHold(m: RolloutMachine, isPromotion: boolean): Promise<void>
     freeze: m.frozen(),
     slot: s.slot,
   });
-  // A promotion asked for skips a freeze's hold, never the queue.
+  const promoteSkips = !isPromotion && !(beforeCanary && s.pauseHolds);
   await watch(
     m,
-    () => !held() || (!isPromotion && s.promoteRequest !== undefined && !m.queued()),
+    () => !held() || (promoteSkips && s.promoteRequest !== undefined && !m.queued()),
     () => undefined,
     m.queued() ? 'slot granted' : 'freeze lifted',
   );
@@ -457,7 +461,7 @@ export async function walk(m: RolloutMachine): Promise<void> {
     if (s.neverStuck && !s.preflight) await preflight(m);
     // A freeze holds a new rollout before its canary is deployed: nothing new goes out; nor while it is paused.
     await awaitFleet(m, false, true);
-    while (await awaitResume(m)) await fleetHold(m, false);
+    while (await awaitResume(m)) await fleetHold(m, false, true);
     m.publish();
     const warnings = (s.preflight?.findings ?? []).filter((f) => f.level === 'warn');
     await m.alert(
