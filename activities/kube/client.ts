@@ -1,7 +1,9 @@
 // What every Kubernetes provider shares: the worker's cluster credentials (kubeconfig, in-cluster service
 // account, an explicit context), API clients, and the translation of API errors into ProviderErrors that name
 // the verb, resource and namespace a worker's account lacks, or the missing object or CRD.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import type { Agent } from 'node:http';
 import * as path from 'node:path';
 import {
   ApiException,
@@ -140,7 +142,48 @@ function serviceAccountOf(kc: KubeConfig): string | undefined {
   }
 }
 
+/** Configurations whose agents are already reused (reuseConnections is idempotent). */
+const reusing = new WeakSet<KubeConfig>();
+
+/**
+ * client-node 1.4 builds a new https.Agent for every request (KubeConfig.createAgent, kubernetes-client/javascript#2893),
+ * so each API call opens its own TCP and TLS connection, client certificate and all: several milliseconds per call on
+ * an idle machine and many more on a busy one, and on the API server's CPU too. A rollback's shift is three calls in a
+ * row. This keeps one keep-alive agent per distinct set of TLS settings (a rotated certificate gets a new one), so
+ * calls share connections. Requests through a proxy keep client-node's own agents.
+ */
+export function reuseConnections(kc: KubeConfig): void {
+  if (reusing.has(kc)) return;
+  reusing.add(kc);
+  const patched = kc as unknown as {
+    createAgent(
+      cluster: { server?: string; proxyUrl?: string } | null,
+      options: Record<string, unknown>,
+    ): Agent;
+  };
+  const original = patched.createAgent.bind(kc);
+  const agents = new Map<string, Agent>();
+  patched.createAgent = (cluster, options) => {
+    if (!cluster?.server?.startsWith('https:') || cluster.proxyUrl) return original(cluster, options);
+    const hash = createHash('sha256').update(cluster.server);
+    for (const name of Object.keys(options).sort()) {
+      const v = options[name];
+      if (v === undefined) continue;
+      hash.update(`\0${name}=`);
+      hash.update(Buffer.isBuffer(v) || typeof v === 'string' ? v : JSON.stringify(v));
+    }
+    const key = hash.digest('hex');
+    let agent = agents.get(key);
+    if (!agent) {
+      agent = original(cluster, { ...options, keepAlive: true });
+      agents.set(key, agent);
+    }
+    return agent;
+  };
+}
+
 export function kubeClients(kc: KubeConfig): KubeClients {
+  reuseConnections(kc);
   const context = kc.getCurrentContext();
   const user = kc.getCurrentUser()?.name ?? 'unknown user';
   const source = sources.get(kc);

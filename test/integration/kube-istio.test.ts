@@ -1,6 +1,7 @@
 // The Istio router against a real kube-apiserver with Istio's CRDs: weights in VirtualService routes, DestinationRule
 // subsets, header and sticky-cookie routes, conflicts, drift, missing objects and CRDs, RBAC, and a teardown that
 // leaves the objects as they were.
+import * as https from 'node:https';
 import { ApiextensionsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { MERGE_PATCH, kubeClients, type KubeClients } from '../../activities/kube/client';
 import { DR_RECORD, IstioRouter, VS_RECORD } from '../../activities/traffic/istio';
@@ -160,6 +161,31 @@ test('a second identical setWeight writes nothing', async () => {
   await expect(r.setWeight(10)).resolves.toEqual({ previous: 10, changed: false });
   await r.setup({ stable: 'v1', canary: 'v2' }); // setup is idempotent too
   expect((await read(ns, 'VirtualService')).metadata.resourceVersion).toBe(before);
+});
+
+test('calls share their TLS connections: a shift and its read-back open one connection, not one per call', async () => {
+  const ns = await freshNamespace();
+  await create(ns, virtualService());
+  // A fresh configuration, as a worker loads one: its first call opens the connection the rest reuse.
+  const clients = kubeClients(kube.kubeConfig('admin'));
+  const r = router(ns, {}, clients);
+  await r.setup({ stable: 'v1', canary: 'v2' });
+  // Every https.Agent opens its connections here, whoever made the agent.
+  const spy = jest.spyOn(https.Agent.prototype, 'createConnection');
+  let opened: number;
+  try {
+    for (const w of [5, 10, 25, 0]) {
+      await r.setWeight(w);
+      await r.verifyWeight(w);
+    }
+  } finally {
+    opened = spy.mock.calls.length;
+    spy.mockRestore();
+  }
+  // A dozen calls or more (a read and a write per shift, a read per check), on the connections setup opened (reads
+  // made at once may open a second); client-node alone opens one per call (kubernetes-client/javascript#2893).
+  expect(opened).toBeLessThanOrEqual(2);
+  expect(await weights(ns)).toEqual([100, 0]);
 });
 
 test('a gated shift (the rollback) writes only once the gate settles, and nothing when it fails', async () => {
