@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { CustomObjectsApi, V1Deployment, V1Ingress } from '@kubernetes/client-node';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { NO_METRICS_SINKS } from '../worker/worker';
 import { providersFromEnv } from '../activities/factory';
@@ -72,6 +72,8 @@ export interface KubeBenchFigures {
   setWeightChange: Partial<Record<KubeRouter, LatencyStats>>;
   setWeightSame: Partial<Record<KubeRouter, LatencyStats>>;
   rollback: Partial<Record<RollbackRouter, LatencyStats>>;
+  /** Where each router's abort → 0 went, segment by segment, read from the rollouts' histories. */
+  rollbackSegments: Partial<Record<RollbackRouter, Partial<Record<AbortSegment, LatencyStats>>>>;
   /** How many other rollouts were running (at their first stage) while rollback was measured. */
   background: number;
   eagerActivities: boolean;
@@ -304,6 +306,64 @@ async function liveCanaryWeight(
   }
 }
 
+// --- where an abort's time goes ----------------------------------------------------------------------------
+
+/**
+ * The segments of one abort → 0, from the bench's clock (the signal sent, weight 0 seen) and the server's event times
+ * (same machine, same wall clock): the signal reaching history, the workflow task that takes it being picked up, and
+ * from there to weight 0 seen. That last segment holds the task's processing and, when the shift is an activity
+ * scheduled through the server, the task's answer and the activity's dispatch (shown apart); when it is the local
+ * activity of rollback-local-shift, the worker runs the shift while it processes the task.
+ */
+export const ABORT_SEGMENTS = [
+  'signal sent → recorded',
+  'recorded → task started',
+  'task started → weight 0 seen',
+  '  of which: task answered (activity)',
+  '  of which: activity started → seen',
+] as const;
+export type AbortSegment = (typeof ABORT_SEGMENTS)[number];
+
+type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
+
+function eventMs(e: HistoryEvent): number {
+  const t = e.eventTime;
+  return Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
+}
+
+/** The segments of one measured abort (those the history shows), or undefined where it shows none. */
+export function abortSegments(
+  events: HistoryEvent[],
+  sentAtMs: number,
+  seenAtMs: number,
+): Partial<Record<AbortSegment, number>> | undefined {
+  const signaled = events.findIndex(
+    (e) => e.workflowExecutionSignaledEventAttributes?.signalName === abortSignal.name,
+  );
+  if (signaled < 0) return undefined;
+  const taskStarted = events.find((e, i) => i > signaled && e.workflowTaskStartedEventAttributes);
+  if (!taskStarted) return undefined;
+  const t = { signaled: eventMs(events[signaled]), taskStarted: eventMs(taskStarted) };
+  const segments: Partial<Record<AbortSegment, number>> = {
+    'signal sent → recorded': t.signaled - sentAtMs,
+    'recorded → task started': t.taskStarted - t.signaled,
+    'task started → weight 0 seen': seenAtMs - t.taskStarted,
+  };
+  const scheduled = events.findIndex(
+    (e, i) =>
+      i > signaled && e.activityTaskScheduledEventAttributes?.activityType?.name === 'setCanaryWeight',
+  );
+  const scheduledId = scheduled >= 0 ? String(events[scheduled].eventId) : undefined;
+  const activityStarted = events.find(
+    (e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '') === scheduledId,
+  );
+  if (scheduled >= 0 && activityStarted) {
+    segments['  of which: task answered (activity)'] = eventMs(events[scheduled]) - t.taskStarted;
+    segments['  of which: activity started → seen'] = seenAtMs - eventMs(activityStarted);
+  }
+  return segments;
+}
+
 // --- figures -----------------------------------------------------------------------------------------------
 
 function percentile(sorted: number[], p: number): number {
@@ -463,11 +523,12 @@ async function rollbackLatency(
   taskQueue: string,
   router: RollbackRouter,
   rollouts: number,
-): Promise<LatencyStats> {
+): Promise<{ latency: LatencyStats; segments: Partial<Record<AbortSegment, LatencyStats>> }> {
   const ns = await kube.createNamespace(`bench-rollback-${router.toLowerCase()}`);
   // Stands in for the Deployment controller: the canary is "available" on the simulator's next look at it.
   const simulator = startDeploymentSimulator(kube.kubeConfig('admin'), ns, { readyAfterMs: 0 });
   const latencies: number[] = [];
+  const segments: Partial<Record<AbortSegment, number>>[] = [];
   // The previous rollout's tail (canary scaled down, routing torn down, alert) runs while the next one deploys its
   // canary; it is awaited before the next abort, so no two measured windows overlap.
   let previous: Promise<void> = Promise.resolve();
@@ -496,13 +557,17 @@ async function rollbackLatency(
       await untilFirstStage(h, canaryWeight, 180_000);
       await previous;
       const t0 = performance.now();
+      const sentAtMs = Date.now();
       await h.signal(abortSignal, { identity: 'bench', reason: 'rollback latency probe' });
       while ((await canaryWeight()) !== 0) await sleep(ROLLOUT_POLL_MS);
       latencies.push(performance.now() - t0);
-      previous = rolloutResult(h).then((result) => {
+      const seenAtMs = sentAtMs + (performance.now() - t0);
+      previous = rolloutResult(h).then(async (result) => {
         if (result.outcome !== 'rolled_back') {
           throw new Error(`${router} rollout ${h.workflowId} ended ${result.outcome}, expected rolled_back`);
         }
+        const seg = abortSegments((await h.fetchHistory()).events ?? [], sentAtMs, seenAtMs);
+        if (seg) segments.push(seg);
       });
       previous.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     }
@@ -510,7 +575,12 @@ async function rollbackLatency(
   } finally {
     await simulator.stop();
   }
-  return stats(latencies);
+  const segmentStats: Partial<Record<AbortSegment, LatencyStats>> = {};
+  for (const name of ABORT_SEGMENTS) {
+    const values = segments.flatMap((seg) => seg[name] ?? []);
+    if (values.length > 0) segmentStats[name] = stats(values);
+  }
+  return { latency: stats(latencies), segments: segmentStats };
 }
 
 // --- the whole benchmark -----------------------------------------------------------------------------------
@@ -575,12 +645,15 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
       ),
     });
     const rollback: KubeBenchFigures['rollback'] = {};
+    const rollbackSegments: KubeBenchFigures['rollbackSegments'] = {};
     await worker
       .runUntil(async () => {
         const background = await startBackground(kube, admin, client, taskQueue, backgroundCount);
         console.error(`bench: ${backgroundCount} other rollouts holding at their first stage`);
         for (const router of routers) {
-          rollback[router] = await rollbackLatency(kube, admin, client, taskQueue, router, rollouts);
+          const measured = await rollbackLatency(kube, admin, client, taskQueue, router, rollouts);
+          rollback[router] = measured.latency;
+          rollbackSegments[router] = measured.segments;
           console.error(`bench: ${router} measured`);
         }
         await background.stop();
@@ -604,6 +677,7 @@ export async function benchKubeRouters(opts: KubeBenchOptions = {}): Promise<Kub
       setWeightChange,
       setWeightSame,
       rollback,
+      rollbackSegments,
       background: backgroundCount,
       eagerActivities: eager,
       peakRssMiB: peak,
@@ -634,6 +708,19 @@ export function kubeFigureLines(f: KubeBenchFigures): string[] {
     `  rollback through the workflow, with ${f.background} other rollouts running on the same worker and API server` +
       `${f.eagerActivities ? ', eager activity execution on' : ''}:`,
     ...lines('rollback (abort → 0)', f.rollback),
+    ...f.routers.flatMap((r) => {
+      const seg = f.rollbackSegments[r];
+      if (!seg) return [];
+      return [
+        `  where ${r}'s abort → 0 went (from its histories), p50 / p99:`,
+        ...ABORT_SEGMENTS.flatMap((name) => {
+          const st = seg[name];
+          return st
+            ? [`    ${name.padEnd(38)} ${ms(st.p50).padStart(8)} / ${ms(st.p99).padStart(8)}   (n=${st.n})`]
+            : [];
+        }),
+      ];
+    }),
     `  peak RSS                kube-apiserver ${f.peakRssMiB.apiserver.toFixed(0)} MiB   etcd ${f.peakRssMiB.etcd.toFixed(0)} MiB   ` +
       `bench process ${f.peakRssMiB.bench.toFixed(0)} MiB`,
     `  wall time               ${f.wallSeconds.toFixed(1)} s (servers ${f.phaseSeconds.startup.toFixed(1)} s, ` +
