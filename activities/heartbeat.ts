@@ -16,7 +16,9 @@ function activityContext(): Context | undefined {
 
 /** Heartbeats once (a provider reporting progress while it waits); a no-op outside an activity. */
 export function heartbeat(details?: unknown): void {
-  activityContext()?.heartbeat(details);
+  const ctx = activityContext();
+  // A local activity (the rollback's first shift) has no heartbeat: the worker keeps its workflow task alive.
+  if (ctx && !ctx.info.isLocal) ctx.heartbeat(details);
 }
 
 /** The running activity's cancellation (an abort mid-round cancels it); undefined outside an activity. */
@@ -41,7 +43,7 @@ export function pollWait(ms: number): Promise<void> {
  */
 export async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
   const ctx = activityContext();
-  const beat = ctx && setInterval(() => ctx.heartbeat(), HEARTBEAT_MS);
+  const beat = ctx && !ctx.info.isLocal && setInterval(() => ctx.heartbeat(), HEARTBEAT_MS);
   try {
     return await work();
   } finally {

@@ -26,3 +26,20 @@ export async function runHistories(
   }
   return runs;
 }
+
+/**
+ * The activity type a local activity's marker records (the SDK's `core_local_activity` marker, whose `data` detail is
+ * a JSON payload naming the activity); undefined for any other marker or event.
+ */
+export function localActivityType(
+  marker: temporal.api.history.v1.IMarkerRecordedEventAttributes | null | undefined,
+): string | undefined {
+  if (marker?.markerName !== 'core_local_activity') return undefined;
+  const data = marker.details?.data?.payloads?.[0]?.data;
+  if (!data) return undefined;
+  const parsed = JSON.parse(Buffer.from(data).toString('utf8')) as {
+    activity_type?: string;
+    activityType?: string;
+  };
+  return parsed.activity_type ?? parsed.activityType;
+}

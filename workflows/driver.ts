@@ -16,6 +16,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   proxySinks,
   setCurrentDetails,
   sleep,
@@ -42,7 +43,7 @@ import { fleetAskSignal, fleetReleaseSignal, type FleetAsk } from './fleet-api';
 import { errorMessage } from './machine/context';
 import { memberProgressSignal } from './release-api';
 import type { MemberProgress } from './release-model';
-import { CANCEL_IDENTITY_PATCH, ROLLBACK_FAILS_PATCH } from './patches';
+import { CANCEL_IDENTITY_PATCH, ROLLBACK_FAILS_PATCH, ROLLBACK_LOCAL_PATCH } from './patches';
 import type {
   LatePatch,
   RolloutPort,
@@ -101,6 +102,7 @@ function roundSeverity(record: AnalysisRecord): string {
 const LATE_PATCHES: Record<LatePatch, string> = {
   'cancel-identity': CANCEL_IDENTITY_PATCH,
   'rollback-fails': ROLLBACK_FAILS_PATCH,
+  'rollback-local': ROLLBACK_LOCAL_PATCH,
 };
 
 const proxies: Record<StepPolicy, RolloutActivities> = {
@@ -135,6 +137,14 @@ const proxies: Record<StepPolicy, RolloutActivities> = {
     },
     // A person's resolve ends the step without waiting for its attempt: that attempt is left to finish or fail on its
     // own (every step is idempotent and only sends traffic to stable), no cancellation is requested.
+    cancellationType: ActivityCancellationType.ABANDON,
+  }),
+  // The rollback's first shift, run by this worker as soon as the task that began the rollback is processed: no
+  // completion and dispatch through the server before traffic moves. As long as a persistent attempt may take (the
+  // capacity check can wait for stable), one attempt: a failure goes on to the persistent path.
+  rollbackFirst: proxyLocalActivities<RolloutActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { maximumAttempts: 1 },
     cancellationType: ActivityCancellationType.ABANDON,
   }),
   // The preflight answers within seconds (its own requests time out quickly); a worker lost mid-way is noticed by the

@@ -70,3 +70,11 @@ export const QUEUE_ALERTS_PATCH = 'fleet-queue-alerts';
  * while frozen); the freeze holds it there as it holds the promotion.
  */
 export const PAUSE_HOLDS_PATCH = 'pause-holds-advance';
+/**
+ * From this patch on (decided where a rollback first reaches its shift back to stable), the first attempt of that
+ * shift runs as a local activity: the worker starts it as soon as the workflow task that began the rollback is
+ * processed, with no round trip through the server (task completion, activity dispatch) before traffic moves. One
+ * attempt; if it fails, the persistent path takes over as before. Not for the replica ratio, whose shift waits for
+ * stable's pods. Rollouts whose rollback began before this build keep the activity they scheduled.
+ */
+export const ROLLBACK_LOCAL_PATCH = 'rollback-local-shift';

@@ -15,6 +15,7 @@ import { SWEPT_ANNOTATION } from '../../activities/workloads/deployment';
 import type { SweepResult } from '../../workflows/sweep-model';
 import type { RolloutStatus } from '../../workflows/types';
 import { readAlerts } from '../../harness/alerts';
+import { localActivityType } from '../../harness/history';
 import { startDevServer, type DevServer } from '../../demo/dev-server';
 import { startKubeServer, type KubeServer } from '../../harness/kube';
 import { startDeploymentSimulator, type DeploymentSimulator } from '../../harness/kube-controller';
@@ -129,6 +130,28 @@ afterAll(async () => {
   killAll();
   await Promise.all([server?.stop(), kube?.stop()]);
 });
+
+/**
+ * The steps a rollout ran after its abort (signal or update): activities scheduled through the server, and local activities (the
+ * markers the worker records for them), by activity type.
+ */
+async function rollbackSteps(workflowId: string): Promise<{ local: string[]; scheduled: string[] }> {
+  const events = (await temporal().workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const from = events.findIndex(
+    (e) =>
+      e.workflowExecutionSignaledEventAttributes?.signalName === 'abort' ||
+      e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'abortRollout',
+  );
+  if (from < 0) throw new Error(`no abort in the history of ${workflowId}`);
+  const after = events.slice(from);
+  return {
+    local: after.flatMap((e) => {
+      const type = localActivityType(e.markerRecordedEventAttributes);
+      return type ? [type] : [];
+    }),
+    scheduled: after.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []),
+  };
+}
 
 const canary = (args: string[], env: Record<string, string> = {}, timeoutMs?: number) =>
   runCli(args, { ...cliEnv, ...env }, timeoutMs);
@@ -297,6 +320,13 @@ describe.each<RouterKind>(['istio', 'nginx', 'gatewayAPI'])('%s router', (router
     const canaryDeployment = await fx.canaryDeployment();
     expect(canaryDeployment).toBeDefined();
     expect(canaryDeployment!.spec?.replicas).toBe(0);
+
+    // The shift back to stable ran as a local activity (rollback-local-shift): the worker started it while it
+    // processed the abort, with no activity task through the server; it then needed no persistent attempt.
+    const steps = await rollbackSteps(s.workflowId);
+    expect(steps.local).toEqual(['setCanaryWeight']);
+    expect(steps.scheduled).not.toContain('setCanaryWeight');
+    expect(steps.scheduled).toEqual(expect.arrayContaining(['scaleDownCanary', 'teardownRouting']));
   });
 
   test('terminated at 25 % from the Web UI: canary sweep sends traffic back to stable, alerts and leaves its record', async () => {
@@ -733,6 +763,11 @@ test('a rollback stuck on a lost cluster: canary resolve ends it once traffic is
     expect(ended.rollbackReason).toBe(
       'aborted by ci-bot: p95 spike; resolved by hand by oncall: weight set to 0 by hand',
     );
+    // The first shift back ran at once in the worker (a local activity) and failed on the lost cluster; the
+    // persistent step that status showed stuck took over.
+    const steps = await rollbackSteps(ended.workflowId);
+    expect(steps.local).toEqual(['setCanaryWeight']);
+    expect(steps.scheduled).toContain('setCanaryWeight');
 
     // The cluster comes back; the target is free: the next version starts (its preflight passes).
     await proxy.reopen();

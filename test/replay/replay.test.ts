@@ -40,6 +40,11 @@ test('fixtures exist', () => {
       'fleet-queued-promoted-run-1.history.json',
       'fleet-queued-aborted-run-1.history.json',
       'fleet-queued-limit-run-1.history.json',
+      // The rollback's first shift back as a local activity (an abort, an analysis rollback), and a pause that holds
+      // the walk: paused before the preflight, nothing deployed until the resume.
+      'rollback-local-aborted-run-1.history.json',
+      'rollback-local-rolled-back-run-1.history.json',
+      'pause-holds-paused-before-canary-run-1.history.json',
     ]),
   );
 });

@@ -9,6 +9,7 @@ import type { FleetFreeze, SlotPlace } from '../../workflows/fleet-model';
 import type { StepCommand, StepName } from '../../workflows/machine/port';
 import { initialState, migrateCarried, type RolloutState } from '../../workflows/machine/state';
 import { validatePlan, type PlanSpec } from '../../workflows/plan';
+import type { Target } from '../../workflows/target';
 import type { Plan, RolloutResult } from '../../workflows/types';
 import { mayAdvance, openMsBetween } from '../../workflows/windows';
 
@@ -50,10 +51,12 @@ export interface Scenario {
   /** How the plan's hooks answer (default: every run passes). */
   hookAnswer?: (input: HookRunInput) => HookRunResult;
   /**
-   * Answers a step itself (e.g. with a real activity); undefined: the simulation's answer. It may hand the machine a
-   * message while the step runs (e.g. a pause during the preflight).
+   * Answers a step itself (e.g. with a real activity); undefined: the simulation's answer; a throw fails the attempt.
+   * It may hand the machine a message while the step runs (e.g. a pause during the preflight).
    */
   stepAnswer?: (command: StepCommand<StepName>, machine: RolloutMachine) => Promise<unknown>;
+  /** More of the rollout's target (its router, say); default `{ app: 'app', namespace: 'ns' }` alone. */
+  target?: Partial<Target>;
 }
 
 export interface RunReport {
@@ -82,7 +85,7 @@ export interface RunReport {
   /** Slots given back to fleet workflows (ms after the start). */
   fleetReleases: Array<{ atMs: number; fleet: string }>;
   /** Every step the machine asked for, in order: when (ms after the start), which, and its summary. */
-  commands: Array<{ atMs: number; step: string; summary: string }>;
+  commands: Array<{ atMs: number; step: string; summary: string; policy: string }>;
 }
 
 const MONDAY_10 = Date.UTC(2026, 11, 7, 10, 0, 0);
@@ -195,7 +198,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
       s,
       {
         plan,
-        target: { app: 'app', namespace: 'ns' },
+        target: { app: 'app', namespace: 'ns', ...sc.target },
         version: 'v2',
         requestedBy: 'ci',
         cli: 'canary',
@@ -459,7 +462,15 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
     }
     if (port.steps.length > 0) {
       const p = port.steps[0];
-      const own = sc.stepAnswer ? await sc.stepAnswer(p.command, machine) : undefined;
+      let own: unknown;
+      try {
+        own = sc.stepAnswer ? await sc.stepAnswer(p.command, machine) : undefined;
+      } catch (err) {
+        // A step answer that throws fails this attempt of the step, as an activity's failure does.
+        port.steps.splice(port.steps.indexOf(p), 1);
+        p.reject(err instanceof Error ? err : new Error(String(err)));
+        continue;
+      }
       if (own === undefined) answer(p);
       else if (port.steps.includes(p)) {
         port.steps.splice(port.steps.indexOf(p), 1);
@@ -550,6 +561,7 @@ export async function runScenario(sc: Scenario): Promise<RunReport> {
       atMs: r.at - START,
       step: r.command.step,
       summary: r.command.summary,
+      policy: r.command.policy,
     })),
     fleetReleases: port.fleetReleases.map((r) => ({ atMs: r.at - START, fleet: r.fleet })),
     ...(finished?.result ? { result: finished.result } : {}),

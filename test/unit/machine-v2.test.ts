@@ -131,3 +131,68 @@ describe('machine-v2 on the rollout machine', () => {
     expect((await run(sc, false)).outcome).toBe('failed');
   });
 });
+
+describe('the shift back to stable (rollback-local-shift)', () => {
+  const PLAN: PlanSpec = {
+    analysis: { interval: '1m', checks: [] },
+    stages: [{ weight: 10, hold: '1h' }, { weight: 100 }],
+    promotion: { cleanupDelay: '0s' },
+  };
+  const aborted = (over: Partial<Scenario> = {}) =>
+    run(
+      {
+        plan: PLAN,
+        events: [
+          { k: 'advance', ms: 5 * MIN },
+          { k: 'msg', m: 'abort', who: 'bob' },
+        ],
+        ...over,
+      },
+      true,
+    );
+  const back = (r: Awaited<ReturnType<typeof run>>) =>
+    r.commands.filter((c) => c.step === 'setCanaryWeight' && c.summary.startsWith('rollback'));
+
+  it('runs first as the worker’s own attempt (a local activity); no persistent step when it lands', async () => {
+    const r = await aborted();
+    expect(r.violations).toEqual([]);
+    expect(r.outcome).toBe('rolled_back');
+    expect(back(r).map((c) => c.policy)).toEqual(['rollbackFirst']);
+    expect(r.shifts.map((s) => s.weight)).toEqual([10, 0]);
+  });
+
+  it('when that attempt fails, the persistent step takes over and traffic still goes back', async () => {
+    let failed = 0;
+    const r = await aborted({
+      stepAnswer: async (c) => {
+        if (c.policy === 'rollbackFirst') {
+          failed++;
+          throw new Error('connection refused');
+        }
+        return undefined;
+      },
+    });
+    expect(r.violations).toEqual([]);
+    expect(failed).toBe(1);
+    expect(r.outcome).toBe('rolled_back');
+    expect(back(r).map((c) => c.policy)).toEqual(['rollbackFirst', 'persistent']);
+    expect(r.state.weight).toBe(0);
+  });
+
+  it('the replica ratio keeps the persistent step, and status says why traffic waits: stable grows back first', async () => {
+    const notes: Array<string | undefined> = [];
+    const r = await aborted({
+      target: { traffic: { router: 'replicas', replicas: {} } } as Scenario['target'],
+      stepAnswer: async (c, m) => {
+        if (c.step === 'setCanaryWeight' && c.summary.startsWith('rollback'))
+          notes.push(m.status().capacityNote);
+        return undefined;
+      },
+    });
+    expect(r.violations).toEqual([]);
+    expect(back(r).map((c) => c.policy)).toEqual(['persistent']);
+    expect(notes[0]).toMatch(
+      /stable grows back to its full size first, and the canary goes to 0 once those pods/,
+    );
+  });
+});

@@ -1,9 +1,11 @@
 // How a rollout ends: promotion (with its soak), rollback (never skipped, never cancelled), or not started (a
 // refused preflight). And the whole run, from the first step to its result.
 import type { RolloutResult } from '../types';
+import type { WeightResult } from '../../activities/rollout-activities';
 import { errorMessage, iso } from './context';
 import { NotStarted, ResolvedByHand, RollbackRequired } from './errors';
 import type { RolloutMachine } from './machine';
+import type { StepCommand } from './port';
 import { runHooks, runRollbackHooks } from './hooks';
 import { stopStageLoad } from './load';
 import { walk } from './walk';
@@ -186,6 +188,30 @@ async function cleanupCanary(m: RolloutMachine): Promise<void> {
   }
 }
 
+/**
+ * From rollback-local-shift on, the first attempt of the shift back to stable, run by the worker at once (policy
+ * `rollbackFirst`); undefined when it is not made or fails (the persistent path takes over). A person's resolve ends it
+ * as it ends a persistent attempt. Not for the replica ratio, whose shift waits for stable's pods.
+ */
+async function shiftBackAtOnce(
+  m: RolloutMachine,
+  shift: Omit<StepCommand<'setCanaryWeight'>, 'policy'>,
+): Promise<WeightResult | undefined> {
+  if (m.ctx.target.traffic?.router === 'replicas' || !m.port.patched('rollback-local')) return undefined;
+  m.stepScope = m.port.scope();
+  try {
+    return await m.stepScope.run(() => m.port.run({ policy: 'rollbackFirst', ...shift }));
+  } catch (err) {
+    if (m.s.resolved) throw new ResolvedByHand();
+    m.port.log.warn('the first shift back to stable failed; retrying as a persistent step', {
+      error: errorMessage(err),
+    });
+    return undefined;
+  } finally {
+    m.stepScope = undefined;
+  }
+}
+
 async function rollback(m: RolloutMachine, reason: string, cancelled = false): Promise<void> {
   const { s, ctx } = m;
   const { target } = ctx;
@@ -222,14 +248,23 @@ async function rollback(m: RolloutMachine, reason: string, cancelled = false): P
       if ((!t || t.traffic || t.routing) && s.machineV2) {
         // Stable must be able to take the traffic back (an autoscaler may have shrunk it), then traffic goes back:
         // one step, so a stable big enough costs no round trip through the workflow before the shift.
-        const r = await m.persist('send traffic back to stable', () =>
-          m.port.run({
-            policy: 'persistent',
-            step: 'setCanaryWeight',
-            summary: `rollback: canary ${s.weight}% → 0% (stable's capacity checked first)`,
-            args: [{ target, weight: 0, mode: 'rollback', ensureCapacity: true }],
-          }),
-        );
+        if (m.ctx.target.traffic?.router === 'replicas' && s.weight > 0) {
+          // The ratio gave stable's replicas to the canary: status says why traffic waits while they come back.
+          s.capacityNote =
+            `the replica ratio moved stable's replicas to the canary: stable grows back to its full size first, ` +
+            `and the canary goes to 0 once those pods are available (traffic follows the pods)`;
+          m.publish();
+        }
+        const shift: Omit<StepCommand<'setCanaryWeight'>, 'policy'> = {
+          step: 'setCanaryWeight',
+          summary: `rollback: canary ${s.weight}% → 0% (stable's capacity checked first)`,
+          args: [{ target, weight: 0, mode: 'rollback', ensureCapacity: true }],
+        };
+        const r =
+          (await shiftBackAtOnce(m, shift)) ??
+          (await m.persist('send traffic back to stable', () =>
+            m.port.run({ policy: 'persistent', ...shift }),
+          ));
         if (r.capacityNote) s.capacityNote = r.capacityNote;
         m.applyWeight(0, r);
       } else if (!t || t.traffic || t.routing) {

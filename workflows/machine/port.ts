@@ -17,6 +17,11 @@ export type StepPolicy =
   | 'rollback'
   /** A step that must not give up, run in batches of attempts so status can say why it is stuck. */
   | 'persistent'
+  /**
+   * The rollback's first shift back to stable, run by the worker at once (a local activity: no round trip through
+   * the server before traffic moves); one attempt, then the persistent path.
+   */
+  | 'rollbackFirst'
   /** The read-only preflight: two attempts. */
   | 'preflight'
   /** A look-up that may fail without consequence. */
@@ -59,7 +64,9 @@ export type LatePatch =
   /** A rollback caused by a cancel names who requested it. */
   | 'cancel-identity'
   /** A rolled-back rollout ends as a failed workflow. */
-  | 'rollback-fails';
+  | 'rollback-fails'
+  /** The rollback's first shift back to stable runs as a local activity (policy `rollbackFirst`). */
+  | 'rollback-local';
 
 export interface RolloutPort {
   /**
