@@ -242,6 +242,9 @@ export class RolloutMachine extends RolloutView {
         case 'cancelStep':
           this.stepScope?.cancel();
           break;
+        default:
+          // A round's commands (drift, shift, rollback) are the walk's to carry out (analysis.ts), never a message's.
+          throw new Error(`a message does not ${c.type}`);
       }
     }
     return alerted;

@@ -73,7 +73,14 @@ export type MachineCommand =
   /** The walk is cancelled: the rollout rolls back (or, in the soak, goes back). */
   | { type: 'cancelWalk' }
   /** The step that keeps failing ends its attempt (a resolve). */
-  | { type: 'cancelStep' };
+  | { type: 'cancelStep' }
+  // A round's commands (verdict.ts), carried out by the walk one after the other, each awaited; never a message's.
+  /** The live weight is not where this rollout set it: the drift event is taken (see drift below). */
+  | { type: 'drift'; expected: number; found: number }
+  /** Traffic moves to `weight` (RolloutMachine.shift, which records what the router did). */
+  | { type: 'shift'; weight: number; why: string }
+  /** The round rolls the rollout back (RollbackRequired, with this reason): nothing follows it. */
+  | { type: 'rollback'; reason: string };
 
 /** What an accepted abort did: false when it changed nothing (already aborted, finishing, or ended). */
 export interface AbortOutcome {
