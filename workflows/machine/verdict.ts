@@ -1,5 +1,5 @@
-// A round's verdict as a transition: the measurements a round fetched in, the commands to carry out out. Fetching
-// stays with the port's step (analysis.ts), as Kayenta keeps fetching apart from judging; here the round is judged
+// A round's verdict as a transition: the measurements a round fetched go in, the commands to carry out come out.
+// Fetching stays with the port's step (analysis.ts), as Kayenta keeps fetching apart from judging; here it is judged
 // (judge-v2 for the full form and for short-form checks converted at the edge, the original judge for rollouts
 // started before machine-v2), the state is updated (the judge's memory, the analyses kept, the counts, the passing
 // run, the stage passed, a question to a person, a step back), and the effects are returned as MachineCommands:
