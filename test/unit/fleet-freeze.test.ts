@@ -3,21 +3,20 @@
 // still ends it; a lifted freeze lets it go on. The fleet workflow itself is tested on a real server (cli.test.ts).
 import { renderDetails } from '../../workflows/details';
 import { describeFreeze, fleetIdsFor, fleetWorkflowId, type FleetFreeze } from '../../workflows/fleet-model';
-import type { PlanSpec } from '../../workflows/plan';
 import { fleetScope, freezeUntil } from '../../client/fleet';
 import { renderStatus } from '../../client/render';
 import { RolloutInputError } from '../../client/errors';
-import { currentMachine, currentScenario, minutes, planOf, runScenario, type Scenario } from './machine-sim';
+import {
+  THREE_STAGES,
+  currentMachine,
+  currentScenario,
+  minutes,
+  planOf,
+  runScenario,
+  type Scenario,
+} from './machine-sim';
 
-const PLAN = {
-  analysis: { interval: '1m', checks: [{ name: 'error-rate', metric: 'error-rate', max: 0.05 }] },
-  stages: [
-    { weight: 10, hold: '10m' },
-    { weight: 50, hold: '10m' },
-    { weight: 100, hold: '5m' },
-  ],
-  promotion: { cleanupDelay: '0s' },
-} as unknown as PlanSpec;
+const PLAN = THREE_STAGES;
 
 const ORG = fleetWorkflowId('*');
 const NS = fleetWorkflowId('ns');

@@ -3,6 +3,7 @@
 import type { HookRunInput, HookRunResult } from '../../activities/hooks/types';
 import type { RolloutAlert } from '../../workflows/alerts/events';
 import { runRollout } from '../../workflows/machine/ending';
+import type { RolloutContext } from '../../workflows/machine/context';
 import { RolloutMachine } from '../../workflows/machine/machine';
 import { SimContinueAsNew, SimOutcome, SimPort, type PendingStep } from '../../workflows/machine/sim';
 import type { FleetFreeze, SlotPlace } from '../../workflows/fleet-model';
@@ -137,21 +138,37 @@ export function currentMachine(spec: PlanSpec, port = new SimPort(MONDAY_10)): R
       pauseHolds: true,
       touched: {},
     },
-    {
-      plan,
-      target: { app: 'app', namespace: 'ns' },
-      version: 'v2',
-      requestedBy: 'ci',
-      cli: 'canary',
-      workflowId: 'canary.ns.app',
-      firstRunId: 'r1',
-      temporalNamespace: 'default',
-      flags: { routingLifecycle: true, judgeV2: false, alertsV2: true },
-      historyLimit: 4000,
-    },
+    simContext(plan),
     port,
   );
 }
+
+/** The context of a rollout of app `app` in namespace `ns`, as this build starts one (or without alert-sinks-v2). */
+export function simContext(plan: Plan, alertsV2 = true): RolloutContext {
+  return {
+    plan,
+    target: { app: 'app', namespace: 'ns' },
+    version: 'v2',
+    requestedBy: 'ci',
+    cli: 'canary',
+    workflowId: 'canary.ns.app',
+    firstRunId: 'r1',
+    temporalNamespace: 'default',
+    flags: { routingLifecycle: true, judgeV2: false, alertsV2 },
+    historyLimit: 4000,
+  };
+}
+
+/** Three stages (10 %, 50 % for 10 minutes each, 100 % for 5), an error-rate check every minute, no cleanup delay. */
+export const THREE_STAGES = {
+  analysis: { interval: '1m', checks: [{ name: 'error-rate', metric: 'error-rate', max: 0.05 }] },
+  stages: [
+    { weight: 10, hold: '10m' },
+    { weight: 50, hold: '10m' },
+    { weight: 100, hold: '5m' },
+  ],
+  promotion: { cleanupDelay: '0s' },
+} as unknown as PlanSpec;
 
 /** Drives one scenario to its end (or MAX_STEPS), checking every invariant on the way. */
 export async function runScenario(sc: Scenario): Promise<RunReport> {

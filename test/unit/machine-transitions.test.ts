@@ -4,7 +4,7 @@
 // carry out exactly the commands a transition returns, in order.
 import fc from 'fast-check';
 import type { PlanSpec } from '../../workflows/plan';
-import { iso, MAX_APPROVALS_KEPT, type RolloutContext } from '../../workflows/machine/context';
+import { iso, MAX_APPROVALS_KEPT } from '../../workflows/machine/context';
 import { RolloutMachine } from '../../workflows/machine/machine';
 import type { Scope } from '../../workflows/machine/port';
 import { SimPort } from '../../workflows/machine/sim';
@@ -20,7 +20,7 @@ import { RolloutView } from '../../workflows/machine/views';
 import type { FleetFreeze, SlotPlace } from '../../workflows/fleet-model';
 import type { PauseAck } from '../../workflows/api';
 import type { ApprovalRecord, Plan } from '../../workflows/types';
-import { planOf } from './machine-sim';
+import { planOf, simContext } from './machine-sim';
 
 const RUNS = Number(process.env.MACHINE_PROPERTY_RUNS ?? 3000);
 const SEED = process.env.MACHINE_PROPERTY_SEED ? Number(process.env.MACHINE_PROPERTY_SEED) : undefined;
@@ -56,20 +56,7 @@ function plan(spec: PlanSpec): Plan {
 }
 const PLANS = { plain: plan(SPEC), policy: plan(POLICY_SPEC) };
 
-function context(p: Plan, alertsV2 = true): RolloutContext {
-  return {
-    plan: p,
-    target: { app: 'app', namespace: 'ns' },
-    version: 'v2',
-    requestedBy: 'ci',
-    cli: 'canary',
-    workflowId: 'canary.ns.app',
-    firstRunId: 'r1',
-    temporalNamespace: 'default',
-    flags: { routingLifecycle: true, judgeV2: false, alertsV2 },
-    historyLimit: 4000,
-  };
-}
+const context = simContext;
 
 /** Where a rollout can stand when a message comes, as the walk leaves its state there. */
 const POSITIONS = {

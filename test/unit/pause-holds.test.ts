@@ -8,6 +8,7 @@ import type { PlanSpec } from '../../workflows/plan';
 import {
   currentMachine,
   currentScenario,
+  THREE_STAGES,
   minutes,
   runScenario,
   type RunReport,
@@ -15,15 +16,7 @@ import {
   type SimEvent,
 } from './machine-sim';
 
-const PLAN = {
-  analysis: { interval: '1m', checks: [{ name: 'error-rate', metric: 'error-rate', max: 0.05 }] },
-  stages: [
-    { weight: 10, hold: '10m' },
-    { weight: 50, hold: '10m' },
-    { weight: 100, hold: '5m' },
-  ],
-  promotion: { cleanupDelay: '0s' },
-} as unknown as PlanSpec;
+const PLAN = THREE_STAGES;
 
 const NS = fleetWorkflowId('ns');
 const QUEUED = { fleets: { [NS]: undefined }, slots: { [NS]: { granted: false, position: 1, max: 1 } } };
