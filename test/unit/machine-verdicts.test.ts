@@ -18,7 +18,7 @@ import { transition, type MachineCommand } from '../../workflows/machine/transit
 import { roundDrift, roundTransition, type RoundEvent } from '../../workflows/machine/verdict';
 import { RolloutView } from '../../workflows/machine/views';
 import type { Plan } from '../../workflows/types';
-import { planOf } from './machine-sim';
+import { planOf, simContext } from './machine-sim';
 
 const RUNS = Number(process.env.MACHINE_PROPERTY_RUNS ?? 3000);
 const SEED = process.env.MACHINE_PROPERTY_SEED ? Number(process.env.MACHINE_PROPERTY_SEED) : undefined;
@@ -97,18 +97,8 @@ const SHORT = planWith([
 type Form = 'full' | 'short' | 'legacy';
 
 function context(p: Plan, form: Form, alertsV2 = true): RolloutContext {
-  return {
-    plan: p,
-    target: { app: 'app', namespace: 'ns' },
-    version: 'v2',
-    requestedBy: 'ci',
-    cli: 'canary',
-    workflowId: 'canary.ns.app',
-    firstRunId: 'r1',
-    temporalNamespace: 'default',
-    flags: { routingLifecycle: true, judgeV2: form === 'full', alertsV2 },
-    historyLimit: 4000,
-  };
+  const ctx = simContext(p, alertsV2);
+  return { ...ctx, flags: { ...ctx.flags, judgeV2: form === 'full' } };
 }
 
 /** A rollout in stage `stage` (0-based), entered at T0 and holding, as the walk leaves it; new or original. */

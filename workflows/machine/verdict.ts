@@ -263,6 +263,23 @@ function stepping(v: RolloutView, decision: Decision, now: number): MachineComma
   return [];
 }
 
+/** Records a short-form or original-path round: its time, verdict and count, the bounded list, the passing run. */
+function recordRound(
+  s: RolloutState,
+  round: { verdict: RolloutState['analyses'][number]['verdict']; checks: CheckResult[] },
+  now: number,
+): void {
+  s.lastAnalysisAt = now;
+  s.lastVerdict = round.verdict;
+  s.analysesRun = (s.analysesRun ?? s.analyses.length) + 1;
+  pushBounded(
+    s.analyses,
+    { stage: s.stageIndex + 1, weight: s.weight, at: iso(now), verdict: round.verdict, checks: round.checks },
+    MAX_ANALYSES_KEPT,
+  );
+  passing(s, round.verdict === 'pass', now);
+}
+
 /**
  * A round of short-form checks from machine-v2 on: converted to the full form at the edge (toFullForm), judged by
  * judge-v2, then recorded and reported as the original path did (shortFormRound; test/unit/judge-short-form.test.ts
@@ -277,15 +294,7 @@ function shortForm(v: RolloutView, answer: ChecksMeasurement, now: number): Mach
   });
   s.judge = judged.state;
   const round = shortFormRound(rules, answer.measurements, judged, s.weight);
-  s.lastAnalysisAt = now;
-  s.lastVerdict = round.verdict;
-  s.analysesRun = (s.analysesRun ?? s.analyses.length) + 1;
-  pushBounded(
-    s.analyses,
-    { stage: s.stageIndex + 1, weight: s.weight, at: iso(now), verdict: round.verdict, checks: round.checks },
-    MAX_ANALYSES_KEPT,
-  );
-  passing(s, round.verdict === 'pass', now);
+  recordRound(s, round, now);
   // The original path's counts, kept for status and for a run carried into an older reading of the state.
   if (round.verdict === 'pass') {
     s.consecutiveFailures = 0;
@@ -307,15 +316,7 @@ function legacy(v: RolloutView, answer: AnalysisResult | CheckMeasurement[], now
   // Rollouts recorded before drift checks got the measurements alone.
   const measurements = Array.isArray(answer) ? answer : answer.measurements;
   const round = legacyRound(plan.analysis.checks, measurements, s, plan.analysis, s.weight);
-  s.lastAnalysisAt = now;
-  s.lastVerdict = round.verdict;
-  s.analysesRun = (s.analysesRun ?? s.analyses.length) + 1;
-  pushBounded(
-    s.analyses,
-    { stage: s.stageIndex + 1, weight: s.weight, at: iso(now), verdict: round.verdict, checks: round.checks },
-    MAX_ANALYSES_KEPT,
-  );
-  passing(s, round.verdict === 'pass', now);
+  recordRound(s, round, now);
   s.consecutiveFailures = round.counts.consecutiveFailures;
   s.consecutiveInconclusive = round.counts.consecutiveInconclusive;
   if (round.verdict === 'pass' && s.stageEntered) s.passedInStage = true;
