@@ -1,6 +1,7 @@
 // Short-form checks converted to the full form (toFullForm) and judged by judgeRound decide, round by round, as
-// the original judge and the workflow's original counting did (rollout.ts analyse(), the short-form path), and
-// shortFormRound renders those rounds as that path recorded and reported them.
+// the original judge and the workflow's original counting did (legacyRound in workflows/legacy-judge.ts, the path
+// rollouts recorded before machine-v2 replay), and shortFormRound renders those rounds as that path recorded and
+// reported them.
 import fc from 'fast-check';
 import { validateAnalysisChecks } from '../../workflows/analysis-spec';
 import { judge, type Measurement } from '../../workflows/judge';
@@ -40,7 +41,7 @@ interface Shown {
   reason?: string;
 }
 
-/** The original path: runAnalysis' measurements, judge(), counted as rollout.ts analyse() counts them. */
+/** The original path: runAnalysis' measurements, judge(), counted as legacyRound (legacy-judge.ts) counts them. */
 function original(checks: Check[], rounds: Round[], limits: Limits, weight: number): Shown[] {
   let failures = 0;
   let inconclusive = 0;
