@@ -21,6 +21,7 @@ try {
   // Already installed by another harness in this process.
 }
 import { createFleetActivities } from '../activities/fleet';
+import { createReleaseActivities } from '../activities/release';
 import { createActivities } from '../activities/rollout-activities';
 import { identityConfigFromEnv } from '../activities/identity';
 import { providersFromEnv, type ProviderRegistry, type ProviderSource } from '../activities/factory';
@@ -102,7 +103,7 @@ export class RolloutBench {
       taskQueue,
       workflowBundle: await workflowBundle(),
       sinks: NO_METRICS_SINKS,
-      activities: { ...activities, ...createFleetActivities() },
+      activities: { ...activities, ...createFleetActivities(), ...createReleaseActivities() },
       ...cache,
     });
     const workerRun = worker.run();
@@ -131,7 +132,7 @@ export class RolloutBench {
       taskQueue: this.taskQueue,
       workflowBundle: await workflowBundle(),
       sinks: NO_METRICS_SINKS,
-      activities: { ...this.activities, ...createFleetActivities() },
+      activities: { ...this.activities, ...createFleetActivities(), ...createReleaseActivities() },
       ...this.workerOptions,
     });
     this.workerRun = this.worker.run();

@@ -45,6 +45,11 @@ test('fixtures exist', () => {
       'rollback-local-aborted-run-1.history.json',
       'rollback-local-rolled-back-run-1.history.json',
       'pause-holds-paused-before-canary-run-1.history.json',
+      // The release workflow: three members promoted together after a wave's bake, one member aborted (the release
+      // rolls the others back), and a member's failure held until a person went on without it.
+      'release-together-promoted-run-1.history.json',
+      'release-member-aborted-run-1.history.json',
+      'release-held-continued-run-1.history.json',
     ]),
   );
 });
