@@ -250,6 +250,15 @@ export class RolloutMachine extends RolloutView {
     return alerted;
   }
 
+  /**
+   * Carries out commands the walk's decisions returned (a wake, a publish, an alert) as a message's are carried out:
+   * in order, at once. Returns the promise of the last alert, for the caller to await as it awaited that alert
+   * (undefined without one). The one way anything but a message wakes the walk.
+   */
+  carry(commands: readonly MachineCommand[]): Promise<void> | undefined {
+    return this.carryOut(commands);
+  }
+
   /** Applies a message as its transition says, carries out its commands, and returns its answer. */
   private take<E extends RolloutEvent>(event: E): { ack: AckOf<E>; alerted: Promise<void> } {
     const { ack, commands } = transition(this, event, this.now());
