@@ -469,7 +469,7 @@ class BacktestRecorder {
     const which = this.m.atPromotionGate() ? 'promotion gate' : 'approval gate';
     this.event('approval_assumed', `${this.label()}: ${which} assumed approved`);
     s.approvedStage = s.stageIndex;
-    this.m.messages++;
+    void this.m.carry([{ type: 'wake' }]);
   }
 }
 
