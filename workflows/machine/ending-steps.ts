@@ -63,7 +63,7 @@ export type EndingCommand =
   | { type: 'hooks'; point: 'onRollback' | 'afterPromotion' }
   /** The rollout's slot (or its place in the queue) goes back to its fleet workflow (releaseSlot decides). */
   | { type: 'releaseSlot' }
-  /** Waits until `ends` holds (endsWhen) or `timeoutMs` passes; a timer with `summary`. */
+  /** Waits until `ends` holds (soakEnded; `never`: a plain timer) or `timeoutMs` passes; `summary` names the timer. */
   | { type: 'wait'; timeoutMs: number; summary: string; ends: 'soakEnded' | 'never' }
   /** Every message handler finishes, then the deliveries under way (within a bound), before the run ends. */
   | { type: 'handlersFinished' }

@@ -150,8 +150,11 @@ async function shiftBackAtOnce(
 }
 
 /** The rollback: traffic back to stable first, then the canary, the routing, the load, the onRollback hooks. */
-async function rollback(m: RolloutMachine, reason: string, cancelled: boolean): Promise<void> {
-  await carry(m, rollbackBegins(m, reason));
+async function rollback(
+  m: RolloutMachine,
+  { ending, reason, cancelled }: ReturnType<typeof endingOf>,
+): Promise<void> {
+  await carry(m, rollbackBegins(m, reason, ending));
   try {
     await carry(m, rollbackSteps(m, cancelled));
   } catch (err) {
@@ -244,18 +247,17 @@ export async function runRollout(m: RolloutMachine): Promise<RolloutResult> {
     } catch (err) {
       if (port.isContinueAsNew(err)) throw err;
       if (err instanceof NotStarted) return endNotStarted(m);
-      const { ending, reason, cancelled } = endingOf(m, stopOf(m, err));
-      s.ending = ending;
+      const ended = endingOf(m, stopOf(m, err));
       // Rollback cannot be skipped: not by a cancel, a timeout or a failing alert sink.
       await port.nonCancellable(async () => {
-        await rollback(m, reason, cancelled);
+        await rollback(m, ended);
         await carry(m, [{ type: 'releaseSlot' }, { type: 'handlersFinished' }, { type: 'flushAlerts' }]);
       });
       const rolledBack = rolloutResult(m, 'rolled_back');
       // The Web UI (and its Failures filter) tells a rolled-back rollout from a promoted one; the failure is typed
       // and carries the result, which clients read as before (client/index.ts rolloutResult).
       if (port.patched('rollback-fails')) {
-        throw port.outcome('rolled_back', s.rollbackReason ?? reason, rolledBack);
+        throw port.outcome('rolled_back', s.rollbackReason ?? ended.reason, rolledBack);
       }
       return rolledBack;
     }
