@@ -33,6 +33,7 @@ import {
   type WalkCommand,
 } from '../../workflows/machine/walk-steps';
 import type { Plan } from '../../workflows/types';
+import { walkNext, type WalkAt, type WalkPart } from '../../workflows/machine/walk-order';
 import { planOf, simContext } from './machine-sim';
 
 const RUNS = Number(process.env.MACHINE_PROPERTY_RUNS ?? 3000);
@@ -500,6 +501,126 @@ describe('deployment windows, fleet holds and pauses', () => {
     expect(
       resumeWait(viewOf(planFrom({}), stateAt(1, { pausedSince: T0, pauseHolds: undefined }))),
     ).toBeUndefined();
+  });
+});
+
+describe("the walk's order", () => {
+  /** Walks from `start` as the carrier would, doing to the state what each part does; `onPart` may add a message. */
+  function parts(v: RolloutView, onPart: (p: WalkPart) => void = () => {}): string[] {
+    const s = v.s;
+    const out: string[] = [];
+    let step = walkNext(v, 'start');
+    for (let i = 0; i < 100 && step.part.do !== 'end'; i++) {
+      const p = step.part;
+      out.push(
+        p.do === 'hooks'
+          ? `hooks ${p.point}`
+          : p.do === 'window' || p.do === 'askFleet' || p.do === 'fleetHold'
+            ? `${p.do}${p.isPromotion ? ' promotion' : ''}`
+            : p.do === 'gate' || p.do === 'enterStage' || p.do === 'hold'
+              ? `${p.do} ${s.stageIndex + 1}`
+              : p.do,
+      );
+      let waited = false;
+      if (p.do === 'preflight') s.preflight = { state: 'passed', findings: [] };
+      if (p.do === 'canary') s.canaryReady = true;
+      if (p.do === 'enterStage') s.stageEntered = true;
+      if (p.do === 'resume' && s.pausedSince !== undefined) {
+        s.pausedSince = undefined;
+        waited = true;
+      }
+      onPart(p);
+      step = walkNext(v, step.at, waited);
+    }
+    return out;
+  }
+
+  it('preflight, canary, before hooks, then each stage through its gate, window, fleet and hooks; then promotion', () => {
+    const p = planFrom({
+      stages: [{ weight: 10, hold: '10m' }, { weight: 50, hold: '10m', gate: 'approval' }, { weight: 100 }],
+      promotion: { cleanupDelay: '0s', gate: 'approval' },
+    });
+    const v = viewOf(p, stateAt(0, { canaryReady: undefined }));
+    const stage = (n: number) => [
+      `gate ${n}`,
+      // Entering the final stage obeys the windows as promotion does.
+      n === 3 ? 'window promotion' : 'window',
+      'askFleet',
+      'hooks beforeStage',
+      'resume',
+      `enterStage ${n}`,
+      'startLoad',
+      `hold ${n}`,
+      'stopLoad',
+      'hooks afterStage',
+    ];
+    expect(parts(v)).toEqual([
+      'preflight',
+      'askFleet',
+      'resume',
+      'canary',
+      'hooks before',
+      ...stage(1),
+      'publish',
+      ...stage(2),
+      'publish',
+      ...stage(3),
+      'gate 3',
+      'publish',
+      'window promotion',
+      'askFleet promotion',
+      'hooks beforePromotion',
+      'resume',
+    ]);
+    expect(v.s.promotionGate).toBe('passed');
+    expect(v.s.stageIndex).toBe(2);
+  });
+
+  it('a promote at a gate skips the rest of the stages, and the promotion gate', () => {
+    const p = planFrom({
+      stages: [{ weight: 10, hold: '10m', gate: 'approval' }, { weight: 50, hold: '10m' }, { weight: 100 }],
+      promotion: { cleanupDelay: '0s', gate: 'approval' },
+    });
+    const v = viewOf(p, stateAt(0));
+    const seen = parts(v, (part) => {
+      if (part.do === 'gate') v.s.promoteRequest = { by: 'alice', at: T0, fromStage: 0 };
+    });
+    expect(seen).toEqual([
+      'hooks before',
+      'gate 1',
+      'window promotion',
+      'askFleet promotion',
+      'hooks beforePromotion',
+      'resume',
+    ]);
+    expect(v.s.skippedFrom).toBe(0);
+    expect(v.s.promotionGate).toBeUndefined();
+  });
+
+  it('a pause before a stage asks the windows and the fleet again once resumed', () => {
+    const v = viewOf(planFrom({}), stateAt(1, { weight: 10 }));
+    const seen = parts(v, (part) => {
+      if (part.do === 'hooks' && part.point === 'beforeStage') v.s.pausedSince = T0;
+    });
+    expect(seen.slice(0, 9)).toEqual([
+      'gate 2',
+      'window',
+      'askFleet',
+      'hooks beforeStage',
+      'resume',
+      'window',
+      'fleetHold',
+      'resume',
+      'enterStage 2',
+    ]);
+  });
+
+  it('a run continued in a held stage goes straight back to its load and hold', () => {
+    const v = holding(planFrom({}), 1);
+    expect(walkNext(v, 'start')).toEqual({ at: 'startLoad', part: { do: 'startLoad' } });
+    const at: WalkAt = 'start';
+    v.s.promotionGate = 'passed';
+    expect(walkNext(v, at).part).toEqual({ do: 'window', isPromotion: true });
   });
 });
 

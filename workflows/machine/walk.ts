@@ -2,8 +2,6 @@
 // canary, then for each stage pass its gate, wait for a deployment window, shift the traffic and hold it while
 // analysing on a schedule; advance only on evidence; pass the promotion gate. Every wait is the port's. What each
 // part decides is walk-steps.ts's (pure); here it is asked and carried out, in the order given.
-import { describePlan } from '../plan';
-import type { PreflightFinding } from '../types';
 import { fleetIdsFor } from '../fleet-model';
 import { analyse } from './analysis';
 import { runHooks, type HookWait } from './hooks';
@@ -22,7 +20,6 @@ import {
   gateFacts,
   holdAfterWait,
   holdWait,
-  newWait,
   openGate,
   openWindowWait,
   resumeWait,
@@ -35,6 +32,16 @@ import {
   type WaitFor,
   type WalkCommand,
 } from './walk-steps';
+import {
+  canaryDeployed,
+  canaryStep,
+  preflightFindings,
+  preflightStarts,
+  preflightStep,
+  rolloutStarted,
+  routingStep,
+  walkNext,
+} from './walk-order';
 
 /**
  * The commands of a decision, carried out in order. Yields what to await before the next command (an alert, a
@@ -147,51 +154,17 @@ async function hold(m: RolloutMachine): Promise<void> {
  * refusal is listed at once; any refusal ends the rollout as not started, before anything is touched.
  */
 async function preflight(m: RolloutMachine): Promise<void> {
-  const { s, ctx } = m;
-  s.preflight = { state: 'running', findings: [] };
-  m.publish();
-  let findings: PreflightFinding[];
-  let tookMs: number | undefined;
+  for (const e of effects(m, preflightStarts(m))) await e;
+  let answer: Parameters<typeof preflightFindings>[1];
   try {
-    const report = await m.port.run({
-      policy: 'preflight',
-      step: 'preflight',
-      summary: `preflight: can this worker roll ${ctx.version} out to ${ctx.target.namespace}/${ctx.target.app}?`,
-      args: [
-        {
-          target: ctx.target,
-          plan: m.plan,
-          version: ctx.version,
-          ...(ctx.image ? { image: ctx.image } : {}),
-        },
-      ],
-    });
-    findings = report.findings;
-    tookMs = report.tookMs;
-    if (report.requireVerified) s.requireVerified = true;
+    answer = { report: await m.port.run(preflightStep(m)) };
   } catch (err) {
     if (m.port.isCancellation(err)) throw err;
-    findings = [
-      {
-        area: 'cluster',
-        cause: 'infrastructure',
-        level: 'refuse',
-        message: `the preflight could not run on the worker: ${errorMessage(err)}`,
-      },
-    ];
+    answer = { error: errorMessage(err) };
   }
-  const refusals = findings.filter((f) => f.level === 'refuse');
-  s.preflight = {
-    state: refusals.length > 0 ? 'failed' : 'passed',
-    findings,
-    ...(tookMs !== undefined ? { tookMs } : {}),
-    // An input problem needs the plan or target changed whatever else is wrong: it decides the exit code.
-    ...(refusals.length > 0
-      ? { cause: refusals.some((f) => f.cause === 'input') ? 'input' : 'infrastructure' }
-      : {}),
-  };
-  m.publish();
-  if (refusals.length > 0) throw new NotStarted();
+  const found = preflightFindings(m, answer);
+  for (const e of effects(m, found.commands)) await e;
+  if (found.notStarted) throw new NotStarted();
 }
 
 /**
@@ -257,95 +230,69 @@ async function awaitResume(m: RolloutMachine): Promise<boolean> {
   return true;
 }
 
-/** From the canary's deployment to the end of the final stage's hold (and the promotion gate and window). */
+/**
+ * From the canary's deployment to the end of the final stage's hold (and the promotion gate and window): each part in
+ * the order walkNext (walk-order.ts) gives.
+ */
 export async function walk(m: RolloutMachine): Promise<void> {
-  const { s, plan, ctx } = m;
-  // The canary is deployed (after the preflight, from never-stuck on) and the router prepared, once.
-  if (!s.canaryReady) {
-    if (s.neverStuck && !s.preflight) await preflight(m);
-    // A freeze holds a new rollout before its canary is deployed: nothing new goes out; nor while it is paused.
-    await awaitFleet(m, false, true);
-    while (await awaitResume(m)) await fleetHold(m, false, true);
-    m.publish();
-    const warnings = (s.preflight?.findings ?? []).filter((f) => f.level === 'warn');
-    await m.alert(
-      'rollout_started',
-      'info',
-      `${m.label()} rollout started by ${ctx.requestedBy}: ${describePlan(m.plan)}` +
-        (warnings.length > 0 ? `. Preflight warnings: ${warnings.map((f) => f.message).join('; ')}` : ''),
-    );
-    if (s.touched) s.touched.canary = true;
-    const canary = await m.port.run({
-      policy: 'step',
-      step: 'prepareCanary',
-      summary: `deploy canary ${ctx.version}`,
-      workloadWait: ctx.flags.routingLifecycle,
-      args: [{ target: ctx.target, version: ctx.version, image: ctx.image }],
-    });
-    if (canary?.stableVersion) s.stableVersion = canary.stableVersion;
-    if (ctx.flags.routingLifecycle) {
-      if (s.touched) s.touched.routing = true;
-      await m.port.run({
-        policy: 'step',
-        step: 'prepareRouting',
-        summary: `prepare ${m.routerName()} routing`,
-        args: [
-          {
-            target: ctx.target,
-            versions: { ...(s.stableVersion ? { stable: s.stableVersion } : {}), canary: ctx.version },
-          },
-        ],
-      });
-    }
-    s.canaryReady = true;
-  }
-  // The plan's `before` hooks: the canary runs, no traffic has moved yet (once: only before the first stage).
-  if (s.stageIndex === 0 && !s.stageEntered) await runHooks(m, 'before', hookWait(m));
-  // A run continued at the promotion gate (or past it) has walked every stage already.
-  while (s.promotionGate === undefined) {
-    if (!s.stageEntered) {
-      await passGate(m);
-      if (!s.promoteRequest) await awaitWindow(m, s.stageIndex === plan.stages.length - 1);
-      if (!s.promoteRequest) await awaitFleet(m, false);
-      if (!s.promoteRequest) await runHooks(m, 'beforeStage', hookWait(m));
-      while (!s.promoteRequest && (await awaitResume(m))) {
-        await awaitWindow(m, s.stageIndex === plan.stages.length - 1);
-        if (!s.promoteRequest) await fleetHold(m, false);
-      }
-      if (s.promoteRequest) {
-        s.skippedFrom = s.stageIndex;
+  let step = walkNext(m, 'start');
+  for (;;) {
+    const p = step.part;
+    let waited = false;
+    switch (p.do) {
+      case 'end':
+        return;
+      case 'preflight':
+        await preflight(m);
+        break;
+      case 'askFleet':
+        await awaitFleet(m, p.isPromotion, p.slot);
+        break;
+      case 'fleetHold':
+        await fleetHold(m, p.isPromotion, p.beforeCanary);
+        break;
+      case 'resume':
+        waited = await awaitResume(m);
+        break;
+      case 'canary': {
+        // (Inline, as before it was data: history records concurrent code's steps in the order its promises settle.)
+        for (const e of effects(m, rolloutStarted(m))) await e;
+        // Marked before each step: an attempt may land even when its answer is lost.
+        if (m.s.touched) m.s.touched.canary = true;
+        canaryDeployed(m, await m.port.run(canaryStep(m)));
+        const routing = routingStep(m);
+        if (routing) {
+          if (m.s.touched) m.s.touched.routing = true;
+          await m.port.run(routing);
+        }
+        m.s.canaryReady = true;
         break;
       }
-      await enterStage(m);
+      case 'hooks':
+        await runHooks(m, p.point, hookWait(m));
+        break;
+      case 'gate':
+        await passGate(m);
+        break;
+      case 'window':
+        await awaitWindow(m, p.isPromotion);
+        break;
+      case 'enterStage':
+        await enterStage(m);
+        break;
+      case 'startLoad':
+        await startStageLoad(m);
+        break;
+      case 'hold':
+        await hold(m);
+        break;
+      case 'stopLoad':
+        await stopStageLoad(m, p.why);
+        break;
+      case 'publish':
+        m.publish();
+        break;
     }
-    await startStageLoad(m);
-    await hold(m);
-    await stopStageLoad(m, `stage ${s.stageIndex + 1} ended`);
-    if (!s.promoteRequest) await runHooks(m, 'afterStage', hookWait(m));
-    if (s.promoteRequest) s.skippedFrom = s.stageIndex + 1;
-    if (s.promoteRequest || s.stageIndex === plan.stages.length - 1) break;
-    s.stageIndex++;
-    s.stageEntered = false;
-    newWait(m);
-    m.publish();
-  }
-  // The prompt before promotion (`promotion.gate`), once the final stage has served its hold with evidence. A
-  // person's promotion request is that approval already.
-  if (plan.promotion.gate && !s.promoteRequest && s.promotionGate !== 'passed') {
-    if (s.promotionGate === undefined) {
-      s.promotionGate = 'waiting';
-      newWait(m);
-    }
-    await passGate(m);
-    s.promotionGate = 'passed';
-    m.publish();
-  }
-  // Promotion obeys the windows too, unless the plan says `promotion: any`.
-  await awaitWindow(m, true);
-  await awaitFleet(m, true);
-  await runHooks(m, 'beforePromotion', hookWait(m));
-  while (await awaitResume(m)) {
-    await awaitWindow(m, true);
-    await fleetHold(m, true);
+    step = walkNext(m, step.at, waited);
   }
 }
