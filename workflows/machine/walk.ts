@@ -1,7 +1,8 @@
 // The walk through the stage plan, as the playbook reads: check what the rollout needs (preflight), deploy the
 // canary, then for each stage pass its gate, wait for a deployment window, shift the traffic and hold it while
-// analysing on a schedule; advance only on evidence; pass the promotion gate. Every wait is the port's. What each
-// part decides is walk-steps.ts's (pure); here it is asked and carried out, in the order given.
+// analysing on a schedule; advance only on evidence; pass the promotion gate. Every wait is the port's. Which part
+// comes next is walk-order.ts's to say, what each part decides walk-steps.ts's (both pure); here they are asked and
+// their commands carried out, in the order given.
 import { fleetIdsFor } from '../fleet-model';
 import { analyse } from './analysis';
 import { runHooks, type HookWait } from './hooks';
