@@ -15,6 +15,7 @@ import {
   gateSatisfied,
 } from '../approval-policy';
 import { formatDuration } from '../duration';
+import { fleetIdsFor, type FleetAsk } from '../fleet-model';
 import type { Gate } from '../types';
 import { describeWindowState, mayAdvance, nextOpen } from '../windows';
 import { MAX_APPROVALS_KEPT, iso, pushBounded } from './context';
@@ -539,19 +540,17 @@ export function windowPassed(v: RolloutView): WalkCommand[] {
 }
 
 /**
- * The ask to the scope's fleet workflows before the rollout advances: marks them asked (`s.fleetAsked`, and before
- * the canary `s.slotAsked`, the namespace's whose slot it asks for) before the ask, since an answer may come back
- * before the ask's own result does.
+ * The ask to the scope's fleet workflows before the rollout advances (fleet-controls; undefined before it): marks
+ * them asked (`s.fleetAsked`, and before the canary `s.slotAsked`, the namespace's whose slot it asks for) before
+ * the ask, since an answer may come back before the ask's own result does.
  */
-export function fleetAsk(
-  v: RolloutView,
-  ids: string[],
-  slot: boolean,
-): { workflowId: string; slot?: boolean } {
+export function fleetAsk(v: RolloutView, slot: boolean): { ids: string[]; ask: FleetAsk } | undefined {
   const s = v.s;
+  if (!s.fleet) return undefined;
+  const ids = fleetIdsFor(v.ctx.target.namespace);
   s.fleetAsked = ids;
   if (slot) s.slotAsked = ids[0];
-  return { workflowId: v.ctx.workflowId, ...(slot ? { slot } : {}) };
+  return { ids, ask: { workflowId: v.ctx.workflowId, ...(slot ? { slot } : {}) } };
 }
 
 /** The ask reached `reached`: the others do not run (nothing is frozen there, no slot to wait for). */

@@ -3,7 +3,6 @@
 // analysing on a schedule; advance only on evidence; pass the promotion gate. Every wait is the port's. Which part
 // comes next is walk-order.ts's to say, what each part decides walk-steps.ts's (both pure); here they are asked and
 // their commands carried out, in the order given.
-import { fleetIdsFor } from '../fleet-model';
 import { analyse } from './analysis';
 import { runHooks, type HookWait } from './hooks';
 import { startStageLoad, stopStageLoad } from './load';
@@ -194,12 +193,9 @@ async function waitForWindow(m: RolloutMachine, isPromotion: boolean): Promise<v
  * breach still rolls back), an abort still ends it, nothing moves forward.
  */
 export async function awaitFleet(m: RolloutMachine, isPromotion: boolean, slot = false): Promise<void> {
-  if (m.s.fleet) {
-    const ids = fleetIdsFor(m.ctx.target.namespace);
-    // Before its canary it asks for a slot too: a namespace with a maxConcurrent grants it or queues the rollout.
-    const ask = fleetAsk(m, ids, slot);
-    fleetAsked(m, await m.port.askFleet(ids, ask));
-  }
+  // Before its canary it asks for a slot too: a namespace with a maxConcurrent grants it or queues the rollout.
+  const asking = fleetAsk(m, slot);
+  if (asking) fleetAsked(m, await m.port.askFleet(asking.ids, asking.ask));
   await fleetHold(m, isPromotion, slot);
 }
 
