@@ -38,14 +38,18 @@ import { transition } from '../../workflows/machine/transitions';
 import { RolloutView } from '../../workflows/machine/views';
 import type { Target } from '../../workflows/target';
 import type { Plan } from '../../workflows/types';
-import { THREE_STAGES, currentScenario, minutes, planOf, runScenario, simContext } from './machine-sim';
-
-const RUNS = Number(process.env.MACHINE_PROPERTY_RUNS ?? 3000);
-const SEED = process.env.MACHINE_PROPERTY_SEED ? Number(process.env.MACHINE_PROPERTY_SEED) : undefined;
-
-/** Monday 2026-12-07 10:00 UTC. */
-const T0 = Date.UTC(2026, 11, 7, 10, 0, 0);
-const MINUTE = 60_000;
+import {
+  THREE_STAGES,
+  currentScenario,
+  minutes,
+  planOf,
+  runScenario,
+  simContext,
+  RUNS,
+  SEED,
+  T0,
+  MINUTE,
+} from './machine-sim';
 
 const plans = new Map<string, Plan>();
 /** THREE_STAGES with its cleanup delay (the soak's length where one applies). */

@@ -37,14 +37,8 @@ import { carryOver, initialState, migrateCarried, type RolloutState } from '../.
 import { transition } from '../../workflows/machine/transitions';
 import { RolloutView } from '../../workflows/machine/views';
 import type { Plan } from '../../workflows/types';
-import { planOf, simContext } from './machine-sim';
+import { planOf, simContext, RUNS, SEED, T0, MINUTE } from './machine-sim';
 
-const RUNS = Number(process.env.MACHINE_PROPERTY_RUNS ?? 3000);
-const SEED = process.env.MACHINE_PROPERTY_SEED ? Number(process.env.MACHINE_PROPERTY_SEED) : undefined;
-
-/** Monday 2026-12-07 10:00 UTC. */
-const T0 = Date.UTC(2026, 11, 7, 10, 0, 0);
-const MINUTE = 60_000;
 const LABEL = 'ns/app v2';
 const APPROVE = 'canary approve canary.ns.app';
 const ABORT = 'canary abort canary.ns.app --reason "why"';

@@ -90,6 +90,12 @@ export interface RunReport {
 }
 
 const MONDAY_10 = Date.UTC(2026, 11, 7, 10, 0, 0);
+/** Monday 2026-12-07 10:00 UTC: where the machine tests' clocks start. */
+export const T0 = MONDAY_10;
+export const MINUTE = 60_000;
+/** fast-check runs per property of the machine tests, and a seed to replay a failure with (both from the env). */
+export const RUNS = Number(process.env.MACHINE_PROPERTY_RUNS ?? 3000);
+export const SEED = process.env.MACHINE_PROPERTY_SEED ? Number(process.env.MACHINE_PROPERTY_SEED) : undefined;
 const MAX_STEPS = 4000;
 
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));

@@ -20,14 +20,10 @@ import { RolloutView } from '../../workflows/machine/views';
 import type { FleetFreeze, SlotPlace } from '../../workflows/fleet-model';
 import type { PauseAck } from '../../workflows/api';
 import type { ApprovalRecord, Plan } from '../../workflows/types';
-import { planOf, simContext } from './machine-sim';
-
-const RUNS = Number(process.env.MACHINE_PROPERTY_RUNS ?? 3000);
-const SEED = process.env.MACHINE_PROPERTY_SEED ? Number(process.env.MACHINE_PROPERTY_SEED) : undefined;
+import { planOf, simContext, RUNS, SEED, MINUTE } from './machine-sim';
 
 /** Monday 2026-12-07 10:00 UTC: inside the weekday windows. */
 const MONDAY_10 = Date.UTC(2026, 11, 7, 10, 0, 0);
-const MINUTE = 60_000;
 
 const SPEC: PlanSpec = {
   analysis: { interval: '1m', checks: [{ name: 'error-rate', metric: 'error-rate', max: 0.05 }] },

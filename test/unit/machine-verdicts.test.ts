@@ -18,15 +18,9 @@ import { transition, type MachineCommand } from '../../workflows/machine/transit
 import { roundDrift, roundTransition, type RoundEvent } from '../../workflows/machine/verdict';
 import { RolloutView } from '../../workflows/machine/views';
 import type { Plan } from '../../workflows/types';
-import { planOf, simContext } from './machine-sim';
+import { planOf, simContext, RUNS, SEED, T0, MINUTE } from './machine-sim';
 
-const RUNS = Number(process.env.MACHINE_PROPERTY_RUNS ?? 3000);
-const SEED = process.env.MACHINE_PROPERTY_SEED ? Number(process.env.MACHINE_PROPERTY_SEED) : undefined;
-
-/** Monday 2026-12-07 10:00 UTC. */
-const T0 = Date.UTC(2026, 11, 7, 10, 0, 0);
 const SECOND = 1000;
-const MINUTE = 60_000;
 
 // ---------- plans: one check of each kind the playbook names ----------
 

@@ -34,14 +34,8 @@ import {
 } from '../../workflows/machine/walk-steps';
 import type { Plan } from '../../workflows/types';
 import { walkNext, type WalkAt, type WalkPart } from '../../workflows/machine/walk-order';
-import { planOf, simContext } from './machine-sim';
+import { planOf, simContext, RUNS, SEED, T0, MINUTE } from './machine-sim';
 
-const RUNS = Number(process.env.MACHINE_PROPERTY_RUNS ?? 3000);
-const SEED = process.env.MACHINE_PROPERTY_SEED ? Number(process.env.MACHINE_PROPERTY_SEED) : undefined;
-
-/** Monday 2026-12-07 10:00 UTC. */
-const T0 = Date.UTC(2026, 11, 7, 10, 0, 0);
-const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
 const ERRORS = [{ name: 'error-rate', metric: 'error-rate', max: 1 }];
