@@ -113,15 +113,36 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   return { address, uiUrl, namespace, pid, stop };
 }
 
-/** A TCP port that was free a moment ago (bound to port 0, then released). */
-export function freePort(): Promise<number> {
+/**
+ * A TCP port that was free a moment ago, for a server that binds it a little later (another process, often). It is
+ * taken from below the range the system hands out on its own (Linux 32768-60999, macOS and Windows 49152-65535): a
+ * port from there could be given to any outgoing connection or `listen(0)` in between, and the server would then
+ * fail with EADDRINUSE (the demo test hit it in CI). Below 31000, so a port + 1000 (the dev server's derived UI
+ * port) stays out of that range too. After a few tries it takes whatever port 0 gives. `random` for tests.
+ */
+export async function freePort(random: () => number = Math.random): Promise<number> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const port = FIXED_LOW + Math.floor(random() * (FIXED_HIGH - FIXED_LOW));
+    if ((await bindOnce(port)) !== undefined) return port;
+  }
+  const port = await bindOnce(0);
+  if (port === undefined) throw new Error(`no free TCP port on ${HOST}`);
+  return port;
+}
+const FIXED_LOW = 20_000;
+const FIXED_HIGH = 31_000;
+
+/** Binds `port` (0: any) on HOST and releases it; the port bound, or undefined when it is in use. */
+function bindOnce(port: number): Promise<number | undefined> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      err.code === 'EADDRINUSE' || err.code === 'EACCES' ? resolve(undefined) : reject(err),
+    );
+    server.listen(port, HOST, () => {
+      const bound = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(bound));
     });
   });
 }
