@@ -12,6 +12,7 @@ import type { WeightResult } from '../../activities/rollout-activities';
 import type { AlertKind, AlertSeverity } from '../alerts/events';
 import type { RolloutEnding, RolloutResult } from '../types';
 import { iso } from './context';
+import { applyWeight } from './state';
 import type { StepCommand, StepName } from './port';
 import type { AlertExtra, MachineCommand } from './transitions';
 import type { RolloutView } from './views';
@@ -305,11 +306,7 @@ export function recordAnswer(v: RolloutView, use: AnswerUse | 'driftCleared', an
       if (use === 'trafficBackWithCapacity' && (r as WeightResult).capacityNote) {
         s.capacityNote = (r as WeightResult).capacityNote;
       }
-      s.weight = 0;
-      if (r && typeof r === 'object') {
-        s.achievedWeight = r.current !== 0 ? r.current : undefined;
-        s.routingNote = r.note ?? (r.unverified ? `weight not verified: ${r.unverified}` : undefined);
-      }
+      applyWeight(s, 0, r);
       return;
     }
     case 'weightZero':

@@ -28,7 +28,7 @@ import type { WeightResult } from '../../activities/rollout-activities';
 import { ALERT_FLUSH_MS, RETRY_PAUSE_MS, errorMessage, iso, type RolloutContext } from './context';
 import { ResolvedByHand } from './errors';
 import type { RolloutPort, Scope } from './port';
-import { carryOver, type RolloutState } from './state';
+import { applyWeight, carryOver, type RolloutState } from './state';
 import { rolloutStatus } from './status';
 import {
   transition,
@@ -381,12 +381,7 @@ export class RolloutMachine extends RolloutView {
 
   /** Records what the router did: the achieved weight where it differs, and what it could not do. */
   applyWeight(weight: number, r: WeightResult | undefined | null): void {
-    const s = this.s;
-    s.weight = weight;
-    if (r && typeof r === 'object') {
-      s.achievedWeight = r.current !== weight ? r.current : undefined;
-      s.routingNote = r.note ?? (r.unverified ? `weight not verified: ${r.unverified}` : undefined);
-    }
+    applyWeight(this.s, weight, r);
   }
 
   async shift(weight: number, why: string, opts: { restoring?: boolean } = {}): Promise<void> {

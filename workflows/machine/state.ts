@@ -1,6 +1,7 @@
 // The rollout's state: everything a run needs to resume where the previous one stopped. It crosses
 // continue-as-new as the workflow input's `carried` field, so its JSON is in recorded histories: reading must accept
 // every shape an older run carried, and changes to it bump CARRIED_SCHEMA_VERSION with a step in migrateCarried.
+import type { WeightResult } from '../../activities/rollout-activities';
 import type { FleetFreeze, SlotPlace } from '../fleet-model';
 import type { LoadRun } from '../plan-load';
 import type { GivenApproval } from '../approval-policy';
@@ -241,4 +242,16 @@ export function migrateCarried(carried: unknown): RolloutState | undefined {
 /** The state the next run starts from: this one's, one run later, in the current shape. */
 export function carryOver(s: RolloutState): RolloutState {
   return { ...s, schemaVersion: CARRIED_SCHEMA_VERSION, run: s.run + 1 };
+}
+
+/**
+ * The weight this rollout has set, and what the router said it did: the weight it reached when that differs (status
+ * shows both), and its note (or why the weight could not be verified).
+ */
+export function applyWeight(s: RolloutState, weight: number, r: WeightResult | undefined | null): void {
+  s.weight = weight;
+  if (r && typeof r === 'object') {
+    s.achievedWeight = r.current !== weight ? r.current : undefined;
+    s.routingNote = r.note ?? (r.unverified ? `weight not verified: ${r.unverified}` : undefined);
+  }
 }
